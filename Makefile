@@ -1,0 +1,38 @@
+# mlserver-lab: every target sets up .venv itself (idempotent, keyed on requirements.txt).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha1sum | cut -c1-12)
+WEIGHTS := weights/tinyvit.safetensors
+LAB_HOST ?= 127.0.0.1
+LAB_PORT ?= 8888
+
+.PHONY: lab test weights release bench venv clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -qq --upgrade pip
+	$(PY) -m pip install -qq -r requirements.txt
+	$(PY) -m pip install -qq --no-deps --no-build-isolation -e .
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+# Pretrained weights when the hub is reachable; otherwise a random checkpoint, with a loud warning.
+$(WEIGHTS): | $(STAMP)
+	$(PY) -m labkit.weights prepare --allow-random
+
+weights: $(STAMP)
+	$(PY) -m labkit.weights prepare --allow-random
+
+lab: $(STAMP) $(WEIGHTS)
+	@echo "JupyterLab on http://$(LAB_HOST):$(LAB_PORT)/lab (the token is in the URL printed below)"
+	$(VENV)/bin/jupyter lab --no-browser --ip=$(LAB_HOST) --port=$(LAB_PORT) --notebook-dir=notebooks
+
+test: $(STAMP) $(WEIGHTS)
+	$(PY) -m pytest tests
+
+
+clean:
+	rm -rf $(VENV) weights

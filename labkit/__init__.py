@@ -1,0 +1,1 @@
+"""labkit: the helpers the mlserver-lab notebooks import (one module, one job)."""

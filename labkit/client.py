@@ -1,0 +1,117 @@
+"""Build Open Inference Protocol requests for TinyViT and call the server.
+
+Two ways to send images, both with a leading batch axis:
+
+* pixels: ``pixels_request(images)`` -> UINT8 ``[N, H, W, 3]`` via ``NumpyCodec``
+  (what the course text sends; large, and one image size per batch);
+* files: ``files_request(jpegs)`` -> BYTES ``[N]`` of PNG/JPEG files, base64 in
+  JSON (compact, and images of different sizes can share a batch).
+
+``infer`` posts over REST, ``infer_grpc`` over gRPC; both return the decoded
+output as a NumPy array and turn an error answer into ``InferenceFailed`` with
+the server's own message.
+"""
+
+import io
+from pathlib import Path
+
+import numpy as np
+import requests
+from mlserver.codecs import Base64Codec, NumpyCodec
+from mlserver.types import InferenceRequest, InferenceResponse
+from PIL import Image
+
+from .weights import REPO_ROOT
+
+INPUT_NAME = "payload"
+CAT = REPO_ROOT / "imgs" / "cat.jpg"
+
+
+class InferenceFailed(RuntimeError):
+    def __init__(self, status: int, message: str):
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+def load_image(path=CAT, size=None) -> np.ndarray:
+    """An RGB image as a uint8 ``[H, W, 3]`` array, optionally resized to ``(W, H)``."""
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        if size is not None:
+            image = image.resize(size)
+        return np.asarray(image)
+
+
+def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
+    """JPEG file bytes for a uint8 ``[H, W, 3]`` image."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def pixels_request(images) -> InferenceRequest:
+    """UINT8 pixels ``[N, H, W, 3]``; accepts a list of same-size images or an array."""
+    batch = np.stack(list(images)) if not isinstance(images, np.ndarray) else images
+    if batch.ndim != 4:
+        raise ValueError(f"expected [N, H, W, 3] images, got shape {batch.shape}; add a batch axis with image[None]")
+    return InferenceRequest(inputs=[NumpyCodec.encode_input(INPUT_NAME, batch.astype(np.uint8))])
+
+
+def files_request(files) -> InferenceRequest:
+    """BYTES ``[N]`` of encoded image files (any sizes), base64 in JSON."""
+    files = [bytes(data) for data in files]
+    return InferenceRequest(inputs=[Base64Codec.encode_input(INPUT_NAME, files, use_bytes=False)])
+
+
+def request_body(request: InferenceRequest) -> bytes:
+    """The JSON body for ``request`` (``model_dump_json``: ``.dict()`` is deprecated)."""
+    return request.model_dump_json(exclude_none=True).encode()
+
+
+def infer(url: str, request: InferenceRequest, output: str = None, session=None, timeout=60) -> np.ndarray:
+    """POST ``request`` to an ``.../infer`` URL; return the (first or named) output."""
+    http = session or requests
+    answer = http.post(url, data=request_body(request), timeout=timeout,
+                       headers={"Content-Type": "application/json"})
+    return decode_output(_checked(answer).json(), output)
+
+
+def decode_output(response_json: dict, output: str = None) -> np.ndarray:
+    """One output of a JSON inference response as a NumPy array of its shape."""
+    response = InferenceResponse.model_validate(response_json)
+    chosen = next((o for o in response.outputs if output in (None, o.name)), None)
+    if chosen is None:
+        raise KeyError(f"no output {output!r} in {[o.name for o in response.outputs]}")
+    if chosen.datatype == "BYTES":
+        data = getattr(chosen.data, "root", chosen.data)
+        return np.array([d.decode() if isinstance(d, bytes) else d for d in data], dtype=object).reshape(chosen.shape)
+    return NumpyCodec.decode_output(chosen)
+
+
+def _checked(answer: requests.Response) -> requests.Response:
+    if answer.status_code != 200:
+        try:
+            message = answer.json().get("error") or answer.text
+        except ValueError:
+            message = answer.text
+        raise InferenceFailed(answer.status_code, message)
+    return answer
+
+
+def infer_grpc(address: str, model: str, request: InferenceRequest, output: str = None,
+               timeout=60) -> np.ndarray:
+    """The same inference over gRPC (``address`` is ``host:port``)."""
+    import grpc
+    from mlserver.grpc import dataplane_pb2_grpc
+    from mlserver.grpc.converters import ModelInferRequestConverter, ModelInferResponseConverter
+
+    message = ModelInferRequestConverter.from_types(request, model_name=model, model_version=None)
+    with grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 << 20)]) as channel:
+        stub = dataplane_pb2_grpc.GRPCInferenceServiceStub(channel)
+        try:
+            reply = stub.ModelInfer(message, timeout=timeout)
+        except grpc.RpcError as error:
+            raise InferenceFailed(error.code().value[0], error.details()) from None
+    response = ModelInferResponseConverter.to_types(reply)
+    return decode_output(response.model_dump(), output)

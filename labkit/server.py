@@ -1,0 +1,381 @@
+"""Run MLServer as a managed subprocess from a notebook or a test.
+
+    with ModelServer("tinyvit", max_batch_size=8, max_batch_time=0.01) as server:
+        requests.get(server.model_url)
+
+The student's model folder is never modified: the server runs a copy in a
+temporary folder with the overrides applied, bound to 127.0.0.1, on the default
+ports when free and on free ports otherwise. Start-up waits on
+``/v2/models/<name>/ready`` (``/v2/health/ready`` says 200 even after a failed
+load). The server is stopped by ``stop()``, by the ``with`` block, at
+interpreter exit, and (Linux) when its parent process dies. A server left behind
+by a killed kernel is found through its pid file and stopped before the next
+start.
+"""
+
+import atexit
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from .weights import REPO_ROOT
+
+DEFAULT_PORTS = {"http_port": 8080, "grpc_port": 8081, "metrics_port": 8082}
+PID_DIR = Path(tempfile.gettempdir()) / "mlserver-lab-pids"
+LOAD_FAILED_MARK = "Couldn't load model"
+_running = set()
+
+
+class ServerStartError(RuntimeError):
+    """MLServer did not get the model ready; the message ends with its log."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class ModelServer:
+    """One MLServer process serving one model folder.
+
+    Overrides (``None`` keeps the folder's own setting): ``parallel_workers``,
+    ``max_batch_size`` and ``max_batch_time`` (adaptive batching, a
+    model-settings field), ``weights`` (a checkpoint path, becomes
+    ``parameters.uri``), ``extra`` (merged into ``parameters.extra``), ``env``
+    (extra environment variables) and the three ports.
+    """
+
+    def __init__(self, model_dir="tinyvit", *, parallel_workers=None, max_batch_size=None,
+                 max_batch_time=None, weights=None, extra=None, env=None,
+                 http_port=None, grpc_port=None, metrics_port=None):
+        self.model_dir = _resolve(model_dir)
+        if not (self.model_dir / "model-settings.json").is_file():
+            raise FileNotFoundError(f"{self.model_dir} has no model-settings.json")
+        self.model_settings = json.loads((self.model_dir / "model-settings.json").read_text())
+        self.name = self.model_settings["name"]
+        self.parallel_workers = parallel_workers
+        self.max_batch_size = max_batch_size
+        self.max_batch_time = max_batch_time
+        self.weights = weights
+        self.extra = dict(extra or {})
+        self.env = dict(env or {})
+        self.ports = {"http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port}
+        self.process = None
+        self.run_dir = None
+
+    # ----------------------------------------------------------- addresses
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['http_port']}"
+
+    @property
+    def grpc_address(self) -> str:
+        return f"127.0.0.1:{self.ports['grpc_port']}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['metrics_port']}/metrics"
+
+    @property
+    def model_url(self) -> str:
+        return f"{self.http_url}/v2/models/{self.name}"
+
+    @property
+    def infer_url(self) -> str:
+        return f"{self.model_url}/infer"
+
+    @property
+    def docs_url(self) -> str:
+        return f"{self.http_url}/v2/docs"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    @property
+    def log(self) -> str:
+        """Everything the server has printed so far."""
+        if self.run_dir is None or not (self.run_dir / "server.log").exists():
+            return ""
+        return (self.run_dir / "server.log").read_text(errors="replace")
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.splitlines()[-lines:])
+
+    @property
+    def settings(self) -> dict:
+        """The settings the server runs with: workers, batching, ports."""
+        return {
+            "parallel_workers": self._effective_workers(),
+            "max_batch_size": self.max_batch_size or self.model_settings.get("max_batch_size", 0),
+            "max_batch_time": self.max_batch_time or self.model_settings.get("max_batch_time", 0),
+            **self.ports,
+        }
+
+    def __repr__(self) -> str:
+        state = f"running on {self.http_url}" if self.running else "stopped"
+        knobs = ", ".join(f"{key}={self.settings[key]}" for key in
+                          ("parallel_workers", "max_batch_size", "max_batch_time"))
+        return f"<ModelServer {self.name!r} {state} ({knobs})>"
+
+    # ----------------------------------------------------------- lifecycle
+    def start(self, timeout: float = 180, progress: bool = True) -> "ModelServer":
+        """Start the server and wait until the model is ready."""
+        if self.running:
+            return self
+        stop_orphans()
+        self._choose_ports()
+        self.run_dir = Path(tempfile.mkdtemp(prefix=f"mlserver-lab-{self.name}-"))
+        self._write_run_copy(self.run_dir / "model")
+        log_file = open(self.run_dir / "server.log", "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mlserver.cli.main", "start", str(self.run_dir / "model")],
+            cwd=self.run_dir, stdout=log_file, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, env=self._environment(),
+            start_new_session=True, preexec_fn=_die_with_parent,
+        )
+        log_file.close()
+        _running.add(self)
+        _write_pid_file(self.process.pid)
+        try:
+            self._wait_until_ready(timeout, progress)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout: float = 15) -> None:
+        """SIGTERM to the server's process group, SIGKILL after ``timeout`` s."""
+        _running.discard(self)
+        if self.process is None:
+            return
+        _stop_group(self.process.pid, timeout, self.process)
+        _remove_pid_file(self.process.pid)
+
+    def restart(self, **overrides) -> "ModelServer":
+        """Stop, apply overrides (same names as the constructor), start again."""
+        self.stop()
+        for key, value in overrides.items():
+            if key in self.ports:
+                self.ports[key] = value
+            elif key in ("extra", "env"):
+                setattr(self, key, dict(value or {}))
+            elif hasattr(self, key) and key not in ("name", "model_dir"):
+                setattr(self, key, value)
+            else:
+                raise TypeError(f"unknown override {key!r}")
+        return self.start()
+
+    def __enter__(self) -> "ModelServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ----------------------------------------------------------- internals
+    def _effective_workers(self):
+        if self.parallel_workers is not None:
+            return self.parallel_workers
+        settings_file = self.model_dir / "settings.json"
+        settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
+        return settings.get("parallel_workers", 1)
+
+    def _choose_ports(self) -> None:
+        taken = set()
+        for key, default in DEFAULT_PORTS.items():
+            port = self.ports[key]
+            if port is None or port == 0 or not port_is_free(port):
+                port = default if self.ports[key] is None and port_is_free(default) else free_port()
+            while port in taken:
+                port = free_port()
+            taken.add(port)
+            self.ports[key] = port
+
+    def _write_run_copy(self, target: Path) -> None:
+        shutil.copytree(self.model_dir, target, ignore=shutil.ignore_patterns("__pycache__", ".*"))
+        model_settings = dict(self.model_settings)
+        parameters = dict(model_settings.get("parameters") or {})
+        uri = self.weights or parameters.get("uri")
+        if uri:
+            # Resolve against the student's folder, not the run copy.
+            parameters["uri"] = str((self.model_dir / uri).resolve())
+        if self.extra:
+            parameters["extra"] = {**(parameters.get("extra") or {}), **self.extra}
+        if parameters:
+            model_settings["parameters"] = parameters
+        for key in ("max_batch_size", "max_batch_time"):
+            if getattr(self, key) is not None:
+                model_settings[key] = getattr(self, key)
+        (target / "model-settings.json").write_text(json.dumps(model_settings, indent=2))
+
+        settings_file = self.model_dir / "settings.json"
+        settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
+        settings.update(self.ports, host="127.0.0.1")  # gRPC binds to `host` too
+        settings.setdefault("debug", False)
+        if self.parallel_workers is not None:
+            settings["parallel_workers"] = self.parallel_workers
+        (target / "settings.json").write_text(json.dumps(settings, indent=2))
+
+    def _environment(self) -> dict:
+        env = {key: value for key, value in os.environ.items() if not key.startswith("MLSERVER_")}
+        env.update(self.env)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def _wait_until_ready(self, timeout: float, progress: bool) -> None:
+        from tqdm.auto import tqdm
+
+        ready_url = f"{self.model_url}/ready"
+        deadline = time.monotonic() + timeout
+        bar = tqdm(total=int(timeout), desc=f"starting {self.name}", unit="s",
+                   disable=not progress, leave=False,
+                   bar_format="{desc}: {elapsed} (timeout {total}s)")
+        try:
+            while True:
+                if self.process.poll() is not None:
+                    raise self._start_error(f"MLServer exited with code {self.process.returncode}")
+                if LOAD_FAILED_MARK in self.log:
+                    raise self._start_error(f"MLServer could not load model {self.name!r}")
+                try:
+                    if requests.get(ready_url, timeout=2).status_code == 200:
+                        return
+                except requests.RequestException:
+                    pass
+                if time.monotonic() > deadline:
+                    raise self._start_error(f"model {self.name!r} not ready after {timeout:.0f} s")
+                time.sleep(0.25)
+                bar.n = int(timeout - (deadline - time.monotonic()))
+                bar.refresh()
+        finally:
+            bar.close()
+
+    def _start_error(self, reason: str) -> ServerStartError:
+        return ServerStartError(f"{reason}. Last lines of the server log:\n{self.log_tail()}")
+
+
+def _resolve(model_dir) -> Path:
+    path = Path(model_dir)
+    if not path.is_absolute() and not path.exists() and (REPO_ROOT / path).exists():
+        path = REPO_ROOT / path
+    return path.resolve()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the parent dies (Linux only)."""
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _stop_group(pid: int, timeout: float, process=None) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None and not _group_alive(pid):
+            return
+        if process is None and not _group_alive(pid):
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    if process is not None:
+        process.wait(5)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie leader still counts: check /proc for live members.
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                return True
+    return False
+
+
+def _write_pid_file(pid: int) -> None:
+    PID_DIR.mkdir(exist_ok=True)
+    (PID_DIR / f"{pid}.json").write_text(json.dumps({"pid": pid, "parent": os.getpid()}))
+
+
+def _remove_pid_file(pid: int) -> None:
+    (PID_DIR / f"{pid}.json").unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_orphans() -> list:
+    """Stop lab servers whose parent (a kernel, a test run) has died; return their pids."""
+    stopped = []
+    if not PID_DIR.is_dir():
+        return stopped
+    for pid_file in PID_DIR.glob("*.json"):
+        try:
+            record = json.loads(pid_file.read_text())
+        except (OSError, ValueError):
+            pid_file.unlink(missing_ok=True)
+            continue
+        pid, parent = record["pid"], record["parent"]
+        if _alive(parent) and parent != os.getpid():
+            continue
+        if parent == os.getpid() and any(s.process and s.process.pid == pid for s in _running):
+            continue
+        if _alive(pid) and _is_mlserver(pid):
+            _stop_group(pid, timeout=10)
+            stopped.append(pid)
+        pid_file.unlink(missing_ok=True)
+    return stopped
+
+
+def _is_mlserver(pid: int) -> bool:
+    try:
+        return b"mlserver" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+@atexit.register
+def _stop_all() -> None:
+    for server in list(_running):
+        server.stop()

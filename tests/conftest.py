@@ -1,0 +1,67 @@
+"""Shared fixtures: a deterministic random checkpoint, the in-process reference
+model, and real MLServer processes on free loopback ports."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from labkit import weights
+from labkit.client import CAT, load_image
+from labkit.server import ModelServer
+
+REPO = Path(__file__).resolve().parent.parent
+FREE_PORTS = {"http_port": 0, "grpc_port": 0, "metrics_port": 0}
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory) -> Path:
+    return weights.write_random_checkpoint(tmp_path_factory.mktemp("weights") / "tinyvit.safetensors")
+
+
+class Reference:
+    """The in-process TinyViT with the servers' checkpoint: the expected answers."""
+
+    def __init__(self, path):
+        self.model = weights.load_model(path)
+        self.transform = weights.preprocess(self.model)
+
+    def probabilities(self, images) -> np.ndarray:
+        batch = torch.stack([self.transform(Image.fromarray(image)) for image in images])
+        with torch.inference_mode():
+            return self.model(batch).softmax(dim=-1).numpy()
+
+
+@pytest.fixture(scope="session")
+def reference(checkpoint) -> Reference:
+    return Reference(checkpoint)
+
+
+@pytest.fixture(scope="session")
+def cat() -> np.ndarray:
+    return load_image(CAT)
+
+
+def start_server(checkpoint, **overrides) -> ModelServer:
+    return ModelServer("tinyvit", weights=checkpoint, **FREE_PORTS, **overrides).start(progress=False)
+
+
+@pytest.fixture(scope="module")
+def server(checkpoint):
+    """TinyViT as the model folder configures it (one worker, no batching)."""
+    server = start_server(checkpoint)
+    yield server
+    server.stop()
+
+
+def load_service_module():
+    """tinyvit/serve-model.py imported as a module (its name has a dash)."""
+    spec = importlib.util.spec_from_file_location("serve_model", REPO / "tinyvit" / "serve-model.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("serve_model", module)
+    spec.loader.exec_module(module)
+    return module
