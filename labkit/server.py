@@ -270,7 +270,21 @@ class ModelServer:
             bar.close()
 
     def _start_error(self, reason: str) -> ServerStartError:
-        return ServerStartError(f"{reason}. Last lines of the server log:\n{self.log_tail()}")
+        cause = last_exception(self.log)
+        cause = f"\nCause: {cause}" if cause else ""
+        return ServerStartError(f"{reason}.{cause}\nLast lines of the server log:\n{self.log_tail()}")
+
+
+def last_exception(log: str) -> str:
+    """The exception line(s) that end the last traceback in ``log``, or ''."""
+    lines = log.splitlines()
+    starts = [index for index, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
+    if not starts:
+        return ""
+    for line in lines[starts[-1] + 1:]:
+        if line and not line.startswith(" "):
+            return line
+    return ""
 
 
 def _resolve(model_dir) -> Path:

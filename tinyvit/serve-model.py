@@ -25,13 +25,14 @@ import timm
 import torch
 from mlserver import MLModel
 from mlserver.codecs import Base64Codec, NumpyCodec
-from mlserver.errors import MLServerError
+from mlserver.errors import InvalidModelURI, MLServerError
 from mlserver.types import InferenceRequest, InferenceResponse, RequestInput
 from mlserver.utils import get_model_uri
 from PIL import Image
 from timm.data import create_transform, resolve_data_config
 
 ARCHITECTURE = "tiny_vit_5m_224.dist_in22k"
+CHECKPOINT_NAMES = ["tinyvit.safetensors", "model.safetensors", "tinyvit.pth", "pytorch_model.bin"]
 INPUT_NAME = "payload"
 OUTPUT_NAME = "probabilities"
 MAX_IMAGES = 64
@@ -105,9 +106,13 @@ class TinyViTModel(MLModel):
     async def _build_model(self, extra: dict) -> torch.nn.Module:
         """Weights from ``parameters.uri``, else the hub cache, else (only if
         explicitly allowed) random weights; otherwise a clear error."""
-        uri = self.settings.parameters.uri if self.settings.parameters else None
-        if uri:
-            path = await get_model_uri(self.settings)
+        # MLServer sets parameters.uri to the model folder when it is missing:
+        # a folder means "look for a checkpoint file in it".
+        try:
+            path = await get_model_uri(self.settings, wellknown_filenames=CHECKPOINT_NAMES)
+        except InvalidModelURI as error:
+            raise RuntimeError(f"{error}: no such file. {HOW_TO_GET_WEIGHTS}") from None
+        if os.path.isfile(path):
             model = timm.create_model(ARCHITECTURE, pretrained=False)
             timm.models.load_checkpoint(model, path)
             _warn_if_random(path)
@@ -125,7 +130,7 @@ class TinyViTModel(MLModel):
             torch.manual_seed(0)
             return timm.create_model(ARCHITECTURE, pretrained=False)
         raise RuntimeError(
-            f"No TinyViT weights: parameters.uri is not set and the hub failed "
+            f"No TinyViT weights: no checkpoint at parameters.uri ({path}) and the hub failed "
             f"({type(hub_error).__name__}: {hub_error}). {HOW_TO_GET_WEIGHTS}"
         )
 

@@ -1,0 +1,119 @@
+"""labkit.server: run copy, ports, readiness, errors, and no process left behind."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import requests
+
+from labkit import server as server_module
+from labkit.server import ModelServer, ServerStartError, port_is_free
+from tests.conftest import FREE_PORTS, REPO
+
+pytestmark = pytest.mark.slow
+
+
+def folder_digest(folder):
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_overrides_reach_the_server_without_touching_the_students_folder(checkpoint):
+    before = folder_digest(REPO / "tinyvit")
+    with ModelServer("tinyvit", weights=checkpoint, parallel_workers=0, max_batch_size=4,
+                     max_batch_time=0.01, **FREE_PORTS) as server:
+        run_copy = json.loads((server.run_dir / "model" / "model-settings.json").read_text())
+        assert run_copy["max_batch_size"] == 4 and run_copy["max_batch_time"] == 0.01
+        run_settings = json.loads((server.run_dir / "model" / "settings.json").read_text())
+        assert run_settings["host"] == "127.0.0.1" and run_settings["parallel_workers"] == 0
+        assert requests.get(f"{server.http_url}/v2/health/ready", timeout=5).status_code == 200
+        assert "max_batch_size=4" in repr(server) and "running" in repr(server)
+        ports = [server.ports[key] for key in ("http_port", "grpc_port", "metrics_port")]
+        assert len(set(ports)) == 3
+        assert not any(port_is_free(port) for port in ports[:2])
+    assert folder_digest(REPO / "tinyvit") == before
+    assert "stopped" in repr(server)
+    assert all(port_is_free(port) for port in ports)
+
+
+def test_taken_default_port_is_replaced_by_a_free_one(checkpoint):
+    with ModelServer("tinyvit", weights=checkpoint, parallel_workers=0, http_port=0) as first:
+        taken = first.ports["http_port"]
+        second = ModelServer("tinyvit", weights=checkpoint, parallel_workers=0, http_port=taken,
+                             grpc_port=0, metrics_port=0)
+        with second:
+            assert second.ports["http_port"] != taken
+            assert requests.get(f"{second.model_url}/ready", timeout=5).status_code == 200
+
+
+def test_a_failed_load_raises_with_the_log_tail(tmp_path, checkpoint):
+    broken = ModelServer("tinyvit", weights=tmp_path / "missing.safetensors", parallel_workers=0, **FREE_PORTS)
+    started = time.monotonic()
+    with pytest.raises(ServerStartError, match="Last lines of the server log") as caught:
+        broken.start(timeout=120, progress=False)
+    assert "Cause: RuntimeError: Invalid URI" in str(caught.value)
+    assert "labkit.weights download" in str(caught.value)
+    assert time.monotonic() - started < 60, "a failed load must not wait for the timeout"
+    assert not broken.running
+
+
+CHILD = textwrap.dedent("""
+    import sys, time
+    from labkit.server import ModelServer
+    server = ModelServer("tinyvit", weights=sys.argv[1], parallel_workers=1,
+                         http_port=0, grpc_port=0, metrics_port=0).start(progress=False)
+    print(server.process.pid, flush=True)
+    time.sleep(600)
+""")
+
+
+def group_alive(pgid):
+    return server_module._group_alive(pgid)
+
+
+def test_a_killed_parent_leaves_no_server_running(checkpoint):
+    parent = subprocess.Popen([sys.executable, "-c", CHILD, str(checkpoint)], stdout=subprocess.PIPE,
+                              cwd=REPO, text=True)
+    try:
+        server_pid = int(parent.stdout.readline())
+        assert group_alive(server_pid)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 30
+        while group_alive(server_pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not group_alive(server_pid), "MLServer outlived its parent"
+    finally:
+        parent.kill()
+
+
+def test_stop_orphans_stops_a_server_whose_parent_is_gone(checkpoint, tmp_path):
+    # A server started without the parent-death signal (another OS, a detached
+    # process): only its pid file can find it.
+    run = ModelServer("tinyvit", weights=checkpoint, parallel_workers=0, **FREE_PORTS)
+    run._choose_ports()
+    run.run_dir = tmp_path
+    run._write_run_copy(tmp_path / "model")
+    orphan = subprocess.Popen([sys.executable, "-m", "mlserver.cli.main", "start", str(tmp_path / "model")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    dead_parent = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead_parent.wait()
+    server_module.PID_DIR.mkdir(exist_ok=True)
+    (server_module.PID_DIR / f"{orphan.pid}.json").write_text(
+        json.dumps({"pid": orphan.pid, "parent": dead_parent.pid}))
+    try:
+        assert orphan.pid in server_module.stop_orphans()
+        orphan.wait(20)
+        assert not group_alive(orphan.pid)
+    finally:
+        if orphan.poll() is None:
+            os.killpg(orphan.pid, signal.SIGKILL)

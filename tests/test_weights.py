@@ -1,0 +1,79 @@
+"""Weights policy: uri (.safetensors, .pth), the clear error, explicit random weights."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from labkit import weights
+from labkit.client import infer, pixels_request
+from labkit.server import ModelServer, ServerStartError
+from tests.conftest import FREE_PORTS, REPO, start_server
+from tests.test_service import assert_same
+
+QUICK = {"parallel_workers": 0, **FREE_PORTS}
+
+
+def test_random_checkpoint_is_deterministic_and_marked(tmp_path):
+    first = weights.write_random_checkpoint(tmp_path / "a.safetensors", seed=3)
+    second = weights.write_random_checkpoint(tmp_path / "b.safetensors", seed=3)
+    assert weights.is_random(first)
+    first_state, second_state = load_file(first), load_file(second)
+    assert first_state.keys() == second_state.keys()
+    assert all(torch.equal(first_state[name], second_state[name]) for name in first_state)
+
+
+def test_labels_come_from_timm_imagenet22k():
+    labels = weights.labels()
+    assert len(labels) == 21841
+    assert any("tabby" in label for label in labels)
+
+
+def test_load_model_without_checkpoint_says_how_to_get_one(tmp_path):
+    with pytest.raises(weights.WeightsNotFound, match="make weights"):
+        weights.load_model(tmp_path / "missing.safetensors")
+
+
+@pytest.mark.slow
+def test_pth_checkpoint_through_uri(tmp_path, checkpoint, reference, cat):
+    pth = tmp_path / "tinyvit.pth"
+    torch.save(weights.load_model(checkpoint).state_dict(), pth)
+    with ModelServer("tinyvit", weights=pth, **QUICK) as server:
+        assert_same(infer(server.infer_url, pixels_request([cat])), reference.probabilities([cat]))
+
+
+def model_folder_without_uri(tmp_path):
+    folder = tmp_path / "tinyvit"
+    shutil.copytree(REPO / "tinyvit", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    settings = json.loads((folder / "model-settings.json").read_text())
+    settings.pop("parameters")
+    (folder / "model-settings.json").write_text(json.dumps(settings))
+    return folder
+
+
+@pytest.mark.slow
+def test_no_weights_and_random_not_allowed_gives_a_clear_error(tmp_path):
+    server = ModelServer(model_folder_without_uri(tmp_path), **QUICK,
+                         env={"TINYVIT_ALLOW_RANDOM_WEIGHTS": "", "HF_HOME": str(tmp_path / "hf")})
+    with pytest.raises(ServerStartError) as caught:
+        server.start(timeout=120, progress=False)
+    assert "labkit.weights download" in str(caught.value)
+    assert not server.running
+
+
+@pytest.mark.slow
+def test_random_weights_only_when_asked_and_loudly(tmp_path, cat):
+    server = ModelServer(model_folder_without_uri(tmp_path), **QUICK,
+                         extra={"allow_random_weights": True}, env={"HF_HOME": str(tmp_path / "hf")})
+    with server:
+        assert infer(server.infer_url, pixels_request([cat])).shape == (1, 21841)
+        assert "RANDOM weights" in server.log
+
+
+@pytest.mark.slow
+def test_random_checkpoint_through_uri_is_announced_in_the_log(checkpoint):
+    with start_server(checkpoint, parallel_workers=0) as server:
+        assert "RANDOM weights" in server.log
