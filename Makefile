@@ -7,7 +7,7 @@ WEIGHTS := weights/tinyvit.safetensors
 LAB_HOST ?= 127.0.0.1
 LAB_PORT ?= 8888
 
-.PHONY: lab test weights release bench venv clean
+.PHONY: lab test weights notebooks release bench venv clean
 
 venv: $(STAMP)
 
@@ -30,8 +30,19 @@ lab: $(STAMP) $(WEIGHTS)
 	@echo "JupyterLab on http://$(LAB_HOST):$(LAB_PORT)/lab (the token is in the URL printed below)"
 	$(VENV)/bin/jupyter lab --no-browser --ip=$(LAB_HOST) --port=$(LAB_PORT) --notebook-dir=notebooks
 
+# Runs the unit and live-server tests, then every solution notebook under nbval (quick mode).
 test: $(STAMP) $(WEIGHTS)
 	$(PY) -m pytest tests
+	LAB_QUICK=1 $(PY) -m pytest --nbval-lax -p no:cacheprovider notebooks/solutions
+
+# Regenerate solution notebooks (with outputs) from notebooks/source/*.py; NB=01_first_service for one.
+notebooks: $(STAMP) $(WEIGHTS)
+	LAB_QUICK=1 $(PY) -m labkit.notebooks build $(NB)
+	$(PY) -m labkit.notebooks release --force
+
+# Student versions into notebooks/ with nbgrader; FORCE=1 overwrites notebooks changed since the last release.
+release: $(STAMP)
+	$(PY) -m labkit.notebooks release $(if $(FORCE),--force)
 
 
 clean:

@@ -1,0 +1,187 @@
+"""Build, execute and release the lab's notebooks.
+
+The notebooks are written as plain Python files in ``notebooks/source/``
+(reviewable diffs), one cell per ``# %%`` marker:
+
+    # %% [markdown]            prose; each line starts with "# "
+    # %%                       code
+    # %% solution id=top5      an nbgrader solution cell (### BEGIN/END SOLUTION inside)
+    # %% tests id=top5 points=3
+                               an nbgrader autograded test cell worth 3 points
+
+``python -m labkit.notebooks build`` turns them into the solution notebooks in
+``notebooks/solutions/`` and executes them there, so that the committed
+solutions carry the outputs nbval checks. ``python -m labkit.notebooks release``
+generates the student versions in ``notebooks/`` with nbgrader.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+from .weights import REPO_ROOT
+
+NOTEBOOKS = REPO_ROOT / "notebooks"
+SOURCES = NOTEBOOKS / "source"
+SOLUTIONS = NOTEBOOKS / "solutions"
+MANIFEST_NAME = ".release-manifest.json"  # digests of what was released, per notebook
+ASSIGNMENT = "mlserver-lab"
+CELL_MARK = re.compile(r"^# %%(?P<rest>.*)$")
+
+
+def parse_source(text: str) -> nbformat.NotebookNode:
+    """A notebook from the ``# %%`` source format described above."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    }
+    header, lines = None, []
+    for line in text.splitlines() + ["# %% end"]:
+        match = CELL_MARK.match(line)
+        if not match:
+            lines.append(line)
+            continue
+        if header is not None:
+            cell = _make_cell(header, lines)
+            cell.id = f"cell-{len(notebook.cells):03d}"  # stable ids: rebuilding gives the same notebook
+            notebook.cells.append(cell)
+        header, lines = match.group("rest").strip(), []
+    return notebook
+
+
+def _make_cell(header: str, lines: list) -> nbformat.NotebookNode:
+    body = "\n".join(lines).strip("\n")
+    if header.startswith("[markdown]"):
+        prose = "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in body.splitlines())
+        return nbformat.v4.new_markdown_cell(prose)
+    cell = nbformat.v4.new_code_cell(body)
+    words = dict(word.split("=", 1) for word in header.split()[1:] if "=" in word)
+    kind = header.split()[0] if header else ""
+    if kind == "solution":
+        cell.metadata["nbgrader"] = _nbgrader(words["id"], solution=True)
+    elif kind == "tests":
+        cell.metadata["nbgrader"] = _nbgrader(words["id"], grade=True, points=int(words["points"]))
+    elif kind:
+        raise ValueError(f"unknown cell kind {kind!r} in '# %% {header}'")
+    return cell
+
+
+def _nbgrader(grade_id: str, solution=False, grade=False, points=None) -> dict:
+    metadata = {"grade": grade, "grade_id": grade_id, "locked": grade, "schema_version": 3,
+                "solution": solution}
+    if points is not None:
+        metadata["points"] = points
+    return metadata
+
+
+def build(names=None, execute=True, timeout=900) -> list:
+    """Write (and execute) the solution notebooks from ``notebooks/source``."""
+    from nbconvert.preprocessors import ExecutePreprocessor
+
+    SOLUTIONS.mkdir(parents=True, exist_ok=True)
+    written = []
+    for source in sorted(SOURCES.glob("*.py")):
+        if names and source.stem not in names:
+            continue
+        notebook = parse_source(source.read_text())
+        target = SOLUTIONS / f"{source.stem}.ipynb"
+        if execute:
+            print(f"executing {source.stem} ...", flush=True)
+            ExecutePreprocessor(timeout=timeout, kernel_name="python3").preprocess(
+                notebook, {"metadata": {"path": str(SOLUTIONS)}})
+        _scrub(notebook)
+        nbformat.write(notebook, target)
+        written.append(target)
+    return written
+
+
+def _scrub(notebook) -> None:
+    """Drop execution metadata that changes on every run (keeps diffs small)."""
+    for cell in notebook.cells:
+        cell.metadata.pop("execution", None)
+
+
+def generate_student_versions(workdir: Path) -> Path:
+    """Run ``nbgrader generate_assignment`` on the solutions; return the release folder."""
+    source = workdir / "source" / ASSIGNMENT
+    source.mkdir(parents=True)
+    for notebook in sorted(SOLUTIONS.glob("*.ipynb")):
+        shutil.copy(notebook, source / notebook.name)
+    config = workdir / "nbgrader_config.py"
+    config.write_text(f"c = get_config()\nc.CourseDirectory.root = {str(workdir)!r}\n"
+                      "c.CourseDirectory.course_id = 'mlserver-lab'\n")
+    run_nbgrader(["generate_assignment", ASSIGNMENT, "--force"], workdir)
+    return workdir / "release" / ASSIGNMENT
+
+
+def run_nbgrader(arguments: list, workdir: Path) -> subprocess.CompletedProcess:
+    """Run nbgrader in ``workdir``; on failure raise with its own output."""
+    # nbgrader runs the `alembic` command: the virtualenv's bin must be on PATH.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    done = subprocess.run([sys.executable, "-m", "nbgrader", *arguments], cwd=workdir, env=env,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"nbgrader {' '.join(arguments)} failed:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def release(force=False, target=NOTEBOOKS) -> dict:
+    """Write the student versions into ``target``; never overwrite a changed file
+    unless ``force``. Returns {notebook name: "written" | "unchanged" | "kept (...)"}."""
+    target = Path(target)
+    manifest_file = target / MANIFEST_NAME
+    manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
+    report = {}
+    with tempfile.TemporaryDirectory() as workdir:
+        released = generate_student_versions(Path(workdir))
+        for notebook in sorted(released.glob("*.ipynb")):
+            destination = target / notebook.name
+            fresh = notebook.read_bytes()
+            if destination.exists():
+                current = _digest(destination.read_bytes())
+                if current == _digest(fresh):
+                    report[notebook.name] = "unchanged"
+                    continue
+                if current != manifest.get(notebook.name) and not force:
+                    report[notebook.name] = "kept (changed since the last release; use FORCE=1)"
+                    continue
+            destination.write_bytes(fresh)
+            manifest[notebook.name] = _digest(fresh)
+            report[notebook.name] = "written"
+    manifest_file.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return report
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m labkit.notebooks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["build", "release"])
+    parser.add_argument("names", nargs="*", help="build: only these notebooks (file stems)")
+    parser.add_argument("--no-execute", action="store_true")
+    parser.add_argument("--force", action="store_true", help="release: overwrite changed notebooks")
+    args = parser.parse_args(argv)
+    if args.command == "build":
+        for path in build(args.names, execute=not args.no_execute):
+            print(f"wrote {path.relative_to(REPO_ROOT)}")
+    else:
+        for name, outcome in release(force=args.force).items():
+            print(f"{name}: {outcome}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
