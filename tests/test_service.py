@@ -115,3 +115,12 @@ def test_request_body_uses_model_dump_json(cat):
     body = json.loads(request_body(files_request([encode_jpeg(cat)])))
     assert body["inputs"][0]["datatype"] == "BYTES"
     assert isinstance(body["inputs"][0]["data"][0], str)
+
+
+def test_batch_size_metric_counts_images_per_predict_call(server, cat):
+    infer(server.infer_url, pixels_request([cat, cat]))
+    metrics = requests.get(server.metrics_url, timeout=10).text
+    count = [line for line in metrics.splitlines() if line.startswith("tinyvit_batch_size_count")]
+    total = [line for line in metrics.splitlines() if line.startswith("tinyvit_batch_size_sum")]
+    assert count and total, "tinyvit_batch_size missing from /metrics"
+    assert float(total[0].split()[-1]) >= 2

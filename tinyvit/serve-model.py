@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import timm
 import torch
+import mlserver
 from mlserver import MLModel
 from mlserver.codecs import Base64Codec, NumpyCodec
 from mlserver.errors import InvalidModelURI, MLServerError
@@ -35,6 +36,7 @@ ARCHITECTURE = "tiny_vit_5m_224.dist_in22k"
 CHECKPOINT_NAMES = ["tinyvit.safetensors", "model.safetensors", "tinyvit.pth", "pytorch_model.bin"]
 INPUT_NAME = "payload"
 OUTPUT_NAME = "probabilities"
+BATCH_SIZE_METRIC = "tinyvit_batch_size"
 MAX_IMAGES = 64
 MAX_SIDE = 4096
 RANDOM_WEIGHTS_ENV = "TINYVIT_ALLOW_RANDOM_WEIGHTS"
@@ -63,10 +65,13 @@ class TinyViTModel(MLModel):
         self.model = await self._build_model(extra)
         self.model.eval()
         self.transform = create_transform(**resolve_data_config({}, model=self.model))
+        # Shown on /metrics (only with parallel_workers > 0: MLServer issue #1151).
+        mlserver.register(BATCH_SIZE_METRIC, "Images per predict() call, after adaptive batching")
         return True
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         images = decode_images(payload)
+        mlserver.log(**{BATCH_SIZE_METRIC: len(images)})
         probabilities = self.classify(images)
         return InferenceResponse(
             model_name=self.name,
