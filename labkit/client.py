@@ -70,23 +70,37 @@ def request_body(request: InferenceRequest) -> bytes:
 
 
 def infer(url: str, request: InferenceRequest, output: str = None, session=None, timeout=60) -> np.ndarray:
-    """POST ``request`` to an ``.../infer`` URL; return the (first or named) output."""
+    """POST ``request`` to an ``.../infer`` URL; return the first (or the named) output."""
+    return _pick(infer_outputs(url, request, session, timeout), output)
+
+
+def infer_outputs(url: str, request: InferenceRequest, session=None, timeout=60) -> dict:
+    """POST ``request``; return every output as ``{name: NumPy array}``."""
     http = session or requests
     answer = http.post(url, data=request_body(request), timeout=timeout,
                        headers={"Content-Type": "application/json"})
-    return decode_output(_checked(answer).json(), output)
+    return decode_outputs(_checked(answer).json())
 
 
-def decode_output(response_json: dict, output: str = None) -> np.ndarray:
-    """One output of a JSON inference response as a NumPy array of its shape."""
+def decode_outputs(response_json: dict) -> dict:
+    """The outputs of a JSON inference response as NumPy arrays of their shapes."""
     response = InferenceResponse.model_validate(response_json)
-    chosen = next((o for o in response.outputs if output in (None, o.name)), None)
-    if chosen is None:
-        raise KeyError(f"no output {output!r} in {[o.name for o in response.outputs]}")
-    if chosen.datatype == "BYTES":
-        data = getattr(chosen.data, "root", chosen.data)
-        return np.array([d.decode() if isinstance(d, bytes) else d for d in data], dtype=object).reshape(chosen.shape)
-    return NumpyCodec.decode_output(chosen)
+    return {output.name: _decode(output) for output in response.outputs}
+
+
+def _decode(output) -> np.ndarray:
+    if output.datatype == "BYTES":
+        data = getattr(output.data, "root", output.data)
+        return np.array([d.decode() if isinstance(d, bytes) else d for d in data], dtype=object).reshape(output.shape)
+    return NumpyCodec.decode_output(output)
+
+
+def _pick(outputs: dict, output: str = None) -> np.ndarray:
+    if output is None:
+        return next(iter(outputs.values()))
+    if output not in outputs:
+        raise KeyError(f"no output {output!r} in {list(outputs)}")
+    return outputs[output]
 
 
 def _checked(answer: requests.Response) -> requests.Response:
@@ -114,4 +128,4 @@ def infer_grpc(address: str, model: str, request: InferenceRequest, output: str 
         except grpc.RpcError as error:
             raise InferenceFailed(error.code().value[0], error.details()) from None
     response = ModelInferResponseConverter.to_types(reply)
-    return decode_output(response.model_dump(), output)
+    return _pick(decode_outputs(response.model_dump()), output)

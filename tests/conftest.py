@@ -7,8 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from PIL import Image
 
 from labkit import weights
 from labkit.client import CAT, load_image
@@ -23,22 +21,9 @@ def checkpoint(tmp_path_factory) -> Path:
     return weights.write_random_checkpoint(tmp_path_factory.mktemp("weights") / "tinyvit.safetensors")
 
 
-class Reference:
-    """The in-process TinyViT with the servers' checkpoint: the expected answers."""
-
-    def __init__(self, path):
-        self.model = weights.load_model(path)
-        self.transform = weights.preprocess(self.model)
-
-    def probabilities(self, images) -> np.ndarray:
-        batch = torch.stack([self.transform(Image.fromarray(image)) for image in images])
-        with torch.inference_mode():
-            return self.model(batch).softmax(dim=-1).numpy()
-
-
 @pytest.fixture(scope="session")
-def reference(checkpoint) -> Reference:
-    return Reference(checkpoint)
+def reference(checkpoint) -> weights.InProcessModel:
+    return weights.InProcessModel(checkpoint)
 
 
 @pytest.fixture(scope="session")

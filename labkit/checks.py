@@ -1,0 +1,110 @@
+"""Exercise checks with feedback.
+
+Each check compares what a student built with the in-process TinyViT (same
+checkpoint), prints a line per passed check, and raises :class:`CheckFailed`
+(an ``AssertionError``, so nbgrader counts it) that says what is wrong and how
+to fix it.
+"""
+
+import io
+
+import numpy as np
+
+from . import weights
+from .client import CAT, InferenceFailed, encode_jpeg, files_request, infer_outputs, load_image, pixels_request
+
+
+class CheckFailed(AssertionError):
+    def __init__(self, what: str, hint: str):
+        super().__init__(f"{what}\nHint: {hint}")
+
+
+def passed(message: str) -> None:
+    print(f"✔ {message}")
+
+
+def top_class_index(answer, checkpoint=weights.DEFAULT_CHECKPOINT) -> None:
+    """Notebook 02: ``answer`` is the index of the cat's most probable class."""
+    if not isinstance(answer, (int, np.integer)):
+        raise CheckFailed(f"top_index is {type(answer).__name__}, not an integer.",
+                          "np.argmax gives a NumPy integer; int(...) turns it into a Python int.")
+    expected = int(weights.in_process_model(checkpoint).probabilities([load_image(CAT)])[0].argmax())
+    if int(answer) != expected:
+        raise CheckFailed(f"top_index is {answer}, but the model's most probable class for the cat is another one.",
+                          "Take the argmax over the 21841 probabilities of the first (only) image: "
+                          "probabilities[0].argmax().")
+    passed(f"top_index {answer} is the cat's most probable class")
+
+
+def top5_service(server, checkpoint=weights.DEFAULT_CHECKPOINT) -> None:
+    """Notebook 03: the running top-5 service answers like the in-process model."""
+    cat = load_image(CAT)
+    reference = weights.in_process_model(checkpoint)
+    labels, scores = _ask(server, pixels_request([cat]), "the cat image")
+    _check_shapes(labels, scores, images=1)
+    passed("one row of 5 labels and 5 scores per image")
+    _check_names(labels)
+    passed("every label is an ImageNet-22k class name")
+    _check_order(scores)
+    passed("labels are ordered by score, best first")
+    _check_same_as_reference(labels, scores, *reference.top_k([cat]))
+    passed("same top-5 as the in-process model")
+
+    images = [cat, cat[:200, :260], np.fliplr(cat)[40:, 60:]]
+    files = [encode_jpeg(image) for image in images]
+    labels, scores = _ask(server, files_request(files), "a batch of 3 JPEG images of different sizes")
+    _check_shapes(labels, scores, images=3)
+    decoded = [load_image(io.BytesIO(data)) for data in files]
+    _check_same_as_reference(labels, scores, *reference.top_k(decoded))
+    passed("a batch of 3 images of different sizes gets 3 correct rows")
+
+
+def _ask(server, request, what):
+    try:
+        outputs = infer_outputs(server.infer_url, request)
+    except InferenceFailed as error:
+        raise CheckFailed(f"The service answered {what} with HTTP {error.status}: {error.message}",
+                          "Read the server log (print(server.log_tail())) for the traceback, fix "
+                          "serve-model.py, then restart the server.") from None
+    missing = {"labels", "scores"} - set(outputs)
+    if missing:
+        raise CheckFailed(f"The response has no output named {sorted(missing)} (it has {sorted(outputs)}).",
+                          "Return two outputs: NumpyCodec.encode_output('labels', ...) and "
+                          "NumpyCodec.encode_output('scores', ...).")
+    return outputs["labels"], outputs["scores"]
+
+
+def _check_shapes(labels, scores, images: int) -> None:
+    if labels.shape != (images, 5) or scores.shape != (images, 5):
+        raise CheckFailed(f"For {images} image(s) the service returned labels {labels.shape} and scores "
+                          f"{scores.shape}; expected ({images}, 5) for both.",
+                          "Keep the batch axis: one row per image, np.argsort(...)[:, :5] per row.")
+
+
+def _check_names(labels) -> None:
+    known = set(weights.labels())
+    unknown = [label for label in labels.ravel() if label not in known]
+    if unknown:
+        raise CheckFailed(f"{unknown[:3]} are not ImageNet-22k class names.",
+                          "Map class indices to names with timm's ImageNetInfo('imagenet-22k')"
+                          ".index_to_description(index).")
+
+
+def _check_order(scores) -> None:
+    if not (np.diff(scores, axis=1) <= 1e-7).all():
+        raise CheckFailed("Scores are not in descending order within a row.",
+                          "Sort by probability (np.argsort(-probabilities, axis=1)), not by label or index.")
+
+
+def _check_same_as_reference(labels, scores, expected_labels, expected_scores) -> None:
+    if not np.allclose(scores, expected_scores, rtol=1e-3, atol=1e-7):
+        raise CheckFailed("The scores differ from the in-process model's top-5 probabilities.",
+                          "Return the softmax probabilities of the top-5 classes, taken from the "
+                          "same row as their labels.")
+    ties = np.isclose(expected_scores[:, :, None], expected_scores[:, None, :], rtol=1e-5).sum(axis=2) > 1
+    mismatched = (labels != expected_labels) & ~ties
+    if mismatched.any():
+        row, column = np.argwhere(mismatched)[0]
+        raise CheckFailed(f"Image {row}, rank {column + 1}: the service says {labels[row, column]!r}, "
+                          f"the model says {expected_labels[row, column]!r}.",
+                          "Each row must hold the labels of that image's own 5 best classes, in score order.")
