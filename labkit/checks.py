@@ -11,6 +11,7 @@ import io
 import numpy as np
 
 from . import weights
+from .server import last_exception
 from .client import CAT, InferenceFailed, encode_jpeg, files_request, infer_outputs, load_image, pixels_request
 
 
@@ -63,7 +64,9 @@ def _ask(server, request, what):
     try:
         outputs = infer_outputs(server.infer_url, request)
     except InferenceFailed as error:
-        raise CheckFailed(f"The service answered {what} with HTTP {error.status}: {error.message}",
+        cause = last_exception(server.log) if error.status >= 500 else ""
+        cause = f"\nThe server log ends with: {cause}" if cause else ""
+        raise CheckFailed(f"The service answered {what} with HTTP {error.status}: {error.message}{cause}",
                           "Read the server log (print(server.log_tail())) for the traceback, fix "
                           "serve-model.py, then restart the server.") from None
     missing = {"labels", "scores"} - set(outputs)
