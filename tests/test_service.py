@@ -69,6 +69,12 @@ def _pixels(shape, data=None, datatype="UINT8", name="payload"):
                         "data": data if data is not None else [7] * size}]}
 
 
+def png_bytes(width, height) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 BAD_INPUTS = {
     "3-D image without batch axis": (_pixels([8, 8, 3]), "[N, H, W, 3]"),
     "wrong datatype": (_pixels([1, 8, 8, 3], datatype="FP32"), "datatype FP32"),
@@ -86,6 +92,11 @@ BAD_INPUTS = {
                                           "parameters": {"content_type": "base64"},
                                           "data": [base64.b64encode(b"x").decode()]}]},
                              "shape [N]"),
+    "image too large (declared shape)": (_pixels([1, 5000, 5000, 3], data=[]), "outside 1..4096"),
+    "image too large (encoded file)": ({"inputs": [{"name": "payload", "shape": [1], "datatype": "BYTES",
+                                                    "parameters": {"content_type": "base64"},
+                                                    "data": [base64.b64encode(png_bytes(5000, 2)).decode()]}]},
+                                       "limit is 4096"),
     "truncated JSON": ('{"inputs": [{"name": "payload", "shape": [1, 8', ""),
 }
 
