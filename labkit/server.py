@@ -139,8 +139,11 @@ class ModelServer:
         return f"<ModelServer {self.name!r} {state} ({knobs})>"
 
     # ----------------------------------------------------------- lifecycle
-    def start(self, timeout: float = 180, progress: bool = True) -> "ModelServer":
-        """Start the server and wait until the model is ready."""
+    def start(self, timeout: float = 180, progress: bool = None) -> "ModelServer":
+        """Start the server and wait until the model is ready (a progress line
+        in notebooks and terminals; ``progress=False`` hides it)."""
+        if progress is None:
+            progress = "ipykernel" in sys.modules or sys.stderr.isatty()
         if self.running:
             return self
         stop_orphans()

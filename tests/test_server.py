@@ -1,6 +1,7 @@
 """labkit.server: run copy, ports, readiness, errors, and no process left behind."""
 
 import hashlib
+import ipaddress
 import json
 import os
 import signal
@@ -117,3 +118,35 @@ def test_stop_orphans_stops_a_server_whose_parent_is_gone(checkpoint, tmp_path):
     finally:
         if orphan.poll() is None:
             os.killpg(orphan.pid, signal.SIGKILL)
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.1, ::1, or the IPv4-mapped ::ffff:127.0.0.1 that gRPC binds."""
+    address = ipaddress.ip_address(host)
+    return (getattr(address, "ipv4_mapped", None) or address).is_loopback
+
+
+def listening_addresses(pgid):
+    import psutil
+
+    addresses = set()
+    for process in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(process.pid) != pgid:
+                continue
+            addresses |= {conn.laddr for conn in process.net_connections(kind="inet")
+                          if conn.status == psutil.CONN_LISTEN}
+        except (psutil.Error, ProcessLookupError):
+            continue
+    return addresses
+
+
+def test_servers_listen_on_loopback_only_and_two_run_side_by_side(checkpoint):
+    with ModelServer("tinyvit", weights=checkpoint, parallel_workers=1) as first, \
+            ModelServer("tinyvit", weights=checkpoint, parallel_workers=0) as second:
+        assert set(first.ports.values()).isdisjoint(second.ports.values())
+        for server in (first, second):
+            addresses = listening_addresses(server.process.pid)
+            assert {port for _, port in addresses} >= {server.ports["http_port"], server.ports["grpc_port"]}
+            assert all(is_loopback(host) for host, _ in addresses), addresses
+            assert requests.get(f"{server.model_url}/ready", timeout=5).status_code == 200
