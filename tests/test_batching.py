@@ -1,5 +1,6 @@
 """Adaptive batching and parallel workers: every caller gets its own answer."""
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -86,3 +87,6 @@ def test_two_parallel_workers_serve_correctly(checkpoint, reference, cat):
         for index, answer in enumerate(answers):
             assert_same(answer, expected[index : index + 1])
         assert server.settings["parallel_workers"] == 2
+        # Two workers on this machine's cores: each takes its share, not all of them.
+        cores = len(os.sched_getaffinity(0))
+        assert server.log.count(f"uses {max(1, cores // 2)} torch thread(s)") == 2, server.log_tail()

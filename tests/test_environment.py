@@ -47,3 +47,12 @@ def test_tinyvit_settings_bind_loopback():
     import json
 
     assert json.loads((REPO / "tinyvit" / "settings.json").read_text())["host"] == "127.0.0.1"
+
+
+def test_installing_again_is_a_no_op_when_nothing_changed():
+    import subprocess
+
+    # `make -q` exits 0 only if the target is up to date: the stamp keyed on
+    # requirements.txt and pyproject.toml means no reinstall.
+    done = subprocess.run(["make", "-q", "venv"], cwd=REPO, capture_output=True)
+    assert done.returncode == 0, "make venv would reinstall although nothing changed"

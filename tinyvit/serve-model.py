@@ -61,7 +61,9 @@ class BadRequest(MLServerError):
 class TinyViTModel(MLModel):
     async def load(self) -> bool:
         extra = self._extra()
-        torch.set_num_threads(self._torch_threads(extra))
+        threads = self._torch_threads(extra)
+        torch.set_num_threads(threads)
+        logger.info("TinyViT uses %d torch thread(s) in this process", threads)
         self.model = await self._build_model(extra)
         self.model.eval()
         self.transform = create_transform(**resolve_data_config({}, model=self.model))
