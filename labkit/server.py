@@ -82,6 +82,7 @@ class ModelServer:
         self.ports = {"http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port}
         self.process = None
         self.run_dir = None
+        self._final_log = ""
 
     # ----------------------------------------------------------- addresses
     @property
@@ -114,9 +115,9 @@ class ModelServer:
 
     @property
     def log(self) -> str:
-        """Everything the server has printed so far."""
+        """Everything the server has printed so far (kept after ``stop()``)."""
         if self.run_dir is None or not (self.run_dir / "server.log").exists():
-            return ""
+            return self._final_log
         return (self.run_dir / "server.log").read_text(errors="replace")
 
     def log_tail(self, lines: int = 40) -> str:
@@ -174,6 +175,9 @@ class ModelServer:
             return
         _stop_group(self.process.pid, timeout, self.process)
         _remove_pid_file(self.process.pid)
+        if self.run_dir is not None and self.run_dir.exists():
+            self._final_log = self.log
+            shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def restart(self, **overrides) -> "ModelServer":
         """Stop, apply overrides (same names as the constructor), start again."""

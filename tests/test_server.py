@@ -43,6 +43,8 @@ def test_overrides_reach_the_server_without_touching_the_students_folder(checkpo
         assert not any(port_is_free(port) for port in ports[:2])
     assert folder_digest(REPO / "tinyvit") == before
     assert "stopped" in repr(server)
+    assert not server.run_dir.exists(), "the run copy must be removed on stop"
+    assert "Uvicorn running" in server.log, "the log stays readable after stop"
     assert all(port_is_free(port) for port in ports)
 
 
