@@ -57,6 +57,12 @@ def test_grpc_gives_the_same_answer(server, reference, cat):
     assert_same(answer, reference.probabilities([cat]))
 
 
+def test_grpc_takes_encoded_images_too(server, reference, cat):
+    jpeg = encode_jpeg(cat)
+    answer = infer_grpc(server.grpc_address, server.name, files_request([jpeg, jpeg]))
+    assert_same(answer, reference.probabilities([decode_jpeg(jpeg)] * 2))
+
+
 def _raw(server, body) -> requests.Response:
     data = body if isinstance(body, (bytes, str)) else json.dumps(body)
     return requests.post(server.infer_url, data=data, timeout=30,
