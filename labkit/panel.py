@@ -1,0 +1,131 @@
+"""Try server configurations and measure them: as function calls and as a panel.
+
+``ScalingLab.run(parallel_workers=2, max_batch_size=8, max_batch_time=0.01,
+concurrency=8)`` restarts the TinyViT server with those settings (if they
+changed), warms it up, runs a closed-loop load (``labkit.load``), reads the
+average batch size off the server's metrics, and appends one row to
+``ScalingLab.results``. ``ScalingLab.panel()`` puts the same call behind
+ipywidgets controls with a results table and a live plot.
+"""
+
+import os
+
+import pandas as pd
+
+from . import metrics
+from .load import payload_body, quick_mode, run_load
+from .server import ModelServer
+
+SETTINGS = ("parallel_workers", "max_batch_size", "max_batch_time")
+
+
+class ScalingLab:
+    def __init__(self, model_dir="tinyvit", weights=None, duration: float = None, **server_options):
+        self.server = ModelServer(model_dir, weights=weights, **server_options)
+        self.duration = duration or (3 if quick_mode() else 15)
+        self.results = pd.DataFrame()
+        self._settings = None
+        self._bodies = {}
+
+    def run(self, parallel_workers: int = 1, max_batch_size: int = 1, max_batch_time: float = 0.0,
+            concurrency: int = 4, payload: str = "jpeg") -> dict:
+        """Measure one configuration; return its row (also appended to ``results``)."""
+        settings = {"parallel_workers": parallel_workers, "max_batch_size": max_batch_size,
+                    "max_batch_time": max_batch_time}
+        if settings != self._settings or not self.server.running:
+            self.server.restart(**settings)
+            self._settings = settings
+        body = self._body(payload)
+        # Warm-up: first calls pay for lazy initialisation in every worker.
+        run_load(self.server.infer_url, concurrency, duration=30, max_requests=2 * concurrency,
+                 body=body, payload=payload, progress=False)
+        before = metrics.scrape(self.server.metrics_url)
+        result = run_load(self.server.infer_url, concurrency, self.duration, body=body, payload=payload)
+        after = metrics.scrape(self.server.metrics_url)
+        row = {"configuration": describe(settings), **settings, **result.summary,
+               "avg_batch": metrics.histogram_mean(before, after, "tinyvit_batch_size", self.server.name)}
+        self.results = pd.concat([self.results, pd.DataFrame([row])], ignore_index=True)
+        return row
+
+    def sweep(self, grid: list) -> pd.DataFrame:
+        """Run every configuration (a list of ``run`` keyword dicts); return their rows."""
+        rows = [self.run(**configuration) for configuration in grid]
+        return pd.DataFrame(rows)
+
+    def table(self) -> pd.DataFrame:
+        """The results so far, rounded for reading."""
+        columns = ["configuration", "concurrency", "payload", "requests", "errors", "throughput_rps",
+                   "p50_ms", "p95_ms", "avg_batch"]
+        return self.results[columns].round(1) if len(self.results) else self.results
+
+    def plot(self, results: pd.DataFrame = None):
+        """Throughput and p95 latency per configuration and concurrency (bar charts)."""
+        import matplotlib.pyplot as plt
+
+        results = self.results if results is None else results
+        labels = [f"{row.configuration}\nC={row.concurrency}" for row in results.itertuples()]
+        figure, (left, right) = plt.subplots(1, 2, figsize=(11, 0.5 * len(labels) + 1.5), sharey=True)
+        left.barh(labels, results.throughput_rps, color="#188038")
+        left.set_xlabel("throughput (requests/s)")
+        right.barh(labels, results.p95_ms, color="#f9ab00")
+        right.set_xlabel("p95 latency (ms)")
+        left.invert_yaxis()
+        figure.tight_layout()
+        return figure
+
+    def panel(self):
+        """ipywidgets controls: choose settings, press Run, see the table and plot grow."""
+        import ipywidgets as widgets
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        cores = len(os.sched_getaffinity(0))
+        controls = {
+            "parallel_workers": widgets.IntSlider(1, min=0, max=cores, description="workers"),
+            "max_batch_size": widgets.IntSlider(1, min=1, max=32, description="max batch"),
+            "max_batch_time": widgets.FloatSlider(0.0, min=0.0, max=0.1, step=0.005, readout_format=".3f",
+                                                  description="batch time (s)"),
+            "concurrency": widgets.IntSlider(4, min=1, max=32, description="concurrency"),
+            "payload": widgets.Dropdown(options=["jpeg", "numpy"], value="jpeg", description="payload"),
+        }
+        button = widgets.Button(description="Run", button_style="primary", icon="play")
+        status = widgets.Label("Choose settings and press Run.")
+        table, chart = widgets.Output(), widgets.Output()
+
+        def on_click(_):
+            button.disabled = True
+            status.value = "restarting the server and measuring..."
+            try:
+                row = self.run(**{name: control.value for name, control in controls.items()})
+                status.value = (f"{row['configuration']}: {row['throughput_rps']:.1f} req/s, "
+                                f"p95 {row['p95_ms']:.0f} ms, {row['errors']} errors")
+            except Exception as error:  # show it in the panel instead of losing it in a log
+                status.value = f"failed: {error}"
+            finally:
+                button.disabled = False
+            with table:
+                table.clear_output(wait=True)
+                display(self.table())
+            with chart:
+                chart.clear_output(wait=True)
+                figure = self.plot()
+                display(figure)
+                plt.close(figure)
+
+        button.on_click(on_click)
+        return widgets.VBox([widgets.HBox([widgets.VBox(list(controls.values())), button]), status, table, chart])
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def _body(self, payload: str) -> bytes:
+        if payload not in self._bodies:
+            self._bodies[payload] = payload_body(payload)
+        return self._bodies[payload]
+
+
+def describe(settings: dict) -> str:
+    """A short name for a configuration, e.g. ``workers=2 batch<=8/10ms``."""
+    batching = settings["max_batch_size"] > 1 and settings["max_batch_time"] > 0
+    batch = f"batch<={settings['max_batch_size']}/{settings['max_batch_time'] * 1000:g}ms" if batching else "no batching"
+    return f"workers={settings['parallel_workers']} {batch}"

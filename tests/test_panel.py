@@ -1,0 +1,52 @@
+"""labkit.panel: each run really restarts the server with its settings and measures it."""
+
+import json
+
+import pytest
+
+from labkit.panel import ScalingLab, describe
+from tests.conftest import FREE_PORTS
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def lab(checkpoint):
+    lab = ScalingLab(weights=checkpoint, duration=1.5, **FREE_PORTS)
+    yield lab
+    lab.stop()
+
+
+def run_copy(lab, name):
+    return json.loads((lab.server.run_dir / "model" / name).read_text())
+
+
+def test_runs_change_the_servers_settings_for_real(lab):
+    first = lab.run(parallel_workers=0, concurrency=2)
+    assert run_copy(lab, "settings.json")["parallel_workers"] == 0
+    assert first["errors"] == 0 and first["requests"] > 0
+    assert first["configuration"] == "workers=0 no batching"
+
+    second = lab.run(parallel_workers=1, max_batch_size=4, max_batch_time=0.1, concurrency=4)
+    assert run_copy(lab, "settings.json")["parallel_workers"] == 1
+    assert run_copy(lab, "model-settings.json")["max_batch_size"] == 4
+    # Read off the server's own metrics: 4 callers and a 100 ms window make real batches.
+    assert second["avg_batch"] > 1.5
+    assert list(lab.results.configuration) == ["workers=0 no batching", "workers=1 batch<=4/100ms"]
+
+
+def test_the_panel_button_adds_a_row(lab):
+    panel = lab.panel()
+    controls = panel.children[0].children[0].children
+    button = panel.children[0].children[1]
+    workers = next(control for control in controls if control.description == "workers")
+    workers.value = 0
+    button.click()
+    assert len(lab.results) == 1
+    assert lab.results.parallel_workers.iloc[0] == 0
+    assert "req/s" in panel.children[1].value
+
+
+def test_describe_names_batching_only_when_it_is_on():
+    assert describe({"parallel_workers": 1, "max_batch_size": 8, "max_batch_time": 0}) == "workers=1 no batching"
+    assert describe({"parallel_workers": 2, "max_batch_size": 8, "max_batch_time": 0.01}) == "workers=2 batch<=8/10ms"
