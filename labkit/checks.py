@@ -111,3 +111,24 @@ def _check_same_as_reference(labels, scores, expected_labels, expected_scores) -
         raise CheckFailed(f"Image {row}, rank {column + 1}: the service says {labels[row, column]!r}, "
                           f"the model says {expected_labels[row, column]!r}.",
                           "Each row must hold the labels of that image's own 5 best classes, in score order.")
+
+
+def scaling_choice(results, choice, budget_ms: float) -> None:
+    """Notebook 05: ``choice`` (a row label of ``results``) meets the p95 budget and
+    has the highest throughput among the rows that do."""
+    if choice not in results.index:
+        raise CheckFailed(f"choice is {choice!r}, which is not a row of the results table.",
+                          "Set choice to a row label (the number on the left of the table), e.g. with idxmax().")
+    row = results.loc[choice]
+    if not row.p95_ms <= budget_ms:
+        raise CheckFailed(f"Row {choice} ({row.configuration}, concurrency {row.concurrency}) has p95 "
+                          f"{row.p95_ms:.0f} ms, over the {budget_ms:.0f} ms budget.",
+                          "First keep only the rows with p95_ms <= budget_ms, then pick among them.")
+    feasible = results[results.p95_ms <= budget_ms]
+    best = feasible.throughput_rps.idxmax()
+    if feasible.throughput_rps[best] > row.throughput_rps:
+        raise CheckFailed(f"Row {best} also meets the budget and serves more requests per second "
+                          f"({feasible.throughput_rps[best]:.1f} vs {row.throughput_rps:.1f}).",
+                          "Among the rows within budget, take the one with the highest throughput_rps.")
+    passed(f"row {choice} ({row.configuration}, concurrency {row.concurrency}) meets the "
+           f"{budget_ms:.0f} ms p95 budget with the best throughput")

@@ -1,0 +1,210 @@
+"""Side-by-side serving benchmark for TinyViT (``make bench``).
+
+One run, one machine, one checkpoint, one image (the lab's cat as a JPEG):
+
+(a) limit        decode + preprocess + forward in this process, at the batch size
+                 with the best throughput: what the hardware can do;
+(b) naive        PyTorch behind a FastAPI endpoint (benchmarks/naive_app.py) under
+                 uvicorn, sent the same JPEG JSON body as (d) over REST;
+(c) course text  MLServer as the course text configures it: the tinyvit folder's
+                 defaults, NumPy pixels in JSON over REST;
+(d) tuned        MLServer with adaptive batching, torch threads sized to the cores,
+                 JPEG bytes over gRPC; (d-rest) is the same server over REST.
+
+Each server gets a closed-loop load (labkit.load) at concurrency 1, 4, 8 and 16.
+The report gives throughput and p50/p95 latency per row and the ratios
+(d)/(a), (d)/(b) and (d)/(c) per concurrency, as JSON and as a markdown table in
+benchmarks/results/. ``--quick`` runs every row briefly (CI).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import requests
+import torch
+
+from labkit import weights
+from labkit.client import CAT, encode_jpeg, load_image
+from labkit.load import payload_body, run_load
+from labkit.server import ModelServer, free_port
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CONCURRENCY = (1, 4, 8, 16)
+BATCH_SIZES = (1, 2, 4, 8, 16)
+TUNED = {"parallel_workers": 1, "max_batch_size": 8, "max_batch_time": 0.01}
+TARGETS = {"tuned_over_limit_c8": 0.90, "tuned_over_naive_c8": 1.3, "tuned_p50_c1_minus_limit_ms": 10.0}
+
+
+def measure_limit(checkpoint, jpeg: bytes, seconds: float) -> dict:
+    """In-process throughput per batch size (decode + preprocess + forward) and batch-1 latency."""
+    model = weights.InProcessModel(checkpoint)
+    throughput = {}
+    for batch_size in BATCH_SIZES:
+        images, done = 0, []
+        model.probabilities([load_image(_file(jpeg))] * batch_size)  # warm-up
+        started = time.perf_counter()
+        while time.perf_counter() - started < seconds or not done:
+            begin = time.perf_counter()
+            model.probabilities([load_image(_file(jpeg)) for _ in range(batch_size)])
+            done.append((time.perf_counter() - begin) * 1000)
+            images += batch_size
+        throughput[batch_size] = images / (time.perf_counter() - started)
+        if batch_size == 1:
+            batch1_ms = float(np.median(done))
+    best = max(throughput, key=throughput.get)
+    return {"images_per_s_by_batch": {str(k): round(v, 2) for k, v in throughput.items()},
+            "best_batch": best, "images_per_s": throughput[best], "batch1_p50_ms": batch1_ms}
+
+
+def measure(target: str, body: bytes, seconds: float, grpc_model: str = None) -> dict:
+    """Closed-loop load at each concurrency: {concurrency: summary}."""
+    run_load(target, 4, duration=30, max_requests=8, body=body, grpc_model=grpc_model, progress=False)
+    rows = {}
+    for concurrency in CONCURRENCY:
+        summary = run_load(target, concurrency, seconds, body=body, grpc_model=grpc_model, progress=False).summary
+        if summary["errors"]:
+            raise RuntimeError(f"{summary['errors']} failed requests against {target} at concurrency {concurrency}")
+        rows[str(concurrency)] = {key: round(summary[key], 2) for key in
+                                  ("requests", "images_per_s", "p50_ms", "p95_ms")}
+    return rows
+
+
+def start_naive(checkpoint) -> tuple:
+    port = free_port()
+    env = {**os.environ, "TINYVIT_WEIGHTS": str(checkpoint)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "benchmarks.naive_app:app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"],
+        cwd=Path(__file__).resolve().parent.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"naive app exited: {process.stderr.read().decode()[-2000:]}")
+        try:
+            if requests.get(f"{url}/docs", timeout=2).status_code == 200:
+                return process, f"{url}/v2/models/tinyvit/infer"
+        except requests.RequestException:
+            time.sleep(0.3)
+    process.kill()
+    raise RuntimeError("naive app did not start in 120 s")
+
+
+def run(seconds: float, limit_seconds: float, checkpoint) -> dict:
+    jpeg = encode_jpeg(load_image(CAT))
+    jpeg_body, numpy_body = payload_body("jpeg"), payload_body("numpy")
+    rows = {"limit": measure_limit(checkpoint, jpeg, limit_seconds)}
+
+    process, naive_url = start_naive(checkpoint)
+    try:
+        rows["naive"] = measure(naive_url, jpeg_body, seconds)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+    free = {"http_port": 0, "grpc_port": 0, "metrics_port": 0}
+    with ModelServer("tinyvit", weights=checkpoint, **free) as server:
+        rows["course_text"] = measure(server.infer_url, numpy_body, seconds)
+    with ModelServer("tinyvit", weights=checkpoint, **free, **TUNED) as server:
+        rows["tuned"] = measure(server.grpc_address, jpeg_body, seconds, grpc_model=server.name)
+        rows["tuned_rest"] = measure(server.infer_url, jpeg_body, seconds)
+    return rows
+
+
+def ratios(rows: dict) -> dict:
+    limit = rows["limit"]["images_per_s"]
+    tuned = rows["tuned"]
+    return {
+        "tuned_over_limit": {c: round(tuned[c]["images_per_s"] / limit, 3) for c in tuned},
+        "tuned_over_naive": {c: round(tuned[c]["images_per_s"] / rows["naive"][c]["images_per_s"], 3) for c in tuned},
+        "tuned_over_course_text": {c: round(tuned[c]["images_per_s"] / rows["course_text"][c]["images_per_s"], 3)
+                                   for c in tuned},
+    }
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    memory_kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                         if line.startswith("MemTotal")))
+    import mlserver
+
+    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "memory_gib": round(memory_kb / 2**20, 1),
+            "python": platform.python_version(), "torch": torch.__version__, "mlserver": mlserver.__version__,
+            "os": platform.platform()}
+
+
+def targets(rows: dict, ratio: dict) -> dict:
+    gap = rows["tuned"]["1"]["p50_ms"] - rows["limit"]["batch1_p50_ms"]
+    return {
+        "tuned_over_limit_c8": {"target": TARGETS["tuned_over_limit_c8"], "measured": ratio["tuned_over_limit"]["8"]},
+        "tuned_over_naive_c8": {"target": TARGETS["tuned_over_naive_c8"], "measured": ratio["tuned_over_naive"]["8"]},
+        "tuned_p50_c1_minus_limit_ms": {"target": TARGETS["tuned_p50_c1_minus_limit_ms"], "measured": round(gap, 1)},
+    }
+
+
+def markdown(report: dict) -> str:
+    rows, lines = report["rows"], []
+    limit = rows["limit"]
+    lines += [f"Machine: {report['machine']['cpu']}, {report['machine']['cores']} cores, "
+              f"{report['machine']['memory_gib']} GiB; torch {report['machine']['torch']}, "
+              f"MLServer {report['machine']['mlserver']}; {report['date']} ({report['mode']} mode).", "",
+              f"(a) limit, in-process: {limit['images_per_s']:.1f} images/s at batch {limit['best_batch']}; "
+              f"batch-1 p50 {limit['batch1_p50_ms']:.1f} ms.", "",
+              "| row | C | images/s | p50 ms | p95 ms |", "|---|---:|---:|---:|---:|"]
+    names = {"naive": "(b) naive FastAPI", "course_text": "(c) MLServer, course text",
+             "tuned": "(d) MLServer tuned, gRPC", "tuned_rest": "(d-rest) MLServer tuned, REST"}
+    for key, name in names.items():
+        for c, row in rows[key].items():
+            lines.append(f"| {name} | {c} | {row['images_per_s']:.1f} | {row['p50_ms']:.0f} | {row['p95_ms']:.0f} |")
+    lines += ["", "| ratio | " + " | ".join(f"C={c}" for c in map(str, CONCURRENCY)) + " |",
+              "|---|" + "---:|" * len(CONCURRENCY)]
+    for name, values in report["ratios"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{values[str(c)]:.2f}" for c in CONCURRENCY) + " |")
+    lines += ["", "| target | goal | measured |", "|---|---:|---:|"]
+    for name, values in report["targets"].items():
+        lines.append(f"| {name} | {values['target']} | {values['measured']} |")
+    return "\n".join(lines) + "\n"
+
+
+def _file(data: bytes):
+    import io
+
+    return io.BytesIO(data)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="every row, briefly (CI)")
+    parser.add_argument("--seconds", type=float, help="load per concurrency level (default 10, quick 1.5)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    seconds = args.seconds or (1.5 if args.quick else 10.0)
+    checkpoint = weights.DEFAULT_CHECKPOINT
+    if not checkpoint.is_file():
+        checkpoint = weights.write_random_checkpoint(Path(tempfile.mkdtemp()) / "tinyvit.safetensors")
+    rows = run(seconds, limit_seconds=1.0 if args.quick else 5.0, checkpoint=checkpoint)
+    ratio = ratios(rows)
+    today = datetime.date.today().isoformat()
+    report = {"date": today, "mode": "quick" if args.quick else "full", "seconds_per_level": seconds,
+              "machine": machine(), "weights": "random" if weights.is_random(checkpoint) else "pretrained",
+              "tuned_settings": {**TUNED, "transport": "grpc", "payload": "jpeg"},
+              "rows": rows, "ratios": ratio, "targets": targets(rows, ratio)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{today}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / f"{today}.md").write_text(markdown(report))
+    print(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
