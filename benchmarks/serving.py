@@ -40,7 +40,7 @@ from labkit.server import ModelServer, free_port
 RESULTS = Path(__file__).resolve().parent / "results"
 CONCURRENCY = (1, 4, 8, 16)
 BATCH_SIZES = (1, 2, 4, 8, 16)
-TUNED = {"parallel_workers": 1, "max_batch_size": 8, "max_batch_time": 0.01}
+TUNED = {"parallel_workers": 1, "max_batch_size": 4, "max_batch_time": 0.005}
 TARGETS = {"tuned_over_limit_c8": 0.90, "tuned_over_naive_c8": 1.3, "tuned_p50_c1_minus_limit_ms": 10.0}
 
 
