@@ -120,7 +120,7 @@ def infer_grpc(address: str, model: str, request: InferenceRequest, output: str 
     from mlserver.grpc import dataplane_pb2_grpc
     from mlserver.grpc.converters import ModelInferRequestConverter, ModelInferResponseConverter
 
-    message = ModelInferRequestConverter.from_types(_with_bytes(request), model_name=model, model_version=None)
+    message = ModelInferRequestConverter.from_types(bytes_for_grpc(request), model_name=model, model_version=None)
     with grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 << 20)]) as channel:
         stub = dataplane_pb2_grpc.GRPCInferenceServiceStub(channel)
         try:
@@ -131,7 +131,7 @@ def infer_grpc(address: str, model: str, request: InferenceRequest, output: str 
     return _pick(decode_outputs(response.model_dump()), output)
 
 
-def _with_bytes(request: InferenceRequest) -> InferenceRequest:
+def bytes_for_grpc(request: InferenceRequest) -> InferenceRequest:
     """gRPC carries BYTES as bytes: turn base64 text elements into their ASCII bytes
     (the service decodes base64 either way)."""
     copy = request.model_copy(deep=True)
