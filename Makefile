@@ -46,5 +46,9 @@ release: $(STAMP)
 	$(PY) -m labkit.notebooks release $(if $(FORCE),--force)
 
 
+# Side-by-side serving benchmark; writes benchmarks/results/<date>.json and .md.
+bench: $(STAMP) $(WEIGHTS)
+	$(PY) benchmarks/serving.py
+
 clean:
 	rm -rf $(VENV) weights
