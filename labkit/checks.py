@@ -38,9 +38,8 @@ def top_class_index(answer, checkpoint=weights.DEFAULT_CHECKPOINT) -> None:
 
 
 def top5_service(server, checkpoint=weights.DEFAULT_CHECKPOINT) -> None:
-    """Notebook 03: the running top-5 service answers like the in-process model."""
+    """Notebook 03, one image: 5 valid labels, ordered by score, as the model says."""
     cat = load_image(CAT)
-    reference = weights.in_process_model(checkpoint)
     labels, scores = _ask(server, pixels_request([cat]), "the cat image")
     _check_shapes(labels, scores, images=1)
     passed("one row of 5 labels and 5 scores per image")
@@ -48,16 +47,49 @@ def top5_service(server, checkpoint=weights.DEFAULT_CHECKPOINT) -> None:
     passed("every label is an ImageNet-22k class name")
     _check_order(scores)
     passed("labels are ordered by score, best first")
-    _check_same_as_reference(labels, scores, *reference.top_k([cat]))
+    _check_same_as_reference(labels, scores, *weights.in_process_model(checkpoint).top_k([cat]))
     passed("same top-5 as the in-process model")
 
-    images = [cat, cat[:200, :260], np.fliplr(cat)[40:, 60:]]
-    files = [encode_jpeg(image) for image in images]
+
+def top5_batch(server, checkpoint=weights.DEFAULT_CHECKPOINT) -> None:
+    """Notebook 03, a batch: 3 JPEG images of different sizes in one request, 3 right rows."""
+    files = [encode_jpeg(image) for image in _three_images()]
     labels, scores = _ask(server, files_request(files), "a batch of 3 JPEG images of different sizes")
     _check_shapes(labels, scores, images=3)
     decoded = [load_image(io.BytesIO(data)) for data in files]
-    _check_same_as_reference(labels, scores, *reference.top_k(decoded))
+    _check_same_labels(labels, weights.in_process_model(checkpoint).top_k(decoded)[0])
     passed("a batch of 3 images of different sizes gets 3 correct rows")
+
+
+def top5_under_adaptive_batching(server, checkpoint=weights.DEFAULT_CHECKPOINT, callers: int = 8) -> None:
+    """Restart the service with adaptive batching and send concurrent requests of 1 or 2
+    images: every caller must get exactly its own rows (label sets checked, not order)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    server.restart(max_batch_size=callers, max_batch_time=0.1)
+    images = _three_images() + [np.roll(load_image(CAT), 40 * shift, axis=1) for shift in range(1, 6)]
+    groups = [[encode_jpeg(image)] * (1 + index % 2) for index, image in enumerate(images[:callers])]
+    with ThreadPoolExecutor(len(groups)) as pool:
+        answers = list(pool.map(lambda files: _ask(server, files_request(files), "concurrent requests"), groups))
+    reference = weights.in_process_model(checkpoint)
+    for files, (labels, scores) in zip(groups, answers):
+        _check_shapes(labels, scores, images=len(files))
+        _check_same_labels(labels, reference.top_k([load_image(io.BytesIO(data)) for data in files])[0])
+    passed(f"{len(groups)} concurrent callers under adaptive batching each got their own rows")
+
+
+def _three_images() -> list:
+    cat = load_image(CAT)
+    return [cat, cat[:200, :260], np.fliplr(cat)[40:, 60:]]
+
+
+def _check_same_labels(labels, expected_labels) -> None:
+    for row, (got, expected) in enumerate(zip(labels, expected_labels)):
+        if set(got) != set(expected):
+            raise CheckFailed(f"Image {row} of the request got labels {sorted(got)[:2]}..., which are not "
+                              "its own top-5.",
+                              "Compute the top 5 per row of the probabilities (axis=1) and return one row per "
+                              "image, in the order the images came.")
 
 
 def _ask(server, request, what):
@@ -69,6 +101,10 @@ def _ask(server, request, what):
         raise CheckFailed(f"The service answered {what} with HTTP {error.status}: {error.message}{cause}",
                           "Read the server log (print(server.log_tail())) for the traceback, fix "
                           "serve-model.py, then restart the server.") from None
+    except ValueError as error:
+        raise CheckFailed(f"The answer to {what} does not fit its own shape ({error}).",
+                          "Return exactly one row per image of the request: under adaptive batching "
+                          "MLServer splits your rows between the callers.") from None
     missing = {"labels", "scores"} - set(outputs)
     if missing:
         raise CheckFailed(f"The response has no output named {sorted(missing)} (it has {sorted(outputs)}).",

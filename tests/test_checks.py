@@ -29,7 +29,20 @@ def serve(tmp_path, checkpoint, code):
 def test_the_solution_passes_every_check(tmp_path, checkpoint, capsys):
     with serve(tmp_path, checkpoint, solution_service_code()) as server:
         checks.top5_service(server, checkpoint=checkpoint)
-    assert capsys.readouterr().out.count("✔") == 5
+        checks.top5_batch(server, checkpoint=checkpoint)
+        checks.top5_under_adaptive_batching(server, checkpoint=checkpoint)
+    assert capsys.readouterr().out.count("✔") == 6
+
+
+def test_a_service_that_answers_only_the_first_image_fails_the_batch_checks(tmp_path, checkpoint):
+    code = solution_service_code().replace("self.classify(decode_images(payload))",
+                                           "self.classify(decode_images(payload)[:1])")
+    with serve(tmp_path, checkpoint, code) as server:
+        checks.top5_service(server, checkpoint=checkpoint)
+        with pytest.raises(checks.CheckFailed, match="expected \\(3, 5\\)"):
+            checks.top5_batch(server, checkpoint=checkpoint)
+        with pytest.raises(checks.CheckFailed):
+            checks.top5_under_adaptive_batching(server, checkpoint=checkpoint)
 
 
 def test_top5_ordered_by_label_fails_with_a_hint(tmp_path, checkpoint):

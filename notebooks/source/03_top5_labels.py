@@ -153,12 +153,24 @@ print("labels:", batch_outputs["labels"].shape, " scores:", batch_outputs["score
 #
 # The checks compare your service with TinyViT run in this notebook on the same weights:
 # 5 labels per image, all real ImageNet-22k names, ordered by score, the same top-5 as the
-# in-process model, and a correct answer for a batch of mixed sizes.
+# in-process model (3 points), and a correct answer for a batch of mixed sizes (2 points).
+# When your notebook is graded, hidden tests also run your service under adaptive batching
+# (2 points).
 
 # %% tests id=top5-check points=3
 from labkit import checks
 
 checks.top5_service(server)
+
+# %% tests id=top5-batch-check points=2
+checks.top5_batch(server)
+
+# %% tests id=top5-batching-check points=2
+# When your notebook is graded, this cell also restarts your service with adaptive
+# batching and checks that concurrent callers each get their own rows.
+### BEGIN HIDDEN TESTS
+checks.top5_under_adaptive_batching(server)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # If a check fails, its message says what is wrong and gives a hint. Fix `serve-model.py`
