@@ -7,7 +7,7 @@ WEIGHTS := weights/tinyvit.safetensors
 LAB_HOST ?= 127.0.0.1
 LAB_PORT ?= 8888
 
-.PHONY: lab test weights notebooks release bench venv clean
+.PHONY: lab test weights notebooks release grade bench venv clean
 
 venv: $(STAMP)
 
@@ -45,6 +45,11 @@ notebooks: $(STAMP) $(WEIGHTS)
 release: $(STAMP)
 	$(PY) -m labkit.notebooks release $(if $(FORCE),--force)
 
+
+# Autograde hand-ins with nbgrader: SUBMISSIONS=folder with one subfolder per student; OUT=grading.
+grade: $(STAMP) $(WEIGHTS)
+	@test -n "$(SUBMISSIONS)" || (echo "usage: make grade SUBMISSIONS=<folder> [OUT=grading]"; exit 2)
+	$(PY) -m labkit.grading $(SUBMISSIONS) $(or $(OUT),grading)
 
 # Side-by-side serving benchmark; writes benchmarks/results/<date>.json and .md.
 bench: $(STAMP) $(WEIGHTS)

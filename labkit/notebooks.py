@@ -124,10 +124,12 @@ def generate_student_versions(workdir: Path) -> Path:
     return workdir / "release" / ASSIGNMENT
 
 
-def run_nbgrader(arguments: list, workdir: Path) -> subprocess.CompletedProcess:
-    """Run nbgrader in ``workdir``; on failure raise with its own output."""
+def run_nbgrader(arguments: list, workdir: Path, env: dict = None) -> subprocess.CompletedProcess:
+    """Run nbgrader in ``workdir`` (with extra environment variables ``env``);
+    on failure raise with its own output."""
     # nbgrader runs the `alembic` command: the virtualenv's bin must be on PATH.
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {**os.environ, **(env or {}),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     done = subprocess.run([sys.executable, "-m", "nbgrader", *arguments], cwd=workdir, env=env,
                           capture_output=True, text=True)
     if done.returncode != 0:

@@ -1,0 +1,158 @@
+"""Grade submitted notebooks with nbgrader, end to end (``make grade``).
+
+    python -m labkit.grading SUBMISSIONS OUT
+
+``SUBMISSIONS`` holds one folder per student with the notebooks as they handed
+them in (``SUBMISSIONS/alice/03_top5_labels.ipynb``). The command sets up an
+nbgrader course in ``OUT/course`` from the solution notebooks (created anew on
+every run, so running it twice gives the same grades), copies the submissions
+in (the originals are never modified), runs ``nbgrader autograde`` one student
+at a time (a hanging cell times out, a crashed kernel or a server left running
+costs only that student), then writes
+
+* ``OUT/grades.csv``: one row per student (nbgrader's gradebook export),
+* ``OUT/grades_by_check.csv``: one row per student and graded cell,
+* ``OUT/feedback/<student>/<notebook>.html``: nbgrader's feedback per notebook.
+
+Grading runs the notebooks in quick mode (``LAB_QUICK=1``): short load tests,
+same code paths.
+"""
+
+import argparse
+import csv
+import shutil
+import sys
+from pathlib import Path
+
+from .notebooks import ASSIGNMENT, SOLUTIONS, run_nbgrader
+from .server import stop_orphans
+
+CELL_TIMEOUT_SECONDS = 300
+
+
+def grade(submissions, out, notebooks=None, cell_timeout: int = CELL_TIMEOUT_SECONDS) -> list:
+    """Grade every student folder in ``submissions``; return the rows of grades_by_check.csv."""
+    submissions, out = Path(submissions).resolve(), Path(out).resolve()
+    students = sorted(path.name for path in submissions.iterdir() if path.is_dir())
+    if not students:
+        raise ValueError(f"{submissions} has no student folders (expected {submissions}/<student>/*.ipynb)")
+    course = _set_up_course(out / "course", notebooks, cell_timeout)
+    for student in students:
+        _collect(submissions / student, course / "submitted" / student / ASSIGNMENT)
+    failures = {}
+    for student in students:
+        try:
+            run_nbgrader(["autograde", ASSIGNMENT, f"--student={student}", "--force"], course,
+                         env={"LAB_QUICK": "1"})
+        except RuntimeError as error:  # e.g. the kernel died: this student gets no points
+            failures[student] = str(error)[-3000:]
+            print(f"{student}: autograde failed, scored 0", file=sys.stderr)
+        finally:
+            stop_orphans()  # a server the student's notebook left behind
+    run_nbgrader(["generate_feedback", ASSIGNMENT, "--force"], course)
+    run_nbgrader(["export", f"--to={out / 'grades.csv'}"], course)
+    rows = _grades_by_check(course, students)
+    _write_csv(out / "grades_by_check.csv", rows)
+    _copy_feedback(course / "feedback", out / "feedback")
+    _write_failure_feedback(out / "feedback", failures, course)
+    return rows
+
+
+def _set_up_course(course: Path, notebooks, cell_timeout: int) -> Path:
+    if course.exists():
+        shutil.rmtree(course)
+    source = course / "source" / ASSIGNMENT
+    source.mkdir(parents=True)
+    for notebook in sorted(SOLUTIONS.glob("*.ipynb")):
+        if notebooks is None or notebook.stem in notebooks:
+            shutil.copy(notebook, source / notebook.name)
+    (course / "nbgrader_config.py").write_text(
+        "c = get_config()\n"
+        f"c.CourseDirectory.root = {str(course)!r}\n"
+        "c.CourseDirectory.course_id = 'mlserver-lab'\n"
+        f"c.Execute.timeout = {int(cell_timeout)}\n"
+    )
+    run_nbgrader(["generate_assignment", ASSIGNMENT, "--force"], course)
+    return course
+
+
+def _collect(student_folder: Path, target: Path) -> None:
+    """Copy the student's notebooks that belong to the assignment (read-only use)."""
+    target.mkdir(parents=True)
+    expected = {path.name for path in (target.parents[2] / "source" / ASSIGNMENT).glob("*.ipynb")}
+    for notebook in student_folder.rglob("*.ipynb"):
+        if notebook.name in expected and ".ipynb_checkpoints" not in notebook.parts:
+            shutil.copy(notebook, target / notebook.name)
+
+
+def _grades_by_check(course: Path, students: list) -> list:
+    from nbgrader.api import Gradebook, MissingEntry
+
+    rows = []
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        for student in students:
+            for notebook in gradebook.find_assignment(ASSIGNMENT).notebooks:
+                for cell in notebook.grade_cells:
+                    try:
+                        grade = gradebook.find_grade(cell.name, notebook.name, ASSIGNMENT, student)
+                        points = grade.score
+                    except MissingEntry:
+                        points = 0.0  # notebook not handed in
+                    rows.append({"student": student, "notebook": notebook.name, "check": cell.name,
+                                 "points": float(points), "max_points": float(cell.max_score)})
+    return rows
+
+
+def _write_csv(path: Path, rows: list) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["student", "notebook", "check", "points", "max_points"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _copy_feedback(feedback: Path, target: Path) -> None:
+    if target.exists():
+        shutil.rmtree(target)
+    for html in feedback.glob(f"*/{ASSIGNMENT}/*.html"):
+        student = html.parents[1].name
+        (target / student).mkdir(parents=True, exist_ok=True)
+        shutil.copy(html, target / student / html.name)
+
+
+def _write_failure_feedback(target: Path, failures: dict, course: Path) -> None:
+    """nbgrader writes no feedback for a notebook it could not run: say why instead."""
+    import html
+
+    for student, message in failures.items():
+        for notebook in (course / "submitted" / student / ASSIGNMENT).glob("*.ipynb"):
+            page = target / student / notebook.with_suffix(".html").name
+            if not page.exists():
+                page.parent.mkdir(parents=True, exist_ok=True)
+                page.write_text(f"<h1>{html.escape(notebook.stem)}: not graded (0 points)</h1>"
+                                "<p>Running your notebook failed, for example because its kernel died. "
+                                "Run it from a fresh kernel (Kernel > Restart and Run All) before you hand "
+                                f"it in.</p><pre>{html.escape(message)}</pre>")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m labkit.grading", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("submissions", type=Path)
+    parser.add_argument("out", type=Path, nargs="?", default=Path("grading"))
+    parser.add_argument("--notebooks", nargs="*", help="grade only these notebooks (file stems)")
+    parser.add_argument("--cell-timeout", type=int, default=CELL_TIMEOUT_SECONDS)
+    args = parser.parse_args(argv)
+    rows = grade(args.submissions, args.out, args.notebooks, args.cell_timeout)
+    totals = {}
+    for row in rows:
+        got, most = totals.get(row["student"], (0.0, 0.0))
+        totals[row["student"]] = (got + row["points"], most + row["max_points"])
+    for student, (got, most) in totals.items():
+        print(f"{student}: {got:g} / {most:g}")
+    print(f"grades: {args.out / 'grades.csv'}, per check: {args.out / 'grades_by_check.csv'}, "
+          f"feedback: {args.out / 'feedback'}/<student>/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
