@@ -168,3 +168,20 @@ def scaling_choice(results, choice, budget_ms: float) -> None:
                           "Among the rows within budget, take the one with the highest throughput_rps.")
     passed(f"row {choice} ({row.configuration}, concurrency {row.concurrency}) meets the "
            f"{budget_ms:.0f} ms p95 budget with the best throughput")
+
+
+def pick_configuration_function(pick) -> None:
+    """Notebook 05 (hidden): ``pick(results, budget_ms)`` on tables it has not seen."""
+    import pandas as pd
+
+    table = pd.DataFrame({"configuration": ["a", "b", "c", "d"], "concurrency": [8, 8, 8, 8],
+                          "throughput_rps": [10.0, 30.0, 20.0, 25.0], "p95_ms": [100.0, 900.0, 300.0, 500.0]},
+                         index=[10, 11, 12, 13])
+    for budget, expected in ((1000, 11), (600, 13), (400, 12), (150, 10), (50, None)):
+        got = pick(table, budget)
+        if got != expected:
+            raise CheckFailed(f"With a {budget} ms budget pick_configuration returned {got!r}; "
+                              f"the right row is {expected!r}.",
+                              "Keep the rows with p95_ms <= budget_ms; return the label with the highest "
+                              "throughput_rps among them, or None when none is left.")
+    passed("pick_configuration picks the best row within budget on other tables too")

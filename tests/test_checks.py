@@ -77,3 +77,33 @@ def test_top_class_index_accepts_the_argmax_and_explains_a_wrong_answer(checkpoi
         checks.top_class_index(right + 1, checkpoint=checkpoint)
     with pytest.raises(checks.CheckFailed, match="not an integer"):
         checks.top_class_index("7", checkpoint=checkpoint)
+
+
+def scaling_table():
+    import pandas as pd
+
+    return pd.DataFrame({"configuration": ["w1", "w2", "w2+b"], "concurrency": [8, 8, 8],
+                         "throughput_rps": [10.0, 17.0, 12.0], "p95_ms": [800.0, 600.0, 300.0]})
+
+
+def test_scaling_choice_explains_over_budget_and_not_best():
+    table = scaling_table()
+    checks.scaling_choice(table, 1, budget_ms=700)
+    with pytest.raises(checks.CheckFailed, match="over the 500 ms budget"):
+        checks.scaling_choice(table, 1, budget_ms=500)
+    with pytest.raises(checks.CheckFailed, match="Row 1 also meets the budget"):
+        checks.scaling_choice(table, 2, budget_ms=700)
+    with pytest.raises(checks.CheckFailed, match="not a row"):
+        checks.scaling_choice(table, 7, budget_ms=700)
+
+
+def test_hidden_scaling_check_catches_a_hard_coded_or_budget_blind_pick():
+    def correct(results, budget_ms):
+        within = results[results.p95_ms <= budget_ms]
+        return None if within.empty else within.throughput_rps.idxmax()
+
+    checks.pick_configuration_function(correct)
+    with pytest.raises(checks.CheckFailed):
+        checks.pick_configuration_function(lambda results, budget_ms: 1)
+    with pytest.raises(checks.CheckFailed, match="budget"):
+        checks.pick_configuration_function(lambda results, budget_ms: results.throughput_rps.idxmax())

@@ -112,8 +112,9 @@ figure = lab.plot(results)
 # ## Exercise: pick a configuration for a latency budget
 #
 # Your service must answer 95 % of requests within `budget_ms` (the budget is set from this
-# machine's measurements so that some configurations meet it and some do not). Set `choice`
-# to the row label of `results` that **meets the budget with the highest throughput**.
+# machine's measurements so that some configurations meet it and some do not). Write
+# `pick_configuration(results, budget_ms)`: it returns the row label of `results` that **meets
+# the budget with the highest throughput**, or `None` if no row meets it.
 
 # %%
 import numpy as np
@@ -122,10 +123,16 @@ budget_ms = float(np.ceil(results.p95_ms.median() / 50) * 50)
 print(f"budget: p95 <= {budget_ms:.0f} ms")
 
 # %% solution id=scaling-choice
-### BEGIN SOLUTION
-within_budget = results[results.p95_ms <= budget_ms]
-choice = within_budget.throughput_rps.idxmax()
-### END SOLUTION
+def pick_configuration(results, budget_ms):
+    ### BEGIN SOLUTION
+    within_budget = results[results.p95_ms <= budget_ms]
+    if within_budget.empty:
+        return None
+    return within_budget.throughput_rps.idxmax()
+    ### END SOLUTION
+
+
+choice = pick_configuration(results, budget_ms)
 results.loc[choice, ["configuration", "concurrency", "throughput_rps", "p95_ms"]]
 
 # %% tests id=scaling-choice-check points=2
@@ -133,11 +140,17 @@ from labkit import checks
 
 checks.scaling_choice(results, choice, budget_ms)
 
+# %% tests id=scaling-function-check points=2
+# When your notebook is graded, this cell also tries pick_configuration on other tables and budgets.
+### BEGIN HIDDEN TESTS
+checks.pick_configuration_function(pick_configuration)
+### END HIDDEN TESTS
+
 # %% [markdown]
 # <details><summary>Hint</summary>
 #
 # `results[results.p95_ms <= budget_ms]` keeps the rows within budget; `.throughput_rps.idxmax()`
-# gives the label of the fastest of them.
+# gives the label of the fastest of them; `.empty` tells whether any row is left.
 # </details>
 #
 # In one or two sentences (a markdown cell below), justify the choice from the table: what does
