@@ -3,7 +3,7 @@
 One run, one machine, one checkpoint, one image (the lab's cat as a JPEG):
 
 (a) limit        decode + preprocess + forward in this process, at the batch size
-                 with the best throughput: what the hardware can do;
+                 with the best throughput (best of 3 rounds): what the hardware can do;
 (b) naive        PyTorch behind a FastAPI endpoint (benchmarks/naive_app.py) under
                  uvicorn, sent the same JPEG JSON body as (d) over REST;
 (c) course text  MLServer as the course text configures it: the tinyvit folder's
@@ -44,22 +44,27 @@ TUNED = {"parallel_workers": 1, "max_batch_size": 4, "max_batch_time": 0.005}
 TARGETS = {"tuned_over_limit_c8": 0.90, "tuned_over_naive_c8": 1.3, "tuned_p50_c1_minus_limit_ms": 10.0}
 
 
-def measure_limit(checkpoint, jpeg: bytes, seconds: float) -> dict:
-    """In-process throughput per batch size (decode + preprocess + forward) and batch-1 latency."""
+def measure_limit(checkpoint, jpeg: bytes, seconds: float, rounds: int) -> dict:
+    """In-process throughput per batch size (decode + preprocess + forward), the best of
+    ``rounds`` rounds of ``seconds`` each (a limit is the best the machine can do, and
+    this machine is noisy), and the batch-1 latency."""
     model = weights.InProcessModel(checkpoint)
-    throughput = {}
+    throughput, batch1_ms = {}, []
     for batch_size in BATCH_SIZES:
-        images, done = 0, []
         model.probabilities([load_image(_file(jpeg))] * batch_size)  # warm-up
-        started = time.perf_counter()
-        while time.perf_counter() - started < seconds or not done:
-            begin = time.perf_counter()
-            model.probabilities([load_image(_file(jpeg)) for _ in range(batch_size)])
-            done.append((time.perf_counter() - begin) * 1000)
-            images += batch_size
-        throughput[batch_size] = images / (time.perf_counter() - started)
-        if batch_size == 1:
-            batch1_ms = float(np.median(done))
+        for _ in range(rounds):
+            images, done = 0, []
+            started = time.perf_counter()
+            while time.perf_counter() - started < seconds or not done:
+                begin = time.perf_counter()
+                model.probabilities([load_image(_file(jpeg)) for _ in range(batch_size)])
+                done.append((time.perf_counter() - begin) * 1000)
+                images += batch_size
+            rate = images / (time.perf_counter() - started)
+            throughput[batch_size] = max(throughput.get(batch_size, 0.0), rate)
+            if batch_size == 1:
+                batch1_ms.extend(done)
+    batch1_ms = float(np.median(batch1_ms))
     best = max(throughput, key=throughput.get)
     return {"images_per_s_by_batch": {str(k): round(v, 2) for k, v in throughput.items()},
             "best_batch": best, "images_per_s": throughput[best], "batch1_p50_ms": batch1_ms}
@@ -99,10 +104,10 @@ def start_naive(checkpoint) -> tuple:
     raise RuntimeError("naive app did not start in 120 s")
 
 
-def run(seconds: float, limit_seconds: float, checkpoint) -> dict:
+def run(seconds: float, limit_seconds: float, limit_rounds: int, checkpoint) -> dict:
     jpeg = encode_jpeg(load_image(CAT))
     jpeg_body, numpy_body = payload_body("jpeg"), payload_body("numpy")
-    rows = {"limit": measure_limit(checkpoint, jpeg, limit_seconds)}
+    rows = {"limit": measure_limit(checkpoint, jpeg, limit_seconds, limit_rounds)}
 
     process, naive_url = start_naive(checkpoint)
     try:
@@ -192,7 +197,8 @@ def main(argv=None) -> int:
     checkpoint = weights.DEFAULT_CHECKPOINT
     if not checkpoint.is_file():
         checkpoint = weights.write_random_checkpoint(Path(tempfile.mkdtemp()) / "tinyvit.safetensors")
-    rows = run(seconds, limit_seconds=1.0 if args.quick else 5.0, checkpoint=checkpoint)
+    rows = run(seconds, limit_seconds=1.0 if args.quick else 3.0, limit_rounds=1 if args.quick else 3,
+               checkpoint=checkpoint)
     ratio = ratios(rows)
     today = datetime.date.today().isoformat()
     report = {"date": today, "mode": "quick" if args.quick else "full", "seconds_per_level": seconds,
