@@ -185,3 +185,37 @@ def pick_configuration_function(pick) -> None:
                               "Keep the rows with p95_ms <= budget_ms; return the label with the highest "
                               "throughput_rps among them, or None when none is left.")
     passed("pick_configuration picks the best row within budget on other tables too")
+
+
+def custom_metric(server, metric: str = "tinyvit_top1_confidence", requests_sent: int = 3) -> None:
+    """Notebook 07: the service logs ``metric`` (a probability) for the images it serves."""
+    from . import metrics
+
+    before = metrics.scrape(server.metrics_url)
+    files = [encode_jpeg(image) for image in _three_images()[:2]]
+    for _ in range(requests_sent):
+        _ask_probabilities(server, files)
+    after = metrics.scrape(server.metrics_url)
+    count = metrics.total(after, f"{metric}_count") - metrics.total(before, f"{metric}_count")
+    if count <= 0:
+        raise CheckFailed(f"{metric} did not appear on /metrics after {requests_sent} requests.",
+                          f"Call mlserver.log({metric}=value) in predict(), and run the server with "
+                          "parallel_workers > 0 (MLServer issue #1151).")
+    if count < requests_sent:
+        raise CheckFailed(f"{metric} was logged {count:g} times for {requests_sent} requests.",
+                          "Log it in every predict() call, once per image.")
+    mean = metrics.histogram_mean(before, after, metric)
+    if not 0 < mean <= 1:
+        raise CheckFailed(f"The mean of {metric} is {mean:.3g}; a top-1 probability lies in (0, 1].",
+                          "Log probabilities.max(axis=1) (one value per image), not an index or a logit.")
+    passed(f"{metric}: {count:g} observations, mean {mean:.4f}")
+
+
+def _ask_probabilities(server, files) -> None:
+    from .client import infer
+
+    try:
+        infer(server.infer_url, files_request(files))
+    except InferenceFailed as error:
+        raise CheckFailed(f"The service answered HTTP {error.status}: {error.message}",
+                          "Read print(server.log_tail()) for the traceback and fix serve-model.py.") from None

@@ -1,10 +1,10 @@
 """Read MLServer's Prometheus endpoint (``ModelServer.metrics_url``).
 
 The text is parsed with prometheus_client's own parser, not with regular
-expressions. MLServer 1.7.1 publishes, per model (labels ``model_name`` and
-``model_version``): ``model_infer_request_success`` and
+expressions. MLServer 1.7.1 publishes, per model (labels ``model``/``version``,
+or ``model_name``/``model_version`` for custom metrics): ``model_infer_request_success`` and
 ``model_infer_request_failure`` (counters), ``model_infer_request_duration``
-(histogram, seconds), ``batch_request_queue`` (histogram, queue length seen by
+(summary, seconds), ``batch_request_queue`` (histogram, queue length seen by
 adaptive batching), and custom metrics logged with ``mlserver.log`` such as the
 lab's ``tinyvit_batch_size``. Custom metrics and the batch queue appear only
 with ``parallel_workers > 0`` (MLServer issue #1151).
@@ -23,8 +23,10 @@ def scrape(url: str, timeout: float = 10) -> pd.DataFrame:
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             labels = dict(sample.labels)
-            model = labels.pop("model_name", "")
-            labels.pop("model_version", None)
+            # MLServer's own metrics label the model `model`/`version`, custom ones `model_name`/`model_version`.
+            model = labels.pop("model_name", None) or labels.pop("model", "")
+            for key in ("model", "version", "model_version"):
+                labels.pop(key, None)
             rows.append({"metric": family.name, "sample": sample.name, "model": model,
                          "labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
                          "value": float(sample.value)})
@@ -45,3 +47,79 @@ def histogram_mean(before: pd.DataFrame, after: pd.DataFrame, metric: str, model
     if count <= 0:
         return float("nan")
     return (total(after, f"{metric}_sum", model) - total(before, f"{metric}_sum", model)) / count
+
+
+def model_table(samples: pd.DataFrame) -> pd.DataFrame:
+    """One row per model: successes, failures, mean latency, mean batch queue, mean batch size."""
+    models = sorted(model for model in samples["model"].unique() if model)
+    rows = []
+    for model in models:
+        rows.append({
+            "model": model,
+            "successes": total(samples, "model_infer_request_success_total", model),
+            "failures": total(samples, "model_infer_request_failure_total", model),
+            "mean_latency_ms": 1000 * _ratio(samples, "model_infer_request_duration", model),
+            "mean_batch_queue": _ratio(samples, "batch_request_queue", model),
+            "mean_batch_size": _ratio(samples, "tinyvit_batch_size", model),
+        })
+    return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
+
+
+def delta(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+    """Requests each model served between two scrapes (a model not yet seen counts from 0)."""
+    rows = []
+    for model in sorted(model for model in after["model"].unique() if model):
+        rows.append({"model": model, **{
+            column: total(after, sample, model) - total(before, sample, model)
+            for column, sample in (("successes", "model_infer_request_success_total"),
+                                   ("failures", "model_infer_request_failure_total"))}})
+    return pd.DataFrame(rows, columns=["model", "successes", "failures"]).set_index("model")
+
+
+def _ratio(samples: pd.DataFrame, metric: str, model: str) -> float:
+    count = total(samples, f"{metric}_count", model)
+    return total(samples, f"{metric}_sum", model) / count if count else float("nan")
+
+
+def watch(server, seconds: float = 10, concurrency: int = 4, interval: float = 1.0, payload: str = "jpeg"):
+    """Run a load for ``seconds`` while plotting, live, the requests per second the server's
+    own counters report. Returns (timeline table, load result)."""
+    import threading
+    import time
+
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from .load import run_load
+
+    outcome = {}
+    load = threading.Thread(target=lambda: outcome.update(result=run_load(
+        server.infer_url, concurrency, seconds, payload=payload, progress=False)), daemon=True)
+    timeline, started = [], time.monotonic()
+    handle = display(None, display_id=True)
+    load.start()
+    while load.is_alive() or not timeline:
+        samples = scrape(server.metrics_url)
+        timeline.append({"seconds": time.monotonic() - started,
+                         "successes": total(samples, "model_infer_request_success_total", server.name),
+                         "failures": total(samples, "model_infer_request_failure_total", server.name)})
+        figure = _timeline_plot(pd.DataFrame(timeline))
+        if handle is not None:
+            handle.update(figure)
+        plt.close(figure)
+        load.join(interval)
+    return pd.DataFrame(timeline), outcome.get("result")
+
+
+def _timeline_plot(timeline: pd.DataFrame):
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 2.5))
+    rate = timeline.successes.diff() / timeline.seconds.diff()
+    axis.plot(timeline.seconds, rate, marker="o", color="#188038", label="successful requests/s")
+    axis.plot(timeline.seconds, timeline.failures.diff() / timeline.seconds.diff(), color="#b00020",
+              label="failed requests/s")
+    axis.set_xlabel("seconds since the load started")
+    axis.legend(loc="upper left")
+    figure.tight_layout()
+    return figure

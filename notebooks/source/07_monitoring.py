@@ -1,0 +1,178 @@
+# %% [markdown]
+# # 07 · Monitoring: the server's metrics, inline
+#
+# A service in production is watched, not visited. MLServer publishes what it does in the
+# **Prometheus** text format on its metrics port (8082 by default) at `/metrics`: how many
+# inference requests succeeded or failed, how long they took, how full the batching queue
+# was. A Prometheus server scrapes such endpoints every few seconds and Grafana draws them;
+# here you read them straight into the notebook.
+
+# %%
+from labkit import show
+from labkit.server import ModelServer
+
+random_weights = show.weights_banner()
+server = ModelServer("tinyvit", parallel_workers=1, max_batch_size=8, max_batch_time=0.01).start()
+server
+
+# %% [markdown]
+# ## The raw endpoint
+#
+# One line per sample: a metric name, labels in braces, a value. Lines starting with `#` say
+# what each metric is.
+
+# %%
+import requests
+
+from labkit.client import infer, load_image, pixels_request
+
+infer(server.infer_url, pixels_request([load_image()]))  # something to count
+text = requests.get(server.metrics_url, timeout=10).text
+print("\n".join(line for line in text.splitlines() if "model_infer_request" in line)[:1500])
+
+# %% [markdown]
+# ## Parse it, don't grep it
+#
+# `prometheus_client` ships the parser Prometheus' own Python client uses.
+# `labkit.metrics.scrape` turns the endpoint into a table: one row per sample, with the model
+# name as its own column.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from labkit import metrics
+
+samples = metrics.scrape(server.metrics_url)
+per_model = sorted(set(samples.loc[samples.model == "tinyvit", "metric"]))
+print("metrics about model 'tinyvit':")
+print("\n".join(per_model))
+
+# %% [markdown]
+# * `model_infer_request_success` / `_failure`: counters of inference requests.
+# * `model_infer_request_duration`: time spent per request (a summary: `_sum` and `_count`).
+# * `batch_request_queue`: requests waiting in the adaptive-batching queue, sampled per batch.
+# * `parallel_request_queue`: requests waiting for a parallel worker.
+# * `tinyvit_batch_size`: a **custom** metric: the lab's service logs the images of every
+#   `predict()` call with `mlserver.log(...)`.
+#
+# One tidy row per model:
+
+# %%
+metrics.model_table(samples).round(2)
+
+# %% [markdown]
+# ## Watch a load, live
+#
+# `metrics.watch` sends load for a few seconds while it scrapes the endpoint every second and
+# redraws the request rate the **server** reports (not what the client measured).
+
+# %%
+from labkit.load import quick_mode
+
+before = metrics.scrape(server.metrics_url)
+timeline, load = metrics.watch(server, seconds=5 if quick_mode() else 20, concurrency=8)
+after = metrics.scrape(server.metrics_url)
+
+# %% [markdown]
+# The deltas between the two scrapes are exactly the work of the load test:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+served = metrics.delta(before, after).loc["tinyvit", "successes"]
+print("server counted every successful request of the load test:", served == load.summary["requests"] - load.summary["errors"])
+print("failed requests:", load.summary["errors"])
+
+# %%
+metrics.delta(before, after)
+
+# %%
+print(f"mean batch size during the load: {metrics.histogram_mean(before, after, 'tinyvit_batch_size', 'tinyvit'):.1f}")
+print(f"mean time per request in the server: {1000 * metrics.histogram_mean(before, after, 'model_infer_request_duration', 'tinyvit'):.0f} ms")
+
+# %%
+server.stop()
+
+# %% [markdown]
+# ## Exercise: a custom metric
+#
+# How sure is the model about what it serves? Add a metric `tinyvit_top1_confidence`: for every
+# image, log the probability of its top class with `mlserver.log(tinyvit_top1_confidence=...)`.
+# `mlserver.register` (already in `load()`) gives it a description; `mlserver.log` records a
+# value into a histogram labelled with the model's name.
+#
+# Your service lives in `confidence/` next to this notebook (the same helper as in notebook 03
+# writes everything but `serve-model.py`).
+
+# %%
+from labkit.workspace import prepare_service_folder
+
+folder = prepare_service_folder("confidence", name="tinyvit-confidence",
+                                implementation="serve-model.ConfidenceModel")
+
+# %% solution id=custom-metric
+%%writefile confidence/serve-model.py
+import mlserver
+from mlserver.codecs import NumpyCodec
+from mlserver.types import InferenceRequest, InferenceResponse
+
+from tinyvit_service import OUTPUT_NAME, TinyViTModel, decode_images
+
+
+class ConfidenceModel(TinyViTModel):
+    async def load(self) -> bool:
+        ready = await super().load()
+        mlserver.register("tinyvit_top1_confidence", "Probability of the top class, per image")
+        return ready
+
+    async def predict(self, payload: InferenceRequest) -> InferenceResponse:
+        probabilities = self.classify(decode_images(payload))
+        ### BEGIN SOLUTION
+        for confidence in probabilities.max(axis=1):
+            mlserver.log(tinyvit_top1_confidence=float(confidence))
+        ### END SOLUTION
+        return InferenceResponse(model_name=self.name,
+                                 outputs=[NumpyCodec.encode_output(OUTPUT_NAME, probabilities)])
+
+# %% [markdown]
+# Custom metrics travel from the worker processes to the main process's endpoint, so they
+# need `parallel_workers > 0`: with `parallel_workers: 0` they are silently missing
+# (MLServer issue #1151).
+
+# %%
+confidence = ModelServer("confidence", parallel_workers=1).start()
+
+# %% tests id=custom-metric-check points=2
+from labkit import checks
+
+checks.custom_metric(confidence)
+
+# %% [markdown]
+# <details><summary>Hint</summary>
+#
+# `probabilities` has one row per image; `probabilities.max(axis=1)` is the top-1 probability
+# of each. Log each one as a `float`.
+# </details>
+#
+# See issue #1151 for yourself: the same service with `parallel_workers=0` has no such metric.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+confidence.restart(parallel_workers=0)
+infer(confidence.infer_url, pixels_request([load_image()]))
+samples = metrics.scrape(confidence.metrics_url)
+print("tinyvit_top1_confidence with parallel_workers=0:",
+      "present" if (samples.metric == "tinyvit_top1_confidence").any() else "missing")
+
+# %% [markdown]
+# ## Prometheus and Grafana
+#
+# In production a Prometheus server scrapes `/metrics` on a schedule and keeps the history;
+# `monitoring/prometheus.yml` is a scrape configuration for the lab server (loopback only).
+# A query such as `rate(model_infer_request_success_total[1m])` then gives the request rate per
+# model, and Grafana turns such queries into dashboards.
+#
+# ## Stop the server
+
+# %%
+# NBVAL_CHECK_OUTPUT
+confidence.stop()
+print("running:", server.running, confidence.running)

@@ -1,0 +1,73 @@
+"""labkit.metrics on a real server: counters move by exactly what was sent; the custom
+metric check; the live watch."""
+
+import nbformat
+import pytest
+import requests
+
+from labkit import checks, metrics
+from labkit.client import infer, load_image, pixels_request
+from labkit.notebooks import SOLUTIONS
+from labkit.server import ModelServer
+from labkit.workspace import prepare_service_folder
+from tests.conftest import FREE_PORTS, start_server
+
+pytestmark = pytest.mark.slow
+BAD = b'{"inputs": [{"name": "payload", "shape": [8, 8, 3], "datatype": "UINT8", "data": [0]}]}'
+
+
+@pytest.fixture(scope="module")
+def metrics_server(checkpoint):
+    server = start_server(checkpoint, parallel_workers=1, max_batch_size=4, max_batch_time=0.01)
+    yield server
+    server.stop()
+
+
+def test_counters_move_by_exactly_what_was_sent(metrics_server, cat):
+    before = metrics.scrape(metrics_server.metrics_url)
+    for _ in range(3):
+        infer(metrics_server.infer_url, pixels_request([cat, cat]))
+    for _ in range(2):
+        assert requests.post(metrics_server.infer_url, data=BAD, timeout=10).status_code == 400
+    after = metrics.scrape(metrics_server.metrics_url)
+    delta = metrics.delta(before, after)
+    assert delta.loc["tinyvit", "successes"] == 3
+    assert delta.loc["tinyvit", "failures"] == 2
+    assert metrics.histogram_mean(before, after, "tinyvit_batch_size", "tinyvit") == 2
+    assert metrics.model_table(after).loc["tinyvit", "mean_latency_ms"] > 0
+
+
+def test_watch_records_a_timeline_of_the_servers_counters(metrics_server):
+    timeline, result = metrics.watch(metrics_server, seconds=2, concurrency=2, interval=0.5)
+    assert len(timeline) >= 2 and timeline.seconds.is_monotonic_increasing
+    assert timeline.successes.iloc[-1] - timeline.successes.iloc[0] <= result.summary["requests"]
+    assert result.summary["errors"] == 0
+
+
+def confidence_code(log_line: bool = True) -> str:
+    notebook = nbformat.read(SOLUTIONS / "07_monitoring.ipynb", as_version=4)
+    code = next(cell.source for cell in notebook.cells if cell.source.startswith("%%writefile confidence/"))
+    code = code.split("\n", 1)[1]
+    if not log_line:
+        code = code.replace("mlserver.log(tinyvit_top1_confidence=float(confidence))", "pass")
+    return code
+
+
+@pytest.mark.parametrize("logs", [True, False], ids=["logs the metric", "forgets to log"])
+def test_custom_metric_check(tmp_path, checkpoint, logs):
+    folder = prepare_service_folder(tmp_path / "confidence", name="tinyvit-confidence",
+                                    implementation="serve-model.ConfidenceModel", checkpoint=checkpoint)
+    (folder / "serve-model.py").write_text(confidence_code(logs))
+    with ModelServer(folder, parallel_workers=1, **FREE_PORTS) as server:
+        if logs:
+            checks.custom_metric(server)
+        else:
+            with pytest.raises(checks.CheckFailed, match="parallel_workers > 0"):
+                checks.custom_metric(server)
+
+
+def test_custom_metrics_are_missing_without_parallel_workers(checkpoint, cat):
+    # MLServer issue #1151, as the notebook shows it.
+    with start_server(checkpoint, parallel_workers=0) as server:
+        infer(server.infer_url, pixels_request([cat]))
+        assert not (metrics.scrape(server.metrics_url).metric == "tinyvit_batch_size").any()
