@@ -7,7 +7,7 @@ WEIGHTS := weights/tinyvit.safetensors
 LAB_HOST ?= 127.0.0.1
 LAB_PORT ?= 8888
 
-.PHONY: lab test weights notebooks release grade bench venv clean
+.PHONY: lab test weights notebooks release grade bench hf-runtime venv clean
 
 venv: $(STAMP)
 
@@ -51,9 +51,16 @@ grade: $(STAMP) $(WEIGHTS)
 	@test -n "$(SUBMISSIONS)" || (echo "usage: make grade SUBMISSIONS=<folder> [OUT=grading]"; exit 2)
 	$(PY) -m labkit.grading $(SUBMISSIONS) $(or $(OUT),grading)
 
+# Optional: MLServer's HuggingFace runtime in its own environment (.venv-hf, about 2 minutes;
+# pulls tensorflow and optimum). Notebook 04 uses it when it exists.
+hf-runtime: $(STAMP)
+	test -x .venv-hf/bin/python || $(PYTHON) -m venv .venv-hf
+	.venv-hf/bin/python -m pip install -qq torch==2.14.1 torchvision==0.29.1 mlserver==1.7.1 \
+		mlserver-huggingface==1.7.1 uvloop==0.21.0 timm==1.0.31
+
 # Side-by-side serving benchmark; writes benchmarks/results/<date>.json and .md.
 bench: $(STAMP) $(WEIGHTS)
 	$(PY) benchmarks/serving.py
 
 clean:
-	rm -rf $(VENV) weights
+	rm -rf $(VENV) .venv-hf weights

@@ -62,12 +62,13 @@ class ModelServer:
     ``max_batch_size`` and ``max_batch_time`` (adaptive batching, a
     model-settings field), ``weights`` (a checkpoint path, becomes
     ``parameters.uri``), ``extra`` (merged into ``parameters.extra``), ``env``
-    (extra environment variables) and the three ports.
+    (extra environment variables), the three ports, and ``python`` (the interpreter
+    of another environment with MLServer, e.g. an optional runtime's).
     """
 
     def __init__(self, model_dir="tinyvit", *, parallel_workers=None, max_batch_size=None,
                  max_batch_time=None, weights=None, extra=None, env=None,
-                 http_port=None, grpc_port=None, metrics_port=None):
+                 http_port=None, grpc_port=None, metrics_port=None, python=None):
         self.model_dir = _resolve(model_dir)
         if not (self.model_dir / "model-settings.json").is_file():
             raise FileNotFoundError(f"{self.model_dir} has no model-settings.json")
@@ -80,6 +81,7 @@ class ModelServer:
         self.extra = dict(extra or {})
         self.env = dict(env or {})
         self.ports = {"http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port}
+        self.python = str(python or sys.executable)  # another environment's python runs its MLServer
         self.process = None
         self.run_dir = None
         self._final_log = ""
@@ -153,7 +155,7 @@ class ModelServer:
         self._write_run_copy(self.run_dir / "model")
         log_file = open(self.run_dir / "server.log", "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "mlserver.cli.main", "start", str(self.run_dir / "model")],
+            [self.python, "-m", "mlserver.cli.main", "start", str(self.run_dir / "model")],
             cwd=self.run_dir, stdout=log_file, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, env=self._environment(),
             start_new_session=True, preexec_fn=_die_with_parent,

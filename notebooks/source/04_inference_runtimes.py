@@ -1,0 +1,129 @@
+# %% [markdown]
+# # 04 · Inference runtimes: serving by configuration
+#
+# In notebooks 01–03 you wrote the Python class that serves the model. MLServer calls such a
+# class an **inference runtime**: an `MLModel` subclass with `load()` and `predict()`, named in
+# `model-settings.json` by `implementation`. MLServer also ships ready-made runtimes
+# (scikit-learn, XGBoost, LightGBM, MLflow, Hugging Face…). With one of those, serving a model
+# is configuration only: a `model-settings.json` that names the runtime and passes its
+# options in `parameters.extra`, and no Python file at all.
+
+# %%
+from labkit import show
+
+random_weights = show.weights_banner()
+
+# %% [markdown]
+# ## The course text's example: the Hugging Face runtime
+#
+# The course text serves an image classifier with `mlserver_huggingface.HuggingFaceRuntime`,
+# task `image-classification`. The runtime wraps a transformers `pipeline`; its options:
+#
+# * `task`: which pipeline (`image-classification`);
+# * `pretrained_model`: a hub name or a **local folder**: here TinyViT saved in the hub's timm
+#   format (`config.json` + weights), so nothing is downloaded;
+# * `optimum_model`: `true` loads the model through Hugging Face Optimum as an ONNX Runtime
+#   model (exported on load), often faster on CPU; `false` runs it with PyTorch.
+#
+# `labkit.runtime.hf_model_folder` writes such a folder:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+import json
+import tempfile
+
+from labkit import runtime
+
+hf_folder = runtime.hf_model_folder(tempfile.mkdtemp(prefix="tinyvit-hf-"))
+settings = json.loads((hf_folder / "model-settings.json").read_text())
+settings["parameters"]["extra"]["pretrained_model"] = "<the local artifact folder>"
+print(json.dumps(settings, indent=2))
+
+# %% [markdown]
+# The runtime is an optional extra (`mlserver-huggingface`, which pulls tensorflow, optimum and
+# transformers: about 2 minutes to install), kept in its own environment: `make hf-runtime`
+# creates `.venv-hf`. When it exists, the next cell starts the runtime for real.
+#
+# With MLServer 1.7.1 and the torch this lab pins (2.14.1), **loading fails**: the runtime
+# imports Optimum, Optimum 1.27 imports `_attention_scale` from `torch.onnx.symbolic_opset14`,
+# and that torch no longer has it. The exact error, from a run of `make hf-runtime` and this
+# cell on the lab's machine:
+#
+# ```
+# ImportError: cannot import name '_attention_scale' from 'torch.onnx.symbolic_opset14'
+# ```
+#
+# (It happens at import, so `optimum_model: false` does not avoid it. An older torch, such as
+# 2.9.1, in that separate environment is the first thing to try where it can be installed.)
+
+# %%
+from labkit.server import ModelServer, ServerStartError, last_exception
+
+hf_python = runtime.HF_ENVIRONMENT / "bin" / "python"
+if hf_python.exists():
+    hf_server = ModelServer(hf_folder, python=hf_python)
+    try:
+        hf_server.start(timeout=300)
+        print("HuggingFaceRuntime is serving", hf_server.model_url)
+    except ServerStartError:
+        print("HuggingFaceRuntime failed to load:", last_exception(hf_server.log))
+    finally:
+        hf_server.stop()
+else:
+    print("No .venv-hf here: run `make hf-runtime` in a terminal to try the Hugging Face runtime yourself.")
+
+# %% [markdown]
+# ## A runtime that works here: timm, configured in JSON
+#
+# The lab ships a small reusable runtime for any timm classifier, `labkit.runtime.TimmClassifier`.
+# Everything model-specific is configuration: the timm model name, the weights (`uri`), and how
+# many labels to return (`top_k`). The folder `runtimes/tinyvit-timm/` holds nothing but two
+# JSON files:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+show.file("runtimes/tinyvit-timm/model-settings.json")
+
+# %%
+timm_server = ModelServer("runtimes/tinyvit-timm").start()
+timm_server
+
+# %% [markdown]
+# It takes the same requests as the hand-written service (pixels with a batch axis, or encoded
+# images) and answers with labels and scores, like the service you wrote in notebook 03:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+import pandas as pd
+
+from labkit.client import encode_jpeg, files_request, infer_outputs, load_image
+
+cat = load_image()
+outputs = infer_outputs(timm_server.infer_url, files_request([encode_jpeg(cat), encode_jpeg(cat[:200, :300])]))
+print("labels", outputs["labels"].shape, " scores", outputs["scores"].shape)
+
+# %%
+pd.DataFrame({"label": outputs["labels"][0], "score": outputs["scores"][0].round(4)})
+
+# %% [markdown]
+# Change `top_k` or `model` in the JSON and restart: no code changes. (Another timm model needs
+# its own checkpoint in `uri`.)
+#
+# ## When is a custom service still needed?
+#
+# A runtime covers the common case: one model, a standard input, a standard output. Write your
+# own `MLModel` when the service must do more than the runtime offers, for example:
+#
+# * **its own request contract**: accepting both pixels and encoded files, checking shapes and
+#   answering 400 with a helpful message, as `tinyvit/serve-model.py` does;
+# * **pre- and post-processing** that belongs with the model: resizing, label mapping,
+#   thresholds, returning only the top-k;
+# * **several models in one answer** (an ensemble, a detector followed by a classifier);
+# * **its own metrics** (notebook 07) or business rules.
+#
+# ## Stop the server
+
+# %%
+# NBVAL_CHECK_OUTPUT
+timm_server.stop()
+print("running:", timm_server.running)

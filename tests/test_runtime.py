@@ -1,0 +1,61 @@
+"""labkit.runtime.TimmClassifier: a model served by configuration alone, on a real MLServer."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import requests
+
+from labkit.client import encode_jpeg, files_request, infer_outputs, pixels_request
+from labkit.server import ModelServer, ServerStartError
+from tests.conftest import FREE_PORTS, REPO
+from tests.test_service import decode_jpeg
+
+pytestmark = pytest.mark.slow
+
+
+def runtime_folder(tmp_path, **extra):
+    folder = tmp_path / "tinyvit-timm"
+    shutil.copytree(REPO / "runtimes" / "tinyvit-timm", folder)
+    settings = json.loads((folder / "model-settings.json").read_text())
+    settings["parameters"]["extra"].update(extra)
+    for key in [key for key, value in extra.items() if value is None]:
+        settings["parameters"]["extra"].pop(key)
+    (folder / "model-settings.json").write_text(json.dumps(settings))
+    return folder
+
+
+def test_top_k_labels_and_scores_match_the_in_process_model(tmp_path, checkpoint, reference, cat):
+    folder = runtime_folder(tmp_path, top_k=3)
+    with ModelServer(folder, weights=checkpoint, parallel_workers=0, **FREE_PORTS) as server:
+        images = [cat, cat[:200, :250]]
+        files = [encode_jpeg(image) for image in images]
+        outputs = infer_outputs(server.infer_url, files_request(files))
+        labels, scores = reference.top_k([decode_jpeg(data) for data in files], k=3)
+        assert outputs["labels"].shape == (2, 3)
+        assert (outputs["labels"] == labels).all()
+        np.testing.assert_allclose(outputs["scores"], scores, rtol=1e-3)
+        bad = requests.post(server.infer_url, json={"inputs": [{"name": "payload", "shape": [8, 8, 3],
+                                                                "datatype": "UINT8", "data": [0] * 192}]})
+        assert bad.status_code == 400 and "[N, H, W, 3]" in bad.text
+        assert infer_outputs(server.infer_url, pixels_request([cat]))["scores"].shape == (1, 3)
+
+
+def test_a_missing_model_name_is_a_clear_start_error(tmp_path, checkpoint):
+    folder = runtime_folder(tmp_path, model=None)
+    with pytest.raises(ServerStartError, match="parameters.extra.model"):
+        ModelServer(folder, weights=checkpoint, parallel_workers=0, **FREE_PORTS).start(progress=False)
+
+
+def test_hf_model_folder_is_the_course_texts_runtime_on_a_local_artifact(tmp_path, checkpoint):
+    from labkit import runtime
+
+    folder = runtime.hf_model_folder(tmp_path / "hf")
+    settings = json.loads((folder / "model-settings.json").read_text())
+    assert settings["implementation"] == "mlserver_huggingface.HuggingFaceRuntime"
+    extra = settings["parameters"]["extra"]
+    assert extra["task"] == "image-classification" and extra["optimum_model"] is False
+    config = json.loads((tmp_path / "hf" / "artifact" / "config.json").read_text())
+    assert config["architecture"] == "tiny_vit_5m_224" and config["num_classes"] == 21841
+    assert "num_classes" not in config["model_args"], "transformers passes num_classes itself"
