@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha1su
 WEIGHTS := weights/tinyvit.safetensors
 LAB_HOST ?= 127.0.0.1
 LAB_PORT ?= 8888
+# Debian packages some tests use; installed by `make test` when running as root.
+SYSTEM_PACKAGES := prometheus
 
 .PHONY: lab test weights notebooks release grade bench hf-runtime venv clean
 
@@ -33,6 +35,7 @@ lab: $(STAMP) $(WEIGHTS)
 
 # Runs the unit and live-server tests, then every solution notebook under nbval (quick mode).
 test: $(STAMP) $(WEIGHTS)
+	tools/system-deps.sh $(SYSTEM_PACKAGES)
 	$(PY) -m pytest tests
 	LAB_QUICK=1 $(PY) -m pytest --nbval-lax -p no:cacheprovider notebooks/solutions
 

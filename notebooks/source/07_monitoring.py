@@ -165,10 +165,32 @@ print("tinyvit_top1_confidence with parallel_workers=0:",
 # %% [markdown]
 # ## Prometheus and Grafana
 #
-# In production a Prometheus server scrapes `/metrics` on a schedule and keeps the history;
-# `monitoring/prometheus.yml` is a scrape configuration for the lab server (loopback only).
-# A query such as `rate(model_infer_request_success_total[1m])` then gives the request rate per
-# model, and Grafana turns such queries into dashboards.
+# In production a **Prometheus** server scrapes `/metrics` on a schedule and keeps the history,
+# and you ask it questions in PromQL. `monitoring/prometheus.yml` is a scrape configuration for
+# the lab server. If the `prometheus` binary is installed (Debian package `prometheus`),
+# `labkit.prometheus` starts it on loopback against the running server, and you can query it
+# through its HTTP API:
+
+# %%
+from labkit import prometheus
+
+if prometheus.available():
+    with prometheus.Prometheus(confidence.metrics_url) as prom:
+        query = 'model_infer_request_success_total{model="tinyvit-confidence"}'
+        start = float(prom.wait_for(query)[0]["value"][1])
+        for _ in range(5):
+            infer(confidence.infer_url, pixels_request([load_image()]))
+        result = prom.wait_for(f"{query} >= {start + 5}")
+        print(query, "=", result[0]["value"][1] if result else "no data yet")
+        rate = prom.wait_for("sum by (model) (rate(model_infer_request_success_total[1m]))")
+        print("requests per second over the last minute:", [(r["metric"]["model"], r["value"][1]) for r in rate])
+else:
+    print("Prometheus is not installed here. On Debian/Ubuntu: sudo apt-get install prometheus, then\n"
+          "  prometheus --config.file=monitoring/prometheus.yml --web.listen-address=127.0.0.1:9090")
+
+# %% [markdown]
+# A query such as `rate(model_infer_request_success_total[1m])` is the request rate per model;
+# Grafana (not needed for this lab) turns such queries into dashboards and alerts.
 #
 # ## Stop the server
 
