@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .server import _resolve
+from .server import resolve_model_dir
 from .weights import DEFAULT_CHECKPOINT
 
 WEIGHTS_NAME = "tinyvit.safetensors"
@@ -25,7 +25,7 @@ WEIGHTS_NAME = "tinyvit.safetensors"
 
 def build_context(model_dir="tinyvit", target=None, checkpoint=DEFAULT_CHECKPOINT) -> Path:
     """A ready-to-build copy of ``model_dir`` in ``target`` (a new temp folder by default)."""
-    source = _resolve(model_dir)
+    source = resolve_model_dir(model_dir)
     target = Path(target) if target else Path(tempfile.mkdtemp(prefix="tinyvit-image-")) / source.name
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", ".*", "Dockerfile"))
     shutil.copy(checkpoint, target / WEIGHTS_NAME)

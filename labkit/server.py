@@ -69,7 +69,7 @@ class ModelServer:
     def __init__(self, model_dir="tinyvit", *, parallel_workers=None, max_batch_size=None,
                  max_batch_time=None, weights=None, extra=None, env=None,
                  http_port=None, grpc_port=None, metrics_port=None, python=None):
-        self.model_dir = _resolve(model_dir)
+        self.model_dir = resolve_model_dir(model_dir)
         if not (self.model_dir / "model-settings.json").is_file():
             raise FileNotFoundError(f"{self.model_dir} has no model-settings.json")
         self.model_settings = json.loads((self.model_dir / "model-settings.json").read_text())
@@ -296,7 +296,8 @@ def last_exception(log: str) -> str:
     return ""
 
 
-def _resolve(model_dir) -> Path:
+def resolve_model_dir(model_dir) -> Path:
+    """``model_dir`` as given if it exists, else relative to the repository (``"tinyvit"``)."""
     path = Path(model_dir)
     if not path.is_absolute() and not path.exists() and (REPO_ROOT / path).exists():
         path = REPO_ROOT / path

@@ -1,8 +1,6 @@
 """Shared fixtures: a deterministic random checkpoint, the in-process reference
 model, and real MLServer processes on free loopback ports."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -41,12 +39,3 @@ def server(checkpoint):
     server = start_server(checkpoint)
     yield server
     server.stop()
-
-
-def load_service_module():
-    """tinyvit/serve-model.py imported as a module (its name has a dash)."""
-    spec = importlib.util.spec_from_file_location("serve_model", REPO / "tinyvit" / "serve-model.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("serve_model", module)
-    spec.loader.exec_module(module)
-    return module
