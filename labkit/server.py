@@ -189,7 +189,7 @@ class ModelServer:
                 self.ports[key] = value
             elif key in ("extra", "env"):
                 setattr(self, key, dict(value or {}))
-            elif hasattr(self, key) and key not in ("name", "model_dir"):
+            elif key in ("parallel_workers", "max_batch_size", "max_batch_time", "weights"):
                 setattr(self, key, value)
             else:
                 raise TypeError(f"unknown override {key!r}")

@@ -152,3 +152,9 @@ def test_servers_listen_on_loopback_only_and_two_run_side_by_side(checkpoint):
             assert {port for _, port in addresses} >= {server.ports["http_port"], server.ports["grpc_port"]}
             assert all(is_loopback(host) for host, _ in addresses), addresses
             assert requests.get(f"{server.model_url}/ready", timeout=5).status_code == 200
+
+
+def test_restart_refuses_what_is_not_a_setting():
+    server = ModelServer("tinyvit")
+    with pytest.raises(TypeError, match="unknown override 'process'"):
+        server.restart(process=None)
