@@ -29,8 +29,8 @@ def cat() -> np.ndarray:
     return load_image(CAT)
 
 
-def start_server(checkpoint, **overrides) -> ModelServer:
-    return ModelServer("tinyvit", weights=checkpoint, **FREE_PORTS, **overrides).start(progress=False)
+def start_server(checkpoint, model_dir="tinyvit", **overrides) -> ModelServer:
+    return ModelServer(model_dir, weights=checkpoint, **FREE_PORTS, **overrides).start(progress=False)
 
 
 @pytest.fixture(scope="module")
