@@ -8,8 +8,10 @@ temporary folder with the overrides applied, bound to 127.0.0.1, on the default
 ports when free and on free ports otherwise. Start-up waits on
 ``/v2/models/<name>/ready`` (``/v2/health/ready`` says 200 even after a failed
 load). The server is stopped by ``stop()``, by the ``with`` block, at
-interpreter exit, and (Linux) when its parent process dies. A server left behind
-by a killed kernel is found through its pid file and stopped before the next
+interpreter exit, and (Linux) when its parent process dies. MLServer runs under
+``labkit.supervisor``, which SIGKILLs its whole process group if it has not shut
+down ``SHUTDOWN_GRACE`` seconds after SIGTERM. A server left behind by a killed
+kernel on another OS is found through its pid file and stopped before the next
 start.
 """
 
@@ -33,6 +35,9 @@ from .weights import REPO_ROOT
 DEFAULT_PORTS = {"http_port": 8080, "grpc_port": 8081, "metrics_port": 8082}
 PID_DIR = Path(tempfile.gettempdir()) / "mlserver-lab-pids"
 LOAD_FAILED_MARK = "Couldn't load model"
+# Seconds MLServer gets to shut down after SIGTERM before its process group is SIGKILLed
+# (labkit.supervisor; MLServer can hang in its own shutdown).
+SHUTDOWN_GRACE = 10
 _running = set()
 
 
@@ -155,7 +160,8 @@ class ModelServer:
         self._write_run_copy(self.run_dir / "model")
         log_file = open(self.run_dir / "server.log", "wb")
         self.process = subprocess.Popen(
-            [self.python, "-m", "mlserver.cli.main", "start", str(self.run_dir / "model")],
+            [sys.executable, "-m", "labkit.supervisor", "--grace", str(SHUTDOWN_GRACE), "--",
+             self.python, "-m", "mlserver.cli.main", "start", str(self.run_dir / "model")],
             cwd=self.run_dir, stdout=log_file, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, env=self._environment(),
             start_new_session=True, preexec_fn=_die_with_parent,
@@ -264,6 +270,7 @@ class ModelServer:
                 if self.process.poll() is not None:
                     raise self._start_error(f"MLServer exited with code {self.process.returncode}")
                 if LOAD_FAILED_MARK in self.log:
+                    self._wait_for_traceback()
                     raise self._start_error(f"MLServer could not load model {self.name!r}")
                 try:
                     if requests.get(ready_url, timeout=2).status_code == 200:
@@ -277,6 +284,15 @@ class ModelServer:
                 bar.refresh()
         finally:
             bar.close()
+
+    def _wait_for_traceback(self, timeout: float = 5) -> None:
+        """MLServer logs "Couldn't load model" before the traceback that says why."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
+            if "Traceback" in self.log.split(LOAD_FAILED_MARK, 1)[-1]:
+                time.sleep(0.2)  # the rest of the traceback
+                return
+            time.sleep(0.1)
 
     def _start_error(self, reason: str) -> ServerStartError:
         cause = last_exception(self.log)
@@ -312,10 +328,13 @@ def _die_with_parent() -> None:
 
 
 def _stop_group(pid: int, timeout: float, process=None) -> None:
+    """SIGTERM to the group's leader ``pid`` (it passes the signal on: the supervisor to
+    MLServer, MLServer to its workers); SIGKILL to the whole group after ``timeout`` s."""
     try:
-        os.killpg(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
-        return
+        if not _group_alive(pid):
+            return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None and not _group_alive(pid):

@@ -1,0 +1,116 @@
+"""Servers started from real Jupyter kernels (jupyter_client + ipykernel, as JupyterLab
+runs them): a kernel SIGKILLed mid-load leaves no MLServer behind and its ports free
+for the restarted kernel; two kernels run servers side by side without colliding."""
+
+import json
+import os
+import signal
+import time
+
+import pytest
+import requests
+from jupyter_client.manager import KernelManager
+
+from labkit import metrics, server as server_module
+from labkit.server import _group_alive, port_is_free
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def kernels(tmp_path, monkeypatch):
+    """Start kernels like JupyterLab does (connection files in a temp runtime dir); all
+    are shut down at the end, also when the test fails."""
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    started = []
+
+    def start() -> KernelManager:
+        manager = KernelManager(kernel_name="python3")
+        manager.start_kernel(cwd=str(REPO))
+        client = manager.client()
+        client.start_channels()
+        client.wait_for_ready(timeout=60)
+        manager.lab_client = client
+        started.append(manager)
+        return manager
+
+    yield start
+    for manager in started:
+        manager.lab_client.stop_channels()
+        if manager.is_alive():
+            manager.shutdown_kernel(now=False)
+
+
+def run(manager: KernelManager, code: str, timeout: float = 240) -> str:
+    """Execute ``code`` in the kernel; return what it printed, fail with its traceback."""
+    printed = []
+
+    def collect(message):
+        if message["header"]["msg_type"] == "stream":
+            printed.append(message["content"]["text"])
+        elif message["header"]["msg_type"] == "error":
+            printed.append("\n".join(message["content"]["traceback"]))
+
+    reply = manager.lab_client.execute_interactive(code, timeout=timeout, output_hook=collect)
+    assert reply["content"]["status"] == "ok", "".join(printed)
+    return "".join(printed)
+
+
+def start_server_code(checkpoint, ports: dict = None) -> str:
+    ports = ports or {}
+    return (f"from labkit.server import ModelServer\n"
+            f"server = ModelServer('tinyvit', weights={str(checkpoint)!r}, **{ports!r}).start(progress=False)\n"
+            f"import json; print(json.dumps({{'pid': server.process.pid, 'ports': server.ports}}))\n")
+
+
+def started_server(output: str) -> dict:
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def wait_until(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return condition()
+
+
+def test_a_kernel_killed_mid_load_leaves_no_server_and_the_restart_gets_its_ports(kernels, checkpoint):
+    kernel = kernels()
+    first = started_server(run(kernel, start_server_code(checkpoint)))
+    run(kernel, "import threading\nfrom labkit.load import run_load\n"
+                "threading.Thread(target=run_load, args=(server.infer_url,), daemon=True,\n"
+                "                 kwargs={'concurrency': 4, 'duration': 300, 'progress': False}).start()\n")
+    metrics_url = f"http://127.0.0.1:{first['ports']['metrics_port']}/metrics"
+    assert wait_until(lambda: metrics.total(metrics.scrape(metrics_url), "model_infer_request_success_total") >= 3,
+                      timeout=60), "the load never reached the server"
+
+    os.kill(kernel.provisioner.process.pid, signal.SIGKILL)
+    assert wait_until(lambda: not _group_alive(first["pid"]), timeout=30), "MLServer outlived its kernel"
+    assert wait_until(lambda: all(port_is_free(port) for port in first["ports"].values()), timeout=10)
+
+    kernel.restart_kernel(now=True)
+    kernel.lab_client.wait_for_ready(timeout=60)
+    second = started_server(run(kernel, start_server_code(checkpoint, first["ports"])))
+    assert second["ports"] == first["ports"], "the restarted kernel's server did not get the same ports"
+    assert not (server_module.PID_DIR / f"{first['pid']}.json").exists(), "stale pid file left behind"
+    answer = requests.get(f"http://127.0.0.1:{second['ports']['http_port']}/v2/models/tinyvit/ready", timeout=5)
+    assert answer.status_code == 200
+    run(kernel, "server.stop()")
+    assert not _group_alive(second["pid"])
+
+
+def test_two_kernels_run_servers_side_by_side(kernels, checkpoint):
+    left, right = kernels(), kernels()
+    # Default ports, as the notebooks use them: the second server must move to free ones.
+    servers = [started_server(run(kernel, start_server_code(checkpoint))) for kernel in (left, right)]
+    assert set(servers[0]["ports"].values()).isdisjoint(servers[1]["ports"].values())
+    for kernel in (left, right):
+        output = run(kernel, "from labkit.client import infer, pixels_request, load_image\n"
+                             "print(infer(server.infer_url, pixels_request([load_image()])).shape)\n")
+        assert "(1, 21841)" in output
+    for kernel, started in zip((left, right), servers):
+        run(kernel, "server.stop()")
+        assert not _group_alive(started["pid"])
