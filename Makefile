@@ -9,7 +9,7 @@ LAB_PORT ?= 8888
 # Debian packages some tests use; installed by `make test` when running as root.
 SYSTEM_PACKAGES := prometheus
 
-.PHONY: lab test weights notebooks release grade bench hf-runtime venv clean
+.PHONY: lab test weights notebooks release grade bench soak hf-runtime venv clean
 
 venv: $(STAMP)
 
@@ -64,6 +64,11 @@ hf-runtime: $(STAMP)
 # Side-by-side serving benchmark; writes benchmarks/results/<date>.json and .md.
 bench: $(STAMP) $(WEIGHTS)
 	$(PY) benchmarks/serving.py
+
+# Soak: 16 clients for SECONDS (default 300) against 2 workers with adaptive batching, every
+# answer checked; writes benchmarks/results/soak-<date>.json.
+soak: $(STAMP) $(WEIGHTS)
+	$(PY) benchmarks/soak.py --seconds $(or $(SECONDS),300)
 
 clean:
 	rm -rf $(VENV) .venv-hf weights

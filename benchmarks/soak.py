@@ -30,7 +30,8 @@ from labkit.client import CAT, decode_outputs, encode_jpeg, files_request, load_
 from labkit.server import ModelServer, _group_alive, port_is_free
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SETTINGS = {"parallel_workers": 2, "max_batch_size": 8, "max_batch_time": 0.01}
+SETTINGS = {"parallel_workers": 2, "max_batch_size": 4, "max_batch_time": 0.01}
+MAX_IMAGES_PER_REQUEST = 3
 CONCURRENCY = 16
 
 
@@ -41,7 +42,7 @@ def request_pool(model: weights.InProcessModel, count: int = 8) -> list:
     pool = []
     for index in range(count):
         images = [np.ascontiguousarray(np.roll(cat, 11 * index + 5 * k, axis=1)[: 180 + 13 * index, : 220 + 7 * k])
-                  for k in range(1 + index % 3)]
+                  for k in range(1 + index % MAX_IMAGES_PER_REQUEST)]
         files = [encode_jpeg(image) for image in images]
         expected = model.probabilities([load_image(_file(data)) for data in files])
         pool.append((request_body(files_request(files)), expected))
@@ -52,6 +53,20 @@ def _file(data: bytes):
     import io
 
     return io.BytesIO(data)
+
+
+def warm_every_batch_size(server: ModelServer) -> None:
+    """Send each merged batch size the soak can produce (1 to max_batch_size x 3 images)
+    to every worker once, one request at a time: each new size makes a worker allocate
+    for it, growth that is warm-up, not a leak."""
+    image = encode_jpeg(load_image(CAT))
+    largest = SETTINGS["max_batch_size"] * MAX_IMAGES_PER_REQUEST
+    with requests.Session() as session:
+        for size in range(1, largest + 1):
+            body = request_body(files_request([image] * size))
+            for _ in range(SETTINGS["parallel_workers"]):
+                session.post(server.infer_url, data=body, timeout=120,
+                             headers={"Content-Type": "application/json"}).raise_for_status()
 
 
 def verdict(answer: requests.Response, expected: np.ndarray) -> str:
@@ -120,6 +135,7 @@ def soak(checkpoint, seconds: float, concurrency: int = CONCURRENCY, warmup_seco
     server = ModelServer("tinyvit", weights=checkpoint, http_port=0, grpc_port=0, metrics_port=0, **SETTINGS)
     server.start(progress=False)
     try:
+        warm_every_batch_size(server)
         warmup = drive(server.infer_url, pool, warmup_seconds, concurrency)
         rss_samples = [server_rss_mb(server)]
         last_sample = [time.monotonic()]
