@@ -6,10 +6,21 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha1su
 WEIGHTS := weights/tinyvit.safetensors
 LAB_HOST ?= 127.0.0.1
 LAB_PORT ?= 8888
+# Per-user state of Jupyter, IPython, matplotlib and npm (which JupyterLab's language-server
+# finder runs) goes to .lab/ in the repo instead of $HOME: the lab writes nothing outside the
+# repo and temp dirs (tests/test_writes.py). `make lab-env` prints these for a JupyterHub setup.
+LAB_STATE := $(CURDIR)/.lab
+export JUPYTER_CONFIG_DIR := $(LAB_STATE)/jupyter-config
+export JUPYTER_DATA_DIR := $(LAB_STATE)/jupyter-data
+export JUPYTER_RUNTIME_DIR := $(LAB_STATE)/jupyter-data/runtime
+export IPYTHONDIR := $(LAB_STATE)/ipython
+export MPLCONFIGDIR := $(LAB_STATE)/matplotlib
+export NPM_CONFIG_CACHE := $(LAB_STATE)/npm
+LAB_ENV_VARS := JUPYTER_CONFIG_DIR JUPYTER_DATA_DIR JUPYTER_RUNTIME_DIR IPYTHONDIR MPLCONFIGDIR NPM_CONFIG_CACHE
 # Debian packages some tests use; installed by `make test` when running as root.
 SYSTEM_PACKAGES := prometheus
 
-.PHONY: lab test weights notebooks release grade bench soak hf-runtime venv clean
+.PHONY: lab lab-env test weights notebooks release grade bench soak hf-runtime venv clean
 
 venv: $(STAMP)
 
@@ -32,6 +43,9 @@ lab: $(STAMP) $(WEIGHTS)
 	@echo "JupyterLab on http://$(LAB_HOST):$(LAB_PORT)/lab (the token is in the URL printed below)"
 	$(VENV)/bin/jupyter lab --no-browser --ip=$(LAB_HOST) --port=$(LAB_PORT) --notebook-dir=notebooks \
 		$(if $(filter 0,$(shell id -u)),--allow-root)
+
+lab-env:
+	@$(foreach name,$(LAB_ENV_VARS),echo $(name)=$($(name));)
 
 # Runs the unit and live-server tests, then every solution notebook under nbval (quick mode).
 test: $(STAMP) $(WEIGHTS)

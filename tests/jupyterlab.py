@@ -1,0 +1,74 @@
+"""JupyterLab as `make lab` starts it, for the tests: the same command line and the
+same environment (`make -n lab`, `make -s lab-env`), on a free port."""
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+from labkit.server import _group_alive, _stop_group, free_port
+from tests.conftest import REPO
+
+
+def lab_environment() -> dict:
+    """The variables the Makefile exports to every recipe (Jupyter/IPython/matplotlib state in .lab/)."""
+    done = subprocess.run(["make", "-s", "--no-print-directory", "lab-env"], cwd=REPO, capture_output=True,
+                          text=True, check=True)
+    return dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+
+
+def make_lab_command(port: int) -> list:
+    """The `jupyter lab` line of the Makefile's `lab` target, for this port."""
+    done = subprocess.run(["make", "-n", "lab", f"LAB_PORT={port}"], cwd=REPO, capture_output=True, text=True)
+    line = next(line for line in done.stdout.replace("\\\n", " ").splitlines() if "jupyter lab" in line)
+    return line.split()
+
+
+def wait_until_answering(port: int, token: str, timeout: float = 30) -> None:
+    """The URL is printed a moment before the server takes connections."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/api/status", params={"token": token}, timeout=5).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        assert time.monotonic() < deadline, "JupyterLab printed its URL but does not answer"
+        time.sleep(0.2)
+
+
+@contextmanager
+def running_lab(env: dict = None, notebook_dir: Path = None):
+    """Start JupyterLab as `make lab` would; yield (process, port, url with token).
+    ``notebook_dir`` replaces the Makefile's notebooks/ folder; ``env`` is added to
+    the environment. The server and its kernels are stopped at the end."""
+    port = free_port()
+    command = make_lab_command(port)
+    command[0] = str(Path(sys.executable).parent / "jupyter")
+    if notebook_dir is not None:
+        command = [f"--notebook-dir={notebook_dir}" if part.startswith("--notebook-dir=") else part
+                   for part in command]
+    environment = {**os.environ, **lab_environment(), **(env or {})}
+    process = subprocess.Popen(command, cwd=REPO, env=environment, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        url = None
+        deadline = time.monotonic() + 90
+        while url is None and time.monotonic() < deadline and process.poll() is None:
+            line = process.stdout.readline()
+            match = re.search(rf"(http://127\.0\.0\.1:{port}/lab\?token=\w+)", line)
+            url = match.group(1) if match else None
+        assert url, "JupyterLab did not print its URL with a token"
+        # Keep reading its output so that a full pipe never blocks the server.
+        threading.Thread(target=process.stdout.read, daemon=True).start()
+        wait_until_answering(port, url.split("token=")[1])
+        yield process, port, url
+    finally:
+        _stop_group(process.pid, 20, process)
+        assert not _group_alive(process.pid), "JupyterLab outlived its stop"
