@@ -18,7 +18,7 @@ export MPLCONFIGDIR := $(LAB_STATE)/matplotlib
 export NPM_CONFIG_CACHE := $(LAB_STATE)/npm
 LAB_ENV_VARS := JUPYTER_CONFIG_DIR JUPYTER_DATA_DIR JUPYTER_RUNTIME_DIR IPYTHONDIR MPLCONFIGDIR NPM_CONFIG_CACHE
 # Debian packages some tests use; installed by `make test` when running as root.
-SYSTEM_PACKAGES := prometheus
+SYSTEM_PACKAGES := prometheus chromium chromium-driver
 
 .PHONY: lab lab-env test weights notebooks release grade bench soak hf-runtime venv clean
 

@@ -18,12 +18,12 @@ import pytest
 import requests
 
 from labkit.client import infer_outputs, pixels_request
-from labkit.load import quick_mode
 from tests.conftest import REPO, start_server
 
 pytestmark = pytest.mark.slow
 
-FUZZ_SECONDS = 40 if quick_mode() else 120
+# Bounded so that `make test` stays short; FUZZ_SECONDS=600 for a longer hunt.
+FUZZ_SECONDS = int(os.environ.get("FUZZ_SECONDS", 40))
 KNOWN_DEFECTS_DOC = REPO / "docs" / "upstream-issues.md"
 
 

@@ -1,0 +1,121 @@
+"""Notebook 05 in a real browser: headless Chromium (Debian's /usr/bin/chromium, driven by
+Playwright) opens JupyterLab as `make lab` starts it, runs the notebook in quick mode,
+and uses the control panel: the widget renders, and a click on Run adds a row to its
+results table. Screenshots go to test-artifacts/browser/ (LAB_SCREENSHOTS overrides).
+
+The notebook run is a copy of the solution notebook in a temp folder, served as the
+notebook folder: JupyterLab autosaves, and the committed notebook must not change.
+"""
+
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.jupyterlab import running_lab
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Debian's Chromium as root in a container, on a machine whose network is closed: no
+# sandbox, no GPU, and no background connections (each would be refused, many at a time).
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+NOTEBOOK = "05_scaling.ipynb"
+SCREENSHOTS = Path(os.environ.get("LAB_SCREENSHOTS", REPO / "test-artifacts" / "browser"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def needs_a_browser():
+    missing = []
+    if not CHROMIUM.is_file():
+        missing.append(f"{CHROMIUM} (Debian package chromium; as root `tools/system-deps.sh chromium` installs it)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("the playwright Python package (requirements.txt)")
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the browser test; missing: {', '.join(missing)}")
+        pytest.skip(f"no browser test without {', '.join(missing)}")
+
+
+@pytest.fixture
+def browser_page(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
+            args=CHROMIUM_FLAGS, viewport={"width": 1400, "height": 1000})
+        try:
+            yield context.pages[0] if context.pages else context.new_page()
+        finally:
+            context.close()
+
+
+def code_cell_prompts(page) -> list:
+    # textContent, not innerText: cells scrolled out of view are not rendered
+    # (content-visibility) and their innerText is empty.
+    return [text.strip() for text in page.locator(".jp-CodeCell .jp-InputPrompt").all_text_contents()]
+
+
+def wait_for_all_cells(page, timeout: float) -> None:
+    """Until every code cell shows an execution count ("[12]:"), none "[*]:"."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        prompts = code_cell_prompts(page)
+        if prompts and all(re.fullmatch(r"\[\d+\]:", prompt) for prompt in prompts):
+            return
+        time.sleep(1)
+    page.screenshot(path=str(SCREENSHOTS / "05-did-not-finish.png"))
+    raise AssertionError(f"the notebook did not finish in {timeout:.0f} s: prompts {code_cell_prompts(page)}"
+                         f" (screenshot in {SCREENSHOTS})")
+
+
+def table_rows(panel) -> int:
+    return panel.locator(".widget-output table.dataframe tbody tr").count()
+
+
+def test_notebook_05_runs_in_the_browser_and_its_panel_adds_a_row(tmp_path, browser_page):
+    page = browser_page
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    shutil.copy(REPO / "notebooks" / "solutions" / NOTEBOOK, notebooks / NOTEBOOK)
+
+    with running_lab(env={"LAB_QUICK": "1"}, notebook_dir=notebooks) as (process, port, url):
+        token = url.split("token=")[1]
+        page.goto(f"http://127.0.0.1:{port}/lab/tree/{NOTEBOOK}?token={token}")
+        page.locator(".jp-NotebookPanel .jp-CodeCell").first.wait_for(timeout=60_000)
+        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=60_000)
+
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+        wait_for_all_cells(page, timeout=float(os.environ.get("BROWSER_NOTEBOOK_TIMEOUT", 300)))
+        page.screenshot(path=str(SCREENSHOTS / "05-after-run-all.png"))
+        assert page.get_by_text("failed requests: 0").count() >= 1
+
+        run_button = page.locator(".widget-button", has_text="Run")
+        assert run_button.count() == 1, "the control panel did not render"
+        panel = page.locator(".jp-OutputArea-output", has=run_button)
+        panel.scroll_into_view_if_needed()
+        page.screenshot(path=str(SCREENSHOTS / "05-panel.png"))
+
+        run_button.click()
+        page.wait_for_function("([panel, n]) => panel.querySelectorAll("
+                               "'.widget-output table.dataframe tbody tr').length > n",
+                               arg=[panel.element_handle(), 0], timeout=180_000)
+        rows_after_first = table_rows(panel)
+        run_button.click()
+        page.wait_for_function("([panel, n]) => panel.querySelectorAll("
+                               "'.widget-output table.dataframe tbody tr').length > n",
+                               arg=[panel.element_handle(), rows_after_first], timeout=180_000)
+        assert table_rows(panel) == rows_after_first + 1
+        assert "errors" in panel.inner_text() and "failed:" not in panel.inner_text()
+        panel.scroll_into_view_if_needed()
+        panel.screenshot(path=str(SCREENSHOTS / "05-panel-after-clicks.png"))
