@@ -33,7 +33,6 @@ import requests
 from .weights import REPO_ROOT
 
 DEFAULT_PORTS = {"http_port": 8080, "grpc_port": 8081, "metrics_port": 8082}
-PID_DIR = Path(tempfile.gettempdir()) / "mlserver-lab-pids"
 LOAD_FAILED_MARK = "Couldn't load model"
 # Seconds MLServer gets to shut down after SIGTERM before its process group is SIGKILLed
 # (labkit.supervisor; MLServer can hang in its own shutdown).
@@ -369,13 +368,19 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
+def pid_dir() -> Path:
+    """Where this user's servers are recorded: one private folder per user, since a
+    shared host (JupyterHub without containers) may give all users one temp dir."""
+    return Path(tempfile.gettempdir()) / f"mlserver-lab-pids-{os.getuid()}"
+
+
 def _write_pid_file(pid: int) -> None:
-    PID_DIR.mkdir(exist_ok=True)
-    (PID_DIR / f"{pid}.json").write_text(json.dumps({"pid": pid, "parent": os.getpid()}))
+    pid_dir().mkdir(mode=0o700, exist_ok=True)
+    (pid_dir() / f"{pid}.json").write_text(json.dumps({"pid": pid, "parent": os.getpid()}))
 
 
 def _remove_pid_file(pid: int) -> None:
-    (PID_DIR / f"{pid}.json").unlink(missing_ok=True)
+    (pid_dir() / f"{pid}.json").unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:
@@ -391,9 +396,9 @@ def _alive(pid: int) -> bool:
 def stop_orphans() -> list:
     """Stop lab servers whose parent (a kernel, a test run) has died; return their pids."""
     stopped = []
-    if not PID_DIR.is_dir():
+    if not pid_dir().is_dir():
         return stopped
-    for pid_file in PID_DIR.glob("*.json"):
+    for pid_file in pid_dir().glob("*.json"):
         try:
             record = json.loads(pid_file.read_text())
         except (OSError, ValueError):

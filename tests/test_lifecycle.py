@@ -95,7 +95,7 @@ def test_a_kernel_killed_mid_load_leaves_no_server_and_the_restart_gets_its_port
     kernel.lab_client.wait_for_ready(timeout=60)
     second = started_server(run(kernel, start_server_code(checkpoint, first["ports"])))
     assert second["ports"] == first["ports"], "the restarted kernel's server did not get the same ports"
-    assert not (server_module.PID_DIR / f"{first['pid']}.json").exists(), "stale pid file left behind"
+    assert not (server_module.pid_dir() / f"{first['pid']}.json").exists(), "stale pid file left behind"
     answer = requests.get(f"http://127.0.0.1:{second['ports']['http_port']}/v2/models/tinyvit/ready", timeout=5)
     assert answer.status_code == 200
     run(kernel, "server.stop()")

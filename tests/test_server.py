@@ -4,9 +4,11 @@ import hashlib
 import ipaddress
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 
@@ -110,8 +112,8 @@ def test_stop_orphans_stops_a_server_whose_parent_is_gone(checkpoint, tmp_path):
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     dead_parent = subprocess.Popen([sys.executable, "-c", "pass"])
     dead_parent.wait()
-    server_module.PID_DIR.mkdir(exist_ok=True)
-    (server_module.PID_DIR / f"{orphan.pid}.json").write_text(
+    server_module.pid_dir().mkdir(mode=0o700, exist_ok=True)
+    (server_module.pid_dir() / f"{orphan.pid}.json").write_text(
         json.dumps({"pid": orphan.pid, "parent": dead_parent.pid}))
     try:
         assert orphan.pid in server_module.stop_orphans()
@@ -158,3 +160,36 @@ def test_restart_refuses_what_is_not_a_setting():
     server = ModelServer("tinyvit")
     with pytest.raises(TypeError, match="unknown override 'process'"):
         server.restart(process=None)
+
+
+OTHER_USER_SCRIPT = """
+import os, sys
+from labkit import server
+os.setgid(65534)
+os.setuid(65534)  # now another user: 'nobody'
+server._write_pid_file(os.getpid())
+print(server.stop_orphans())
+server._remove_pid_file(os.getpid())
+"""
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to act as a second user")
+def test_users_sharing_a_temp_dir_keep_their_pid_files_apart():
+    # A shared JupyterHub host with one /tmp: the first user's pid folder must not
+    # stop the next user from starting servers, nor expose their pids to each other.
+    shared_tmp = tempfile.mkdtemp(prefix="mlserver-lab-shared-tmp-")
+    try:
+        os.chmod(shared_tmp, 0o1777)
+        env = {**os.environ, "TMPDIR": shared_tmp}
+        as_root = subprocess.run([sys.executable, "-c", "from labkit import server; server._write_pid_file(1)"],
+                                 env=env, cwd=REPO, capture_output=True, text=True)
+        assert as_root.returncode == 0, as_root.stderr
+        as_nobody = subprocess.run([sys.executable, "-c", OTHER_USER_SCRIPT], env=env, cwd=REPO,
+                                   capture_output=True, text=True)
+        assert as_nobody.returncode == 0, as_nobody.stderr[-2000:]
+        assert as_nobody.stdout.strip() == "[]"
+        folders = sorted(name for name in os.listdir(shared_tmp) if name.startswith("mlserver-lab-pids"))
+        assert folders == ["mlserver-lab-pids-0", "mlserver-lab-pids-65534"]
+        assert oct(os.stat(os.path.join(shared_tmp, folders[1])).st_mode & 0o777) == "0o700"
+    finally:
+        shutil.rmtree(shared_tmp, ignore_errors=True)
