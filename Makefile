@@ -50,7 +50,7 @@ lab-env:
 # Runs the unit and live-server tests, then every solution notebook under nbval (quick mode).
 test: $(STAMP) $(WEIGHTS)
 	tools/system-deps.sh $(SYSTEM_PACKAGES)
-	$(PY) -m pytest tests
+	$(PY) -m pytest --durations=12 tests
 	LAB_QUICK=1 $(PY) -m pytest --nbval-lax -p no:cacheprovider notebooks/solutions
 
 # Regenerate solution notebooks (with outputs) from notebooks/source/*.py; NB=01_first_service for one.
