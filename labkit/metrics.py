@@ -10,17 +10,41 @@ lab's ``tinyvit_batch_size``. Custom metrics and the batch queue appear only
 with ``parallel_workers > 0`` (MLServer issue #1151).
 """
 
+import time
+
 import pandas as pd
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+
+# MLServer's endpoint merges the metrics files of all its processes (prometheus_client's
+# multiprocess mode); while a process is still creating its file, a scrape can fail with
+# a 500. It passes within moments, so a 5xx is retried a few times before it is reported.
+SCRAPE_ATTEMPTS = 4
+SCRAPE_RETRY_WAIT = 0.25
+
+
+class MetricsUnavailable(RuntimeError):
+    """The metrics endpoint did not answer with metrics."""
+
+
+def fetch(url: str, timeout: float = 10) -> str:
+    """The endpoint's text; a 5xx is retried, and any error says what came back."""
+    for attempt in range(SCRAPE_ATTEMPTS):
+        answer = requests.get(url, timeout=timeout)
+        if answer.status_code < 500:
+            break
+        time.sleep(SCRAPE_RETRY_WAIT)
+    if answer.status_code != 200:
+        raise MetricsUnavailable(f"{url} answered {answer.status_code} {answer.reason}: {answer.text[:200]!r} "
+                                 "(is this the server's metrics_url?)")
+    return answer.text
 
 
 def scrape(url: str, timeout: float = 10) -> pd.DataFrame:
     """Every sample on the endpoint: columns ``metric``, ``sample``, ``model``,
     ``labels`` (the other labels as text) and ``value``."""
-    text = requests.get(url, timeout=timeout).text
     rows = []
-    for family in text_string_to_metric_families(text):
+    for family in text_string_to_metric_families(fetch(url, timeout)):
         for sample in family.samples:
             labels = dict(sample.labels)
             # MLServer's own metrics label the model `model`/`version`, custom ones `model_name`/`model_version`.

@@ -1,6 +1,9 @@
 """labkit.metrics on a real server: counters move by exactly what was sent; the custom
 metric check; the live watch."""
 
+import http.server
+import threading
+
 import nbformat
 import pytest
 import requests
@@ -71,3 +74,44 @@ def test_custom_metrics_are_missing_without_parallel_workers(checkpoint, cat):
     with start_server(checkpoint, parallel_workers=0) as server:
         infer(server.infer_url, pixels_request([cat]))
         assert not (metrics.scrape(server.metrics_url).metric == "tinyvit_batch_size").any()
+
+
+def test_a_wrong_metrics_address_gives_a_clear_error(metrics_server):
+    wrong = metrics_server.metrics_url.replace("/metrics", "/metric")
+    with pytest.raises(metrics.MetricsUnavailable, match=r"/metric answered 404 Not Found"):
+        metrics.scrape(wrong)
+
+
+class FlakyMetrics(http.server.BaseHTTPRequestHandler):
+    """Answers 500 while ``failures_left``, then samples: what a multiprocess /metrics
+    endpoint does when a process is still creating its metrics file."""
+    failures_left = 0
+    answers = []
+
+    def do_GET(self):
+        status = 500 if FlakyMetrics.failures_left > 0 else 200
+        FlakyMetrics.failures_left -= 1
+        self.answers.append(status)
+        body = b"Internal Server Error" if status == 500 else b"model_infer_request_success_total 3.0\n"
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_passing_server_error_is_retried_and_a_lasting_one_is_explained():
+    endpoint = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FlakyMetrics)
+    threading.Thread(target=endpoint.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{endpoint.server_port}/metrics"
+    try:
+        FlakyMetrics.failures_left = 1
+        assert metrics.total(metrics.scrape(url), "model_infer_request_success_total") == 3
+        assert FlakyMetrics.answers == [500, 200]
+        FlakyMetrics.failures_left = 100
+        with pytest.raises(metrics.MetricsUnavailable, match="500.*Internal Server Error"):
+            metrics.scrape(url)
+    finally:
+        endpoint.shutdown()

@@ -109,7 +109,8 @@ def test_stop_orphans_stops_a_server_whose_parent_is_gone(checkpoint, tmp_path):
     run.run_dir = tmp_path
     run._write_run_copy(tmp_path / "model")
     orphan = subprocess.Popen([sys.executable, "-m", "mlserver.cli.main", "start", str(tmp_path / "model")],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)  # cwd: MLServer writes .metrics/ there
     dead_parent = subprocess.Popen([sys.executable, "-c", "pass"])
     dead_parent.wait()
     server_module.pid_dir().mkdir(mode=0o700, exist_ok=True)
