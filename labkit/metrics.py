@@ -29,11 +29,12 @@ class MetricsUnavailable(RuntimeError):
 
 def fetch(url: str, timeout: float = 10) -> str:
     """The endpoint's text; a 5xx is retried, and any error says what came back."""
-    for attempt in range(SCRAPE_ATTEMPTS):
-        answer = requests.get(url, timeout=timeout)
+    answer = requests.get(url, timeout=timeout)
+    for _ in range(SCRAPE_ATTEMPTS - 1):
         if answer.status_code < 500:
             break
         time.sleep(SCRAPE_RETRY_WAIT)
+        answer = requests.get(url, timeout=timeout)
     if answer.status_code != 200:
         raise MetricsUnavailable(f"{url} answered {answer.status_code} {answer.reason}: {answer.text[:200]!r} "
                                  "(is this the server's metrics_url?)")

@@ -375,8 +375,9 @@ def pid_dir() -> Path:
 
 
 def _write_pid_file(pid: int) -> None:
-    pid_dir().mkdir(mode=0o700, exist_ok=True)
-    (pid_dir() / f"{pid}.json").write_text(json.dumps({"pid": pid, "parent": os.getpid()}))
+    folder = pid_dir()
+    folder.mkdir(mode=0o700, exist_ok=True)
+    (folder / f"{pid}.json").write_text(json.dumps({"pid": pid, "parent": os.getpid()}))
 
 
 def _remove_pid_file(pid: int) -> None:
