@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, skip_unless_ci
 from tests.jupyterlab import running_lab
 
 pytestmark = pytest.mark.slow
@@ -39,9 +39,7 @@ def needs_a_browser():
     except ImportError:
         missing.append("the playwright Python package (requirements.txt)")
     if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the browser test; missing: {', '.join(missing)}")
-        pytest.skip(f"no browser test without {', '.join(missing)}")
+        skip_unless_ci(f"no browser test without {', '.join(missing)}")
 
 
 @pytest.fixture

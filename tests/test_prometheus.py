@@ -1,12 +1,10 @@
 """A real Prometheus scrapes a real lab server on loopback; PromQL through its HTTP API."""
 
-import os
-
 import pytest
 
 from labkit import prometheus
 from labkit.client import infer, pixels_request
-from tests.conftest import start_server
+from tests.conftest import skip_unless_ci, start_server
 from tests.test_server import is_loopback, listening_addresses
 
 pytestmark = pytest.mark.slow
@@ -15,9 +13,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module", autouse=True)
 def needs_prometheus():
     if not prometheus.available():
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must run the Prometheus test: `make test` installs it (tools/system-deps.sh)")
-        pytest.skip("no `prometheus` binary: as root, tools/system-deps.sh prometheus installs it")
+        skip_unless_ci("no `prometheus` binary: as root, tools/system-deps.sh prometheus installs it")
 
 
 def test_prometheus_scrapes_the_lab_server_and_answers_promql(checkpoint, cat):
