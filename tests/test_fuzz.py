@@ -9,6 +9,7 @@ the server must answer a valid request correctly afterwards.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from tests.conftest import REPO, start_server
 pytestmark = pytest.mark.slow
 
 # Bounded so that `make test` stays short; FUZZ_SECONDS=600 for a longer hunt.
-FUZZ_SECONDS = int(os.environ.get("FUZZ_SECONDS", 40))
+FUZZ_SECONDS = int(os.environ.get("FUZZ_SECONDS", 30))
 KNOWN_DEFECTS_DOC = REPO / "docs" / "upstream-issues.md"
 
 
@@ -62,9 +63,12 @@ def run_fuzz(server, seconds: float, workdir) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=seconds + 120)
 
 
-def test_fuzzing_the_dataplane_finds_no_server_error_from_the_lab(server, cat, reference, tmp_path):
+def test_fuzzing_the_dataplane_finds_no_server_error_from_the_lab(server, cat, reference, tmp_path, capsys):
     run = run_fuzz(server, FUZZ_SECONDS, tmp_path)
     summary = run.stdout[-6000:] + run.stderr[-2000:]
+    cases = re.search(r"Test cases:\s*\n\s*(.+)", run.stdout)
+    with capsys.disabled():
+        print(f"\nfuzz: {cases.group(1) if cases else 'no case count'} in {FUZZ_SECONDS} s")
     assert run.returncode == 0, summary
     assert "15 selected / 15 total" in run.stdout, summary
     assert "Error" not in run.stdout.split("SUMMARY")[-1], summary

@@ -10,7 +10,7 @@ from benchmarks.soak import soak
 pytestmark = pytest.mark.slow
 
 # A short soak in `make test`; `make soak` runs the long one (300 s) and keeps its report.
-SECONDS = int(os.environ.get("SOAK_SECONDS", 30))
+SECONDS = int(os.environ.get("SOAK_SECONDS", 20))
 # After warm-up (every merged batch size met once by each worker: its first meeting
 # allocates oneDNN kernels and pools, about 1 GB per worker here) the server's memory
 # stays flat: in 60 s soaks it ended within 0.5 % of its start, with peaks of +2.7 %.
