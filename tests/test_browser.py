@@ -26,6 +26,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 NOTEBOOK = "05_scaling.ipynb"
+RESULT_ROWS = ".widget-output table.dataframe tbody tr"  # the panel's results table
 SCREENSHOTS = Path(os.environ.get("LAB_SCREENSHOTS", REPO / "test-artifacts" / "browser"))
 
 
@@ -76,13 +77,12 @@ def wait_for_all_cells(page, timeout: float) -> None:
 
 
 def table_rows(panel) -> int:
-    return panel.locator(".widget-output table.dataframe tbody tr").count()
+    return panel.locator(RESULT_ROWS).count()
 
 
 def wait_for_more_rows(page, panel, rows: int) -> None:
-    page.wait_for_function("([panel, n]) => panel.querySelectorAll("
-                           "'.widget-output table.dataframe tbody tr').length > n",
-                           arg=[panel.element_handle(), rows], timeout=180_000)
+    page.wait_for_function("([panel, selector, n]) => panel.querySelectorAll(selector).length > n",
+                           arg=[panel.element_handle(), RESULT_ROWS, rows], timeout=180_000)
 
 
 def test_notebook_05_runs_in_the_browser_and_its_panel_adds_a_row(tmp_path, browser_page):
