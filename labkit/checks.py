@@ -6,7 +6,10 @@ checkpoint), prints a line per passed check, and raises :class:`CheckFailed`
 to fix it.
 """
 
+import contextlib
 import io
+import json
+import warnings
 
 import numpy as np
 
@@ -18,45 +21,160 @@ from .client import CAT, InferenceFailed, encode_jpeg, files_request, infer_outp
 class CheckFailed(AssertionError):
     def __init__(self, what: str, hint: str):
         super().__init__(f"{what}\nHint: {hint}")
+        self.what, self.hint = what, hint
+
+    def _render_traceback_(self) -> list:
+        # IPython shows these lines instead of a traceback through the check's code (which
+        # would show how the expected answer is computed); nbgrader still sees the error.
+        return [f"\x1b[1;31m✘ Check failed:\x1b[0m {self.what}", f"\x1b[1mHint:\x1b[0m {self.hint}"]
 
 
 def passed(message: str) -> None:
     print(f"✔ {message}")
 
 
-def top_class_index(answer, checkpoint=weights.DEFAULT_CHECKPOINT) -> None:
-    """Notebook 02: ``answer`` is the index of the cat's most probable class."""
-    if not isinstance(answer, (int, np.integer)):
-        raise CheckFailed(f"top_index is {type(answer).__name__}, not an integer.",
-                          "np.argmax gives a NumPy integer; int(...) turns it into a Python int.")
-    expected = int(weights.in_process_model(checkpoint).probabilities([load_image(CAT)])[0].argmax())
-    if int(answer) != expected:
-        raise CheckFailed(f"top_index is {answer}, but the model's most probable class for the cat is another one.",
-                          "Take the argmax over the 21841 probabilities of the first (only) image: "
-                          "probabilities[0].argmax().")
-    passed(f"top_index {answer} is the cat's most probable class")
+def check_images() -> list:
+    """(name, image) pairs the checks use: a photo, noise, a flat colour and stripes, of
+    different sizes. Their answers differ also under the random offline weights (crops of
+    one photo do not), so an answer for the wrong image, a constant or a hard-coded
+    answer fails."""
+    rng = np.random.default_rng(7)
+    stripes = ((np.indices((192, 256)).sum(axis=0) // 16) % 2 * 255).astype(np.uint8)
+    return [
+        ("the cat photo", load_image(CAT)),
+        ("random noise", rng.integers(0, 256, (180, 240, 3), dtype=np.uint8)),
+        ("a flat red image", np.full((160, 200, 3), (200, 30, 40), np.uint8)),
+        ("black and white stripes", np.repeat(stripes[..., None], 3, axis=2)),
+    ]
+
+
+def distinct_reference(images, checkpoint=weights.DEFAULT_CHECKPOINT) -> np.ndarray:
+    """The in-process model's probabilities for ``images``, after asserting that no two
+    images share a top class (else a check could not tell their answers apart)."""
+    probabilities = weights.in_process_model(checkpoint).probabilities(images)
+    top = probabilities.argmax(axis=1)
+    assert len(set(top.tolist())) == len(images), f"check images share a top class: {top}"
+    return probabilities
+
+
+def remote_classifier(classify_remote, checkpoint=weights.DEFAULT_CHECKPOINT) -> None:
+    """Notebook 02: ``classify_remote(image)`` sends one ``[H, W, 3]`` image to the server
+    and returns its 21841 probabilities. Called with images the student did not choose;
+    what it sent is recorded to name a mistake."""
+    named = check_images()[:3]
+    expected = distinct_reference([image for _, image in named], checkpoint)
+    exchanges, answers = [], []
+    with _recording_http(exchanges), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for name, image in named:
+            try:
+                answers.append(classify_remote(image.copy()))
+            except Exception as error:
+                raise _diagnose(exchanges, f"classify_remote({name}) raised {type(error).__name__}: {error}")
+    if not exchanges:
+        raise CheckFailed("classify_remote sent no request to the server.",
+                          "POST the request to server.infer_url inside the function: a stored answer "
+                          "cannot know which image the check passes in.")
+    if any("`dict` method is deprecated" in str(warning.message) for warning in caught):
+        raise CheckFailed("The request body was built with .dict(), which is deprecated in MLServer 1.7 "
+                          "(pydantic 2) and will go away.",
+                          "Serialise the InferenceRequest with its model_dump_json() method (send it as data=, "
+                          "with the header Content-Type: application/json).")
+    rows = []
+    for (name, _), answer in zip(named, answers):
+        row = np.asarray(answer, dtype=np.float64)
+        if row.size != expected.shape[1]:
+            raise CheckFailed(f"For {name} classify_remote returned shape {list(row.shape)}; expected "
+                              f"{expected.shape[1]} probabilities (shape [21841] or [1, 21841]).",
+                              "Decode the first output with NumpyCodec.decode_output; for one image it has "
+                              "one row.")
+        rows.append(row.reshape(-1))
+    rows = np.stack(rows)
+    if np.allclose(rows, rows[0]):
+        raise CheckFailed(f"classify_remote returned the same probabilities for {len(named)} different images.",
+                          "Build the request from the function's argument `image`, not from a variable "
+                          "defined outside the function.")
+    for (name, _), row, reference in zip(named, rows, expected):
+        if not np.allclose(row, reference, rtol=1e-3, atol=1e-6):
+            raise CheckFailed(f"For {name} the probabilities differ from TinyViT's for that image.",
+                              "Send the image's pixels unchanged (uint8, with a batch axis in front) and "
+                              "return the server's answer as it is.")
+    passed(f"classify_remote answered {len(named)} images the check chose, each like the model")
+
+
+def _diagnose(exchanges: list, what: str) -> CheckFailed:
+    """Name the mistake from the last request the student's code sent and its answer."""
+    if not exchanges:
+        return CheckFailed(what, "The error came before any request was sent: read its message above.")
+    body, status, answer = exchanges[-1]
+    if status == 404:
+        return CheckFailed(f"{what}\nThe server answered 404: no such model or address.",
+                           "POST to server.infer_url (/v2/models/tinyvit/infer).")
+    try:
+        request_input = (json.loads(body).get("inputs") or [{}])[0]
+    except (ValueError, AttributeError, TypeError):
+        request_input = None
+    if request_input is None:
+        return CheckFailed(f"{what}\nThe server answered {status}: the body was not an inference request.",
+                           "Send request.model_dump_json() as the body.")
+    if request_input.get("name") != "payload":
+        return CheckFailed(f"{what}\nThe request's input is named {request_input.get('name')!r}.",
+                           "The service reads the input named 'payload' (see the model's metadata).")
+    if len(request_input.get("shape") or []) == 3:
+        return CheckFailed(f"{what}\nThe request's shape is {request_input.get('shape')}: one image without the "
+                           "batch axis.",
+                           "The service takes a batch [N, H, W, 3]; add the leading axis before encoding.")
+    if request_input.get("datatype") != "UINT8":
+        return CheckFailed(f"{what}\nThe request's datatype is {request_input.get('datatype')}.",
+                           "Send the pixels as they are, uint8 (NumpyCodec reads the datatype off the array).")
+    return CheckFailed(f"{what}\nThe server answered {status}: {answer[:300]}",
+                       "Read the server's message; it says what it expected.")
+
+
+@contextlib.contextmanager
+def _recording_http(exchanges: list):
+    """Record (body, status, text) of every HTTP request sent through ``requests``."""
+    import requests
+
+    original = requests.Session.send
+
+    def send(session, prepared, **kwargs):
+        response = original(session, prepared, **kwargs)
+        body = prepared.body.decode() if isinstance(prepared.body, bytes) else prepared.body
+        exchanges.append((body, response.status_code, response.text if response.status_code != 200 else ""))
+        return response
+
+    requests.Session.send = send
+    try:
+        yield
+    finally:
+        requests.Session.send = original
 
 
 def top5_service(server, checkpoint=weights.DEFAULT_CHECKPOINT) -> None:
     """Notebook 03, one image: 5 valid labels, ordered by score, as the model says."""
-    cat = load_image(CAT)
-    labels, scores = _ask(server, pixels_request([cat]), "the cat image")
+    _not_stale(server)
+    name, image = check_images()[1]
+    labels, scores = _ask(server, pixels_request([image]), name)
     _check_shapes(labels, scores, images=1)
     passed("one row of 5 labels and 5 scores per image")
     _check_names(labels)
     passed("every label is an ImageNet-22k class name")
     _check_order(scores)
     passed("labels are ordered by score, best first")
-    _check_same_as_reference(labels, scores, *weights.in_process_model(checkpoint).top_k([cat]))
+    _check_same_as_reference(labels, scores, *weights.in_process_model(checkpoint).top_k([image]))
     passed("same top-5 as the in-process model")
 
 
 def top5_batch(server, checkpoint=weights.DEFAULT_CHECKPOINT) -> None:
-    """Notebook 03, a batch: 3 JPEG images of different sizes in one request, 3 right rows."""
-    files = [encode_jpeg(image) for image in _three_images()]
-    labels, scores = _ask(server, files_request(files), "a batch of 3 JPEG images of different sizes")
-    _check_shapes(labels, scores, images=3)
+    """Notebook 03, a batch: 3 different JPEG images of different sizes in one request,
+    3 right rows (a first-row-only or a constant answer fails)."""
+    _not_stale(server)
+    files = [encode_jpeg(image) for _, image in check_images()[:3]]
     decoded = [load_image(io.BytesIO(data)) for data in files]
+    distinct_reference(decoded, checkpoint)
+    labels, scores = _ask(server, files_request(files), "a batch of 3 different JPEG images of different sizes")
+    _check_shapes(labels, scores, images=3)
     _check_same_labels(labels, weights.in_process_model(checkpoint).top_k(decoded)[0])
     passed("a batch of 3 images of different sizes gets 3 correct rows")
 
@@ -67,20 +185,24 @@ def top5_under_adaptive_batching(server, checkpoint=weights.DEFAULT_CHECKPOINT, 
     from concurrent.futures import ThreadPoolExecutor
 
     server.restart(max_batch_size=callers, max_batch_time=0.1)
-    images = _three_images() + [np.roll(load_image(CAT), 40 * shift, axis=1) for shift in range(1, 6)]
-    groups = [[encode_jpeg(image)] * (1 + index % 2) for index, image in enumerate(images[:callers])]
+    files = [encode_jpeg(image) for _, image in check_images()]
+    groups = [[files[index % 4]] if index % 2 == 0 else [files[index % 4], files[(index + 1) % 4]]
+              for index in range(callers)]
     with ThreadPoolExecutor(len(groups)) as pool:
-        answers = list(pool.map(lambda files: _ask(server, files_request(files), "concurrent requests"), groups))
+        answers = list(pool.map(lambda group: _ask(server, files_request(group), "concurrent requests"), groups))
     reference = weights.in_process_model(checkpoint)
-    for files, (labels, scores) in zip(groups, answers):
-        _check_shapes(labels, scores, images=len(files))
-        _check_same_labels(labels, reference.top_k([load_image(io.BytesIO(data)) for data in files])[0])
+    for group, (labels, scores) in zip(groups, answers):
+        _check_shapes(labels, scores, images=len(group))
+        _check_same_labels(labels, reference.top_k([load_image(io.BytesIO(data)) for data in group])[0])
     passed(f"{len(groups)} concurrent callers under adaptive batching each got their own rows")
 
 
-def _three_images() -> list:
-    cat = load_image(CAT)
-    return [cat, cat[:200, :260], np.fliplr(cat)[40:, 60:]]
+def _not_stale(server) -> None:
+    changed = server.changed_since_start()
+    if changed:
+        raise CheckFailed(f"{', '.join(changed)} changed after this server started: it still runs the old "
+                          "version, so checking it would tell you nothing about your edit.",
+                          "Run the cell that restarts the server (server.restart()), then the checks again.")
 
 
 def _check_same_labels(labels, expected_labels) -> None:
@@ -192,7 +314,7 @@ def custom_metric(server, metric: str = "tinyvit_top1_confidence", requests_sent
     from . import metrics
 
     before = metrics.scrape(server.metrics_url)
-    files = [encode_jpeg(image) for image in _three_images()[:2]]
+    files = [encode_jpeg(image) for _, image in check_images()[:2]]
     for _ in range(requests_sent):
         _ask_probabilities(server, files)
     after = metrics.scrape(server.metrics_url)

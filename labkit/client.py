@@ -21,7 +21,7 @@ from mlserver.codecs import Base64Codec, NumpyCodec
 from mlserver.types import InferenceRequest, InferenceResponse
 from PIL import Image
 
-from .weights import REPO_ROOT
+from .paths import REPO_ROOT
 
 INPUT_NAME = "payload"
 CAT = REPO_ROOT / "imgs" / "cat.jpg"

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import nbformat
 
-from .weights import REPO_ROOT
+from .paths import REPO_ROOT
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 SOURCES = NOTEBOOKS / "source"

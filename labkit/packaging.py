@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from .server import resolve_model_dir
-from .weights import DEFAULT_CHECKPOINT
+from .paths import DEFAULT_CHECKPOINT
 
 WEIGHTS_NAME = "tinyvit.safetensors"
 

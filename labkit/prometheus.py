@@ -21,7 +21,7 @@ import requests
 import yaml
 
 from .server import _die_with_parent, _stop_group, free_port
-from .weights import REPO_ROOT
+from .paths import REPO_ROOT
 
 CONFIG_TEMPLATE = REPO_ROOT / "monitoring" / "prometheus.yml"
 

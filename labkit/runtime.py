@@ -13,12 +13,13 @@ No Python file in the model folder: ``parameters.extra.model`` names any timm
 architecture, ``parameters.uri`` its checkpoint, ``top_k`` how many labels to
 return. Requests follow the lab's TinyViT contract (input ``payload``: UINT8
 ``[N, H, W, 3]`` or encoded images as BYTES ``[N]``), decoded and checked by the
-same ``decode_images`` as ``tinyvit/serve-model.py``; answers are ``labels``
+same ``decode_images`` as the TinyViT service (``tinyvit/image_batch.py``); answers are ``labels``
 (BYTES ``[N, top_k]``) and ``scores`` (FP32 ``[N, top_k]``), best first.
 """
 
 import importlib.util
 import os
+import sys
 
 import numpy as np
 import timm
@@ -31,20 +32,22 @@ from mlserver.utils import get_model_uri
 from PIL import Image
 from timm.data import ImageNetInfo, create_transform, resolve_data_config
 
-from .weights import REPO_ROOT
+from .paths import REPO_ROOT
 
 LABEL_SETS = {21841: "imagenet-22k", 1000: "imagenet-1k"}
 
 
-def _service_module():
-    """tinyvit/serve-model.py, for its request decoding and checks (one copy of them)."""
-    spec = importlib.util.spec_from_file_location("tinyvit_serve_model", REPO_ROOT / "tinyvit" / "serve-model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _image_batch_module():
+    """tinyvit/image_batch.py: the service's request decoding and checks (one copy of them)."""
+    if "image_batch" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("image_batch", REPO_ROOT / "tinyvit" / "image_batch.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules["image_batch"] = module
+    return sys.modules["image_batch"]
 
 
-decode_images = _service_module().decode_images
+decode_images = _image_batch_module().decode_images
 
 
 class TimmClassifier(MLModel):

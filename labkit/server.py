@@ -17,6 +17,7 @@ start.
 
 import atexit
 import ctypes
+import hashlib
 import json
 import os
 import shutil
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import requests
 
-from .weights import REPO_ROOT
+from .paths import REPO_ROOT
 
 DEFAULT_PORTS = {"http_port": 8080, "grpc_port": 8081, "metrics_port": 8082}
 LOAD_FAILED_MARK = "Couldn't load model"
@@ -89,6 +90,7 @@ class ModelServer:
         self.process = None
         self.run_dir = None
         self._final_log = ""
+        self._started_files = {}
 
     # ----------------------------------------------------------- addresses
     @property
@@ -116,6 +118,11 @@ class ModelServer:
         return f"{self.http_url}/v2/docs"
 
     @property
+    def run_folder(self) -> Path:
+        """The copy of the model folder that MLServer runs (same name as the original)."""
+        return self.run_dir / self.model_dir.name
+
+    @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
@@ -134,8 +141,8 @@ class ModelServer:
         """The settings the server runs with: workers, batching, ports."""
         return {
             "parallel_workers": self._effective_workers(),
-            "max_batch_size": self.max_batch_size or self.model_settings.get("max_batch_size", 0),
-            "max_batch_time": self.max_batch_time or self.model_settings.get("max_batch_time", 0),
+            "max_batch_size": self._override_or_folder("max_batch_size"),
+            "max_batch_time": self._override_or_folder("max_batch_time"),
             **self.ports,
         }
 
@@ -154,20 +161,23 @@ class ModelServer:
         if self.running:
             return self
         stop_orphans()
+        if _in_notebook():
+            self._replace_servers_of_this_folder()
         self._choose_ports()
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"mlserver-lab-{self.name}-"))
-        self._write_run_copy(self.run_dir / "model")
+        self._write_run_copy(self.run_folder)
         log_file = open(self.run_dir / "server.log", "wb")
+        self._started_files = self._folder_digests()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "labkit.supervisor", "--grace", str(SHUTDOWN_GRACE), "--",
-             self.python, "-m", "mlserver.cli.main", "start", str(self.run_dir / "model")],
+             *self.command(self.run_folder)],
             cwd=self.run_dir, stdout=log_file, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, env=self._environment(),
             start_new_session=True, preexec_fn=_die_with_parent,
         )
         log_file.close()
         _running.add(self)
-        _write_pid_file(self.process.pid)
+        _write_pid_file(self.process.pid, self.run_dir)
         try:
             self._wait_until_ready(timeout, progress)
         except BaseException:
@@ -206,7 +216,44 @@ class ModelServer:
     def __exit__(self, *exc) -> None:
         self.stop()
 
+    def command(self, folder=None) -> list:
+        """``mlserver start <folder>``, with the ``mlserver`` of this server's environment."""
+        return [str(Path(self.python).parent / "mlserver"), "start", str(folder or self.model_dir)]
+
+    def startup_lines(self) -> str:
+        """The lines of MLServer's log that say where it listens and what it loaded."""
+        marks = ("running on", "Loaded model", "Couldn't load", "WARNING")
+        return "\n".join(line for line in self.log.splitlines() if any(mark in line for mark in marks))
+
+    def changed_since_start(self) -> list:
+        """Files of the model folder written after this server started: it still runs the
+        old version of them until ``restart()``."""
+        if not self.running:
+            return []
+        now = self._folder_digests()
+        return sorted(name for name in set(now) | set(self._started_files)
+                      if now.get(name) != self._started_files.get(name))
+
     # ----------------------------------------------------------- internals
+    def _folder_digests(self) -> dict:
+        return {str(path.relative_to(self.model_dir)): hashlib.sha256(path.read_bytes()).hexdigest()
+                for path in sorted(self.model_dir.rglob("*"))
+                if path.is_file() and "__pycache__" not in path.parts and not path.name.startswith(".")
+                and path.stat().st_size < (1 << 20)}
+
+    def _replace_servers_of_this_folder(self) -> None:
+        """Re-running a notebook's start cell after an edit must not leave the old server
+        (old code, its memory, its ports) running beside the new one."""
+        for other in list(_running):
+            if other is not self and other.model_dir == self.model_dir and other.running:
+                print(f"Stopping the server this kernel already runs for {self.model_dir.name}/ "
+                      f"(on {other.http_url}, started with the files as they were then).")
+                other.stop()
+
+    def _override_or_folder(self, key: str):
+        override = getattr(self, key)
+        return override if override is not None else self.model_settings.get(key, 0)
+
     def _effective_workers(self):
         if self.parallel_workers is not None:
             return self.parallel_workers
@@ -226,17 +273,18 @@ class ModelServer:
             self.ports[key] = port
 
     def _write_run_copy(self, target: Path) -> None:
-        shutil.copytree(self.model_dir, target, ignore=shutil.ignore_patterns("__pycache__", ".*"))
+        # symlinks=True: a linked checkpoint stays a link instead of a 20 MB copy per start.
+        shutil.copytree(self.model_dir, target, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", ".*"))
         model_settings = dict(self.model_settings)
         parameters = dict(model_settings.get("parameters") or {})
         uri = self.weights or parameters.get("uri")
         if uri:
             # Resolve against the student's folder, not the run copy.
             parameters["uri"] = str((self.model_dir / uri).resolve())
-        if self.extra:
-            parameters["extra"] = {**(parameters.get("extra") or {}), **self.extra}
-        if parameters:
-            model_settings["parameters"] = parameters
+        # The service cannot see settings.json: tell it how many workers share the cores.
+        parameters["extra"] = {**(parameters.get("extra") or {}),
+                               "parallel_workers": self._effective_workers(), **self.extra}
+        model_settings["parameters"] = parameters
         for key in ("max_batch_size", "max_batch_time"):
             if getattr(self, key) is not None:
                 model_settings[key] = getattr(self, key)
@@ -273,6 +321,9 @@ class ModelServer:
                     raise self._start_error(f"MLServer could not load model {self.name!r}")
                 try:
                     if requests.get(ready_url, timeout=2).status_code == 200:
+                        # A notebook bar closed below its total turns red and stays:
+                        # mark it complete so that it disappears.
+                        bar.n = bar.total
                         return
                 except requests.RequestException:
                     pass
@@ -299,6 +350,26 @@ class ModelServer:
         return ServerStartError(f"{reason}.{cause}\nLast lines of the server log:\n{self.log_tail()}")
 
 
+def mlserver(command: str, timeout: float = 180, **overrides) -> ModelServer:
+    """Run the course text's ``mlserver start <folder>`` from a notebook and show its log.
+
+    A thin wrapper around :class:`ModelServer`: MLServer runs a copy of the folder (your
+    files stay as you wrote them) bound to 127.0.0.1, on the default ports when free,
+    and stops with the kernel. Overrides are :class:`ModelServer`'s."""
+    import shlex
+
+    words = shlex.split(command)
+    if words[:2] != ["mlserver", "start"] or len(words) != 3:
+        raise ValueError(f"{command!r}: write the command as in a terminal, `mlserver start <folder>`.")
+    server = ModelServer(words[2], **overrides)
+    print(f"$ {command}")
+    try:
+        server.start(timeout=timeout)
+    finally:
+        print(server.startup_lines() or server.log_tail())
+    return server
+
+
 def last_exception(log: str) -> str:
     """The exception line(s) that end the last traceback in ``log``, or ''."""
     lines = log.splitlines()
@@ -317,6 +388,16 @@ def resolve_model_dir(model_dir) -> Path:
     if not path.is_absolute() and not path.exists() and (REPO_ROOT / path).exists():
         path = REPO_ROOT / path
     return path.resolve()
+
+
+def _in_notebook() -> bool:
+    """Inside a Jupyter kernel (where re-running a start cell must replace the old server;
+    tests and benchmarks run several servers of one folder side by side on purpose)."""
+    if "IPython" not in sys.modules:
+        return False
+    from IPython import get_ipython
+
+    return get_ipython() is not None and "IPKernelApp" in get_ipython().config
 
 
 def _die_with_parent() -> None:
@@ -374,10 +455,11 @@ def pid_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"mlserver-lab-pids-{os.getuid()}"
 
 
-def _write_pid_file(pid: int) -> None:
+def _write_pid_file(pid: int, run_dir: Path = None) -> None:
     folder = pid_dir()
     folder.mkdir(mode=0o700, exist_ok=True)
-    (folder / f"{pid}.json").write_text(json.dumps({"pid": pid, "parent": os.getpid()}))
+    record = {"pid": pid, "parent": os.getpid(), "run_dir": str(run_dir) if run_dir else None}
+    (folder / f"{pid}.json").write_text(json.dumps(record))
 
 
 def _remove_pid_file(pid: int) -> None:
@@ -413,8 +495,15 @@ def stop_orphans() -> list:
         if _alive(pid) and _is_mlserver(pid):
             _stop_group(pid, timeout=10)
             stopped.append(pid)
+        _remove_run_dir(record.get("run_dir"))
         pid_file.unlink(missing_ok=True)
     return stopped
+
+
+def _remove_run_dir(run_dir) -> None:
+    """The temporary copy a dead kernel's server ran from (only the lab's own folders)."""
+    if run_dir and Path(run_dir).name.startswith("mlserver-lab-") and Path(run_dir).parent == Path(tempfile.gettempdir()):
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _is_mlserver(pid: int) -> bool:

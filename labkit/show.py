@@ -5,7 +5,7 @@ from pathlib import Path
 from IPython.display import HTML, SVG, display
 
 from . import weights
-from .weights import REPO_ROOT
+from .paths import REPO_ROOT
 
 IMAGES = REPO_ROOT / "imgs"
 

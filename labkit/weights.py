@@ -27,9 +27,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from timm.data import ImageNetInfo, create_transform, resolve_data_config
 
+from .paths import DEFAULT_CHECKPOINT, REPO_ROOT  # noqa: F401 (REPO_ROOT: re-exported)
+
 ARCHITECTURE = "tiny_vit_5m_224.dist_in22k"
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CHECKPOINT = REPO_ROOT / "weights" / "tinyvit.safetensors"
 RANDOM_BANNER = (
     "RANDOM WEIGHTS: this checkpoint was written for offline practice. The "
     "service works, but its labels are meaningless. Run `make weights` while "

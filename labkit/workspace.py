@@ -1,40 +1,83 @@
-"""Model folders that students write their own services into.
+"""Service folders that students write their own services into, next to the notebook.
 
-An exercise folder sits next to the notebook (``top5/``). The student writes
-``serve-model.py``; this module writes the rest and never touches that file:
+``service_folder("my-service")`` creates the folder with what is not the student's to
+write, and never touches ``model-settings.json``, ``settings.json`` or ``serve-model.py``:
 
-* ``model-settings.json`` (only when missing, so the student's edits stay),
-* ``settings.json`` (only when missing),
-* ``tinyvit_service.py``: a copy of the lab's ``tinyvit/serve-model.py`` so the
-  student's class can extend ``TinyViTModel`` and reuse ``decode_images``
-  (refreshed each time: it is the lab's file, not the student's).
+* the lab service's helper modules from ``tinyvit/`` (``image_batch.py``: decode and
+  check a request; ``model_weights.py``: find the checkpoint; ``cpu_threads.py``),
+  copied when missing, or refreshed when they are still an unedited lab copy;
+* ``tinyvit.safetensors``, a link to the lab's checkpoint: MLServer's default
+  ``parameters.uri`` is the model folder, and ``model_weights`` looks for this file
+  name there, so the student's ``model-settings.json`` needs no ``uri``.
+
+``start_from`` copies the student's files of an earlier folder (notebook 01's) into a
+new one when the new one lacks them. ``lab_service_copy`` is the lab's whole service
+folder, for an exercise that extends it.
 """
 
-import json
 import os
 import shutil
 from pathlib import Path
 
-from .weights import DEFAULT_CHECKPOINT, REPO_ROOT
+from .paths import DEFAULT_CHECKPOINT, REPO_ROOT
 
-BASE_SERVICE = REPO_ROOT / "tinyvit" / "serve-model.py"
+LAB_SERVICE = REPO_ROOT / "tinyvit"
+HELPERS = ("image_batch.py", "model_weights.py", "cpu_threads.py")
+STUDENT_FILES = ("model-settings.json", "settings.json", "serve-model.py")
+CHECKPOINT_LINK = "tinyvit.safetensors"
+PREVIOUS_COPIES = ".lab-helpers"  # digests of the helper versions the lab wrote here
 
 
-def prepare_service_folder(folder, name: str, implementation: str, checkpoint=DEFAULT_CHECKPOINT) -> Path:
-    """Create (or complete) an exercise model folder; return its path."""
+def service_folder(folder, checkpoint=DEFAULT_CHECKPOINT, start_from=None) -> Path:
+    """Create (or complete) a student's service folder; return its absolute path."""
     folder = Path(folder).resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(BASE_SERVICE, folder / "tinyvit_service.py")
-    uri = os.path.relpath(Path(checkpoint).resolve(), folder)
-    _write_if_missing(folder / "model-settings.json", {
-        "name": name,
-        "implementation": implementation,
-        "parameters": {"uri": uri},
-    })
-    _write_if_missing(folder / "settings.json", {"host": "127.0.0.1", "debug": False, "parallel_workers": 1})
+    for name in HELPERS:
+        _copy_helper(LAB_SERVICE / name, folder / name)
+    link_checkpoint(folder, checkpoint)
+    if start_from is not None and Path(start_from).is_dir():
+        for name in STUDENT_FILES:
+            source, target = Path(start_from) / name, folder / name
+            if source.is_file() and not target.exists():
+                shutil.copy(source, target)
     return folder
 
 
-def _write_if_missing(path: Path, content: dict) -> None:
-    if not path.exists():
-        path.write_text(json.dumps(content, indent=2) + "\n")
+def link_checkpoint(folder: Path, checkpoint=DEFAULT_CHECKPOINT) -> None:
+    """``folder/tinyvit.safetensors`` -> ``checkpoint`` (absolute, so copies of the folder
+    that keep links still find it)."""
+    link = folder / CHECKPOINT_LINK
+    target = Path(checkpoint).resolve()
+    if link.is_symlink() and Path(os.readlink(link)) == target:
+        return
+    if link.exists() and not link.is_symlink():
+        return  # a real checkpoint file the student put there
+    link.unlink(missing_ok=True)
+    link.symlink_to(target)
+
+
+def lab_service_copy(folder, checkpoint=DEFAULT_CHECKPOINT) -> Path:
+    """The lab's service (``serve-model.py`` and its helpers) in ``folder``, to extend."""
+    folder = service_folder(folder, checkpoint)
+    _copy_helper(LAB_SERVICE / "serve-model.py", folder / "serve-model.py")
+    return folder
+
+
+def _copy_helper(source: Path, target: Path) -> None:
+    """Copy a lab file unless the student changed the copy the lab made earlier."""
+    import hashlib
+    import json
+
+    record_file = target.parent / PREVIOUS_COPIES
+    record = json.loads(record_file.read_text()) if record_file.is_file() else {}
+    fresh = source.read_bytes()
+    if target.exists():
+        current = hashlib.sha256(target.read_bytes()).hexdigest()
+        if current == hashlib.sha256(fresh).hexdigest():
+            return
+        if current != record.get(target.name):
+            print(f"Keeping your edited {target.name} (the lab's version is in {source}).")
+            return
+    target.write_bytes(fresh)
+    record[target.name] = hashlib.sha256(fresh).hexdigest()
+    record_file.write_text(json.dumps(record, indent=2) + "\n")

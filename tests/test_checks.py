@@ -1,12 +1,14 @@
 """labkit.checks: a correct exercise passes, a subtly wrong one fails with a hint."""
 
+import json
+
 import nbformat
 import pytest
 
-from labkit import checks
+from labkit import checks, weights
 from labkit.notebooks import SOLUTIONS
 from labkit.server import ModelServer
-from labkit.workspace import prepare_service_folder
+from labkit.workspace import service_folder
 from tests.conftest import FREE_PORTS
 
 pytestmark = pytest.mark.slow
@@ -19,11 +21,29 @@ def solution_service_code() -> str:
     return cell.source.split("\n", 1)[1]
 
 
-def serve(tmp_path, checkpoint, code):
-    folder = prepare_service_folder(tmp_path / "top5", name="tinyvit-top5",
-                                    implementation="serve-model.TopFiveModel", checkpoint=checkpoint)
+def top5_folder(tmp_path, checkpoint, code):
+    folder = service_folder(tmp_path / "top5", checkpoint=checkpoint)
+    (folder / "model-settings.json").write_text(
+        json.dumps({"name": "tinyvit-top5", "implementation": "serve-model.TopFiveModel"}))
     (folder / "serve-model.py").write_text(code)
-    return ModelServer(folder, parallel_workers=0, **FREE_PORTS)
+    return folder
+
+
+def serve(tmp_path, checkpoint, code):
+    return ModelServer(top5_folder(tmp_path, checkpoint, code), parallel_workers=0, **FREE_PORTS)
+
+
+def mutate(code: str, old: str, new: str) -> str:
+    assert old in code, f"the solution no longer contains {old!r}"
+    return code.replace(old, new)
+
+
+FIRST_IMAGE_ONLY = ("images = decode_images(payload)", "images = decode_images(payload)[:1]")
+BY_LABEL = ("        labels = np.vectorize(LABELS.index_to_description, otypes=[object])(top)\n",
+            "        labels = np.vectorize(LABELS.index_to_description, otypes=[object])(top)\n"
+            "        order = np.argsort(labels, axis=1)\n"
+            "        labels = np.take_along_axis(labels, order, axis=1)\n"
+            "        scores = np.take_along_axis(scores, order, axis=1)\n")
 
 
 def test_the_solution_passes_every_check(tmp_path, checkpoint, capsys):
@@ -35,23 +55,17 @@ def test_the_solution_passes_every_check(tmp_path, checkpoint, capsys):
 
 
 def test_a_service_that_answers_only_the_first_image_fails_the_batch_checks(tmp_path, checkpoint):
-    code = solution_service_code().replace("self.classify(decode_images(payload))",
-                                           "self.classify(decode_images(payload)[:1])")
+    code = mutate(solution_service_code(), *FIRST_IMAGE_ONLY)
     with serve(tmp_path, checkpoint, code) as server:
         checks.top5_service(server, checkpoint=checkpoint)
         with pytest.raises(checks.CheckFailed, match="expected \\(3, 5\\)"):
             checks.top5_batch(server, checkpoint=checkpoint)
-        with pytest.raises(checks.CheckFailed):
+        with pytest.raises(checks.CheckFailed, match="expected \\(2, 5\\)"):
             checks.top5_under_adaptive_batching(server, checkpoint=checkpoint)
 
 
 def test_top5_ordered_by_label_fails_with_a_hint(tmp_path, checkpoint):
-    code = solution_service_code().replace(
-        "        labels = np.vectorize(LABELS.index_to_description, otypes=[object])(top)\n",
-        "        labels = np.vectorize(LABELS.index_to_description, otypes=[object])(top)\n"
-        "        order = np.argsort(labels, axis=1)\n"
-        "        labels = np.take_along_axis(labels, order, axis=1)\n"
-        "        scores = np.take_along_axis(scores, order, axis=1)\n")
+    code = mutate(solution_service_code(), *BY_LABEL)
     with serve(tmp_path, checkpoint, code) as server:
         with pytest.raises(checks.CheckFailed, match="not in descending order") as caught:
             checks.top5_service(server, checkpoint=checkpoint)
@@ -67,16 +81,28 @@ def test_an_unwritten_predict_fails_with_the_server_message(tmp_path, checkpoint
             checks.top5_service(server, checkpoint=checkpoint)
 
 
-def test_top_class_index_accepts_the_argmax_and_explains_a_wrong_answer(checkpoint):
-    from labkit.client import CAT, load_image
-    from labkit.weights import in_process_model
+def test_a_check_refuses_a_server_that_runs_older_code(tmp_path, checkpoint):
+    with serve(tmp_path, checkpoint, solution_service_code()) as server:
+        (server.model_dir / "serve-model.py").write_text(solution_service_code() + "\n# edited\n")
+        with pytest.raises(checks.CheckFailed, match="serve-model.py changed after this server started"):
+            checks.top5_service(server, checkpoint=checkpoint)
 
-    right = int(in_process_model(checkpoint).probabilities([load_image(CAT)])[0].argmax())
-    checks.top_class_index(right, checkpoint=checkpoint)
-    with pytest.raises(checks.CheckFailed, match="argmax"):
-        checks.top_class_index(right + 1, checkpoint=checkpoint)
-    with pytest.raises(checks.CheckFailed, match="not an integer"):
-        checks.top_class_index("7", checkpoint=checkpoint)
+
+def test_the_top5_smoke_call_catches_a_first_row_only_service(tmp_path, checkpoint, capsys):
+    from labkit import folder_checks
+
+    folder_checks.top5_file(top5_folder(tmp_path / "right", checkpoint, solution_service_code()), checkpoint)
+    assert "each image's own top 5" in capsys.readouterr().out
+    wrong = top5_folder(tmp_path / "wrong", checkpoint, mutate(solution_service_code(), *FIRST_IMAGE_ONLY))
+    with pytest.raises(checks.CheckFailed, match="expected \\[2, 5\\]"):
+        folder_checks.top5_file(wrong, checkpoint)
+
+
+def test_check_images_have_distinct_answers_under_the_test_weights(checkpoint):
+    images = [image for _, image in checks.check_images()]
+    probabilities = checks.distinct_reference(images, checkpoint)
+    assert len({tuple(row) for row in weights.in_process_model(checkpoint).top_k(images)[0]}) == len(images)
+    assert probabilities.shape == (4, 21841)
 
 
 def scaling_table():

@@ -82,10 +82,10 @@ def test_the_fuzz_check_catches_a_server_error_from_the_lab(checkpoint, tmp_path
     # The same service with one bug: a missing input raises RuntimeError (a 500) instead of BadRequest.
     broken = tmp_path / "broken-tinyvit"
     shutil.copytree(REPO / "tinyvit", broken, ignore=shutil.ignore_patterns("__pycache__"))
-    source = (broken / "serve-model.py").read_text()
+    source = (broken / "image_batch.py").read_text()
     bug = 'raise BadRequest(f"No input named'
     assert bug in source
-    (broken / "serve-model.py").write_text(source.replace(bug, 'raise RuntimeError(f"No input named'))
+    (broken / "image_batch.py").write_text(source.replace(bug, 'raise RuntimeError(f"No input named'))
     with start_server(checkpoint, model_dir=broken) as server:
         run = run_fuzz(server, 10, tmp_path)
     assert run.returncode != 0, run.stdout[-3000:]

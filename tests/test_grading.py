@@ -1,6 +1,6 @@
-"""The instructor's grading pipeline with the real nbgrader: correct, untouched and
-subtly wrong submissions, a crashing one, idempotence, untouched originals, no
-servers left behind."""
+"""The instructor's grading pipeline with the real nbgrader, for the exercises of notebooks
+01-03: a correct hand-in written differently from the solution, an untouched one, two
+plausible wrong ones, and a crashing one; idempotence, untouched originals, no servers left."""
 
 import csv
 import hashlib
@@ -13,38 +13,107 @@ from labkit.grading import grade
 from labkit.notebooks import SOLUTIONS, release
 
 pytestmark = pytest.mark.slow
-NOTEBOOK = "03_top5_labels.ipynb"
-EXERCISE = "top5-service"
+NOTEBOOKS = ["01_first_service", "02_inference_requests", "03_top5_labels"]
 
 
-def solution_code() -> str:
-    notebook = nbformat.read(SOLUTIONS / NOTEBOOK, as_version=4)
-    return next(cell.source for cell in notebook.cells
-                if cell.metadata.get("nbgrader", {}).get("grade_id") == EXERCISE)
+def solution(notebook: str, grade_id: str) -> str:
+    cells = nbformat.read(SOLUTIONS / f"{notebook}.ipynb", as_version=4).cells
+    return next(cell.source for cell in cells if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
 
 
-def submission(student_version, folder, code=None, edit=None):
-    """A student's hand-in: the released notebook with ``code`` in the exercise cell."""
-    notebook = nbformat.read(student_version, as_version=4)
-    for cell in notebook.cells:
-        if code is not None and cell.metadata.get("nbgrader", {}).get("grade_id") == EXERCISE:
-            cell.source = code
-    if edit:
-        edit(notebook)
+def mutate(text: str, old: str, new: str) -> str:
+    assert old in text, f"{old!r} is not in the solution"
+    return text.replace(old, new)
+
+
+def correct_but_different() -> dict:
+    """Right answers that are not the solution's text."""
+    return {
+        ("01_first_service", "model-settings"):
+            '%%writefile my-tinyvit/model-settings.json\n{"implementation": "serve-model.TinyViTModel",\n'
+            ' "name": "my-tinyvit"}',
+        ("01_first_service", "server-settings"):
+            '%%writefile my-tinyvit/settings.json\n{"debug": false, "host": "127.0.0.1"}',
+        ("01_first_service", "first-service"): mutate(
+            mutate(solution("01_first_service", "first-service"),
+                   "batch = self.transform(Image.fromarray(payload))[None]",
+                   "batch = self.transform(Image.fromarray(payload)).unsqueeze(0)"),
+            "with torch.inference_mode():", "with torch.no_grad():"),
+        ("02_inference_requests", "remote-classifier"):
+            "def classify_remote(image):\n"
+            "    body = InferenceRequest(inputs=[NumpyCodec.encode_input(name='payload', payload=image[None])])\n"
+            "    reply = requests.post(server.model_url + '/infer', data=body.model_dump_json(),\n"
+            "                          headers={'Content-Type': 'application/json'})\n"
+            "    assert reply.status_code == 200, reply.text\n"
+            "    return NumpyCodec.decode_output(InferenceResponse(**reply.json()).outputs[0])",
+        ("03_top5_labels", "top5-settings"): solution("03_top5_labels", "top5-settings"),
+        ("03_top5_labels", "top5-service"): mutate(
+            solution("03_top5_labels", "top5-service"),
+            '        top = np.argsort(-probabilities, axis=1, kind="stable")[:, :5]\n'
+            "        scores = np.take_along_axis(probabilities, top, axis=1)\n",
+            "        best = torch.from_numpy(probabilities).topk(5, dim=1)\n"
+            "        top, scores = best.indices.numpy(), best.values.numpy()\n"),
+    }
+
+
+def wrong_a() -> dict:
+    """The course text's trailing comma; no batch axis; a top 5 of the first image only."""
+    return {
+        ("01_first_service", "model-settings"): mutate(solution("01_first_service", "model-settings"),
+                                                       '"serve-model.TinyViTModel"', '"serve-model.TinyViTModel",'),
+        ("01_first_service", "server-settings"): solution("01_first_service", "server-settings"),
+        ("01_first_service", "first-service"): solution("01_first_service", "first-service"),
+        ("02_inference_requests", "remote-classifier"): mutate(solution("02_inference_requests", "remote-classifier"),
+                                                               "image[np.newaxis]", "image"),
+        ("03_top5_labels", "top5-settings"): solution("03_top5_labels", "top5-settings"),
+        ("03_top5_labels", "top5-service"): mutate(solution("03_top5_labels", "top5-service"),
+                                                   "images = decode_images(payload)",
+                                                   "images = decode_images(payload)[:1]"),
+    }
+
+
+def wrong_b() -> dict:
+    """Batching keys in settings.json and logits; the global cat instead of the argument;
+    a top 5 sorted by label."""
+    return {
+        ("01_first_service", "model-settings"): solution("01_first_service", "model-settings"),
+        ("01_first_service", "server-settings"): mutate(solution("01_first_service", "server-settings"),
+                                                        '"debug": false', '"debug": false,\n  "max_batch_size": 8'),
+        ("01_first_service", "first-service"): mutate(solution("01_first_service", "first-service"),
+                                                      ".softmax(dim=-1)", ""),
+        ("02_inference_requests", "remote-classifier"): mutate(solution("02_inference_requests", "remote-classifier"),
+                                                               "image[np.newaxis]", "batch"),
+        ("03_top5_labels", "top5-settings"): solution("03_top5_labels", "top5-settings"),
+        ("03_top5_labels", "top5-service"): mutate(
+            solution("03_top5_labels", "top5-service"),
+            "        labels = np.vectorize(LABELS.index_to_description, otypes=[object])(top)\n",
+            "        labels = np.vectorize(LABELS.index_to_description, otypes=[object])(top)\n"
+            "        order = np.argsort(labels, axis=1)\n"
+            "        labels, scores = np.take_along_axis(labels, order, 1), np.take_along_axis(scores, order, 1)\n"),
+    }
+
+
+def hand_in(released, folder, answers=None, edit=None, notebooks=NOTEBOOKS):
+    """The released notebooks with ``answers[(notebook, grade_id)]`` in the exercise cells."""
     folder.mkdir(parents=True)
-    nbformat.write(notebook, folder / NOTEBOOK)
+    for name in notebooks:
+        notebook = nbformat.read(released / f"{name}.ipynb", as_version=4)
+        for cell in notebook.cells:
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if answers and (name, grade_id) in answers:
+                cell.source = answers[(name, grade_id)]
+        if edit:
+            edit(notebook)
+        nbformat.write(notebook, folder / f"{name}.ipynb")
 
 
 def crash_the_kernel(notebook):
     notebook.cells.insert(3, nbformat.v4.new_code_cell("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"))
 
 
-def drop_the_stop_cell(notebook):
-    notebook.cells[:] = [cell for cell in notebook.cells if "server.stop()" not in cell.source]
-
-
 def digest(folder):
-    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in folder.rglob("*.ipynb")}
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in folder.rglob("*.ipynb")}
 
 
 def read_points(out):
@@ -54,56 +123,69 @@ def read_points(out):
 
 def lab_servers():
     return [process for process in psutil.process_iter(["cmdline"])
-            if any("mlserver-lab-tinyvit-top5" in part for part in (process.info["cmdline"] or []))]
+            if any("mlserver-lab-" in part for part in (process.info["cmdline"] or []))]
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     released = tmp_path_factory.mktemp("released")
     release(target=released)
-    student_version = released / NOTEBOOK
     submissions = tmp_path_factory.mktemp("submissions")
-    correct = solution_code()
-    by_label = correct.replace(
-        "        labels = np.vectorize(LABELS.index_to_description, otypes=[object])(top)\n",
-        "        labels = np.vectorize(LABELS.index_to_description, otypes=[object])(top)\n"
-        "        order = np.argsort(labels, axis=1)\n"
-        "        labels, scores = np.take_along_axis(labels, order, 1), np.take_along_axis(scores, order, 1)\n")
-    first_image_only = correct.replace("self.classify(decode_images(payload))",
-                                       "self.classify(decode_images(payload)[:1])")
-    submission(student_version, submissions / "alice", correct)
-    submission(student_version, submissions / "bob")
-    submission(student_version, submissions / "carol", by_label)
-    submission(student_version, submissions / "dave", first_image_only, edit=drop_the_stop_cell)
-    submission(student_version, submissions / "eve", correct, edit=crash_the_kernel)
+    hand_in(released, submissions / "alice", correct_but_different())
+    hand_in(released, submissions / "bob")
+    hand_in(released, submissions / "carol", wrong_a())
+    hand_in(released, submissions / "dave", wrong_b())
+    hand_in(released, submissions / "eve", correct_but_different(), edit=crash_the_kernel,
+            notebooks=["01_first_service"])
     before = digest(submissions)
     out = tmp_path_factory.mktemp("grading")
-    grade(submissions, out, notebooks=["03_top5_labels"], cell_timeout=120)
+    grade(submissions, out, notebooks=NOTEBOOKS, cell_timeout=180)
     return submissions, out, before
+
+
+FULL = {"model-settings-check": 1, "server-settings-check": 1, "first-service-check": 2,
+        "remote-classifier-check": 3, "top5-settings-check": 1, "top5-check": 3, "top5-batch-check": 2,
+        "top5-batching-check": 2}
+EXPECTED = {
+    "alice": FULL,
+    "bob": dict.fromkeys(FULL, 0),
+    # trailing comma: the file and the service that needs it; no batch axis; first image only.
+    "carol": {**FULL, "model-settings-check": 0, "first-service-check": 0, "remote-classifier-check": 0,
+              "top5-batch-check": 0, "top5-batching-check": 0},
+    # batching keys in settings.json; logits; the global cat; sorted by label (right sets, wrong order).
+    "dave": {**FULL, "server-settings-check": 0, "first-service-check": 0, "remote-classifier-check": 0,
+             "top5-check": 0},
+    "eve": dict.fromkeys(FULL, 0),
+}
 
 
 def test_points_per_check(graded):
     _, out, _ = graded
     points = read_points(out)
-    expected = {
-        "alice": {"top5-check": 3, "top5-batch-check": 2, "top5-batching-check": 2},  # correct
-        "bob": {"top5-check": 0, "top5-batch-check": 0, "top5-batching-check": 0},  # untouched
-        "carol": {"top5-check": 0, "top5-batch-check": 2, "top5-batching-check": 2},  # ordered by label
-        "dave": {"top5-check": 3, "top5-batch-check": 0, "top5-batching-check": 0},  # one row per request
-        "eve": {"top5-check": 0, "top5-batch-check": 0, "top5-batching-check": 0},  # kernel crashed
-    }
-    for student, checks in expected.items():
-        for check, value in checks.items():
-            assert points[(student, check)] == value, (student, check, points[(student, check)])
+    wrong = {(student, check): (points.get((student, check)), value)
+             for student, checks in EXPECTED.items() for check, value in checks.items()
+             if points.get((student, check)) != value}
+    assert not wrong, wrong
 
 
 def test_gradebook_csv_and_feedback_files(graded):
     _, out, _ = graded
     with open(out / "grades.csv") as handle:
         totals = {row["student_id"]: float(row["score"]) for row in csv.DictReader(handle)}
-    assert totals == {"alice": 7, "bob": 0, "carol": 4, "dave": 3, "eve": 0}
-    for student in totals:
-        assert (out / "feedback" / student / NOTEBOOK.replace(".ipynb", ".html")).is_file()
+    assert totals == {student: sum(checks.values()) for student, checks in EXPECTED.items()}
+    for student in ("alice", "bob", "carol", "dave"):
+        for name in NOTEBOOKS:
+            assert (out / "feedback" / student / f"{name}.html").is_file()
+    assert (out / "feedback" / "eve" / "01_first_service.html").is_file()
+
+
+def test_feedback_names_the_mistake_without_the_solution(graded):
+    _, out, _ = graded
+    carol = (out / "feedback" / "carol" / "01_first_service.html").read_text()
+    assert "trailing comma" in carol
+    dave = (out / "feedback" / "dave" / "02_inference_requests.html").read_text()
+    assert "same probabilities" in dave
+    assert "image[np.newaxis]" not in dave
 
 
 def test_submissions_untouched_and_no_server_left(graded):
@@ -116,7 +198,9 @@ def test_grading_again_gives_the_same_grades(graded, tmp_path):
     submissions, out, _ = graded
     only_alice = tmp_path / "submissions"
     (only_alice / "alice").mkdir(parents=True)
-    (only_alice / "alice" / NOTEBOOK).write_bytes((submissions / "alice" / NOTEBOOK).read_bytes())
-    grade(only_alice, tmp_path / "again", notebooks=["03_top5_labels"], cell_timeout=120)
-    first = {key: value for key, value in read_points(out).items() if key[0] == "alice"}
-    assert read_points(tmp_path / "again") == first and sum(first.values()) == 7
+    name = "01_first_service.ipynb"
+    (only_alice / "alice" / name).write_bytes((submissions / "alice" / name).read_bytes())
+    grade(only_alice, tmp_path / "again", notebooks=["01_first_service"], cell_timeout=120)
+    first = {key: value for key, value in read_points(out).items()
+             if key[0] == "alice" and key[1] in ("model-settings-check", "server-settings-check", "first-service-check")}
+    assert read_points(tmp_path / "again") == first and sum(first.values()) == 4

@@ -1,6 +1,7 @@
 """labkit.metrics on a real server: counters move by exactly what was sent; the custom
 metric check; the live watch."""
 
+import json
 import http.server
 import threading
 
@@ -12,7 +13,7 @@ from labkit import checks, metrics
 from labkit.client import infer, load_image, pixels_request
 from labkit.notebooks import SOLUTIONS
 from labkit.server import ModelServer
-from labkit.workspace import prepare_service_folder
+from labkit.workspace import lab_service_copy
 from tests.conftest import FREE_PORTS, start_server
 
 pytestmark = pytest.mark.slow
@@ -49,18 +50,21 @@ def test_watch_records_a_timeline_of_the_servers_counters(metrics_server):
 
 def confidence_code(log_line: bool = True) -> str:
     notebook = nbformat.read(SOLUTIONS / "07_monitoring.ipynb", as_version=4)
-    code = next(cell.source for cell in notebook.cells if cell.source.startswith("%%writefile confidence/"))
+    code = next(cell.source for cell in notebook.cells if cell.source.startswith("%%writefile confidence/confidence.py"))
     code = code.split("\n", 1)[1]
     if not log_line:
-        code = code.replace("mlserver.log(tinyvit_top1_confidence=float(confidence))", "pass")
+        line = "mlserver.log(tinyvit_top1_confidence=float(confidence))"
+        assert line in code
+        code = code.replace(line, "pass")
     return code
 
 
 @pytest.mark.parametrize("logs", [True, False], ids=["logs the metric", "forgets to log"])
 def test_custom_metric_check(tmp_path, checkpoint, logs):
-    folder = prepare_service_folder(tmp_path / "confidence", name="tinyvit-confidence",
-                                    implementation="serve-model.ConfidenceModel", checkpoint=checkpoint)
-    (folder / "serve-model.py").write_text(confidence_code(logs))
+    folder = lab_service_copy(tmp_path / "confidence", checkpoint=checkpoint)
+    (folder / "model-settings.json").write_text(json.dumps(
+        {"name": "tinyvit-confidence", "implementation": "confidence.ConfidenceModel"}))
+    (folder / "confidence.py").write_text(confidence_code(logs))
     with ModelServer(folder, parallel_workers=1, **FREE_PORTS) as server:
         if logs:
             checks.custom_metric(server)

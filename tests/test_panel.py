@@ -18,7 +18,7 @@ def lab(checkpoint):
 
 
 def run_copy(lab, name):
-    return json.loads((lab.server.run_dir / "model" / name).read_text())
+    return json.loads((lab.server.run_folder / name).read_text())
 
 
 def test_runs_change_the_servers_settings_for_real(lab):

@@ -34,9 +34,9 @@ def test_overrides_reach_the_server_without_touching_the_students_folder(checkpo
     before = folder_digest(REPO / "tinyvit")
     with ModelServer("tinyvit", weights=checkpoint, parallel_workers=0, max_batch_size=4,
                      max_batch_time=0.01, **FREE_PORTS) as server:
-        run_copy = json.loads((server.run_dir / "model" / "model-settings.json").read_text())
+        run_copy = json.loads((server.run_folder / "model-settings.json").read_text())
         assert run_copy["max_batch_size"] == 4 and run_copy["max_batch_time"] == 0.01
-        run_settings = json.loads((server.run_dir / "model" / "settings.json").read_text())
+        run_settings = json.loads((server.run_folder / "settings.json").read_text())
         assert run_settings["host"] == "127.0.0.1" and run_settings["parallel_workers"] == 0
         assert requests.get(f"{server.http_url}/v2/health/ready", timeout=5).status_code == 200
         assert "max_batch_size=4" in repr(server) and "running" in repr(server)
