@@ -174,8 +174,10 @@ def load_service(folder):
     with _quiet_mlserver_logs():
         model = cls(load_model_settings(str(folder / "model-settings.json")))
         loaded = call(model.load(), "load()")
-    if loaded is False:
-        raise CheckFailed("load() returned False, so MLServer would mark the model as not ready.",
+    if loaded is not True:
+        # MLServer sets model.ready = await model.load(): anything but True never gets ready.
+        raise CheckFailed(f"load() returned {loaded!r}, so MLServer would never mark the model as ready "
+                          "(the server would start and wait forever for it).",
                           "End load() with return True.")
     if not hasattr(model, "model"):
         raise CheckFailed("load() did not keep the network: self.model is not set.",

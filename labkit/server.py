@@ -241,11 +241,17 @@ class ModelServer:
                 if path.is_file() and "__pycache__" not in path.parts and not path.name.startswith(".")
                 and path.stat().st_size < (1 << 20)}
 
+    def _config(self) -> tuple:
+        """What a start cell asks for: the same folder with the same overrides."""
+        return (self.model_dir, self.parallel_workers, self.max_batch_size, self.max_batch_time,
+                self.weights, sorted(self.extra.items()), sorted(self.env.items()), self.python)
+
     def _replace_servers_of_this_folder(self) -> None:
         """Re-running a notebook's start cell after an edit must not leave the old server
-        (old code, its memory, its ports) running beside the new one."""
+        (old code, its memory, its ports) running beside the new one. A server of the same
+        folder with other settings (batching on, say) may run beside it on purpose."""
         for other in list(_running):
-            if other is not self and other.model_dir == self.model_dir and other.running:
+            if other is not self and other._config() == self._config() and other.running:
                 print(f"Stopping the server this kernel already runs for {self.model_dir.name}/ "
                       f"(on {other.http_url}, started with the files as they were then).")
                 other.stop()

@@ -44,7 +44,7 @@ def test_the_solution_files_pass(folder, checkpoint, capsys):
     folder_checks.model_settings(folder)
     folder_checks.server_settings(folder)
     folder_checks.service(folder, checkpoint)
-    assert capsys.readouterr().out.count("✔") == 4
+    assert capsys.readouterr().out.count("✔") == 3
 
 
 @pytest.mark.parametrize("old, new, message", [
@@ -76,7 +76,7 @@ def test_server_settings_mistakes_are_named(folder, old, new, message):
     ("model-settings.json", "serve-model.TinyViTModel", "serve_model.TinyViTModel", "names serve_model.py"),
     ("model-settings.json", "serve-model.TinyViTModel", "serve-model.TinyVitModel", "defines no class TinyVitModel"),
     ("serve-model.py", ".softmax(dim=-1)", "", "logits, not probabilities"),
-    ("serve-model.py", "        return True\n", "", "self.model is not set|returned False|load\\(\\)"),
+    ("serve-model.py", "        return True\n", "", "returned None"),
     ("serve-model.py", "from model_weights import load_tinyvit", "from model_weight import load_tinyvit",
      "Importing serve-model.py failed"),
 ])

@@ -29,7 +29,7 @@ random_weights = show.weights_banner()
 #
 # ## The three ingredients
 #
-# An MLServer service is a folder. Ours is `tinyvit/` at the top of the repository:
+# An MLServer service is a folder with three files:
 #
 # | file | what it says |
 # |---|---|
@@ -37,74 +37,182 @@ random_weights = show.weights_banner()
 # | `settings.json` | **how the server runs**: address, ports, number of parallel workers |
 # | `serve-model.py` | **the code**: a subclass of `mlserver.MLModel` with `load()` and `predict()` |
 #
-# Here are the real files.
+# You write all three, into `my-tinyvit/` next to this notebook. The cell below creates the
+# folder with what is not yours to write: a link to the TinyViT checkpoint
+# (`tinyvit.safetensors`) and the lab's small helper modules (`model_weights.py` finds the
+# checkpoint, also offline; `image_batch.py` and `cpu_threads.py` you meet later). It never
+# touches your three files. From now on, every cell that writes a file into the folder with
+# `%%writefile` is checked right after it runs: a line starting with ✔ or ✘ says whether
+# MLServer would accept it.
 
 # %%
-# NBVAL_CHECK_OUTPUT
-show.file("tinyvit/model-settings.json")
-show.file("tinyvit/settings.json")
+from labkit import folder_checks
+from labkit.workspace import service_folder
+
+folder = service_folder("my-tinyvit")
+folder_checks.watch(folder)
+print(sorted(path.name for path in folder.iterdir() if not path.name.startswith((".", "__"))))
 
 # %% [markdown]
-# `implementation` is `<python file>.<class>`: MLServer imports `serve-model.py` from the
-# folder and instantiates `TinyViTModel`. `parameters.uri` points at the weights file; MLServer
-# resolves it relative to the folder. `settings.json` binds the server to `127.0.0.1`
-# (MLServer's default is `0.0.0.0`, every network interface, which is not what you want on a
-# laptop or a shared JupyterHub) and turns off debug mode.
+# ### Exercise 1: `model-settings.json`
 #
-# The model class is short. `load()` builds the network once per worker; `predict()` turns
-# a request into images, runs them through the network, and returns probabilities.
+# Write a cell that starts with `%%writefile my-tinyvit/model-settings.json`, followed by a
+# JSON object with two fields:
+#
+# * `"name"`: the model's name, which clients put in the URL (`/v2/models/<name>/infer`).
+#   Use `"my-tinyvit"`, the folder's name (MLServer warns when they differ).
+# * `"implementation"`: `"<python file>.<class>"`, the file without `.py`. Your file will be
+#   `serve-model.py` with a class `TinyViTModel`.
+#
+# No `parameters.uri` is needed: MLServer's default is the model's own folder, where the
+# checkpoint is.
+#
+# > **The course text says** `{"name": "tinyvit", "implementation": "serve-model.TinyViTModel",}`
+# > **What happens:** the comma before `}` makes the file invalid JSON (Python allows it, JSON
+# > does not), and MLServer refuses to start. Try it: the check names the line.
 
-# %%
-import inspect
-import importlib.util
+# %% solution id=model-settings
+%%writefile my-tinyvit/model-settings.json
+{
+  "name": "my-tinyvit",
+  "implementation": "serve-model.TinyViTModel"
+}
 
-from labkit.weights import REPO_ROOT
-
-spec = importlib.util.spec_from_file_location("serve_model", REPO_ROOT / "tinyvit" / "serve-model.py")
-serve_model = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(serve_model)
-print(inspect.getsource(serve_model.TinyViTModel.load))
-print(inspect.getsource(serve_model.TinyViTModel.predict))
+# %% tests id=model-settings-check points=1
+folder_checks.model_settings("my-tinyvit")
 
 # %% [markdown]
-# Two things differ from a naive first version, and the lab keeps both on purpose:
+# ### Exercise 2: `settings.json`
 #
-# * The input always has a **leading batch axis**: `[N, H, W, 3]`, even for one image. When
-#   MLServer batches requests, it glues them together along axis 0. A single `[H, W, 3]`
-#   image would be glued into one tall image, and every caller would get a wrong answer.
-# * The request is decoded by hand (`decode_images`) rather than with `@decode_args`, so that
-#   a bad request gets a `400` with a message that says what to send, instead of a `500`.
+# Now the server's settings, in `my-tinyvit/settings.json`:
 #
-# Here is the whole setup:
+# * `"host": "127.0.0.1"`. MLServer's default, `0.0.0.0`, listens on every network
+#   interface: on a laptop in a café or a shared JupyterHub, anyone who can reach the
+#   machine could use your model. Bind to this machine only.
+# * `"parallel_workers": 1`: one inference process (notebook 05 turns this up).
+# * `"debug": false`: MLServer 1.7 defaults to debug mode.
+#
+# > **The course text says** to put `max_batch_size` and `max_batch_time` in `settings.json`.
+# > **What happens:** nothing. MLServer reads adaptive batching per model, from
+# > `model-settings.json`, and ignores unknown keys in `settings.json` without a word. The
+# > check catches it; notebook 05 measures it.
 
-# %%
-show.diagram("serving-setup")
+# %% solution id=server-settings
+%%writefile my-tinyvit/settings.json
+{
+  "host": "127.0.0.1",
+  "parallel_workers": 1,
+  "debug": false
+}
+
+# %% tests id=server-settings-check points=1
+folder_checks.server_settings("my-tinyvit")
 
 # %% [markdown]
+# ### Exercise 3: `serve-model.py`
+#
+# The course text's service takes **one image** and returns its probabilities. Complete the
+# two methods:
+#
+# * `load()` runs once per worker when the server starts. Build the network with
+#   `await load_tinyvit(self.settings)` (the lab's helper: it reads the checkpoint the model
+#   settings point at; the course text calls `timm.create_model("hf_hub:timm/tiny_vit_5m_224.dist_in22k",
+#   pretrained=True)`, which needs the model hub), keep it in `self.model`, build timm's
+#   preprocessing for it (`create_transform(**resolve_data_config({}, model=self.model))`)
+#   into `self.transform`, and return `True`.
+# * `predict()` gets the decoded input: `@decode_args` turns the request's `payload` tensor
+#   into the `np.ndarray` the type hint asks for, and the array you return into the answer.
+#   Turn the `[H, W, 3]` uint8 image into a PIL image, preprocess it, add a batch axis
+#   (`[None]`), run the network without gradients (`torch.inference_mode()`), and return
+#   `softmax` probabilities as a NumPy array.
+#
+# <details><summary>Hint</summary>
+#
+# `Image.fromarray(payload)` makes the PIL image; `self.transform(...)` returns a
+# `[3, 224, 224]` tensor; `self.model(batch).softmax(dim=-1).numpy()` the probabilities.
+# </details>
+
+# %% solution id=first-service
+%%writefile my-tinyvit/serve-model.py
+import numpy as np
+import torch
+from mlserver import MLModel
+from mlserver.codecs import decode_args
+from PIL import Image
+from timm.data import create_transform, resolve_data_config
+
+from model_weights import load_tinyvit
+
+
+class TinyViTModel(MLModel):
+    async def load(self) -> bool:
+        ### BEGIN SOLUTION
+        self.model = await load_tinyvit(self.settings)
+        self.transform = create_transform(**resolve_data_config({}, model=self.model))
+        return True
+        ### END SOLUTION
+
+    @decode_args
+    async def predict(self, payload: np.ndarray) -> np.ndarray:
+        ### BEGIN SOLUTION
+        batch = self.transform(Image.fromarray(payload))[None]
+        with torch.inference_mode():
+            return self.model(batch).softmax(dim=-1).numpy()
+        ### END SOLUTION
+
+# %% tests id=first-service-check points=2
+folder_checks.service("my-tinyvit")
+
+# %% [markdown]
+# The check imported your file as MLServer will, ran `load()` and called `predict()` on an
+# image in this notebook, and compared the answer with TinyViT's.
+#
+# > **The course text says** to load `tiny_vit_5m_224.dist_in22k` from the hub.
+# > **What happens:** timm finds it as `hf_hub:timm/tiny_vit_5m_224.dist_in22k` (the hub id is
+# > `timm/tiny_vit_5m_224.dist_in22k`) and only while online; `load_tinyvit` reads a local
+# > checkpoint first, so the lab works offline.
+#
+# > **The course text lists** `load()`, `predict()` and `unload()`. `unload()` runs when MLServer
+# > unloads the model (or shuts down); `MLModel`'s default does nothing, which is fine here. The
+# > lab's full service (`../tinyvit/serve-model.py`) uses it to drop the network.
+#
 # ## Start the server
 #
-# In a terminal you would run
+# The course text starts the service from a terminal:
 #
 # ```bash
-# mlserver start tinyvit
+# mlserver start my-tinyvit
 # ```
 #
-# and watch the log. From a notebook, `labkit.server.ModelServer` does the same in a managed
-# subprocess: it runs a copy of the folder (your files are never changed), picks free ports
-# if 8080/8081/8082 are taken, waits until the model is *ready*, and stops the server when
-# you call `stop()` or shut the kernel down.
+# The cell below runs exactly that command and shows MLServer's own start-up log: where it
+# serves HTTP, gRPC and metrics, and which model it loaded. `labkit.server.mlserver` is a thin
+# wrapper: it runs the command on a copy of your folder (so your files stay as you wrote them),
+# moves to free ports when 8080-8082 are taken (another notebook may be running a server),
+# waits until the model is *ready*, and stops the server with `server.stop()` or when the kernel
+# shuts down. Re-running the cell after an edit replaces the running server with a new one.
+#
+# You can also use a terminal (File > New > Terminal): `cd notebooks`,
+# `source ../.venv/bin/activate`, `mlserver start my-tinyvit`; stop it with Ctrl+C. Then the
+# server runs outside the notebook, on the ports your `settings.json` names.
 
 # %%
-from labkit.server import ModelServer
+from labkit.server import mlserver
 
-server = ModelServer("tinyvit").start()
+server = mlserver("mlserver start my-tinyvit")
+
+# %% [markdown]
+# The first lines come from MLServer itself; `server` holds the addresses it really got:
+
+# %%
 server
 
 # %% [markdown]
 # ## Ask the server about the model
 #
 # Every model has a metadata endpoint, `GET /v2/models/<name>`. It tells a client the model's
-# name, its platform and the inputs and outputs it expects.
+# name, its platform and the inputs and outputs it expects. Yours declares no inputs or
+# outputs (they are optional fields of `model-settings.json`), so a client learns little; the
+# lab's service in `../tinyvit/` declares them, as notebook 02 shows.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -129,7 +237,7 @@ print(json.dumps(metadata, indent=2))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-for path in ["/v2/health/live", "/v2/health/ready", "/v2/models/tinyvit/ready", "/v2/models/nosuchmodel/ready"]:
+for path in ["/v2/health/live", "/v2/health/ready", "/v2/models/my-tinyvit/ready", "/v2/models/nosuchmodel/ready"]:
     status = requests.get(server.http_url + path, timeout=10).status_code
     print(f"{path:32} {status}")
 
@@ -138,8 +246,10 @@ for path in ["/v2/health/live", "/v2/health/ready", "/v2/models/tinyvit/ready", 
 #
 # MLServer serves an interactive OpenAPI page at `/v2/docs` (and one per model at
 # `/v2/models/<name>/docs`). Open the link below in a new tab to try requests from the
-# browser. On a remote JupyterHub the link points at the hub's own machine, so use it from
-# the notebook (as below) or through the hub's proxy.
+# browser. Two catches: the page loads its scripts (Swagger UI) from a CDN on the internet,
+# so offline it stays blank, while the OpenAPI document behind it (`/v2/docs/dataplane.json`,
+# read below) works everywhere; and on a remote JupyterHub the link points at the hub's own
+# machine, so use it through the hub's proxy.
 
 # %%
 from IPython.display import HTML, display

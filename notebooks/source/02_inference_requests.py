@@ -1,10 +1,13 @@
 # %% [markdown]
 # # 02 · Inference requests
 #
-# The service from notebook 01 is running software that speaks the **Open Inference
-# Protocol** (V2). In this notebook you build requests by hand, send them with `requests`,
-# and read the answers: first the way the course text does it (NumPy pixels), then two
-# better ways (compact JPEG bytes, gRPC).
+# A running MLServer speaks the **Open Inference Protocol** (V2). In this notebook you build
+# requests yourself, send them with `requests`, and read the answers: first NumPy pixels, as
+# the course text does, then two better ways (compact JPEG bytes, gRPC). At the end you break
+# your service from notebook 01 on purpose, and see why every request here has a batch axis.
+#
+# The server below runs the lab's full TinyViT service (`../tinyvit/`): the same model as
+# yours, but it takes a **batch** of images and checks every request.
 
 # %%
 from labkit import show
@@ -47,98 +50,103 @@ batch = image[None]
 print(batch.shape)
 
 # %% [markdown]
-# ## Encode it with `NumpyCodec`
+# ## The pieces of a request
 #
-# A *codec* turns Python data into the protocol's tensors: a name, a shape, a datatype and a
-# flat list of values. `NumpyCodec.encode_input` reads the shape and datatype off the array.
+# A request to `POST /v2/models/<name>/infer` is JSON. Three MLServer classes build and read
+# it; here they are on a tiny array of 2 × 2 pixels, so that the whole thing fits on screen:
+#
+# * `NumpyCodec.encode_input(name, array)`: a *codec* turns a NumPy array into one of the
+#   protocol's tensors: a name, a shape, a datatype (read off the array's dtype) and a flat
+#   list of values.
+# * `InferenceRequest(inputs=[...])`: the request, with one or more named inputs. Its
+#   `model_dump_json()` method gives the JSON text to send as the body.
+# * `NumpyCodec.decode_output(output)`: the reverse, for one output of an
+#   `InferenceResponse` (build that from the answer's JSON with
+#   `InferenceResponse.model_validate(...)`).
 
 # %%
 # NBVAL_CHECK_OUTPUT
 from mlserver.codecs import NumpyCodec
-from mlserver.types import InferenceRequest
+from mlserver.types import InferenceRequest, InferenceResponse
 
-request_input = NumpyCodec.encode_input(name="payload", payload=batch)
-inference_request = InferenceRequest(inputs=[request_input])
-print("name:    ", request_input.name)
-print("shape:   ", request_input.shape)
-print("datatype:", request_input.datatype)
-print("values:  ", len(request_input.data), "=", " × ".join(map(str, batch.shape)))
+tiny = np.arange(12, dtype=np.uint8).reshape(1, 2, 2, 3)
+tiny_input = NumpyCodec.encode_input(name="example", payload=tiny)
+print(InferenceRequest(inputs=[tiny_input]).model_dump_json(exclude_none=True))
 
 # %% [markdown]
-# ## Send it
-#
-# `POST /v2/models/tinyvit/infer` with the request as JSON. The course text writes
-# `inference_request.dict()`; in MLServer 1.7 (pydantic 2) that method is deprecated, use
-# `model_dump()`.
+# The server says what it expects in its metadata: the input's name, datatype and shape
+# (`-1` means "any size").
 
 # %%
+# NBVAL_CHECK_OUTPUT
 import requests
 
-response = requests.post(server.infer_url, json=inference_request.model_dump(), timeout=60)
-response.status_code
+print(requests.get(server.model_url, timeout=10).json()["inputs"])
 
 # %% [markdown]
-# The answer is JSON too: the model name, and a list of outputs, each with its own name,
-# shape and datatype.
+# ## Exercise: ask the server about any image
+#
+# Write `classify_remote(image)`: it takes one uint8 image `[H, W, 3]` and returns the
+# server's 21,841 probabilities for it (shape `[21841]`, or `[1, 21841]`). Inside it:
+#
+# 1. give the image its batch axis;
+# 2. encode it as the input the service expects, and wrap it in an `InferenceRequest`;
+# 3. `requests.post` it to `server.infer_url` as JSON (`model_dump_json()` as `data=`, with
+#    the header `Content-Type: application/json`), and stop with an error if the status is
+#    not 200 (`raise_for_status()`);
+# 4. decode the first output of the answer.
+#
+# > **The course text says** `requests.post(url, json=inference_request.dict())`.
+# > **What happens:** in MLServer 1.7 (pydantic 2) `.dict()` is deprecated and warns; it
+# > still works today, and will not tomorrow. Use `model_dump_json()`.
+
+# %% solution id=remote-classifier
+def classify_remote(image: np.ndarray) -> np.ndarray:
+    ### BEGIN SOLUTION
+    request = InferenceRequest(inputs=[NumpyCodec.encode_input("payload", image[np.newaxis])])
+    answer = requests.post(server.infer_url, data=request.model_dump_json(),
+                           headers={"Content-Type": "application/json"}, timeout=60)
+    answer.raise_for_status()
+    output = InferenceResponse.model_validate(answer.json()).outputs[0]
+    return NumpyCodec.decode_output(output)[0]
+    ### END SOLUTION
+
+# %% [markdown]
+# Try it on the cat:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-answer = response.json()
-print("model:", answer["model_name"])
-for output in answer["outputs"]:
-    print(f"output {output['name']!r}: shape {output['shape']}, datatype {output['datatype']}, "
-          f"{len(output['data'])} values")
-
-# %% [markdown]
-# `NumpyCodec` decodes the output back into an array: one row of 21,841 probabilities (one
-# per ImageNet-22k class) for our one image. Probabilities sum to 1.
-
-# %%
-# NBVAL_CHECK_OUTPUT
-from mlserver.types import InferenceResponse
-
-probabilities = NumpyCodec.decode_output(InferenceResponse.model_validate(answer).outputs[0])
+probabilities = np.ravel(classify_remote(image))
 print(probabilities.shape, probabilities.dtype, "sum:", round(float(probabilities.sum()), 3))
+top_index = int(probabilities.argmax())
 
 # %% [markdown]
-# ## A batch of two
+# <details><summary>Hint 1: when the server answers 400</summary>
 #
-# Two images of the same size stack into `[2, H, W, 3]`; the answer has one row per image.
-
-# %%
-# NBVAL_CHECK_OUTPUT
-from labkit.client import infer, pixels_request
-
-two = np.stack([image, np.fliplr(image)])
-print("request shape:", two.shape)
-print("answer shape: ", infer(server.infer_url, pixels_request(two)).shape)
-
-# %% [markdown]
-# `labkit.client.infer` and `pixels_request` do exactly what the cells above did by hand
-# (encode, post, check the status, decode); the rest of the lab uses them.
-#
-# ## Exercise: the cat's top class
-#
-# Using `probabilities` from above, set `top_index` to the index (an `int`) of the most
-# probable class for the cat image.
-
-# %% solution id=top-class
-### BEGIN SOLUTION
-top_index = int(probabilities[0].argmax())
-### END SOLUTION
-top_index
-
-# %% tests id=top-class-check points=1
-from labkit import checks
-
-checks.top_class_index(top_index)
-
-# %% [markdown]
-# <details><summary>Hint</summary>
-#
-# `probabilities` has shape `[1, 21841]`: take the first row, then `argmax()`.
+# Print `answer.json()["error"]`: the service's message says what it expected (the input's
+# name, the shape `[N, H, W, 3]`, the datatype).
 # </details>
 #
+# <details><summary>Hint 2: the batch axis</summary>
+#
+# `image[np.newaxis]` (or `image[None]`) has shape `[1, H, W, 3]`.
+# </details>
+#
+# <details><summary>Hint 3: reading the answer</summary>
+#
+# `InferenceResponse.model_validate(answer.json()).outputs[0]` is the output tensor; the
+# codec turns it into an array of shape `[1, 21841]`.
+# </details>
+#
+# The check calls your function with images it chooses and compares each answer with TinyViT
+# run in this notebook. If something is off, it says what.
+
+# %% tests id=remote-classifier-check points=3
+from labkit import checks
+
+checks.remote_classifier(classify_remote)
+
+# %% [markdown]
 # ## The same request without MLServer on the client
 #
 # A client in another language has no `NumpyCodec`. The protocol is plain JSON, so you can
@@ -146,6 +154,8 @@ checks.top_class_index(top_index)
 
 # %%
 # NBVAL_CHECK_OUTPUT
+from labkit.client import infer, pixels_request
+
 body = {
     "inputs": [{
         "name": "payload",
@@ -156,7 +166,20 @@ body = {
 }
 raw = requests.post(server.infer_url, json=body, timeout=60).json()
 raw_probabilities = np.array(raw["outputs"][0]["data"], dtype=np.float32).reshape(raw["outputs"][0]["shape"])
-print("same answer as with NumpyCodec:", np.allclose(raw_probabilities, probabilities))
+print("same answer as with NumpyCodec:", np.allclose(raw_probabilities, infer(server.infer_url, pixels_request(batch))))
+
+# %% [markdown]
+# ## A batch of two
+#
+# Two images of the same size stack into `[2, H, W, 3]`; the answer has one row per image.
+# From here on the lab uses `labkit.client`: `pixels_request` and `infer` do what your
+# `classify_remote` does, for a batch.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+two = np.stack([image, np.fliplr(image)])
+print("request shape:", two.shape)
+print("answer shape: ", infer(server.infer_url, pixels_request(two)).shape)
 
 # %% [markdown]
 # ## Compact payloads: JPEG bytes instead of pixels
@@ -219,15 +242,67 @@ print("JPEG request and its decoded pixels agree:", jpeg_top == pixels_of_jpeg_t
 # ## gRPC
 #
 # MLServer serves the same protocol over gRPC (port 8081 by default): binary protobuf
-# messages instead of JSON, on a long-lived HTTP/2 connection. The request is built the
-# same way; `labkit.client.infer_grpc` converts it with MLServer's own converters.
+# messages instead of JSON, on a long-lived HTTP/2 connection. The request is built the same
+# way; MLServer's converters turn it into the protobuf message and the reply back:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from labkit.client import infer_grpc
+import grpc
+from mlserver.grpc import dataplane_pb2_grpc
+from mlserver.grpc.converters import ModelInferRequestConverter, ModelInferResponseConverter
 
-grpc_probabilities = infer_grpc(server.grpc_address, "tinyvit", pixels_request([image]))
+grpc_request = InferenceRequest(inputs=[NumpyCodec.encode_input("payload", batch)])
+message = ModelInferRequestConverter.from_types(grpc_request, model_name="tinyvit", model_version=None)
+with grpc.insecure_channel(server.grpc_address) as channel:
+    reply = dataplane_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(message, timeout=60)
+grpc_probabilities = NumpyCodec.decode_output(ModelInferResponseConverter.to_types(reply).outputs[0])
 print(grpc_probabilities.shape, "same top class as REST:", grpc_probabilities[0].argmax() == top_index)
+
+# %% [markdown]
+# ## Break it, then fix it: why the batch axis
+#
+# Your service from notebook 01 takes one image, `[H, W, 3]`, as the course text's does. It
+# answers a single caller correctly. Now turn on **adaptive batching** (notebook 05 explains
+# it: MLServer waits up to `max_batch_time` seconds to merge up to `max_batch_size` requests
+# into one call of `predict()`) and let six callers send their own image at the same time.
+# Each answer is compared with TinyViT's answer for that caller's image.
+
+# %%
+from pathlib import Path
+
+from labkit.callers import judge_concurrent_callers, pixels_body
+from labkit.weights import in_process_model
+
+if not (Path("my-tinyvit") / "serve-model.py").is_file():
+    raise FileNotFoundError("This section serves your service from notebook 01: do notebook 01 first.")
+callers_images = [np.roll(image, 60 * caller, axis=1) for caller in range(6)]
+expected = in_process_model().probabilities(callers_images)  # TinyViT in this notebook
+single_image = ModelServer("my-tinyvit", max_batch_size=6, max_batch_time=0.5).start()
+without_batch_axis = judge_concurrent_callers(single_image.infer_url, [pixels_body(im) for im in callers_images], expected)
+single_image.stop()
+without_batch_axis
+
+# %% [markdown]
+# Every caller got status 200, and not one got its own answer. MLServer merged the callers'
+# arrays along the first axis, which for `[H, W, 3]` images is the image height: your
+# `predict()` saw one tall image made of six, returned one row, and MLServer, which splits the
+# answer by the same axis, sent callers an answer declared as `[300, 21841]` with one row of
+# data or none. A client that does not check would carry on with garbage.
+#
+# Now the lab's service, which takes `[N, H, W, 3]`, with the same batching and the same six
+# callers, each sending its image with a batch axis:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+batch_axis = ModelServer("tinyvit", max_batch_size=6, max_batch_time=0.5).start()
+with_batch_axis = judge_concurrent_callers(batch_axis.infer_url, [pixels_body(im[None]) for im in callers_images], expected)
+batch_axis.stop()
+print(with_batch_axis.answer.value_counts().to_string())
+
+# %% [markdown]
+# With the batch axis the merged batch is `[6, H, W, 3]`, `predict()` answers six rows, and
+# MLServer hands each caller its own row. This is why every request in this lab carries a
+# leading batch axis, even for one image.
 
 # %% [markdown]
 # ## Where the course text needs a correction
@@ -235,7 +310,8 @@ print(grpc_probabilities.shape, "same top class as REST:", grpc_probabilities[0]
 # * `InferenceRequest.dict()` is deprecated in MLServer 1.7: use `model_dump()` (or
 #   `model_dump_json()`, which also turns bytes into JSON-safe strings).
 # * Send images with a leading batch axis, `[N, H, W, 3]`; a bare `[H, W, 3]` image gets a 400
-#   here, and silently wrong answers under adaptive batching in a naive service.
+#   here, and, in a service without the batch axis, wrong answers with status 200 under
+#   adaptive batching (you measured it above).
 # * Wait for `/v2/models/<name>/ready`, not `/v2/health/ready`, before the first request.
 #
 # Stop the server:

@@ -99,25 +99,36 @@ server.stop()
 # `mlserver.register` (already in `load()`) gives it a description; `mlserver.log` records a
 # value into a histogram labelled with the model's name.
 #
-# Your service lives in `confidence/` next to this notebook (the same helper as in notebook 03
-# writes everything but `serve-model.py`).
+# Your service lives in `confidence/` next to this notebook: a copy of the lab's service
+# (`serve-model.py` and its helpers), which your class in `confidence.py` extends.
 
 # %%
-from labkit.workspace import prepare_service_folder
+from labkit.workspace import lab_service_copy
 
-folder = prepare_service_folder("confidence", name="tinyvit-confidence",
-                                implementation="serve-model.ConfidenceModel")
+folder = lab_service_copy("confidence")
+
+# %%
+%%writefile confidence/model-settings.json
+{
+  "name": "tinyvit-confidence",
+  "implementation": "confidence.ConfidenceModel"
+}
 
 # %% solution id=custom-metric
-%%writefile confidence/serve-model.py
+%%writefile confidence/confidence.py
+import importlib
+
 import mlserver
 from mlserver.codecs import NumpyCodec
 from mlserver.types import InferenceRequest, InferenceResponse
 
-from tinyvit_service import OUTPUT_NAME, TinyViTModel, decode_images
+from image_batch import decode_images
+
+# The lab's service, next to this file ("serve-model" has a hyphen: no plain import).
+lab_service = importlib.import_module("serve-model")
 
 
-class ConfidenceModel(TinyViTModel):
+class ConfidenceModel(lab_service.TinyViTModel):
     async def load(self) -> bool:
         ready = await super().load()
         mlserver.register("tinyvit_top1_confidence", "Probability of the top class, per image")
@@ -130,7 +141,7 @@ class ConfidenceModel(TinyViTModel):
             mlserver.log(tinyvit_top1_confidence=float(confidence))
         ### END SOLUTION
         return InferenceResponse(model_name=self.name,
-                                 outputs=[NumpyCodec.encode_output(OUTPUT_NAME, probabilities)])
+                                 outputs=[NumpyCodec.encode_output(lab_service.OUTPUT_NAME, probabilities)])
 
 # %% [markdown]
 # Custom metrics travel from the worker processes to the main process's endpoint, so they
