@@ -403,7 +403,7 @@ def _in_notebook() -> bool:
         return False
     from IPython import get_ipython
 
-    return get_ipython() is not None and "IPKernelApp" in get_ipython().config
+    return type(get_ipython()).__name__ == "ZMQInteractiveShell"
 
 
 def _die_with_parent() -> None:

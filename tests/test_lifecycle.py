@@ -61,7 +61,8 @@ def start_server_code(checkpoint, ports: dict = None) -> str:
     ports = ports or {}
     return (f"from labkit.server import ModelServer\n"
             f"server = ModelServer('tinyvit', weights={str(checkpoint)!r}, **{ports!r}).start(progress=False)\n"
-            f"import json; print(json.dumps({{'pid': server.process.pid, 'ports': server.ports}}))\n")
+            f"import json; print(json.dumps({{'pid': server.process.pid, 'ports': server.ports,\n"
+            f"                                 'run_dir': str(server.run_dir)}}))\n")
 
 
 def started_server(output: str) -> dict:
@@ -96,6 +97,7 @@ def test_a_kernel_killed_mid_load_leaves_no_server_and_the_restart_gets_its_port
     second = started_server(run(kernel, start_server_code(checkpoint, first["ports"])))
     assert second["ports"] == first["ports"], "the restarted kernel's server did not get the same ports"
     assert not (server_module.pid_dir() / f"{first['pid']}.json").exists(), "stale pid file left behind"
+    assert not os.path.exists(first["run_dir"]), "the dead kernel's run folder was left in the temp dir"
     answer = requests.get(f"http://127.0.0.1:{second['ports']['http_port']}/v2/models/tinyvit/ready", timeout=5)
     assert answer.status_code == 200
     run(kernel, "server.stop()")
@@ -111,6 +113,13 @@ def test_two_kernels_run_servers_side_by_side(kernels, checkpoint):
         output = run(kernel, "from labkit.client import infer, pixels_request, load_image\n"
                              "print(infer(server.infer_url, pixels_request([load_image()])).shape)\n")
         assert "(1, 21841)" in output
+    # Re-running the start cell after an edit replaces this kernel's server; the other
+    # kernel's server of the same folder keeps running.
+    output = run(left, start_server_code(checkpoint))
+    assert "Stopping the server this kernel already runs for tinyvit/" in output
+    assert wait_until(lambda: not _group_alive(servers[0]["pid"]), timeout=30), "the old server still runs"
+    assert _group_alive(servers[1]["pid"])
+    servers[0] = started_server(output)
     for kernel, started in zip((left, right), servers):
         run(kernel, "server.stop()")
         assert not _group_alive(started["pid"])

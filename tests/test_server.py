@@ -194,3 +194,53 @@ def test_users_sharing_a_temp_dir_keep_their_pid_files_apart():
         assert oct(os.stat(os.path.join(shared_tmp, folders[1])).st_mode & 0o777) == "0o700"
     finally:
         shutil.rmtree(shared_tmp, ignore_errors=True)
+
+
+def test_an_override_of_zero_is_reported_as_zero(tmp_path):
+    folder = tmp_path / "batched"
+    shutil.copytree(REPO / "tinyvit", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    settings = json.loads((folder / "model-settings.json").read_text())
+    (folder / "model-settings.json").write_text(json.dumps({**settings, "max_batch_size": 4, "max_batch_time": 0.1}))
+    assert ModelServer(folder).settings["max_batch_size"] == 4
+    turned_off = ModelServer(folder, max_batch_size=0, max_batch_time=0).settings
+    assert turned_off["max_batch_size"] == 0 and turned_off["max_batch_time"] == 0
+
+
+def test_the_start_progress_bar_ends_complete_so_a_notebook_hides_it(monkeypatch):
+    # A tqdm.notebook bar closed below its total turns red and stays under the cell.
+    import http.server
+    import threading
+
+    import tqdm.auto
+
+    class Ready(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    bars = []
+
+    class RecordingBar(tqdm.auto.tqdm):
+        def close(self):
+            bars.append((self.n, self.total))
+            super().close()
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", RecordingBar)
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Ready)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        server = ModelServer("tinyvit", http_port=httpd.server_address[1])
+        server.process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        server._wait_until_ready(timeout=20, progress=True)
+    finally:
+        server.process.kill()
+        httpd.shutdown()
+    assert bars and bars[-1][0] == bars[-1][1], bars
+
+
+def test_mlserver_takes_the_course_texts_command_only():
+    with pytest.raises(ValueError, match="mlserver start <folder>"):
+        server_module.mlserver("mlserver run tinyvit")

@@ -69,7 +69,18 @@ print(sorted(path.name for path in folder.iterdir() if not path.name.startswith(
 #
 # > **The course text says** `{"name": "tinyvit", "implementation": "serve-model.TinyViTModel",}`
 # > **What happens:** the comma before `}` makes the file invalid JSON (Python allows it, JSON
-# > does not), and MLServer refuses to start. Try it: the check names the line.
+# > does not), and MLServer refuses to start. Here is Python's JSON reader on it, the same one
+# > MLServer uses; the check below names the line.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+import json
+
+course_text_settings = '{"name": "tinyvit", "implementation": "serve-model.TinyViTModel",}'
+try:
+    json.loads(course_text_settings)
+except json.JSONDecodeError as error:
+    print("JSONDecodeError:", error)
 
 # %% solution id=model-settings
 %%writefile my-tinyvit/model-settings.json
@@ -94,8 +105,19 @@ folder_checks.model_settings("my-tinyvit")
 #
 # > **The course text says** to put `max_batch_size` and `max_batch_time` in `settings.json`.
 # > **What happens:** nothing. MLServer reads adaptive batching per model, from
-# > `model-settings.json`, and ignores unknown keys in `settings.json` without a word. The
-# > check catches it; notebook 05 measures it.
+# > `model-settings.json`, and drops unknown keys of `settings.json` without a word. See for
+# > yourself: below, MLServer's own classes read the same keys; the server's settings keep
+# > nothing of them, the model's settings do. The check catches it; notebook 05 measures it.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from mlserver.settings import ModelSettings, Settings
+
+batching = {"max_batch_size": 8, "max_batch_time": 0.01}
+server_side = Settings(host="127.0.0.1", **batching)
+model_side = ModelSettings(name="demo", implementation="mlserver.MLModel", **batching)
+print("settings.json keeps:      ", {key: getattr(server_side, key, "(dropped)") for key in batching})
+print("model-settings.json keeps:", {key: getattr(model_side, key) for key in batching})
 
 # %% solution id=server-settings
 %%writefile my-tinyvit/settings.json
@@ -168,13 +190,25 @@ folder_checks.service("my-tinyvit")
 # image in this notebook, and compared the answer with TinyViT's.
 #
 # > **The course text says** to load `tiny_vit_5m_224.dist_in22k` from the hub.
-# > **What happens:** timm finds it as `hf_hub:timm/tiny_vit_5m_224.dist_in22k` (the hub id is
-# > `timm/tiny_vit_5m_224.dist_in22k`) and only while online; `load_tinyvit` reads a local
-# > checkpoint first, so the lab works offline.
+# > **What happens:** on the Hugging Face hub the model's id is `timm/tiny_vit_5m_224.dist_in22k`
+# > (timm's own records say so, below; `timm.create_model("hf_hub:timm/...", pretrained=True)`
+# > fetches it, only while online). `load_tinyvit` reads a local checkpoint first, so the lab
+# > works offline.
 #
 # > **The course text lists** `load()`, `predict()` and `unload()`. `unload()` runs when MLServer
-# > unloads the model (or shuts down); `MLModel`'s default does nothing, which is fine here. The
-# > lab's full service (`../tinyvit/serve-model.py`) uses it to drop the network.
+# > unloads the model (or shuts down); `MLModel`'s default, printed below, does nothing but say
+# > it succeeded, which is fine for your service. The lab's full service
+# > (`../tinyvit/serve-model.py`) uses it to drop the network.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+import inspect
+
+import timm
+from mlserver import MLModel
+
+print("hub id:", timm.models.get_pretrained_cfg("tiny_vit_5m_224.dist_in22k").hf_hub_id)
+print(inspect.getsource(MLModel.unload))
 #
 # ## Start the server
 #

@@ -97,8 +97,17 @@ print(requests.get(server.model_url, timeout=10).json()["inputs"])
 # 4. decode the first output of the answer.
 #
 # > **The course text says** `requests.post(url, json=inference_request.dict())`.
-# > **What happens:** in MLServer 1.7 (pydantic 2) `.dict()` is deprecated and warns; it
+# > **What happens:** in MLServer 1.7 (pydantic 2) `.dict()` is deprecated and warns (below); it
 # > still works today, and will not tomorrow. Use `model_dump_json()`.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+import warnings
+
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    InferenceRequest(inputs=[tiny_input]).dict()
+print(type(caught[0].message).__name__ + ":", str(caught[0].message).split(". ")[0])
 
 # %% solution id=remote-classifier
 def classify_remote(image: np.ndarray) -> np.ndarray:
