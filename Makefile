@@ -20,7 +20,7 @@ LAB_ENV_VARS := JUPYTER_CONFIG_DIR JUPYTER_DATA_DIR JUPYTER_RUNTIME_DIR IPYTHOND
 # Debian packages some tests use; installed by `make test` when running as root.
 SYSTEM_PACKAGES := prometheus chromium chromium-driver
 
-.PHONY: lab lab-env test weights notebooks release grade bench soak hf-runtime venv clean
+.PHONY: lab lab-env test test-fast weights notebooks release grade bench soak hf-runtime venv clean
 
 venv: $(STAMP)
 
@@ -47,11 +47,21 @@ lab: $(STAMP) $(WEIGHTS)
 lab-env:
 	@$(foreach name,$(LAB_ENV_VARS),echo $(name)=$($(name));)
 
-# Runs the unit and live-server tests, then every solution notebook under nbval (quick mode).
+# Lint, the unit and live-server tests, then every solution notebook under nbval (quick mode);
+# prints how many MLServer processes the run started (each start costs 10-20 s).
+START_LOG := $(LAB_STATE)/mlserver-starts.log
 test: $(STAMP) $(WEIGHTS)
 	tools/system-deps.sh $(SYSTEM_PACKAGES)
-	$(PY) -m pytest --durations=12 tests
-	LAB_QUICK=1 $(PY) -m pytest --nbval-lax -p no:cacheprovider notebooks/solutions
+	$(VENV)/bin/ruff check labkit tests benchmarks tinyvit
+	mkdir -p $(LAB_STATE) && rm -f $(START_LOG)
+	LAB_START_LOG=$(START_LOG) $(PY) -m pytest --durations=12 tests
+	LAB_START_LOG=$(START_LOG) LAB_QUICK=1 $(PY) -m pytest --nbval-lax -p no:cacheprovider notebooks/solutions
+	@echo "MLServer starts in this run: $$(cat $(START_LOG) 2>/dev/null | wc -l)"
+
+# The edit-test loop: lint, then every test that starts no MLServer (under a minute).
+test-fast: $(STAMP) $(WEIGHTS)
+	$(VENV)/bin/ruff check labkit tests benchmarks tinyvit
+	$(PY) -m pytest -q -m "not slow" tests
 
 # Regenerate solution notebooks (with outputs) from notebooks/source/*.py; NB=01_first_service for one.
 notebooks: $(STAMP) $(WEIGHTS)

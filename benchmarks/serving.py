@@ -11,7 +11,7 @@ One run, one machine, one checkpoint, one image (the lab's cat as a JPEG):
 (d) tuned        MLServer with adaptive batching, torch threads sized to the cores,
                  JPEG bytes over gRPC; (d-rest) is the same server over REST.
 
-Each server gets a closed-loop load (labkit.load) at concurrency 1, 4, 8 and 16.
+Each server gets a closed-loop load (labkit.loadgen) at concurrency 1, 4, 8 and 16.
 The report gives throughput and p50/p95 latency per row and the ratios
 (d)/(a), (d)/(b) and (d)/(c) per concurrency, as JSON and as a markdown table in
 benchmarks/results/. ``--quick`` runs every row briefly (CI).
@@ -32,10 +32,11 @@ import numpy as np
 import requests
 import torch
 
-from labkit import weights
+from labkit import reference, weights
 from labkit.client import CAT, encode_jpeg, load_image
-from labkit.load import payload_body, run_load
-from labkit.server import ModelServer, free_port
+from labkit.loadgen import payload_body, run_load
+from labkit.processes import free_port, wait_until
+from labkit.server import ModelServer
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CONCURRENCY = (1, 4, 8, 16)
@@ -48,7 +49,7 @@ def measure_limit(checkpoint, jpeg: bytes, seconds: float, rounds: int) -> dict:
     """In-process throughput per batch size (decode + preprocess + forward), the best of
     ``rounds`` rounds of ``seconds`` each (a limit is the best the machine can do, and
     this machine is noisy), and the batch-1 latency."""
-    model = weights.InProcessModel(checkpoint)
+    model = reference.InProcessModel(checkpoint)
     throughput, batch1_ms = {}, []
     for batch_size in BATCH_SIZES:
         model.probabilities([load_image(_file(jpeg))] * batch_size)  # warm-up
@@ -91,15 +92,16 @@ def start_naive(checkpoint) -> tuple:
          "--port", str(port), "--log-level", "warning"],
         cwd=Path(__file__).resolve().parent.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+    def answers() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"naive app exited: {process.stderr.read().decode()[-2000:]}")
         try:
-            if requests.get(f"{url}/docs", timeout=2).status_code == 200:
-                return process, f"{url}/v2/models/tinyvit/infer"
+            return requests.get(f"{url}/docs", timeout=2).status_code == 200
         except requests.RequestException:
-            time.sleep(0.3)
+            return False
+
+    if wait_until(answers, 120, interval=0.3):
+        return process, f"{url}/v2/models/tinyvit/infer"
     process.kill()
     raise RuntimeError("naive app did not start in 120 s")
 

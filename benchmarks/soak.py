@@ -25,9 +25,10 @@ import numpy as np
 import psutil
 import requests
 
-from labkit import weights
+from labkit import reference, weights
 from labkit.client import CAT, decode_outputs, encode_jpeg, files_request, load_image, request_body
-from labkit.server import ModelServer, _group_alive, port_is_free
+from labkit.processes import group_alive, port_is_free
+from labkit.server import ModelServer
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SETTINGS = {"parallel_workers": 2, "max_batch_size": 4, "max_batch_time": 0.01}
@@ -35,7 +36,7 @@ MAX_IMAGES_PER_REQUEST = 3
 CONCURRENCY = 16
 
 
-def request_pool(model: weights.InProcessModel, count: int = 8) -> list:
+def request_pool(model: reference.InProcessModel, count: int = 8) -> list:
     """``count`` (body, expected probabilities) pairs: shifted crops of the cat of
     different sizes, 1 to 3 images per request, as JPEG bytes."""
     cat = load_image(CAT)
@@ -131,7 +132,7 @@ def drive(url: str, pool: list, seconds: float, concurrency: int, on_tick=None) 
 
 def soak(checkpoint, seconds: float, concurrency: int = CONCURRENCY, warmup_seconds: float = 5) -> dict:
     """Run the soak and return its report (see the module docstring)."""
-    pool = request_pool(weights.InProcessModel(checkpoint))
+    pool = request_pool(reference.InProcessModel(checkpoint))
     server = ModelServer("tinyvit", weights=checkpoint, http_port=0, grpc_port=0, metrics_port=0, **SETTINGS)
     server.start(progress=False)
     try:
@@ -167,7 +168,7 @@ def soak(checkpoint, seconds: float, concurrency: int = CONCURRENCY, warmup_seco
         "server_processes": 1 + workers,
         "rss_mb": {"start": round(rss_samples[0], 1), "end": round(rss_samples[-1], 1),
                    "max": round(max(rss_samples), 1), "samples": [round(value, 1) for value in rss_samples]},
-        "left_behind": {"processes": _group_alive(pid),
+        "left_behind": {"processes": group_alive(pid),
                         "ports": sorted(port for port in ports.values() if not port_is_free(port))},
     }
 

@@ -2,10 +2,14 @@
 "break it, then fix it": what adaptive batching does to a service without a batch axis)."""
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
 import requests
 from mlserver.types import InferenceRequest, InferenceResponse
+
+if TYPE_CHECKING:
+    import pandas
 
 
 def judge_concurrent_callers(url: str, bodies: list, expected: np.ndarray) -> "pandas.DataFrame":

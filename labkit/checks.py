@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 
 from . import weights
+from .reference import in_process_model
 from .server import last_exception
 from .client import CAT, InferenceFailed, encode_jpeg, files_request, infer_outputs, load_image, pixels_request
 
@@ -51,7 +52,7 @@ def check_images() -> list:
 def distinct_reference(images, checkpoint=weights.DEFAULT_CHECKPOINT) -> np.ndarray:
     """The in-process model's probabilities for ``images``, after asserting that no two
     images share a top class (else a check could not tell their answers apart)."""
-    probabilities = weights.in_process_model(checkpoint).probabilities(images)
+    probabilities = in_process_model(checkpoint).probabilities(images)
     top = probabilities.argmax(axis=1)
     assert len(set(top.tolist())) == len(images), f"check images share a top class: {top}"
     return probabilities
@@ -162,7 +163,7 @@ def top5_service(server, checkpoint=weights.DEFAULT_CHECKPOINT) -> None:
     passed("every label is an ImageNet-22k class name")
     _check_order(scores)
     passed("labels are ordered by score, best first")
-    _check_same_as_reference(labels, scores, *weights.in_process_model(checkpoint).top_k([image]))
+    _check_same_as_reference(labels, scores, *in_process_model(checkpoint).top_k([image]))
     passed("same top-5 as the in-process model")
 
 
@@ -175,7 +176,7 @@ def top5_batch(server, checkpoint=weights.DEFAULT_CHECKPOINT) -> None:
     distinct_reference(decoded, checkpoint)
     labels, scores = _ask(server, files_request(files), "a batch of 3 different JPEG images of different sizes")
     _check_shapes(labels, scores, images=3)
-    _check_same_labels(labels, weights.in_process_model(checkpoint).top_k(decoded)[0])
+    _check_same_labels(labels, in_process_model(checkpoint).top_k(decoded)[0])
     passed("a batch of 3 images of different sizes gets 3 correct rows")
 
 
@@ -190,7 +191,7 @@ def top5_under_adaptive_batching(server, checkpoint=weights.DEFAULT_CHECKPOINT, 
               for index in range(callers)]
     with ThreadPoolExecutor(len(groups)) as pool:
         answers = list(pool.map(lambda group: _ask(server, files_request(group), "concurrent requests"), groups))
-    reference = weights.in_process_model(checkpoint)
+    reference = in_process_model(checkpoint)
     for group, (labels, scores) in zip(groups, answers):
         _check_shapes(labels, scores, images=len(group))
         _check_same_labels(labels, reference.top_k([load_image(io.BytesIO(data)) for data in group])[0])

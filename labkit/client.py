@@ -13,7 +13,6 @@ the server's own message.
 """
 
 import io
-from pathlib import Path
 
 import numpy as np
 import requests
@@ -28,10 +27,14 @@ CAT = REPO_ROOT / "imgs" / "cat.jpg"
 
 
 class InferenceFailed(RuntimeError):
-    def __init__(self, status: int, message: str):
-        super().__init__(f"HTTP {status}: {message}")
+    """An error answer: ``status`` is the HTTP status, or the gRPC status code's number."""
+
+    def __init__(self, status: int, message: str, protocol: str = "HTTP", code_name: str = ""):
+        label = f"gRPC {code_name or status}" if protocol == "gRPC" else f"HTTP {status}"
+        super().__init__(f"{label}: {message}")
         self.status = status
         self.message = message
+        self.protocol = protocol
 
 
 def load_image(path=CAT, size=None) -> np.ndarray:
@@ -126,7 +129,8 @@ def infer_grpc(address: str, model: str, request: InferenceRequest, output: str 
         try:
             reply = stub.ModelInfer(message, timeout=timeout)
         except grpc.RpcError as error:
-            raise InferenceFailed(error.code().value[0], error.details()) from None
+            raise InferenceFailed(error.code().value[0], error.details(), protocol="gRPC",
+                                  code_name=error.code().name) from None
     response = ModelInferResponseConverter.to_types(reply)
     return _pick(decode_outputs(response.model_dump()), output)
 

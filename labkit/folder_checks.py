@@ -122,7 +122,7 @@ def service(folder, checkpoint=DEFAULT_CHECKPOINT) -> None:
     from mlserver.types import InferenceRequest
 
     from .client import load_image
-    from .weights import in_process_model
+    from .reference import in_process_model
 
     model = load_service(folder)
     image = load_image(CAT)
@@ -277,7 +277,7 @@ def top5_file(folder, checkpoint=DEFAULT_CHECKPOINT) -> None:
     from mlserver.types import InferenceRequest
 
     from .checks import check_images, distinct_reference
-    from .weights import in_process_model
+    from .reference import in_process_model
 
     model = load_service(folder)
     images = [np.asarray(image[:160, :200]) for _, image in check_images()[1:3]]

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from .notebooks import ASSIGNMENT, SOLUTIONS, run_nbgrader
-from .server import stop_orphans
+from .processes import stop_orphans
 
 CELL_TIMEOUT_SECONDS = 300
 

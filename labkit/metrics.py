@@ -115,7 +115,7 @@ def watch(server, seconds: float = 10, concurrency: int = 4, interval: float = 1
     import matplotlib.pyplot as plt
     from IPython.display import display
 
-    from .load import run_load
+    from .loadgen import run_load
 
     outcome = {}
     load = threading.Thread(target=lambda: outcome.update(result=run_load(

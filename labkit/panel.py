@@ -2,7 +2,7 @@
 
 ``ScalingLab.run(parallel_workers=2, max_batch_size=8, max_batch_time=0.01,
 concurrency=8)`` restarts the TinyViT server with those settings (if they
-changed), warms it up, runs a closed-loop load (``labkit.load``), reads the
+changed), warms it up, runs a closed-loop load (``labkit.loadgen``), reads the
 average batch size off the server's metrics, and appends one row to
 ``ScalingLab.results``. ``ScalingLab.panel()`` puts the same call behind
 ipywidgets controls with a results table and a live plot.
@@ -13,7 +13,7 @@ import os
 import pandas as pd
 
 from . import metrics
-from .load import payload_body, quick_mode, run_load
+from .loadgen import payload_body, quick_mode, run_load
 from .server import ModelServer
 
 SETTINGS = ("parallel_workers", "max_batch_size", "max_batch_time")
@@ -127,5 +127,6 @@ class ScalingLab:
 def describe(settings: dict) -> str:
     """A short name for a configuration, e.g. ``workers=2 batch<=8/10ms``."""
     batching = settings["max_batch_size"] > 1 and settings["max_batch_time"] > 0
-    batch = f"batch<={settings['max_batch_size']}/{settings['max_batch_time'] * 1000:g}ms" if batching else "no batching"
+    milliseconds = settings["max_batch_time"] * 1000
+    batch = f"batch<={settings['max_batch_size']}/{milliseconds:g}ms" if batching else "no batching"
     return f"workers={settings['parallel_workers']} {batch}"

@@ -13,14 +13,13 @@ in; data goes to a temporary folder; the web UI/API listens on 127.0.0.1 only.
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import requests
 import yaml
 
-from .server import _die_with_parent, _stop_group, free_port
+from .processes import die_with_parent, free_port, stop_group, wait_until
 from .paths import REPO_ROOT
 
 CONFIG_TEMPLATE = REPO_ROOT / "monitoring" / "prometheus.yml"
@@ -53,23 +52,22 @@ class Prometheus:
         config["scrape_configs"][0]["static_configs"] = [{"targets": [self.target]}]
         (self.folder / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.port = free_port()
-        log = open(self.folder / "prometheus.log", "wb")
-        self.process = subprocess.Popen(
-            ["prometheus", f"--config.file={self.folder / 'prometheus.yml'}",
-             f"--storage.tsdb.path={self.folder / 'data'}", f"--web.listen-address=127.0.0.1:{self.port}"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=_die_with_parent)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        with open(self.folder / "prometheus.log", "wb") as log:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                ["prometheus", f"--config.file={self.folder / 'prometheus.yml'}",
+                 f"--storage.tsdb.path={self.folder / 'data'}", f"--web.listen-address=127.0.0.1:{self.port}"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, preexec_fn=die_with_parent)
+        def ready() -> bool:
             if self.process.poll() is not None:
                 raise RuntimeError(f"prometheus exited: {self.log[-2000:]}")
             try:
-                if requests.get(f"{self.url}/-/ready", timeout=2).status_code == 200:
-                    return self
+                return requests.get(f"{self.url}/-/ready", timeout=2).status_code == 200
             except requests.RequestException:
-                pass
-            time.sleep(0.3)
+                return False
+
+        if wait_until(ready, timeout, interval=0.3):
+            return self
         self.stop()
         raise TimeoutError(f"prometheus not ready after {timeout} s")
 
@@ -87,16 +85,13 @@ class Prometheus:
 
     def wait_for(self, promql: str, timeout: float = 30) -> list:
         """Query until the result is not empty (Prometheus scrapes every few seconds)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            result = self.query(promql)
-            if result or time.monotonic() > deadline:
-                return result
-            time.sleep(0.5)
+        results = []
+        wait_until(lambda: bool(results.append(self.query(promql)) or results[-1]), timeout, interval=0.5)
+        return results[-1]
 
     def stop(self) -> None:
         if self.process is not None:
-            _stop_group(self.process.pid, 10, self.process)
+            stop_group(self.process.pid, 10, self.process)
             self.process = None
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)

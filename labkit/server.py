@@ -16,13 +16,10 @@ start.
 """
 
 import atexit
-import ctypes
 import hashlib
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +29,8 @@ from pathlib import Path
 import requests
 
 from .paths import REPO_ROOT
+from .processes import (die_with_parent, free_port, port_is_free, remove_pid_file, stop_group, stop_orphans,
+                        wait_until, write_pid_file)
 
 DEFAULT_PORTS = {"http_port": 8080, "grpc_port": 8081, "metrics_port": 8082}
 LOAD_FAILED_MARK = "Couldn't load model"
@@ -43,21 +42,6 @@ _running = set()
 
 class ServerStartError(RuntimeError):
     """MLServer did not get the model ready; the message ends with its log."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 class ModelServer:
@@ -148,8 +132,8 @@ class ModelServer:
 
     def __repr__(self) -> str:
         state = f"running on {self.http_url}" if self.running else "stopped"
-        knobs = ", ".join(f"{key}={self.settings[key]}" for key in
-                          ("parallel_workers", "max_batch_size", "max_batch_time"))
+        settings = self.settings  # reads settings.json once
+        knobs = ", ".join(f"{key}={settings[key]}" for key in ("parallel_workers", "max_batch_size", "max_batch_time"))
         return f"<ModelServer {self.name!r} {state} ({knobs})>"
 
     # ----------------------------------------------------------- lifecycle
@@ -160,24 +144,24 @@ class ModelServer:
             progress = "ipykernel" in sys.modules or sys.stderr.isatty()
         if self.running:
             return self
-        stop_orphans()
+        stop_orphans(keep={server.process.pid for server in _running if server.process})
         if _in_notebook():
             self._replace_servers_of_this_folder()
         self._choose_ports()
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"mlserver-lab-{self.name}-"))
         self._write_run_copy(self.run_folder)
-        log_file = open(self.run_dir / "server.log", "wb")
         self._started_files = self._folder_digests()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "labkit.supervisor", "--grace", str(SHUTDOWN_GRACE), "--",
-             *self.command(self.run_folder)],
-            cwd=self.run_dir, stdout=log_file, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, env=self._environment(),
-            start_new_session=True, preexec_fn=_die_with_parent,
-        )
-        log_file.close()
+        with open(self.run_dir / "server.log", "wb") as log_file:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "labkit.supervisor", "--grace", str(SHUTDOWN_GRACE), "--",
+                 *self.command(self.run_folder)],
+                cwd=self.run_dir, stdout=log_file, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, env=self._environment(),
+                start_new_session=True, preexec_fn=die_with_parent,
+            )
         _running.add(self)
-        _write_pid_file(self.process.pid, self.run_dir)
+        write_pid_file(self.process.pid, self.run_dir)
+        _count_start(self.name)
         try:
             self._wait_until_ready(timeout, progress)
         except BaseException:
@@ -190,8 +174,8 @@ class ModelServer:
         _running.discard(self)
         if self.process is None:
             return
-        _stop_group(self.process.pid, timeout, self.process)
-        _remove_pid_file(self.process.pid)
+        stop_group(self.process.pid, timeout, self.process)
+        remove_pid_file(self.process.pid)
         if self.run_dir is not None and self.run_dir.exists():
             self._final_log = self.log
             shutil.rmtree(self.run_dir, ignore_errors=True)
@@ -314,41 +298,35 @@ class ModelServer:
         from tqdm.auto import tqdm
 
         ready_url = f"{self.model_url}/ready"
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
         bar = tqdm(total=int(timeout), desc=f"starting {self.name}", unit="s",
                    disable=not progress, leave=False,
                    bar_format="{desc}: {elapsed} (timeout {total}s)")
+
+        def ready() -> bool:
+            if self.process.poll() is not None:
+                raise self._start_error(f"MLServer exited with code {self.process.returncode}")
+            if LOAD_FAILED_MARK in self.log:
+                # MLServer logs "Couldn't load model" before the traceback that says why.
+                wait_until(lambda: "Traceback" in self.log.split(LOAD_FAILED_MARK, 1)[-1]
+                           or self.process.poll() is not None, timeout=5)
+                time.sleep(0.2)  # the rest of the traceback
+                raise self._start_error(f"MLServer could not load model {self.name!r}")
+            bar.n = min(int(time.monotonic() - started), bar.total)
+            bar.refresh()
+            try:
+                return requests.get(ready_url, timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+
         try:
-            while True:
-                if self.process.poll() is not None:
-                    raise self._start_error(f"MLServer exited with code {self.process.returncode}")
-                if LOAD_FAILED_MARK in self.log:
-                    self._wait_for_traceback()
-                    raise self._start_error(f"MLServer could not load model {self.name!r}")
-                try:
-                    if requests.get(ready_url, timeout=2).status_code == 200:
-                        # A notebook bar closed below its total turns red and stays:
-                        # mark it complete so that it disappears.
-                        bar.n = bar.total
-                        return
-                except requests.RequestException:
-                    pass
-                if time.monotonic() > deadline:
-                    raise self._start_error(f"model {self.name!r} not ready after {timeout:.0f} s")
-                time.sleep(0.25)
-                bar.n = int(timeout - (deadline - time.monotonic()))
-                bar.refresh()
+            if not wait_until(ready, timeout, interval=0.25):
+                raise self._start_error(f"model {self.name!r} not ready after {timeout:.0f} s")
+            # A notebook bar closed below its total turns red and stays: mark it complete
+            # so that it disappears.
+            bar.n = bar.total
         finally:
             bar.close()
-
-    def _wait_for_traceback(self, timeout: float = 5) -> None:
-        """MLServer logs "Couldn't load model" before the traceback that says why."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.process.poll() is None:
-            if "Traceback" in self.log.split(LOAD_FAILED_MARK, 1)[-1]:
-                time.sleep(0.2)  # the rest of the traceback
-                return
-            time.sleep(0.1)
 
     def _start_error(self, reason: str) -> ServerStartError:
         cause = last_exception(self.log)
@@ -406,117 +384,16 @@ def _in_notebook() -> bool:
     return type(get_ipython()).__name__ == "ZMQInteractiveShell"
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the parent dies (Linux only)."""
-    if sys.platform.startswith("linux"):
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+START_LOG_ENV = "LAB_START_LOG"
 
 
-def _stop_group(pid: int, timeout: float, process=None) -> None:
-    """SIGTERM to the group's leader ``pid`` (it passes the signal on: the supervisor to
-    MLServer, MLServer to its workers); SIGKILL to the whole group after ``timeout`` s."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        if not _group_alive(pid):
-            return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None and not _group_alive(pid):
-            return
-        if process is None and not _group_alive(pid):
-            return
-        time.sleep(0.1)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    if process is not None:
-        process.wait(5)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie leader still counts: check /proc for live members.
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                return True
-    return False
-
-
-def pid_dir() -> Path:
-    """Where this user's servers are recorded: one private folder per user, since a
-    shared host (JupyterHub without containers) may give all users one temp dir."""
-    return Path(tempfile.gettempdir()) / f"mlserver-lab-pids-{os.getuid()}"
-
-
-def _write_pid_file(pid: int, run_dir: Path = None) -> None:
-    folder = pid_dir()
-    folder.mkdir(mode=0o700, exist_ok=True)
-    record = {"pid": pid, "parent": os.getpid(), "run_dir": str(run_dir) if run_dir else None}
-    (folder / f"{pid}.json").write_text(json.dumps(record))
-
-
-def _remove_pid_file(pid: int) -> None:
-    (pid_dir() / f"{pid}.json").unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def stop_orphans() -> list:
-    """Stop lab servers whose parent (a kernel, a test run) has died; return their pids."""
-    stopped = []
-    if not pid_dir().is_dir():
-        return stopped
-    for pid_file in pid_dir().glob("*.json"):
-        try:
-            record = json.loads(pid_file.read_text())
-        except (OSError, ValueError):
-            pid_file.unlink(missing_ok=True)
-            continue
-        pid, parent = record["pid"], record["parent"]
-        if _alive(parent) and parent != os.getpid():
-            continue
-        if parent == os.getpid() and any(s.process and s.process.pid == pid for s in _running):
-            continue
-        if _alive(pid) and _is_mlserver(pid):
-            _stop_group(pid, timeout=10)
-            stopped.append(pid)
-        _remove_run_dir(record.get("run_dir"))
-        pid_file.unlink(missing_ok=True)
-    return stopped
-
-
-def _remove_run_dir(run_dir) -> None:
-    """The temporary copy a dead kernel's server ran from (only the lab's own folders)."""
-    if run_dir and Path(run_dir).name.startswith("mlserver-lab-") and Path(run_dir).parent == Path(tempfile.gettempdir()):
-        shutil.rmtree(run_dir, ignore_errors=True)
-
-
-def _is_mlserver(pid: int) -> bool:
-    try:
-        return b"mlserver" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
+def _count_start(name: str) -> None:
+    """One line per MLServer start in the file ``$LAB_START_LOG`` names (``make test`` prints
+    the count: starts are what makes the suite slow)."""
+    start_log = os.environ.get(START_LOG_ENV)
+    if start_log:
+        with open(start_log, "a") as handle:
+            handle.write(f"{name}\n")
 
 
 @atexit.register

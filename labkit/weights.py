@@ -19,10 +19,8 @@ import warnings
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 import timm
 import torch
-from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 from timm.data import ImageNetInfo, create_transform, resolve_data_config
@@ -110,34 +108,6 @@ def load_model(path=DEFAULT_CHECKPOINT) -> torch.nn.Module:
 def preprocess(model: torch.nn.Module):
     """timm's evaluation transform for ``model`` (PIL image -> tensor)."""
     return create_transform(**resolve_data_config({}, model=model))
-
-
-class InProcessModel:
-    """TinyViT in this process, preprocessing as the service does: the reference
-    that server answers are compared with (same checkpoint, same numbers)."""
-
-    def __init__(self, path=DEFAULT_CHECKPOINT):
-        self.model = load_model(path)
-        self.transform = preprocess(self.model)
-
-    def probabilities(self, images) -> np.ndarray:
-        """``[N, 21841]`` for a list of uint8 ``[H, W, 3]`` images."""
-        batch = torch.stack([self.transform(Image.fromarray(image)) for image in images])
-        with torch.inference_mode():
-            return self.model(batch).softmax(dim=-1).numpy()
-
-    def top_k(self, images, k: int = 5):
-        """(labels ``[N, k]``, scores ``[N, k]``), best first."""
-        probabilities = self.probabilities(images)
-        top = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-        names = np.array(labels(), dtype=object)
-        return names[top], np.take_along_axis(probabilities, top, axis=1)
-
-
-@lru_cache(maxsize=2)
-def in_process_model(path=DEFAULT_CHECKPOINT) -> InProcessModel:
-    """A cached :class:`InProcessModel` for ``path``."""
-    return InProcessModel(path)
 
 
 @lru_cache(maxsize=1)

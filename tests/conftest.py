@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from labkit import weights
+from labkit.reference import InProcessModel
 from labkit.client import CAT, load_image
 from labkit.server import ModelServer
 
@@ -21,8 +22,8 @@ def checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def reference(checkpoint) -> weights.InProcessModel:
-    return weights.InProcessModel(checkpoint)
+def reference(checkpoint) -> InProcessModel:
+    return InProcessModel(checkpoint)
 
 
 @pytest.fixture(scope="session")

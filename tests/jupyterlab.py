@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from labkit.server import _group_alive, _stop_group, free_port
+from labkit.processes import free_port, group_alive, stop_group, wait_until
 from tests.conftest import REPO
 
 
@@ -32,15 +32,13 @@ def make_lab_command(port: int) -> list:
 
 def wait_until_answering(port: int, token: str, timeout: float = 30) -> None:
     """The URL is printed a moment before the server takes connections."""
-    deadline = time.monotonic() + timeout
-    while True:
+    def answers() -> bool:
         try:
-            if requests.get(f"http://127.0.0.1:{port}/api/status", params={"token": token}, timeout=5).ok:
-                return
+            return requests.get(f"http://127.0.0.1:{port}/api/status", params={"token": token}, timeout=5).ok
         except requests.ConnectionError:
-            pass
-        assert time.monotonic() < deadline, "JupyterLab printed its URL but does not answer"
-        time.sleep(0.2)
+            return False
+
+    assert wait_until(answers, timeout, interval=0.2), "JupyterLab printed its URL but does not answer"
 
 
 @contextmanager
@@ -70,5 +68,5 @@ def running_lab(env: dict = None, notebook_dir: Path = None):
         wait_until_answering(port, url.split("token=")[1])
         yield process, port, url
     finally:
-        _stop_group(process.pid, 20, process)
-        assert not _group_alive(process.pid), "JupyterLab outlived its stop"
+        stop_group(process.pid, 20, process)
+        assert not group_alive(process.pid), "JupyterLab outlived its stop"

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from labkit import metrics
 from labkit.client import InferenceFailed, encode_jpeg, files_request, infer, pixels_request
 from tests.conftest import start_server
 from tests.test_service import assert_same, decode_jpeg
@@ -38,10 +39,14 @@ def distinct_images(cat, count, size=None):
 
 def test_same_size_arrays_each_caller_gets_its_own_rows(batching_server, reference, cat):
     images = distinct_images(cat, CALLERS, size=(224, 224))
+    before = metrics.scrape(batching_server.metrics_url)
     answers = call_concurrently(lambda image: infer(batching_server.infer_url, pixels_request([image])), images)
+    after = metrics.scrape(batching_server.metrics_url)
     expected = reference.probabilities(images)
     for index, answer in enumerate(answers):
         assert_same(answer, expected[index : index + 1])
+    # Each caller sent one image: predict() saw more than one per call only if batches formed.
+    assert metrics.histogram_mean(before, after, "tinyvit_batch_size", "tinyvit") > 1
 
 
 def test_mixed_batch_sizes_are_split_correctly(batching_server, reference, cat):

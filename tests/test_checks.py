@@ -5,7 +5,7 @@ import json
 import nbformat
 import pytest
 
-from labkit import checks, weights
+from labkit import checks, reference
 from labkit.notebooks import SOLUTIONS
 from labkit.server import ModelServer
 from labkit.workspace import service_folder
@@ -101,7 +101,7 @@ def test_the_top5_smoke_call_catches_a_first_row_only_service(tmp_path, checkpoi
 def test_check_images_have_distinct_answers_under_the_test_weights(checkpoint):
     images = [image for _, image in checks.check_images()]
     probabilities = checks.distinct_reference(images, checkpoint)
-    assert len({tuple(row) for row in weights.in_process_model(checkpoint).top_k(images)[0]}) == len(images)
+    assert len({tuple(row) for row in reference.in_process_model(checkpoint).top_k(images)[0]}) == len(images)
     assert probabilities.shape == (4, 21841)
 
 
@@ -129,7 +129,7 @@ def test_hidden_scaling_check_catches_a_hard_coded_or_budget_blind_pick():
         return None if within.empty else within.throughput_rps.idxmax()
 
     checks.pick_configuration_function(correct)
-    with pytest.raises(checks.CheckFailed):
+    with pytest.raises(checks.CheckFailed, match="returned 1; the right row is 11"):
         checks.pick_configuration_function(lambda results, budget_ms: 1)
     with pytest.raises(checks.CheckFailed, match="budget"):
         checks.pick_configuration_function(lambda results, budget_ms: results.throughput_rps.idxmax())

@@ -1,7 +1,6 @@
 """Notebook 01's file checks and notebook 02's request check: a right answer passes, each
 plausible mistake fails with a message that names it."""
 
-import json
 
 import nbformat
 import numpy as np

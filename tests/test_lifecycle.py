@@ -5,14 +5,13 @@ for the restarted kernel; two kernels run servers side by side without colliding
 import json
 import os
 import signal
-import time
 
 import pytest
 import requests
 from jupyter_client.manager import KernelManager
 
-from labkit import metrics, server as server_module
-from labkit.server import _group_alive, port_is_free
+from labkit import metrics, processes
+from labkit.processes import group_alive, port_is_free, wait_until
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -69,19 +68,10 @@ def started_server(output: str) -> dict:
     return json.loads(output.strip().splitlines()[-1])
 
 
-def wait_until(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return condition()
-
-
 def test_a_kernel_killed_mid_load_leaves_no_server_and_the_restart_gets_its_ports(kernels, checkpoint):
     kernel = kernels()
     first = started_server(run(kernel, start_server_code(checkpoint)))
-    run(kernel, "import threading\nfrom labkit.load import run_load\n"
+    run(kernel, "import threading\nfrom labkit.loadgen import run_load\n"
                 "threading.Thread(target=run_load, args=(server.infer_url,), daemon=True,\n"
                 "                 kwargs={'concurrency': 4, 'duration': 300, 'progress': False}).start()\n")
     metrics_url = f"http://127.0.0.1:{first['ports']['metrics_port']}/metrics"
@@ -89,19 +79,19 @@ def test_a_kernel_killed_mid_load_leaves_no_server_and_the_restart_gets_its_port
                       timeout=60), "the load never reached the server"
 
     os.kill(kernel.provisioner.process.pid, signal.SIGKILL)
-    assert wait_until(lambda: not _group_alive(first["pid"]), timeout=30), "MLServer outlived its kernel"
+    assert wait_until(lambda: not group_alive(first["pid"]), timeout=30), "MLServer outlived its kernel"
     assert wait_until(lambda: all(port_is_free(port) for port in first["ports"].values()), timeout=10)
 
     kernel.restart_kernel(now=True)
     kernel.lab_client.wait_for_ready(timeout=60)
     second = started_server(run(kernel, start_server_code(checkpoint, first["ports"])))
     assert second["ports"] == first["ports"], "the restarted kernel's server did not get the same ports"
-    assert not (server_module.pid_dir() / f"{first['pid']}.json").exists(), "stale pid file left behind"
+    assert not (processes.pid_dir() / f"{first['pid']}.json").exists(), "stale pid file left behind"
     assert not os.path.exists(first["run_dir"]), "the dead kernel's run folder was left in the temp dir"
     answer = requests.get(f"http://127.0.0.1:{second['ports']['http_port']}/v2/models/tinyvit/ready", timeout=5)
     assert answer.status_code == 200
     run(kernel, "server.stop()")
-    assert not _group_alive(second["pid"])
+    assert not group_alive(second["pid"])
 
 
 def test_two_kernels_run_servers_side_by_side(kernels, checkpoint):
@@ -117,9 +107,9 @@ def test_two_kernels_run_servers_side_by_side(kernels, checkpoint):
     # kernel's server of the same folder keeps running.
     output = run(left, start_server_code(checkpoint))
     assert "Stopping the server this kernel already runs for tinyvit/" in output
-    assert wait_until(lambda: not _group_alive(servers[0]["pid"]), timeout=30), "the old server still runs"
-    assert _group_alive(servers[1]["pid"])
+    assert wait_until(lambda: not group_alive(servers[0]["pid"]), timeout=30), "the old server still runs"
+    assert group_alive(servers[1]["pid"])
     servers[0] = started_server(output)
     for kernel, started in zip((left, right), servers):
         run(kernel, "server.stop()")
-        assert not _group_alive(started["pid"])
+        assert not group_alive(started["pid"])

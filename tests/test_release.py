@@ -6,7 +6,6 @@ import re
 import nbformat
 import pytest
 
-from labkit import notebooks
 from labkit.notebooks import NOTEBOOKS, SOLUTIONS, SOURCES, parse_source, release
 
 SOLUTION_REGION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)

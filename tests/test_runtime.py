@@ -49,9 +49,9 @@ def test_a_missing_model_name_is_a_clear_start_error(tmp_path, checkpoint):
 
 
 def test_hf_model_folder_is_the_course_texts_runtime_on_a_local_artifact(tmp_path, checkpoint):
-    from labkit import runtime
+    from labkit import hf_runtime
 
-    folder = runtime.hf_model_folder(tmp_path / "hf")
+    folder = hf_runtime.hf_model_folder(tmp_path / "hf")
     settings = json.loads((folder / "model-settings.json").read_text())
     assert settings["implementation"] == "mlserver_huggingface.HuggingFaceRuntime"
     extra = settings["parameters"]["extra"]

@@ -15,8 +15,9 @@ import time
 import pytest
 import requests
 
-from labkit import server as server_module
-from labkit.server import ModelServer, ServerStartError, port_is_free
+from labkit import processes, server as server_module
+from labkit.processes import port_is_free
+from labkit.server import ModelServer, ServerStartError
 from tests.conftest import FREE_PORTS, REPO
 
 pytestmark = pytest.mark.slow
@@ -82,7 +83,7 @@ CHILD = textwrap.dedent("""
 
 
 def group_alive(pgid):
-    return server_module._group_alive(pgid)
+    return processes.group_alive(pgid)
 
 
 def test_a_killed_parent_leaves_no_server_running(checkpoint):
@@ -113,11 +114,11 @@ def test_stop_orphans_stops_a_server_whose_parent_is_gone(checkpoint, tmp_path):
                               start_new_session=True)  # cwd: MLServer writes .metrics/ there
     dead_parent = subprocess.Popen([sys.executable, "-c", "pass"])
     dead_parent.wait()
-    server_module.pid_dir().mkdir(mode=0o700, exist_ok=True)
-    (server_module.pid_dir() / f"{orphan.pid}.json").write_text(
+    processes.pid_dir().mkdir(mode=0o700, exist_ok=True)
+    (processes.pid_dir() / f"{orphan.pid}.json").write_text(
         json.dumps({"pid": orphan.pid, "parent": dead_parent.pid}))
     try:
-        assert orphan.pid in server_module.stop_orphans()
+        assert orphan.pid in processes.stop_orphans()
         orphan.wait(20)
         assert not group_alive(orphan.pid)
     finally:
@@ -165,12 +166,12 @@ def test_restart_refuses_what_is_not_a_setting():
 
 OTHER_USER_SCRIPT = """
 import os, sys
-from labkit import server
+from labkit import processes
 os.setgid(65534)
 os.setuid(65534)  # now another user: 'nobody'
-server._write_pid_file(os.getpid())
-print(server.stop_orphans())
-server._remove_pid_file(os.getpid())
+processes.write_pid_file(os.getpid())
+print(processes.stop_orphans())
+processes.remove_pid_file(os.getpid())
 """
 
 
@@ -182,7 +183,7 @@ def test_users_sharing_a_temp_dir_keep_their_pid_files_apart():
     try:
         os.chmod(shared_tmp, 0o1777)
         env = {**os.environ, "TMPDIR": shared_tmp}
-        as_root = subprocess.run([sys.executable, "-c", "from labkit import server; server._write_pid_file(1)"],
+        as_root = subprocess.run([sys.executable, "-c", "from labkit import processes; processes.write_pid_file(1)"],
                                  env=env, cwd=REPO, capture_output=True, text=True)
         assert as_root.returncode == 0, as_root.stderr
         as_nobody = subprocess.run([sys.executable, "-c", OTHER_USER_SCRIPT], env=env, cwd=REPO,

@@ -1,6 +1,5 @@
 """The TinyViT service on a real MLServer over loopback: contract, answers, bad input."""
 
-import base64
 import io
 import json
 
@@ -10,6 +9,7 @@ import requests
 from mlserver.types import InferenceRequest
 from PIL import Image
 
+from tests.bad_inputs import BAD_INPUTS, pixels_body
 from labkit.client import (InferenceFailed, encode_jpeg, files_request, infer, infer_grpc,
                            pixels_request, request_body)
 
@@ -29,7 +29,8 @@ def assert_same(answer, expected):
 def test_metadata_names_the_contract(server):
     metadata = requests.get(server.model_url, timeout=10).json()
     assert metadata["name"] == "tinyvit"
-    assert metadata["platform"] == "" or isinstance(metadata["platform"], str)
+    assert metadata["inputs"] == [{"name": "payload", "datatype": "UINT8", "shape": [-1, -1, -1, 3]}]
+    assert metadata["outputs"] == [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 21841]}]
     ready = requests.get(f"{server.model_url}/ready", timeout=10)
     assert ready.status_code == 200
 
@@ -69,44 +70,6 @@ def _raw(server, body) -> requests.Response:
                          headers={"Content-Type": "application/json"})
 
 
-def _pixels(shape, data=None, datatype="UINT8", name="payload"):
-    size = int(np.prod(shape))
-    return {"inputs": [{"name": name, "shape": list(shape), "datatype": datatype,
-                        "data": data if data is not None else [7] * size}]}
-
-
-def png_bytes(width, height) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-BAD_INPUTS = {
-    "3-D image without batch axis": (_pixels([8, 8, 3]), "[N, H, W, 3]"),
-    "wrong datatype": (_pixels([1, 8, 8, 3], datatype="FP32"), "datatype FP32"),
-    "wrong input name": (_pixels([1, 8, 8, 3], name="image"), "payload"),
-    "shape/data mismatch": (_pixels([2, 8, 8, 3], data=[7] * 100), "needs 384 values"),
-    "empty batch": (_pixels([0, 8, 8, 3], data=[]), "empty"),
-    "zero-size image": (_pixels([1, 0, 0, 3], data=[]), "outside"),
-    "values out of range": (_pixels([1, 2, 2, 3], data=[300] * 12), "0..255"),
-    "NaN pixels": ('{"inputs":[{"name":"payload","shape":[1,1,1,3],"datatype":"UINT8","data":[NaN,1,2]}]}', ""),
-    "undecodable bytes": ({"inputs": [{"name": "payload", "shape": [1], "datatype": "BYTES",
-                                       "parameters": {"content_type": "base64"},
-                                       "data": [base64.b64encode(b"not an image").decode()]}]},
-                          "not a PNG/JPEG"),
-    "bytes shape mismatch": ({"inputs": [{"name": "payload", "shape": [3], "datatype": "BYTES",
-                                          "parameters": {"content_type": "base64"},
-                                          "data": [base64.b64encode(b"x").decode()]}]},
-                             "shape [N]"),
-    "image too large (declared shape)": (_pixels([1, 5000, 5000, 3], data=[]), "outside 1..4096"),
-    "image too large (encoded file)": ({"inputs": [{"name": "payload", "shape": [1], "datatype": "BYTES",
-                                                    "parameters": {"content_type": "base64"},
-                                                    "data": [base64.b64encode(png_bytes(5000, 2)).decode()]}]},
-                                       "limit is 4096"),
-    "truncated JSON": ('{"inputs": [{"name": "payload", "shape": [1, 8', ""),
-}
-
-
 @pytest.mark.parametrize("case", list(BAD_INPUTS), ids=list(BAD_INPUTS))
 def test_bad_input_gets_4xx_with_a_message_and_server_keeps_serving(server, cat, case):
     body, expected_text = BAD_INPUTS[case]
@@ -122,7 +85,7 @@ def test_client_refuses_a_3d_image_before_sending(cat):
 
 
 def test_error_answer_surfaces_the_server_message(server):
-    request = InferenceRequest.model_validate(_pixels([1, 4, 4, 3], datatype="INT32"))
+    request = InferenceRequest.model_validate(pixels_body([1, 4, 4, 3], datatype="INT32"))
     with pytest.raises(InferenceFailed, match="datatype INT32") as caught:
         infer(server.infer_url, request)
     assert caught.value.status == 400
@@ -141,3 +104,10 @@ def test_batch_size_metric_counts_images_per_predict_call(server, cat):
     total = [line for line in metrics.splitlines() if line.startswith("tinyvit_batch_size_sum")]
     assert count and total, "tinyvit_batch_size missing from /metrics"
     assert float(total[0].split()[-1]) >= 2
+
+
+def test_a_grpc_error_names_its_grpc_code_not_http(server):
+    request = InferenceRequest.model_validate(pixels_body([1, 4, 4, 3], datatype="INT32"))
+    with pytest.raises(InferenceFailed, match=r"^gRPC [A-Z_]+: .*datatype INT32") as caught:
+        infer_grpc(server.grpc_address, server.name, request)
+    assert caught.value.protocol == "gRPC"

@@ -2,14 +2,13 @@
 helper modules shadow nothing, and a student's folder is created without touching their files."""
 
 import ast
-import importlib.util
+from importlib.machinery import PathFinder
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import requests
 from mlserver.codecs import NumpyCodec
 from mlserver.types import InferenceRequest, InferenceResponse
 
-from labkit.server import free_port
+from labkit.processes import free_port, wait_until
 from labkit.workspace import HELPERS, lab_service_copy, service_folder
 from tests.conftest import REPO
 
@@ -36,7 +35,8 @@ def test_the_service_and_its_helpers_import_nothing_from_labkit():
 def test_helper_modules_shadow_no_installed_module():
     for path in SERVICE.glob("*.py"):
         if path.stem != "serve-model":
-            assert importlib.util.find_spec(path.stem) is None, f"{path.name} shadows an installed module"
+            # PathFinder looks at sys.path only (not at modules this test run imported already).
+            assert PathFinder.find_spec(path.stem) is None, f"{path.name} shadows an installed module"
     assert sorted(HELPERS) == sorted(path.name for path in SERVICE.glob("*.py") if path.stem != "serve-model")
 
 
@@ -67,15 +67,14 @@ def test_plain_mlserver_start_serves_the_folder(tmp_path, checkpoint, cat, refer
                                start_new_session=True)
     try:
         url = f"http://127.0.0.1:{http_port}/v2/models/tinyvit"
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             assert process.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
             try:
-                if requests.get(f"{url}/ready", timeout=2).status_code == 200:
-                    break
+                return requests.get(f"{url}/ready", timeout=2).status_code == 200
             except requests.RequestException:
-                pass
-            time.sleep(0.5)
+                return False
+
+        assert wait_until(ready, 180, interval=0.5)
         request = InferenceRequest(inputs=[NumpyCodec.encode_input("payload", cat[None])])
         answer = requests.post(f"{url}/infer", data=request.model_dump_json(), timeout=60,
                                headers={"Content-Type": "application/json"})

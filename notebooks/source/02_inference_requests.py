@@ -280,7 +280,7 @@ print(grpc_probabilities.shape, "same top class as REST:", grpc_probabilities[0]
 from pathlib import Path
 
 from labkit.callers import judge_concurrent_callers, pixels_body
-from labkit.weights import in_process_model
+from labkit.reference import in_process_model
 
 if not (Path("my-tinyvit") / "serve-model.py").is_file():
     raise FileNotFoundError("This section serves your service from notebook 01: do notebook 01 first.")

@@ -47,8 +47,9 @@ print(sorted(path.name for path in folder.iterdir() if not path.name.startswith(
 # %% [markdown]
 # ## Exercise 1: `top5/model-settings.json`
 #
-# Write the model settings of the new service: the name `tinyvit-top5` and, as
-# `implementation`, the class `TopFiveModel` in `serve-model.py`.
+# In a cell that starts with `%%writefile top5/model-settings.json`, write the model settings of
+# the new service: the name `tinyvit-top5` and, as `implementation`, the class `TopFiveModel`
+# in `serve-model.py`.
 
 # %% solution id=top5-settings
 %%writefile top5/model-settings.json

@@ -25,16 +25,16 @@ random_weights = show.weights_banner()
 # * `optimum_model`: `true` loads the model through Hugging Face Optimum as an ONNX Runtime
 #   model (exported on load), often faster on CPU; `false` runs it with PyTorch.
 #
-# `labkit.runtime.hf_model_folder` writes such a folder:
+# `labkit.hf_runtime.hf_model_folder` writes such a folder:
 
 # %%
 # NBVAL_CHECK_OUTPUT
 import json
 import tempfile
 
-from labkit import runtime
+from labkit import hf_runtime
 
-hf_folder = runtime.hf_model_folder(tempfile.mkdtemp(prefix="tinyvit-hf-"))
+hf_folder = hf_runtime.hf_model_folder(tempfile.mkdtemp(prefix="tinyvit-hf-"))
 settings = json.loads((hf_folder / "model-settings.json").read_text())
 settings["parameters"]["extra"]["pretrained_model"] = "<the local artifact folder>"
 print(json.dumps(settings, indent=2))
@@ -59,7 +59,7 @@ print(json.dumps(settings, indent=2))
 # %%
 from labkit.server import ModelServer, ServerStartError, last_exception
 
-hf_python = runtime.HF_ENVIRONMENT / "bin" / "python"
+hf_python = hf_runtime.HF_ENVIRONMENT / "bin" / "python"
 if hf_python.exists():
     hf_server = ModelServer(hf_folder, python=hf_python)
     try:

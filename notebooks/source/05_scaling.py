@@ -40,7 +40,7 @@ print("\n".join(line for line in lab.server.log.splitlines() if "torch thread" i
 
 # %% [markdown]
 # `lab.run(...)` restarted the server with two workers, warmed it up, kept 4 requests in
-# flight for a few seconds (`labkit.load.run_load`), and recorded the outcome:
+# flight for a few seconds (`labkit.loadgen.run_load`), and recorded the outcome:
 
 # %%
 lab.table()
@@ -84,7 +84,7 @@ lab.panel()
 # each other, not with numbers from elsewhere.
 
 # %%
-from labkit.load import quick_mode
+from labkit.loadgen import quick_mode
 
 concurrencies = [8] if quick_mode() else [1, 8]
 grid = [

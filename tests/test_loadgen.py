@@ -1,9 +1,9 @@
-"""labkit.load against a real server: counts, statuses, bounds, statistics, loopback only."""
+"""labkit.loadgen against a real server: counts, statuses, bounds, statistics, loopback only."""
 
 import numpy as np
 import pytest
 
-from labkit.load import payload_body, quick_mode, run_load, summarize
+from labkit.loadgen import payload_body, quick_mode, run_load, summarize
 from tests.conftest import start_server
 
 pytestmark = pytest.mark.slow

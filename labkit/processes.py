@@ -1,0 +1,158 @@
+"""Processes and ports: stop process groups, pid files, the orphan sweep, free ports, and
+one way to wait for something (``wait_until``).
+
+A lab server runs in its own process group (the supervisor, MLServer, its workers). It is
+recorded in a pid file in a private per-user folder, so that a server whose kernel died is
+found and stopped before the next start (``stop_orphans``)."""
+
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
+    """Poll ``condition`` until it is true or ``timeout`` seconds pass; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return bool(condition())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the parent dies (Linux only)."""
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def stop_group(pid: int, timeout: float, process=None) -> None:
+    """SIGTERM to the group's leader ``pid`` (it passes the signal on: the supervisor to
+    MLServer, MLServer to its workers); SIGKILL to the whole group after ``timeout`` s."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        if not group_alive(pid):
+            return
+    def gone() -> bool:
+        return (process is None or process.poll() is not None) and not group_alive(pid)
+
+    if wait_until(gone, timeout):
+        return
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    if process is not None:
+        process.wait(5)
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie leader still counts: check /proc for live members.
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                return True
+    return False
+
+
+def pid_dir() -> Path:
+    """Where this user's servers are recorded: one private folder per user, since a
+    shared host (JupyterHub without containers) may give all users one temp dir."""
+    return Path(tempfile.gettempdir()) / f"mlserver-lab-pids-{os.getuid()}"
+
+
+def write_pid_file(pid: int, run_dir: Path = None) -> None:
+    folder = pid_dir()
+    folder.mkdir(mode=0o700, exist_ok=True)
+    record = {"pid": pid, "parent": os.getpid(), "run_dir": str(run_dir) if run_dir else None}
+    (folder / f"{pid}.json").write_text(json.dumps(record))
+
+
+def remove_pid_file(pid: int) -> None:
+    (pid_dir() / f"{pid}.json").unlink(missing_ok=True)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_orphans(keep=()) -> list:
+    """Stop lab servers whose parent (a kernel, a test run) has died; return their pids.
+    ``keep``: pids of this process's own servers, which are not orphans."""
+    stopped = []
+    if not pid_dir().is_dir():
+        return stopped
+    for pid_file in pid_dir().glob("*.json"):
+        try:
+            record = json.loads(pid_file.read_text())
+        except (OSError, ValueError):
+            pid_file.unlink(missing_ok=True)
+            continue
+        pid, parent = record["pid"], record["parent"]
+        if alive(parent) and parent != os.getpid():
+            continue
+        if parent == os.getpid() and pid in keep:
+            continue
+        if alive(pid) and is_mlserver(pid):
+            stop_group(pid, timeout=10)
+            stopped.append(pid)
+        remove_run_dir(record.get("run_dir"))
+        pid_file.unlink(missing_ok=True)
+    return stopped
+
+
+def remove_run_dir(run_dir) -> None:
+    """The temporary copy a dead kernel's server ran from (only the lab's own folders)."""
+    lab_folder = run_dir and Path(run_dir).name.startswith("mlserver-lab-")
+    if lab_folder and Path(run_dir).parent == Path(tempfile.gettempdir()):
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def is_mlserver(pid: int) -> bool:
+    try:
+        return b"mlserver" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+

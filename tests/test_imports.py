@@ -1,0 +1,16 @@
+"""The helpers a notebook imports first stay light: no torch or timm until a model is needed
+(a kernel that only starts a server should not pay ~0.5 GB for them)."""
+
+import subprocess
+import sys
+
+LIGHT = ["labkit.paths", "labkit.server", "labkit.client", "labkit.notebooks", "labkit.grading",
+         "labkit.workspace", "labkit.callers"]
+
+
+def test_light_modules_import_no_torch_or_timm():
+    code = (f"import sys\nfor name in {LIGHT!r}: __import__(name)\n"
+            "print(sorted(name for name in ('torch', 'timm') if name in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -1,0 +1,94 @@
+"""The TinyViT service in this process, as MLServer's own tests exercise a runtime: request
+decoding and validation, and load()/predict(), in milliseconds (the edit-test loop:
+`make test-fast`). The same contract over real HTTP/gRPC is in tests/test_service.py."""
+
+import asyncio
+import io
+import sys
+
+import numpy as np
+import pytest
+from mlserver.codecs import Base64Codec, NumpyCodec
+from mlserver.context import model_context
+from mlserver.settings import ModelParameters, ModelSettings
+from mlserver.types import InferenceRequest
+
+from labkit.client import encode_jpeg, files_request, load_image, pixels_request
+from tests.bad_inputs import BAD_INPUTS, PARSE_ERRORS
+from labkit.service import service_module
+
+
+@pytest.fixture(scope="module")
+def service():
+    """tinyvit/serve-model.py imported as MLServer imports it (the folder on sys.path)."""
+    return service_module()
+
+
+@pytest.fixture(scope="module")
+def model(service, checkpoint):
+    settings = ModelSettings(name="tinyvit", implementation=service.TinyViTModel,
+                             parameters=ModelParameters(uri=str(checkpoint)))
+    model = service.TinyViTModel(settings)
+    assert asyncio.run(model.load()) is True
+    return model
+
+
+def predict(model, request: InferenceRequest) -> np.ndarray:
+    # mlserver.log() needs the model's context, which MLServer sets around predict().
+    with model_context(model.settings):
+        response = asyncio.run(model.predict(request))
+    assert [output.name for output in response.outputs] == ["probabilities"]
+    return NumpyCodec.decode_output(response.outputs[0])
+
+
+@pytest.mark.parametrize("case", [case for case in BAD_INPUTS if case not in PARSE_ERRORS])
+def test_a_bad_request_is_a_400_with_a_message(service, case):
+    body, expected_text = BAD_INPUTS[case]
+    request = InferenceRequest.model_validate(body)
+    batch = sys.modules["image_batch"]
+    with pytest.raises(batch.BadRequest) as caught:
+        batch.decode_images(request)
+    assert caught.value.status_code == 400
+    assert expected_text in str(caught.value)
+
+
+def test_pixels_and_files_decode_to_the_same_images(service, cat):
+    batch = sys.modules["image_batch"]
+    pixels = batch.decode_images(pixels_request([cat, cat[:, ::-1]]))
+    assert [image.shape for image in pixels] == [cat.shape, cat.shape] and pixels[0].dtype == np.uint8
+    files = batch.decode_images(files_request([encode_jpeg(cat), encode_jpeg(cat[:100, :50])]))
+    assert [image.shape for image in files] == [cat.shape, (100, 50, 3)]
+    raw = InferenceRequest(inputs=[Base64Codec.encode_input("payload", [encode_jpeg(cat)], use_bytes=True)])
+    assert batch.decode_images(raw)[0].shape == cat.shape
+
+
+def test_too_many_images_in_one_request(service):
+    batch = sys.modules["image_batch"]
+    tiny = np.zeros((batch.MAX_IMAGES + 1, 2, 2, 3), np.uint8)
+    with pytest.raises(batch.BadRequest, match="the limit is"):
+        batch.decode_images(pixels_request(tiny))
+
+
+def test_predict_answers_one_row_per_image_like_the_reference(model, reference, cat):
+    images = [cat, np.full((120, 90, 3), 200, np.uint8), load_image()[::2, ::2]]
+    answer = predict(model, files_request([encode_jpeg(image) for image in images]))
+    assert answer.shape == (3, 21841) and answer.dtype == np.float32
+    decoded = [load_image(io.BytesIO(encode_jpeg(image))) for image in images]
+    np.testing.assert_allclose(answer, reference.probabilities(decoded), rtol=1e-4, atol=1e-7)
+
+
+def test_threads_are_split_between_workers(service):
+    threads = sys.modules["cpu_threads"]
+    cores = threads.os.sched_getaffinity(0)
+    assert threads.torch_threads({"torch_threads": 3}) == 3
+    # In the main process the model only runs with parallel_workers: 0, so it takes every core.
+    assert threads.torch_threads({"parallel_workers": 2}) == len(cores)
+    assert threads.parallel_workers({"parallel_workers": 4}) == 4
+
+
+def test_unload_drops_the_network(service, checkpoint):
+    settings = ModelSettings(name="tinyvit", implementation=service.TinyViTModel,
+                             parameters=ModelParameters(uri=str(checkpoint)))
+    model = service.TinyViTModel(settings)
+    asyncio.run(model.load())
+    assert asyncio.run(model.unload()) is True and not hasattr(model, "model")
