@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from labkit import packaging
@@ -29,6 +30,7 @@ def test_service_requirements_are_pinned_pip_lines_matching_the_lab():
     assert all(lab[name] == version for name, version in service.items())
 
 
+@pytest.mark.slow
 def test_service_requirements_resolve_with_pip(tmp_path):
     report = tmp_path / "report.json"
     done = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "-qq",

@@ -39,6 +39,7 @@ def test_committed_solutions_match_their_sources():
             cell.metadata.get("nbgrader") for cell in built.cells]
 
 
+@pytest.mark.slow
 def test_committed_student_notebooks_equal_a_fresh_release(fresh_release):
     for notebook in student_notebooks():
         assert notebook.read_bytes() == (fresh_release / notebook.name).read_bytes(), (
@@ -60,6 +61,7 @@ def test_student_notebooks_have_no_outputs_and_no_solution_code():
                         assert line.strip() not in student_text, f"{notebook_path.name} leaks: {line}"
 
 
+@pytest.mark.slow
 def test_release_keeps_a_notebook_the_student_changed(tmp_path):
     first = release(target=tmp_path)
     assert set(first.values()) == {"written"}

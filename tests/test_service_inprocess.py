@@ -92,3 +92,12 @@ def test_unload_drops_the_network(service, checkpoint):
     model = service.TinyViTModel(settings)
     asyncio.run(model.load())
     assert asyncio.run(model.unload()) is True and not hasattr(model, "model")
+
+
+def test_one_inference_path_for_the_service_the_reference_and_the_runtime(service, reference):
+    from labkit import runtime
+
+    # The reference is the service's own class, loaded here; the runtime extends it.
+    assert isinstance(reference.service, service.TinyViTModel)
+    assert issubclass(runtime.TimmClassifier, service.TinyViTModel)
+    assert runtime.TimmClassifier.classify is service.TinyViTModel.classify
