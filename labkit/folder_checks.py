@@ -15,19 +15,16 @@ Every check raises :class:`labkit.checks.CheckFailed` (an ``AssertionError``: nb
 counts it) or prints one line per passed step.
 """
 
-import asyncio
-import contextlib
 import importlib.util
 import json
-import logging
 import re
 import sys
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .checks import CheckFailed, passed
 from .paths import CAT, DEFAULT_CHECKPOINT
+from .service import quiet_mlserver_logs, run_coroutine
 
 BATCHING_KEYS = ("max_batch_size", "max_batch_time")
 SERVER_ONLY_KEYS = ("host", "http_port", "grpc_port", "metrics_port", "debug", "gzip_enabled")
@@ -77,7 +74,7 @@ def read_model_settings(folder: Path) -> dict:
         raise CheckFailed(f"\"implementation\" is {implementation!r}; MLServer needs \"<python file>.<class>\".",
                           "The file name without .py, a dot, then the class name defined in it.")
     module, _, class_name = implementation.rpartition(".")
-    if module.endswith(".py") or "/" in module or module.endswith(".py.") or class_name == "py":
+    if module.endswith(".py") or "/" in module or class_name == "py":
         raise CheckFailed(f"\"implementation\" is {implementation!r}: MLServer imports a module name, "
                           "not a file path.",
                           "Leave out the folder and the .py extension: \"<file>.<Class>\".")
@@ -171,7 +168,7 @@ def load_service(folder):
     if not (isinstance(cls, type) and issubclass(cls, MLModel)):
         raise CheckFailed(f"{class_name} is not a subclass of mlserver.MLModel.",
                           "class TinyViTModel(MLModel): ... (from mlserver import MLModel)")
-    with _quiet_mlserver_logs():
+    with quiet_mlserver_logs():
         model = cls(load_model_settings(str(folder / "model-settings.json")))
         loaded = call(model.load(), "load()")
     if loaded is not True:
@@ -183,19 +180,6 @@ def load_service(folder):
         raise CheckFailed("load() did not keep the network: self.model is not set.",
                           "self.model = await load_tinyvit(self.settings)")
     return model
-
-
-@contextlib.contextmanager
-def _quiet_mlserver_logs():
-    """MLServer's log lines (name warnings, the random-weights warning the banner already
-    shows) belong in the server's log, not under the student's cell."""
-    logger = logging.getLogger("mlserver")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def import_fresh(module_file: Path):
@@ -219,19 +203,18 @@ def import_fresh(module_file: Path):
 
 
 def call(coroutine, what: str):
-    """Run one of the service's coroutines to completion (also inside a running notebook loop)."""
-    with ThreadPoolExecutor(1) as pool:
-        try:
-            return pool.submit(asyncio.run, coroutine).result()
-        except CheckFailed:
-            raise
-        except NotImplementedError:
-            raise CheckFailed(f"{what} is not written yet (it raises NotImplementedError).",
-                              "Replace the placeholder lines with your code.") from None
-        except Exception as error:
-            raise CheckFailed(f"{what} raised {type(error).__name__}: {error}",
-                              "MLServer would answer this request with an error; fix the code and "
-                              "write the file again.") from None
+    """Run one of the student's coroutines; an exception becomes feedback."""
+    try:
+        return run_coroutine(coroutine)
+    except CheckFailed:
+        raise
+    except NotImplementedError:
+        raise CheckFailed(f"{what} is not written yet (it raises NotImplementedError).",
+                          "Replace the placeholder lines with your code.") from None
+    except Exception as error:
+        raise CheckFailed(f"{what} raised {type(error).__name__}: {error}",
+                          "MLServer would answer this request with an error; fix the code and "
+                          "write the file again.") from None
 
 
 CHECKS_BY_FILE = {"model-settings.json": model_settings, "settings.json": server_settings}

@@ -347,10 +347,8 @@ def mlserver(command: str, timeout: float = 180, **overrides) -> ModelServer:
         raise ValueError(f"{command!r}: write the command as in a terminal, `mlserver start <folder>`.")
     server = ModelServer(words[2], **overrides)
     print(f"$ {command}")
-    try:
-        server.start(timeout=timeout)
-    finally:
-        print(server.startup_lines() or server.log_tail())
+    server.start(timeout=timeout)  # on failure, the error ends with the server's log
+    print(server.startup_lines())
     return server
 
 

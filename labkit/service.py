@@ -5,9 +5,11 @@ service's decoding and inference code, so what they compare with cannot drift fr
 served."""
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 
 from .paths import DEFAULT_CHECKPOINT, REPO_ROOT
@@ -41,26 +43,26 @@ def loaded_service(checkpoint=DEFAULT_CHECKPOINT):
     settings = ModelSettings(name="tinyvit", implementation=service.TinyViTModel,
                              parameters=ModelParameters(uri=str(checkpoint)))
     model = service.TinyViTModel(settings)
-    logger = logging.getLogger("mlserver")
-    level = logger.level
-    logger.setLevel(logging.ERROR)  # the random-weights warning: notebooks show a banner instead
-    try:
-        asyncio.run(model.load()) if not _loop_running() else _run_in_thread(model.load())
-    finally:
-        logger.setLevel(level)
+    with quiet_mlserver_logs():
+        run_coroutine(model.load())
     return model
 
 
-def _loop_running() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
-def _run_in_thread(coroutine):
-    from concurrent.futures import ThreadPoolExecutor
-
+def run_coroutine(coroutine):
+    """Run a service's coroutine to completion, also from a notebook cell (whose event loop
+    is already running): in a thread of its own, with a loop of its own."""
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coroutine).result()
+
+
+@contextlib.contextmanager
+def quiet_mlserver_logs():
+    """MLServer's log lines (a name warning, the random-weights warning that notebooks show
+    as a banner) belong in a server's log, not under a notebook cell."""
+    logger = logging.getLogger("mlserver")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

@@ -15,6 +15,8 @@ new one when the new one lacks them. ``lab_service_copy`` is the lab's whole ser
 folder, for an exercise that extends it.
 """
 
+import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -65,9 +67,6 @@ def lab_service_copy(folder, checkpoint=DEFAULT_CHECKPOINT) -> Path:
 
 def _copy_helper(source: Path, target: Path) -> None:
     """Copy a lab file unless the student changed the copy the lab made earlier."""
-    import hashlib
-    import json
-
     record_file = target.parent / PREVIOUS_COPIES
     record = json.loads(record_file.read_text()) if record_file.is_file() else {}
     fresh = source.read_bytes()
