@@ -122,8 +122,10 @@ def test_the_request_check(server, checkpoint, cat, capsys):
              (dict(dtype=np.float32), "datatype is FP32"), (dict(use_dict=True), "deprecated"),
              (dict(fixed_image=cat), "same probabilities for 3 different images")]
     for mistake, message in cases:
-        with pytest.raises(checks.CheckFailed, match=message):
+        with pytest.raises(checks.CheckFailed, match=message) as caught:
             checks.remote_classifier(remote(server, **mistake), checkpoint)
+        # Feedback names the mistake; it does not hand over the line that fixes it.
+        assert not any(code in str(caught.value) for code in ("[None]", "np.newaxis", "image["))
     stored = remote(server)(cat)
     with pytest.raises(checks.CheckFailed, match="sent no request"):
         checks.remote_classifier(lambda image: stored, checkpoint)
