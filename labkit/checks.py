@@ -6,17 +6,28 @@ checkpoint), prints a line per passed check, and raises :class:`CheckFailed`
 to fix it.
 """
 
+from __future__ import annotations
+
 import contextlib
 import io
 import json
 import warnings
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
 from . import weights
+from .paths import PathLike
 from .reference import in_process_model
 from .server import last_exception
 from .client import CAT, InferenceFailed, encode_jpeg, files_request, infer_outputs, load_image, pixels_request
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import requests
+    from mlserver.types import InferenceRequest
+
+    from .server import ModelServer
 
 
 class CheckFailed(AssertionError):
@@ -49,7 +60,7 @@ def check_images() -> list:
     ]
 
 
-def distinct_reference(images, checkpoint=weights.DEFAULT_CHECKPOINT) -> np.ndarray:
+def distinct_reference(images: Sequence[np.ndarray], checkpoint: PathLike = weights.DEFAULT_CHECKPOINT) -> np.ndarray:
     """The in-process model's probabilities for ``images``, after asserting that no two
     images share a top class (else a check could not tell their answers apart)."""
     probabilities = in_process_model(checkpoint).probabilities(images)
@@ -58,7 +69,8 @@ def distinct_reference(images, checkpoint=weights.DEFAULT_CHECKPOINT) -> np.ndar
     return probabilities
 
 
-def remote_classifier(classify_remote, checkpoint=weights.DEFAULT_CHECKPOINT) -> None:
+def remote_classifier(classify_remote: Callable[[np.ndarray], np.ndarray],
+                      checkpoint: PathLike = weights.DEFAULT_CHECKPOINT) -> None:
     """Notebook 02: ``classify_remote(image)`` sends one ``[H, W, 3]`` image to the server
     and returns its 21841 probabilities. Called with images the student did not choose;
     what it sent is recorded to name a mistake."""
@@ -139,7 +151,7 @@ def _recording_http(exchanges: list):
 
     original = requests.Session.send
 
-    def send(session, prepared, **kwargs):
+    def send(session: requests.Session, prepared: requests.PreparedRequest, **kwargs) -> requests.Response:
         response = original(session, prepared, **kwargs)
         body = prepared.body.decode() if isinstance(prepared.body, bytes) else prepared.body
         exchanges.append((body, response.status_code, response.text if response.status_code != 200 else ""))
@@ -152,7 +164,7 @@ def _recording_http(exchanges: list):
         requests.Session.send = original
 
 
-def top5_service(server, checkpoint=weights.DEFAULT_CHECKPOINT) -> None:
+def top5_service(server: ModelServer, checkpoint: PathLike = weights.DEFAULT_CHECKPOINT) -> None:
     """Notebook 03, one image: 5 valid labels, ordered by score, as the model says."""
     _not_stale(server)
     name, image = check_images()[1]
@@ -167,7 +179,7 @@ def top5_service(server, checkpoint=weights.DEFAULT_CHECKPOINT) -> None:
     passed("same top-5 as the in-process model")
 
 
-def top5_batch(server, checkpoint=weights.DEFAULT_CHECKPOINT) -> None:
+def top5_batch(server: ModelServer, checkpoint: PathLike = weights.DEFAULT_CHECKPOINT) -> None:
     """Notebook 03, a batch: 3 different JPEG images of different sizes in one request,
     3 right rows (a first-row-only or a constant answer fails)."""
     _not_stale(server)
@@ -180,7 +192,8 @@ def top5_batch(server, checkpoint=weights.DEFAULT_CHECKPOINT) -> None:
     passed("a batch of 3 images of different sizes gets 3 correct rows")
 
 
-def top5_under_adaptive_batching(server, checkpoint=weights.DEFAULT_CHECKPOINT, callers: int = 8) -> None:
+def top5_under_adaptive_batching(server: ModelServer, checkpoint: PathLike = weights.DEFAULT_CHECKPOINT,
+                                 callers: int = 8) -> None:
     """Restart the service with adaptive batching and send concurrent requests of 1 or 2
     images: every caller must get exactly its own rows (label sets checked, not order)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -198,7 +211,7 @@ def top5_under_adaptive_batching(server, checkpoint=weights.DEFAULT_CHECKPOINT, 
     passed(f"{len(groups)} concurrent callers under adaptive batching each got their own rows")
 
 
-def _not_stale(server) -> None:
+def _not_stale(server: ModelServer) -> None:
     changed = server.changed_since_start()
     if changed:
         raise CheckFailed(f"{', '.join(changed)} changed after this server started: it still runs the old "
@@ -206,7 +219,7 @@ def _not_stale(server) -> None:
                           "Run the cell that restarts the server (server.restart()), then the checks again.")
 
 
-def _check_same_labels(labels, expected_labels) -> None:
+def _check_same_labels(labels: np.ndarray, expected_labels: np.ndarray) -> None:
     for row, (got, expected) in enumerate(zip(labels, expected_labels)):
         if set(got) != set(expected):
             raise CheckFailed(f"Image {row} of the request got labels {sorted(got)[:2]}..., which are not "
@@ -215,7 +228,7 @@ def _check_same_labels(labels, expected_labels) -> None:
                               "image, in the order the images came.")
 
 
-def _ask(server, request, what):
+def _ask(server: ModelServer, request: InferenceRequest, what: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         outputs = infer_outputs(server.infer_url, request)
     except InferenceFailed as error:
@@ -236,14 +249,14 @@ def _ask(server, request, what):
     return outputs["labels"], outputs["scores"]
 
 
-def _check_shapes(labels, scores, images: int) -> None:
+def _check_shapes(labels: np.ndarray, scores: np.ndarray, images: int) -> None:
     if labels.shape != (images, 5) or scores.shape != (images, 5):
         raise CheckFailed(f"For {images} image(s) the service returned labels {labels.shape} and scores "
                           f"{scores.shape}; expected ({images}, 5) for both.",
                           "Keep the batch axis: one row per image, np.argsort(...)[:, :5] per row.")
 
 
-def _check_names(labels) -> None:
+def _check_names(labels: np.ndarray) -> None:
     known = set(weights.labels())
     unknown = [label for label in labels.ravel() if label not in known]
     if unknown:
@@ -252,13 +265,14 @@ def _check_names(labels) -> None:
                           ".index_to_description(index).")
 
 
-def _check_order(scores) -> None:
+def _check_order(scores: np.ndarray) -> None:
     if not (np.diff(scores, axis=1) <= 1e-7).all():
         raise CheckFailed("Scores are not in descending order within a row.",
                           "Sort by probability (np.argsort(-probabilities, axis=1)), not by label or index.")
 
 
-def _check_same_as_reference(labels, scores, expected_labels, expected_scores) -> None:
+def _check_same_as_reference(labels: np.ndarray, scores: np.ndarray, expected_labels: np.ndarray,
+                             expected_scores: np.ndarray) -> None:
     if not np.allclose(scores, expected_scores, rtol=1e-3, atol=1e-7):
         raise CheckFailed("The scores differ from the in-process model's top-5 probabilities.",
                           "Return the softmax probabilities of the top-5 classes, taken from the "
@@ -272,7 +286,7 @@ def _check_same_as_reference(labels, scores, expected_labels, expected_scores) -
                           "Each row must hold the labels of that image's own 5 best classes, in score order.")
 
 
-def scaling_choice(results, choice, budget_ms: float) -> None:
+def scaling_choice(results: pd.DataFrame, choice: object, budget_ms: float) -> None:
     """Notebook 05: ``choice`` (a row label of ``results``) meets the p95 budget and
     has the highest throughput among the rows that do."""
     if choice not in results.index:
@@ -293,7 +307,7 @@ def scaling_choice(results, choice, budget_ms: float) -> None:
            f"{budget_ms:.0f} ms p95 budget with the best throughput")
 
 
-def pick_configuration_function(pick) -> None:
+def pick_configuration_function(pick: Callable[[pd.DataFrame, float], object]) -> None:
     """Notebook 05 (hidden): ``pick(results, budget_ms)`` on tables it has not seen."""
     import pandas as pd
 
@@ -310,7 +324,7 @@ def pick_configuration_function(pick) -> None:
     passed("pick_configuration picks the best row within budget on other tables too")
 
 
-def custom_metric(server, metric: str = "tinyvit_top1_confidence", requests_sent: int = 3) -> None:
+def custom_metric(server: ModelServer, metric: str = "tinyvit_top1_confidence", requests_sent: int = 3) -> None:
     """Notebook 07: the service logs ``metric`` (a probability) for the images it serves."""
     from . import metrics
 
@@ -334,7 +348,7 @@ def custom_metric(server, metric: str = "tinyvit_top1_confidence", requests_sent
     passed(f"{metric}: {count:g} observations, mean {mean:.4f}")
 
 
-def _ask_probabilities(server, files) -> None:
+def _ask_probabilities(server: ModelServer, files: list[bytes]) -> None:
     from .client import infer
 
     try:

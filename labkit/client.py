@@ -12,15 +12,18 @@ output as a NumPy array and turn an error answer into ``InferenceFailed`` with
 the server's own message.
 """
 
+from __future__ import annotations
+
 import io
+from typing import Sequence
 
 import numpy as np
 import requests
 from mlserver.codecs import Base64Codec, NumpyCodec
-from mlserver.types import InferenceRequest, InferenceResponse
+from mlserver.types import InferenceRequest, InferenceResponse, ResponseOutput
 from PIL import Image
 
-from .paths import REPO_ROOT
+from .paths import REPO_ROOT, PathLike
 
 INPUT_NAME = "payload"
 CAT = REPO_ROOT / "imgs" / "cat.jpg"
@@ -37,7 +40,7 @@ class InferenceFailed(RuntimeError):
         self.protocol = protocol
 
 
-def load_image(path=CAT, size=None) -> np.ndarray:
+def load_image(path: PathLike | io.BytesIO = CAT, size: tuple[int, int] | None = None) -> np.ndarray:
     """An RGB image as a uint8 ``[H, W, 3]`` array, optionally resized to ``(W, H)``."""
     with Image.open(path) as image:
         image = image.convert("RGB")
@@ -53,7 +56,7 @@ def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
     return buffer.getvalue()
 
 
-def pixels_request(images) -> InferenceRequest:
+def pixels_request(images: Sequence[np.ndarray] | np.ndarray) -> InferenceRequest:
     """UINT8 pixels ``[N, H, W, 3]``; accepts a list of same-size images or an array."""
     batch = np.stack(list(images)) if not isinstance(images, np.ndarray) else images
     if batch.ndim != 4:
@@ -61,7 +64,7 @@ def pixels_request(images) -> InferenceRequest:
     return InferenceRequest(inputs=[NumpyCodec.encode_input(INPUT_NAME, batch.astype(np.uint8))])
 
 
-def files_request(files) -> InferenceRequest:
+def files_request(files: Sequence[bytes]) -> InferenceRequest:
     """BYTES ``[N]`` of encoded image files (any sizes), base64 in JSON."""
     files = [bytes(data) for data in files]
     return InferenceRequest(inputs=[Base64Codec.encode_input(INPUT_NAME, files, use_bytes=False)])
@@ -72,12 +75,14 @@ def request_body(request: InferenceRequest) -> bytes:
     return request.model_dump_json(exclude_none=True).encode()
 
 
-def infer(url: str, request: InferenceRequest, output: str = None, session=None, timeout=60) -> np.ndarray:
+def infer(url: str, request: InferenceRequest, output: str | None = None, session: requests.Session | None = None,
+          timeout: float = 60) -> np.ndarray:
     """POST ``request`` to an ``.../infer`` URL; return the first (or the named) output."""
     return _pick(infer_outputs(url, request, session, timeout), output)
 
 
-def infer_outputs(url: str, request: InferenceRequest, session=None, timeout=60) -> dict:
+def infer_outputs(url: str, request: InferenceRequest, session: requests.Session | None = None,
+                  timeout: float = 60) -> dict:
     """POST ``request``; return every output as ``{name: NumPy array}``."""
     http = session or requests
     answer = http.post(url, data=request_body(request), timeout=timeout,
@@ -91,7 +96,7 @@ def decode_outputs(response_json: dict) -> dict:
     return {output.name: _decode(output) for output in response.outputs}
 
 
-def _decode(output) -> np.ndarray:
+def _decode(output: ResponseOutput) -> np.ndarray:
     if output.datatype == "BYTES":
         data = getattr(output.data, "root", output.data)
         return np.array([d.decode() if isinstance(d, bytes) else d for d in data], dtype=object).reshape(output.shape)
@@ -117,7 +122,7 @@ def _checked(answer: requests.Response) -> requests.Response:
 
 
 def infer_grpc(address: str, model: str, request: InferenceRequest, output: str = None,
-               timeout=60) -> np.ndarray:
+               timeout: float = 60) -> np.ndarray:
     """The same inference over gRPC (``address`` is ``host:port``)."""
     import grpc
     from mlserver.grpc import dataplane_pb2_grpc

@@ -15,16 +15,23 @@ Every check raises :class:`labkit.checks.CheckFailed` (an ``AssertionError``: nb
 counts it) or prints one line per passed step.
 """
 
+from __future__ import annotations
+
 import importlib.util
 import json
 import re
 import sys
 import uuid
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Callable, Coroutine
 
 from .checks import CheckFailed, passed
-from .paths import CAT, DEFAULT_CHECKPOINT
+from .paths import CAT, DEFAULT_CHECKPOINT, PathLike
 from .service import quiet_mlserver_logs, run_coroutine
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import ExecutionResult
+    from mlserver import MLModel
 
 BATCHING_KEYS = ("max_batch_size", "max_batch_time")
 SERVER_ONLY_KEYS = ("host", "http_port", "grpc_port", "metrics_port", "debug", "gzip_enabled")
@@ -55,7 +62,7 @@ def read_json(path: Path) -> dict:
     return content
 
 
-def model_settings(folder) -> None:
+def model_settings(folder: PathLike) -> None:
     """``model-settings.json``: which model, which class, per-model knobs."""
     content = read_model_settings(Path(folder))
     module, _, class_name = content["implementation"].rpartition(".")
@@ -90,7 +97,7 @@ def read_model_settings(folder: Path) -> dict:
     return content
 
 
-def server_settings(folder) -> None:
+def server_settings(folder: PathLike) -> None:
     """``settings.json``: how the server runs."""
     content = read_json(Path(folder) / "settings.json")
     misplaced = [key for key in BATCHING_KEYS if key in content]
@@ -111,7 +118,7 @@ def server_settings(folder) -> None:
     passed(f"settings.json: host 127.0.0.1, {workers} parallel worker(s)")
 
 
-def service(folder, checkpoint=DEFAULT_CHECKPOINT) -> None:
+def service(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT) -> None:
     """Notebook 01: the course text's single-image service answers one ``[H, W, 3]`` image
     (NumpyCodec, no batch axis) with the model's probabilities."""
     import numpy as np
@@ -144,7 +151,7 @@ def service(folder, checkpoint=DEFAULT_CHECKPOINT) -> None:
     passed("serve-model.py imports, load() builds TinyViT, predict() answers like the model")
 
 
-def load_service(folder):
+def load_service(folder: PathLike) -> MLModel:
     """Import the folder's implementation as MLServer does and run ``load()``; the model."""
     from mlserver import MLModel
     from mlserver.repository.load import load_model_settings
@@ -182,7 +189,7 @@ def load_service(folder):
     return model
 
 
-def import_fresh(module_file: Path):
+def import_fresh(module_file: Path) -> ModuleType:
     """Import ``module_file`` under a new name each time (it may have changed), with its
     folder on ``sys.path`` as MLServer has it, for the helper modules next to it."""
     folder = str(module_file.parent)
@@ -202,7 +209,7 @@ def import_fresh(module_file: Path):
     return module
 
 
-def call(coroutine, what: str):
+def call(coroutine: Coroutine, what: str) -> object:
     """Run one of the student's coroutines; an exception becomes feedback."""
     try:
         return run_coroutine(coroutine)
@@ -220,7 +227,7 @@ def call(coroutine, what: str):
 CHECKS_BY_FILE = {"model-settings.json": model_settings, "settings.json": server_settings}
 
 
-def watch(folder, service_check=service) -> None:
+def watch(folder: PathLike, service_check: Callable[[Path], None] = service) -> None:
     """After each cell that ``%%writefile``-s a file into ``folder``, check that file.
     ``service_check`` checks ``.py`` files (the exercise's own smoke call)."""
     from IPython import get_ipython
@@ -230,7 +237,7 @@ def watch(folder, service_check=service) -> None:
         return
     folder = Path(folder).resolve()
 
-    def after_cell(result) -> None:
+    def after_cell(result: ExecutionResult) -> None:
         match = re.match(r"\s*%%writefile\s+(?:-a\s+)?(\S+)", result.info.raw_cell or "")
         if not match or result.error_in_exec is not None:
             return
@@ -252,7 +259,7 @@ def watch(folder, service_check=service) -> None:
     shell.events.register("post_run_cell", after_cell)
 
 
-def top5_file(folder, checkpoint=DEFAULT_CHECKPOINT) -> None:
+def top5_file(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT) -> None:
     """Notebook 03: the top-5 service answers a batch of two different images in this
     process: ``labels`` and ``scores`` ``[2, 5]``, each row that image's own top 5."""
     import numpy as np

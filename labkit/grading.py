@@ -18,19 +18,23 @@ Grading runs the notebooks in quick mode (``LAB_QUICK=1``): short load tests,
 same code paths.
 """
 
+from __future__ import annotations
+
 import argparse
 import csv
 import shutil
 import sys
 from pathlib import Path
 
+from .paths import PathLike
 from .notebooks import ASSIGNMENT, SOLUTIONS, run_nbgrader
 from .processes import stop_orphans
 
 CELL_TIMEOUT_SECONDS = 300
 
 
-def grade(submissions, out, notebooks=None, cell_timeout: int = CELL_TIMEOUT_SECONDS) -> list:
+def grade(submissions: PathLike, out: PathLike, notebooks: list[str] | None = None,
+          cell_timeout: int = CELL_TIMEOUT_SECONDS) -> list:
     """Grade every student folder in ``submissions``; return the rows of grades_by_check.csv."""
     submissions, out = Path(submissions).resolve(), Path(out).resolve()
     students = sorted(path.name for path in submissions.iterdir() if path.is_dir())
@@ -58,7 +62,7 @@ def grade(submissions, out, notebooks=None, cell_timeout: int = CELL_TIMEOUT_SEC
     return rows
 
 
-def _set_up_course(course: Path, notebooks, cell_timeout: int) -> Path:
+def _set_up_course(course: Path, notebooks: list[str] | None, cell_timeout: int) -> Path:
     if course.exists():
         shutil.rmtree(course)
     source = course / "source" / ASSIGNMENT
@@ -134,7 +138,7 @@ def _write_failure_feedback(target: Path, failures: dict, course: Path) -> None:
                                 f"it in.</p><pre>{html.escape(message)}</pre>")
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m labkit.grading", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("submissions", type=Path)

@@ -2,16 +2,18 @@
 TinyViT artifact in the hub's timm format and a model folder that serves it. The runtime
 needs its own environment (``make hf-runtime``: ``.venv-hf``)."""
 
+from __future__ import annotations
+
 import json
 from pathlib import Path
 
 import timm
 
 from . import weights
-from .paths import REPO_ROOT
+from .paths import REPO_ROOT, PathLike
 
 
-def save_hf_artifact(target, checkpoint=None) -> Path:
+def save_hf_artifact(target: PathLike, checkpoint: PathLike | None = None) -> Path:
     """Save TinyViT in the Hugging Face hub's timm format (``config.json`` +
     weights) into ``target``, for HuggingFaceRuntime / transformers' pipeline.
 
@@ -29,7 +31,7 @@ def save_hf_artifact(target, checkpoint=None) -> Path:
 HF_ENVIRONMENT = REPO_ROOT / ".venv-hf"
 
 
-def hf_model_folder(target, optimum_model: bool = False) -> Path:
+def hf_model_folder(target: PathLike, optimum_model: bool = False) -> Path:
     """A model folder served by MLServer's HuggingFaceRuntime from a local TinyViT
     artifact (no hub download): the course text's runtime example, made concrete."""
     target = Path(target)

@@ -8,6 +8,8 @@ comes first. It records every request's latency and status and returns a
 latency, errors). Loopback only: the lab never sends load elsewhere.
 """
 
+from __future__ import annotations
+
 import os
 import threading
 import time
@@ -18,6 +20,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 import requests
+from tqdm.auto import tqdm
 
 from .client import CAT, encode_jpeg, files_request, load_image, pixels_request, request_body
 
@@ -30,7 +33,7 @@ def quick_mode() -> bool:
     return os.environ.get("LAB_QUICK", "").lower() in {"1", "true", "yes"}
 
 
-def payload_body(payload: str = "jpeg", images=None) -> bytes:
+def payload_body(payload: str = "jpeg", images: list[np.ndarray] | None = None) -> bytes:
     """The JSON body of one request: ``"jpeg"`` (compact BYTES) or ``"numpy"``
     (the course text's NumpyCodec pixels), for ``images`` (default: the cat)."""
     images = [load_image(CAT)] if images is None else list(images)
@@ -166,7 +169,7 @@ def _check_loopback(url: str) -> None:
         raise ValueError(f"run_load only sends load to this machine (127.0.0.1), not to {host!r}")
 
 
-def _progress_bar(max_requests, duration, progress):
+def _progress_bar(max_requests: int | None, duration: float | None, progress: bool) -> tqdm:
     from tqdm.auto import tqdm
 
     return tqdm(total=max_requests, desc=f"load ({duration:g} s max)", unit="req",

@@ -10,11 +10,18 @@ lab's ``tinyvit_batch_size``. Custom metrics and the batch queue appear only
 with ``parallel_workers > 0`` (MLServer issue #1151).
 """
 
+from __future__ import annotations
+
 import time
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+
+if TYPE_CHECKING:
+    from .loadgen import LoadResult
+    from .server import ModelServer
 
 # MLServer's endpoint merges the metrics files of all its processes (prometheus_client's
 # multiprocess mode); while a process is still creating its file, a scrape can fail with
@@ -106,7 +113,8 @@ def _ratio(samples: pd.DataFrame, metric: str, model: str) -> float:
     return total(samples, f"{metric}_sum", model) / count if count else float("nan")
 
 
-def watch(server, seconds: float = 10, concurrency: int = 4, interval: float = 1.0, payload: str = "jpeg"):
+def watch(server: ModelServer, seconds: float = 10, concurrency: int = 4, interval: float = 1.0,
+          payload: str = "jpeg") -> tuple[pd.DataFrame, LoadResult]:
     """Run a load for ``seconds`` while plotting, live, the requests per second the server's
     own counters report. Returns (timeline table, load result)."""
     import threading

@@ -15,6 +15,8 @@ solutions carry the outputs nbval checks. ``python -m labkit.notebooks release``
 generates the student versions in ``notebooks/`` with nbgrader.
 """
 
+from __future__ import annotations
+
 import argparse
 import hashlib
 import json
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import nbformat
 
-from .paths import REPO_ROOT
+from .paths import REPO_ROOT, PathLike
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 SOURCES = NOTEBOOKS / "source"
@@ -76,7 +78,7 @@ def _make_cell(header: str, lines: list) -> nbformat.NotebookNode:
     return cell
 
 
-def _nbgrader(grade_id: str, solution=False, grade=False, points=None) -> dict:
+def _nbgrader(grade_id: str, solution: bool = False, grade: bool = False, points: int | None = None) -> dict:
     metadata = {"grade": grade, "grade_id": grade_id, "locked": grade, "schema_version": 3,
                 "solution": solution}
     if points is not None:
@@ -84,7 +86,7 @@ def _nbgrader(grade_id: str, solution=False, grade=False, points=None) -> dict:
     return metadata
 
 
-def build(names=None, execute=True, timeout=900) -> list:
+def build(names: list[str] | None = None, execute: bool = True, timeout: int = 900) -> list:
     """Write (and execute) the solution notebooks from ``notebooks/source``."""
     from nbconvert.preprocessors import ExecutePreprocessor
 
@@ -105,7 +107,7 @@ def build(names=None, execute=True, timeout=900) -> list:
     return written
 
 
-def _scrub(notebook) -> None:
+def _scrub(notebook: nbformat.NotebookNode) -> None:
     """Drop execution metadata that changes on every run (keeps diffs small)."""
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)
@@ -137,7 +139,7 @@ def run_nbgrader(arguments: list, workdir: Path, env: dict = None) -> subprocess
     return done
 
 
-def release(force=False, target=NOTEBOOKS) -> dict:
+def release(force: bool = False, target: PathLike = NOTEBOOKS) -> dict:
     """Write the student versions into ``target``; never overwrite a changed file
     unless ``force``. Returns {notebook name: "written" | "unchanged" | "kept (...)"}."""
     target = Path(target)
@@ -168,7 +170,7 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m labkit.notebooks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["build", "release"])

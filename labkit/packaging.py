@@ -9,6 +9,8 @@ container's own interfaces exist; publish the port on the host's loopback with
 ``mlserver dockerfile`` generates.
 """
 
+from __future__ import annotations
+
 import json
 import re
 import shutil
@@ -18,12 +20,13 @@ import tempfile
 from pathlib import Path
 
 from .server import resolve_model_dir
-from .paths import DEFAULT_CHECKPOINT
+from .paths import DEFAULT_CHECKPOINT, PathLike
 
 WEIGHTS_NAME = "tinyvit.safetensors"
 
 
-def build_context(model_dir="tinyvit", target=None, checkpoint=DEFAULT_CHECKPOINT) -> Path:
+def build_context(model_dir: PathLike = "tinyvit", target: PathLike | None = None,
+                  checkpoint: PathLike = DEFAULT_CHECKPOINT) -> Path:
     """A ready-to-build copy of ``model_dir`` in ``target`` (a new temp folder by default)."""
     source = resolve_model_dir(model_dir)
     target = Path(target) if target else Path(tempfile.mkdtemp(prefix="tinyvit-image-")) / source.name

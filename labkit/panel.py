@@ -8,19 +8,28 @@ average batch size off the server's metrics, and appends one row to
 ipywidgets controls with a results table and a live plot.
 """
 
+from __future__ import annotations
+
 import os
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from . import metrics
 from .loadgen import payload_body, quick_mode, run_load
+from .paths import PathLike
 from .server import ModelServer
+
+if TYPE_CHECKING:
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
 
 SETTINGS = ("parallel_workers", "max_batch_size", "max_batch_time")
 
 
 class ScalingLab:
-    def __init__(self, model_dir="tinyvit", weights=None, duration: float = None, **server_options):
+    def __init__(self, model_dir: PathLike = "tinyvit", weights: PathLike | None = None,
+                 duration: float | None = None, **server_options):
         self.server = ModelServer(model_dir, weights=weights, **server_options)
         self.duration = duration or (3 if quick_mode() else 15)
         self.results = pd.DataFrame()
@@ -58,7 +67,7 @@ class ScalingLab:
                    "p50_ms", "p95_ms", "avg_batch"]
         return self.results[columns].round(1) if len(self.results) else self.results
 
-    def plot(self, results: pd.DataFrame = None):
+    def plot(self, results: pd.DataFrame | None = None) -> plt.Figure:
         """Throughput and p95 latency per configuration and concurrency (bar charts)."""
         import matplotlib.pyplot as plt
 
@@ -73,7 +82,7 @@ class ScalingLab:
         figure.tight_layout()
         return figure
 
-    def panel(self):
+    def panel(self) -> widgets.VBox:
         """ipywidgets controls: choose settings, press Run, see the table and plot grow."""
         import ipywidgets as widgets
         import matplotlib.pyplot as plt
@@ -92,7 +101,7 @@ class ScalingLab:
         status = widgets.Label("Choose settings and press Run.")
         table, chart = widgets.Output(), widgets.Output()
 
-        def on_click(_):
+        def on_click(_: widgets.Button) -> None:
             button.disabled = True
             status.value = "restarting the server and measuring..."
             try:

@@ -5,17 +5,20 @@ A lab server runs in its own process group (the supervisor, MLServer, its worker
 recorded in a pid file in a private per-user folder, so that a server whose kernel died is
 found and stopped before the next start (``stop_orphans``)."""
 
+from __future__ import annotations
+
 import ctypes
 import json
 import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Collection
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
@@ -50,7 +53,7 @@ def die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def stop_group(pid: int, timeout: float, process=None) -> None:
+def stop_group(pid: int, timeout: float, process: subprocess.Popen | None = None) -> None:
     """SIGTERM to the group's leader ``pid`` (it passes the signal on: the supervisor to
     MLServer, MLServer to its workers); SIGKILL to the whole group after ``timeout`` s."""
     try:
@@ -117,7 +120,7 @@ def alive(pid: int) -> bool:
     return True
 
 
-def stop_orphans(keep=()) -> list:
+def stop_orphans(keep: Collection[int] = ()) -> list:
     """Stop lab servers whose parent (a kernel, a test run) has died; return their pids.
     ``keep``: pids of this process's own servers, which are not orphans."""
     stopped = []
@@ -142,7 +145,7 @@ def stop_orphans(keep=()) -> list:
     return stopped
 
 
-def remove_run_dir(run_dir) -> None:
+def remove_run_dir(run_dir: str | None) -> None:
     """The temporary copy a dead kernel's server ran from (only the lab's own folders)."""
     lab_folder = run_dir and Path(run_dir).name.startswith("mlserver-lab-")
     if lab_folder and Path(run_dir).parent == Path(tempfile.gettempdir()):

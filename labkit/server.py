@@ -15,6 +15,8 @@ kernel on another OS is found through its pid file and stopped before the next
 start.
 """
 
+from __future__ import annotations
+
 import atexit
 import hashlib
 import json
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import requests
 
-from .paths import REPO_ROOT
+from .paths import REPO_ROOT, PathLike
 from .processes import (die_with_parent, free_port, port_is_free, remove_pid_file, stop_group, stop_orphans,
                         wait_until, write_pid_file)
 
@@ -55,9 +57,11 @@ class ModelServer:
     of another environment with MLServer, e.g. an optional runtime's).
     """
 
-    def __init__(self, model_dir="tinyvit", *, parallel_workers=None, max_batch_size=None,
-                 max_batch_time=None, weights=None, extra=None, env=None,
-                 http_port=None, grpc_port=None, metrics_port=None, python=None):
+    def __init__(self, model_dir: PathLike = "tinyvit", *, parallel_workers: int | None = None,
+                 max_batch_size: int | None = None, max_batch_time: float | None = None,
+                 weights: PathLike | None = None, extra: dict | None = None, env: dict | None = None,
+                 http_port: int | None = None, grpc_port: int | None = None, metrics_port: int | None = None,
+                 python: PathLike | None = None):
         self.model_dir = resolve_model_dir(model_dir)
         if not (self.model_dir / "model-settings.json").is_file():
             raise FileNotFoundError(f"{self.model_dir} has no model-settings.json")
@@ -200,7 +204,7 @@ class ModelServer:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def command(self, folder=None) -> list:
+    def command(self, folder: PathLike | None = None) -> list:
         """``mlserver start <folder>``, with the ``mlserver`` of this server's environment."""
         return [str(Path(self.python).parent / "mlserver"), "start", str(folder or self.model_dir)]
 
@@ -364,7 +368,7 @@ def last_exception(log: str) -> str:
     return ""
 
 
-def resolve_model_dir(model_dir) -> Path:
+def resolve_model_dir(model_dir: PathLike) -> Path:
     """``model_dir`` as given if it exists, else relative to the repository (``"tinyvit"``)."""
     path = Path(model_dir)
     if not path.is_absolute() and not path.exists() and (REPO_ROOT / path).exists():

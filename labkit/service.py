@@ -4,6 +4,8 @@ reference model of the checks, the timm runtime and the tests use this one copy 
 service's decoding and inference code, so what they compare with cannot drift from what is
 served."""
 
+from __future__ import annotations
+
 import asyncio
 import contextlib
 import importlib
@@ -11,8 +13,12 @@ import logging
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
+from typing import TYPE_CHECKING, Coroutine, Iterator
 
-from .paths import DEFAULT_CHECKPOINT, REPO_ROOT
+from .paths import DEFAULT_CHECKPOINT, REPO_ROOT, PathLike
+
+if TYPE_CHECKING:
+    from mlserver import MLModel
 
 SERVICE_FOLDER = REPO_ROOT / "tinyvit"
 MODULE_NAME = "serve-model"
@@ -35,7 +41,7 @@ def image_batch() -> ModuleType:
     return sys.modules["image_batch"]
 
 
-def loaded_service(checkpoint=DEFAULT_CHECKPOINT):
+def loaded_service(checkpoint: PathLike = DEFAULT_CHECKPOINT) -> MLModel:
     """A ``TinyViTModel`` whose ``load()`` has run here, on ``checkpoint``."""
     from mlserver.settings import ModelParameters, ModelSettings
 
@@ -48,7 +54,7 @@ def loaded_service(checkpoint=DEFAULT_CHECKPOINT):
     return model
 
 
-def run_coroutine(coroutine):
+def run_coroutine(coroutine: Coroutine) -> object:
     """Run a service's coroutine to completion, also from a notebook cell (whose event loop
     is already running): in a thread of its own, with a loop of its own."""
     with ThreadPoolExecutor(1) as pool:
@@ -56,7 +62,7 @@ def run_coroutine(coroutine):
 
 
 @contextlib.contextmanager
-def quiet_mlserver_logs():
+def quiet_mlserver_logs() -> Iterator[None]:
     """MLServer's log lines (a name warning, the random-weights warning that notebooks show
     as a banner) belong in a server's log, not under a notebook cell."""
     logger = logging.getLogger("mlserver")

@@ -1,16 +1,18 @@
 """Small display helpers for the notebooks: the weights banner, diagrams, files."""
 
+from __future__ import annotations
+
 from pathlib import Path
 
 from IPython.display import HTML, SVG, display
 
 from . import weights
-from .paths import REPO_ROOT
+from .paths import REPO_ROOT, PathLike
 
 IMAGES = REPO_ROOT / "imgs"
 
 
-def weights_banner(path=weights.DEFAULT_CHECKPOINT) -> bool:
+def weights_banner(path: PathLike = weights.DEFAULT_CHECKPOINT) -> bool:
     """Show which TinyViT weights the lab uses; a red banner when they are random."""
     if not Path(path).is_file():
         raise weights.WeightsNotFound(f"No checkpoint at {path}: run `make weights` in a terminal.")

@@ -11,6 +11,8 @@ passes it on, and after ``--grace`` seconds SIGKILLs every process still in the 
 Standard library only: it starts in a few milliseconds.
 """
 
+from __future__ import annotations
+
 import argparse
 import os
 import signal
@@ -24,7 +26,7 @@ def kill_group() -> None:
     os.killpg(0, signal.SIGKILL)
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--grace", type=float, default=10, help="seconds between SIGTERM and SIGKILL")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command to run")
@@ -37,7 +39,7 @@ def main(argv=None) -> int:
 
     child = subprocess.Popen(command)
 
-    def stop(signum, frame):
+    def stop(signum: int, frame: object) -> None:
         try:
             child.send_signal(signal.SIGTERM)
         except ProcessLookupError:

@@ -12,12 +12,15 @@ The lab serves ``tiny_vit_5m_224.dist_in22k``. Its checkpoint lives in
   random one with a loud warning.
 """
 
+from __future__ import annotations
+
 import argparse
 import socket
 import sys
 import warnings
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 import timm
 import torch
@@ -25,7 +28,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from timm.data import ImageNetInfo, create_transform, resolve_data_config
 
-from .paths import DEFAULT_CHECKPOINT, REPO_ROOT  # noqa: F401 (REPO_ROOT: re-exported)
+from .paths import DEFAULT_CHECKPOINT, REPO_ROOT, PathLike  # noqa: F401 (REPO_ROOT: re-exported)
 
 ARCHITECTURE = "tiny_vit_5m_224.dist_in22k"
 RANDOM_BANNER = (
@@ -39,14 +42,14 @@ class WeightsNotFound(RuntimeError):
     pass
 
 
-def write_random_checkpoint(path=DEFAULT_CHECKPOINT, seed: int = 0) -> Path:
+def write_random_checkpoint(path: PathLike = DEFAULT_CHECKPOINT, seed: int = 0) -> Path:
     """Write a deterministic random TinyViT checkpoint marked ``source=random``."""
     torch.manual_seed(seed)
     model = timm.create_model(ARCHITECTURE, pretrained=False)
     return _save(model, path, {"source": "random", "seed": str(seed)})
 
 
-def download_pretrained(path=DEFAULT_CHECKPOINT) -> Path:
+def download_pretrained(path: PathLike = DEFAULT_CHECKPOINT) -> Path:
     """Save the pretrained checkpoint from the Hugging Face hub (or its cache)."""
     import huggingface_hub.constants
 
@@ -65,7 +68,7 @@ def hub_reachable(timeout: float = 3) -> bool:
     return True
 
 
-def prepare(path=DEFAULT_CHECKPOINT, allow_random: bool = False) -> Path:
+def prepare(path: PathLike = DEFAULT_CHECKPOINT, allow_random: bool = False) -> Path:
     """Make sure ``path`` holds a checkpoint; never replace a pretrained one."""
     path = Path(path)
     if path.is_file() and not is_random(path):
@@ -86,7 +89,7 @@ def prepare(path=DEFAULT_CHECKPOINT, allow_random: bool = False) -> Path:
     return write_random_checkpoint(path)
 
 
-def is_random(path=DEFAULT_CHECKPOINT) -> bool:
+def is_random(path: PathLike = DEFAULT_CHECKPOINT) -> bool:
     """True when ``path`` is a checkpoint written by :func:`write_random_checkpoint`."""
     path = Path(path)
     if path.suffix != ".safetensors":
@@ -95,7 +98,7 @@ def is_random(path=DEFAULT_CHECKPOINT) -> bool:
         return (checkpoint.metadata() or {}).get("source") == "random"
 
 
-def load_model(path=DEFAULT_CHECKPOINT) -> torch.nn.Module:
+def load_model(path: PathLike = DEFAULT_CHECKPOINT) -> torch.nn.Module:
     """The in-process TinyViT (eval mode) with the weights in ``path``."""
     path = Path(path)
     if not path.is_file():
@@ -105,7 +108,7 @@ def load_model(path=DEFAULT_CHECKPOINT) -> torch.nn.Module:
     return model.eval()
 
 
-def preprocess(model: torch.nn.Module):
+def preprocess(model: torch.nn.Module) -> Callable:
     """timm's evaluation transform for ``model`` (PIL image -> tensor)."""
     return create_transform(**resolve_data_config({}, model=model))
 
@@ -117,7 +120,7 @@ def labels() -> tuple:
     return tuple(info.index_to_description(index) for index in range(info.num_classes()))
 
 
-def warn_if_random(path=DEFAULT_CHECKPOINT) -> bool:
+def warn_if_random(path: PathLike = DEFAULT_CHECKPOINT) -> bool:
     """Warn (visibly, in a notebook) when the checkpoint is random; return whether it is."""
     random = is_random(path)
     if random:
@@ -125,7 +128,7 @@ def warn_if_random(path=DEFAULT_CHECKPOINT) -> bool:
     return random
 
 
-def _save(model: torch.nn.Module, path, metadata: dict) -> Path:
+def _save(model: torch.nn.Module, path: PathLike, metadata: dict) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
@@ -135,7 +138,7 @@ def _save(model: torch.nn.Module, path, metadata: dict) -> Path:
     return path
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m labkit.weights", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["download", "random", "prepare", "status"])

@@ -15,13 +15,15 @@ new one when the new one lacks them. ``lab_service_copy`` is the lab's whole ser
 folder, for an exercise that extends it.
 """
 
+from __future__ import annotations
+
 import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
 
-from .paths import DEFAULT_CHECKPOINT, REPO_ROOT
+from .paths import DEFAULT_CHECKPOINT, REPO_ROOT, PathLike
 
 LAB_SERVICE = REPO_ROOT / "tinyvit"
 HELPERS = ("image_batch.py", "model_weights.py", "cpu_threads.py")
@@ -30,7 +32,8 @@ CHECKPOINT_LINK = "tinyvit.safetensors"
 PREVIOUS_COPIES = ".lab-helpers"  # digests of the helper versions the lab wrote here
 
 
-def service_folder(folder, checkpoint=DEFAULT_CHECKPOINT, start_from=None) -> Path:
+def service_folder(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
+                   start_from: PathLike | None = None) -> Path:
     """Create (or complete) a student's service folder; return its absolute path."""
     folder = Path(folder).resolve()
     folder.mkdir(parents=True, exist_ok=True)
@@ -45,7 +48,7 @@ def service_folder(folder, checkpoint=DEFAULT_CHECKPOINT, start_from=None) -> Pa
     return folder
 
 
-def link_checkpoint(folder: Path, checkpoint=DEFAULT_CHECKPOINT) -> None:
+def link_checkpoint(folder: Path, checkpoint: PathLike = DEFAULT_CHECKPOINT) -> None:
     """``folder/tinyvit.safetensors`` -> ``checkpoint`` (absolute, so copies of the folder
     that keep links still find it)."""
     link = folder / CHECKPOINT_LINK
@@ -58,7 +61,7 @@ def link_checkpoint(folder: Path, checkpoint=DEFAULT_CHECKPOINT) -> None:
     link.symlink_to(target)
 
 
-def lab_service_copy(folder, checkpoint=DEFAULT_CHECKPOINT) -> Path:
+def lab_service_copy(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT) -> Path:
     """The lab's service (``serve-model.py`` and its helpers) in ``folder``, to extend."""
     folder = service_folder(folder, checkpoint)
     _copy_helper(LAB_SERVICE / "serve-model.py", folder / "serve-model.py")
