@@ -324,28 +324,40 @@ def pick_configuration_function(pick: Callable[[pd.DataFrame, float], object]) -
     passed("pick_configuration picks the best row within budget on other tables too")
 
 
-def custom_metric(server: ModelServer, metric: str = "tinyvit_top1_confidence", requests_sent: int = 3) -> None:
-    """Notebook 07: the service logs ``metric`` (a probability) for the images it serves."""
+def custom_metric(server: ModelServer, metric: str = "tinyvit_top1_confidence",
+                  checkpoint: PathLike = weights.DEFAULT_CHECKPOINT) -> None:
+    """Notebook 07: the service logs ``metric`` once per image it serves, each value that
+    image's top-1 probability. Batches of different sizes and different images: a value
+    logged once per call, a constant, or one image's value for all fails."""
     from . import metrics
 
+    _not_stale(server)
+    files = [encode_jpeg(image) for _, image in check_images()]
+    batches = [[files[0], files[1]], [files[2]], [files[3], files[0], files[1]]]
     before = metrics.scrape(server.metrics_url)
-    files = [encode_jpeg(image) for _, image in check_images()[:2]]
-    for _ in range(requests_sent):
-        _ask_probabilities(server, files)
+    for batch in batches:
+        _ask_probabilities(server, batch)
     after = metrics.scrape(server.metrics_url)
+    images = sum(len(batch) for batch in batches)
     count = metrics.total(after, f"{metric}_count") - metrics.total(before, f"{metric}_count")
     if count <= 0:
-        raise CheckFailed(f"{metric} did not appear on /metrics after {requests_sent} requests.",
+        raise CheckFailed(f"{metric} did not appear on /metrics after {len(batches)} requests.",
                           f"Call mlserver.log({metric}=value) in predict(), and run the server with "
                           "parallel_workers > 0 (MLServer issue #1151).")
-    if count < requests_sent:
-        raise CheckFailed(f"{metric} was logged {count:g} times for {requests_sent} requests.",
-                          "Log it in every predict() call, once per image.")
+    if count != images:
+        raise CheckFailed(f"{metric} got {count:g} observations for {images} images sent in {len(batches)} "
+                          "requests of 2, 1 and 3 images.",
+                          "Log one value per image of the batch (per row of the probabilities), not one per "
+                          "predict() call.")
+    decoded = [load_image(io.BytesIO(data)) for batch in batches for data in batch]
+    distinct_reference(decoded[:4], checkpoint)
+    expected = in_process_model(checkpoint).probabilities(decoded).max(axis=1).mean()
     mean = metrics.histogram_mean(before, after, metric)
-    if not 0 < mean <= 1:
-        raise CheckFailed(f"The mean of {metric} is {mean:.3g}; a top-1 probability lies in (0, 1].",
-                          "Log probabilities.max(axis=1) (one value per image), not an index or a logit.")
-    passed(f"{metric}: {count:g} observations, mean {mean:.4f}")
+    if not np.isclose(mean, expected, rtol=1e-3, atol=0):
+        raise CheckFailed(f"The mean of the {images} values of {metric} is {mean:.6g}, which is not the mean "
+                          "top-1 probability of the images sent.",
+                          "Log each image's own top-1 probability: the largest value of its row, as a float.")
+    passed(f"{metric}: one observation per image ({images}), each the image's top-1 probability")
 
 
 def _ask_probabilities(server: ModelServer, files: list[bytes]) -> None:

@@ -49,30 +49,53 @@ def test_watch_records_a_timeline_of_the_servers_counters(metrics_server):
     assert result.summary["errors"] == 0
 
 
-def confidence_code(log_line: bool = True) -> str:
+LOG_LINE = "            mlserver.log(tinyvit_top1_confidence=float(confidence))"
+CONFIDENCE_MISTAKES = {
+    "forgets to log": ("pass", "parallel_workers > 0"),
+    "logs once per call": ("            pass\n        mlserver.log(tinyvit_top1_confidence=float(probabilities.max()))",
+                           "observations for 6 images"),
+    "logs a constant": ("            mlserver.log(tinyvit_top1_confidence=0.5)", "not the mean top-1 probability"),
+}
+
+
+def confidence_code(replacement: str = None) -> str:
     notebook = nbformat.read(SOLUTIONS / "07_monitoring.ipynb", as_version=4)
     code = next(cell.source for cell in notebook.cells
                 if cell.source.startswith("%%writefile confidence/confidence.py"))
     code = code.split("\n", 1)[1]
-    if not log_line:
-        line = "mlserver.log(tinyvit_top1_confidence=float(confidence))"
-        assert line in code
-        code = code.replace(line, "pass")
+    if replacement is not None:
+        assert LOG_LINE in code
+        code = code.replace(LOG_LINE, replacement if replacement != "pass" else "            pass")
     return code
 
 
-@pytest.mark.parametrize("logs", [True, False], ids=["logs the metric", "forgets to log"])
-def test_custom_metric_check(tmp_path, checkpoint, logs):
-    folder = lab_service_copy(tmp_path / "confidence", checkpoint=checkpoint)
+@pytest.fixture(scope="module")
+def confidence_folder(tmp_path_factory, checkpoint):
+    folder = lab_service_copy(tmp_path_factory.mktemp("confidence") / "confidence", checkpoint=checkpoint)
     (folder / "model-settings.json").write_text(json.dumps(
         {"name": "tinyvit-confidence", "implementation": "confidence.ConfidenceModel"}))
-    (folder / "confidence.py").write_text(confidence_code(logs))
-    with ModelServer(folder, parallel_workers=1, **FREE_PORTS) as server:
-        if logs:
-            checks.custom_metric(server)
-        else:
-            with pytest.raises(checks.CheckFailed, match="parallel_workers > 0"):
-                checks.custom_metric(server)
+    return folder
+
+
+def test_custom_metric_check_passes_the_solution(confidence_folder, checkpoint, capsys):
+    (confidence_folder / "confidence.py").write_text(confidence_code())
+    with ModelServer(confidence_folder, parallel_workers=1, **FREE_PORTS) as server:
+        checks.custom_metric(server, checkpoint=checkpoint)
+    assert "one observation per image (6)" in capsys.readouterr().out
+
+
+def test_custom_metric_check_names_each_mistake(confidence_folder, checkpoint):
+    # One server: each mistake is written, then the server restarted on it.
+    (confidence_folder / "confidence.py").write_text(confidence_code())
+    server = ModelServer(confidence_folder, parallel_workers=1, **FREE_PORTS)
+    try:
+        for mistake, (replacement, message) in CONFIDENCE_MISTAKES.items():
+            (confidence_folder / "confidence.py").write_text(confidence_code(replacement))
+            server.restart()
+            with pytest.raises(checks.CheckFailed, match=message):
+                checks.custom_metric(server, checkpoint=checkpoint)
+    finally:
+        server.stop()
 
 
 def test_custom_metrics_are_missing_without_parallel_workers(checkpoint, cat):

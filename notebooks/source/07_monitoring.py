@@ -88,9 +88,6 @@ metrics.delta(before, after)
 print(f"mean batch size during the load: {metrics.histogram_mean(before, after, 'tinyvit_batch_size', 'tinyvit'):.1f}")
 print(f"mean time per request in the server: {1000 * metrics.histogram_mean(before, after, 'model_infer_request_duration', 'tinyvit'):.0f} ms")
 
-# %%
-server.stop()
-
 # %% [markdown]
 # ## Exercise: a custom metric
 #
@@ -151,27 +148,44 @@ class ConfidenceModel(lab_service.TinyViTModel):
 # %%
 confidence = ModelServer("confidence", parallel_workers=1).start()
 
+# %% [markdown]
+# <details><summary>Hint 1: how many values per request</summary>
+#
+# A request may hold several images, and with adaptive batching one `predict()` call holds
+# the images of several requests: log one value per image, not one per call.
+# </details>
+#
+# <details><summary>Hint 2: which value</summary>
+#
+# `probabilities` has one row per image; the largest value of a row is that image's top-1
+# probability (`max` along axis 1). Log each one as a `float`.
+# </details>
+#
+# The check sends batches of different images it chooses, then reads your metric off
+# `/metrics`: one observation per image, and their mean equal to the mean top-1 probability
+# that TinyViT, run in this notebook, gives those images.
+
 # %% tests id=custom-metric-check points=2
 from labkit import checks
 
 checks.custom_metric(confidence)
 
+# %%
+confidence.stop()
+
 # %% [markdown]
-# <details><summary>Hint</summary>
-#
-# `probabilities` has one row per image; `probabilities.max(axis=1)` is the top-1 probability
-# of each. Log each one as a `float`.
-# </details>
-#
-# See issue #1151 for yourself: the same service with `parallel_workers=0` has no such metric.
+# See issue #1151 for yourself, with a custom metric the lab's own service logs
+# (`tinyvit_batch_size`, images per `predict()` call): present with a parallel worker, missing
+# with `parallel_workers: 0`.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-confidence.restart(parallel_workers=0)
-infer(confidence.infer_url, pixels_request([load_image()]))
-samples = metrics.scrape(confidence.metrics_url)
-print("tinyvit_top1_confidence with parallel_workers=0:",
-      "present" if (samples.metric == "tinyvit_top1_confidence").any() else "missing")
+for workers in (1, 0):
+    server.restart(parallel_workers=workers)
+    infer(server.infer_url, pixels_request([load_image()]))
+    samples = metrics.scrape(server.metrics_url)
+    present = (samples.metric == "tinyvit_batch_size").any()
+    print(f"tinyvit_batch_size with parallel_workers={workers}:", "present" if present else "missing")
 
 # %% [markdown]
 # ## Prometheus and Grafana
@@ -186,11 +200,11 @@ print("tinyvit_top1_confidence with parallel_workers=0:",
 from labkit import prometheus
 
 if prometheus.available():
-    with prometheus.Prometheus(confidence.metrics_url) as prom:
-        query = 'model_infer_request_success_total{model="tinyvit-confidence"}'
+    with prometheus.Prometheus(server.metrics_url) as prom:
+        query = 'model_infer_request_success_total{model="tinyvit"}'
         start = float(prom.wait_for(query)[0]["value"][1])
         for _ in range(5):
-            infer(confidence.infer_url, pixels_request([load_image()]))
+            infer(server.infer_url, pixels_request([load_image()]))
         result = prom.wait_for(f"{query} >= {start + 5}")
         print(query, "=", result[0]["value"][1] if result else "no data yet")
         rate = prom.wait_for("sum by (model) (rate(model_infer_request_success_total[1m]))")
@@ -207,5 +221,5 @@ else:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-confidence.stop()
+server.stop()
 print("running:", server.running, confidence.running)
