@@ -43,9 +43,31 @@ def start_server(checkpoint, model_dir="tinyvit", **overrides) -> ModelServer:
     return ModelServer(model_dir, weights=checkpoint, **FREE_PORTS, **overrides).start(progress=False)
 
 
-@pytest.fixture(scope="module")
+# Servers shared by every test that does not change their settings (each start costs
+# 10-20 s): tests that use them compare counters as differences, never as totals.
+@pytest.fixture(scope="session")
 def server(checkpoint):
     """TinyViT as the model folder configures it (one worker, no batching)."""
     server = start_server(checkpoint)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def server_without_workers(checkpoint):
+    """The model in MLServer's main process (``parallel_workers: 0``)."""
+    server = start_server(checkpoint, parallel_workers=0)
+    yield server
+    server.stop()
+
+
+BATCH_CALLERS = 16
+
+
+@pytest.fixture(scope="session")
+def batching_server(checkpoint):
+    """Adaptive batching with a long max_batch_time, so that concurrent requests really
+    share batches (one worker)."""
+    server = start_server(checkpoint, max_batch_size=BATCH_CALLERS, max_batch_time=0.2)
     yield server
     server.stop()

@@ -8,19 +8,11 @@ import pytest
 
 from labkit import metrics
 from labkit.client import InferenceFailed, encode_jpeg, files_request, infer, pixels_request
+from tests.conftest import BATCH_CALLERS as CALLERS
 from tests.conftest import start_server
 from tests.test_service import assert_same, decode_jpeg
 
 pytestmark = pytest.mark.slow
-CALLERS = 16
-
-
-@pytest.fixture(scope="module")
-def batching_server(checkpoint):
-    # A long max_batch_time makes sure concurrent requests really share batches.
-    server = start_server(checkpoint, max_batch_size=CALLERS, max_batch_time=0.2)
-    yield server
-    server.stop()
 
 
 def call_concurrently(function, payloads):

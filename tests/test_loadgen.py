@@ -4,16 +4,13 @@ import numpy as np
 import pytest
 
 from labkit.loadgen import payload_body, quick_mode, run_load, summarize
-from tests.conftest import start_server
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def load_server(checkpoint):
-    server = start_server(checkpoint, parallel_workers=0)
-    yield server
-    server.stop()
+def load_server(server_without_workers):
+    return server_without_workers
 
 
 def test_count_bound_sends_exactly_that_many_requests(load_server):

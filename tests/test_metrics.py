@@ -14,17 +14,16 @@ from labkit.client import infer, pixels_request
 from labkit.notebooks import SOLUTIONS
 from labkit.server import ModelServer
 from labkit.workspace import lab_service_copy
-from tests.conftest import FREE_PORTS, start_server
+from tests.conftest import FREE_PORTS
 
 pytestmark = pytest.mark.slow
 BAD = b'{"inputs": [{"name": "payload", "shape": [8, 8, 3], "datatype": "UINT8", "data": [0]}]}'
 
 
 @pytest.fixture(scope="module")
-def metrics_server(checkpoint):
-    server = start_server(checkpoint, parallel_workers=1, max_batch_size=4, max_batch_time=0.01)
-    yield server
-    server.stop()
+def metrics_server(batching_server):
+    """One worker and adaptive batching: every metric this module reads is there."""
+    return batching_server
 
 
 def test_counters_move_by_exactly_what_was_sent(metrics_server, cat):
@@ -98,11 +97,10 @@ def test_custom_metric_check_names_each_mistake(confidence_folder, checkpoint):
         server.stop()
 
 
-def test_custom_metrics_are_missing_without_parallel_workers(checkpoint, cat):
+def test_custom_metrics_are_missing_without_parallel_workers(server_without_workers, cat):
     # MLServer issue #1151, as the notebook shows it.
-    with start_server(checkpoint, parallel_workers=0) as server:
-        infer(server.infer_url, pixels_request([cat]))
-        assert not (metrics.scrape(server.metrics_url).metric == "tinyvit_batch_size").any()
+    infer(server_without_workers.infer_url, pixels_request([cat]))
+    assert not (metrics.scrape(server_without_workers.metrics_url).metric == "tinyvit_batch_size").any()
 
 
 def test_a_wrong_metrics_address_gives_a_clear_error(metrics_server):

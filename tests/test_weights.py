@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from labkit import weights
 from labkit.client import infer, pixels_request
 from labkit.server import ModelServer, ServerStartError
-from tests.conftest import FREE_PORTS, REPO, start_server
+from tests.conftest import FREE_PORTS, REPO
 from tests.test_service import assert_same
 
 QUICK = {"parallel_workers": 0, **FREE_PORTS}
@@ -73,6 +73,5 @@ def test_random_weights_only_when_asked_and_loudly(tmp_path, cat):
 
 
 @pytest.mark.slow
-def test_random_checkpoint_through_uri_is_announced_in_the_log(checkpoint):
-    with start_server(checkpoint, parallel_workers=0) as server:
-        assert "RANDOM weights" in server.log
+def test_random_checkpoint_through_uri_is_announced_in_the_log(server_without_workers):
+    assert "RANDOM weights" in server_without_workers.log
