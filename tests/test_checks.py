@@ -60,7 +60,8 @@ def test_a_service_that_answers_only_the_first_image_fails_the_batch_checks(tmp_
         checks.top5_service(server, checkpoint=checkpoint)
         with pytest.raises(checks.CheckFailed, match="expected \\(3, 5\\)"):
             checks.top5_batch(server, checkpoint=checkpoint)
-        with pytest.raises(checks.CheckFailed, match="expected \\(2, 5\\)"):
+        # Merged batches get one row for many callers: a shape that does not fit, or too few rows.
+        with pytest.raises(checks.CheckFailed, match="does not fit its own shape|expected \\(2, 5\\)"):
             checks.top5_under_adaptive_batching(server, checkpoint=checkpoint)
 
 
