@@ -64,6 +64,6 @@ class TinyViTModel(MLModel):
             return self.model(batch).softmax(dim=-1).numpy()
 
     async def unload(self) -> bool:
-        """Drop the network when MLServer unloads the model (or shuts down)."""
-        del self.model
+        """Drop the network when MLServer unloads the model (also after a failed load)."""
+        self.model = None
         return True

@@ -7,14 +7,18 @@
 # your service from notebook 01 on purpose, and see why every request here has a batch axis.
 #
 # The server below runs the lab's full TinyViT service (`../tinyvit/`): the same model as
-# yours, but it takes a **batch** of images and checks every request.
+# yours, but it takes a **batch** of images and checks every request. It runs with *adaptive
+# batching* on (notebook 05 explains it): MLServer waits up to 50 ms (`max_batch_time`) to
+# merge up to 6 requests (`max_batch_size`) into one call of the model. Every answer stays the
+# caller's own, as the end of this notebook shows.
 
 # %%
 from labkit import show
 from labkit.server import ModelServer
 
+BATCHING = {"max_batch_size": 6, "max_batch_time": 0.05}
 random_weights = show.weights_banner()
-server = ModelServer("tinyvit").start()
+server = ModelServer("tinyvit", **BATCHING).start()
 server
 
 # %% [markdown]
@@ -271,47 +275,48 @@ print(grpc_probabilities.shape, "same top class as REST:", grpc_probabilities[0]
 # ## Break it, then fix it: why the batch axis
 #
 # Your service from notebook 01 takes one image, `[H, W, 3]`, as the course text's does. It
-# answers a single caller correctly. Now turn on **adaptive batching** (notebook 05 explains
-# it: MLServer waits up to `max_batch_time` seconds to merge up to `max_batch_size` requests
-# into one call of `predict()`) and let six callers send their own image at the same time.
-# Each answer is compared with TinyViT's answer for that caller's image.
+# answers a single caller correctly. Now serve it with the same adaptive batching as the lab's
+# server above and let six callers send their own image at the same time. Each answer is
+# compared with TinyViT's answer for that caller's image.
 
 # %%
 from pathlib import Path
 
+from IPython.display import display
+
 from labkit.callers import judge_concurrent_callers, pixels_body
 from labkit.reference import in_process_model
 
-if not (Path("my-tinyvit") / "serve-model.py").is_file():
-    raise FileNotFoundError("This section serves your service from notebook 01: do notebook 01 first.")
 callers_images = [np.roll(image, 60 * caller, axis=1) for caller in range(6)]
 expected = in_process_model().probabilities(callers_images)  # TinyViT in this notebook
-single_image = ModelServer("my-tinyvit", max_batch_size=6, max_batch_time=0.5).start()
-without_batch_axis = judge_concurrent_callers(single_image.infer_url, [pixels_body(im) for im in callers_images], expected)
-single_image.stop()
-without_batch_axis
+if (Path("my-tinyvit") / "serve-model.py").is_file():
+    single_image = ModelServer("my-tinyvit", **BATCHING).start()
+    bodies = [pixels_body(im) for im in callers_images]  # [H, W, 3] each, as your service takes them
+    display(judge_concurrent_callers(single_image.infer_url, bodies, expected))
+    single_image.stop()
+else:
+    print("This part serves your my-tinyvit/ service: do notebook 01 first, then run this cell again.")
 
 # %% [markdown]
-# Every caller got status 200, and not one got its own answer. MLServer merged the callers'
+# Every caller got status 200, and not one got its own answer. MLServer merges the callers'
 # arrays along the first axis, which for `[H, W, 3]` images is the image height: your
-# `predict()` saw one tall image made of six, returned one row, and MLServer, which splits the
-# answer by the same axis, sent callers an answer declared as `[300, 21841]` with one row of
-# data or none. A client that does not check would carry on with garbage.
+# `predict()` saw one tall image, returned one row, and MLServer, which splits the answer by
+# the same axis, sent each caller an answer declared as `[300, 21841]` (one row per pixel row
+# of its image) with one row of data or none. Even a caller alone in its batch gets such an
+# answer. A client that does not check would carry on with garbage.
 #
-# Now the lab's service, which takes `[N, H, W, 3]`, with the same batching and the same six
-# callers, each sending its image with a batch axis:
+# Now the lab's server above, which takes `[N, H, W, 3]` with the same batching, and the same
+# six callers, each sending its image with a batch axis:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-batch_axis = ModelServer("tinyvit", max_batch_size=6, max_batch_time=0.5).start()
-with_batch_axis = judge_concurrent_callers(batch_axis.infer_url, [pixels_body(im[None]) for im in callers_images], expected)
-batch_axis.stop()
+with_batch_axis = judge_concurrent_callers(server.infer_url, [pixels_body(im[None]) for im in callers_images], expected)
 print(with_batch_axis.answer.value_counts().to_string())
 
 # %% [markdown]
-# With the batch axis the merged batch is `[6, H, W, 3]`, `predict()` answers six rows, and
-# MLServer hands each caller its own row. This is why every request in this lab carries a
-# leading batch axis, even for one image.
+# With the batch axis a merged batch of `k` requests is `[k, H, W, 3]`, `predict()` answers `k`
+# rows, and MLServer hands each caller its own row. This is why every request in this lab
+# carries a leading batch axis, even for one image.
 
 # %% [markdown]
 # ## Where the course text needs a correction
