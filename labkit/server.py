@@ -150,7 +150,7 @@ class ModelServer:
             return self
         stop_orphans(keep={server.process.pid for server in _running if server.process})
         if _in_notebook():
-            self._replace_servers_of_this_folder()
+            self._replace_servers_started_alike()
         self._choose_ports()
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"mlserver-lab-{self.name}-"))
         self._write_run_copy(self.run_folder)
@@ -234,7 +234,7 @@ class ModelServer:
         return (self.model_dir, self.parallel_workers, self.max_batch_size, self.max_batch_time,
                 self.weights, sorted(self.extra.items()), sorted(self.env.items()), self.python)
 
-    def _replace_servers_of_this_folder(self) -> None:
+    def _replace_servers_started_alike(self) -> None:
         """Re-running a notebook's start cell after an edit must not leave the old server
         (old code, its memory, its ports) running beside the new one. A server of the same
         folder with other settings (batching on, say) may run beside it on purpose."""
