@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from mlserver import MLModel
 
 BATCHING_KEYS = ("max_batch_size", "max_batch_time")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost")  # this machine only
 SERVER_ONLY_KEYS = ("host", "http_port", "grpc_port", "metrics_port", "debug", "gzip_enabled")
 
 
@@ -106,7 +107,7 @@ def server_settings(folder: PathLike) -> None:
                           "model-settings.json: in settings.json these keys are ignored, silently, and "
                           "nothing would change.",
                           "Move them to model-settings.json (the course text puts them in the wrong file).")
-    if content.get("host") != "127.0.0.1":
+    if content.get("host") not in LOOPBACK_HOSTS:
         raise CheckFailed(f"settings.json has host {content.get('host', '(not set)')!r}. Without "
                           "\"host\": \"127.0.0.1\" MLServer listens on 0.0.0.0: every network interface, "
                           "reachable from other machines.",
@@ -115,7 +116,7 @@ def server_settings(folder: PathLike) -> None:
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
         raise CheckFailed(f"parallel_workers is {workers!r}; it is a whole number of processes (0 or more).",
                           "1 is a good start: one inference worker process.")
-    passed(f"settings.json: host 127.0.0.1, {workers} parallel worker(s)")
+    passed(f"settings.json: host {content['host']}, {workers} parallel worker(s)")
 
 
 def service(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT) -> None:

@@ -61,6 +61,7 @@ def test_model_settings_mistakes_are_named(folder, old, new, message):
 
 @pytest.mark.parametrize("old, new, message", [
     ('"host": "127.0.0.1",', '', "0.0.0.0"),
+    ('"host": "127.0.0.1",', '"host": "0.0.0.0",', "every network interface"),
     ('"debug": false', '"debug": false, "max_batch_size": 8, "max_batch_time": 0.01', "ignored, silently"),
     ('"parallel_workers": 1', '"parallel_workers": "two"', "whole number"),
 ])
