@@ -22,44 +22,79 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import shutil
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .paths import PathLike
 from .notebooks import ASSIGNMENT, SOLUTIONS, run_nbgrader
 from .processes import stop_orphans
+from .server import FREE_PORTS_ENV
 
 CELL_TIMEOUT_SECONDS = 300
 
 
 def grade(submissions: PathLike, out: PathLike, notebooks: list[str] | None = None,
-          cell_timeout: int = CELL_TIMEOUT_SECONDS) -> list:
-    """Grade every student folder in ``submissions``; return the rows of grades_by_check.csv."""
+          cell_timeout: int = CELL_TIMEOUT_SECONDS, jobs: int | None = None) -> list:
+    """Grade every student folder in ``submissions``, ``jobs`` students at a time (default:
+    one per core); return the rows of grades_by_check.csv."""
     submissions, out = Path(submissions).resolve(), Path(out).resolve()
     students = sorted(path.name for path in submissions.iterdir() if path.is_dir())
     if not students:
         raise ValueError(f"{submissions} has no student folders (expected {submissions}/<student>/*.ipynb)")
-    course = _set_up_course(out / "course", notebooks, cell_timeout)
+    template = _set_up_course(out / "course", notebooks, cell_timeout)
+    if (out / "courses").exists():
+        shutil.rmtree(out / "courses")
+    courses = {student: _student_course(template, out / "courses" / student, submissions / student)
+               for student in students}
+    jobs = jobs or len(os.sched_getaffinity(0))
+    with ThreadPoolExecutor(max(1, min(jobs, len(students)))) as pool:
+        outcomes = dict(zip(students, pool.map(_autograde, students, [courses[s] for s in students])))
+    if (out / "feedback").exists():
+        shutil.rmtree(out / "feedback")
+    rows, exported = [], []
     for student in students:
-        _collect(submissions / student, course / "submitted" / student / ASSIGNMENT)
-    failures = {}
-    for student in students:
-        try:
-            run_nbgrader(["autograde", ASSIGNMENT, f"--student={student}", "--force"], course,
-                         env={"LAB_QUICK": "1"})
-        except RuntimeError as error:  # e.g. the kernel died: this student gets no points
-            failures[student] = str(error)[-3000:]
-            print(f"{student}: autograde failed, scored 0", file=sys.stderr)
-        finally:
-            stop_orphans()  # a server the student's notebook left behind
-    run_nbgrader(["generate_feedback", ASSIGNMENT, "--force"], course)
-    run_nbgrader(["export", f"--to={out / 'grades.csv'}"], course)
-    rows = _grades_by_check(course, students)
+        course = courses[student]
+        run_nbgrader(["generate_feedback", ASSIGNMENT, "--force"], course)
+        run_nbgrader(["export", f"--to={course / 'grades.csv'}"], course)
+        exported.append(course / "grades.csv")
+        rows += _grades_by_check(course, [student])
+        _copy_feedback(course / "feedback", out / "feedback")
+        if outcomes[student]["failure"]:
+            _write_failure_feedback(out / "feedback", {student: outcomes[student]["failure"]}, course)
+    _merge_csv(exported, out / "grades.csv")
     _write_csv(out / "grades_by_check.csv", rows)
-    _copy_feedback(course / "feedback", out / "feedback")
-    _write_failure_feedback(out / "feedback", failures, course)
+    _write_timing(out / "timing.csv", outcomes)
     return rows
+
+
+def _student_course(template: Path, course: Path, student_folder: Path) -> Path:
+    """A course of its own for one student (nbgrader's gradebook is one SQLite file: students
+    graded side by side must not share it), with their notebooks collected."""
+    shutil.copytree(template, course)
+    config = (course / "nbgrader_config.py").read_text().replace(repr(str(template)), repr(str(course)))
+    (course / "nbgrader_config.py").write_text(config)
+    _collect(student_folder, course / "submitted" / student_folder.name / ASSIGNMENT)
+    return course
+
+
+def _autograde(student: str, course: Path) -> dict:
+    """Run nbgrader autograde for one student; a failure (e.g. the kernel died) scores 0."""
+    started = time.monotonic()
+    failure = ""
+    try:
+        # Free ports for every server: students graded side by side must not race for 8080.
+        run_nbgrader(["autograde", ASSIGNMENT, f"--student={student}", "--force"], course,
+                     env={"LAB_QUICK": "1", FREE_PORTS_ENV: "1"})
+    except RuntimeError as error:
+        failure = str(error)[-3000:]
+        print(f"{student}: autograde failed, scored 0", file=sys.stderr)
+    finally:
+        stop_orphans()  # a server a finished student's notebook left behind
+    return {"seconds": time.monotonic() - started, "started": started, "failure": failure}
 
 
 def _set_up_course(course: Path, notebooks: list[str] | None, cell_timeout: int) -> Path:
@@ -107,6 +142,31 @@ def _grades_by_check(course: Path, students: list) -> list:
     return rows
 
 
+def _merge_csv(parts: list, target: Path) -> None:
+    """One gradebook CSV from the per-student exports (same columns)."""
+    rows, header = [], None
+    for part in parts:
+        with open(part, newline="") as handle:
+            reader = csv.DictReader(handle)
+            header = header or reader.fieldnames
+            rows += list(reader)
+    with open(target, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _write_timing(path: Path, outcomes: dict) -> None:
+    """Seconds per hand-in, and when each started relative to the first (side by side)."""
+    first = min(outcome["started"] for outcome in outcomes.values())
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["student", "started_s", "seconds", "graded"])
+        for student, outcome in outcomes.items():
+            writer.writerow([student, f"{outcome['started'] - first:.1f}", f"{outcome['seconds']:.1f}",
+                             "no" if outcome["failure"] else "yes"])
+
+
 def _write_csv(path: Path, rows: list) -> None:
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["student", "notebook", "check", "points", "max_points"])
@@ -115,8 +175,6 @@ def _write_csv(path: Path, rows: list) -> None:
 
 
 def _copy_feedback(feedback: Path, target: Path) -> None:
-    if target.exists():
-        shutil.rmtree(target)
     for html in feedback.glob(f"*/{ASSIGNMENT}/*.html"):
         student = html.parents[1].name
         (target / student).mkdir(parents=True, exist_ok=True)
@@ -145,8 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path, nargs="?", default=Path("grading"))
     parser.add_argument("--notebooks", nargs="*", help="grade only these notebooks (file stems)")
     parser.add_argument("--cell-timeout", type=int, default=CELL_TIMEOUT_SECONDS)
+    parser.add_argument("--jobs", type=int, help="students graded side by side (default: one per core)")
     args = parser.parse_args(argv)
-    rows = grade(args.submissions, args.out, args.notebooks, args.cell_timeout)
+    rows = grade(args.submissions, args.out, args.notebooks, args.cell_timeout, args.jobs)
     totals = {}
     for row in rows:
         got, most = totals.get(row["student"], (0.0, 0.0))

@@ -35,6 +35,7 @@ from .processes import (die_with_parent, free_port, port_is_free, remove_pid_fil
                         wait_until, write_pid_file)
 
 DEFAULT_PORTS = {"http_port": 8080, "grpc_port": 8081, "metrics_port": 8082}
+FREE_PORTS_ENV = "LAB_FREE_PORTS"  # "1": never the default ports (grading runs side by side)
 LOAD_FAILED_MARK = "Couldn't load model"
 # Seconds MLServer gets to shut down after SIGTERM before its process group is SIGKILLed
 # (labkit.supervisor; MLServer can hang in its own shutdown).
@@ -257,10 +258,13 @@ class ModelServer:
 
     def _choose_ports(self) -> None:
         taken = set()
+        # Several graders side by side would race for the same default port: free ports only.
+        defaults_allowed = os.environ.get(FREE_PORTS_ENV) != "1"
         for key, default in DEFAULT_PORTS.items():
             port = self.ports[key]
             if port is None or port == 0 or not port_is_free(port):
-                port = default if self.ports[key] is None and port_is_free(default) else free_port()
+                use_default = port is None and defaults_allowed and port_is_free(default)
+                port = default if use_default else free_port()
             while port in taken:
                 port = free_port()
             taken.add(port)

@@ -139,7 +139,7 @@ def graded(tmp_path_factory):
             notebooks=["01_first_service"])
     before = digest(submissions)
     out = tmp_path_factory.mktemp("grading")
-    grade(submissions, out, notebooks=NOTEBOOKS, cell_timeout=180)
+    grade(submissions, out, notebooks=NOTEBOOKS, cell_timeout=180, jobs=2)
     return submissions, out, before
 
 
@@ -185,6 +185,16 @@ def test_feedback_names_the_mistake(graded):
     assert "trailing comma" in carol
     dave = (out / "feedback" / "dave" / "02_inference_requests.html").read_text()
     assert "same probabilities" in dave
+
+
+def test_two_hand_ins_are_graded_side_by_side_and_timed(graded):
+    _, out, _ = graded
+    with open(out / "timing.csv") as handle:
+        timing = {row["student"]: (float(row["started_s"]), float(row["seconds"]), row["graded"])
+                  for row in csv.DictReader(handle)}
+    assert sorted(timing) == sorted(EXPECTED) and timing["eve"][2] == "no" and timing["alice"][2] == "yes"
+    intervals = sorted((start, start + seconds) for start, seconds, _ in timing.values())
+    assert any(later[0] < earlier[1] for earlier, later in zip(intervals, intervals[1:])), intervals
 
 
 def test_submissions_untouched_and_no_server_left(graded):

@@ -245,3 +245,14 @@ def test_the_start_progress_bar_ends_complete_so_a_notebook_hides_it(monkeypatch
 def test_mlserver_takes_the_course_texts_command_only():
     with pytest.raises(ValueError, match="mlserver start <folder>"):
         server_module.mlserver("mlserver run tinyvit")
+
+
+def test_graders_side_by_side_never_take_the_default_ports(monkeypatch):
+    monkeypatch.setenv(server_module.FREE_PORTS_ENV, "1")
+    server = ModelServer("tinyvit")
+    server._choose_ports()
+    assert not set(server.ports.values()) & set(server_module.DEFAULT_PORTS.values())
+    monkeypatch.delenv(server_module.FREE_PORTS_ENV)
+    server = ModelServer("tinyvit", http_port=None, grpc_port=0, metrics_port=None)
+    server._choose_ports()
+    assert server.ports["grpc_port"] != server_module.DEFAULT_PORTS["grpc_port"]
