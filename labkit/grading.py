@@ -58,13 +58,15 @@ def grade(submissions: PathLike, out: PathLike, notebooks: list[str] | None = No
     rows, exported = [], []
     for student in students:
         course = courses[student]
-        run_nbgrader(["generate_feedback", ASSIGNMENT, "--force"], course)
+        if outcomes[student]["failure"]:
+            # nbgrader has no graded notebook to give feedback on: say why instead.
+            _write_failure_feedback(out / "feedback", {student: outcomes[student]["failure"]}, course)
+        else:
+            run_nbgrader(["generate_feedback", ASSIGNMENT, "--force"], course)
+            _copy_feedback(course / "feedback", out / "feedback")
         run_nbgrader(["export", f"--to={course / 'grades.csv'}"], course)
         exported.append(course / "grades.csv")
         rows += _grades_by_check(course, [student])
-        _copy_feedback(course / "feedback", out / "feedback")
-        if outcomes[student]["failure"]:
-            _write_failure_feedback(out / "feedback", {student: outcomes[student]["failure"]}, course)
     _merge_csv(exported, out / "grades.csv")
     _write_csv(out / "grades_by_check.csv", rows)
     _write_timing(out / "timing.csv", outcomes)
