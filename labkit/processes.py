@@ -120,9 +120,11 @@ def alive(pid: int) -> bool:
     return True
 
 
-def stop_orphans(keep: Collection[int] = ()) -> list:
+def stop_orphans(keep: Collection[int] | None = None) -> list:
     """Stop lab servers whose parent (a kernel, a test run) has died; return their pids.
-    ``keep``: pids of this process's own servers, which are not orphans."""
+    ``keep``: the pids of this process's servers that are running (``ModelServer`` knows
+    them); a record of this process outside it is stale. ``None``: every server this
+    process started is its own business, never an orphan (e.g. for the grader)."""
     stopped = []
     if not pid_dir().is_dir():
         return stopped
@@ -135,7 +137,7 @@ def stop_orphans(keep: Collection[int] = ()) -> list:
         pid, parent = record["pid"], record["parent"]
         if alive(parent) and parent != os.getpid():
             continue
-        if parent == os.getpid() and pid in keep:
+        if parent == os.getpid() and (keep is None or pid in keep):
             continue
         if alive(pid) and is_mlserver(pid):
             stop_group(pid, timeout=10)

@@ -256,3 +256,20 @@ def test_graders_side_by_side_never_take_the_default_ports(monkeypatch):
     server = ModelServer("tinyvit", http_port=None, grpc_port=0, metrics_port=None)
     server._choose_ports()
     assert server.ports["grpc_port"] != server_module.DEFAULT_PORTS["grpc_port"]
+
+
+def test_the_orphan_sweep_of_a_grader_leaves_this_process_own_servers_alone(tmp_path):
+    # The grader sweeps after each hand-in; a server this process runs (a shared test
+    # server, say) is not an orphan. It was stopped before this test existed.
+    own = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "mlserver"],
+                           start_new_session=True)
+    try:
+        assert processes.wait_until(lambda: processes.is_mlserver(own.pid), 10)  # exec'd
+        processes.write_pid_file(own.pid)
+        assert own.pid not in processes.stop_orphans()
+        assert own.poll() is None
+        assert processes.stop_orphans(keep=()) == [own.pid]  # ModelServer: not among its running servers
+    finally:
+        own.kill()
+        own.wait()
+        processes.remove_pid_file(own.pid)
