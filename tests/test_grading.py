@@ -4,6 +4,7 @@ plausible wrong ones, and a crashing one; idempotence, untouched originals, no s
 
 import csv
 import hashlib
+import os
 
 import nbformat
 import psutil
@@ -122,8 +123,11 @@ def read_points(out):
 
 
 def lab_servers():
+    """Lab servers left by the graded notebooks (not the test session's own shared servers)."""
+    me = os.getpid()
     return [process for process in psutil.process_iter(["cmdline"])
-            if any("mlserver-lab-" in part for part in (process.info["cmdline"] or []))]
+            if any("mlserver-lab-" in part for part in (process.info["cmdline"] or []))
+            and me not in {parent.pid for parent in process.parents()}]
 
 
 @pytest.fixture(scope="module")
