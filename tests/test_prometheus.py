@@ -31,4 +31,4 @@ def test_prometheus_scrapes_the_lab_server_and_answers_promql(server, cat):
         assert float(batch[0]["value"][1]) == batches
         with pytest.raises(ValueError, match="failed"):
             running.query("rate(")
-        assert running.process is None
+    assert running.process is None
