@@ -19,7 +19,6 @@ and checks, preprocessing and forward in ``classify()``), and the top-k is the r
 (FP32 ``[N, top_k]``), best first.
 """
 
-import sys
 
 import timm
 import torch
@@ -30,7 +29,7 @@ from mlserver.utils import get_model_uri
 from timm.data import ImageNetInfo, create_transform, resolve_data_config
 
 from .reference import top_k
-from .service import image_batch, service_module
+from .service import helper, service_module
 
 LABEL_SETS = {21841: "imagenet-22k", 1000: "imagenet-1k"}
 
@@ -40,7 +39,7 @@ class TimmClassifier(service_module().TinyViTModel):
         extra = dict(self.settings.parameters.extra or {}) if self.settings.parameters else {}
         if "model" not in extra:
             raise MLServerError("TimmClassifier needs parameters.extra.model (a timm model name)")
-        torch.set_num_threads(sys.modules["cpu_threads"].torch_threads(extra))
+        torch.set_num_threads(helper("cpu_threads").torch_threads(extra))
         self.top_k = int(extra.get("top_k", 5))
         self.model = timm.create_model(extra["model"], pretrained=False)
         timm.models.load_checkpoint(self.model, await get_model_uri(self.settings))
@@ -51,7 +50,7 @@ class TimmClassifier(service_module().TinyViTModel):
         return True
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
-        probabilities = self.classify(image_batch().decode_images(payload))
+        probabilities = self.classify(helper("image_batch").decode_images(payload))
         labels, scores = top_k(probabilities, self.top_k, self.labels)
         return InferenceResponse(model_name=self.name, outputs=[
             NumpyCodec.encode_output("labels", labels),

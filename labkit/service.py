@@ -35,10 +35,11 @@ def service_module() -> ModuleType:
     return sys.modules[MODULE_NAME]
 
 
-def image_batch() -> ModuleType:
-    """The service's request decoding and checks (``tinyvit/image_batch.py``)."""
+def helper(name: str) -> ModuleType:
+    """One of the service's helper modules (``image_batch``, ``model_weights``, ``cpu_threads``),
+    as the service itself imported it."""
     service_module()
-    return sys.modules["image_batch"]
+    return sys.modules[name]
 
 
 def loaded_service(checkpoint: PathLike = DEFAULT_CHECKPOINT) -> MLModel:
