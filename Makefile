@@ -1,51 +1,10 @@
 # mlserver-lab: every target sets up .venv itself (idempotent, keyed on requirements.txt).
-PYTHON ?= python3
-VENV := .venv
-PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha1sum | cut -c1-12)
-WEIGHTS := weights/tinyvit.safetensors
-LAB_HOST ?= 127.0.0.1
-LAB_PORT ?= 8888
-# Per-user state of Jupyter, IPython, matplotlib and npm (which JupyterLab's language-server
-# finder runs) goes to .lab/ in the repo instead of $HOME: the lab writes nothing outside the
-# repo and temp dirs (tests/test_writes.py). `make lab-env` prints these for a JupyterHub setup.
-LAB_STATE := $(CURDIR)/.lab
-export JUPYTER_CONFIG_DIR := $(LAB_STATE)/jupyter-config
-export JUPYTER_DATA_DIR := $(LAB_STATE)/jupyter-data
-export JUPYTER_RUNTIME_DIR := $(LAB_STATE)/jupyter-data/runtime
-export IPYTHONDIR := $(LAB_STATE)/ipython
-export MPLCONFIGDIR := $(LAB_STATE)/matplotlib
-export NPM_CONFIG_CACHE := $(LAB_STATE)/npm
-LAB_ENV_VARS := JUPYTER_CONFIG_DIR JUPYTER_DATA_DIR JUPYTER_RUNTIME_DIR IPYTHONDIR MPLCONFIGDIR NPM_CONFIG_CACHE
+# The student's part (venv, weights, lab) is tools/lab.mk, which is also the hand-out's Makefile.
+include tools/lab.mk
 # Debian packages some tests use; installed by `make test` when running as root.
 SYSTEM_PACKAGES := prometheus chromium chromium-driver
 
-.PHONY: lab lab-env test test-fast weights notebooks release grade bench soak hf-runtime venv clean
-
-venv: $(STAMP)
-
-$(STAMP): requirements.txt pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -qq --upgrade pip
-	$(PY) -m pip install -qq -r requirements.txt
-	$(PY) -m pip install -qq --no-deps --no-build-isolation -e .
-	rm -f $(VENV)/.installed-*
-	touch $@
-
-# Pretrained weights when the hub is reachable; otherwise a random checkpoint, with a loud warning.
-$(WEIGHTS): | $(STAMP)
-	$(PY) -m labkit.weights prepare --allow-random
-
-weights: $(STAMP)
-	$(PY) -m labkit.weights prepare --allow-random
-
-lab: $(STAMP) $(WEIGHTS)
-	@echo "JupyterLab on http://$(LAB_HOST):$(LAB_PORT)/lab (the token is in the URL printed below)"
-	$(VENV)/bin/jupyter lab --no-browser --ip=$(LAB_HOST) --port=$(LAB_PORT) --notebook-dir=notebooks \
-		$(if $(filter 0,$(shell id -u)),--allow-root)
-
-lab-env:
-	@$(foreach name,$(LAB_ENV_VARS),echo $(name)=$($(name));)
+.PHONY: test test-fast notebooks release handout grade bench soak hf-runtime clean
 
 # Lint, the unit and live-server tests, then every solution notebook under nbval (quick mode);
 # prints how many MLServer processes the run started (each start costs 10-20 s).
@@ -72,6 +31,11 @@ notebooks: $(STAMP) $(WEIGHTS)
 release: $(STAMP)
 	$(PY) -m labkit.notebooks release $(if $(FORCE),--force)
 
+
+# The student hand-out: handout/mlserver-lab/ and handout/mlserver-lab.tar.gz (OUT=folder);
+# student notebooks, service, helpers and `make lab`, without solutions or hidden checks.
+handout: $(STAMP)
+	$(PY) -m labkit.handout $(or $(OUT),handout)
 
 # Autograde hand-ins with nbgrader: SUBMISSIONS=folder with one subfolder per student; OUT=grading.
 grade: $(STAMP) $(WEIGHTS)

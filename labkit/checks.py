@@ -168,8 +168,8 @@ def top5_service(server: ModelServer, checkpoint: PathLike = weights.DEFAULT_CHE
     """Notebook 03, one image: 5 valid labels, ordered by score, as the model says."""
     _not_stale(server)
     name, image = check_images()[1]
-    labels, scores = _ask(server, pixels_request([image]), name)
-    _check_shapes(labels, scores, images=1)
+    labels, scores = ask_top5(server, pixels_request([image]), name)
+    check_shapes(labels, scores, images=1)
     passed("one row of 5 labels and 5 scores per image")
     _check_names(labels)
     passed("every label is an ImageNet-22k class name")
@@ -186,29 +186,10 @@ def top5_batch(server: ModelServer, checkpoint: PathLike = weights.DEFAULT_CHECK
     files = [encode_jpeg(image) for _, image in check_images()[:3]]
     decoded = [load_image(io.BytesIO(data)) for data in files]
     distinct_reference(decoded, checkpoint)
-    labels, scores = _ask(server, files_request(files), "a batch of 3 different JPEG images of different sizes")
-    _check_shapes(labels, scores, images=3)
-    _check_same_labels(labels, in_process_model(checkpoint).top_k(decoded)[0])
+    labels, scores = ask_top5(server, files_request(files), "a batch of 3 different JPEG images of different sizes")
+    check_shapes(labels, scores, images=3)
+    check_same_labels(labels, in_process_model(checkpoint).top_k(decoded)[0])
     passed("a batch of 3 images of different sizes gets 3 correct rows")
-
-
-def top5_under_adaptive_batching(server: ModelServer, checkpoint: PathLike = weights.DEFAULT_CHECKPOINT,
-                                 callers: int = 8) -> None:
-    """Restart the service with adaptive batching and send concurrent requests of 1 or 2
-    images: every caller must get exactly its own rows (label sets checked, not order)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    server.restart(max_batch_size=callers, max_batch_time=0.1)
-    files = [encode_jpeg(image) for _, image in check_images()]
-    groups = [[files[index % 4]] if index % 2 == 0 else [files[index % 4], files[(index + 1) % 4]]
-              for index in range(callers)]
-    with ThreadPoolExecutor(len(groups)) as pool:
-        answers = list(pool.map(lambda group: _ask(server, files_request(group), "concurrent requests"), groups))
-    reference = in_process_model(checkpoint)
-    for group, (labels, scores) in zip(groups, answers):
-        _check_shapes(labels, scores, images=len(group))
-        _check_same_labels(labels, reference.top_k([load_image(io.BytesIO(data)) for data in group])[0])
-    passed(f"{len(groups)} concurrent callers under adaptive batching each got their own rows")
 
 
 def _not_stale(server: ModelServer) -> None:
@@ -219,16 +200,16 @@ def _not_stale(server: ModelServer) -> None:
                           "Run the cell that restarts the server (server.restart()), then the checks again.")
 
 
-def _check_same_labels(labels: np.ndarray, expected_labels: np.ndarray) -> None:
+def check_same_labels(labels: np.ndarray, expected_labels: np.ndarray) -> None:
     for row, (got, expected) in enumerate(zip(labels, expected_labels)):
         if set(got) != set(expected):
             raise CheckFailed(f"Image {row} of the request got labels {sorted(got)[:2]}..., which are not "
-                              "its own top-5.",
+                              "its own best labels.",
                               "Compute the top 5 per row of the probabilities (axis=1) and return one row per "
                               "image, in the order the images came.")
 
 
-def _ask(server: ModelServer, request: InferenceRequest, what: str) -> tuple[np.ndarray, np.ndarray]:
+def ask_top5(server: ModelServer, request: InferenceRequest, what: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         outputs = infer_outputs(server.infer_url, request)
     except InferenceFailed as error:
@@ -249,11 +230,11 @@ def _ask(server: ModelServer, request: InferenceRequest, what: str) -> tuple[np.
     return outputs["labels"], outputs["scores"]
 
 
-def _check_shapes(labels: np.ndarray, scores: np.ndarray, images: int) -> None:
-    if labels.shape != (images, 5) or scores.shape != (images, 5):
+def check_shapes(labels: np.ndarray, scores: np.ndarray, images: int, k: int = 5) -> None:
+    if labels.shape != (images, k) or scores.shape != (images, k):
         raise CheckFailed(f"For {images} image(s) the service returned labels {labels.shape} and scores "
-                          f"{scores.shape}; expected ({images}, 5) for both.",
-                          "Keep the batch axis: one row per image, np.argsort(...)[:, :5] per row.")
+                          f"{scores.shape}; expected ({images}, {k}) for both.",
+                          f"Keep the batch axis: one row per image, np.argsort(...)[:, :{k}] per row.")
 
 
 def _check_names(labels: np.ndarray) -> None:
@@ -286,6 +267,67 @@ def _check_same_as_reference(labels: np.ndarray, scores: np.ndarray, expected_la
                           "Each row must hold the labels of that image's own 5 best classes, in score order.")
 
 
+def runtime_top_k(server: ModelServer, name: str = "top3", k: int = 3,
+                  checkpoint: PathLike = weights.DEFAULT_CHECKPOINT) -> None:
+    """Notebook 04: a model served by the timm runtime from model-settings.json alone, under
+    ``name``, answering the ``k`` best labels of each image of a batch of different images."""
+    _not_stale(server)
+    if server.name != name:
+        raise CheckFailed(f"The server serves a model named {server.name!r}; the exercise asks for {name!r}.",
+                          "Clients address a model by the \"name\" in model-settings.json.")
+    files = [encode_jpeg(image) for _, image in check_images()[:3]]
+    labels, scores = ask_top5(server, files_request(files), "3 different JPEG images")
+    images = [load_image(io.BytesIO(data)) for data in files]  # what the server decodes
+    if labels.shape[1:] != (k,) and labels.shape[:1] == (3,):
+        raise CheckFailed(f"The model answers {labels.shape[1]} labels per image; the exercise asks for {k}.",
+                          "The timm runtime reads how many labels to return from parameters.extra.top_k.")
+    check_shapes(labels, scores, images=3, k=k)
+    expected_labels, expected_scores = in_process_model(checkpoint).top_k(images, k)
+    check_same_labels(labels, expected_labels)
+    if not np.allclose(scores, expected_scores, rtol=1e-3, atol=1e-7):
+        raise CheckFailed("The scores differ from the lab's TinyViT on the same checkpoint.",
+                          "parameters.uri must name the lab's checkpoint (tinyvit.safetensors in the folder) "
+                          "and parameters.extra.model the TinyViT architecture.")
+    passed(f"model {name!r}, served by configuration alone, answers the {k} best labels of each image")
+
+
+MODEL_LOAD_LINE = "torch thread(s) in this process"  # the service logs it once per process that loads TinyViT
+
+
+def scaling_turned_on(server: ModelServer, concurrency: int = 8) -> None:
+    """Notebook 05: the student's server runs at least two parallel workers and, under
+    ``concurrency`` callers, forms batches: both read off the running server (its log and its
+    own batch-size metric), not off the files."""
+    from .folder_checks import BATCHING_KEYS, read_json
+    from .panel import measure
+
+    _not_stale(server)
+    settings = read_json(server.model_dir / "settings.json")
+    misplaced = [key for key in BATCHING_KEYS if key in settings]
+    workers = server.log.count(MODEL_LOAD_LINE)
+    if workers < 2:
+        raise CheckFailed(f"The server runs the model in {workers} process(es): one at a time, whatever the "
+                          "load.",
+                          "Parallel workers are a server setting: parallel_workers in settings.json (2 on this "
+                          "machine), then restart.")
+    row = measure(server, concurrency, duration=3)
+    if row["errors"]:
+        raise CheckFailed(f"{row['errors']} of {row['requests']} requests under {concurrency} concurrent callers "
+                          "failed.", "Read the server log (print(server.log_tail())).")
+    if not row["avg_batch"] > 1.2:
+        what = (f"Under {concurrency} concurrent callers the model got {row['avg_batch']:.1f} image(s) per "
+                "predict() call (the server's own tinyvit_batch_size metric): no batches formed.")
+        if misplaced:
+            raise CheckFailed(f"{what} settings.json sets {misplaced}, and MLServer reads adaptive batching per "
+                              "model, from model-settings.json only: in settings.json it ignores them, so "
+                              "nothing changed.",
+                              "Move them to model-settings.json, restart the server, run the check again.")
+        raise CheckFailed(what, "Adaptive batching is a model setting: max_batch_size above 1 and max_batch_time "
+                                "(seconds, long enough for requests to meet: try 0.01) in model-settings.json.")
+    passed(f"{workers} parallel workers, and {row['avg_batch']:.1f} images per predict() call on average "
+           f"under {concurrency} concurrent callers")
+
+
 def scaling_choice(results: pd.DataFrame, choice: object, budget_ms: float) -> None:
     """Notebook 05: ``choice`` (a row label of ``results``) meets the p95 budget and
     has the highest throughput among the rows that do."""
@@ -305,23 +347,6 @@ def scaling_choice(results: pd.DataFrame, choice: object, budget_ms: float) -> N
                           "Among the rows within budget, take the one with the highest throughput_rps.")
     passed(f"row {choice} ({row.configuration}, concurrency {row.concurrency}) meets the "
            f"{budget_ms:.0f} ms p95 budget with the best throughput")
-
-
-def pick_configuration_function(pick: Callable[[pd.DataFrame, float], object]) -> None:
-    """Notebook 05 (hidden): ``pick(results, budget_ms)`` on tables it has not seen."""
-    import pandas as pd
-
-    table = pd.DataFrame({"configuration": ["a", "b", "c", "d"], "concurrency": [8, 8, 8, 8],
-                          "throughput_rps": [10.0, 30.0, 20.0, 25.0], "p95_ms": [100.0, 900.0, 300.0, 500.0]},
-                         index=[10, 11, 12, 13])
-    for budget, expected in ((1000, 11), (600, 13), (400, 12), (150, 10), (50, None)):
-        got = pick(table, budget)
-        if got != expected:
-            raise CheckFailed(f"With a {budget} ms budget pick_configuration returned {got!r}; "
-                              f"the right row is {expected!r}.",
-                              "Keep the rows with p95_ms <= budget_ms; return the label with the highest "
-                              "throughput_rps among them, or None when none is left.")
-    passed("pick_configuration picks the best row within budget on other tables too")
 
 
 def custom_metric(server: ModelServer, metric: str = "tinyvit_top1_confidence",

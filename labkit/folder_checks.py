@@ -225,7 +225,85 @@ def call(coroutine: Coroutine, what: str) -> object:
                           "write the file again.") from None
 
 
-CHECKS_BY_FILE = {"model-settings.json": model_settings, "settings.json": server_settings}
+# What the service imports (its distribution names), and the pin MLServer 1.7.1 itself needs:
+# with uvloop 0.22 every parallel worker crash-loops.
+SERVICE_DISTRIBUTIONS = ("mlserver", "torch", "timm", "numpy", "pillow", "safetensors")
+CONDA_LINE = re.compile(r"^[A-Za-z0-9_.-]+=[^=\s]+=\S+$")  # name=version=build, `conda list -e`
+
+
+def requirements(folder: PathLike) -> None:
+    """Notebook 06: ``requirements.txt`` for ``mlserver build``: pip's format, every package
+    the service imports pinned to the version this lab runs (so it resolves, and the image
+    runs what was tested), and uvloop below 0.22."""
+    from importlib.metadata import version
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    path = Path(folder) / "requirements.txt"
+    if not path.is_file():
+        raise CheckFailed(f"{path.parent.name}/requirements.txt does not exist yet.",
+                          f"Write it with a cell that starts with %%writefile {path.parent.name}/requirements.txt")
+    pins = {}
+    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+        line = raw.split("#")[0].strip()
+        if not line:
+            continue
+        if CONDA_LINE.match(line):
+            raise CheckFailed(f"Line {number}, {line!r}, is conda's format (name=version=build, what `conda list "
+                              "-e` writes); pip, which `mlserver build` runs, cannot read it.",
+                              "One package per line in pip's format: name==version.")
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement as error:
+            raise CheckFailed(f"Line {number}, {line!r}, is not a pip requirement ({error}).",
+                              "One package per line in pip's format: name==version.") from None
+        pins[requirement.name.lower().replace("_", "-")] = requirement
+    missing = [name for name in SERVICE_DISTRIBUTIONS if name not in pins]
+    if missing:
+        raise CheckFailed(f"requirements.txt does not list {missing}, which serve-model.py and its helpers "
+                          "import: the image would not have them.",
+                          "List every package the service imports (by its pip name: PIL is pillow).")
+    for name in SERVICE_DISTRIBUTIONS:
+        specifiers = list(pins[name].specifier)
+        installed = version(name)
+        if len(specifiers) != 1 or specifiers[0].operator != "==":
+            raise CheckFailed(f"{name} is not pinned ({pins[name]}): next month's build would install "
+                              "whatever is newest then, not what you tested.",
+                              f"Pin the version this lab runs: {name}=={installed}.")
+        if specifiers[0].version != installed:
+            raise CheckFailed(f"{pins[name]} is not the version this lab runs and you tested ({installed}).",
+                              "Pin the versions of the environment you tested in (pip show <name>).")
+    uvloop = pins.get("uvloop")
+    if uvloop is None or uvloop.specifier.contains("0.22.0"):
+        raise CheckFailed("uvloop is not kept below 0.22: MLServer 1.7.1 allows any uvloop, and with 0.22 every "
+                          "parallel worker crash-loops.",
+                          f"Pin it as this lab does: uvloop=={version('uvloop')}.")
+    passed(f"requirements.txt: {len(pins)} packages in pip's format, pinned to the tested versions")
+
+
+def image_folder(context: PathLike) -> None:
+    """Notebook 06: a build folder that ``mlserver dockerfile`` has run on, and that carries
+    everything the image needs: the weights as a file, the service, its requirements."""
+    context = Path(context)
+    dockerfile = context / "Dockerfile"
+    if not dockerfile.is_file():
+        raise CheckFailed(f"{context.name}/ has no Dockerfile.",
+                          f"Run `mlserver dockerfile {context}` (the cell above).")
+    text = dockerfile.read_text()
+    if "seldonio/mlserver:1.7.1" not in text or "requirements.tx" not in text:
+        raise CheckFailed("The Dockerfile is not the one MLServer 1.7.1 writes (its base image and "
+                          "requirements step are missing).", f"Run `mlserver dockerfile {context}` again.")
+    requirements(context)
+    uri = (read_json(context / "model-settings.json").get("parameters") or {}).get("uri", ".")
+    weights = (context / uri).resolve()
+    if not weights.is_file() or (context / uri).is_symlink() or context.resolve() not in weights.parents:
+        raise CheckFailed(f"The model's uri {uri!r} is not a weights file inside the build folder: the image "
+                          "would have no weights.", "Build from the folder labkit.packaging.build_context made.")
+    passed("the build folder has MLServer's Dockerfile, the pinned requirements and the weights")
+
+
+CHECKS_BY_FILE = {"model-settings.json": model_settings, "settings.json": server_settings,
+                  "requirements.txt": requirements}
 
 
 def watch(folder: PathLike, service_check: Callable[[Path], None] = service) -> None:

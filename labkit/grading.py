@@ -3,15 +3,17 @@
     python -m labkit.grading SUBMISSIONS OUT
 
 ``SUBMISSIONS`` holds one folder per student with the notebooks as they handed
-them in (``SUBMISSIONS/alice/03_top5_labels.ipynb``). The command sets up an
-nbgrader course in ``OUT/course`` from the solution notebooks (created anew on
-every run, so running it twice gives the same grades), copies the submissions
-in (the originals are never modified), runs ``nbgrader autograde`` one student
-at a time (a hanging cell times out, a crashed kernel or a server left running
-costs only that student), then writes
+them in (``SUBMISSIONS/alice/03_top5_labels.ipynb``). The command sets up one
+nbgrader course per student in ``OUT/courses/<student>`` from the solution
+notebooks (created anew on every run, so running it twice gives the same grades),
+copies the submissions in (the originals are never modified), runs ``nbgrader
+autograde`` for several students side by side (a hanging cell times out, a crashed
+kernel or a server left running costs only that student), then writes
 
 * ``OUT/grades.csv``: one row per student (nbgrader's gradebook export),
-* ``OUT/grades_by_check.csv``: one row per student and graded cell,
+* ``OUT/grades_by_check.csv``: one row per student and graded cell;
+  ``needs_manual_grade`` marks a written answer to grade by hand (read it in the
+  feedback; the courses are rebuilt on every run),
 * ``OUT/feedback/<student>/<notebook>.html``: nbgrader's feedback per notebook.
 
 Grading runs the notebooks in quick mode (``LAB_QUICK=1``): short load tests,
@@ -136,11 +138,12 @@ def _grades_by_check(course: Path, students: list) -> list:
                 for cell in notebook.grade_cells:
                     try:
                         grade = gradebook.find_grade(cell.name, notebook.name, ASSIGNMENT, student)
-                        points = grade.score
+                        points, by_hand = grade.score, grade.needs_manual_grade
                     except MissingEntry:
-                        points = 0.0  # notebook not handed in
+                        points, by_hand = 0.0, False  # notebook not handed in
                     rows.append({"student": student, "notebook": notebook.name, "check": cell.name,
-                                 "points": float(points), "max_points": float(cell.max_score)})
+                                 "points": float(points), "max_points": float(cell.max_score),
+                                 "needs_manual_grade": by_hand})
     return rows
 
 
@@ -171,7 +174,8 @@ def _write_timing(path: Path, outcomes: dict) -> None:
 
 def _write_csv(path: Path, rows: list) -> None:
     with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["student", "notebook", "check", "points", "max_points"])
+        writer = csv.DictWriter(handle, fieldnames=["student", "notebook", "check", "points", "max_points",
+                                                    "needs_manual_grade"])
         writer.writeheader()
         writer.writerows(rows)
 

@@ -8,6 +8,8 @@ The notebooks are written as plain Python files in ``notebooks/source/``
     # %% solution id=top5      an nbgrader solution cell (### BEGIN/END SOLUTION inside)
     # %% tests id=top5 points=3
                                an nbgrader autograded test cell worth 3 points
+    # %% [markdown] answer id=why points=2
+                               a written answer, graded by hand (the text is the model answer)
 
 ``python -m labkit.notebooks build`` turns them into the solution notebooks in
 ``notebooks/solutions/`` and executes them there, so that the committed
@@ -63,11 +65,17 @@ def parse_source(text: str) -> nbformat.NotebookNode:
 
 def _make_cell(header: str, lines: list) -> nbformat.NotebookNode:
     body = "\n".join(lines).strip("\n")
+    words = dict(word.split("=", 1) for word in header.split()[1:] if "=" in word)
     if header.startswith("[markdown]"):
         prose = "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in body.splitlines())
-        return nbformat.v4.new_markdown_cell(prose)
+        cell = nbformat.v4.new_markdown_cell(prose)
+        kind = header.split()[1] if len(header.split()) > 1 else ""
+        if kind == "answer":  # a written answer: the student's text, graded by hand
+            cell.metadata["nbgrader"] = _nbgrader(words["id"], solution=True, grade=True, points=int(words["points"]))
+        elif kind:
+            raise ValueError(f"unknown markdown cell kind {kind!r} in '# %% {header}'")
+        return cell
     cell = nbformat.v4.new_code_cell(body)
-    words = dict(word.split("=", 1) for word in header.split()[1:] if "=" in word)
     kind = header.split()[0] if header else ""
     if kind == "solution":
         cell.metadata["nbgrader"] = _nbgrader(words["id"], solution=True)
@@ -79,7 +87,8 @@ def _make_cell(header: str, lines: list) -> nbformat.NotebookNode:
 
 
 def _nbgrader(grade_id: str, solution: bool = False, grade: bool = False, points: int | None = None) -> dict:
-    metadata = {"grade": grade, "grade_id": grade_id, "locked": grade, "schema_version": 3,
+    # Test cells are locked; a cell the student writes in (solution) never is.
+    metadata = {"grade": grade, "grade_id": grade_id, "locked": grade and not solution, "schema_version": 3,
                 "solution": solution}
     if points is not None:
         metadata["points"] = points
@@ -150,7 +159,7 @@ def release(force: bool = False, target: PathLike = NOTEBOOKS) -> dict:
         released = generate_student_versions(Path(workdir))
         for notebook in sorted(released.glob("*.ipynb")):
             destination = target / notebook.name
-            fresh = notebook.read_bytes()
+            fresh = student_copy(notebook.read_text()).encode()
             if destination.exists():
                 current = _digest(destination.read_bytes())
                 if current == _digest(fresh):
@@ -164,6 +173,23 @@ def release(force: bool = False, target: PathLike = NOTEBOOKS) -> dict:
             report[notebook.name] = "written"
     manifest_file.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return report
+
+
+NBVAL_MARKER = re.compile(r"^# NBVAL_\w+[ \t]*\n?", re.M)
+
+
+def student_copy(text: str) -> str:
+    """What nbgrader released, minus what only the solution run needs: the widget state of
+    the solution run (a saved notebook reopened with it shows "model not found" errors),
+    nbval's markers and any execution counts."""
+    notebook = nbformat.reads(text, as_version=4)
+    notebook.metadata.pop("widgets", None)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.source = NBVAL_MARKER.sub("", cell.source).lstrip("\n")
+            cell.execution_count = None
+            cell.outputs = []
+    return nbformat.writes(notebook) + "\n"
 
 
 def _digest(data: bytes) -> str:

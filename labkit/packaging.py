@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -26,8 +27,9 @@ WEIGHTS_NAME = "tinyvit.safetensors"
 
 
 def build_context(model_dir: PathLike = "tinyvit", target: PathLike | None = None,
-                  checkpoint: PathLike = DEFAULT_CHECKPOINT) -> Path:
-    """A ready-to-build copy of ``model_dir`` in ``target`` (a new temp folder by default)."""
+                  checkpoint: PathLike = DEFAULT_CHECKPOINT, dockerfile: bool = True) -> Path:
+    """A ready-to-build copy of ``model_dir`` in ``target`` (a new temp folder by default);
+    ``dockerfile=False`` leaves running ``mlserver dockerfile`` to the student."""
     source = resolve_model_dir(model_dir)
     target = Path(target) if target else Path(tempfile.mkdtemp(prefix="tinyvit-image-")) / source.name
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", ".*", "Dockerfile"))
@@ -38,8 +40,21 @@ def build_context(model_dir: PathLike = "tinyvit", target: PathLike | None = Non
     settings = json.loads((target / "settings.json").read_text())
     settings["host"] = "0.0.0.0"
     (target / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
-    subprocess.run([mlserver_cli(), "dockerfile", str(target)], check=True, capture_output=True, text=True)
+    if dockerfile:
+        subprocess.run([mlserver_cli(), "dockerfile", str(target)], check=True, capture_output=True, text=True)
     return target
+
+
+def run_mlserver(command: str) -> None:
+    """Run an ``mlserver ...`` command line with this environment's ``mlserver`` and print
+    what it prints (a kernel's PATH may not have the virtualenv's bin)."""
+    arguments = shlex.split(command)
+    if not arguments or arguments[0] != "mlserver":
+        raise ValueError(f"expected a command that starts with 'mlserver', got {command!r}")
+    done = subprocess.run([mlserver_cli(), *arguments[1:]], capture_output=True, text=True)
+    print((done.stdout + done.stderr).strip())
+    if done.returncode != 0:
+        raise RuntimeError(f"{command!r} failed with exit status {done.returncode}")
 
 
 def mlserver_cli() -> str:

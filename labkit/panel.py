@@ -1,5 +1,6 @@
 """Try server configurations and measure them: as function calls and as a panel.
 
+``measure(server, concurrency=8)`` measures a running server as it is.
 ``ScalingLab.run(parallel_workers=2, max_batch_size=8, max_batch_time=0.01,
 concurrency=8)`` restarts the TinyViT server with those settings (if they
 changed), warms it up, runs a closed-loop load (``labkit.loadgen``), reads the
@@ -44,15 +45,8 @@ class ScalingLab:
         if settings != self._settings or not self.server.running:
             self.server.restart(**settings)
             self._settings = settings
-        body = self._body(payload)
-        # Warm-up: first calls pay for lazy initialisation in every worker.
-        run_load(self.server.infer_url, concurrency, duration=30, max_requests=2 * concurrency,
-                 body=body, payload=payload, progress=False)
-        before = metrics.scrape(self.server.metrics_url)
-        result = run_load(self.server.infer_url, concurrency, self.duration, body=body, payload=payload)
-        after = metrics.scrape(self.server.metrics_url)
-        row = {"configuration": describe(settings), **settings, **result.summary,
-               "avg_batch": metrics.histogram_mean(before, after, "tinyvit_batch_size", self.server.name)}
+        row = {"configuration": describe(settings), **settings,
+               **measure(self.server, concurrency, self.duration, payload, body=self._body(payload))}
         self.results = pd.concat([self.results, pd.DataFrame([row])], ignore_index=True)
         return row
 
@@ -131,6 +125,29 @@ class ScalingLab:
         if payload not in self._bodies:
             self._bodies[payload] = payload_body(payload)
         return self._bodies[payload]
+
+
+def measure(server: ModelServer, concurrency: int = 8, duration: float | None = None, payload: str = "jpeg",
+            transport: str = "rest", body: bytes | None = None) -> dict:
+    """Warm a running server up, keep ``concurrency`` requests in flight for ``duration``
+    seconds over ``transport`` ("rest" or "grpc"), and return the load's summary with the
+    average batch size the server itself counted (``tinyvit_batch_size``; NaN without it)."""
+    duration = duration or (3 if quick_mode() else 15)
+    body = payload_body(payload) if body is None else body
+    if transport == "grpc":
+        target = {"url": server.grpc_address, "grpc_model": server.name}
+    elif transport == "rest":
+        target = {"url": server.infer_url}
+    else:
+        raise ValueError(f"transport is 'rest' or 'grpc', not {transport!r}")
+    # Warm-up: first calls pay for lazy initialisation in every worker.
+    run_load(concurrency=concurrency, duration=30, max_requests=2 * concurrency, body=body, payload=payload,
+             progress=False, **target)
+    before = metrics.scrape(server.metrics_url)
+    result = run_load(concurrency=concurrency, duration=duration, body=body, payload=payload, **target)
+    after = metrics.scrape(server.metrics_url)
+    return {**result.summary, "transport": transport,
+            "avg_batch": metrics.histogram_mean(before, after, "tinyvit_batch_size", server.name)}
 
 
 def describe(settings: dict) -> str:

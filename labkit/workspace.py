@@ -48,6 +48,15 @@ def service_folder(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
     return folder
 
 
+def runtime_folder(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT) -> Path:
+    """A model folder for a ready-made runtime: no Python, only the checkpoint link
+    (``tinyvit.safetensors``); the student writes ``model-settings.json``."""
+    folder = Path(folder).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    link_checkpoint(folder, checkpoint)
+    return folder
+
+
 def link_checkpoint(folder: Path, checkpoint: PathLike = DEFAULT_CHECKPOINT) -> None:
     """``folder/tinyvit.safetensors`` -> ``checkpoint`` (absolute, so copies of the folder
     that keep links still find it)."""
@@ -61,10 +70,14 @@ def link_checkpoint(folder: Path, checkpoint: PathLike = DEFAULT_CHECKPOINT) -> 
     link.symlink_to(target)
 
 
-def lab_service_copy(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT) -> Path:
-    """The lab's service (``serve-model.py`` and its helpers) in ``folder``, to extend."""
+def lab_service_copy(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
+                     with_settings: bool = False) -> Path:
+    """The lab's service (``serve-model.py`` and its helpers) in ``folder``, to extend;
+    ``with_settings`` also copies its two JSON files (kept once the student edits them)."""
     folder = service_folder(folder, checkpoint)
-    _copy_helper(LAB_SERVICE / "serve-model.py", folder / "serve-model.py")
+    names = ["serve-model.py"] + (["model-settings.json", "settings.json"] if with_settings else [])
+    for name in names:
+        _copy_helper(LAB_SERVICE / name, folder / name)
     return folder
 
 

@@ -16,16 +16,16 @@ from labkit.processes import free_port, group_alive, stop_group, wait_until
 from tests.conftest import REPO
 
 
-def lab_environment() -> dict:
+def lab_environment(folder: Path = REPO) -> dict:
     """The variables the Makefile exports to every recipe (Jupyter/IPython/matplotlib state in .lab/)."""
-    done = subprocess.run(["make", "-s", "--no-print-directory", "lab-env"], cwd=REPO, capture_output=True,
+    done = subprocess.run(["make", "-s", "--no-print-directory", "lab-env"], cwd=folder, capture_output=True,
                           text=True, check=True)
     return dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
 
 
-def make_lab_command(port: int) -> list:
+def make_lab_command(port: int, folder: Path = REPO) -> list:
     """The `jupyter lab` line of the Makefile's `lab` target, for this port."""
-    done = subprocess.run(["make", "-n", "lab", f"LAB_PORT={port}"], cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run(["make", "-n", "lab", f"LAB_PORT={port}"], cwd=folder, capture_output=True, text=True)
     line = next(line for line in done.stdout.replace("\\\n", " ").splitlines() if "jupyter lab" in line)
     return line.split()
 
@@ -42,18 +42,25 @@ def wait_until_answering(port: int, token: str, timeout: float = 30) -> None:
 
 
 @contextmanager
-def running_lab(env: dict = None, notebook_dir: Path = None):
-    """Start JupyterLab as `make lab` would; yield (process, port, url with token).
-    ``notebook_dir`` replaces the Makefile's notebooks/ folder; ``env`` is added to
-    the environment. The server and its kernels are stopped at the end."""
+def running_lab(env: dict = None, notebook_dir: Path = None, folder: Path = REPO, through_make: bool = False):
+    """Start JupyterLab as `make lab` would in ``folder`` (the repository, or a student
+    hand-out); yield (process, port, url with token). ``notebook_dir`` replaces the
+    Makefile's notebooks/ folder; ``env`` is added to the environment. ``through_make``
+    runs `make lab` itself, with none of the lab's variables inherited (the Makefile must
+    export them). The server and its kernels are stopped at the end."""
     port = free_port()
-    command = make_lab_command(port)
-    command[0] = str(Path(sys.executable).parent / "jupyter")
-    if notebook_dir is not None:
-        command = [f"--notebook-dir={notebook_dir}" if part.startswith("--notebook-dir=") else part
-                   for part in command]
-    environment = {**os.environ, **lab_environment(), **(env or {})}
-    process = subprocess.Popen(command, cwd=REPO, env=environment, stdout=subprocess.PIPE,
+    if through_make:
+        assert notebook_dir is None, "`make lab` serves its own notebooks/ folder"
+        inherited = {name: value for name, value in os.environ.items() if name not in lab_environment(folder)}
+        command, environment = ["make", "--no-print-directory", "lab", f"LAB_PORT={port}"], {**inherited, **(env or {})}
+    else:
+        command = make_lab_command(port, folder)
+        command[0] = str(Path(sys.executable).parent / "jupyter")
+        if notebook_dir is not None:
+            command = [f"--notebook-dir={notebook_dir}" if part.startswith("--notebook-dir=") else part
+                       for part in command]
+        environment = {**os.environ, **lab_environment(folder), **(env or {})}
+    process = subprocess.Popen(command, cwd=folder, env=environment, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         url = None

@@ -7,14 +7,15 @@ The notebook run is a copy of the solution notebook in a temp folder, served as 
 notebook folder: JupyterLab autosaves, and the committed notebook must not change.
 """
 
+import json
 import os
 import re
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 
+from labkit.processes import wait_until
 from tests.conftest import REPO, skip_unless_ci
 from tests.jupyterlab import running_lab
 
@@ -90,7 +91,9 @@ def test_notebook_05_runs_in_the_browser_and_its_panel_adds_a_row(tmp_path, brow
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
-    shutil.copy(REPO / "notebooks" / "solutions" / NOTEBOOK, notebooks / NOTEBOOK)
+    solution = json.loads((REPO / "notebooks" / "solutions" / NOTEBOOK).read_text())
+    solution["metadata"].pop("widgets", None)  # the widget state a save must write
+    (notebooks / NOTEBOOK).write_text(json.dumps(solution))
 
     with running_lab(env={"LAB_QUICK": "1"}, notebook_dir=notebooks) as (process, port, url):
         token = url.split("token=")[1]
@@ -123,3 +126,19 @@ def test_notebook_05_runs_in_the_browser_and_its_panel_adds_a_row(tmp_path, brow
         assert re.search(r"req/s, p95 \d+ ms, 0 errors", status) and "failed:" not in status, status
         panel.scroll_into_view_if_needed()
         panel.screenshot(path=str(SCREENSHOTS / "05-panel-after-clicks.png"))
+
+        # The lab's settings (tools/jupyter): no nbgrader instructor menu, and a saved
+        # notebook keeps its widget state, so reopened it shows the panel, not
+        # "Error displaying widget: model not found".
+        assert "Nbgrader" not in page.locator(".lm-MenuBar-itemLabel").all_text_contents()
+        page.locator(".jp-NotebookPanel").first.click()
+        page.keyboard.press("Control+s")
+        assert wait_until(lambda: "application/vnd.jupyter.widget-state+json" in saved_widgets(notebooks / NOTEBOOK),
+                          30), "the saved notebook has no widget state"
+
+
+def saved_widgets(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())["metadata"].get("widgets", {})
+    except ValueError:  # caught while JupyterLab writes it
+        return {}

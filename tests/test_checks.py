@@ -5,10 +5,10 @@ import json
 import nbformat
 import pytest
 
-from labkit import checks, reference
+from labkit import checks, hidden_checks, reference
 from labkit.notebooks import SOLUTIONS
 from labkit.server import ModelServer
-from labkit.workspace import service_folder
+from labkit.workspace import lab_service_copy, service_folder
 from tests.conftest import FREE_PORTS
 
 pytestmark = pytest.mark.slow
@@ -50,7 +50,7 @@ def test_the_solution_passes_every_check(tmp_path, checkpoint, capsys):
     with serve(tmp_path, checkpoint, solution_service_code()) as server:
         checks.top5_service(server, checkpoint=checkpoint)
         checks.top5_batch(server, checkpoint=checkpoint)
-        checks.top5_under_adaptive_batching(server, checkpoint=checkpoint)
+        hidden_checks.top5_under_adaptive_batching(server, checkpoint=checkpoint)
     assert capsys.readouterr().out.count("✔") == 6
 
 
@@ -62,7 +62,7 @@ def test_a_service_that_answers_only_the_first_image_fails_the_batch_checks(tmp_
             checks.top5_batch(server, checkpoint=checkpoint)
         # Merged batches get one row for many callers: a shape that does not fit, or too few rows.
         with pytest.raises(checks.CheckFailed, match="does not fit its own shape|expected \\(2, 5\\)"):
-            checks.top5_under_adaptive_batching(server, checkpoint=checkpoint)
+            hidden_checks.top5_under_adaptive_batching(server, checkpoint=checkpoint)
 
 
 def test_top5_ordered_by_label_fails_with_a_hint(tmp_path, checkpoint):
@@ -129,8 +129,30 @@ def test_hidden_scaling_check_catches_a_hard_coded_or_budget_blind_pick():
         within = results[results.p95_ms <= budget_ms]
         return None if within.empty else within.throughput_rps.idxmax()
 
-    checks.pick_configuration_function(correct)
+    hidden_checks.pick_configuration_function(correct)
     with pytest.raises(checks.CheckFailed, match="returned 1; the right row is 11"):
-        checks.pick_configuration_function(lambda results, budget_ms: 1)
+        hidden_checks.pick_configuration_function(lambda results, budget_ms: 1)
     with pytest.raises(checks.CheckFailed, match="budget"):
-        checks.pick_configuration_function(lambda results, budget_ms: results.throughput_rps.idxmax())
+        hidden_checks.pick_configuration_function(lambda results, budget_ms: results.throughput_rps.idxmax())
+
+
+def test_scaling_check_names_batching_keys_put_in_settings_json(tmp_path, checkpoint):
+    # The course text's mistake: two workers, and the batching keys in the server's settings.
+    folder = lab_service_copy(tmp_path / "scaled", checkpoint=checkpoint)
+    (folder / "settings.json").write_text(json.dumps({"host": "127.0.0.1", "parallel_workers": 2,
+                                                      "max_batch_size": 8, "max_batch_time": 0.01}))
+    (folder / "model-settings.json").write_text(json.dumps({"name": "scaled",
+                                                            "implementation": "serve-model.TinyViTModel"}))
+    with ModelServer(folder, **FREE_PORTS) as server:
+        assert server.log.count(checks.MODEL_LOAD_LINE) == 2
+        with pytest.raises(checks.CheckFailed, match=r"model-settings.json only.*nothing changed") as failure:
+            checks.scaling_turned_on(server)
+        assert "1.0 image(s) per predict()" in str(failure.value)
+        (folder / "settings.json").write_text(json.dumps({"host": "127.0.0.1", "parallel_workers": 2}))
+        with pytest.raises(checks.CheckFailed, match="changed after this server started"):
+            checks.scaling_turned_on(server)
+
+
+def test_scaling_check_wants_two_workers(batching_server):
+    with pytest.raises(checks.CheckFailed, match=r"in 1 process\(es\)"):
+        checks.scaling_turned_on(batching_server)

@@ -1,6 +1,8 @@
-"""Notebook 01's file checks and notebook 02's request check: a right answer passes, each
-plausible mistake fails with a message that names it."""
+"""Notebook 01's file checks, notebook 02's request check and notebook 06's packaging
+checks: a right answer passes, each plausible mistake fails with a message that names it."""
 
+import re
+import shutil
 
 import nbformat
 import numpy as np
@@ -9,9 +11,9 @@ import requests
 from mlserver.codecs import NumpyCodec
 from mlserver.types import InferenceRequest, InferenceResponse
 
-from labkit import checks, folder_checks
+from labkit import checks, folder_checks, packaging
 from labkit.notebooks import SOLUTIONS
-from labkit.workspace import service_folder
+from labkit.workspace import lab_service_copy, service_folder
 
 
 def solution_cell(notebook: str, grade_id: str) -> str:
@@ -130,3 +132,44 @@ def test_the_request_check(server, checkpoint, cat, capsys):
     stored = remote(server)(cat)
     with pytest.raises(checks.CheckFailed, match="sent no request"):
         checks.remote_classifier(lambda image: stored, checkpoint)
+
+
+@pytest.fixture
+def shipped(tmp_path):
+    folder = tmp_path / "shipped"
+    folder.mkdir()
+    (folder / "requirements.txt").write_text(written(solution_cell("06_packaging.ipynb", "requirements")))
+    return folder
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("torch==2.14.1", "torch=2.14.1=py311_cuda", "conda's format"),
+    ("torch==2.14.1", "torch>=2.0", "torch is not pinned"),
+    ("timm==1.0.31", "timm==0.9.16", "not the version this lab runs"),
+    ("pillow==13.0.0\n", "", "['pillow']"),
+    ("uvloop==0.21.0\n", "", "uvloop is not kept below 0.22"),
+    ("uvloop==0.21.0", "uvloop>=0.21", "uvloop is not kept below 0.22"),
+    ("numpy==2.4.6", "numpy==", "not a pip requirement"),
+])
+def test_requirements_mistakes_are_named(shipped, old, new, message):
+    path = shipped / "requirements.txt"
+    path.write_text(mutate(path.read_text(), old, new))
+    with pytest.raises(checks.CheckFailed, match=re.escape(message)):
+        folder_checks.requirements(shipped)
+
+
+def test_the_image_folder_needs_the_dockerfile_mlserver_writes(shipped, checkpoint, capsys):
+    folder_checks.requirements(shipped)
+    service = lab_service_copy(shipped.parent / "service", checkpoint=checkpoint, with_settings=True)
+    shutil.copy(shipped / "requirements.txt", service / "requirements.txt")
+    context = packaging.build_context(service, target=shipped.parent / "context", checkpoint=checkpoint,
+                                      dockerfile=False)
+    assert not (context / packaging.WEIGHTS_NAME).is_symlink()
+    with pytest.raises(checks.CheckFailed, match="has no Dockerfile"):
+        folder_checks.image_folder(context)
+    packaging.run_mlserver(f"mlserver dockerfile {context}")
+    assert "Successfully written Dockerfile" in capsys.readouterr().out
+    folder_checks.image_folder(context)
+    (context / packaging.WEIGHTS_NAME).unlink()
+    with pytest.raises(checks.CheckFailed, match="no weights"):
+        folder_checks.image_folder(context)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import requests
 
+from labkit import checks
 from labkit.client import encode_jpeg, files_request, infer_outputs, pixels_request
 from labkit.server import ModelServer, ServerStartError
 from tests.conftest import FREE_PORTS, REPO
@@ -40,6 +41,13 @@ def test_top_k_labels_and_scores_match_the_in_process_model(tmp_path, checkpoint
                                                                 "datatype": "UINT8", "data": [0] * 192}]})
         assert bad.status_code == 400 and "[N, H, W, 3]" in bad.text
         assert infer_outputs(server.infer_url, pixels_request([cat]))["scores"].shape == (1, 3)
+        # Notebook 04's exercise check on the same server: right answers pass; a wrong
+        # top_k or model name is named.
+        checks.runtime_top_k(server, name="tinyvit-timm", k=3, checkpoint=checkpoint)
+        with pytest.raises(checks.CheckFailed, match="answers 3 labels per image; the exercise asks for 5"):
+            checks.runtime_top_k(server, name="tinyvit-timm", k=5, checkpoint=checkpoint)
+        with pytest.raises(checks.CheckFailed, match="named 'tinyvit-timm'; the exercise asks for 'top3'"):
+            checks.runtime_top_k(server, checkpoint=checkpoint)
 
 
 def test_a_missing_model_name_is_a_clear_start_error(tmp_path, checkpoint):

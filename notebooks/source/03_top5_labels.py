@@ -204,7 +204,9 @@ checks.top5_batch(server)
 # When your notebook is graded, this cell also restarts your service with adaptive
 # batching and checks that concurrent callers each get their own rows.
 ### BEGIN HIDDEN TESTS
-checks.top5_under_adaptive_batching(server)
+from labkit import hidden_checks
+
+hidden_checks.top5_under_adaptive_batching(server)
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -13,35 +13,69 @@ from labkit import show
 random_weights = show.weights_banner()
 
 # %% [markdown]
-# ## Dependencies: a pip requirements file
+# ## What you ship: a copy of the service
 #
-# `mlserver build` installs `requirements.txt` from the model folder with pip. The course text
-# produces it with `conda list -e > requirements.txt`, but that writes conda's own format
-# (`name=version=build` lines, conda-only packages): pip cannot read it. The lab's
-# `tinyvit/requirements.txt` lists, in pip's format and pinned, exactly what `serve-model.py`
-# imports, with the same versions as the lab itself:
+# You package a copy of the lab's TinyViT service, `shipped/` (the same `serve-model.py` and
+# helper modules as `tinyvit/`), so that nothing you do here changes the folders the other
+# notebooks serve.
 
 # %%
-# NBVAL_CHECK_OUTPUT
-show.file("tinyvit/requirements.txt")
+from labkit import folder_checks
+from labkit.workspace import lab_service_copy
+
+folder = lab_service_copy("shipped", with_settings=True)
+folder_checks.watch(folder)
+print(sorted(path.name for path in folder.iterdir() if not path.name.startswith((".", "__"))))
 
 # %% [markdown]
+# ## Exercise 1: `requirements.txt`, in pip's format
+#
+# `mlserver build` installs `requirements.txt` from the model folder with **pip**. Write
+# `shipped/requirements.txt` (a cell starting with `%%writefile shipped/requirements.txt`):
+# one line per package that `serve-model.py` and its helpers import, each **pinned** to the
+# version this lab runs (`name==version`; `pip show torch` or `importlib.metadata.version`
+# tells you which), plus the pin MLServer 1.7.1 needs from you: `uvloop` below 0.22.
+#
+# > **The course text says** `conda list -e > requirements.txt`. **What happens:** that
+# > writes conda's own format, `name=version=build` lines and conda-only packages; pip stops at
+# > the first line, and the image does not build. The check under your cell names the line.
+#
 # Pins make the image reproducible: the build next month installs what you tested today. (The
 # torch pinned here is a large CUDA build; for a CPU-only image you would take torch from
 # PyTorch's CPU package index instead.)
-#
+
+# %%
+from importlib.metadata import version
+
+print({name: version(name) for name in ("mlserver", "torch", "timm", "numpy", "pillow", "safetensors", "uvloop")})
+
+# %% solution id=requirements
+%%writefile shipped/requirements.txt
+mlserver==1.7.1
+uvloop==0.21.0
+torch==2.14.1
+timm==1.0.31
+safetensors==0.8.0
+numpy==2.4.6
+pillow==13.0.0
+
+# %% tests id=requirements-check points=2
+folder_checks.requirements("shipped")
+
+# %% [markdown]
 # ## A build folder
 #
-# Two things in `tinyvit/` are right for the lab and wrong for an image:
+# Two things in a service folder are right for the lab and wrong for an image:
 #
-# * `parameters.uri` points at `../weights/tinyvit.safetensors`, outside the folder; the image
-#   must carry its weights, so the build folder gets a copy and the uri points at it.
+# * the weights: here `tinyvit.safetensors` is a link to the lab's checkpoint, outside the
+#   folder; the image must carry the weights themselves, so the build folder gets a copy and
+#   `parameters.uri` points at it.
 # * `settings.json` binds `127.0.0.1`. Inside a container that would refuse every connection
 #   from outside the container; the image binds `0.0.0.0`, and you choose who may connect when
 #   you publish the port (`docker run -p 127.0.0.1:8080:8080` keeps it on your machine).
 #
-# `labkit.packaging.build_context` prepares such a folder in a temporary directory (your
-# `tinyvit/` is left as it is) and runs `mlserver dockerfile` in it.
+# `labkit.packaging.build_context` prepares such a folder in a temporary directory (`shipped/`
+# stays as it is):
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -49,10 +83,23 @@ import json
 
 from labkit import packaging
 
-context = packaging.build_context("tinyvit")
+context = packaging.build_context("shipped", dockerfile=False)
 print(sorted(path.name for path in context.iterdir()))
 print("uri: ", json.loads((context / "model-settings.json").read_text())["parameters"]["uri"])
 print("host:", json.loads((context / "settings.json").read_text())["host"])
+
+# %% [markdown]
+# ## Exercise 2: generate the Dockerfile
+#
+# `mlserver dockerfile <folder>` writes the Dockerfile that `mlserver build` would build, without
+# building it. Run it on the build folder: `packaging.run_mlserver(f"mlserver dockerfile {context}")`
+# (in a terminal, with the lab's environment active: `mlserver dockerfile <folder>`).
+
+# %% solution id=dockerfile
+packaging.run_mlserver(f"mlserver dockerfile {context}")
+
+# %% tests id=dockerfile-check points=1
+folder_checks.image_folder(context)
 
 # %% [markdown]
 # ## The Dockerfile, step by step

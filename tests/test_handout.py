@@ -1,0 +1,112 @@
+"""The student hand-out (`make handout`): everything a student needs, no answers, and a
+JupyterLab without solutions or instructor tools."""
+
+import json
+import subprocess
+import sys
+import tarfile
+
+import pytest
+import requests
+
+from labkit import handout
+from labkit.notebooks import NOTEBOOKS
+from tests.conftest import REPO
+from tests.jupyterlab import running_lab
+
+HIDDEN_CHECKS = ["top5_under_adaptive_batching", "pick_configuration_function"]
+STUDENT_NEEDS = ["Makefile", "README.md", "requirements.txt", "pyproject.toml", "env.yaml",
+                 "tinyvit/serve-model.py", "tinyvit/model-settings.json", "imgs/cat.jpg",
+                 "labkit/checks.py", "labkit/folder_checks.py", "labkit/server.py",
+                 "tools/jupyter/labconfig/page_config.json", "runtimes/tinyvit-timm/model-settings.json"]
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    return handout.build(tmp_path_factory.mktemp("handout"))
+
+
+@pytest.fixture(scope="module")
+def members(archive):
+    with tarfile.open(archive) as tar:
+        return {member.name.removeprefix(f"{handout.NAME}/"): (member, tar.extractfile(member).read()
+                if member.isfile() else None) for member in tar.getmembers()}
+
+
+def test_the_archive_holds_what_a_student_needs(members):
+    missing = [name for name in STUDENT_NEEDS if name not in members]
+    assert not missing, missing
+    for notebook in sorted(NOTEBOOKS.glob("*.ipynb")):
+        assert members[f"notebooks/{notebook.name}"][1] == notebook.read_bytes(), notebook.name
+    assert members["Makefile"][1] == (REPO / "tools" / "lab.mk").read_bytes()
+    assert all(member.uname == "" and member.uid == 0 for member, _ in members.values())
+
+
+def test_the_archive_holds_no_solutions_sources_or_hidden_checks(members):
+    names = set(members)
+    assert not [name for name in names if name.startswith(("notebooks/solutions", "notebooks/source"))]
+    assert not names & set(handout.INSTRUCTOR_ONLY)
+    assert not [name for name in names if "__pycache__" in name or name.startswith(("tests", "weights"))]
+    for name, (_, data) in members.items():
+        if data is not None and name.endswith((".py", ".ipynb", ".md", ".json", ".txt", ".mk")):
+            text = data.decode()
+            for secret in HIDDEN_CHECKS + ["### BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "NBVAL_"]:
+                assert secret not in text, f"{name} holds {secret!r}"
+    for name in [name for name in names if name.startswith("notebooks/") and name.endswith(".ipynb")]:
+        notebook = json.loads(members[name][1])
+        assert "widgets" not in notebook["metadata"], name
+
+
+def test_the_helper_package_works_without_the_instructor_modules(archive, tmp_path):
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path, filter="data")
+    folder = tmp_path / handout.NAME
+    modules = sorted(path.stem for path in (folder / "labkit").glob("*.py") if path.stem != "__init__")
+    code = ("import importlib, labkit\n"
+            f"assert labkit.__file__.startswith({str(folder)!r}), labkit.__file__\n"
+            f"for name in {modules!r}:\n    importlib.import_module('labkit.' + name)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=folder, env={"PYTHONPATH": str(folder), "PATH": ""},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_folder_it_did_not_write_is_never_replaced(tmp_path):
+    mine = tmp_path / handout.NAME
+    mine.mkdir()
+    (mine / "notes.md").write_text("my notes")
+    with pytest.raises(FileExistsError, match="not a hand-out"):
+        handout.build(tmp_path)
+    assert (mine / "notes.md").read_text() == "my notes"
+    handout.build(tmp_path / "fresh")
+    handout.build(tmp_path / "fresh")  # its own hand-out is replaced
+
+
+@pytest.mark.slow
+def test_make_lab_of_the_handout_shows_students_no_solutions_or_instructor_tools(archive, tmp_path):
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path, filter="data")
+    folder = tmp_path / handout.NAME
+    # The repository's environment and weights stand in for the ones `make lab` would set up
+    # (same requirements.txt and pyproject.toml, so the same install stamp).
+    (folder / ".venv").symlink_to(REPO / ".venv")
+    (folder / "weights").symlink_to(REPO / "weights")
+    with running_lab(folder=folder, through_make=True) as (_, port, url):
+        base, token = f"http://127.0.0.1:{port}", {"token": url.split("token=")[1]}
+        listing = requests.get(f"{base}/api/contents", params=token, timeout=10).json()["content"]
+        assert {item["name"] for item in listing} == {path.name for path in NOTEBOOKS.glob("*.ipynb")}
+        page = requests.get(f"{base}/lab", params=token, timeout=10).text
+        config = json.loads(page.split('id="jupyter-config-data" type="application/json">')[1].split("</script>")[0])
+        disabled = set(config["disabledExtensions"])
+        assert {"@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment", "@jupyter/nbgrader:menu",
+                "@jupyterlab/apputils-extension:announcements"} <= disabled
+        assert "@jupyter/nbgrader:validate-assignment" not in disabled  # the students' Validate button
+        assert requests.get(f"{base}/formgrader", params=token, timeout=10).status_code == 404
+
+        def default(plugin: str, key: str) -> object:
+            answer = requests.get(f"{base}/lab/api/settings/{plugin}", params=token, timeout=10).json()
+            return answer["schema"]["properties"][key]["default"]
+
+        # Saved notebooks keep their widget state: reopened, they show the widgets, not
+        # "Error displaying widget: model not found".
+        assert default("@jupyter-widgets/jupyterlab-manager:plugin", "saveState") is True
+        assert default("@jupyterlab/apputils-extension:notification", "fetchNews") == "false"

@@ -1,0 +1,52 @@
+# The lab as a student runs it: `make lab` sets up .venv once (keyed on requirements.txt and
+# pyproject.toml), prepares the weights and starts JupyterLab on loopback with a token.
+# Included by the repository's Makefile; it is the Makefile of the student hand-out.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha1sum | cut -c1-12)
+WEIGHTS := weights/tinyvit.safetensors
+LAB_HOST ?= 127.0.0.1
+LAB_PORT ?= 8888
+# Per-user state of Jupyter, IPython, matplotlib and npm (which JupyterLab's language-server
+# finder runs) goes to .lab/ in the repo instead of $HOME: the lab writes nothing outside the
+# repo and temp dirs (tests/test_writes.py). `make lab-env` prints these for a JupyterHub setup.
+LAB_STATE := $(CURDIR)/.lab
+export JUPYTER_CONFIG_DIR := $(LAB_STATE)/jupyter-config
+export JUPYTER_DATA_DIR := $(LAB_STATE)/jupyter-data
+export JUPYTER_RUNTIME_DIR := $(LAB_STATE)/jupyter-data/runtime
+export IPYTHONDIR := $(LAB_STATE)/ipython
+export MPLCONFIGDIR := $(LAB_STATE)/matplotlib
+export NPM_CONFIG_CACHE := $(LAB_STATE)/npm
+# The lab's JupyterLab settings (tools/jupyter): no nbgrader instructor tools, no news prompt,
+# widget state saved with the notebook.
+export JUPYTER_CONFIG_PATH := $(CURDIR)/tools/jupyter
+LAB_ENV_VARS := JUPYTER_CONFIG_DIR JUPYTER_CONFIG_PATH JUPYTER_DATA_DIR JUPYTER_RUNTIME_DIR IPYTHONDIR \
+	MPLCONFIGDIR NPM_CONFIG_CACHE
+
+.PHONY: lab lab-env weights venv
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -qq --upgrade pip
+	$(PY) -m pip install -qq -r requirements.txt
+	$(PY) -m pip install -qq --no-deps --no-build-isolation -e .
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+# Pretrained weights when the hub is reachable; otherwise a random checkpoint, with a loud warning.
+$(WEIGHTS): | $(STAMP)
+	$(PY) -m labkit.weights prepare --allow-random
+
+weights: $(STAMP)
+	$(PY) -m labkit.weights prepare --allow-random
+
+lab: $(STAMP) $(WEIGHTS)
+	@echo "JupyterLab on http://$(LAB_HOST):$(LAB_PORT)/lab (the token is in the URL printed below)"
+	$(VENV)/bin/jupyter lab --no-browser --ip=$(LAB_HOST) --port=$(LAB_PORT) --notebook-dir=notebooks \
+		$(if $(filter 0,$(shell id -u)),--allow-root)
+
+lab-env:
+	@$(foreach name,$(LAB_ENV_VARS),echo $(name)=$($(name));)
