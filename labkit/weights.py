@@ -15,7 +15,7 @@ The lab serves ``tiny_vit_5m_224.dist_in22k``. Its checkpoint lives in
 from __future__ import annotations
 
 import argparse
-import socket
+import shutil
 import sys
 import warnings
 from functools import lru_cache
@@ -50,21 +50,34 @@ def write_random_checkpoint(path: PathLike = DEFAULT_CHECKPOINT, seed: int = 0) 
 
 
 def download_pretrained(path: PathLike = DEFAULT_CHECKPOINT) -> Path:
-    """Save the pretrained checkpoint from the Hugging Face hub (or its cache)."""
+    """Save the pretrained checkpoint from the Hugging Face hub (``HF_ENDPOINT``) or its
+    cache into ``path``. On failure ``path`` is left as it was, a cached copy that does not
+    load is removed (the next try downloads it again), and WeightsNotFound says why."""
     import huggingface_hub.constants
 
-    if not hub_reachable():
-        # Read the local cache only, instead of retrying for a minute.
-        huggingface_hub.constants.HF_HUB_OFFLINE = True
-    model = timm.create_model(ARCHITECTURE, pretrained=True)
+    from .service import helper
+
+    endpoint = huggingface_hub.constants.ENDPOINT
+    try:
+        model = helper("model_weights").pretrained_from_hub()
+    except Exception as error:  # huggingface_hub, safetensors and timm raise many kinds
+        removed = _remove_cached_download()
+        raise WeightsNotFound(
+            f"Could not get the pretrained TinyViT from {endpoint} or the local hub cache "
+            f"({type(error).__name__}: {str(error)[:300]}). {Path(path)} was not changed"
+            + ("; the cached copy that did not load was removed, so the next try downloads it again."
+               if removed else ".")) from error
     return _save(model, path, {"source": "pretrained", "hub_id": f"timm/{ARCHITECTURE}"})
 
 
-def hub_reachable(timeout: float = 3) -> bool:
-    try:
-        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
-    except OSError:
+def _remove_cached_download() -> bool:
+    """Remove the hub cache's copy of the TinyViT repository if it holds a weights file."""
+    import huggingface_hub.constants
+
+    cached = Path(huggingface_hub.constants.HF_HUB_CACHE) / f"models--timm--{ARCHITECTURE}"
+    if not any(cached.glob("snapshots/*/*")):
         return False
+    shutil.rmtree(cached)
     return True
 
 
@@ -75,14 +88,13 @@ def prepare(path: PathLike = DEFAULT_CHECKPOINT, allow_random: bool = False) -> 
         return path
     try:
         return download_pretrained(path)
-    except Exception as error:  # offline: huggingface_hub raises many kinds
+    except WeightsNotFound as error:
         if path.is_file():
-            print(f"Keeping the random checkpoint in {path}: download failed ({type(error).__name__}).")
+            print(f"Keeping the random checkpoint in {path}. {error}")
             return path
         if not allow_random:
             raise WeightsNotFound(
-                f"Could not download the pretrained TinyViT ({type(error).__name__}: {error}). "
-                "Run `make weights` where the Hugging Face hub is reachable, or "
+                f"{error} Run `make weights` where the Hugging Face hub is reachable, or "
                 "`python -m labkit.weights random` to practise with random weights."
             ) from error
     print("!" * 72 + f"\n{RANDOM_BANNER}\n" + "!" * 72, file=sys.stderr)

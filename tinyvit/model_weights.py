@@ -70,12 +70,25 @@ def pretrained_from_hub() -> torch.nn.Module:
     """timm's pretrained weights: the hub cache, and the hub itself when reachable."""
     import huggingface_hub.constants
 
-    try:
-        socket.create_connection(("huggingface.co", 443), timeout=3).close()
-    except OSError:
+    if not hub_reachable():
         # Offline: read the local cache only, instead of retrying for a minute.
         huggingface_hub.constants.HF_HUB_OFFLINE = True
     return timm.create_model(ARCHITECTURE, pretrained=True)
+
+
+def hub_reachable(timeout: float = 3) -> bool:
+    """Whether the model hub (``HF_ENDPOINT``, by default huggingface.co) takes a connection."""
+    from urllib.parse import urlsplit
+
+    import huggingface_hub.constants
+
+    endpoint = urlsplit(huggingface_hub.constants.ENDPOINT)
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname, port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 def random_weights_allowed(extra: dict) -> bool:
