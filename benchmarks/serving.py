@@ -7,9 +7,12 @@ One run, one machine, one checkpoint, one image (the lab's cat as a JPEG):
 (b) naive        PyTorch behind a FastAPI endpoint (benchmarks/naive_app.py) under
                  uvicorn, sent the same JPEG JSON body as (d) over REST;
 (c) course text  MLServer as the course text configures it: the tinyvit folder's
-                 defaults, NumPy pixels in JSON over REST;
+                 defaults with MLServer's gzip_enabled (on), NumPy pixels in JSON over REST;
 (d) tuned        MLServer with adaptive batching, torch threads sized to the cores,
-                 JPEG bytes over gRPC; (d-rest) is the same server over REST.
+                 JPEG bytes over gRPC; (d-rest) is the same server over REST, with the
+                 lab's gzip_enabled: false (tinyvit/settings.json); (d-rest-gzip) the same
+                 over REST with MLServer's default, gzip on: every answer of 21,841
+                 floats in JSON is compressed on the server's CPU.
 
 Each server gets a closed-loop load (labkit.loadgen) at concurrency 1, 4, 8 and 16.
 The report gives throughput and p50/p95 latency per row and the ratios
@@ -119,11 +122,14 @@ def run(seconds: float, limit_seconds: float, limit_rounds: int, checkpoint) -> 
         process.wait(10)
 
     free = {"http_port": 0, "grpc_port": 0, "metrics_port": 0}
-    with ModelServer("tinyvit", weights=checkpoint, **free) as server:
+    gzip_on = {"gzip_enabled": True}  # MLServer 1.7.1's default, which the lab's settings.json turns off
+    with ModelServer("tinyvit", weights=checkpoint, server_settings=gzip_on, **free) as server:
         rows["course_text"] = measure(server.infer_url, numpy_body, seconds)
     with ModelServer("tinyvit", weights=checkpoint, **free, **TUNED) as server:
         rows["tuned"] = measure(server.grpc_address, jpeg_body, seconds, grpc_model=server.name)
         rows["tuned_rest"] = measure(server.infer_url, jpeg_body, seconds)
+    with ModelServer("tinyvit", weights=checkpoint, server_settings=gzip_on, **free, **TUNED) as server:
+        rows["tuned_rest_gzip"] = measure(server.infer_url, jpeg_body, seconds)
     return rows
 
 
@@ -169,7 +175,8 @@ def markdown(report: dict) -> str:
               f"batch-1 p50 {limit['batch1_p50_ms']:.1f} ms.", "",
               "| row | C | images/s | p50 ms | p95 ms |", "|---|---:|---:|---:|---:|"]
     names = {"naive": "(b) naive FastAPI", "course_text": "(c) MLServer, course text",
-             "tuned": "(d) MLServer tuned, gRPC", "tuned_rest": "(d-rest) MLServer tuned, REST"}
+             "tuned": "(d) MLServer tuned, gRPC", "tuned_rest": "(d-rest) MLServer tuned, REST, gzip off",
+             "tuned_rest_gzip": "(d-rest-gzip) MLServer tuned, REST, gzip on (default)"}
     for key, name in names.items():
         for c, row in rows[key].items():
             lines.append(f"| {name} | {c} | {row['images_per_s']:.1f} | {row['p50_ms']:.0f} | {row['p95_ms']:.0f} |")

@@ -53,14 +53,16 @@ class ModelServer:
     Overrides (``None`` keeps the folder's own setting): ``parallel_workers``,
     ``max_batch_size`` and ``max_batch_time`` (adaptive batching, a
     model-settings field), ``weights`` (a checkpoint path, becomes
-    ``parameters.uri``), ``extra`` (merged into ``parameters.extra``), ``env``
-    (extra environment variables), the three ports, and ``python`` (the interpreter
+    ``parameters.uri``), ``extra`` (merged into ``parameters.extra``), ``server_settings``
+    (other ``settings.json`` fields, e.g. ``{"gzip_enabled": True}``), ``env`` (extra
+    environment variables), the three ports, and ``python`` (the interpreter
     of another environment with MLServer, e.g. an optional runtime's).
     """
 
     def __init__(self, model_dir: PathLike = "tinyvit", *, parallel_workers: int | None = None,
                  max_batch_size: int | None = None, max_batch_time: float | None = None,
-                 weights: PathLike | None = None, extra: dict | None = None, env: dict | None = None,
+                 weights: PathLike | None = None, extra: dict | None = None,
+                 server_settings: dict | None = None, env: dict | None = None,
                  http_port: int | None = None, grpc_port: int | None = None, metrics_port: int | None = None,
                  python: PathLike | None = None):
         self.model_dir = resolve_model_dir(model_dir)
@@ -73,6 +75,7 @@ class ModelServer:
         self.max_batch_time = max_batch_time
         self.weights = weights
         self.extra = dict(extra or {})
+        self.server_settings = dict(server_settings or {})
         self.env = dict(env or {})
         self.ports = {"http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port}
         self.python = str(python or sys.executable)  # another environment's python runs its MLServer
@@ -191,7 +194,7 @@ class ModelServer:
         for key, value in overrides.items():
             if key in self.ports:
                 self.ports[key] = value
-            elif key in ("extra", "env"):
+            elif key in ("extra", "env", "server_settings"):
                 setattr(self, key, dict(value or {}))
             elif key in ("parallel_workers", "max_batch_size", "max_batch_time", "weights"):
                 setattr(self, key, value)
@@ -233,7 +236,8 @@ class ModelServer:
     def _config(self) -> tuple:
         """What a start cell asks for: the same folder with the same overrides."""
         return (self.model_dir, self.parallel_workers, self.max_batch_size, self.max_batch_time,
-                self.weights, sorted(self.extra.items()), sorted(self.env.items()), self.python)
+                self.weights, sorted(self.extra.items()), sorted(self.server_settings.items()),
+                sorted(self.env.items()), self.python)
 
     def _replace_servers_started_alike(self) -> None:
         """Re-running a notebook's start cell after an edit must not leave the old server
@@ -290,6 +294,7 @@ class ModelServer:
 
         settings_file = self.model_dir / "settings.json"
         settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
+        settings.update(self.server_settings)
         settings.update(self.ports, host="127.0.0.1")  # gRPC binds to `host` too
         settings.setdefault("debug", False)
         if self.parallel_workers is not None:

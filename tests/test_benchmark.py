@@ -17,9 +17,9 @@ def test_quick_benchmark_produces_every_row_and_the_ratios(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     [report_file] = tmp_path.glob("*.json")
     report = json.loads(report_file.read_text())
-    assert set(report["rows"]) == {"limit", "naive", "course_text", "tuned", "tuned_rest"}
+    assert set(report["rows"]) == {"limit", "naive", "course_text", "tuned", "tuned_rest", "tuned_rest_gzip"}
     assert report["rows"]["limit"]["images_per_s"] > 0
-    for row in ("naive", "course_text", "tuned", "tuned_rest"):
+    for row in ("naive", "course_text", "tuned", "tuned_rest", "tuned_rest_gzip"):
         assert set(report["rows"][row]) == {"1", "4", "8", "16"}
         assert all(level["images_per_s"] > 0 and level["p95_ms"] >= level["p50_ms"]
                    for level in report["rows"][row].values())

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from labkit import processes, server as server_module
+from labkit.loadgen import payload_body
 from labkit.processes import port_is_free
 from labkit.server import ModelServer, ServerStartError
 from tests.conftest import FREE_PORTS, REPO
@@ -34,11 +35,13 @@ def folder_digest(folder):
 def test_overrides_reach_the_server_without_touching_the_students_folder(checkpoint):
     before = folder_digest(REPO / "tinyvit")
     with ModelServer("tinyvit", weights=checkpoint, parallel_workers=0, max_batch_size=4,
-                     max_batch_time=0.01, **FREE_PORTS) as server:
+                     max_batch_time=0.01, server_settings={"gzip_enabled": True}, **FREE_PORTS) as server:
         run_copy = json.loads((server.run_folder / "model-settings.json").read_text())
         assert run_copy["max_batch_size"] == 4 and run_copy["max_batch_time"] == 0.01
         run_settings = json.loads((server.run_folder / "settings.json").read_text())
         assert run_settings["host"] == "127.0.0.1" and run_settings["parallel_workers"] == 0
+        assert run_settings["gzip_enabled"] is True
+        assert answer_encoding(server) == "gzip"
         assert requests.get(f"{server.http_url}/v2/health/ready", timeout=5).status_code == 200
         assert "max_batch_size=4" in repr(server) and "running" in repr(server)
         ports = [server.ports[key] for key in ("http_port", "grpc_port", "metrics_port")]
@@ -195,6 +198,21 @@ def test_users_sharing_a_temp_dir_keep_their_pid_files_apart():
         assert oct(os.stat(os.path.join(shared_tmp, folders[1])).st_mode & 0o777) == "0o700"
     finally:
         shutil.rmtree(shared_tmp, ignore_errors=True)
+
+
+def answer_encoding(server) -> str:
+    """How the server encodes a REST answer for a client that accepts gzip (as `requests` does)."""
+    answer = requests.post(server.infer_url, data=payload_body("jpeg"), headers={"Accept-Encoding": "gzip"},
+                           timeout=60)
+    assert answer.ok, answer.text
+    return answer.headers.get("Content-Encoding", "identity")
+
+
+def test_the_lab_service_does_not_compress_its_answers(server):
+    # tinyvit/settings.json: gzip_enabled false. Compressing 21,841 floats of JSON per answer
+    # costs the server's CPU about half its REST throughput (make bench, rows d-rest).
+    assert json.loads((REPO / "tinyvit" / "settings.json").read_text())["gzip_enabled"] is False
+    assert answer_encoding(server) == "identity"
 
 
 def test_an_override_of_zero_is_reported_as_zero(tmp_path):

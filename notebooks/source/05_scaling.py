@@ -168,8 +168,10 @@ print(f"gRPC served {grpc / rest:.1f}x the requests per second of REST on your s
 # The model does the same work in both rows; the difference is what the server does around
 # it, on the same two cores. A client that needs the five best labels should not receive
 # 21,841 numbers: that is what the top-5 service of notebook 03 is for. When the full output is
-# needed, gRPC (or `"gzip_enabled": false` in `settings.json`, on a local network) keeps the
-# server's CPU for the model. Stop your server before the next part:
+# needed, gRPC keeps the server's CPU for the model, and so does `"gzip_enabled": false` in
+# `settings.json` where the network is fast (the lab's own `tinyvit/settings.json` has it: in
+# the README's benchmark, compressing answers costs the same server about half its REST
+# throughput). Stop your server before the next part:
 
 # %%
 server.stop()
