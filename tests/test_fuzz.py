@@ -1,8 +1,8 @@
 """Fuzz the live TinyViT service with schemathesis against MLServer's own OpenAPI
 document (/v2/docs/dataplane.json), bounded in time, on loopback.
 
-Every operation of the document runs (examples, coverage, fuzzing and stateful
-phases) with ``model_name`` fixed to the lab's model, so generated requests reach
+Every operation of the document but MLServer's streaming endpoints runs (examples,
+coverage, fuzzing and stateful phases) with ``model_name`` fixed to the lab's model, so generated requests reach
 ``serve-model.py``. No 5xx may come from the lab's code (tests/fuzz_checks.py), and
 the server must answer a valid request correctly afterwards.
 """
@@ -26,6 +26,7 @@ pytestmark = pytest.mark.slow
 # Bounded so that `make test` stays short; FUZZ_SECONDS=600 for a longer hunt.
 FUZZ_SECONDS = int(os.environ.get("FUZZ_SECONDS", 30))
 KNOWN_DEFECTS_DOC = REPO / "docs" / "upstream-issues.md"
+STREAMING = "_stream$"  # infer_stream and generate_stream, with and without a version
 
 
 def patch_known_schema_defects(document: dict) -> list:
@@ -58,7 +59,10 @@ def run_fuzz(server, seconds: float, workdir) -> subprocess.CompletedProcess:
     # ("AST constructor recursion depth mismatch") and the run ends in an error.
     command = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run", str(schema_file),
                "--url", server.http_url, "--max-time", str(seconds), "--workers", "1",
-               "--checks", "no_server_error_from_the_lab", "--request-timeout", "30", "--seed", "20261125"]
+               "--checks", "no_server_error_from_the_lab", "--request-timeout", "30", "--seed", "20261125",
+               # MLServer's REST streaming endpoints abort the connection on any error, its own
+               # included (docs/upstream-issues.md #2); the lab serves no streams.
+               "--exclude-path-regex", STREAMING]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.fuzz_checks", "PYTHONPATH": str(REPO), "NO_COLOR": "1"}
     return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=seconds + 120)
 
@@ -70,7 +74,8 @@ def test_fuzzing_the_dataplane_finds_no_server_error_from_the_lab(server, cat, r
     with capsys.disabled():
         print(f"\nfuzz: {cases.group(1) if cases else 'no case count'} in {FUZZ_SECONDS} s")
     assert run.returncode == 0, summary
-    assert "15 selected / 15 total" in run.stdout, summary
+    # Every operation but the four streaming ones: infer, generate, metadata, health, ...
+    assert "11 selected / 15 total" in run.stdout, summary
     assert "Error" not in run.stdout.split("SUMMARY")[-1], summary
 
     # Still serving, and still right.
