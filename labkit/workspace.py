@@ -35,11 +35,9 @@ PREVIOUS_COPIES = ".lab-helpers"  # digests of the helper versions the lab wrote
 def service_folder(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
                    start_from: PathLike | None = None) -> Path:
     """Create (or complete) a student's service folder; return its absolute path."""
-    folder = Path(folder).resolve()
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = runtime_folder(folder, checkpoint)
     for name in HELPERS:
         _copy_helper(LAB_SERVICE / name, folder / name)
-    link_checkpoint(folder, checkpoint)
     if start_from is not None and Path(start_from).is_dir():
         for name in STUDENT_FILES:
             source, target = Path(start_from) / name, folder / name
