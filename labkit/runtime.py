@@ -20,6 +20,9 @@ and checks, preprocessing and forward in ``classify()``), and the top-k is the r
 """
 
 
+from typing import Sequence
+
+import numpy as np
 import timm
 import torch
 from mlserver.codecs import NumpyCodec
@@ -51,8 +54,13 @@ class TimmClassifier(service_module().TinyViTModel):
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         probabilities = self.classify(helper("image_batch").decode_images(payload))
-        labels, scores = top_k(probabilities, self.top_k, self.labels)
-        return InferenceResponse(model_name=self.name, outputs=[
-            NumpyCodec.encode_output("labels", labels),
-            NumpyCodec.encode_output("scores", scores),
-        ])
+        return top_k_response(self.name, probabilities, self.top_k, self.labels)
+
+
+def top_k_response(model_name: str, probabilities: np.ndarray, k: int, names: Sequence[str]) -> InferenceResponse:
+    """The runtimes' compact answer: ``labels`` (BYTES ``[N, k]``) and ``scores`` (FP32 ``[N, k]``)."""
+    labels, scores = top_k(probabilities, k, names)
+    return InferenceResponse(model_name=model_name, outputs=[
+        NumpyCodec.encode_output("labels", labels),
+        NumpyCodec.encode_output("scores", scores),
+    ])

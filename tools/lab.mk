@@ -24,7 +24,7 @@ export JUPYTER_CONFIG_PATH := $(CURDIR)/tools/jupyter
 LAB_ENV_VARS := JUPYTER_CONFIG_DIR JUPYTER_CONFIG_PATH JUPYTER_DATA_DIR JUPYTER_RUNTIME_DIR IPYTHONDIR \
 	MPLCONFIGDIR NPM_CONFIG_CACHE
 
-.PHONY: lab lab-env weights venv
+.PHONY: lab lab-env weights venv onnx
 
 venv: $(STAMP)
 
@@ -42,6 +42,11 @@ $(WEIGHTS): | $(STAMP)
 
 weights: $(STAMP)
 	$(PY) -m labkit.weights prepare --allow-random
+
+# TinyViT as ONNX for the ONNX Runtime and OpenVINO runtimes (runtimes/), written only after
+# it answers like PyTorch (python -m labkit.export; notebook 04 runs it too).
+onnx: $(STAMP) $(WEIGHTS)
+	$(PY) -m labkit.export
 
 lab: $(STAMP) $(WEIGHTS)
 	@echo "JupyterLab on http://$(LAB_HOST):$(LAB_PORT)/lab (the token is in the URL printed below)"

@@ -1,0 +1,162 @@
+"""The ONNX export (labkit.export) and the ONNX Runtime and OpenVINO runtimes (labkit.engines):
+the exported model answers like PyTorch, a model that does not is refused, and both runtimes
+serve the TinyViT contract on a real MLServer."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import requests
+from mlserver.errors import MLServerError
+
+from labkit import export, weights
+from labkit.checks import check_images
+from labkit.client import encode_jpeg, files_request, infer_grpc, infer_outputs, pixels_request
+from labkit.engines import OnnxRuntimeTinyViT, OpenVINOTinyViT, openvino_forward
+from labkit.server import ModelServer
+from labkit.service import loaded_service, run_coroutine
+from tests.conftest import FREE_PORTS, REPO
+from tests.test_service import decode_jpeg
+
+pytestmark = pytest.mark.slow
+ENGINES = {"onnxruntime": OnnxRuntimeTinyViT, "openvino": OpenVINOTinyViT}
+
+
+@pytest.fixture(scope="module")
+def onnx_model(checkpoint, tmp_path_factory):
+    """The test checkpoint exported and verified once (about 45 s)."""
+    path = tmp_path_factory.mktemp("onnx") / "tinyvit.onnx"
+    export.export(checkpoint, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def images():
+    return [image for _, image in check_images()]
+
+
+def engine_model(engine: str, onnx_path, **extra):
+    from mlserver.settings import ModelParameters, ModelSettings
+
+    settings = ModelSettings(name=f"tinyvit-{engine}", implementation=ENGINES[engine],
+                             parameters=ModelParameters(uri=str(onnx_path), extra=extra))
+    return ENGINES[engine](settings)
+
+
+def test_the_export_is_verified_and_recorded(onnx_model, checkpoint):
+    record = json.loads(export.record_path(onnx_model).read_text())
+    assert record["onnx_sha256"] == export.sha256(onnx_model)
+    assert record["checkpoint_sha256"] == export.sha256(checkpoint)
+    comparison = record["comparison"]
+    assert comparison["max_abs_diff"] < 1e-4 and comparison["top5_identical"]
+    assert comparison["batch_sizes"] == [4, 1]
+    assert record["data_config"]["input_size"] == [3, 224, 224]
+    assert export.verified_record(onnx_model) == record
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_each_engine_answers_like_the_pytorch_service(engine, onnx_model, reference, images):
+    model = engine_model(engine, onnx_model)
+    run_coroutine(model.load())
+    answer = model.classify(images)
+    expected = reference.probabilities(images)
+    assert answer.shape == expected.shape == (4, 21841)
+    np.testing.assert_allclose(answer, expected, atol=1e-6)
+    assert (np.argsort(-answer)[:, :5] == np.argsort(-expected)[:, :5]).all()
+
+
+def test_a_model_that_does_not_answer_like_pytorch_is_not_installed(onnx_model, checkpoint, tmp_path):
+    """A stale export (the ONNX file of one checkpoint, compared with the model of another), and
+    a limit stricter than the export meets: refused, nothing written, the old file kept."""
+    other_checkpoint = weights.write_random_checkpoint(tmp_path / "other.safetensors", seed=1)
+    other = loaded_service(other_checkpoint)
+    candidate, out = tmp_path / "candidate.onnx", tmp_path / "out" / "tinyvit.onnx"
+    shutil.copy(onnx_model, candidate)
+    with pytest.raises(export.ExportRefused, match=r"does NOT match PyTorch: largest logit difference .*Not written"):
+        export.install(candidate, other, other_checkpoint, out)
+    assert not out.parent.exists() and candidate.is_file()
+
+    out.parent.mkdir()
+    out.write_bytes(b"the student's previous export")
+    with pytest.raises(export.ExportRefused, match=r"limit 1e-12"):
+        export.install(candidate, loaded_service(checkpoint), checkpoint, out, limit=1e-12)
+    assert out.read_bytes() == b"the student's previous export" and not export.record_path(out).exists()
+
+    comparison = export.install(candidate, loaded_service(checkpoint), checkpoint, out)
+    assert comparison.passed and not candidate.exists()
+    assert export.verified_record(out)["comparison"]["max_abs_diff"] == comparison.max_abs_diff
+
+
+def test_openvino_is_compared_at_the_precision_it_serves(onnx_model, checkpoint):
+    import openvino
+
+    service = loaded_service(checkpoint)
+    batch = export.comparison_batch(service)
+    served = export.compare(openvino_forward(onnx_model), service.model, batch)
+    assert served.passed, served.describe()
+    if "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        # OpenVINO's own default on this CPU: bfloat16, which the comparison must catch.
+        default = export.compare(openvino_forward(onnx_model, precision=None), service.model, batch)
+        assert default.max_abs_diff > 100 * served.max_abs_diff and not default.passed, default.describe()
+
+
+def test_an_unverified_changed_or_stale_onnx_file_is_refused(onnx_model, checkpoint, tmp_path):
+    copy = tmp_path / "tinyvit.onnx"
+    shutil.copy(onnx_model, copy)
+    with pytest.raises(export.NotVerified, match="no verification record"):
+        export.verified_record(copy)
+    model = engine_model("onnxruntime", copy)
+    with pytest.raises(MLServerError, match="ONNX Runtime: .* no verification record"):
+        run_coroutine(model.load())
+
+    record = json.loads(export.record_path(onnx_model).read_text())
+    export.record_path(copy).write_text(json.dumps(record))
+    export.verified_record(copy)  # the same bytes, verified
+    with open(copy, "ab") as file:
+        file.write(b"\0")
+    with pytest.raises(export.NotVerified, match="changed after it was verified"):
+        export.verified_record(copy)
+
+    shutil.copy(onnx_model, copy)
+    moved = tmp_path / "tinyvit.safetensors"
+    weights.write_random_checkpoint(moved, seed=1)  # the weights changed since the export
+    export.record_path(copy).write_text(json.dumps({**record, "checkpoint": str(moved)}))
+    with pytest.raises(export.NotVerified, match="exported from another version"):
+        export.verified_record(copy)
+
+
+def engine_folder(tmp_path, engine: str, **extra):
+    folder = tmp_path / f"tinyvit-{engine}"
+    shutil.copytree(REPO / "runtimes" / f"tinyvit-{engine}", folder)
+    settings = json.loads((folder / "model-settings.json").read_text())
+    settings["parameters"]["extra"] = extra
+    (folder / "model-settings.json").write_text(json.dumps(settings))
+    return folder
+
+
+def test_onnx_runtime_serves_probabilities_over_rest_and_grpc(tmp_path, onnx_model, reference, images):
+    folder = engine_folder(tmp_path, "onnxruntime")
+    with ModelServer(folder, weights=onnx_model, parallel_workers=0, **FREE_PORTS) as server:
+        files = [encode_jpeg(image) for image in images[:3]]
+        rest = infer_outputs(server.infer_url, files_request(files))["probabilities"]
+        assert rest.shape == (3, 21841)
+        # JPEG is lossy: the reference sees the decoded files.
+        np.testing.assert_allclose(rest, reference.probabilities([decode_jpeg(data) for data in files]), atol=1e-6)
+        same_size = [images[1], np.ascontiguousarray(images[1][::-1])]
+        grpc = infer_grpc(server.grpc_address, server.name, pixels_request(same_size), "probabilities")
+        np.testing.assert_allclose(grpc, reference.probabilities(same_size), atol=1e-6)
+        bad = requests.post(server.infer_url, json={"inputs": [{"name": "payload", "shape": [8, 8, 3],
+                                                                "datatype": "UINT8", "data": [0] * 192}]})
+        assert bad.status_code == 400 and "[N, H, W, 3]" in bad.text
+
+
+def test_openvino_serves_top_5_labels(tmp_path, onnx_model, reference, images):
+    folder = engine_folder(tmp_path, "openvino", top_k=5)
+    with ModelServer(folder, weights=onnx_model, parallel_workers=0, **FREE_PORTS) as server:
+        files = [encode_jpeg(image) for image in images[:3]]
+        outputs = infer_outputs(server.infer_url, files_request(files))
+        labels, scores = reference.top_k([decode_jpeg(data) for data in files], k=5)
+        assert outputs["labels"].shape == (3, 5) and (outputs["labels"] == labels).all()
+        np.testing.assert_allclose(outputs["scores"], scores, rtol=1e-4)
+        assert "TinyViT on OpenVINO with" in server.log
