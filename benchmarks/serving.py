@@ -2,8 +2,10 @@
 
 One run, one machine, one checkpoint, one image (the lab's cat as a JPEG):
 
-(a) limit        decode + preprocess + forward in this process, at the batch size
-                 with the best throughput (best of 3 rounds): what the hardware can do;
+(a) limit        decode + preprocess + forward in this process, for each backend (PyTorch
+                 eager, torch.compile in full mode, ONNX Runtime and OpenVINO on the
+                 verified ONNX export), at each batch size, interleaved rounds, best of 3:
+                 the best backend at its best batch size is what the hardware can do;
 (b) naive        PyTorch behind a FastAPI endpoint (benchmarks/naive_app.py) under
                  uvicorn, sent the same JPEG JSON body as (d) over REST;
 (c) course text  MLServer as the course text configures it: the tinyvit folder's
@@ -12,11 +14,15 @@ One run, one machine, one checkpoint, one image (the lab's cat as a JPEG):
                  JPEG bytes over gRPC; (d-rest) is the same server over REST, with the
                  lab's gzip_enabled: false (tinyvit/settings.json); (d-rest-gzip) the same
                  over REST with MLServer's default, gzip on: every answer of 21,841
-                 floats in JSON is compressed on the server's CPU.
+                 floats in JSON is compressed on the server's CPU;
+(e) engines      the tuned server with the ONNX Runtime and the OpenVINO runtime
+                 (labkit.engines) instead of PyTorch, gRPC, same answer as (d); and
+                 ONNX Runtime answering the top-5 labels instead of 21,841
+                 probabilities, over REST (what a client needs, notebook 03).
 
 Each server gets a closed-loop load (labkit.loadgen) at concurrency 1, 4, 8 and 16.
 The report gives throughput and p50/p95 latency per row and the ratios
-(d)/(a), (d)/(b) and (d)/(c) per concurrency, as JSON and as a markdown table in
+(d)/(a), (d)/(b), (d)/(c) and (e)/(d) per concurrency, as JSON and as a markdown table in
 benchmarks/results/. ``--quick`` runs every row briefly (CI).
 """
 
@@ -35,7 +41,8 @@ import numpy as np
 import requests
 import torch
 
-from labkit import reference, weights
+from labkit import export, reference, weights
+from labkit.engines import OnnxRuntimeTinyViT, OpenVINOTinyViT
 from labkit.client import CAT, encode_jpeg, load_image
 from labkit.loadgen import payload_body, run_load
 from labkit.processes import free_port, wait_until
@@ -44,34 +51,78 @@ from labkit.server import ModelServer
 RESULTS = Path(__file__).resolve().parent / "results"
 CONCURRENCY = (1, 4, 8, 16)
 BATCH_SIZES = (1, 2, 4, 8, 16)
+QUICK_BATCH_SIZES = (1, 4, 8)
 TUNED = {"parallel_workers": 1, "max_batch_size": 4, "max_batch_time": 0.005}
 TARGETS = {"tuned_over_limit_c8": 0.90, "tuned_over_naive_c8": 1.3, "tuned_p50_c1_minus_limit_ms": 10.0}
 
 
-def measure_limit(checkpoint, jpeg: bytes, seconds: float, rounds: int) -> dict:
-    """In-process throughput per batch size (decode + preprocess + forward), the best of
-    ``rounds`` rounds of ``seconds`` each (a limit is the best the machine can do, and
-    this machine is noisy), and the batch-1 latency."""
-    model = reference.InProcessModel(checkpoint)
-    throughput, batch1_ms = {}, []
-    for batch_size in BATCH_SIZES:
-        model.probabilities([load_image(_file(jpeg))] * batch_size)  # warm-up
-        for _ in range(rounds):
-            images, done = 0, []
-            started = time.perf_counter()
-            while time.perf_counter() - started < seconds or not done:
-                begin = time.perf_counter()
-                model.probabilities([load_image(_file(jpeg)) for _ in range(batch_size)])
-                done.append((time.perf_counter() - begin) * 1000)
-                images += batch_size
-            rate = images / (time.perf_counter() - started)
-            throughput[batch_size] = max(throughput.get(batch_size, 0.0), rate)
-            if batch_size == 1:
-                batch1_ms.extend(done)
-    batch1_ms = float(np.median(batch1_ms))
-    best = max(throughput, key=throughput.get)
-    return {"images_per_s_by_batch": {str(k): round(v, 2) for k, v in throughput.items()},
-            "best_batch": best, "images_per_s": throughput[best], "batch1_p50_ms": batch1_ms}
+def backends(checkpoint, onnx_path: Path, compiled: bool) -> dict:
+    """{name: classify(images) -> probabilities}: the service's own preprocessing and softmax
+    around each forward (the engines are the served runtimes, loaded in this process)."""
+    from mlserver.settings import ModelParameters, ModelSettings
+
+    from labkit.service import run_coroutine
+
+    eager = reference.InProcessModel(checkpoint).service
+    found = {"pytorch_eager": eager.classify}
+    if compiled:
+        compiled_service = reference.InProcessModel(checkpoint).service
+        compiled_service.model = torch.compile(compiled_service.model)
+        found["torch_compile"] = compiled_service.classify
+    for name, engine in {"onnxruntime": OnnxRuntimeTinyViT, "openvino": OpenVINOTinyViT}.items():
+        model = engine(ModelSettings(name=name, implementation=engine, parameters=ModelParameters(uri=str(onnx_path))))
+        run_coroutine(model.load())
+        found[name] = model.classify
+    return found
+
+
+def measure_limit(checkpoint, onnx_path: Path, jpeg: bytes, seconds: float, rounds: int, compiled: bool,
+                  batch_sizes: tuple = BATCH_SIZES) -> dict:
+    """In-process throughput per backend and batch size (decode + preprocess + forward),
+    the best of ``rounds`` interleaved rounds of ``seconds`` each (a limit is the best the
+    machine can do, and this machine is noisy), and the batch-1 latency of the best backend."""
+    classify = backends(checkpoint, onnx_path, compiled)
+    throughput = {name: {} for name in classify}
+    batch1_ms = {name: [] for name in classify}
+    for name, run_batch in classify.items():  # warm-up (torch.compile compiles here)
+        for batch_size in batch_sizes:
+            run_batch([load_image(_file(jpeg))] * batch_size)
+    for _ in range(rounds):
+        for name, run_batch in classify.items():
+            for batch_size in batch_sizes:
+                images, done = 0, []
+                started = time.perf_counter()
+                while time.perf_counter() - started < seconds or not done:
+                    begin = time.perf_counter()
+                    run_batch([load_image(_file(jpeg)) for _ in range(batch_size)])
+                    done.append((time.perf_counter() - begin) * 1000)
+                    images += batch_size
+                rate = images / (time.perf_counter() - started)
+                throughput[name][batch_size] = max(throughput[name].get(batch_size, 0.0), rate)
+                if batch_size == 1:
+                    batch1_ms[name].extend(done)
+    best_rate = {name: max(rates.values()) for name, rates in throughput.items()}
+    best = max(best_rate, key=best_rate.get)
+    best_batch = max(throughput[best], key=throughput[best].get)
+    return {"backend": best, "best_batch": best_batch, "images_per_s": round(throughput[best][best_batch], 2),
+            "batch1_p50_ms": float(np.median(batch1_ms[best])),
+            "images_per_s_by_backend_and_batch": {name: {str(k): round(v, 2) for k, v in rates.items()}
+                                                  for name, rates in throughput.items()},
+            "batch1_p50_ms_by_backend": {name: round(float(np.median(times)), 1) for name, times in batch1_ms.items()}}
+
+
+def verified_onnx(checkpoint) -> Path:
+    """weights/tinyvit.onnx when it is a verified export of ``checkpoint``; otherwise a fresh
+    export (verified) in a temp folder."""
+    try:
+        record = export.verified_record(export.DEFAULT_ONNX)
+        if record["checkpoint_sha256"] == export.sha256(checkpoint):
+            return export.DEFAULT_ONNX
+    except export.NotVerified:
+        pass
+    path = Path(tempfile.mkdtemp()) / "tinyvit.onnx"
+    export.export(checkpoint, path)
+    return path
 
 
 def measure(target: str, body: bytes, seconds: float, grpc_model: str = None) -> dict:
@@ -109,14 +160,41 @@ def start_naive(checkpoint) -> tuple:
     raise RuntimeError("naive app did not start in 120 s")
 
 
-def run(seconds: float, limit_seconds: float, limit_rounds: int, checkpoint) -> dict:
+def tree_pss_mb(pid: int) -> float:
+    """Proportional set size (shared pages split between the processes that share them) of a
+    process and all its children, in MB: what the tree adds to the machine's memory."""
+    import psutil
+
+    main = psutil.Process(pid)
+    total = 0
+    for process in [main, *main.children(recursive=True)]:
+        try:
+            total += process.memory_full_info().pss
+        except psutil.Error:  # a child that just exited
+            pass
+    return round(total / 2**20, 1)
+
+
+def kernel_pss_mb() -> float:
+    """A notebook kernel's baseline: a Python that imported what the notebooks import."""
+    code = ("import labkit.checks, labkit.panel, labkit.server, labkit.client, psutil; "
+            "print(psutil.Process().memory_full_info().pss)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return round(int(done.stdout.split()[-1]) / 2**20, 1)
+
+
+def run(seconds: float, limit_seconds: float, limit_rounds: int, checkpoint, compiled: bool,
+        batch_sizes: tuple = BATCH_SIZES) -> dict:
     jpeg = encode_jpeg(load_image(CAT))
     jpeg_body, numpy_body = payload_body("jpeg"), payload_body("numpy")
-    rows = {"limit": measure_limit(checkpoint, jpeg, limit_seconds, limit_rounds)}
+    onnx_path = verified_onnx(checkpoint)
+    rows = {"limit": measure_limit(checkpoint, onnx_path, jpeg, limit_seconds, limit_rounds, compiled, batch_sizes)}
 
+    memory = rows["memory_pss_mb"] = {"notebook_kernel": kernel_pss_mb()}
     process, naive_url = start_naive(checkpoint)
     try:
         rows["naive"] = measure(naive_url, jpeg_body, seconds)
+        memory["naive"] = tree_pss_mb(process.pid)
     finally:
         process.terminate()
         process.wait(10)
@@ -125,11 +203,19 @@ def run(seconds: float, limit_seconds: float, limit_rounds: int, checkpoint) -> 
     gzip_on = {"gzip_enabled": True}  # MLServer 1.7.1's default, which the lab's settings.json turns off
     with ModelServer("tinyvit", weights=checkpoint, server_settings=gzip_on, **free) as server:
         rows["course_text"] = measure(server.infer_url, numpy_body, seconds)
+        memory["course_text"] = tree_pss_mb(server.process.pid)
     with ModelServer("tinyvit", weights=checkpoint, **free, **TUNED) as server:
         rows["tuned"] = measure(server.grpc_address, jpeg_body, seconds, grpc_model=server.name)
         rows["tuned_rest"] = measure(server.infer_url, jpeg_body, seconds)
+        memory["tuned"] = tree_pss_mb(server.process.pid)
     with ModelServer("tinyvit", weights=checkpoint, server_settings=gzip_on, **free, **TUNED) as server:
         rows["tuned_rest_gzip"] = measure(server.infer_url, jpeg_body, seconds)
+    for engine in ("onnxruntime", "openvino"):
+        with ModelServer(f"runtimes/tinyvit-{engine}", weights=onnx_path, **free, **TUNED) as server:
+            rows[f"tuned_{engine}"] = measure(server.grpc_address, jpeg_body, seconds, grpc_model=server.name)
+            memory[f"tuned_{engine}"] = tree_pss_mb(server.process.pid)
+    with ModelServer("runtimes/tinyvit-onnxruntime", weights=onnx_path, extra={"top_k": 5}, **free, **TUNED) as server:
+        rows["tuned_onnxruntime_top5_rest"] = measure(server.infer_url, jpeg_body, seconds)
     return rows
 
 
@@ -141,6 +227,9 @@ def ratios(rows: dict) -> dict:
         "tuned_over_naive": {c: round(tuned[c]["images_per_s"] / rows["naive"][c]["images_per_s"], 3) for c in tuned},
         "tuned_over_course_text": {c: round(tuned[c]["images_per_s"] / rows["course_text"][c]["images_per_s"], 3)
                                    for c in tuned},
+        **{f"tuned_{engine}_over_tuned": {c: round(rows[f"tuned_{engine}"][c]["images_per_s"]
+                                                  / tuned[c]["images_per_s"], 3) for c in tuned}
+           for engine in ("onnxruntime", "openvino")},
     }
 
 
@@ -171,15 +260,26 @@ def markdown(report: dict) -> str:
     lines += [f"Machine: {report['machine']['cpu']}, {report['machine']['cores']} cores, "
               f"{report['machine']['memory_gib']} GiB; torch {report['machine']['torch']}, "
               f"MLServer {report['machine']['mlserver']}; {report['date']} ({report['mode']} mode).", "",
-              f"(a) limit, in-process: {limit['images_per_s']:.1f} images/s at batch {limit['best_batch']}; "
-              f"batch-1 p50 {limit['batch1_p50_ms']:.1f} ms.", "",
+              f"(a) limit, in-process: {limit['images_per_s']:.1f} images/s with {limit['backend']} at batch "
+              f"{limit['best_batch']}; its batch-1 p50 {limit['batch1_p50_ms']:.1f} ms.", "",
+              "| in-process backend | " + " | ".join(f"batch {b}" for b in BATCH_SIZES) + " | batch-1 p50 ms |",
+              "|---|" + "---:|" * (len(BATCH_SIZES) + 1)]
+    for name, rates in limit["images_per_s_by_backend_and_batch"].items():
+        cells = [f"{rates[str(b)]:.1f}" if str(b) in rates else "-" for b in BATCH_SIZES]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {limit['batch1_p50_ms_by_backend'][name]:.0f} |")
+    lines += ["",
               "| row | C | images/s | p50 ms | p95 ms |", "|---|---:|---:|---:|---:|"]
     names = {"naive": "(b) naive FastAPI", "course_text": "(c) MLServer, course text",
              "tuned": "(d) MLServer tuned, gRPC", "tuned_rest": "(d-rest) MLServer tuned, REST, gzip off",
-             "tuned_rest_gzip": "(d-rest-gzip) MLServer tuned, REST, gzip on (default)"}
+             "tuned_rest_gzip": "(d-rest-gzip) MLServer tuned, REST, gzip on (default)",
+             "tuned_onnxruntime": "(e) tuned, ONNX Runtime, gRPC", "tuned_openvino": "(e) tuned, OpenVINO, gRPC",
+             "tuned_onnxruntime_top5_rest": "(e-top5) tuned, ONNX Runtime, top-5 labels, REST"}
     for key, name in names.items():
         for c, row in rows[key].items():
             lines.append(f"| {name} | {c} | {row['images_per_s']:.1f} | {row['p50_ms']:.0f} | {row['p95_ms']:.0f} |")
+    memory = report["memory_pss_mb"]
+    lines += ["", "| memory after the load (PSS, MB) | " + " | ".join(memory) + " |", "|---|" + "---:|" * len(memory),
+              "| | " + " | ".join(f"{value:.0f}" for value in memory.values()) + " |"]
     lines += ["", "| ratio | " + " | ".join(f"C={c}" for c in map(str, CONCURRENCY)) + " |",
               "|---|" + "---:|" * len(CONCURRENCY)]
     for name, values in report["ratios"].items():
@@ -201,19 +301,22 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="every row, briefly (CI)")
     parser.add_argument("--seconds", type=float, help="load per concurrency level (default 10, quick 1.5)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--no-compile", action="store_true", help="leave torch.compile out (quick mode does)")
     args = parser.parse_args(argv)
     seconds = args.seconds or (1.5 if args.quick else 10.0)
     checkpoint = weights.DEFAULT_CHECKPOINT
     if not checkpoint.is_file():
         checkpoint = weights.write_random_checkpoint(Path(tempfile.mkdtemp()) / "tinyvit.safetensors")
-    rows = run(seconds, limit_seconds=1.0 if args.quick else 3.0, limit_rounds=1 if args.quick else 3,
-               checkpoint=checkpoint)
+    rows = run(seconds, limit_seconds=0.5 if args.quick else 3.0, limit_rounds=1 if args.quick else 3,
+               checkpoint=checkpoint, compiled=not (args.quick or args.no_compile),
+               batch_sizes=QUICK_BATCH_SIZES if args.quick else BATCH_SIZES)
+    memory = rows.pop("memory_pss_mb")
     ratio = ratios(rows)
     today = datetime.date.today().isoformat()
     report = {"date": today, "mode": "quick" if args.quick else "full", "seconds_per_level": seconds,
               "machine": machine(), "weights": "random" if weights.is_random(checkpoint) else "pretrained",
               "tuned_settings": {**TUNED, "transport": "grpc", "payload": "jpeg"},
-              "rows": rows, "ratios": ratio, "targets": targets(rows, ratio)}
+              "rows": rows, "ratios": ratio, "targets": targets(rows, ratio), "memory_pss_mb": memory}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{today}.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.out / f"{today}.md").write_text(markdown(report))

@@ -48,13 +48,26 @@ def build_context(model_dir: PathLike = "tinyvit", target: PathLike | None = Non
 def run_mlserver(command: str) -> None:
     """Run an ``mlserver ...`` command line with this environment's ``mlserver`` and print
     what it prints (a kernel's PATH may not have the virtualenv's bin)."""
-    arguments = shlex.split(command)
-    if not arguments or arguments[0] != "mlserver":
+    if shlex.split(command)[:1] != ["mlserver"]:
         raise ValueError(f"expected a command that starts with 'mlserver', got {command!r}")
-    done = subprocess.run([mlserver_cli(), *arguments[1:]], capture_output=True, text=True)
-    print((done.stdout + done.stderr).strip())
-    if done.returncode != 0:
-        raise RuntimeError(f"{command!r} failed with exit status {done.returncode}")
+    run_command(command)
+
+
+def run_command(command: str) -> None:
+    """Run a ``python ...`` or ``mlserver ...`` command line as a terminal in this environment
+    would (this environment's executables: a kernel's PATH may not have the virtualenv's
+    bin) and print what it prints, as it prints it."""
+    arguments = shlex.split(command)
+    executables = {"python": sys.executable, "mlserver": mlserver_cli()}
+    if not arguments or arguments[0] not in executables:
+        raise ValueError(f"expected a command that starts with 'python' or 'mlserver', got {command!r}")
+    process = subprocess.Popen([executables[arguments[0]], *arguments[1:]], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    with process.stdout:
+        for line in process.stdout:
+            print(line, end="")
+    if process.wait() != 0:
+        raise RuntimeError(f"{command!r} failed with exit status {process.returncode}")
 
 
 def mlserver_cli() -> str:

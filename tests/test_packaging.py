@@ -67,3 +67,15 @@ def test_kserve_manifest_serves_the_image_with_v2_and_health_probes():
     assert [port["containerPort"] for port in container["ports"]] == [8080]
     assert container["readinessProbe"]["httpGet"] == {"path": "/v2/models/tinyvit/ready", "port": 8080}
     assert container["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": 8080}
+
+
+def test_run_command_prints_what_the_command_prints_and_fails_like_it(capsys):
+    packaging.run_command("python -c \"print('written by the command'); import sys; print(sys.prefix)\"")
+    printed = capsys.readouterr().out
+    assert "written by the command" in printed and sys.prefix in printed  # this environment's python
+    with pytest.raises(RuntimeError, match="failed with exit status 3"):
+        packaging.run_command("python -c 'import sys; sys.exit(3)'")
+    with pytest.raises(ValueError, match="starts with 'python' or 'mlserver'"):
+        packaging.run_command("rm -rf /tmp/nothing")
+    with pytest.raises(ValueError, match="starts with 'mlserver'"):
+        packaging.run_mlserver("python -c 'print(1)'")
