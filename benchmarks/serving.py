@@ -16,9 +16,9 @@ One run, one machine, one checkpoint, one image (the lab's cat as a JPEG):
                  over REST with MLServer's default, gzip on: every answer of 21,841
                  floats in JSON is compressed on the server's CPU;
 (e) engines      the tuned server with the ONNX Runtime and the OpenVINO runtime
-                 (labkit.engines) instead of PyTorch, gRPC, same answer as (d); and
-                 ONNX Runtime answering the top-5 labels instead of 21,841
-                 probabilities, over REST (what a client needs, notebook 03).
+                 (labkit.engines) instead of PyTorch, gRPC and REST, same answer as (d);
+                 and ONNX Runtime answering the top-5 labels instead of 21,841
+                 probabilities (what a client needs, notebook 03), gRPC and REST.
 
 Each server gets a closed-loop load (labkit.loadgen) at concurrency 1, 4, 8 and 16.
 The report gives throughput and p50/p95 latency per row and the ratios
@@ -213,8 +213,10 @@ def run(seconds: float, limit_seconds: float, limit_rounds: int, checkpoint, com
     for engine in ("onnxruntime", "openvino"):
         with ModelServer(f"runtimes/tinyvit-{engine}", weights=onnx_path, **free, **TUNED) as server:
             rows[f"tuned_{engine}"] = measure(server.grpc_address, jpeg_body, seconds, grpc_model=server.name)
+            rows[f"tuned_{engine}_rest"] = measure(server.infer_url, jpeg_body, seconds)
             memory[f"tuned_{engine}"] = tree_pss_mb(server.process.pid)
     with ModelServer("runtimes/tinyvit-onnxruntime", weights=onnx_path, extra={"top_k": 5}, **free, **TUNED) as server:
+        rows["tuned_onnxruntime_top5"] = measure(server.grpc_address, jpeg_body, seconds, grpc_model=server.name)
         rows["tuned_onnxruntime_top5_rest"] = measure(server.infer_url, jpeg_body, seconds)
     return rows
 
@@ -272,7 +274,9 @@ def markdown(report: dict) -> str:
     names = {"naive": "(b) naive FastAPI", "course_text": "(c) MLServer, course text",
              "tuned": "(d) MLServer tuned, gRPC", "tuned_rest": "(d-rest) MLServer tuned, REST, gzip off",
              "tuned_rest_gzip": "(d-rest-gzip) MLServer tuned, REST, gzip on (default)",
-             "tuned_onnxruntime": "(e) tuned, ONNX Runtime, gRPC", "tuned_openvino": "(e) tuned, OpenVINO, gRPC",
+             "tuned_onnxruntime": "(e) tuned, ONNX Runtime, gRPC", "tuned_onnxruntime_rest": "(e) tuned, ONNX Runtime, REST",
+             "tuned_openvino": "(e) tuned, OpenVINO, gRPC", "tuned_openvino_rest": "(e) tuned, OpenVINO, REST",
+             "tuned_onnxruntime_top5": "(e-top5) tuned, ONNX Runtime, top-5 labels, gRPC",
              "tuned_onnxruntime_top5_rest": "(e-top5) tuned, ONNX Runtime, top-5 labels, REST"}
     for key, name in names.items():
         for c, row in rows[key].items():

@@ -58,8 +58,12 @@ class TimmClassifier(service_module().TinyViTModel):
 
 
 def top_k_response(model_name: str, probabilities: np.ndarray, k: int, names: Sequence[str]) -> InferenceResponse:
-    """The runtimes' compact answer: ``labels`` (BYTES ``[N, k]``) and ``scores`` (FP32 ``[N, k]``)."""
+    """The runtimes' compact answer: ``labels`` (BYTES ``[N, k]``) and ``scores`` (FP32 ``[N, k]``).
+
+    Labels go out as UTF-8 bytes: MLServer 1.7.1's gRPC converter fails on ``str`` elements
+    ("expected bytes, str found", a 500 for every gRPC caller) while REST takes either."""
     labels, scores = top_k(probabilities, k, names)
+    labels = np.vectorize(str.encode, otypes=[object])(labels)
     return InferenceResponse(model_name=model_name, outputs=[
         NumpyCodec.encode_output("labels", labels),
         NumpyCodec.encode_output("scores", scores),

@@ -17,7 +17,8 @@ def test_quick_benchmark_produces_every_row_and_the_ratios(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     [report_file] = tmp_path.glob("*.json")
     report = json.loads(report_file.read_text())
-    served = ("naive", "course_text", "tuned", "tuned_rest", "tuned_rest_gzip", "tuned_onnxruntime", "tuned_openvino",
+    served = ("naive", "course_text", "tuned", "tuned_rest", "tuned_rest_gzip", "tuned_onnxruntime",
+              "tuned_onnxruntime_rest", "tuned_openvino", "tuned_openvino_rest", "tuned_onnxruntime_top5",
               "tuned_onnxruntime_top5_rest")
     assert set(report["rows"]) == {"limit", *served}
     limit = report["rows"]["limit"]

@@ -159,4 +159,7 @@ def test_openvino_serves_top_5_labels(tmp_path, onnx_model, reference, images):
         labels, scores = reference.top_k([decode_jpeg(data) for data in files], k=5)
         assert outputs["labels"].shape == (3, 5) and (outputs["labels"] == labels).all()
         np.testing.assert_allclose(outputs["scores"], scores, rtol=1e-4)
+        # gRPC too: labels are BYTES, which MLServer's gRPC converter takes only as bytes.
+        grpc_labels = infer_grpc(server.grpc_address, server.name, files_request(files), "labels")
+        assert (grpc_labels == labels).all()
         assert "TinyViT on OpenVINO with" in server.log
