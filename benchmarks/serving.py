@@ -42,7 +42,7 @@ import requests
 import torch
 
 from labkit import export, reference, weights
-from labkit.engines import OnnxRuntimeTinyViT, OpenVINOTinyViT
+from labkit.engines import ENGINES, engine_model
 from labkit.client import CAT, encode_jpeg, load_image
 from labkit.loadgen import payload_body, run_load
 from labkit.processes import free_port, wait_until
@@ -59,20 +59,14 @@ TARGETS = {"tuned_over_limit_c8": 0.90, "tuned_over_naive_c8": 1.3, "tuned_p50_c
 def backends(checkpoint, onnx_path: Path, compiled: bool) -> dict:
     """{name: classify(images) -> probabilities}: the service's own preprocessing and softmax
     around each forward (the engines are the served runtimes, loaded in this process)."""
-    from mlserver.settings import ModelParameters, ModelSettings
-
-    from labkit.service import run_coroutine
-
     eager = reference.InProcessModel(checkpoint).service
     found = {"pytorch_eager": eager.classify}
     if compiled:
         compiled_service = reference.InProcessModel(checkpoint).service
         compiled_service.model = torch.compile(compiled_service.model)
         found["torch_compile"] = compiled_service.classify
-    for name, engine in {"onnxruntime": OnnxRuntimeTinyViT, "openvino": OpenVINOTinyViT}.items():
-        model = engine(ModelSettings(name=name, implementation=engine, parameters=ModelParameters(uri=str(onnx_path))))
-        run_coroutine(model.load())
-        found[name] = model.classify
+    for name in ENGINES:
+        found[name] = engine_model(name, onnx_path).classify
     return found
 
 
@@ -274,7 +268,8 @@ def markdown(report: dict) -> str:
     names = {"naive": "(b) naive FastAPI", "course_text": "(c) MLServer, course text",
              "tuned": "(d) MLServer tuned, gRPC", "tuned_rest": "(d-rest) MLServer tuned, REST, gzip off",
              "tuned_rest_gzip": "(d-rest-gzip) MLServer tuned, REST, gzip on (default)",
-             "tuned_onnxruntime": "(e) tuned, ONNX Runtime, gRPC", "tuned_onnxruntime_rest": "(e) tuned, ONNX Runtime, REST",
+             "tuned_onnxruntime": "(e) tuned, ONNX Runtime, gRPC",
+             "tuned_onnxruntime_rest": "(e) tuned, ONNX Runtime, REST",
              "tuned_openvino": "(e) tuned, OpenVINO, gRPC", "tuned_openvino_rest": "(e) tuned, OpenVINO, REST",
              "tuned_onnxruntime_top5": "(e-top5) tuned, ONNX Runtime, top-5 labels, gRPC",
              "tuned_onnxruntime_top5_rest": "(e-top5) tuned, ONNX Runtime, top-5 labels, REST"}

@@ -86,6 +86,24 @@ class OpenVINOTinyViT(EngineTinyViT):
         return openvino_forward(path, threads)
 
 
+ENGINES = {"onnxruntime": OnnxRuntimeTinyViT, "openvino": OpenVINOTinyViT}
+
+
+def engine_model(engine: str, onnx_path: str | Path, load: bool = True, **extra: object) -> EngineTinyViT:
+    """The runtime ``engine`` (a key of ``ENGINES``) for ``onnx_path`` in this process, as
+    MLServer would create it; ``load()`` has run unless ``load=False``."""
+    from mlserver.settings import ModelParameters, ModelSettings
+
+    from .service import run_coroutine
+
+    settings = ModelSettings(name=f"tinyvit-{engine}", implementation=ENGINES[engine],
+                             parameters=ModelParameters(uri=str(onnx_path), extra=extra))
+    model = ENGINES[engine](settings)
+    if load:
+        run_coroutine(model.load())
+    return model
+
+
 def openvino_forward(path: Path, threads: int = 0,
                      precision: str | None = "f32") -> Callable[[np.ndarray], np.ndarray]:
     """A callable numpy pixels -> numpy logits running ``path`` in OpenVINO on the CPU.

@@ -13,15 +13,14 @@ from mlserver.errors import MLServerError
 from labkit import export, weights
 from labkit.checks import check_images
 from labkit.client import encode_jpeg, files_request, infer_grpc, infer_outputs, pixels_request
-from labkit.engines import OnnxRuntimeTinyViT, OpenVINOTinyViT, openvino_forward
+from labkit.engines import ENGINES, engine_model, openvino_forward
 from labkit.server import ModelServer
-from labkit.service import loaded_service, run_coroutine
+from labkit.service import loaded_service
 from tests.conftest import FREE_PORTS, REPO
 from tests.test_server import answer_encoding
 from tests.test_service import decode_jpeg
 
 pytestmark = pytest.mark.slow
-ENGINES = {"onnxruntime": OnnxRuntimeTinyViT, "openvino": OpenVINOTinyViT}
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +36,6 @@ def images():
     return [image for _, image in check_images()]
 
 
-def engine_model(engine: str, onnx_path, **extra):
-    from mlserver.settings import ModelParameters, ModelSettings
-
-    settings = ModelSettings(name=f"tinyvit-{engine}", implementation=ENGINES[engine],
-                             parameters=ModelParameters(uri=str(onnx_path), extra=extra))
-    return ENGINES[engine](settings)
-
-
 def test_the_export_is_verified_and_recorded(onnx_model, checkpoint):
     record = json.loads(export.record_path(onnx_model).read_text())
     assert record["onnx_sha256"] == export.sha256(onnx_model)
@@ -58,9 +49,7 @@ def test_the_export_is_verified_and_recorded(onnx_model, checkpoint):
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_each_engine_answers_like_the_pytorch_service(engine, onnx_model, reference, images):
-    model = engine_model(engine, onnx_model)
-    run_coroutine(model.load())
-    answer = model.classify(images)
+    answer = engine_model(engine, onnx_model).classify(images)
     expected = reference.probabilities(images)
     assert answer.shape == expected.shape == (4, 21841)
     np.testing.assert_allclose(answer, expected, atol=1e-6)
@@ -107,9 +96,8 @@ def test_an_unverified_changed_or_stale_onnx_file_is_refused(onnx_model, checkpo
     shutil.copy(onnx_model, copy)
     with pytest.raises(export.NotVerified, match="no verification record"):
         export.verified_record(copy)
-    model = engine_model("onnxruntime", copy)
     with pytest.raises(MLServerError, match="ONNX Runtime: .* no verification record"):
-        run_coroutine(model.load())
+        engine_model("onnxruntime", copy)
 
     record = json.loads(export.record_path(onnx_model).read_text())
     export.record_path(copy).write_text(json.dumps(record))
