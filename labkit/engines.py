@@ -89,9 +89,9 @@ class OpenVINOTinyViT(EngineTinyViT):
 ENGINES = {"onnxruntime": OnnxRuntimeTinyViT, "openvino": OpenVINOTinyViT}
 
 
-def engine_model(engine: str, onnx_path: str | Path, load: bool = True, **extra: object) -> EngineTinyViT:
+def engine_model(engine: str, onnx_path: str | Path, **extra: object) -> EngineTinyViT:
     """The runtime ``engine`` (a key of ``ENGINES``) for ``onnx_path`` in this process, as
-    MLServer would create it; ``load()`` has run unless ``load=False``."""
+    MLServer would create it, its ``load()`` run."""
     from mlserver.settings import ModelParameters, ModelSettings
 
     from .service import run_coroutine
@@ -99,8 +99,7 @@ def engine_model(engine: str, onnx_path: str | Path, load: bool = True, **extra:
     settings = ModelSettings(name=f"tinyvit-{engine}", implementation=ENGINES[engine],
                              parameters=ModelParameters(uri=str(onnx_path), extra=extra))
     model = ENGINES[engine](settings)
-    if load:
-        run_coroutine(model.load())
+    run_coroutine(model.load())
     return model
 
 

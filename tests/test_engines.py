@@ -56,7 +56,7 @@ def test_each_engine_answers_like_the_pytorch_service(engine, onnx_model, refere
     assert (np.argsort(-answer)[:, :5] == np.argsort(-expected)[:, :5]).all()
 
 
-def test_a_model_that_does_not_answer_like_pytorch_is_not_installed(onnx_model, checkpoint, tmp_path):
+def test_a_model_that_does_not_answer_like_pytorch_is_not_installed(onnx_model, checkpoint, reference, tmp_path):
     """A stale export (the ONNX file of one checkpoint, compared with the model of another), and
     a limit stricter than the export meets: refused, nothing written, the old file kept."""
     other_checkpoint = weights.write_random_checkpoint(tmp_path / "other.safetensors", seed=1)
@@ -70,18 +70,18 @@ def test_a_model_that_does_not_answer_like_pytorch_is_not_installed(onnx_model, 
     out.parent.mkdir()
     out.write_bytes(b"the student's previous export")
     with pytest.raises(export.ExportRefused, match=r"limit 1e-12"):
-        export.install(candidate, loaded_service(checkpoint), checkpoint, out, limit=1e-12)
+        export.install(candidate, reference.service, checkpoint, out, limit=1e-12)
     assert out.read_bytes() == b"the student's previous export" and not export.record_path(out).exists()
 
-    comparison = export.install(candidate, loaded_service(checkpoint), checkpoint, out)
+    comparison = export.install(candidate, reference.service, checkpoint, out)
     assert comparison.passed and not candidate.exists()
     assert export.verified_record(out)["comparison"]["max_abs_diff"] == comparison.max_abs_diff
 
 
-def test_openvino_is_compared_at_the_precision_it_serves(onnx_model, checkpoint):
+def test_openvino_is_compared_at_the_precision_it_serves(onnx_model, reference):
     import openvino
 
-    service = loaded_service(checkpoint)
+    service = reference.service
     batch = export.comparison_batch(service)
     served = export.compare(openvino_forward(onnx_model), service.model, batch)
     assert served.passed, served.describe()
