@@ -403,8 +403,10 @@ def _count_start(name: str) -> None:
     the count: starts are what makes the suite slow)."""
     start_log = os.environ.get(START_LOG_ENV)
     if start_log:
+        # Who started it: the pytest test, else (a notebook's kernel) the working directory.
+        caller = os.environ.get("PYTEST_CURRENT_TEST") or os.getcwd()
         with open(start_log, "a") as handle:
-            handle.write(f"{name}\n")
+            handle.write(f"{name}\t{caller}\n")
 
 
 @atexit.register
