@@ -23,11 +23,12 @@ if TYPE_CHECKING:
 
 def top5_under_adaptive_batching(server: ModelServer, checkpoint: PathLike = weights.DEFAULT_CHECKPOINT,
                                  callers: int = 8) -> None:
-    """Restart the service with adaptive batching and send concurrent requests of 1 or 2
-    images: every caller must get exactly its own rows (label sets checked, not order)."""
+    """Load the service again with adaptive batching (same process, MLServer's model
+    repository API) and send concurrent requests of 1 or 2 images: every caller must get
+    exactly its own rows (label sets checked, not order)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    server.restart(max_batch_size=callers, max_batch_time=0.1)
+    server.reload(max_batch_size=callers, max_batch_time=0.1)
     files = [encode_jpeg(image) for _, image in check_images()]
     groups = [[files[index % 4]] if index % 2 == 0 else [files[index % 4], files[(index + 1) % 4]]
               for index in range(callers)]

@@ -2,8 +2,9 @@
 
 ``measure(server, concurrency=8)`` measures a running server as it is.
 ``ScalingLab.run(parallel_workers=2, max_batch_size=8, max_batch_time=0.01,
-concurrency=8)`` restarts the TinyViT server with those settings (if they
-changed), warms it up, runs a closed-loop load (``labkit.loadgen``), reads the
+concurrency=8)`` applies those settings to the TinyViT server (if they changed:
+a new process for another worker count, a reload of the model for new batching
+settings), warms it up, runs a closed-loop load (``labkit.loadgen``), reads the
 average batch size off the server's metrics, and appends one row to
 ``ScalingLab.results``. ``ScalingLab.panel()`` puts the same call behind
 ipywidgets controls with a results table and a live plot.
@@ -42,9 +43,12 @@ class ScalingLab:
         """Measure one configuration; return its row (also appended to ``results``)."""
         settings = {"parallel_workers": parallel_workers, "max_batch_size": max_batch_size,
                     "max_batch_time": max_batch_time}
-        if settings != self._settings or not self.server.running:
+        if not self.server.running or parallel_workers != (self._settings or {}).get("parallel_workers"):
             self.server.restart(**settings)
-            self._settings = settings
+        elif settings != self._settings:
+            # Batching is a model setting: MLServer loads the model again in seconds.
+            self.server.reload(max_batch_size=max_batch_size, max_batch_time=max_batch_time)
+        self._settings = settings
         row = {"configuration": describe(settings), **settings,
                **measure(self.server, concurrency, self.duration, payload, body=self._body(payload))}
         self.results = pd.concat([self.results, pd.DataFrame([row])], ignore_index=True)
@@ -97,7 +101,7 @@ class ScalingLab:
 
         def on_click(_: widgets.Button) -> None:
             button.disabled = True
-            status.value = "restarting the server and measuring..."
+            status.value = "applying the settings and measuring..."
             try:
                 row = self.run(**{name: control.value for name, control in controls.items()})
                 status.value = (f"{row['configuration']}: {row['throughput_rps']:.1f} req/s, "

@@ -66,10 +66,7 @@ class ModelServer:
                  http_port: int | None = None, grpc_port: int | None = None, metrics_port: int | None = None,
                  python: PathLike | None = None):
         self.model_dir = resolve_model_dir(model_dir)
-        if not (self.model_dir / "model-settings.json").is_file():
-            raise FileNotFoundError(f"{self.model_dir} has no model-settings.json")
-        self.model_settings = json.loads((self.model_dir / "model-settings.json").read_text())
-        self.name = self.model_settings["name"]
+        self._read_model_settings()
         self.parallel_workers = parallel_workers
         self.max_batch_size = max_batch_size
         self.max_batch_time = max_batch_time
@@ -155,6 +152,7 @@ class ModelServer:
         stop_orphans(keep={server.process.pid for server in _running if server.process})
         if _in_notebook():
             self._replace_servers_started_alike()
+        self._read_model_settings()  # the folder as it is now: restart() after an edit uses the edit
         self._choose_ports()
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"mlserver-lab-{self.name}-"))
         self._write_run_copy(self.run_folder)
@@ -202,6 +200,41 @@ class ModelServer:
                 raise TypeError(f"unknown override {key!r}")
         return self.start()
 
+    def reload(self, timeout: float = 120, **overrides) -> "ModelServer":
+        """Load the model folder again inside the running server, with overrides of the
+        model's settings (``max_batch_size``, ``max_batch_time``, ``weights``, ``extra``):
+        MLServer's model repository API unloads the model and loads it from a fresh run
+        copy, which takes seconds where ``restart()`` takes a new process. Anything only a
+        new process can change (workers, ports, settings.json, the model's name) restarts."""
+        model_level = {"max_batch_size", "max_batch_time", "weights", "extra"}
+        unknown = set(overrides) - model_level
+        if unknown:
+            raise TypeError(f"reload() changes model settings only ({', '.join(sorted(model_level))}); "
+                            f"use restart() for {', '.join(sorted(unknown))}")
+        name, settings_file = self.name, self._started_files.get("settings.json")
+        for key, value in overrides.items():
+            setattr(self, key, dict(value or {}) if key == "extra" else value)
+        self._read_model_settings()
+        if (not self.running or self.name != name
+                or self._folder_digests().get("settings.json") != settings_file):
+            return self.restart()
+        shutil.rmtree(self.run_folder)
+        self._write_run_copy(self.run_folder)
+        repository = f"{self.http_url}/v2/repository/models/{self.name}"
+        # Unload, then load: a plain load of a loaded model "reloads" it without setting up
+        # adaptive batching again (MLServer 1.7.1), so new batching settings would be ignored.
+        log_before = len(self.log)
+        unloaded = requests.post(f"{repository}/unload", timeout=timeout)
+        if unloaded.status_code not in (200, 404):  # 404: an earlier reload failed to load it
+            unloaded.raise_for_status()
+        answer = requests.post(f"{repository}/load", timeout=timeout)
+        if answer.status_code != 200:
+            raise self._start_error(f"MLServer could not load model {self.name!r} again "
+                                    f"(HTTP {answer.status_code}: {answer.text[:300]})")
+        self._wait_until_ready(timeout, progress=False, log_from=log_before)
+        self._started_files = self._folder_digests()
+        return self
+
     def __enter__(self) -> "ModelServer":
         return self.start()
 
@@ -227,6 +260,12 @@ class ModelServer:
                       if now.get(name) != self._started_files.get(name))
 
     # ----------------------------------------------------------- internals
+    def _read_model_settings(self) -> None:
+        if not (self.model_dir / "model-settings.json").is_file():
+            raise FileNotFoundError(f"{self.model_dir} has no model-settings.json")
+        self.model_settings = json.loads((self.model_dir / "model-settings.json").read_text())
+        self.name = self.model_settings["name"]
+
     def _folder_digests(self) -> dict:
         return {str(path.relative_to(self.model_dir)): hashlib.sha256(path.read_bytes()).hexdigest()
                 for path in sorted(self.model_dir.rglob("*"))
@@ -307,7 +346,7 @@ class ModelServer:
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
-    def _wait_until_ready(self, timeout: float, progress: bool) -> None:
+    def _wait_until_ready(self, timeout: float, progress: bool, log_from: int = 0) -> None:
         from tqdm.auto import tqdm
 
         ready_url = f"{self.model_url}/ready"
@@ -319,9 +358,9 @@ class ModelServer:
         def ready() -> bool:
             if self.process.poll() is not None:
                 raise self._start_error(f"MLServer exited with code {self.process.returncode}")
-            if LOAD_FAILED_MARK in self.log:
+            if LOAD_FAILED_MARK in self.log[log_from:]:
                 # MLServer logs "Couldn't load model" before the traceback that says why.
-                wait_until(lambda: "Traceback" in self.log.split(LOAD_FAILED_MARK, 1)[-1]
+                wait_until(lambda: "Traceback" in self.log[log_from:].split(LOAD_FAILED_MARK, 1)[-1]
                            or self.process.poll() is not None, timeout=5)
                 time.sleep(0.2)  # the rest of the traceback
                 raise self._start_error(f"MLServer could not load model {self.name!r}")

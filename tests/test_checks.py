@@ -29,8 +29,19 @@ def top5_folder(tmp_path, checkpoint, code):
     return folder
 
 
-def serve(tmp_path, checkpoint, code):
-    return ModelServer(top5_folder(tmp_path, checkpoint, code), parallel_workers=0, **FREE_PORTS)
+@pytest.fixture(scope="module")
+def top5_server(tmp_path_factory, checkpoint):
+    """One server for every variant of the top-5 service: each test writes its code and
+    reloads the model (seconds) instead of starting a server (10-20 s)."""
+    folder = top5_folder(tmp_path_factory.mktemp("top5"), checkpoint, solution_service_code())
+    with ModelServer(folder, parallel_workers=0, **FREE_PORTS) as server:
+        yield server
+
+
+def serve(server, code):
+    """``server`` running ``code`` as serve-model.py, with the folder's own settings."""
+    (server.model_dir / "serve-model.py").write_text(code)
+    return server.reload(max_batch_size=None, max_batch_time=None)
 
 
 def mutate(code: str, old: str, new: str) -> str:
@@ -46,47 +57,47 @@ BY_LABEL = ("        labels = np.vectorize(LABELS.index_to_description, otypes=[
             "        scores = np.take_along_axis(scores, order, axis=1)\n")
 
 
-def test_the_solution_passes_every_check(tmp_path, checkpoint, capsys):
-    with serve(tmp_path, checkpoint, solution_service_code()) as server:
-        checks.top5_service(server, checkpoint=checkpoint)
-        checks.top5_batch(server, checkpoint=checkpoint)
-        hidden_checks.top5_under_adaptive_batching(server, checkpoint=checkpoint)
+def test_the_solution_passes_every_check(top5_server, checkpoint, capsys):
+    server = serve(top5_server, solution_service_code())
+    checks.top5_service(server, checkpoint=checkpoint)
+    checks.top5_batch(server, checkpoint=checkpoint)
+    hidden_checks.top5_under_adaptive_batching(server, checkpoint=checkpoint)
     assert capsys.readouterr().out.count("✔") == 6
 
 
-def test_a_service_that_answers_only_the_first_image_fails_the_batch_checks(tmp_path, checkpoint):
+def test_a_service_that_answers_only_the_first_image_fails_the_batch_checks(top5_server, checkpoint):
     code = mutate(solution_service_code(), *FIRST_IMAGE_ONLY)
-    with serve(tmp_path, checkpoint, code) as server:
-        checks.top5_service(server, checkpoint=checkpoint)
-        with pytest.raises(checks.CheckFailed, match="expected \\(3, 5\\)"):
-            checks.top5_batch(server, checkpoint=checkpoint)
-        # Merged batches get one row for many callers: a shape that does not fit, or too few rows.
-        with pytest.raises(checks.CheckFailed, match="does not fit its own shape|expected \\(2, 5\\)"):
-            hidden_checks.top5_under_adaptive_batching(server, checkpoint=checkpoint)
+    server = serve(top5_server, code)
+    checks.top5_service(server, checkpoint=checkpoint)
+    with pytest.raises(checks.CheckFailed, match="expected \\(3, 5\\)"):
+        checks.top5_batch(server, checkpoint=checkpoint)
+    # Merged batches get one row for many callers: a shape that does not fit, or too few rows.
+    with pytest.raises(checks.CheckFailed, match="does not fit its own shape|expected \\(2, 5\\)"):
+        hidden_checks.top5_under_adaptive_batching(server, checkpoint=checkpoint)
 
 
-def test_top5_ordered_by_label_fails_with_a_hint(tmp_path, checkpoint):
+def test_top5_ordered_by_label_fails_with_a_hint(top5_server, checkpoint):
     code = mutate(solution_service_code(), *BY_LABEL)
-    with serve(tmp_path, checkpoint, code) as server:
-        with pytest.raises(checks.CheckFailed, match="not in descending order") as caught:
-            checks.top5_service(server, checkpoint=checkpoint)
+    server = serve(top5_server, code)
+    with pytest.raises(checks.CheckFailed, match="not in descending order") as caught:
+        checks.top5_service(server, checkpoint=checkpoint)
     assert "Hint:" in str(caught.value)
 
 
-def test_an_unwritten_predict_fails_with_the_server_message(tmp_path, checkpoint):
+def test_an_unwritten_predict_fails_with_the_server_message(top5_server, checkpoint):
     code = solution_service_code()
     start, end = code.index("        ### BEGIN SOLUTION"), code.index("### END SOLUTION") + len("### END SOLUTION")
     code = code[:start] + "        # YOUR CODE HERE\n        raise NotImplementedError()" + code[end:]
-    with serve(tmp_path, checkpoint, code) as server:
-        with pytest.raises(checks.CheckFailed, match="NotImplementedError"):
-            checks.top5_service(server, checkpoint=checkpoint)
+    server = serve(top5_server, code)
+    with pytest.raises(checks.CheckFailed, match="NotImplementedError"):
+        checks.top5_service(server, checkpoint=checkpoint)
 
 
-def test_a_check_refuses_a_server_that_runs_older_code(tmp_path, checkpoint):
-    with serve(tmp_path, checkpoint, solution_service_code()) as server:
-        (server.model_dir / "serve-model.py").write_text(solution_service_code() + "\n# edited\n")
-        with pytest.raises(checks.CheckFailed, match="serve-model.py changed after this server started"):
-            checks.top5_service(server, checkpoint=checkpoint)
+def test_a_check_refuses_a_server_that_runs_older_code(top5_server, checkpoint):
+    server = serve(top5_server, solution_service_code())
+    (server.model_dir / "serve-model.py").write_text(solution_service_code() + "\n# edited\n")
+    with pytest.raises(checks.CheckFailed, match="serve-model.py changed after this server started"):
+        checks.top5_service(server, checkpoint=checkpoint)
 
 
 def test_the_top5_smoke_call_catches_a_first_row_only_service(tmp_path, checkpoint, capsys):

@@ -69,32 +69,33 @@ def confidence_code(replacement: str = None) -> str:
 
 
 @pytest.fixture(scope="module")
-def confidence_folder(tmp_path_factory, checkpoint):
+def confidence_server(tmp_path_factory, checkpoint):
+    """One server for the solution and each mistake: the test writes the code and reloads
+    the model (seconds) instead of starting a server per variant."""
     folder = lab_service_copy(tmp_path_factory.mktemp("confidence") / "confidence", checkpoint=checkpoint)
     (folder / "model-settings.json").write_text(json.dumps(
         {"name": "tinyvit-confidence", "implementation": "confidence.ConfidenceModel"}))
-    return folder
+    (folder / "confidence.py").write_text(confidence_code())
+    with ModelServer(folder, parallel_workers=1, **FREE_PORTS) as server:
+        yield server
 
 
-def test_custom_metric_check_passes_the_solution(confidence_folder, checkpoint, capsys):
-    (confidence_folder / "confidence.py").write_text(confidence_code())
-    with ModelServer(confidence_folder, parallel_workers=1, **FREE_PORTS) as server:
-        checks.custom_metric(server, checkpoint=checkpoint)
+def serve_confidence(server, code):
+    (server.model_dir / "confidence.py").write_text(code)
+    return server.reload()
+
+
+def test_custom_metric_check_passes_the_solution(confidence_server, checkpoint, capsys):
+    checks.custom_metric(serve_confidence(confidence_server, confidence_code()), checkpoint=checkpoint)
     assert "one observation per image (6)" in capsys.readouterr().out
 
 
-def test_custom_metric_check_names_each_mistake(confidence_folder, checkpoint):
-    # One server: each mistake is written, then the server restarted on it.
-    (confidence_folder / "confidence.py").write_text(confidence_code())
-    server = ModelServer(confidence_folder, parallel_workers=1, **FREE_PORTS)
-    try:
-        for mistake, (replacement, message) in CONFIDENCE_MISTAKES.items():
-            (confidence_folder / "confidence.py").write_text(confidence_code(replacement))
-            server.restart()
-            with pytest.raises(checks.CheckFailed, match=message):
-                checks.custom_metric(server, checkpoint=checkpoint)
-    finally:
-        server.stop()
+@pytest.mark.parametrize("mistake", CONFIDENCE_MISTAKES)
+def test_custom_metric_check_names_each_mistake(confidence_server, checkpoint, mistake):
+    replacement, message = CONFIDENCE_MISTAKES[mistake]
+    server = serve_confidence(confidence_server, confidence_code(replacement))
+    with pytest.raises(checks.CheckFailed, match=message):
+        checks.custom_metric(server, checkpoint=checkpoint)
 
 
 def test_custom_metrics_are_missing_without_parallel_workers(server_without_workers, cat):

@@ -1,4 +1,4 @@
-"""labkit.panel: each run really restarts the server with its settings and measures it."""
+"""labkit.panel: each run really applies its settings to the server and measures it."""
 
 import json
 
@@ -10,7 +10,7 @@ from tests.conftest import FREE_PORTS
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def lab(checkpoint):
     lab = ScalingLab(weights=checkpoint, duration=1.5, **FREE_PORTS)
     yield lab
@@ -22,17 +22,27 @@ def run_copy(lab, name):
 
 
 def test_runs_change_the_servers_settings_for_real(lab):
-    first = lab.run(parallel_workers=0, concurrency=2)
-    assert run_copy(lab, "settings.json")["parallel_workers"] == 0
-    assert first["errors"] == 0 and first["requests"] > 0
-    assert first["configuration"] == "workers=0 no batching"
-
-    second = lab.run(parallel_workers=1, max_batch_size=4, max_batch_time=0.1, concurrency=4)
+    first = lab.run(parallel_workers=1, concurrency=2)
     assert run_copy(lab, "settings.json")["parallel_workers"] == 1
+    assert first["errors"] == 0 and first["requests"] > 0
+    assert first["configuration"] == "workers=1 no batching"
+    pid = lab.server.process.pid
+
+    # New batching only: the model is loaded again in the same server process.
+    second = lab.run(parallel_workers=1, max_batch_size=4, max_batch_time=0.1, concurrency=4)
+    assert lab.server.process.pid == pid
     assert run_copy(lab, "model-settings.json")["max_batch_size"] == 4
     # Read off the server's own metrics: 4 callers and a 100 ms window make real batches.
     assert second["avg_batch"] > 1.5
-    assert list(lab.results.configuration) == ["workers=0 no batching", "workers=1 batch<=4/100ms"]
+
+    # Another worker count: a new server process.
+    third = lab.run(parallel_workers=0, concurrency=2)
+    assert lab.server.process.pid != pid
+    assert run_copy(lab, "settings.json")["parallel_workers"] == 0
+    assert run_copy(lab, "model-settings.json")["max_batch_size"] == 1
+    assert third["errors"] == 0
+    assert list(lab.results.configuration) == ["workers=1 no batching", "workers=1 batch<=4/100ms",
+                                               "workers=0 no batching"]
 
 
 def test_the_panel_button_adds_a_row(lab):
@@ -41,9 +51,10 @@ def test_the_panel_button_adds_a_row(lab):
     button = panel.children[0].children[1]
     workers = next(control for control in controls if control.description == "workers")
     workers.value = 0
+    rows = len(lab.results)
     button.click()
-    assert len(lab.results) == 1
-    assert lab.results.parallel_workers.iloc[0] == 0
+    assert len(lab.results) == rows + 1
+    assert lab.results.parallel_workers.iloc[-1] == 0
     assert "req/s" in panel.children[1].value
 
 

@@ -11,11 +11,12 @@ import sys
 import tempfile
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
-from labkit import processes, server as server_module
+from labkit import metrics, processes, server as server_module
 from labkit.loadgen import payload_body
 from labkit.processes import port_is_free
 from labkit.server import ModelServer, ServerStartError
@@ -294,3 +295,51 @@ def test_the_orphan_sweep_of_a_grader_leaves_this_process_own_servers_alone(tmp_
         own.kill()
         own.wait()
         processes.remove_pid_file(own.pid)
+
+
+def test_reload_applies_edits_in_the_running_server_and_restart_rereads_the_folder(tmp_path, checkpoint, cat):
+    from labkit.client import infer, pixels_request
+    from labkit.workspace import lab_service_copy
+
+    folder = lab_service_copy(tmp_path / "reloaded", checkpoint=checkpoint, with_settings=True)
+    model_settings = json.loads((folder / "model-settings.json").read_text())
+    with ModelServer(folder, weights=checkpoint, parallel_workers=1, **FREE_PORTS) as server:
+        pid = server.process.pid
+        # Batching written into the folder: reload() loads it in the same process, and the
+        # model really batches (unload + load; a plain MLServer reload ignores new batching).
+        (folder / "model-settings.json").write_text(json.dumps({**model_settings, "max_batch_size": 4,
+                                                                "max_batch_time": 0.5}))
+        assert server.changed_since_start() == ["model-settings.json"]
+        server.reload()
+        assert server.process.pid == pid and server.changed_since_start() == []
+        assert json.loads((server.run_folder / "model-settings.json").read_text())["max_batch_size"] == 4
+        before = metrics.scrape(server.metrics_url)
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda _: infer(server.infer_url, pixels_request([cat])), range(4)))
+        after = metrics.scrape(server.metrics_url)
+        assert metrics.histogram_mean(before, after, "tinyvit_batch_size", server.name) > 1
+
+        # A load that fails says why; the server stays up, and the fixed code loads again.
+        code = (folder / "serve-model.py").read_text()
+        (folder / "serve-model.py").write_text(code + "\nraise RuntimeError('broken on purpose')\n")
+        with pytest.raises(ServerStartError, match="broken on purpose"):
+            server.reload()
+        (folder / "serve-model.py").write_text(code)
+        server.reload()
+        assert infer(server.infer_url, pixels_request([cat])).shape == (1, 21841)
+        assert server.process.pid == pid
+
+        # restart() starts from the folder as it is now (it used the settings read at creation).
+        (folder / "model-settings.json").write_text(json.dumps({**model_settings, "max_batch_size": 2}))
+        server.restart()
+        assert json.loads((server.run_folder / "model-settings.json").read_text())["max_batch_size"] == 2
+
+        # What only a new process can change makes reload() restart.
+        pid = server.process.pid
+        with pytest.raises(TypeError, match="use restart"):
+            server.reload(parallel_workers=2)
+        settings = json.loads((folder / "settings.json").read_text())
+        (folder / "settings.json").write_text(json.dumps({**settings, "parallel_workers": 2}))
+        server.parallel_workers = None
+        server.reload()
+        assert server.process.pid != pid and server.settings["parallel_workers"] == 2
