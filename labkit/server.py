@@ -211,12 +211,13 @@ class ModelServer:
         if unknown:
             raise TypeError(f"reload() changes model settings only ({', '.join(sorted(model_level))}); "
                             f"use restart() for {', '.join(sorted(unknown))}")
-        name, settings_file = self.name, self._started_files.get("settings.json")
         for key, value in overrides.items():
             setattr(self, key, dict(value or {}) if key == "extra" else value)
+        if not self.running or "settings.json" in self.changed_since_start():
+            return self.restart()
+        name = self.name
         self._read_model_settings()
-        if (not self.running or self.name != name
-                or self._folder_digests().get("settings.json") != settings_file):
+        if self.name != name:
             return self.restart()
         shutil.rmtree(self.run_folder)
         self._write_run_copy(self.run_folder)

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -35,8 +36,14 @@ def folder_digest(folder):
 
 def test_overrides_reach_the_server_without_touching_the_students_folder(checkpoint):
     before = folder_digest(REPO / "tinyvit")
-    with ModelServer("tinyvit", weights=checkpoint, parallel_workers=0, max_batch_size=4,
-                     max_batch_time=0.01, server_settings={"gzip_enabled": True}, **FREE_PORTS) as server:
+    taken = socket.socket()  # a port another program listens on: the server must pick another
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    taken_port = taken.getsockname()[1]
+    with taken, ModelServer("tinyvit", weights=checkpoint, parallel_workers=0, max_batch_size=4,
+                            max_batch_time=0.01, server_settings={"gzip_enabled": True},
+                            http_port=taken_port, grpc_port=0, metrics_port=0) as server:
+        assert server.ports["http_port"] != taken_port
         run_copy = json.loads((server.run_folder / "model-settings.json").read_text())
         assert run_copy["max_batch_size"] == 4 and run_copy["max_batch_time"] == 0.01
         run_settings = json.loads((server.run_folder / "settings.json").read_text())
@@ -53,16 +60,6 @@ def test_overrides_reach_the_server_without_touching_the_students_folder(checkpo
     assert not server.run_dir.exists(), "the run copy must be removed on stop"
     assert "Uvicorn running" in server.log, "the log stays readable after stop"
     assert all(port_is_free(port) for port in ports)
-
-
-def test_taken_default_port_is_replaced_by_a_free_one(checkpoint):
-    with ModelServer("tinyvit", weights=checkpoint, parallel_workers=0, http_port=0) as first:
-        taken = first.ports["http_port"]
-        second = ModelServer("tinyvit", weights=checkpoint, parallel_workers=0, http_port=taken,
-                             grpc_port=0, metrics_port=0)
-        with second:
-            assert second.ports["http_port"] != taken
-            assert requests.get(f"{second.model_url}/ready", timeout=5).status_code == 200
 
 
 def test_a_failed_load_raises_with_the_log_tail(tmp_path, checkpoint):
@@ -151,15 +148,15 @@ def listening_addresses(pgid):
     return addresses
 
 
-def test_servers_listen_on_loopback_only_and_two_run_side_by_side(checkpoint):
-    with ModelServer("tinyvit", weights=checkpoint, parallel_workers=1) as first, \
-            ModelServer("tinyvit", weights=checkpoint, parallel_workers=0) as second:
-        assert set(first.ports.values()).isdisjoint(second.ports.values())
-        for server in (first, second):
-            addresses = listening_addresses(server.process.pid)
-            assert {port for _, port in addresses} >= {server.ports["http_port"], server.ports["grpc_port"]}
-            assert all(is_loopback(host) for host, _ in addresses), addresses
-            assert requests.get(f"{server.model_url}/ready", timeout=5).status_code == 200
+def test_servers_listen_on_loopback_only_and_two_run_side_by_side(server, server_without_workers):
+    # The session's shared servers: one folder, two processes (with and without a worker).
+    first, second = server, server_without_workers
+    assert set(first.ports.values()).isdisjoint(second.ports.values())
+    for running in (first, second):
+        addresses = listening_addresses(running.process.pid)
+        assert {port for _, port in addresses} >= {running.ports["http_port"], running.ports["grpc_port"]}
+        assert all(is_loopback(host) for host, _ in addresses), addresses
+        assert requests.get(f"{running.model_url}/ready", timeout=5).status_code == 200
 
 
 def test_restart_refuses_what_is_not_a_setting():
@@ -303,7 +300,7 @@ def test_reload_applies_edits_in_the_running_server_and_restart_rereads_the_fold
 
     folder = lab_service_copy(tmp_path / "reloaded", checkpoint=checkpoint, with_settings=True)
     model_settings = json.loads((folder / "model-settings.json").read_text())
-    with ModelServer(folder, weights=checkpoint, parallel_workers=1, **FREE_PORTS) as server:
+    with ModelServer(folder, weights=checkpoint, **FREE_PORTS) as server:  # settings.json: 1 worker
         pid = server.process.pid
         # Batching written into the folder: reload() loads it in the same process, and the
         # model really batches (unload + load; a plain MLServer reload ignores new batching).
@@ -329,17 +326,13 @@ def test_reload_applies_edits_in_the_running_server_and_restart_rereads_the_fold
         assert infer(server.infer_url, pixels_request([cat])).shape == (1, 21841)
         assert server.process.pid == pid
 
-        # restart() starts from the folder as it is now (it used the settings read at creation).
-        (folder / "model-settings.json").write_text(json.dumps({**model_settings, "max_batch_size": 2}))
-        server.restart()
-        assert json.loads((server.run_folder / "model-settings.json").read_text())["max_batch_size"] == 2
-
-        # What only a new process can change makes reload() restart.
-        pid = server.process.pid
+        # What only a new process can change makes reload() restart, and the new process
+        # starts from the folder as it is now (restart() used the settings read at creation).
         with pytest.raises(TypeError, match="use restart"):
             server.reload(parallel_workers=2)
         settings = json.loads((folder / "settings.json").read_text())
         (folder / "settings.json").write_text(json.dumps({**settings, "parallel_workers": 2}))
-        server.parallel_workers = None
+        (folder / "model-settings.json").write_text(json.dumps({**model_settings, "max_batch_size": 2}))
         server.reload()
         assert server.process.pid != pid and server.settings["parallel_workers"] == 2
+        assert json.loads((server.run_folder / "model-settings.json").read_text())["max_batch_size"] == 2
