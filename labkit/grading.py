@@ -8,7 +8,9 @@ nbgrader course per student in ``OUT/courses/<student>`` from the solution
 notebooks (created anew on every run, so running it twice gives the same grades),
 copies the submissions in (the originals are never modified), runs ``nbgrader
 autograde`` for several students side by side (a hanging cell times out, a crashed
-kernel or a server left running costs only that student), then writes
+kernel or a server left running costs only that student, and a hand-in that runs longer
+than ``--hand-in-timeout`` seconds, say an endless loop in ``predict()``, is stopped with
+its kernel and servers and scores 0), then writes
 
 * ``OUT/grades.csv``: one row per student (nbgrader's gradebook export),
 * ``OUT/grades_by_check.csv``: one row per student and graded cell;
@@ -32,17 +34,22 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .paths import PathLike
-from .notebooks import ASSIGNMENT, SOLUTIONS, run_nbgrader
+from .notebooks import ASSIGNMENT, SOLUTIONS, NbgraderTimeout, run_nbgrader
 from .processes import stop_orphans
 from .server import FREE_PORTS_ENV
 
 CELL_TIMEOUT_SECONDS = 300
+# One student's whole hand-in: all seven notebooks in quick mode take about 12 minutes on
+# a 2-core machine, so twice that is a hang, not a slow machine.
+HAND_IN_TIMEOUT_SECONDS = 1800
 
 
 def grade(submissions: PathLike, out: PathLike, notebooks: list[str] | None = None,
-          cell_timeout: int = CELL_TIMEOUT_SECONDS, jobs: int | None = None) -> list:
+          cell_timeout: int = CELL_TIMEOUT_SECONDS, jobs: int | None = None,
+          hand_in_timeout: float = HAND_IN_TIMEOUT_SECONDS) -> list:
     """Grade every student folder in ``submissions``, ``jobs`` students at a time (default:
-    one per core); return the rows of grades_by_check.csv."""
+    one per core), each within ``hand_in_timeout`` seconds; return the rows of
+    grades_by_check.csv."""
     submissions, out = Path(submissions).resolve(), Path(out).resolve()
     students = sorted(path.name for path in submissions.iterdir() if path.is_dir())
     if not students:
@@ -54,7 +61,8 @@ def grade(submissions: PathLike, out: PathLike, notebooks: list[str] | None = No
                for student in students}
     jobs = jobs or len(os.sched_getaffinity(0))
     with ThreadPoolExecutor(max(1, min(jobs, len(students)))) as pool:
-        outcomes = dict(zip(students, pool.map(_autograde, students, [courses[s] for s in students])))
+        graded = pool.map(lambda student: _autograde(student, courses[student], hand_in_timeout), students)
+        outcomes = dict(zip(students, graded))
     if (out / "feedback").exists():
         shutil.rmtree(out / "feedback")
     rows, exported = [], []
@@ -85,14 +93,20 @@ def _student_course(template: Path, course: Path, student_folder: Path) -> Path:
     return course
 
 
-def _autograde(student: str, course: Path) -> dict:
-    """Run nbgrader autograde for one student; a failure (e.g. the kernel died) scores 0."""
+def _autograde(student: str, course: Path, timeout: float) -> dict:
+    """Run nbgrader autograde for one student; a failure (the kernel died, the hand-in ran
+    past ``timeout``) scores 0."""
     started = time.monotonic()
     failure = ""
     try:
         # Free ports for every server: students graded side by side must not race for 8080.
         run_nbgrader(["autograde", ASSIGNMENT, f"--student={student}", "--force"], course,
-                     env={"LAB_QUICK": "1", FREE_PORTS_ENV: "1"})
+                     env={"LAB_QUICK": "1", FREE_PORTS_ENV: "1"}, timeout=timeout)
+    except NbgraderTimeout as error:
+        failure = (f"Grading your notebooks took longer than {timeout:.0f} s and was stopped: a cell "
+                   "that never finishes, for example an endless loop in predict() or a request "
+                   f"that waits forever.\n\n{str(error)[-2500:]}")
+        print(f"{student}: stopped after {timeout:.0f} s, scored 0", file=sys.stderr)
     except RuntimeError as error:
         failure = str(error)[-3000:]
         print(f"{student}: autograde failed, scored 0", file=sys.stderr)
@@ -197,9 +211,10 @@ def _write_failure_feedback(target: Path, failures: dict, course: Path) -> None:
             if not page.exists():
                 page.parent.mkdir(parents=True, exist_ok=True)
                 page.write_text(f"<h1>{html.escape(notebook.stem)}: not graded (0 points)</h1>"
-                                "<p>Running your notebook failed, for example because its kernel died. "
-                                "Run it from a fresh kernel (Kernel > Restart and Run All) before you hand "
-                                f"it in.</p><pre>{html.escape(message)}</pre>")
+                                "<p>Running your notebook failed, for example because its kernel died "
+                                "or a cell never finished. Run it from a fresh kernel (Kernel > Restart "
+                                "and Run All) before you hand it in.</p>"
+                                f"<pre>{html.escape(message)}</pre>")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -210,8 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notebooks", nargs="*", help="grade only these notebooks (file stems)")
     parser.add_argument("--cell-timeout", type=int, default=CELL_TIMEOUT_SECONDS)
     parser.add_argument("--jobs", type=int, help="students graded side by side (default: one per core)")
+    parser.add_argument("--hand-in-timeout", type=float, default=HAND_IN_TIMEOUT_SECONDS,
+                        help="seconds one student's notebooks may take in all; then they score 0")
     args = parser.parse_args(argv)
-    rows = grade(args.submissions, args.out, args.notebooks, args.cell_timeout, args.jobs)
+    rows = grade(args.submissions, args.out, args.notebooks, args.cell_timeout, args.jobs, args.hand_in_timeout)
     totals = {}
     for row in rows:
         got, most = totals.get(row["student"], (0.0, 0.0))

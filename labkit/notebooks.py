@@ -135,17 +135,33 @@ def generate_student_versions(workdir: Path) -> Path:
     return workdir / "release" / ASSIGNMENT
 
 
-def run_nbgrader(arguments: list, workdir: Path, env: dict = None) -> subprocess.CompletedProcess:
-    """Run nbgrader in ``workdir`` (with extra environment variables ``env``);
-    on failure raise with its own output."""
+class NbgraderTimeout(RuntimeError):
+    """nbgrader ran longer than its time bound and was stopped (with its kernels and servers)."""
+
+
+def run_nbgrader(arguments: list, workdir: Path, env: dict = None,
+                 timeout: float | None = None) -> subprocess.CompletedProcess:
+    """Run nbgrader in ``workdir`` (with extra environment variables ``env``); on failure
+    raise with its own output. After ``timeout`` seconds nbgrader, the kernels it runs and
+    every server they started are killed, and :class:`NbgraderTimeout` is raised."""
+    from .processes import kill_tree
+
     # nbgrader runs the `alembic` command: the virtualenv's bin must be on PATH.
     env = {**os.environ, **(env or {}),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    done = subprocess.run([sys.executable, "-m", "nbgrader", *arguments], cwd=workdir, env=env,
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"nbgrader {' '.join(arguments)} failed:\n{done.stdout}\n{done.stderr}")
-    return done
+    command = [sys.executable, "-m", "nbgrader", *arguments]
+    with subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_tree(process.pid)
+            stdout, stderr = process.communicate()
+            raise NbgraderTimeout(f"nbgrader {' '.join(arguments)} stopped after {timeout:.0f} s:\n"
+                                  f"{stdout}\n{stderr}") from None
+    if process.returncode != 0:
+        raise RuntimeError(f"nbgrader {' '.join(arguments)} failed:\n{stdout}\n{stderr}")
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def release(force: bool = False, target: PathLike = NOTEBOOKS) -> dict:

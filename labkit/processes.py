@@ -74,6 +74,24 @@ def stop_group(pid: int, timeout: float, process: subprocess.Popen | None = None
         process.wait(5)
 
 
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and all its descendants, also those in sessions of their own (a
+    notebook's kernel, the MLServer it started)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        family = root.children(recursive=True) + [root]
+    except psutil.NoSuchProcess:
+        return
+    for process in family:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(family, timeout=10)
+
+
 def group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)

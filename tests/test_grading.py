@@ -1,6 +1,12 @@
 """The instructor's grading pipeline with the real nbgrader, for the exercises of notebooks
 01-03: a correct hand-in written differently from the solution, an untouched one, two
-plausible wrong ones, and a crashing one; idempotence, untouched originals, no servers left."""
+plausible wrong ones that each leave a notebook out, a crashing one and one that hangs;
+idempotence, untouched originals, no servers left.
+
+Each graded notebook starts MLServer: the wrong hand-ins hold only the notebooks whose
+mistakes the pipeline must report (test_checks covers every mistake of each check)."""
+
+import time
 
 import csv
 import hashlib
@@ -131,14 +137,23 @@ def lab_servers():
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    released = tmp_path_factory.mktemp("released")
-    release(target=released)
+def released(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("released")
+    release(target=folder)
+    return folder
+
+
+HANDED_IN = {"alice": NOTEBOOKS, "bob": NOTEBOOKS, "carol": ["01_first_service", "03_top5_labels"],
+             "dave": ["01_first_service", "02_inference_requests"], "eve": ["01_first_service"]}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, released):
     submissions = tmp_path_factory.mktemp("submissions")
     hand_in(released, submissions / "alice", correct_but_different())
     hand_in(released, submissions / "bob")
-    hand_in(released, submissions / "carol", wrong_a())
-    hand_in(released, submissions / "dave", wrong_b())
+    hand_in(released, submissions / "carol", wrong_a(), notebooks=HANDED_IN["carol"])
+    hand_in(released, submissions / "dave", wrong_b(), notebooks=HANDED_IN["dave"])
     hand_in(released, submissions / "eve", correct_but_different(), edit=crash_the_kernel,
             notebooks=["01_first_service"])
     before = digest(submissions)
@@ -153,12 +168,12 @@ FULL = {"model-settings-check": 1, "server-settings-check": 1, "first-service-ch
 EXPECTED = {
     "alice": FULL,
     "bob": dict.fromkeys(FULL, 0),
-    # trailing comma: the file and the service that needs it; no batch axis; first image only.
+    # trailing comma: the file and the service that needs it; 02 missing; first image only.
     "carol": {**FULL, "model-settings-check": 0, "first-service-check": 0, "remote-classifier-check": 0,
               "top5-batch-check": 0, "top5-batching-check": 0},
-    # batching keys in settings.json; logits; the global cat; sorted by label (right sets, wrong order).
+    # batching keys in settings.json; logits; the global cat; 03 missing.
     "dave": {**FULL, "server-settings-check": 0, "first-service-check": 0, "remote-classifier-check": 0,
-             "top5-check": 0},
+             "top5-settings-check": 0, "top5-check": 0, "top5-batch-check": 0, "top5-batching-check": 0},
     "eve": dict.fromkeys(FULL, 0),
 }
 
@@ -177,10 +192,9 @@ def test_gradebook_csv_and_feedback_files(graded):
     with open(out / "grades.csv") as handle:
         totals = {row["student_id"]: float(row["score"]) for row in csv.DictReader(handle)}
     assert totals == {student: sum(checks.values()) for student, checks in EXPECTED.items()}
-    for student in ("alice", "bob", "carol", "dave"):
+    for student, notebooks in HANDED_IN.items():
         for name in NOTEBOOKS:
-            assert (out / "feedback" / student / f"{name}.html").is_file()
-    assert (out / "feedback" / "eve" / "01_first_service.html").is_file()
+            assert (out / "feedback" / student / f"{name}.html").is_file() == (name in notebooks), (student, name)
 
 
 def test_feedback_names_the_mistake(graded):
@@ -217,3 +231,21 @@ def test_grading_again_gives_the_same_grades(graded, tmp_path):
     checks_of_01 = ("model-settings-check", "server-settings-check", "first-service-check")
     first = {key: value for key, value in read_points(out).items() if key[0] == "alice" and key[1] in checks_of_01}
     assert read_points(tmp_path / "again") == first and sum(first.values()) == 4
+
+
+def test_a_hand_in_that_hangs_costs_its_points_after_the_bound(released, tmp_path):
+    # An endless loop in predict(): the first request to the service never returns.
+    first_service = mutate(correct_but_different()[("01_first_service", "first-service")],
+                           "        with torch.no_grad():", "        while True:\n            pass\n"
+                                                            "        with torch.no_grad():")
+    answers = {**correct_but_different(), ("01_first_service", "first-service"): first_service}
+    hand_in(released, tmp_path / "submissions" / "frank", answers, notebooks=["01_first_service"])
+    started = time.monotonic()
+    grade(tmp_path / "submissions", tmp_path / "out", notebooks=["01_first_service"], cell_timeout=600,
+          hand_in_timeout=60)
+    # The bound, plus setting up the course and writing the gradebook.
+    assert time.monotonic() - started < 60 + 60
+    assert set(read_points(tmp_path / "out").values()) == {0.0}
+    feedback = (tmp_path / "out" / "feedback" / "frank" / "01_first_service.html").read_text()
+    assert "took longer than 60 s" in feedback and "endless loop" in feedback
+    assert lab_servers() == []
