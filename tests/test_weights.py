@@ -36,14 +36,6 @@ def test_load_model_without_checkpoint_says_how_to_get_one(tmp_path):
         weights.load_model(tmp_path / "missing.safetensors")
 
 
-@pytest.mark.slow
-def test_pth_checkpoint_through_uri(tmp_path, checkpoint, reference, cat):
-    pth = tmp_path / "tinyvit.pth"
-    torch.save(weights.load_model(checkpoint).state_dict(), pth)
-    with ModelServer("tinyvit", weights=pth, **QUICK) as server:
-        assert_same(infer(server.infer_url, pixels_request([cat])), reference.probabilities([cat]))
-
-
 def model_folder_without_uri(tmp_path):
     folder = tmp_path / "tinyvit"
     shutil.copytree(REPO / "tinyvit", folder, ignore=shutil.ignore_patterns("__pycache__"))
@@ -54,22 +46,24 @@ def model_folder_without_uri(tmp_path):
 
 
 @pytest.mark.slow
-def test_no_weights_and_random_not_allowed_gives_a_clear_error(tmp_path):
-    server = ModelServer(model_folder_without_uri(tmp_path), **QUICK,
+def test_random_weights_only_when_asked_and_loudly_and_a_pth_checkpoint_through_uri(tmp_path, checkpoint,
+                                                                                   reference, cat):
+    # One server, its model loaded three ways (reload(): the same process, seconds each).
+    server = ModelServer(model_folder_without_uri(tmp_path), **QUICK, extra={"allow_random_weights": True},
                          env={"TINYVIT_ALLOW_RANDOM_WEIGHTS": "", "HF_HOME": str(tmp_path / "hf")})
-    with pytest.raises(ServerStartError) as caught:
-        server.start(timeout=120, progress=False)
-    assert "labkit.weights download" in str(caught.value)
-    assert not server.running
-
-
-@pytest.mark.slow
-def test_random_weights_only_when_asked_and_loudly(tmp_path, cat):
-    server = ModelServer(model_folder_without_uri(tmp_path), **QUICK,
-                         extra={"allow_random_weights": True}, env={"HF_HOME": str(tmp_path / "hf")})
     with server:
         assert infer(server.infer_url, pixels_request([cat])).shape == (1, 21841)
         assert "RANDOM weights" in server.log
+
+        # No checkpoint, random weights not allowed: the load fails and says how to get one.
+        with pytest.raises(ServerStartError) as caught:
+            server.reload(extra={})
+        assert "labkit.weights download" in str(caught.value)
+
+        pth = tmp_path / "tinyvit.pth"
+        torch.save(weights.load_model(checkpoint).state_dict(), pth)
+        server.reload(weights=pth)
+        assert_same(infer(server.infer_url, pixels_request([cat])), reference.probabilities([cat]))
 
 
 @pytest.mark.slow
