@@ -46,13 +46,6 @@ def correct_but_different() -> dict:
                    "batch = self.transform(Image.fromarray(payload))[None]",
                    "batch = self.transform(Image.fromarray(payload)).unsqueeze(0)"),
             "with torch.inference_mode():", "with torch.no_grad():"),
-        ("02_inference_requests", "remote-classifier"):
-            "def classify_remote(image):\n"
-            "    body = InferenceRequest(inputs=[NumpyCodec.encode_input(name='payload', payload=image[None])])\n"
-            "    reply = requests.post(server.model_url + '/infer', data=body.model_dump_json(),\n"
-            "                          headers={'Content-Type': 'application/json'})\n"
-            "    assert reply.status_code == 200, reply.text\n"
-            "    return NumpyCodec.decode_output(InferenceResponse(**reply.json()).outputs[0])",
         ("03_top5_labels", "top5-settings"): solution("03_top5_labels", "top5-settings"),
         ("03_top5_labels", "top5-service"): mutate(
             solution("03_top5_labels", "top5-service"),
@@ -64,14 +57,12 @@ def correct_but_different() -> dict:
 
 
 def wrong_a() -> dict:
-    """The course text's trailing comma; no batch axis; a top 5 of the first image only."""
+    """The course text's trailing comma (01); a top 5 of the first image only (03)."""
     return {
         ("01_first_service", "model-settings"): mutate(solution("01_first_service", "model-settings"),
                                                        '"serve-model.TinyViTModel"', '"serve-model.TinyViTModel",'),
         ("01_first_service", "server-settings"): solution("01_first_service", "server-settings"),
         ("01_first_service", "first-service"): solution("01_first_service", "first-service"),
-        ("02_inference_requests", "remote-classifier"): mutate(solution("02_inference_requests", "remote-classifier"),
-                                                               "image[np.newaxis]", "image"),
         ("03_top5_labels", "top5-settings"): solution("03_top5_labels", "top5-settings"),
         ("03_top5_labels", "top5-service"): mutate(solution("03_top5_labels", "top5-service"),
                                                    "images = decode_images(payload)",
@@ -80,23 +71,13 @@ def wrong_a() -> dict:
 
 
 def wrong_b() -> dict:
-    """Batching keys in settings.json and logits; the global cat instead of the argument;
-    a top 5 sorted by label."""
+    """Batching keys in settings.json and logits (01)."""
     return {
         ("01_first_service", "model-settings"): solution("01_first_service", "model-settings"),
         ("01_first_service", "server-settings"): mutate(solution("01_first_service", "server-settings"),
                                                         '"debug": false', '"debug": false,\n  "max_batch_size": 8'),
         ("01_first_service", "first-service"): mutate(solution("01_first_service", "first-service"),
                                                       ".softmax(dim=-1)", ""),
-        ("02_inference_requests", "remote-classifier"): mutate(solution("02_inference_requests", "remote-classifier"),
-                                                               "image[np.newaxis]", "batch"),
-        ("03_top5_labels", "top5-settings"): solution("03_top5_labels", "top5-settings"),
-        ("03_top5_labels", "top5-service"): mutate(
-            solution("03_top5_labels", "top5-service"),
-            "        labels = np.vectorize(LABELS.index_to_description, otypes=[object])(top)\n",
-            "        labels = np.vectorize(LABELS.index_to_description, otypes=[object])(top)\n"
-            "        order = np.argsort(labels, axis=1)\n"
-            "        labels, scores = np.take_along_axis(labels, order, 1), np.take_along_axis(scores, order, 1)\n"),
     }
 
 
@@ -143,14 +124,17 @@ def released(tmp_path_factory):
     return folder
 
 
-HANDED_IN = {"alice": NOTEBOOKS, "bob": NOTEBOOKS, "carol": ["01_first_service", "03_top5_labels"],
-             "dave": ["01_first_service", "02_inference_requests"], "eve": ["01_first_service"]}
+# 02's request check is graded by nbval's run of the solution and its mistakes by
+# test_folder_checks: no hand-in here starts 02's two servers.
+HANDED_IN = {"alice": ["01_first_service", "03_top5_labels"], "bob": NOTEBOOKS,
+             "carol": ["01_first_service", "03_top5_labels"], "dave": ["01_first_service"],
+             "eve": ["01_first_service"]}
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory, released):
     submissions = tmp_path_factory.mktemp("submissions")
-    hand_in(released, submissions / "alice", correct_but_different())
+    hand_in(released, submissions / "alice", correct_but_different(), notebooks=HANDED_IN["alice"])
     hand_in(released, submissions / "bob")
     hand_in(released, submissions / "carol", wrong_a(), notebooks=HANDED_IN["carol"])
     hand_in(released, submissions / "dave", wrong_b(), notebooks=HANDED_IN["dave"])
@@ -166,12 +150,12 @@ FULL = {"model-settings-check": 1, "server-settings-check": 1, "first-service-ch
         "remote-classifier-check": 3, "top5-settings-check": 1, "top5-check": 3, "top5-batch-check": 2,
         "top5-batching-check": 2}
 EXPECTED = {
-    "alice": FULL,
+    "alice": {**FULL, "remote-classifier-check": 0},  # 02 not handed in
     "bob": dict.fromkeys(FULL, 0),
     # trailing comma: the file and the service that needs it; 02 missing; first image only.
     "carol": {**FULL, "model-settings-check": 0, "first-service-check": 0, "remote-classifier-check": 0,
               "top5-batch-check": 0, "top5-batching-check": 0},
-    # batching keys in settings.json; logits; the global cat; 03 missing.
+    # batching keys in settings.json; logits; 02 and 03 missing.
     "dave": {**FULL, "server-settings-check": 0, "first-service-check": 0, "remote-classifier-check": 0,
              "top5-settings-check": 0, "top5-check": 0, "top5-batch-check": 0, "top5-batching-check": 0},
     "eve": dict.fromkeys(FULL, 0),
@@ -201,8 +185,8 @@ def test_feedback_names_the_mistake(graded):
     _, out, _ = graded
     carol = (out / "feedback" / "carol" / "01_first_service.html").read_text()
     assert "trailing comma" in carol
-    dave = (out / "feedback" / "dave" / "02_inference_requests.html").read_text()
-    assert "same probabilities" in dave
+    dave = (out / "feedback" / "dave" / "01_first_service.html").read_text()
+    assert "MLServer reads adaptive batching per model" in dave
 
 
 def test_two_hand_ins_are_graded_side_by_side_and_timed(graded):

@@ -40,8 +40,11 @@ first = lab.run(parallel_workers=2, concurrency=4)
 print("\n".join(line for line in lab.server.log.splitlines() if "torch thread" in line))
 
 # %% [markdown]
-# `lab.run(...)` restarted the server with two workers, warmed it up, kept 4 requests in
-# flight for a few seconds (`labkit.loadgen.run_load`), and recorded the outcome:
+# `lab.run(...)` started the server with two workers, warmed it up, kept 4 requests in
+# flight for a few seconds (`labkit.loadgen.run_load`), and recorded the outcome. A new worker
+# count needs a new server process (`settings.json`); new batching settings do not: they are
+# the model's (`model-settings.json`), and `lab.run` has MLServer unload the model and load
+# it again with them, in the running server (its model repository API), in seconds:
 
 # %%
 lab.table()
@@ -190,8 +193,8 @@ lab.panel()
 # ## A small sweep
 #
 # Now measure a grid side by side: workers × batching at a fixed concurrency of 8 clients (in
-# full mode also with a single client). Each configuration restarts the server, so this takes
-# a minute or two. Throughput and latency differ from machine to machine; compare rows with
+# full mode also with a single client). Each configuration measures for a few seconds, and a
+# new worker count restarts the server, so this takes a minute or two. Throughput and latency differ from machine to machine; compare rows with
 # each other, not with numbers from elsewhere.
 
 # %%
