@@ -115,43 +115,54 @@ def test_an_unverified_changed_or_stale_onnx_file_is_refused(onnx_model, checkpo
         export.verified_record(copy)
 
 
-def engine_folder(tmp_path, engine: str, **extra):
-    folder = tmp_path / f"tinyvit-{engine}"
-    shutil.copytree(REPO / "runtimes" / f"tinyvit-{engine}", folder)
-    settings = json.loads((folder / "model-settings.json").read_text())
+@pytest.fixture(scope="module")
+def engine_server(tmp_path_factory, onnx_model):
+    """One server for both engines: each test writes its runtime's model settings into the
+    folder and reloads the model (seconds) instead of starting a server."""
+    folder = tmp_path_factory.mktemp("engine") / "tinyvit-engine"
+    shutil.copytree(REPO / "runtimes" / "tinyvit-onnxruntime", folder)  # settings.json as shipped
+    serve_engine(folder, "onnxruntime")
+    with ModelServer(folder, weights=onnx_model, parallel_workers=0, **FREE_PORTS) as server:
+        yield server
+
+
+def serve_engine(target, engine: str, **extra):
+    """The shipped runtime folder's model settings (``engine``'s implementation) with
+    ``extra``, under one model name; reloaded when ``target`` is a running server."""
+    settings = json.loads((REPO / "runtimes" / f"tinyvit-{engine}" / "model-settings.json").read_text())
+    settings["name"] = "tinyvit-engine"
     settings["parameters"]["extra"] = extra
+    folder = target.model_dir if isinstance(target, ModelServer) else target
     (folder / "model-settings.json").write_text(json.dumps(settings))
-    return folder
+    return target.reload() if isinstance(target, ModelServer) else folder
 
 
-def test_onnx_runtime_serves_probabilities_over_rest_and_grpc(tmp_path, onnx_model, reference, images):
-    folder = engine_folder(tmp_path, "onnxruntime")
-    with ModelServer(folder, weights=onnx_model, parallel_workers=0, **FREE_PORTS) as server:
-        files = [encode_jpeg(image) for image in images[:3]]
-        rest = infer_outputs(server.infer_url, files_request(files))["probabilities"]
-        assert rest.shape == (3, 21841)
-        # JPEG is lossy: the reference sees the decoded files.
-        np.testing.assert_allclose(rest, reference.probabilities([decode_jpeg(data) for data in files]), atol=1e-6)
-        same_size = [images[1], np.ascontiguousarray(images[1][::-1])]
-        grpc = infer_grpc(server.grpc_address, server.name, pixels_request(same_size), "probabilities")
-        np.testing.assert_allclose(grpc, reference.probabilities(same_size), atol=1e-6)
-        bad = requests.post(server.infer_url, json={"inputs": [{"name": "payload", "shape": [8, 8, 3],
-                                                                "datatype": "UINT8", "data": [0] * 192}]})
-        assert bad.status_code == 400 and "[N, H, W, 3]" in bad.text
-        # The runtime folders' settings.json turns gzip off as tinyvit/ does (measured in the
-        # benchmark before it did: 6.2 images/s over REST at C=8 against 10.4 over gRPC).
-        assert answer_encoding(server) == "identity"
+def test_onnx_runtime_serves_probabilities_over_rest_and_grpc(engine_server, reference, images):
+    server = serve_engine(engine_server, "onnxruntime")
+    files = [encode_jpeg(image) for image in images[:3]]
+    rest = infer_outputs(server.infer_url, files_request(files))["probabilities"]
+    assert rest.shape == (3, 21841)
+    # JPEG is lossy: the reference sees the decoded files.
+    np.testing.assert_allclose(rest, reference.probabilities([decode_jpeg(data) for data in files]), atol=1e-6)
+    same_size = [images[1], np.ascontiguousarray(images[1][::-1])]
+    grpc = infer_grpc(server.grpc_address, server.name, pixels_request(same_size), "probabilities")
+    np.testing.assert_allclose(grpc, reference.probabilities(same_size), atol=1e-6)
+    bad = requests.post(server.infer_url, json={"inputs": [{"name": "payload", "shape": [8, 8, 3],
+                                                            "datatype": "UINT8", "data": [0] * 192}]})
+    assert bad.status_code == 400 and "[N, H, W, 3]" in bad.text
+    # The runtime folders' settings.json turns gzip off as tinyvit/ does (measured in the
+    # benchmark before it did: 6.2 images/s over REST at C=8 against 10.4 over gRPC).
+    assert answer_encoding(server) == "identity"
 
 
-def test_openvino_serves_top_5_labels(tmp_path, onnx_model, reference, images):
-    folder = engine_folder(tmp_path, "openvino", top_k=5)
-    with ModelServer(folder, weights=onnx_model, parallel_workers=0, **FREE_PORTS) as server:
-        files = [encode_jpeg(image) for image in images[:3]]
-        outputs = infer_outputs(server.infer_url, files_request(files))
-        labels, scores = reference.top_k([decode_jpeg(data) for data in files], k=5)
-        assert outputs["labels"].shape == (3, 5) and (outputs["labels"] == labels).all()
-        np.testing.assert_allclose(outputs["scores"], scores, rtol=1e-4)
-        # gRPC too: labels are BYTES, which MLServer's gRPC converter takes only as bytes.
-        grpc_labels = infer_grpc(server.grpc_address, server.name, files_request(files), "labels")
-        assert (grpc_labels == labels).all()
-        assert "TinyViT on OpenVINO with" in server.log
+def test_openvino_serves_top_5_labels(engine_server, reference, images):
+    server = serve_engine(engine_server, "openvino", top_k=5)
+    files = [encode_jpeg(image) for image in images[:3]]
+    outputs = infer_outputs(server.infer_url, files_request(files))
+    labels, scores = reference.top_k([decode_jpeg(data) for data in files], k=5)
+    assert outputs["labels"].shape == (3, 5) and (outputs["labels"] == labels).all()
+    np.testing.assert_allclose(outputs["scores"], scores, rtol=1e-4)
+    # gRPC too: labels are BYTES, which MLServer's gRPC converter takes only as bytes.
+    grpc_labels = infer_grpc(server.grpc_address, server.name, files_request(files), "labels")
+    assert (grpc_labels == labels).all()
+    assert "TinyViT on OpenVINO with" in server.log
