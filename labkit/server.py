@@ -204,8 +204,9 @@ class ModelServer:
         """Load the model folder again inside the running server, with overrides of the
         model's settings (``max_batch_size``, ``max_batch_time``, ``weights``, ``extra``):
         MLServer's model repository API unloads the model and loads it from a fresh run
-        copy, which takes seconds where ``restart()`` takes a new process. Anything only a
-        new process can change (workers, ports, settings.json, the model's name) restarts."""
+        copy, which takes seconds where ``restart()`` takes a new process. Overrides only a
+        new process can apply (workers, ports, server settings) are refused: use ``restart()``.
+        A folder whose settings.json or model name changed since the start is restarted."""
         model_level = {"max_batch_size", "max_batch_time", "weights", "extra"}
         unknown = set(overrides) - model_level
         if unknown:
