@@ -189,15 +189,7 @@ class ModelServer:
     def restart(self, **overrides) -> "ModelServer":
         """Stop, apply overrides (same names as the constructor), start again."""
         self.stop()
-        for key, value in overrides.items():
-            if key in self.ports:
-                self.ports[key] = value
-            elif key in ("extra", "env", "server_settings"):
-                setattr(self, key, dict(value or {}))
-            elif key in ("parallel_workers", "max_batch_size", "max_batch_time", "weights"):
-                setattr(self, key, value)
-            else:
-                raise TypeError(f"unknown override {key!r}")
+        self._apply_overrides(overrides)
         return self.start()
 
     def reload(self, timeout: float = 120, **overrides) -> "ModelServer":
@@ -212,8 +204,7 @@ class ModelServer:
         if unknown:
             raise TypeError(f"reload() changes model settings only ({', '.join(sorted(model_level))}); "
                             f"use restart() for {', '.join(sorted(unknown))}")
-        for key, value in overrides.items():
-            setattr(self, key, dict(value or {}) if key == "extra" else value)
+        self._apply_overrides(overrides)
         if not self.running or "settings.json" in self.changed_since_start():
             return self.restart()
         name = self.name
@@ -262,6 +253,18 @@ class ModelServer:
                       if now.get(name) != self._started_files.get(name))
 
     # ----------------------------------------------------------- internals
+    def _apply_overrides(self, overrides: dict) -> None:
+        """Set overrides by the constructor's names (``restart()``, ``reload()``)."""
+        for key, value in overrides.items():
+            if key in self.ports:
+                self.ports[key] = value
+            elif key in ("extra", "env", "server_settings"):
+                setattr(self, key, dict(value or {}))
+            elif key in ("parallel_workers", "max_batch_size", "max_batch_time", "weights"):
+                setattr(self, key, value)
+            else:
+                raise TypeError(f"unknown override {key!r}")
+
     def _read_model_settings(self) -> None:
         if not (self.model_dir / "model-settings.json").is_file():
             raise FileNotFoundError(f"{self.model_dir} has no model-settings.json")

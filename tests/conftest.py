@@ -43,6 +43,15 @@ def start_server(checkpoint, model_dir="tinyvit", **overrides) -> ModelServer:
     return ModelServer(model_dir, weights=checkpoint, **FREE_PORTS, **overrides).start(progress=False)
 
 
+def reload_with(server: ModelServer, files: dict, **overrides) -> ModelServer:
+    """``server`` with ``files`` (name -> text) written into its model folder and the model
+    loaded again in place (seconds; a test that only changes code or model settings shares
+    one server instead of starting one per variant)."""
+    for name, text in files.items():
+        (server.model_dir / name).write_text(text)
+    return server.reload(**overrides)
+
+
 # Servers shared by every test that does not change their settings (each start costs
 # 10-20 s): tests that use them compare counters as differences, never as totals.
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from labkit import checks, hidden_checks, reference
 from labkit.notebooks import SOLUTIONS
 from labkit.server import ModelServer
 from labkit.workspace import lab_service_copy, service_folder
-from tests.conftest import FREE_PORTS
+from tests.conftest import FREE_PORTS, reload_with
 
 pytestmark = pytest.mark.slow
 
@@ -40,8 +40,7 @@ def top5_server(tmp_path_factory, checkpoint):
 
 def serve(server, code):
     """``server`` running ``code`` as serve-model.py, with the folder's own settings."""
-    (server.model_dir / "serve-model.py").write_text(code)
-    return server.reload(max_batch_size=None, max_batch_time=None)
+    return reload_with(server, {"serve-model.py": code}, max_batch_size=None, max_batch_time=None)
 
 
 def mutate(code: str, old: str, new: str) -> str:

@@ -16,7 +16,7 @@ from labkit.client import encode_jpeg, files_request, infer_grpc, infer_outputs,
 from labkit.engines import ENGINES, engine_model, openvino_forward
 from labkit.server import ModelServer
 from labkit.service import loaded_service
-from tests.conftest import FREE_PORTS, REPO
+from tests.conftest import FREE_PORTS, REPO, reload_with
 from tests.test_server import answer_encoding
 from tests.test_service import decode_jpeg
 
@@ -121,24 +121,22 @@ def engine_server(tmp_path_factory, onnx_model):
     folder and reloads the model (seconds) instead of starting a server."""
     folder = tmp_path_factory.mktemp("engine") / "tinyvit-engine"
     shutil.copytree(REPO / "runtimes" / "tinyvit-onnxruntime", folder)  # settings.json as shipped
-    serve_engine(folder, "onnxruntime")
+    (folder / "model-settings.json").write_text(engine_settings("onnxruntime"))
     with ModelServer(folder, weights=onnx_model, parallel_workers=0, **FREE_PORTS) as server:
         yield server
 
 
-def serve_engine(target, engine: str, **extra):
+def engine_settings(engine: str, **extra) -> str:
     """The shipped runtime folder's model settings (``engine``'s implementation) with
-    ``extra``, under one model name; reloaded when ``target`` is a running server."""
+    ``extra``, under the one model name the shared server keeps."""
     settings = json.loads((REPO / "runtimes" / f"tinyvit-{engine}" / "model-settings.json").read_text())
     settings["name"] = "tinyvit-engine"
     settings["parameters"]["extra"] = extra
-    folder = target.model_dir if isinstance(target, ModelServer) else target
-    (folder / "model-settings.json").write_text(json.dumps(settings))
-    return target.reload() if isinstance(target, ModelServer) else folder
+    return json.dumps(settings)
 
 
 def test_onnx_runtime_serves_probabilities_over_rest_and_grpc(engine_server, reference, images):
-    server = serve_engine(engine_server, "onnxruntime")
+    server = reload_with(engine_server, {"model-settings.json": engine_settings("onnxruntime")})
     files = [encode_jpeg(image) for image in images[:3]]
     rest = infer_outputs(server.infer_url, files_request(files))["probabilities"]
     assert rest.shape == (3, 21841)
@@ -156,7 +154,7 @@ def test_onnx_runtime_serves_probabilities_over_rest_and_grpc(engine_server, ref
 
 
 def test_openvino_serves_top_5_labels(engine_server, reference, images):
-    server = serve_engine(engine_server, "openvino", top_k=5)
+    server = reload_with(engine_server, {"model-settings.json": engine_settings("openvino", top_k=5)})
     files = [encode_jpeg(image) for image in images[:3]]
     outputs = infer_outputs(server.infer_url, files_request(files))
     labels, scores = reference.top_k([decode_jpeg(data) for data in files], k=5)

@@ -14,7 +14,7 @@ from labkit.client import infer, pixels_request
 from labkit.notebooks import SOLUTIONS
 from labkit.server import ModelServer
 from labkit.workspace import lab_service_copy
-from tests.conftest import FREE_PORTS
+from tests.conftest import FREE_PORTS, reload_with
 
 pytestmark = pytest.mark.slow
 BAD = b'{"inputs": [{"name": "payload", "shape": [8, 8, 3], "datatype": "UINT8", "data": [0]}]}'
@@ -80,20 +80,15 @@ def confidence_server(tmp_path_factory, checkpoint):
         yield server
 
 
-def serve_confidence(server, code):
-    (server.model_dir / "confidence.py").write_text(code)
-    return server.reload()
-
-
 def test_custom_metric_check_passes_the_solution(confidence_server, checkpoint, capsys):
-    checks.custom_metric(serve_confidence(confidence_server, confidence_code()), checkpoint=checkpoint)
+    checks.custom_metric(reload_with(confidence_server, {"confidence.py": confidence_code()}), checkpoint=checkpoint)
     assert "one observation per image (6)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("mistake", CONFIDENCE_MISTAKES)
 def test_custom_metric_check_names_each_mistake(confidence_server, checkpoint, mistake):
     replacement, message = CONFIDENCE_MISTAKES[mistake]
-    server = serve_confidence(confidence_server, confidence_code(replacement))
+    server = reload_with(confidence_server, {"confidence.py": confidence_code(replacement)})
     with pytest.raises(checks.CheckFailed, match=message):
         checks.custom_metric(server, checkpoint=checkpoint)
 
