@@ -10,9 +10,9 @@ write, and never touches ``model-settings.json``, ``settings.json`` or ``serve-m
   ``parameters.uri`` is the model folder, and ``model_weights`` looks for this file
   name there, so the student's ``model-settings.json`` needs no ``uri``.
 
-``start_from`` copies the student's files of an earlier folder (notebook 01's) into a
-new one when the new one lacks them. ``lab_service_copy`` is the lab's whole service
-folder, for an exercise that extends it.
+A folder the lab creates is private to its user (0700). ``start_from`` copies the
+student's files of an earlier folder (notebook 01's) into a new one when the new one lacks
+them. ``lab_service_copy`` is the lab's whole service folder, for an exercise that extends it.
 """
 
 from __future__ import annotations
@@ -50,7 +50,9 @@ def runtime_folder(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT) 
     """A model folder for a ready-made runtime: no Python, only the checkpoint link
     (``tinyvit.safetensors``); the student writes ``model-settings.json``."""
     folder = Path(folder).resolve()
-    folder.mkdir(parents=True, exist_ok=True)
+    # Private when the lab creates it: on a shared JupyterHub host a home folder may be
+    # readable by every user (Debian's useradd makes it 0755), the service must not be.
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     link_checkpoint(folder, checkpoint)
     return folder
 

@@ -1,16 +1,19 @@
 """JupyterLab as `make lab` starts it, for the tests: the same command line and the
 same environment (`make -n lab`, `make -s lab-env`), on a free port."""
 
+import json
 import os
 import re
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
 import requests
+import websocket
 
 from labkit.processes import free_port, group_alive, stop_group, wait_until
 from tests.conftest import REPO
@@ -77,3 +80,24 @@ def running_lab(env: dict = None, notebook_dir: Path = None, folder: Path = REPO
     finally:
         stop_group(process.pid, 20, process)
         assert not group_alive(process.pid), "JupyterLab outlived its stop"
+
+
+def execute_in_kernel(channels_url: str, code: str, headers: dict | None = None, timeout: float = 60) -> dict:
+    """Run ``code`` in a kernel over its websocket (``.../api/kernels/<id>/channels``), as
+    the browser does; return the execute_reply's content (``status``, and on an error
+    ``ename``, ``evalue``, ``traceback``). ``timeout``: the longest wait for one message."""
+    session, msg_id = uuid.uuid4().hex, uuid.uuid4().hex
+    channel = websocket.create_connection(channels_url, timeout=timeout, header=headers or {})
+    try:
+        channel.send(json.dumps({
+            "channel": "shell", "parent_header": {}, "metadata": {}, "buffers": [],
+            "header": {"msg_id": msg_id, "msg_type": "execute_request", "session": session,
+                       "username": "student", "version": "5.3", "date": ""},
+            "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
+                        "allow_stdin": False, "stop_on_error": True}}))
+        while True:
+            message = json.loads(channel.recv())
+            if message["msg_type"] == "execute_reply" and message["parent_header"].get("msg_id") == msg_id:
+                return message["content"]
+    finally:
+        channel.close()

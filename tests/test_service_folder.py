@@ -113,3 +113,16 @@ def test_a_new_folder_starts_from_the_students_earlier_one(tmp_path, checkpoint)
 def test_lab_service_copy_holds_the_whole_service(tmp_path, checkpoint):
     folder = lab_service_copy(tmp_path / "confidence", checkpoint=checkpoint)
     assert (folder / "serve-model.py").read_bytes() == (SERVICE / "serve-model.py").read_bytes()
+
+
+def test_a_new_service_folder_is_private_and_an_existing_one_keeps_its_mode(tmp_path, checkpoint):
+    # On a shared JupyterHub host the student's home may be readable by others (Debian's
+    # useradd makes it 0755): the service the student writes stays theirs.
+    folder = service_folder(tmp_path / "homework" / "my-tinyvit", checkpoint=checkpoint)
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "homework").stat().st_mode & 0o077, "only the service folder itself is made private"
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    service_folder(shared, checkpoint=checkpoint)
+    assert shared.stat().st_mode & 0o777 == 0o755, "a folder the student made keeps the mode they chose"

@@ -7,20 +7,17 @@ matplotlib). Afterwards HOME is still empty, nothing new is in /tmp, and git see
 change in the repository (what the lab keeps goes to ignored folders: .lab/, weights/).
 """
 
-import json
 import os
 import subprocess
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 
 import pytest
 import requests
-import websocket
 
 from tests.conftest import REPO
-from tests.jupyterlab import lab_environment, running_lab
+from tests.jupyterlab import execute_in_kernel, lab_environment, running_lab
 
 pytestmark = pytest.mark.slow
 NOTEBOOK = REPO / "notebooks" / "solutions" / "02_inference_requests.ipynb"
@@ -37,33 +34,14 @@ def files_under(folder: Path) -> list:
     return sorted(str(path.relative_to(folder)) for path in folder.rglob("*"))
 
 
-def execute_in_kernel(port: int, token: str, kernel_id: str, code: str) -> dict:
-    """Run ``code`` in a lab kernel over its websocket, as the browser does; return the reply."""
-    session, msg_id = uuid.uuid4().hex, uuid.uuid4().hex
-    channel = websocket.create_connection(
-        f"ws://127.0.0.1:{port}/api/kernels/{kernel_id}/channels?token={token}", timeout=60)
-    try:
-        channel.send(json.dumps({
-            "channel": "shell", "parent_header": {}, "metadata": {}, "buffers": [],
-            "header": {"msg_id": msg_id, "msg_type": "execute_request", "session": session,
-                       "username": "student", "version": "5.3", "date": ""},
-            "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
-                        "allow_stdin": False, "stop_on_error": True}}))
-        while True:
-            message = json.loads(channel.recv())
-            if message["msg_type"] == "execute_reply" and message["parent_header"].get("msg_id") == msg_id:
-                return message["content"]
-    finally:
-        channel.close()
-
-
 def use_the_lab_in_the_browser_way(env: dict) -> None:
     """A kernel runs a plotting cell, and the workspace is saved."""
     with running_lab(env=env) as (process, port, url):
         api, token = f"http://127.0.0.1:{port}", url.split("token=")[1]
         kernel = requests.post(f"{api}/api/kernels", params={"token": token}, json={"name": "python3"},
                                timeout=30).json()
-        reply = execute_in_kernel(port, token, kernel["id"], PLOTTING_CELL)
+        channels = f"ws://127.0.0.1:{port}/api/kernels/{kernel['id']}/channels?token={token}"
+        reply = execute_in_kernel(channels, PLOTTING_CELL)
         assert reply["status"] == "ok", reply
         saved = requests.put(f"{api}/lab/api/workspaces/default", params={"token": token}, timeout=10,
                              json={"data": {}, "metadata": {"id": "default"}})
