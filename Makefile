@@ -4,12 +4,19 @@ include tools/lab.mk
 # Debian packages some tests use; installed by `make test` when running as root.
 SYSTEM_PACKAGES := prometheus chromium chromium-driver
 
+# configurable-http-proxy, from npm, for the multi-user JupyterHub test (tests/test_jupyterhub.py).
+PROXY := $(LAB_STATE)/node/node_modules/.bin/configurable-http-proxy
+$(PROXY):
+	@if command -v npm >/dev/null; then \
+		npm install --silent --prefix $(LAB_STATE)/node --no-save --no-package-lock configurable-http-proxy@5.3.0; \
+	else echo "note: no npm, so no configurable-http-proxy; the JupyterHub test will skip." >&2; fi
+
 .PHONY: test test-fast notebooks release handout grade bench soak hf-runtime clean
 
 # Lint, the unit and live-server tests, then every solution notebook under nbval (quick mode);
 # prints how many MLServer processes the run started (each start costs 10-20 s).
 START_LOG := $(LAB_STATE)/mlserver-starts.log
-test: $(STAMP) $(WEIGHTS)
+test: $(STAMP) $(WEIGHTS) $(PROXY)
 	tools/system-deps.sh $(SYSTEM_PACKAGES)
 	$(VENV)/bin/ruff check labkit tests benchmarks tinyvit
 	mkdir -p $(LAB_STATE) && rm -f $(START_LOG)

@@ -146,6 +146,8 @@ def _save(model: torch.nn.Module, path: PathLike, metadata: dict) -> Path:
     state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
     temporary = path.with_suffix(".tmp")
     save_file(state, str(temporary), metadata=metadata)
+    # safetensors writes 0600; on a shared hub every user's servers read this one file.
+    temporary.chmod(0o644)
     temporary.replace(path)
     return path
 

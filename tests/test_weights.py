@@ -20,6 +20,8 @@ def test_random_checkpoint_is_deterministic_and_marked(tmp_path):
     first = weights.write_random_checkpoint(tmp_path / "a.safetensors", seed=3)
     second = weights.write_random_checkpoint(tmp_path / "b.safetensors", seed=3)
     assert weights.is_random(first)
+    # Other users read it on a shared hub (one checkpoint for the class); only root writes it.
+    assert first.stat().st_mode & 0o777 == 0o644
     first_state, second_state = load_file(first), load_file(second)
     assert first_state.keys() == second_state.keys()
     assert all(torch.equal(first_state[name], second_state[name]) for name in first_state)

@@ -137,6 +137,7 @@ def test_download_then_offline_from_the_cache(hub, published, tmp_path):
     assert ("GET", FILE_PATH) in hub.requests
     assert not weights.is_random(target) and same_tensors(target, published)
     assert "pretrained weights" in output
+    assert target.stat().st_mode & 0o777 == 0o644, "every user of a shared hub reads the checkpoint"
 
     # The service loads it with no random-weights warning (which a random checkpoint gets).
     assert "RANDOM weights" not in service_load_log(target)
