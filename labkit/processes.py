@@ -119,13 +119,26 @@ def pid_dir() -> Path:
 
 def write_pid_file(pid: int, run_dir: Path = None) -> None:
     folder = pid_dir()
-    folder.mkdir(mode=0o700, exist_ok=True)
     record = {"pid": pid, "parent": os.getpid(), "run_dir": str(run_dir) if run_dir else None}
-    (folder / f"{pid}.json").write_text(json.dumps(record))
+    for _ in range(3):  # another kernel of this user may remove the folder as it empties
+        folder.mkdir(mode=0o700, exist_ok=True)
+        try:
+            (folder / f"{pid}.json").write_text(json.dumps(record))
+            return
+        except FileNotFoundError:
+            continue
+    raise RuntimeError(f"could not write a pid file in {folder}")
 
 
 def remove_pid_file(pid: int) -> None:
-    (pid_dir() / f"{pid}.json").unlink(missing_ok=True)
+    """Remove the record, and the user's pid folder once it is empty (nothing of the lab
+    stays in a shared temp dir)."""
+    folder = pid_dir()
+    (folder / f"{pid}.json").unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # other servers are recorded, or it is gone already
 
 
 def alive(pid: int) -> bool:

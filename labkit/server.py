@@ -31,7 +31,7 @@ from pathlib import Path
 import requests
 
 from .paths import REPO_ROOT, PathLike
-from .processes import (die_with_parent, free_port, port_is_free, remove_pid_file, stop_group, stop_orphans,
+from .processes import (die_with_parent, free_port, pid_dir, port_is_free, remove_pid_file, stop_group, stop_orphans,
                         wait_until, write_pid_file)
 
 DEFAULT_PORTS = {"http_port": 8080, "grpc_port": 8081, "metrics_port": 8082}
@@ -159,7 +159,8 @@ class ModelServer:
         self._started_files = self._folder_digests()
         with open(self.run_dir / "server.log", "wb") as log_file:  # the child keeps its own copy
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "labkit.supervisor", "--grace", str(SHUTDOWN_GRACE), "--",
+                [sys.executable, "-m", "labkit.supervisor", "--grace", str(SHUTDOWN_GRACE),
+                 "--run-dir", str(self.run_dir), "--pid-dir", str(pid_dir()), "--",
                  *self.command(self.run_folder)],
                 cwd=self.run_dir, stdout=log_file, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, env=self._environment(),

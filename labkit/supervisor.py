@@ -8,6 +8,9 @@ its load threads), the main process can hang for good in its inference pool's
 ``Dispatcher.stop`` (docs/upstream-issues.md), holding its ports and a gigabyte of
 memory with nobody left to stop it. This supervisor receives that SIGTERM instead,
 passes it on, and after ``--grace`` seconds SIGKILLs every process still in the group.
+When the server has ended and the process that started it is gone (a killed kernel, a
+JupyterHub server stopped past its grace), nobody else will clean up after it, so the
+supervisor removes the server's run copy (``--run-dir``) and pid file (``--pid-dir``).
 Standard library only: it starts in a few milliseconds.
 """
 
@@ -15,20 +18,43 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 
 
-def kill_group() -> None:
-    """SIGKILL every process of this group, the supervisor included."""
-    os.killpg(0, signal.SIGKILL)
+def kill_the_rest_of_the_group() -> None:
+    """SIGKILL every other process of this group (the server and its workers)."""
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != me:
+            try:
+                if os.getpgid(int(entry)) == me:
+                    os.kill(int(entry), signal.SIGKILL)
+            except OSError:
+                pass  # gone meanwhile, or not ours
+
+
+def clean_up(run_dir: str | None, pid_dir: str | None) -> None:
+    """Remove the run copy (only a lab run folder) and this server's pid file (and its
+    folder once empty)."""
+    if run_dir and os.path.basename(os.path.normpath(run_dir)).startswith("mlserver-lab-"):
+        shutil.rmtree(run_dir, ignore_errors=True)
+    if pid_dir:
+        try:
+            os.unlink(os.path.join(pid_dir, f"{os.getpid()}.json"))
+            os.rmdir(pid_dir)  # fails while other servers of this user are recorded: fine
+        except OSError:
+            pass
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--grace", type=float, default=10, help="seconds between SIGTERM and SIGKILL")
+    parser.add_argument("--run-dir", help="the server's run copy, removed if the server outlives its starter")
+    parser.add_argument("--pid-dir", help="the folder of the server's pid file (<pid>.json), removed likewise")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command to run")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -37,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.getpgid(0) != os.getpid():
         parser.error("must lead its own process group (start it with start_new_session=True)")
 
+    starter = os.getppid()
     child = subprocess.Popen(command)
 
     def stop(signum: int, frame: object) -> None:
@@ -44,13 +71,16 @@ def main(argv: list[str] | None = None) -> int:
             child.send_signal(signal.SIGTERM)
         except ProcessLookupError:
             pass
-        timer = threading.Timer(args.grace, kill_group)
+        timer = threading.Timer(args.grace, kill_the_rest_of_the_group)
         timer.daemon = True
         timer.start()
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, stop)
     code = child.wait()
+    kill_the_rest_of_the_group()  # workers of a server that crashed
+    if os.getppid() != starter:  # orphaned: the starter's stop() will not clean up
+        clean_up(args.run_dir, args.pid_dir)
     return code if code >= 0 else 128 - code
 
 

@@ -82,7 +82,13 @@ def run_notebook(hub: classhub.Hub, user: str, token: str, notebook: str, skip_l
     channels = f"ws://127.0.0.1:{hub.port}/user/{user}/api/kernels/{opened.json()['kernel']['id']}/channels"
     cells = code_cells(notebook)
     for number, source in enumerate(cells[:-1] if skip_last else cells, 1):
-        reply = execute_in_kernel(channels, source, headers={"Authorization": f"token {token}"}, timeout=900)
+        started = time.monotonic()
+        try:
+            reply = execute_in_kernel(channels, source, headers={"Authorization": f"token {token}"}, timeout=900)
+        except Exception as error:
+            failures.append(f"{notebook} cell {number}, after {time.monotonic() - started:.0f} s: "
+                            f"{type(error).__name__}: {error}")
+            return
         if reply["status"] != "ok":
             failures.append(f"{notebook} cell {number}: {reply.get('ename')}: {reply.get('evalue')}")
             return
@@ -137,7 +143,7 @@ for victim in ARGS["victims"]:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=5) as answer:
                 reached[victim["user"]] = answer.status
-        except OSError:
+        except Exception:  # the gRPC port answers HTTP/1 with a bad status line
             pass
 swept = processes.stop_orphans()
 alive = [victim["user"] for victim in ARGS["victims"] if processes.alive(victim["pid"])]
@@ -181,9 +187,12 @@ def jupyter_of_others(hub: classhub.Hub, students: dict[str, StudentRun]) -> dic
     return answers
 
 
-def what_is_left(uid: int) -> dict:
+def what_is_left(uid: int, user: str) -> dict:
+    # Not the lab's: torch's per-user compile cache, which building a timm TinyViT creates
+    # (empty) in any process, kept across sessions like ~/.cache.
+    torch_cache = Path(tempfile.gettempdir()) / f"torchinductor_{user}"
     return {"processes": [" ".join(process.cmdline())[:120] for process in classhub.processes_of(uid)],
-            "temp files": [str(path) for path in classhub.temp_files_of(uid)]}
+            "temp files": [str(path) for path in classhub.temp_files_of(uid) if path != torch_cache]}
 
 
 def count_starts(start_logs: dict[str, Path]) -> None:
@@ -244,7 +253,7 @@ def class_run() -> ClassRun:
             classhub.wait_until(lambda uid=uid: not classhub.processes_of(uid), 60, interval=1)
         done.set()
         sampling.join()
-        left = {user: what_is_left(uid) for user, uid in uids.items()}
+        left = {user: what_is_left(uid, user) for user, uid in uids.items()}
         count_starts({user: hub.start_log(user) for user in USERS})
         yield ClassRun(students, uids, homes, sampler, servers, probes, jupyter_access, left, seconds)
     finally:

@@ -78,7 +78,7 @@ CHILD = textwrap.dedent("""
     from labkit.server import ModelServer
     server = ModelServer("tinyvit", weights=sys.argv[1], parallel_workers=1,
                          http_port=0, grpc_port=0, metrics_port=0).start(progress=False)
-    print(server.process.pid, flush=True)
+    print(server.process.pid, server.run_dir, flush=True)
     time.sleep(600)
 """)
 
@@ -87,18 +87,24 @@ def group_alive(pgid):
     return processes.group_alive(pgid)
 
 
-def test_a_killed_parent_leaves_no_server_running(checkpoint):
+def test_a_killed_parent_leaves_no_server_running_and_no_file_behind(checkpoint):
+    # A kernel killed, or a JupyterHub server stopped past its grace: nobody is left to
+    # call stop(), so the server's supervisor removes its run copy and pid file itself.
     parent = subprocess.Popen([sys.executable, "-c", CHILD, str(checkpoint)], stdout=subprocess.PIPE,
                               cwd=REPO, text=True)
     try:
-        server_pid = int(parent.stdout.readline())
-        assert group_alive(server_pid)
+        server_pid, run_dir = parent.stdout.readline().split()
+        server_pid = int(server_pid)
+        assert group_alive(server_pid) and os.path.isdir(run_dir)
+        assert (processes.pid_dir() / f"{server_pid}.json").exists()
         parent.send_signal(signal.SIGKILL)
         parent.wait(10)
         deadline = time.monotonic() + 30
         while group_alive(server_pid) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not group_alive(server_pid), "MLServer outlived its parent"
+        assert not os.path.exists(run_dir), "the run copy was left in the temp dir"
+        assert not (processes.pid_dir() / f"{server_pid}.json").exists(), "the pid file was left behind"
     finally:
         parent.kill()
 
@@ -171,7 +177,7 @@ from labkit import processes
 os.setgid(65534)
 os.setuid(65534)  # now another user: 'nobody'
 processes.write_pid_file(os.getpid())
-print(processes.stop_orphans())
+print(oct(processes.pid_dir().stat().st_mode & 0o777), processes.stop_orphans())
 processes.remove_pid_file(os.getpid())
 """
 
@@ -190,12 +196,21 @@ def test_users_sharing_a_temp_dir_keep_their_pid_files_apart():
         as_nobody = subprocess.run([sys.executable, "-c", OTHER_USER_SCRIPT], env=env, cwd=REPO,
                                    capture_output=True, text=True)
         assert as_nobody.returncode == 0, as_nobody.stderr[-2000:]
-        assert as_nobody.stdout.strip() == "[]"
+        assert as_nobody.stdout.strip() == "0o700 []", "nobody's pid folder is private; root's server is not theirs"
         folders = sorted(name for name in os.listdir(shared_tmp) if name.startswith("mlserver-lab-pids"))
-        assert folders == ["mlserver-lab-pids-0", "mlserver-lab-pids-65534"]
-        assert oct(os.stat(os.path.join(shared_tmp, folders[1])).st_mode & 0o777) == "0o700"
+        assert folders == ["mlserver-lab-pids-0"], "nobody's empty pid folder goes with their last pid file"
     finally:
         shutil.rmtree(shared_tmp, ignore_errors=True)
+
+
+def test_the_pid_folder_goes_with_the_last_pid_file(monkeypatch, tmp_path):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    processes.write_pid_file(1)
+    processes.write_pid_file(2)
+    processes.remove_pid_file(1)
+    assert sorted(path.name for path in processes.pid_dir().iterdir()) == ["2.json"]
+    processes.remove_pid_file(2)
+    assert not processes.pid_dir().exists()
 
 
 def answer_encoding(server) -> str:
