@@ -111,6 +111,26 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
+def group_listens_on(pid: int, port: int) -> bool:
+    """Whether ``pid`` or one of its descendants listens on TCP ``port`` (a server's own
+    port, not one that another process bound first)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        family = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return False
+    for process in family:
+        try:
+            if any(conn.status == psutil.CONN_LISTEN and conn.laddr.port == port
+                   for conn in process.net_connections("tcp")):
+                return True
+        except psutil.Error:
+            continue
+    return False
+
+
 def pid_dir() -> Path:
     """Where this user's servers are recorded: one private folder per user, since a
     shared host (JupyterHub without containers) may give all users one temp dir."""

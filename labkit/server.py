@@ -21,6 +21,7 @@ import atexit
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,8 +32,8 @@ from pathlib import Path
 import requests
 
 from .paths import REPO_ROOT, PathLike
-from .processes import (die_with_parent, free_port, pid_dir, port_is_free, remove_pid_file, stop_group, stop_orphans,
-                        wait_until, write_pid_file)
+from .processes import (die_with_parent, free_port, group_listens_on, pid_dir, port_is_free, remove_pid_file,
+                        stop_group, stop_orphans, wait_until, write_pid_file)
 
 DEFAULT_PORTS = {"http_port": 8080, "grpc_port": 8081, "metrics_port": 8082}
 FREE_PORTS_ENV = "LAB_FREE_PORTS"  # "1": never the default ports (grading runs side by side)
@@ -45,6 +46,15 @@ _running = set()
 
 class ServerStartError(RuntimeError):
     """MLServer did not get the model ready; the message ends with its log."""
+
+
+class PortTaken(ServerStartError):
+    """A port chosen for the server was bound by another process before MLServer bound it."""
+
+
+# What uvicorn (HTTP, metrics) and gRPC log when MLServer cannot bind a port.
+PORT_TAKEN = re.compile(r"bind on address \('[^']*', (\d+)\)[^\n]*address already in use"
+                        r"|Failed to bind to address [^\s;]*:(\d+)")
 
 
 class ModelServer:
@@ -154,6 +164,18 @@ class ModelServer:
             self._replace_servers_started_alike()
         self._read_model_settings()  # the folder as it is now: restart() after an edit uses the edit
         self._choose_ports()
+        try:
+            return self._launch(timeout, progress)
+        except PortTaken as taken:
+            # Another server (on a shared host: another user's) bound a port between our
+            # choice and MLServer's bind: once more, on ports nobody uses now.
+            print(f"{taken}; starting on free ports instead.", file=sys.stderr)
+            self.ports = {key: 0 for key in self.ports}
+            self._choose_ports()
+            return self._launch(timeout, progress)
+
+    def _launch(self, timeout: float, progress: bool) -> "ModelServer":
+        """Run MLServer on the chosen ports from a fresh run copy; wait until it is ready."""
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"mlserver-lab-{self.name}-"))
         self._write_run_copy(self.run_folder)
         self._started_files = self._folder_digests()
@@ -362,6 +384,10 @@ class ModelServer:
                    bar_format="{desc}: {elapsed} (timeout {total}s)")
 
         def ready() -> bool:
+            taken = PORT_TAKEN.search(self.log[log_from:])
+            if taken:
+                port = taken.group(1) or taken.group(2)
+                raise PortTaken(f"port {port} was taken by another program while {self.name} started")
             if self.process.poll() is not None:
                 raise self._start_error(f"MLServer exited with code {self.process.returncode}")
             if LOAD_FAILED_MARK in self.log[log_from:]:
@@ -373,9 +399,15 @@ class ModelServer:
             bar.n = min(int(time.monotonic() - started), bar.total)
             bar.refresh()
             try:
-                return requests.get(ready_url, timeout=2).status_code == 200
+                if requests.get(ready_url, timeout=2).status_code != 200:
+                    return False
             except requests.RequestException:
                 return False
+            if not group_listens_on(self.process.pid, self.ports["http_port"]):
+                # Someone else's server answered: same model name, another user's process.
+                raise PortTaken(f"port {self.ports['http_port']} was taken by another server while "
+                                f"{self.name} started (on a shared machine, perhaps another user's)")
+            return True
 
         try:
             if not wait_until(ready, timeout, interval=0.25):

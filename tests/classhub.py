@@ -135,6 +135,17 @@ def mlserver_ports(uid: int) -> dict[int, set[int]]:
     return ports
 
 
+def listener_uid(port: int | None) -> int | None:
+    """The uid of the process listening on TCP ``port`` of loopback (None: nobody)."""
+    for conn in psutil.net_connections("tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
+            try:
+                return psutil.Process(conn.pid).uids().real
+            except psutil.Error:
+                return None
+    return None
+
+
 def temp_files_of(uid: int) -> list[Path]:
     """Entries directly in the temp dir that belong to ``uid``."""
     found = []

@@ -82,10 +82,12 @@ def running_lab(env: dict = None, notebook_dir: Path = None, folder: Path = REPO
         assert not group_alive(process.pid), "JupyterLab outlived its stop"
 
 
-def execute_in_kernel(channels_url: str, code: str, headers: dict | None = None, timeout: float = 60) -> dict:
+def execute_in_kernel(channels_url: str, code: str, headers: dict | None = None, timeout: float = 60,
+                      user_expressions: dict | None = None) -> dict:
     """Run ``code`` in a kernel over its websocket (``.../api/kernels/<id>/channels``), as
     the browser does; return the execute_reply's content (``status``, and on an error
-    ``ename``, ``evalue``, ``traceback``). ``timeout``: the longest wait for one message."""
+    ``ename``, ``evalue``, ``traceback``; ``user_expressions``: each expression's value
+    afterwards, ``["data"]["text/plain"]``). ``timeout``: the longest wait for one message."""
     session, msg_id = uuid.uuid4().hex, uuid.uuid4().hex
     channel = websocket.create_connection(channels_url, timeout=timeout, header=headers or {})
     try:
@@ -93,7 +95,8 @@ def execute_in_kernel(channels_url: str, code: str, headers: dict | None = None,
             "channel": "shell", "parent_header": {}, "metadata": {}, "buffers": [],
             "header": {"msg_id": msg_id, "msg_type": "execute_request", "session": session,
                        "username": "student", "version": "5.3", "date": ""},
-            "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
+            "content": {"code": code, "silent": False, "store_history": True,
+                        "user_expressions": user_expressions or {},
                         "allow_stdin": False, "stop_on_error": True}}))
         while True:
             message = json.loads(channel.recv())

@@ -14,6 +14,7 @@ Needs root; skips elsewhere, and fails under CI=true.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -45,6 +46,7 @@ class StudentRun:
     failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
     token: str = ""
+    ports: dict = field(default_factory=dict)  # the ports of the server notebook 03 left running
 
 
 @dataclass
@@ -54,6 +56,7 @@ class ClassRun:
     homes: dict[str, Path]
     sampler: classhub.MemorySampler
     servers: dict[str, list[dict]]  # each user's running servers (pid file records) before the stop
+    http_owners: dict[str, int | None]  # the uid listening on each user's server's HTTP port
     probes: dict[str, dict]  # what each user could do to the others
     jupyter_access: dict[str, int]  # "attacker -> victim": the hub's answer to the attacker's token
     left_after_stop: dict[str, dict]
@@ -66,9 +69,10 @@ def code_cells(notebook: str) -> list[str]:
 
 
 def run_notebook(hub: classhub.Hub, user: str, token: str, notebook: str, skip_last: bool,
-                 failures: list[str]) -> None:
+                 failures: list[str]) -> dict:
     """Upload ``notebook`` into the user's notebooks/ folder, open it in a kernel and run its
-    code cells in order, stopping at the first error."""
+    code cells in order, stopping at the first error; return the kernel's ``server.ports``
+    after its last cell (or {})."""
     session = requests.Session()
     session.headers["Authorization"] = f"token {token}"
     api = f"{hub.url}/user/{user}/api"
@@ -88,10 +92,14 @@ def run_notebook(hub: classhub.Hub, user: str, token: str, notebook: str, skip_l
         except Exception as error:
             failures.append(f"{notebook} cell {number}, after {time.monotonic() - started:.0f} s: "
                             f"{type(error).__name__}: {error}")
-            return
+            return {}
         if reply["status"] != "ok":
             failures.append(f"{notebook} cell {number}: {reply.get('ename')}: {reply.get('evalue')}")
-            return
+            return {}
+    reply = execute_in_kernel(channels, "", headers={"Authorization": f"token {token}"},
+                              user_expressions={"ports": "server.ports"})
+    ports = reply["user_expressions"]["ports"]
+    return ast.literal_eval(ports["data"]["text/plain"]) if ports["status"] == "ok" else {}
 
 
 def run_student(hub: classhub.Hub, user: str) -> StudentRun:
@@ -105,7 +113,7 @@ def run_student(hub: classhub.Hub, user: str) -> StudentRun:
         for notebook in NOTEBOOKS:
             last = notebook == NOTEBOOKS[-1]
             assert not last or "server.stop()" in code_cells(notebook)[-1], "03's last cell no longer stops the server"
-            run_notebook(hub, user, token, notebook, skip_last=last, failures=run.failures)
+            run.ports = run_notebook(hub, user, token, notebook, skip_last=last, failures=run.failures)
             if run.failures:
                 break
     except Exception as error:  # reported by the test, with the others' results
@@ -245,6 +253,7 @@ def class_run() -> ClassRun:
         seconds = time.monotonic() - started
         sampler.sample()
         servers = {user: server_records(uid) for user, uid in uids.items()}
+        http_owners = {user: classhub.listener_uid(run.ports.get("http_port")) for user, run in students.items()}
         probes = probe_each_other(homes, uids, servers) if all(servers.values()) else {}
         jupyter_access = jupyter_of_others(hub, students)
         for user in USERS:
@@ -255,7 +264,7 @@ def class_run() -> ClassRun:
         sampling.join()
         left = {user: what_is_left(uid, user) for user, uid in uids.items()}
         count_starts({user: hub.start_log(user) for user in USERS})
-        yield ClassRun(students, uids, homes, sampler, servers, probes, jupyter_access, left, seconds)
+        yield ClassRun(students, uids, homes, sampler, servers, http_owners, probes, jupyter_access, left, seconds)
     finally:
         if hub is not None:
             hub.stop()
@@ -278,13 +287,13 @@ def test_three_students_run_notebooks_01_and_03_at_once_through_the_hub(class_ru
 
 
 def test_each_students_mlserver_runs_as_that_student_on_its_own_ports(class_run):
-    seen = class_run.sampler.ports_seen
+    seen = class_run.sampler.ports_seen  # sampled by uid: these processes ran as their user
     assert all(seen.get(user) for user in USERS), f"no MLServer seen for some users: {seen}"
-    for user in USERS:  # sampled by uid: every one of these processes runs as its user
-        others = {port for other in USERS if other != user for ports in seen[other].values() for port in ports}
-        mine = {port for ports in seen[user].values() for port in ports}
-        assert not mine & others, f"{user} shares ports with another user: {mine & others}"
     assert all(class_run.servers.values()), f"each user still runs notebook 03's server: {class_run.servers}"
+    # The port each student's notebook talks to is their own server's, not a classmate's
+    # that took a default port while theirs started.
+    assert class_run.http_owners == class_run.uids, \
+        f"uid listening on each student's HTTP port: {class_run.http_owners}; students: {class_run.uids}"
 
 
 def test_no_student_can_stop_read_or_overwrite_another_students_servers(class_run):

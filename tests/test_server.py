@@ -1,6 +1,7 @@
 """labkit.server: run copy, ports, readiness, errors, and no process left behind."""
 
 import hashlib
+import http.server
 import ipaddress
 import json
 import os
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -137,6 +139,46 @@ def is_loopback(host: str) -> bool:
     """127.0.0.1, ::1, or the IPv4-mapped ::ffff:127.0.0.1 that gRPC binds."""
     address = ipaddress.ip_address(host)
     return (getattr(address, "ipv4_mapped", None) or address).is_loopback
+
+
+class Impostor(http.server.BaseHTTPRequestHandler):
+    """Another user's server that answers everything with 200 (the same model name)."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_port_taken_while_the_server_starts_is_never_mistaken_for_it(checkpoint, monkeypatch, capsys):
+    # On a shared host two students start servers at once: between choosing the default
+    # port and MLServer binding it (seconds later), another user's server may take it,
+    # answer "ready" for the same model name, and get this student's requests and reloads.
+    impostors = []
+    choose = ModelServer._choose_ports
+
+    def choose_then_lose_the_port(self):
+        choose(self)
+        if not impostors:
+            impostor = http.server.HTTPServer(("127.0.0.1", self.ports["http_port"]), Impostor)
+            threading.Thread(target=impostor.serve_forever, daemon=True).start()
+            impostors.append(impostor)
+
+    monkeypatch.setattr(ModelServer, "_choose_ports", choose_then_lose_the_port)
+    try:
+        with ModelServer("tinyvit", weights=checkpoint, parallel_workers=0, **FREE_PORTS) as server:
+            taken = impostors[0].server_address[1]
+            assert server.ports["http_port"] != taken
+            assert ("127.0.0.1", server.ports["http_port"]) in listening_addresses(server.process.pid)
+            answer = requests.post(server.infer_url, data=payload_body("jpeg"), timeout=60)
+            assert answer.status_code == 200 and answer.json()["outputs"], answer.text
+        assert f"port {taken} was taken" in capsys.readouterr().err
+    finally:
+        for impostor in impostors:
+            impostor.shutdown()
+            impostor.server_close()
 
 
 def listening_addresses(pgid):

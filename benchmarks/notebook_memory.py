@@ -1,0 +1,115 @@
+"""How much memory one student needs: each solution notebook run end to end, as a kernel
+runs it, with the memory of everything it runs sampled (``make notebook-memory``).
+
+Each notebook runs in a fresh kernel (nbclient) in a scratch copy of notebooks/, with
+LAB_QUICK=1 as `make test` runs them (the same servers, shorter loads). Every second the
+proportional set size (PSS: shared pages counted once) of the kernel and all its
+descendants (the MLServer supervisors, servers and workers it started) is summed; the
+peak and the time each notebook took are reported. The per-student memory a hub must
+provision is the peak of the heaviest notebook plus JupyterLab itself (the single-user
+server, measured here too, idle). Writes benchmarks/results/notebook-memory-<date>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+import psutil
+from nbclient import NotebookClient
+
+REPO = Path(__file__).resolve().parent.parent
+SOLUTIONS = REPO / "notebooks" / "solutions"
+RESULTS = Path(__file__).resolve().parent / "results"
+GB = 1024 ** 3
+
+
+def tree_pss(root: psutil.Process) -> int:
+    """PSS (bytes) of ``root``'s descendants: the kernel and what it started."""
+    total = 0
+    for process in root.children(recursive=True):
+        try:
+            total += process.memory_full_info().pss
+        except psutil.Error:
+            pass  # ended between the listing and the reading
+    return total
+
+
+def run_notebook(path: Path, folder: Path, timeout: float) -> dict:
+    """Run ``path`` in ``folder``; return its peak memory (bytes) and its time (s)."""
+    notebook = nbformat.read(path, as_version=4)
+    me, peak, done = psutil.Process(), [0], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(1.0):
+            peak[0] = max(peak[0], tree_pss(me))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    started = time.monotonic()
+    try:
+        NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(folder)}}).execute()
+    finally:
+        done.set()
+        sampler.join()
+    return {"peak_bytes": peak[0], "seconds": round(time.monotonic() - started, 1)}
+
+
+def idle_jupyterlab_pss(folder: Path) -> int:
+    """PSS of a JupyterLab server with no kernel, as a hub's single-user server starts."""
+    lab = subprocess.Popen([str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", "--port=0",
+                            "--ip=127.0.0.1", f"--notebook-dir={folder}", "--allow-root"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        time.sleep(15)  # started and settled
+        return psutil.Process(lab.pid).memory_full_info().pss
+    finally:
+        lab.terminate()
+        lab.wait(30)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("notebooks", nargs="*", help="notebook stems (default: all solution notebooks)")
+    parser.add_argument("--timeout", type=float, default=1200, help="seconds per cell")
+    args = parser.parse_args(argv)
+    paths = [SOLUTIONS / f"{stem}.ipynb" for stem in args.notebooks] or sorted(SOLUTIONS.glob("*.ipynb"))
+    os.environ["LAB_QUICK"] = "1"
+    folder = Path(tempfile.mkdtemp(prefix="notebook-memory-"))
+    results = {}
+    try:
+        shutil.copytree(SOLUTIONS, folder, dirs_exist_ok=True)
+        jupyterlab = idle_jupyterlab_pss(folder)
+        for path in paths:
+            results[path.stem] = run_notebook(folder / path.name, folder, args.timeout)
+            print(f"{path.stem}: peak {results[path.stem]['peak_bytes'] / GB:.2f} GB, "
+                  f"{results[path.stem]['seconds']:.0f} s", flush=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    heaviest = max(results, key=lambda stem: results[stem]["peak_bytes"])
+    record = {"date": datetime.date.today().isoformat(), "cpu_count": os.cpu_count(), "quick": True,
+              "jupyterlab_idle_bytes": jupyterlab, "notebooks": results, "heaviest": heaviest,
+              "per_student_peak_bytes": results[heaviest]["peak_bytes"] + jupyterlab}
+    print(f"JupyterLab idle: {jupyterlab / GB:.2f} GB; heaviest notebook {heaviest}: "
+          f"{results[heaviest]['peak_bytes'] / GB:.2f} GB; per student at most "
+          f"{record['per_student_peak_bytes'] / GB:.2f} GB")
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"notebook-memory-{record['date']}.json"
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"written: {out.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
