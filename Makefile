@@ -11,7 +11,7 @@ $(PROXY):
 		npm install --silent --prefix $(LAB_STATE)/node --no-save --no-package-lock configurable-http-proxy@5.3.0; \
 	else echo "note: no npm, so no configurable-http-proxy; the JupyterHub test will skip." >&2; fi
 
-.PHONY: test test-fast notebooks release handout grade bench soak hf-runtime clean
+.PHONY: test test-fast notebooks release handout grade bench notebook-memory soak hf-runtime clean
 
 # Lint, the unit and live-server tests, then every solution notebook under nbval (quick mode);
 # prints how many MLServer processes the run started (each start costs 10-20 s).
@@ -59,6 +59,12 @@ hf-runtime: $(STAMP)
 # Side-by-side serving benchmark; writes benchmarks/results/<date>.json and .md.
 bench: $(STAMP) $(WEIGHTS)
 	$(PY) benchmarks/serving.py
+
+# Memory one student needs: each solution notebook in a kernel, peak PSS of the kernel and the
+# servers it starts, and JupyterLab idle; writes benchmarks/results/notebook-memory-<date>.json,
+# which deploy/jupyterhub/config.yaml's memory figures follow (tests/test_deploy_jupyterhub.py).
+notebook-memory: $(STAMP) $(WEIGHTS)
+	$(PY) benchmarks/notebook_memory.py
 
 # Soak: 16 clients for SECONDS (default 300) against 2 workers with adaptive batching, every
 # answer checked; writes benchmarks/results/soak-<date>.json.
