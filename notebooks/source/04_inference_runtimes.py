@@ -238,10 +238,20 @@ for precision in (None, "f32"):
 show.file("runtimes/tinyvit-onnxruntime/model-settings.json")
 
 # %% [markdown]
+# Each server holds its own copy of the model and of PyTorch: more than a gigabyte of memory,
+# whether it answers requests or not. The two runtime servers are done; stop them before
+# starting two more (five at once need more than 6 GB, three about 4 GB).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+timm_server.stop()
+top3_server.stop()
+print("running:", timm_server.running, top3_server.running)
+
+# %% [markdown]
 # Now the claim, measured: the same answer (all 21,841 probabilities) from PyTorch, ONNX
 # Runtime and OpenVINO, 4 callers at a time over gRPC (its compact encoding keeps the answer's
-# cost small, so the engines' difference shows), two interleaved rounds. Three servers at once
-# need about 4 GB of memory.
+# cost small, so the engines' difference shows), two interleaved rounds.
 
 # %%
 engines = {"PyTorch (tinyvit/)": custom_server,  # still running from the comparison above
@@ -277,11 +287,3 @@ by_engine.round(2)
 #   thresholds, returning only the top-k;
 # * **several models in one answer** (an ensemble, a detector followed by a classifier);
 # * **its own metrics** (notebook 07) or business rules.
-#
-# ## Stop the server
-
-# %%
-# NBVAL_CHECK_OUTPUT
-timm_server.stop()
-top3_server.stop()
-print("running:", timm_server.running, top3_server.running)
