@@ -111,9 +111,10 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
-def group_listens_on(pid: int, port: int) -> bool:
+def group_listens_on(pid: int, port: int) -> bool | None:
     """Whether ``pid`` or one of its descendants listens on TCP ``port`` (a server's own
-    port, not one that another process bound first)."""
+    port, not one that another process bound first); None where the system does not let
+    this process list their sockets."""
     import psutil
 
     try:
@@ -121,14 +122,17 @@ def group_listens_on(pid: int, port: int) -> bool:
         family = [root, *root.children(recursive=True)]
     except psutil.Error:
         return False
+    denied = False
     for process in family:
         try:
             if any(conn.status == psutil.CONN_LISTEN and conn.laddr.port == port
                    for conn in process.net_connections("tcp")):
                 return True
+        except psutil.AccessDenied:
+            denied = True
         except psutil.Error:
             continue
-    return False
+    return None if denied else False
 
 
 def pid_dir() -> Path:

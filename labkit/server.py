@@ -403,7 +403,7 @@ class ModelServer:
                     return False
             except requests.RequestException:
                 return False
-            if not group_listens_on(self.process.pid, self.ports["http_port"]):
+            if group_listens_on(self.process.pid, self.ports["http_port"]) is False:
                 # Someone else's server answered: same model name, another user's process.
                 raise PortTaken(f"port {self.ports['http_port']} was taken by another server while "
                                 f"{self.name} started (on a shared machine, perhaps another user's)")
