@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,12 +161,29 @@ def temp_files_of(uid: int) -> list[Path]:
 
 @dataclass
 class MemorySampler:
-    """Samples the users' memory every ``interval`` s (in a thread) and keeps the peaks."""
+    """Samples the users' memory and MLServer ports every ``interval`` s, in a thread
+    between ``start()`` and ``stop()``, and keeps the peaks."""
     uids: dict[str, int]
     interval: float = 2.0
     peak_per_user: dict[str, int] = field(default_factory=dict)
     peak_total: int = 0
     ports_seen: dict[str, dict[int, set[int]]] = field(default_factory=dict)
+    _done: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> "MemorySampler":
+        def sample_until_done() -> None:
+            while not self._done.wait(self.interval):
+                self.sample()
+
+        self._thread = threading.Thread(target=sample_until_done, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
 
     def sample(self) -> None:
         total = 0

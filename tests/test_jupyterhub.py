@@ -20,7 +20,6 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from labkit.processes import wait_until
 from tests import classhub
 from tests.conftest import REPO, skip_unless_ci
 from tests.jupyterlab import execute_in_kernel
@@ -144,6 +144,7 @@ for victim in ARGS["victims"]:
     attempt(f"read {user}'s service", lambda: open(victim["service"] + "/serve-model.py").read())
     attempt(f"write into {user}'s service", lambda: open(victim["service"] + "/serve-model.py", "a").write("#"))
     attempt(f"write {user}'s pid folder", lambda: open(victim["pid_dir"] + "/1.json", "w").write("{}"))
+    attempt(f"write into {user}'s run copy", lambda: open(victim["run_dir"] + "/server.log", "a").write("#"))
 import urllib.request
 reached = {}
 for victim in ARGS["victims"]:
@@ -213,6 +214,45 @@ def count_starts(start_logs: dict[str, Path]) -> None:
                     handle.write(f"{line.split(chr(9))[0]}\ttests/test_jupyterhub.py::{user}\n")
 
 
+def set_up_hub(base: Path) -> tuple[classhub.Hub, dict]:
+    """Create the users and the hub (not started); return it and the users' accounts."""
+    accounts = {user: classhub.create_user(user, base) for user in USERS}
+    for user in USERS:  # the lab's environment works for each user, as a hub's single-user setup needs
+        classhub.run_as(user, "import labkit.server\nprint(json.dumps(1))", {})
+    environment = {"PATH": f"{classhub.VENV_BIN}:/usr/local/bin:/usr/bin:/bin", "LAB_QUICK": "1",
+                   "HF_HUB_OFFLINE": "1", "JUPYTER_CONFIG_PATH": str(REPO / "tools" / "jupyter")}
+    hub = classhub.Hub(base / "hub", USERS, environment)
+    for user, account in accounts.items():
+        hub.start_log(user).touch()
+        os.chown(hub.start_log(user), account.pw_uid, account.pw_gid)
+    (base / "hub").chmod(0o711)  # users reach their own start log, and list nothing
+    return hub, accounts
+
+
+def run_class(hub: classhub.Hub, accounts: dict) -> ClassRun:
+    """All students at once; then what they can do to each other; then the hub stops them."""
+    uids = {user: account.pw_uid for user, account in accounts.items()}
+    homes = {user: Path(account.pw_dir) for user, account in accounts.items()}
+    sampler = classhub.MemorySampler(uids).start()
+    started = time.monotonic()
+    with ThreadPoolExecutor(len(USERS)) as pool:
+        students = dict(zip(USERS, pool.map(lambda user: run_student(hub, user), USERS)))
+    seconds = time.monotonic() - started
+    sampler.sample()
+    servers = {user: server_records(uid) for user, uid in uids.items()}
+    http_owners = {user: classhub.listener_uid(run.ports.get("http_port")) for user, run in students.items()}
+    probes = probe_each_other(homes, uids, servers) if all(servers.values()) else {}
+    jupyter_access = jupyter_of_others(hub, students)
+    for user in USERS:
+        hub.stop_server(user)
+    for uid in uids.values():  # the kernels' servers go down with them (supervisor: 10 s grace)
+        wait_until(lambda uid=uid: not classhub.processes_of(uid), 60, interval=1)
+    sampler.stop()
+    left = {user: what_is_left(uid, user) for user, uid in uids.items()}
+    count_starts({user: hub.start_log(user) for user in USERS})
+    return ClassRun(students, uids, homes, sampler, servers, http_owners, probes, jupyter_access, left, seconds)
+
+
 @pytest.fixture(scope="module")
 def class_run() -> ClassRun:
     reason = classhub.missing_tools()
@@ -221,50 +261,12 @@ def class_run() -> ClassRun:
     base = Path(tempfile.mkdtemp(prefix="labhub-"))
     base.chmod(0o755)  # the users' homes are in here
     (base / "hub").mkdir(mode=0o700)
-    opened = classhub.OpenedFolders([Path(classhub.VENV_BIN), Path(os.path.realpath(sys.executable)),
-                                     REPO])
+    opened = classhub.OpenedFolders([classhub.VENV_BIN, Path(os.path.realpath(sys.executable)), REPO])
     hub = None
     try:
-        accounts = {user: classhub.create_user(user, base) for user in USERS}
-        uids = {user: account.pw_uid for user, account in accounts.items()}
-        homes = {user: Path(account.pw_dir) for user, account in accounts.items()}
-        for user in USERS:  # the environment is usable by each user (the hub's single-user setup)
-            classhub.run_as(user, "import labkit.server\nprint(json.dumps(1))", {})
-        environment = {"PATH": f"{classhub.VENV_BIN}:/usr/local/bin:/usr/bin:/bin", "LAB_QUICK": "1",
-                       "HF_HUB_OFFLINE": "1", "JUPYTER_CONFIG_PATH": str(REPO / "tools" / "jupyter")}
-        hub = classhub.Hub(base / "hub", USERS, environment)
-        for user, account in accounts.items():
-            hub.start_log(user).touch()
-            os.chown(hub.start_log(user), account.pw_uid, account.pw_gid)
-        (base / "hub").chmod(0o711)  # users reach their own start log, and list nothing
+        hub, accounts = set_up_hub(base)
         hub.start()
-        sampler = classhub.MemorySampler(uids)
-        done = threading.Event()
-
-        def sample_until_done() -> None:
-            while not done.wait(sampler.interval):
-                sampler.sample()
-
-        sampling = threading.Thread(target=sample_until_done, daemon=True)
-        sampling.start()
-        started = time.monotonic()
-        with ThreadPoolExecutor(len(USERS)) as pool:
-            students = dict(zip(USERS, pool.map(lambda user: run_student(hub, user), USERS)))
-        seconds = time.monotonic() - started
-        sampler.sample()
-        servers = {user: server_records(uid) for user, uid in uids.items()}
-        http_owners = {user: classhub.listener_uid(run.ports.get("http_port")) for user, run in students.items()}
-        probes = probe_each_other(homes, uids, servers) if all(servers.values()) else {}
-        jupyter_access = jupyter_of_others(hub, students)
-        for user in USERS:
-            hub.stop_server(user)
-        for uid in uids.values():  # the kernels' servers go down with them (supervisor: 10 s grace)
-            classhub.wait_until(lambda uid=uid: not classhub.processes_of(uid), 60, interval=1)
-        done.set()
-        sampling.join()
-        left = {user: what_is_left(uid, user) for user, uid in uids.items()}
-        count_starts({user: hub.start_log(user) for user in USERS})
-        yield ClassRun(students, uids, homes, sampler, servers, http_owners, probes, jupyter_access, left, seconds)
+        yield run_class(hub, accounts)
     finally:
         if hub is not None:
             hub.stop()

@@ -282,18 +282,7 @@ def test_an_override_of_zero_is_reported_as_zero(tmp_path):
 
 def test_the_start_progress_bar_ends_complete_so_a_notebook_hides_it(monkeypatch):
     # A tqdm.notebook bar closed below its total turns red and stays under the cell.
-    import http.server
-    import threading
-
     import tqdm.auto
-
-    class Ready(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
 
     bars = []
 
@@ -303,15 +292,22 @@ def test_the_start_progress_bar_ends_complete_so_a_notebook_hides_it(monkeypatch
             super().close()
 
     monkeypatch.setattr(tqdm.auto, "tqdm", RecordingBar)
-    httpd = http.server.HTTPServer(("127.0.0.1", 0), Ready)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    port = processes.free_port()
+    # The server's own process answers "ready" (a port someone else answers on does not count).
+    answers_ready = textwrap.dedent(f"""
+        import http.server
+        class Ready(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.end_headers()
+        http.server.HTTPServer(("127.0.0.1", {port}), Ready).serve_forever()
+    """)
+    server = ModelServer("tinyvit", http_port=port)
+    server.process = subprocess.Popen([sys.executable, "-c", answers_ready])
     try:
-        server = ModelServer("tinyvit", http_port=httpd.server_address[1])
-        server.process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
         server._wait_until_ready(timeout=20, progress=True)
     finally:
         server.process.kill()
-        httpd.shutdown()
     assert bars and bars[-1][0] == bars[-1][1], bars
 
 
