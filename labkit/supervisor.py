@@ -28,6 +28,8 @@ import threading
 def kill_the_rest_of_the_group() -> None:
     """SIGKILL every other process of this group (the server and its workers)."""
     me = os.getpid()
+    if not os.path.isdir("/proc"):  # no process table to read (not Linux): the whole group
+        os.killpg(0, signal.SIGKILL)
     for entry in os.listdir("/proc"):
         if entry.isdigit() and int(entry) != me:
             try:
@@ -78,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, stop)
     code = child.wait()
-    kill_the_rest_of_the_group()  # workers of a server that crashed
+    if os.path.isdir("/proc"):
+        kill_the_rest_of_the_group()  # workers of a server that crashed
     if os.getppid() != starter:  # orphaned: the starter's stop() will not clean up
         clean_up(args.run_dir, args.pid_dir)
     return code if code >= 0 else 128 - code
