@@ -45,7 +45,7 @@ from labkit import export, reference, weights
 from labkit.engines import ENGINES, engine_model
 from labkit.client import CAT, encode_jpeg, load_image
 from labkit.loadgen import payload_body, run_load
-from labkit.processes import free_port, wait_until
+from labkit.processes import free_port, process_tree, total_pss, wait_until
 from labkit.server import ModelServer
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -155,18 +155,8 @@ def start_naive(checkpoint) -> tuple:
 
 
 def tree_pss_mb(pid: int) -> float:
-    """Proportional set size (shared pages split between the processes that share them) of a
-    process and all its children, in MB: what the tree adds to the machine's memory."""
-    import psutil
-
-    main = psutil.Process(pid)
-    total = 0
-    for process in [main, *main.children(recursive=True)]:
-        try:
-            total += process.memory_full_info().pss
-        except psutil.Error:  # a child that just exited
-            pass
-    return round(total / 2**20, 1)
+    """PSS of a process and all its children, in MB: what the tree adds to the machine's memory."""
+    return round(total_pss(process_tree(pid)) / 2**20, 1)
 
 
 def kernel_pss_mb() -> float:

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Callable, Collection
 
@@ -74,16 +75,39 @@ def stop_group(pid: int, timeout: float, process: subprocess.Popen | None = None
         process.wait(5)
 
 
+def process_tree(pid: int) -> list:
+    """``pid`` and all its descendants (psutil.Process), also those in sessions of their
+    own (a notebook's kernel, the MLServer it started); [] if ``pid`` is gone."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def total_pss(processes: Iterable) -> int:
+    """Proportional set size (bytes) of ``processes`` (psutil.Process): shared pages are
+    split between the processes that share them, so the sum is what they add to the
+    machine's memory. A process that ended meanwhile counts 0."""
+    import psutil
+
+    total = 0
+    for process in processes:
+        try:
+            total += process.memory_full_info().pss
+        except psutil.Error:
+            pass
+    return total
+
+
 def kill_tree(pid: int) -> None:
     """SIGKILL a process and all its descendants, also those in sessions of their own (a
     notebook's kernel, the MLServer it started)."""
     import psutil
 
-    try:
-        root = psutil.Process(pid)
-        family = root.children(recursive=True) + [root]
-    except psutil.NoSuchProcess:
-        return
+    family = process_tree(pid)
     for process in family:
         try:
             process.kill()
@@ -117,11 +141,7 @@ def group_listens_on(pid: int, port: int) -> bool | None:
     this process list their sockets."""
     import psutil
 
-    try:
-        root = psutil.Process(pid)
-        family = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return False
+    family = process_tree(pid)
     denied = False
     for process in family:
         try:

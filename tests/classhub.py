@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from labkit.processes import free_port, stop_group, wait_until
+from labkit.processes import free_port, stop_group, total_pss, wait_until
 from tests.conftest import REPO
 
 VENV_BIN = Path(sys.executable).parent
@@ -111,14 +111,8 @@ def processes_of(uid: int) -> list[psutil.Process]:
 
 
 def memory_of(uid: int) -> int:
-    """Proportional set size (bytes) of all the user's processes: shared pages counted once."""
-    total = 0
-    for process in processes_of(uid):
-        try:
-            total += process.memory_full_info().pss
-        except psutil.Error:
-            pass
-    return total
+    """PSS (bytes) of all the user's processes."""
+    return total_pss(processes_of(uid))
 
 
 def mlserver_ports(uid: int) -> dict[int, set[int]]:

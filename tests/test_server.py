@@ -245,6 +245,28 @@ def test_users_sharing_a_temp_dir_keep_their_pid_files_apart():
         shutil.rmtree(shared_tmp, ignore_errors=True)
 
 
+def test_kill_tree_ends_a_process_and_a_descendant_in_its_own_session():
+    parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+        print(child.pid, flush=True)
+        time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    processes.kill_tree(parent.pid)  # it reaps its own child, the parent, too
+
+    def ended(pid: int) -> bool:
+        import psutil
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    parent.wait(10)
+    assert ended(parent.pid)
+    assert processes.wait_until(lambda: ended(child), 10), "the descendant in its own session survived"
+
+
 def test_the_pid_folder_goes_with_the_last_pid_file(monkeypatch, tmp_path):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     processes.write_pid_file(1)
