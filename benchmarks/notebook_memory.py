@@ -28,7 +28,7 @@ import nbformat
 import psutil
 from nbclient import NotebookClient
 
-from labkit.processes import process_tree, total_pss
+from labkit.processes import process_tree, total_memory
 
 REPO = Path(__file__).resolve().parent.parent
 SOLUTIONS = REPO / "notebooks" / "solutions"
@@ -43,7 +43,7 @@ def run_notebook(path: Path, folder: Path, timeout: float) -> dict:
 
     def sample() -> None:
         while not done.wait(1.0):
-            peak[0] = max(peak[0], total_pss(process_tree(os.getpid())[1:]))  # the kernel and what it started
+            peak[0] = max(peak[0], total_memory(process_tree(os.getpid())[1:]))  # the kernel and what it started
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()

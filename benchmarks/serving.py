@@ -45,7 +45,7 @@ from labkit import export, reference, weights
 from labkit.engines import ENGINES, engine_model
 from labkit.client import CAT, encode_jpeg, load_image
 from labkit.loadgen import payload_body, run_load
-from labkit.processes import free_port, process_tree, total_pss, wait_until
+from labkit.processes import free_port, process_tree, total_memory, wait_until
 from labkit.server import ModelServer
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -156,7 +156,7 @@ def start_naive(checkpoint) -> tuple:
 
 def tree_pss_mb(pid: int) -> float:
     """PSS of a process and all its children, in MB: what the tree adds to the machine's memory."""
-    return round(total_pss(process_tree(pid)) / 2**20, 1)
+    return round(total_memory(process_tree(pid)) / 2**20, 1)
 
 
 def kernel_pss_mb() -> float:

@@ -27,7 +27,7 @@ import requests
 
 from labkit import reference, weights
 from labkit.client import CAT, decode_outputs, encode_jpeg, files_request, load_image, request_body
-from labkit.processes import group_alive, port_is_free
+from labkit.processes import group_alive, port_is_free, process_tree, total_memory
 from labkit.server import ModelServer
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -86,18 +86,7 @@ def verdict(answer: requests.Response, expected: np.ndarray) -> str:
 
 def server_rss_mb(server: ModelServer) -> float:
     """Resident memory of the server's main process and all its children, in MB."""
-    try:
-        main = psutil.Process(server.process.pid)
-        processes = [main, *main.children(recursive=True)]
-    except psutil.Error:
-        return 0.0
-    total = 0
-    for process in processes:
-        try:
-            total += process.memory_info().rss
-        except psutil.Error:
-            pass
-    return total / 2**20
+    return total_memory(process_tree(server.process.pid), kind="rss") / 2**20
 
 
 def drive(url: str, pool: list, seconds: float, concurrency: int, on_tick=None) -> Counter:

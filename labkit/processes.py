@@ -87,16 +87,17 @@ def process_tree(pid: int) -> list:
         return []
 
 
-def total_pss(processes: Iterable) -> int:
-    """Proportional set size (bytes) of ``processes`` (psutil.Process): shared pages are
-    split between the processes that share them, so the sum is what they add to the
-    machine's memory. A process that ended meanwhile counts 0."""
+def total_memory(processes: Iterable, kind: str = "pss") -> int:
+    """Memory (bytes) of ``processes`` (psutil.Process), summed. ``kind="pss"``: proportional
+    set size, shared pages split between the processes that share them, so the sum is what
+    they add to the machine's memory; ``"rss"``: resident set size, shared pages counted in
+    every process (cheaper to read). A process that ended meanwhile counts 0."""
     import psutil
 
     total = 0
     for process in processes:
         try:
-            total += process.memory_full_info().pss
+            total += process.memory_full_info().pss if kind == "pss" else process.memory_info().rss
         except psutil.Error:
             pass
     return total

@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from labkit.processes import free_port, stop_group, total_pss, wait_until
+from labkit.processes import free_port, stop_group, total_memory, wait_until
 from tests.conftest import REPO
 
 VENV_BIN = Path(sys.executable).parent
@@ -112,7 +112,7 @@ def processes_of(uid: int) -> list[psutil.Process]:
 
 def memory_of(uid: int) -> int:
     """PSS (bytes) of all the user's processes."""
-    return total_pss(processes_of(uid))
+    return total_memory(processes_of(uid))
 
 
 def mlserver_ports(uid: int) -> dict[int, set[int]]:
