@@ -175,10 +175,10 @@ def write_pid_file(pid: int, run_dir: Path = None) -> None:
     raise RuntimeError(f"could not write a pid file in {folder}")
 
 
-def remove_pid_file(pid: int) -> None:
-    """Remove the record, and the user's pid folder once it is empty (nothing of the lab
-    stays in a shared temp dir)."""
-    folder = pid_dir()
+def remove_pid_file(pid: int, folder: str | os.PathLike | None = None) -> None:
+    """Remove the record, and the user's pid folder (``pid_dir()`` unless given) once it
+    is empty: nothing of the lab stays in a shared temp dir."""
+    folder = Path(folder) if folder else pid_dir()
     (folder / f"{pid}.json").unlink(missing_ok=True)
     try:
         folder.rmdir()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -40,16 +39,12 @@ def kill_the_rest_of_the_group() -> None:
 
 
 def clean_up(run_dir: str | None, pid_dir: str | None) -> None:
-    """Remove the run copy (only a lab run folder) and this server's pid file (and its
-    folder once empty)."""
-    if run_dir and os.path.basename(os.path.normpath(run_dir)).startswith("mlserver-lab-"):
-        shutil.rmtree(run_dir, ignore_errors=True)
-    if pid_dir:
-        try:
-            os.unlink(os.path.join(pid_dir, f"{os.getpid()}.json"))
-            os.rmdir(pid_dir)  # fails while other servers of this user are recorded: fine
-        except OSError:
-            pass
+    """Remove the run copy and this server's pid file, as ``ModelServer.stop()`` would.
+    Imported only here, after the server ended: starting stays standard-library fast."""
+    from labkit.processes import remove_pid_file, remove_run_dir
+
+    remove_run_dir(run_dir)
+    remove_pid_file(os.getpid(), pid_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
