@@ -50,6 +50,13 @@ def test_the_panel_button_adds_a_row(lab):
     controls = panel.children[0].children[0].children
     button = panel.children[0].children[1]
     workers = next(control for control in controls if control.description == "workers")
+    # The controls start at the last run's settings: pressing Run measures the running
+    # server again instead of restarting it with defaults.
+    last = lab.results.iloc[-1]
+    starting = {control.description: control.value for control in controls}
+    assert (starting["workers"], starting["max batch"], starting["batch time (s)"]) == \
+        (last.parallel_workers, last.max_batch_size, last.max_batch_time)
+    assert starting["concurrency"] == last.concurrency and starting["payload"] == last.payload
     workers.value = 0
     rows = len(lab.results)
     button.click()

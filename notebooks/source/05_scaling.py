@@ -63,11 +63,14 @@ lab.table()
 # only helps if the model runs a batch faster than its images one by one. The service counts
 # the images of every `predict()` call in a custom metric, `tinyvit_batch_size`, so the
 # measured **average batch size** comes from the server itself (custom metrics need
-# `parallel_workers > 0`, MLServer issue #1151):
+# `parallel_workers > 0`, MLServer issue #1151). The same two workers as above, so `lab.run`
+# only loads the model again with batching, in the same server process:
 
 # %%
-batched = lab.run(parallel_workers=1, max_batch_size=8, max_batch_time=0.02, concurrency=8)
+pid = lab.server.process.pid
+batched = lab.run(parallel_workers=2, max_batch_size=8, max_batch_time=0.02, concurrency=8)
 print(f"average batch: {batched['avg_batch']:.1f} images per predict() call")
+print("same server process:", lab.server.process.pid == pid)
 
 # %% [markdown]
 # ## Exercise 1: scale your own service
@@ -183,7 +186,7 @@ server.stop()
 # ## Try it yourself
 #
 # The panel runs the same function: choose settings, press **Run**, and a row is added to the
-# table and the plot. Payload `numpy` is the course text's pixels in JSON, `jpeg` the compact
+# table and the plot. Its controls start at the last run's settings. Payload `numpy` is the course text's pixels in JSON, `jpeg` the compact
 # encoded image (notebook 02).
 
 # %%
