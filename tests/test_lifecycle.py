@@ -1,6 +1,7 @@
 """Servers started from real Jupyter kernels (jupyter_client + ipykernel, as JupyterLab
 runs them): a kernel SIGKILLed mid-load leaves no MLServer behind and its ports free
-for the restarted kernel; two kernels run servers side by side without colliding."""
+for the restarted kernel, and the other kernel's server runs on; two kernels run servers side
+by side without colliding."""
 
 import json
 import os
@@ -68,33 +69,8 @@ def started_server(output: str) -> dict:
     return json.loads(output.strip().splitlines()[-1])
 
 
-def test_a_kernel_killed_mid_load_leaves_no_server_and_the_restart_gets_its_ports(kernels, checkpoint):
-    kernel = kernels()
-    first = started_server(run(kernel, start_server_code(checkpoint)))
-    run(kernel, "import threading\nfrom labkit.loadgen import run_load\n"
-                "threading.Thread(target=run_load, args=(server.infer_url,), daemon=True,\n"
-                "                 kwargs={'concurrency': 4, 'duration': 300, 'progress': False}).start()\n")
-    metrics_url = f"http://127.0.0.1:{first['ports']['metrics_port']}/metrics"
-    assert wait_until(lambda: metrics.total(metrics.scrape(metrics_url), "model_infer_request_success_total") >= 3,
-                      timeout=60), "the load never reached the server"
-
-    os.kill(kernel.provisioner.process.pid, signal.SIGKILL)
-    assert wait_until(lambda: not group_alive(first["pid"]), timeout=30), "MLServer outlived its kernel"
-    assert wait_until(lambda: all(port_is_free(port) for port in first["ports"].values()), timeout=10)
-
-    kernel.restart_kernel(now=True)
-    kernel.lab_client.wait_for_ready(timeout=60)
-    second = started_server(run(kernel, start_server_code(checkpoint, first["ports"])))
-    assert second["ports"] == first["ports"], "the restarted kernel's server did not get the same ports"
-    assert not (processes.pid_dir() / f"{first['pid']}.json").exists(), "stale pid file left behind"
-    assert not os.path.exists(first["run_dir"]), "the dead kernel's run folder was left in the temp dir"
-    answer = requests.get(f"http://127.0.0.1:{second['ports']['http_port']}/v2/models/tinyvit/ready", timeout=5)
-    assert answer.status_code == 200
-    run(kernel, "server.stop()")
-    assert not group_alive(second["pid"])
-
-
-def test_two_kernels_run_servers_side_by_side(kernels, checkpoint):
+def test_two_kernels_side_by_side_and_one_killed_mid_load(kernels, checkpoint):
+    # One pair of kernels for both stories (each MLServer start costs 10-20 s).
     left, right = kernels(), kernels()
     # Default ports, as the notebooks use them: the second server must move to free ones.
     servers = [started_server(run(kernel, start_server_code(checkpoint))) for kernel in (left, right)]
@@ -109,7 +85,29 @@ def test_two_kernels_run_servers_side_by_side(kernels, checkpoint):
     assert "Stopping the server this kernel already runs for tinyvit/" in output
     assert wait_until(lambda: not group_alive(servers[0]["pid"]), timeout=30), "the old server still runs"
     assert group_alive(servers[1]["pid"])
-    servers[0] = started_server(output)
+    first = servers[0] = started_server(output)
+
+    # The left kernel is SIGKILLed while its server is under load: its server goes with it,
+    # the right kernel's stays, and the restarted kernel gets the same ports again.
+    run(left, "import threading\nfrom labkit.loadgen import run_load\n"
+              "threading.Thread(target=run_load, args=(server.infer_url,), daemon=True,\n"
+              "                 kwargs={'concurrency': 4, 'duration': 300, 'progress': False}).start()\n")
+    metrics_url = f"http://127.0.0.1:{first['ports']['metrics_port']}/metrics"
+    assert wait_until(lambda: metrics.total(metrics.scrape(metrics_url), "model_infer_request_success_total") >= 3,
+                      timeout=60), "the load never reached the server"
+    os.kill(left.provisioner.process.pid, signal.SIGKILL)
+    assert wait_until(lambda: not group_alive(first["pid"]), timeout=30), "MLServer outlived its kernel"
+    assert wait_until(lambda: all(port_is_free(port) for port in first["ports"].values()), timeout=10)
+    assert group_alive(servers[1]["pid"]), "killing one kernel stopped the other kernel's server"
+
+    left.restart_kernel(now=True)
+    left.lab_client.wait_for_ready(timeout=60)
+    second = servers[0] = started_server(run(left, start_server_code(checkpoint, first["ports"])))
+    assert second["ports"] == first["ports"], "the restarted kernel's server did not get the same ports"
+    assert not (processes.pid_dir() / f"{first['pid']}.json").exists(), "stale pid file left behind"
+    assert not os.path.exists(first["run_dir"]), "the dead kernel's run folder was left in the temp dir"
+    answer = requests.get(f"http://127.0.0.1:{second['ports']['http_port']}/v2/models/tinyvit/ready", timeout=5)
+    assert answer.status_code == 200
     for kernel, started in zip((left, right), servers):
         run(kernel, "server.stop()")
         assert not group_alive(started["pid"])
