@@ -1,16 +1,19 @@
 """Shared fixtures: a deterministic random checkpoint, the in-process reference
 model, and real MLServer processes on free loopback ports."""
 
+import json
 import os
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 
 from labkit import weights
 from labkit.reference import InProcessModel
 from labkit.client import CAT, load_image
 from labkit.server import ModelServer
+from labkit.workspace import lab_service_copy
 
 REPO = Path(__file__).resolve().parent.parent
 FREE_PORTS = {"http_port": 0, "grpc_port": 0, "metrics_port": 0}
@@ -37,6 +40,15 @@ def skip_unless_ci(reason: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI must run this test: {reason}")
     pytest.skip(reason)
+
+
+def lab_servers() -> list:
+    """Lab servers that are not this test session's own (left by notebooks that graders,
+    JupyterLab or kernels ran)."""
+    me = os.getpid()
+    return [process for process in psutil.process_iter(["cmdline"])
+            if any("mlserver-lab-" in part for part in (process.info["cmdline"] or []))
+            and me not in {parent.pid for parent in process.parents()}]
 
 
 def start_server(checkpoint, model_dir="tinyvit", **overrides) -> ModelServer:
@@ -78,5 +90,20 @@ def batching_server(checkpoint):
     """Adaptive batching with a long max_batch_time, so that concurrent requests really
     share batches (one worker)."""
     server = start_server(checkpoint, max_batch_size=BATCH_CALLERS, max_batch_time=0.2)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def two_workers_server(checkpoint, tmp_path_factory):
+    """Two parallel workers, set up as the course text does it: its batching keys are in
+    settings.json, where MLServer ignores them (so no batching). Notebook 05's scaling check
+    names that mistake (test_checks); test_batching checks what two workers answer."""
+    folder = lab_service_copy(tmp_path_factory.mktemp("scaled") / "scaled", checkpoint=checkpoint)
+    (folder / "settings.json").write_text(json.dumps({"host": "127.0.0.1", "parallel_workers": 2,
+                                                      "max_batch_size": 8, "max_batch_time": 0.01}))
+    (folder / "model-settings.json").write_text(json.dumps({"name": "scaled",
+                                                            "implementation": "serve-model.TinyViTModel"}))
+    server = ModelServer(folder, **FREE_PORTS).start(progress=False)
     yield server
     server.stop()

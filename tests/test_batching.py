@@ -9,7 +9,6 @@ import pytest
 from labkit import metrics
 from labkit.client import InferenceFailed, encode_jpeg, files_request, infer, pixels_request
 from tests.conftest import BATCH_CALLERS as CALLERS
-from tests.conftest import start_server
 from tests.test_service import assert_same, decode_jpeg
 
 pytestmark = pytest.mark.slow
@@ -76,14 +75,14 @@ def test_mixed_size_arrays_under_batching_never_5xx_nor_a_wrong_answer(batching_
             assert_same(outcome, reference.probabilities([image]))
 
 
-def test_two_parallel_workers_serve_correctly(checkpoint, reference, cat):
-    with start_server(checkpoint, parallel_workers=2) as server:
-        images = distinct_images(cat, 8, size=(224, 224))
-        answers = call_concurrently(lambda image: infer(server.infer_url, pixels_request([image])), images)
-        expected = reference.probabilities(images)
-        for index, answer in enumerate(answers):
-            assert_same(answer, expected[index : index + 1])
-        assert server.settings["parallel_workers"] == 2
-        # Two workers on this machine's cores: each takes its share, not all of them.
-        cores = len(os.sched_getaffinity(0))
-        assert server.log.count(f"uses {max(1, cores // 2)} torch thread(s)") == 2, server.log_tail()
+def test_two_parallel_workers_serve_correctly(two_workers_server, reference, cat):
+    server = two_workers_server
+    images = distinct_images(cat, 8, size=(224, 224))
+    answers = call_concurrently(lambda image: infer(server.infer_url, pixels_request([image])), images)
+    expected = reference.probabilities(images)
+    for index, answer in enumerate(answers):
+        assert_same(answer, expected[index : index + 1])
+    assert server.settings["parallel_workers"] == 2
+    # Two workers on this machine's cores: each takes its share, not all of them.
+    cores = len(os.sched_getaffinity(0))
+    assert server.log.count(f"uses {max(1, cores // 2)} torch thread(s)") == 2, server.log_tail()

@@ -8,7 +8,7 @@ import pytest
 from labkit import checks, hidden_checks, reference
 from labkit.notebooks import SOLUTIONS
 from labkit.server import ModelServer
-from labkit.workspace import lab_service_copy, service_folder
+from labkit.workspace import service_folder
 from tests.conftest import FREE_PORTS, reload_with
 
 pytestmark = pytest.mark.slow
@@ -146,21 +146,22 @@ def test_hidden_scaling_check_catches_a_hard_coded_or_budget_blind_pick():
         hidden_checks.pick_configuration_function(lambda results, budget_ms: results.throughput_rps.idxmax())
 
 
-def test_scaling_check_names_batching_keys_put_in_settings_json(tmp_path, checkpoint):
+def test_scaling_check_names_batching_keys_put_in_settings_json(two_workers_server):
     # The course text's mistake: two workers, and the batching keys in the server's settings.
-    folder = lab_service_copy(tmp_path / "scaled", checkpoint=checkpoint)
-    (folder / "settings.json").write_text(json.dumps({"host": "127.0.0.1", "parallel_workers": 2,
-                                                      "max_batch_size": 8, "max_batch_time": 0.01}))
-    (folder / "model-settings.json").write_text(json.dumps({"name": "scaled",
-                                                            "implementation": "serve-model.TinyViTModel"}))
-    with ModelServer(folder, **FREE_PORTS) as server:
-        assert server.log.count(checks.MODEL_LOAD_LINE) == 2
-        with pytest.raises(checks.CheckFailed, match=r"model-settings.json only.*nothing changed") as failure:
-            checks.scaling_turned_on(server)
-        assert "1.0 image(s) per predict()" in str(failure.value)
-        (folder / "settings.json").write_text(json.dumps({"host": "127.0.0.1", "parallel_workers": 2}))
+    server = two_workers_server
+    settings = server.model_dir / "settings.json"
+    assert "max_batch_size" in json.loads(settings.read_text())
+    assert server.log.count(checks.MODEL_LOAD_LINE) == 2
+    with pytest.raises(checks.CheckFailed, match=r"model-settings.json only.*nothing changed") as failure:
+        checks.scaling_turned_on(server)
+    assert "1.0 image(s) per predict()" in str(failure.value)
+    original = settings.read_text()
+    settings.write_text(json.dumps({"host": "127.0.0.1", "parallel_workers": 2}))
+    try:
         with pytest.raises(checks.CheckFailed, match="changed after this server started"):
             checks.scaling_turned_on(server)
+    finally:
+        settings.write_text(original)  # the server is shared: its folder as it started
 
 
 def test_scaling_check_wants_two_workers(batching_server):

@@ -10,14 +10,13 @@ import time
 
 import csv
 import hashlib
-import os
 
 import nbformat
-import psutil
 import pytest
 
 from labkit.grading import grade
 from labkit.notebooks import SOLUTIONS, release
+from tests.conftest import lab_servers
 
 pytestmark = pytest.mark.slow
 NOTEBOOKS = ["01_first_service", "02_inference_requests", "03_top5_labels"]
@@ -107,14 +106,6 @@ def digest(folder):
 def read_points(out):
     with open(out / "grades_by_check.csv") as handle:
         return {(row["student"], row["check"]): float(row["points"]) for row in csv.DictReader(handle)}
-
-
-def lab_servers():
-    """Lab servers left by the graded notebooks (not the test session's own shared servers)."""
-    me = os.getpid()
-    return [process for process in psutil.process_iter(["cmdline"])
-            if any("mlserver-lab-" in part for part in (process.info["cmdline"] or []))
-            and me not in {parent.pid for parent in process.parents()}]
 
 
 @pytest.fixture(scope="module")
