@@ -29,6 +29,7 @@ import pytest
 import requests
 
 from labkit.processes import wait_until
+from labkit.server import DEFAULT_PORTS, FREE_PORTS_ENV
 from tests import classhub
 from tests.conftest import REPO, skip_unless_ci
 from tests.jupyterlab import execute_in_kernel
@@ -61,6 +62,7 @@ class ClassRun:
     jupyter_access: dict[str, int]  # "attacker -> victim": the hub's answer to the attacker's token
     left_after_stop: dict[str, dict]
     seconds: float
+    starts: dict[str, int]  # MLServer starts per user
 
 
 def code_cells(notebook: str) -> list[str]:
@@ -219,8 +221,12 @@ def set_up_hub(base: Path) -> tuple[classhub.Hub, dict]:
     accounts = {user: classhub.create_user(user, base) for user in USERS}
     for user in USERS:  # the lab's environment works for each user, as a hub's single-user setup needs
         classhub.run_as(user, "import labkit.server\nprint(json.dumps(1))", {})
+    # LAB_FREE_PORTS=1, as the README tells a hub with a shared loopback to set: no student's
+    # server races a classmate's for 8080. (Without it the race is handled by a restart on
+    # free ports, which test_server covers.)
     environment = {"PATH": f"{classhub.VENV_BIN}:/usr/local/bin:/usr/bin:/bin", "LAB_QUICK": "1",
-                   "HF_HUB_OFFLINE": "1", "JUPYTER_CONFIG_PATH": str(REPO / "tools" / "jupyter")}
+                   "HF_HUB_OFFLINE": "1", "JUPYTER_CONFIG_PATH": str(REPO / "tools" / "jupyter"),
+                   FREE_PORTS_ENV: "1"}
     hub = classhub.Hub(base / "hub", USERS, environment)
     for user, account in accounts.items():
         hub.start_log(user).touch()
@@ -249,8 +255,11 @@ def run_class(hub: classhub.Hub, accounts: dict) -> ClassRun:
         wait_until(lambda uid=uid: not classhub.processes_of(uid), 60, interval=1)
     sampler.stop()
     left = {user: what_is_left(uid, user) for user, uid in uids.items()}
-    count_starts({user: hub.start_log(user) for user in USERS})
-    return ClassRun(students, uids, homes, sampler, servers, http_owners, probes, jupyter_access, left, seconds)
+    start_logs = {user: hub.start_log(user) for user in USERS}
+    count_starts(start_logs)
+    starts = {user: len(path.read_text().splitlines()) for user, path in start_logs.items()}
+    return ClassRun(students, uids, homes, sampler, servers, http_owners, probes, jupyter_access, left, seconds,
+                    starts)
 
 
 @pytest.fixture(scope="module")
@@ -296,6 +305,10 @@ def test_each_students_mlserver_runs_as_that_student_on_its_own_ports(class_run)
     # that took a default port while theirs started.
     assert class_run.http_owners == class_run.uids, \
         f"uid listening on each student's HTTP port: {class_run.http_owners}; students: {class_run.uids}"
+    # LAB_FREE_PORTS=1: nobody's server is on a default port, and no start had to be repeated
+    # because a classmate took a port (one start per notebook).
+    assert not any(set(run.ports.values()) & set(DEFAULT_PORTS.values()) for run in class_run.students.values())
+    assert class_run.starts == dict.fromkeys(USERS, 2), f"MLServer starts per user: {class_run.starts}"
 
 
 def test_no_student_can_stop_read_or_overwrite_another_students_servers(class_run):
