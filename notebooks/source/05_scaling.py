@@ -186,8 +186,8 @@ server.stop()
 # ## Try it yourself
 #
 # The panel runs the same function: choose settings, press **Run**, and a row is added to the
-# table and the plot. Its controls start at the last run's settings. Payload `numpy` is the course text's pixels in JSON, `jpeg` the compact
-# encoded image (notebook 02).
+# table and the plot. Its controls start at the last run's settings. Payload `numpy` is the
+# course text's pixels in JSON, `jpeg` the compact encoded image (notebook 02).
 
 # %%
 lab.panel()
