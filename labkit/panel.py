@@ -12,6 +12,7 @@ ipywidgets controls with a results table and a live plot.
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import TYPE_CHECKING
 
@@ -87,20 +88,18 @@ class ScalingLab:
         from IPython.display import display
 
         cores = len(os.sched_getaffinity(0))
-        # Start from the last run: Run then measures the running server again, and only the
-        # settings the student moves restart or reload it.
+        # Start from the last run (else run()'s defaults): Run then measures the running server
+        # again, and only the settings the student moves restart or reload it.
         last = self.results.iloc[-1] if len(self.results) else {}
-        start = {name: last.get(name, default) for name, default in (
-            ("parallel_workers", 1), ("max_batch_size", 1), ("max_batch_time", 0.0), ("concurrency", 4),
-            ("payload", "jpeg"))}
+        start = {name: last.get(name, parameter.default)
+                 for name, parameter in inspect.signature(self.run).parameters.items()}
         controls = {
-            "parallel_workers": widgets.IntSlider(int(start["parallel_workers"]), min=0, max=cores,
-                                                  description="workers"),
-            "max_batch_size": widgets.IntSlider(int(start["max_batch_size"]), min=1, max=32, description="max batch"),
-            "max_batch_time": widgets.FloatSlider(float(start["max_batch_time"]), min=0.0, max=0.1, step=0.005,
+            "parallel_workers": widgets.IntSlider(start["parallel_workers"], min=0, max=cores, description="workers"),
+            "max_batch_size": widgets.IntSlider(start["max_batch_size"], min=1, max=32, description="max batch"),
+            "max_batch_time": widgets.FloatSlider(start["max_batch_time"], min=0.0, max=0.1, step=0.005,
                                                   readout_format=".3f", description="batch time (s)"),
-            "concurrency": widgets.IntSlider(int(start["concurrency"]), min=1, max=32, description="concurrency"),
-            "payload": widgets.Dropdown(options=["jpeg", "numpy"], value=str(start["payload"]), description="payload"),
+            "concurrency": widgets.IntSlider(start["concurrency"], min=1, max=32, description="concurrency"),
+            "payload": widgets.Dropdown(options=["jpeg", "numpy"], value=start["payload"], description="payload"),
         }
         button = widgets.Button(description="Run", button_style="primary", icon="play")
         status = widgets.Label("Choose settings and press Run.")

@@ -104,6 +104,6 @@ def two_workers_server(checkpoint, tmp_path_factory):
                                                       "max_batch_size": 8, "max_batch_time": 0.01}))
     (folder / "model-settings.json").write_text(json.dumps({"name": "scaled",
                                                             "implementation": "serve-model.TinyViTModel"}))
-    server = ModelServer(folder, **FREE_PORTS).start(progress=False)
+    server = start_server(checkpoint, model_dir=folder)
     yield server
     server.stop()

@@ -206,14 +206,16 @@ def what_is_left(uid: int, user: str) -> dict:
             "temp files": [str(path) for path in classhub.temp_files_of(uid) if path != torch_cache]}
 
 
-def count_starts(start_logs: dict[str, Path]) -> None:
-    """Add the users' MLServer starts to the start count `make test` prints."""
+def count_starts(start_logs: dict[str, Path]) -> dict[str, int]:
+    """Each user's MLServer starts, also added to the start count `make test` prints."""
+    lines = {user: path.read_text().splitlines() if path.exists() else [] for user, path in start_logs.items()}
     suite_log = os.environ.get("LAB_START_LOG")
     if suite_log:
         with open(suite_log, "a") as handle:
-            for user, path in start_logs.items():
-                for line in path.read_text().splitlines() if path.exists() else []:
+            for user, user_lines in lines.items():
+                for line in user_lines:
                     handle.write(f"{line.split(chr(9))[0]}\ttests/test_jupyterhub.py::{user}\n")
+    return {user: len(user_lines) for user, user_lines in lines.items()}
 
 
 def set_up_hub(base: Path) -> tuple[classhub.Hub, dict]:
@@ -255,9 +257,7 @@ def run_class(hub: classhub.Hub, accounts: dict) -> ClassRun:
         wait_until(lambda uid=uid: not classhub.processes_of(uid), 60, interval=1)
     sampler.stop()
     left = {user: what_is_left(uid, user) for user, uid in uids.items()}
-    start_logs = {user: hub.start_log(user) for user in USERS}
-    count_starts(start_logs)
-    starts = {user: len(path.read_text().splitlines()) for user, path in start_logs.items()}
+    starts = count_starts({user: hub.start_log(user) for user in USERS})
     return ClassRun(students, uids, homes, sampler, servers, http_owners, probes, jupyter_access, left, seconds,
                     starts)
 
