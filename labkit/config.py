@@ -1,0 +1,47 @@
+"""Every ``LAB_*`` switch the lab reads, in one place, with one rule for true and false.
+
+* ``LAB_QUICK``: short load tests (CI, grading); same code paths.
+* ``LAB_FREE_PORTS``: never MLServer's default ports 8080-8082 (graders side by side,
+  students on a shared JupyterHub host).
+* ``LAB_START_LOG``: a file that gets one line per MLServer start (``make test`` counts them).
+
+A switch is on for ``1``, ``true``, ``yes`` or ``on`` and off for ``0``, ``false``, ``no``,
+``off`` or unset/empty, in any case; anything else is an error that names the variable
+(an earlier rule read ``LAB_FREE_PORTS=true`` as off, without a word).
+"""
+
+from __future__ import annotations
+
+import os
+
+QUICK = "LAB_QUICK"
+FREE_PORTS = "LAB_FREE_PORTS"
+START_LOG = "LAB_START_LOG"
+ON = {"1", "true", "yes", "on"}
+OFF = {"", "0", "false", "no", "off"}
+
+
+def switch(name: str) -> bool:
+    """Whether the environment variable ``name`` is on (the rule above)."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in ON:
+        return True
+    if value in OFF:
+        return False
+    raise ValueError(f"{name}={os.environ[name]!r}: write 1 (or true, yes, on) to turn it on, "
+                     "0 (or false, no, off) or nothing to leave it off")
+
+
+def quick_mode() -> bool:
+    """``LAB_QUICK``: shorter loads, same code path."""
+    return switch(QUICK)
+
+
+def free_ports_only() -> bool:
+    """``LAB_FREE_PORTS``: every server on free ports, never the defaults."""
+    return switch(FREE_PORTS)
+
+
+def start_log() -> str | None:
+    """``LAB_START_LOG``: the file that counts MLServer starts, or None."""
+    return os.environ.get(START_LOG) or None
