@@ -11,7 +11,7 @@ $(PROXY):
 		npm install --silent --prefix $(LAB_STATE)/node --no-save --no-package-lock configurable-http-proxy@5.3.0; \
 	else echo "note: no npm, so no configurable-http-proxy; the JupyterHub test will skip." >&2; fi
 
-.PHONY: test test-fast notebooks release handout grade bench notebook-memory soak hf-runtime clean
+.PHONY: test test-fast notebooks release handout grade bench notebook-memory soak clean
 
 # Lint, the unit and live-server tests, then every solution notebook under nbval (quick mode);
 # prints how many MLServer processes the run started (each start costs 10-20 s).
@@ -41,20 +41,14 @@ release: $(STAMP)
 
 # The student hand-out: handout/mlserver-lab/ and handout/mlserver-lab.tar.gz (OUT=folder);
 # student notebooks, service, helpers and `make lab`, without solutions or hidden checks.
-handout: $(STAMP)
-	$(PY) -m labkit.handout $(or $(OUT),handout)
+# Needs only the standard library: no .venv is built for it.
+handout:
+	$(PYTHON) -m labkit.handout $(or $(OUT),handout)
 
 # Autograde hand-ins with nbgrader: SUBMISSIONS=folder with one subfolder per student; OUT=grading.
 grade: $(STAMP) $(WEIGHTS)
 	@test -n "$(SUBMISSIONS)" || (echo "usage: make grade SUBMISSIONS=<folder> [OUT=grading]"; exit 2)
 	$(PY) -m labkit.grading $(SUBMISSIONS) $(or $(OUT),grading)
-
-# Optional: MLServer's HuggingFace runtime in its own environment (.venv-hf, about 2 minutes;
-# pulls tensorflow and optimum). Notebook 04 uses it when it exists.
-hf-runtime: $(STAMP)
-	test -x .venv-hf/bin/python || $(PYTHON) -m venv .venv-hf
-	.venv-hf/bin/python -m pip install -qq torch==2.14.1 torchvision==0.29.1 mlserver==1.7.1 \
-		mlserver-huggingface==1.7.1 uvloop==0.21.0 timm==1.0.31
 
 # Side-by-side serving benchmark; writes benchmarks/results/<date>.json and .md.
 bench: $(STAMP) $(WEIGHTS)

@@ -21,7 +21,7 @@ from .paths import REPO_ROOT, PathLike
 NAME = "mlserver-lab"
 # Copied as they are (folders recursively), from the repository into the hand-out.
 SHARED = ["tinyvit", "imgs", "runtimes", "deploy", "monitoring", "tools/jupyter", "labkit",
-          "requirements.txt", "pyproject.toml", "env.yaml"]
+          "benchmarks/results", "requirements.txt", "pyproject.toml", "env.yaml"]
 # Repository file -> its name in the hand-out.
 RENAMED = {"tools/lab.mk": "Makefile", "docs/handout-README.md": "README.md"}
 # Instructor-side modules: the hidden checks, building/releasing notebooks, grading, this one.

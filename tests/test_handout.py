@@ -2,6 +2,7 @@
 JupyterLab without solutions or instructor tools."""
 
 import json
+import re
 import subprocess
 import sys
 import tarfile
@@ -110,3 +111,34 @@ def test_make_lab_of_the_handout_shows_students_no_solutions_or_instructor_tools
         # "Error displaying widget: model not found".
         assert default("@jupyter-widgets/jupyterlab-manager:plugin", "saveState") is True
         assert default("@jupyterlab/apputils-extension:notification", "fetchNews") == "false"
+
+
+MAKE_COMMAND = re.compile(r"`make ([a-z][a-z0-9-]*)")
+# Paths a notebook names, relative to the hand-out's root or (starting with ../) to notebooks/.
+NAMED_PATH = re.compile(
+    r"`(?:\.\./)?((?:tinyvit|runtimes|benchmarks|deploy|monitoring|imgs|labkit|docs|tools)/[\w./-]*\w)`")
+
+
+def test_every_command_and_file_a_notebook_names_is_in_the_handout(members):
+    targets = set(re.findall(r"^([a-z][a-z0-9-]*):", members["Makefile"][1].decode(), re.M))
+    named_targets, named_paths = set(), set()
+    for notebook in sorted(NOTEBOOKS.glob("*.ipynb")):
+        text = "\n".join("".join(cell["source"]) for cell in json.loads(notebook.read_text())["cells"])
+        named_targets |= {(notebook.name, target) for target in MAKE_COMMAND.findall(text)}
+        named_paths |= {(notebook.name, path) for path in NAMED_PATH.findall(text)}
+        assert "README's" not in text and "the README" not in text, (
+            f"{notebook.name} cites the repository's README, which the hand-out does not have")
+    assert {target for _, target in named_targets} >= {"weights", "hf-runtime"}, named_targets
+    missing = [pair for pair in named_targets if pair[1] not in targets]
+    assert not missing, f"make targets the hand-out's Makefile lacks: {missing}"
+    folders = {name.rstrip("/") for name in members} | {name.rsplit("/", 1)[0] for name in members}
+    absent = [pair for pair in named_paths if pair[1].rstrip("/") not in folders]
+    assert len(named_paths) >= 5 and not absent, f"files named but not in the hand-out: {absent}"
+
+
+def test_make_handout_needs_no_virtual_environment():
+    # Writing the hand-out copies files (standard library only): it must not first install
+    # torch and the rest into the instructor's checkout. -B: as if nothing were built yet.
+    plan = subprocess.run(["make", "-n", "-B", "handout", "OUT=/nonexistent"], cwd=REPO, capture_output=True,
+                          text=True, check=True).stdout
+    assert "-m labkit.handout" in plan and "pip install" not in plan and "venv" not in plan, plan

@@ -24,7 +24,7 @@ export JUPYTER_CONFIG_PATH := $(CURDIR)/tools/jupyter
 LAB_ENV_VARS := JUPYTER_CONFIG_DIR JUPYTER_CONFIG_PATH JUPYTER_DATA_DIR JUPYTER_RUNTIME_DIR IPYTHONDIR \
 	MPLCONFIGDIR NPM_CONFIG_CACHE
 
-.PHONY: lab lab-env weights venv onnx
+.PHONY: lab lab-env weights venv onnx hf-runtime
 
 venv: $(STAMP)
 
@@ -55,3 +55,10 @@ lab: $(STAMP) $(WEIGHTS)
 
 lab-env:
 	@$(foreach name,$(LAB_ENV_VARS),echo $(name)=$($(name));)
+
+# Optional: MLServer's HuggingFace runtime in its own environment (.venv-hf, about 2 minutes;
+# pulls tensorflow and optimum). Notebook 04 uses it when it exists.
+hf-runtime: $(STAMP)
+	test -x .venv-hf/bin/python || $(PYTHON) -m venv .venv-hf
+	.venv-hf/bin/python -m pip install -qq torch==2.14.1 torchvision==0.29.1 mlserver==1.7.1 \
+		mlserver-huggingface==1.7.1 uvloop==0.21.0 timm==1.0.31
