@@ -89,7 +89,8 @@ def comparison_batch(service: object) -> object:
 
     from .checks import check_images
 
-    return torch.stack([service.transform(Image.fromarray(image)) for _, image in check_images()])
+    images = check_images(np.random.default_rng(7))  # a fixed draw: the record compares like with like
+    return torch.stack([service.transform(Image.fromarray(image)) for _, image in images])
 
 
 def compare(forward: object, model: object, batch: object, limit: float = MAX_ABS_DIFF) -> Comparison:

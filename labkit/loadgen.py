@@ -10,7 +10,6 @@ latency, errors). Loopback only: the lab never sends load elsewhere.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -23,14 +22,10 @@ import requests
 from tqdm.auto import tqdm
 
 from .client import CAT, encode_jpeg, files_request, load_image, pixels_request, request_body
+from .config import quick_mode  # noqa: F401 (notebooks import it from here)
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 PAYLOADS = ("jpeg", "numpy")
-
-
-def quick_mode() -> bool:
-    """True when ``LAB_QUICK`` is set (CI): shorter loads, same code path."""
-    return os.environ.get("LAB_QUICK", "").lower() in {"1", "true", "yes"}
 
 
 def payload_body(payload: str = "jpeg", images: list[np.ndarray] | None = None) -> bytes:

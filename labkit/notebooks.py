@@ -175,7 +175,8 @@ def release(force: bool = False, target: PathLike = NOTEBOOKS) -> dict:
         released = generate_student_versions(Path(workdir))
         for notebook in sorted(released.glob("*.ipynb")):
             destination = target / notebook.name
-            fresh = student_copy(notebook.read_text()).encode()
+            solution = nbformat.read(SOLUTIONS / notebook.name, as_version=4)
+            fresh = student_copy(notebook.read_text(), solution).encode()
             if destination.exists():
                 current = _digest(destination.read_bytes())
                 if current == _digest(fresh):
@@ -194,18 +195,49 @@ def release(force: bool = False, target: PathLike = NOTEBOOKS) -> dict:
 NBVAL_MARKER = re.compile(r"^# NBVAL_\w+[ \t]*\n?", re.M)
 
 
-def student_copy(text: str) -> str:
+WRITEFILE_LINE = re.compile(r"^%%writefile[ \t]+\S+[ \t]*$")
+
+
+def student_copy(text: str, solution: nbformat.NotebookNode | None = None) -> str:
     """What nbgrader released, minus what only the solution run needs: the widget state of
     the solution run (a saved notebook reopened with it shows "model not found" errors),
-    nbval's markers and any execution counts."""
+    nbval's markers and any execution counts. With the ``solution`` notebook, an exercise
+    cell that writes a file keeps its ``%%writefile <path>`` first line (see
+    :func:`_keep_writefile_line`)."""
     notebook = nbformat.reads(text, as_version=4)
     notebook.metadata.pop("widgets", None)
+    first_lines = _writefile_lines(solution) if solution is not None else {}
     for cell in notebook.cells:
         if cell.cell_type == "code":
             cell.source = NBVAL_MARKER.sub("", cell.source).lstrip("\n")
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if grade_id in first_lines:
+                cell.source = _keep_writefile_line(cell.source, first_lines[grade_id])
             cell.execution_count = None
             cell.outputs = []
     return nbformat.writes(notebook) + "\n"
+
+
+def _writefile_lines(solution: nbformat.NotebookNode) -> dict:
+    """{grade_id: "%%writefile <path>"} of the solution cells that write a file."""
+    lines = {}
+    for cell in solution.cells:
+        metadata = cell.metadata.get("nbgrader", {})
+        first = cell.source.split("\n", 1)[0] if cell.cell_type == "code" else ""
+        if metadata.get("solution") and WRITEFILE_LINE.match(first):
+            lines[metadata["grade_id"]] = first.strip()
+    return lines
+
+
+def _keep_writefile_line(released: str, first_line: str) -> str:
+    """nbgrader replaces a whole-cell solution with ``# YOUR CODE HERE`` and ``raise
+    NotImplementedError()``; a cell magic must be the first line, so a student who types
+    ``%%writefile`` under those gets "UsageError: Line magic function not found". Release the
+    cell as ``%%writefile <path>`` with an empty body instead: run untouched it writes an
+    empty file, which the file's check names as empty."""
+    if released.split("\n", 1)[0].strip() == first_line:
+        return released  # the template keeps the line (a .py with solution regions inside)
+    return first_line + "\n"
 
 
 def _digest(data: bytes) -> str:

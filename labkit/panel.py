@@ -57,7 +57,12 @@ class ScalingLab:
 
     def sweep(self, grid: list) -> pd.DataFrame:
         """Run every configuration (a list of ``run`` keyword dicts); return their rows."""
-        rows = [self.run(**configuration) for configuration in grid]
+        from tqdm.auto import tqdm
+
+        rows = []
+        # k of n: a sweep takes minutes, and a new worker count restarts the server.
+        for configuration in tqdm(grid, desc="configurations", unit="config"):
+            rows.append(self.run(**configuration))
         return pd.DataFrame(rows)
 
     def table(self) -> pd.DataFrame:
@@ -93,13 +98,18 @@ class ScalingLab:
         last = self.results.iloc[-1] if len(self.results) else {}
         start = {name: last.get(name, parameter.default)
                  for name, parameter in inspect.signature(self.run).parameters.items()}
+        # Labels as wide as their text: the default width cuts "batch time (s)" to "batch tim...".
+        label = {"style": {"description_width": "initial"}}
         controls = {
-            "parallel_workers": widgets.IntSlider(start["parallel_workers"], min=0, max=cores, description="workers"),
-            "max_batch_size": widgets.IntSlider(start["max_batch_size"], min=1, max=32, description="max batch"),
+            "parallel_workers": widgets.IntSlider(start["parallel_workers"], min=0, max=cores, description="workers",
+                                                  **label),
+            "max_batch_size": widgets.IntSlider(start["max_batch_size"], min=1, max=32, description="max batch",
+                                                **label),
             "max_batch_time": widgets.FloatSlider(start["max_batch_time"], min=0.0, max=0.1, step=0.005,
-                                                  readout_format=".3f", description="batch time (s)"),
-            "concurrency": widgets.IntSlider(start["concurrency"], min=1, max=32, description="concurrency"),
-            "payload": widgets.Dropdown(options=["jpeg", "numpy"], value=start["payload"], description="payload"),
+                                                  readout_format=".3f", description="batch time (s)", **label),
+            "concurrency": widgets.IntSlider(start["concurrency"], min=1, max=32, description="concurrency", **label),
+            "payload": widgets.Dropdown(options=["jpeg", "numpy"], value=start["payload"], description="payload",
+                                        **label),
         }
         button = widgets.Button(description="Run", button_style="primary", icon="play")
         status = widgets.Label("Choose settings and press Run.")

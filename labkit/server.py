@@ -31,12 +31,13 @@ from pathlib import Path
 
 import requests
 
+from . import config
 from .paths import REPO_ROOT, PathLike
 from .processes import (die_with_parent, free_port, group_listens_on, pid_dir, port_is_free, remove_pid_file,
                         stop_group, stop_orphans, wait_until, write_pid_file)
 
 DEFAULT_PORTS = {"http_port": 8080, "grpc_port": 8081, "metrics_port": 8082}
-FREE_PORTS_ENV = "LAB_FREE_PORTS"  # "1": never the default ports (grading runs side by side)
+FREE_PORTS_ENV = config.FREE_PORTS  # on: never the default ports (grading runs side by side)
 LOAD_FAILED_MARK = "Couldn't load model"
 # Seconds MLServer gets to shut down after SIGTERM before its process group is SIGKILLed
 # (labkit.supervisor; MLServer can hang in its own shutdown).
@@ -46,6 +47,11 @@ _running = set()
 
 class ServerStartError(RuntimeError):
     """MLServer did not get the model ready; the message ends with its log."""
+
+    def _render_traceback_(self) -> list:
+        # In a notebook: the message (the student's file and line first), not the frames of
+        # the lab's code that waited for the server.
+        return [f"\x1b[1;31mServerStartError:\x1b[0m {self}"]
 
 
 class PortTaken(ServerStartError):
@@ -264,7 +270,14 @@ class ModelServer:
     def startup_lines(self) -> str:
         """The lines of MLServer's log that say where it listens and what it loaded."""
         marks = ("running on", "Loaded model", "Couldn't load", "WARNING")
-        return "\n".join(line for line in self.log.splitlines() if any(mark in line for mark in marks))
+        shown, seen = [], set()
+        for line in self.log.splitlines():
+            # MLServer logs "Loaded model" in each worker and again in the main process: once is news.
+            text = TIMESTAMP.sub("", line)
+            if any(mark in line for mark in marks) and text not in seen:
+                seen.add(text)
+                shown.append(line)
+        return "\n".join(shown)
 
     def changed_since_start(self) -> list:
         """Files of the model folder written after this server started: it still runs the
@@ -330,7 +343,7 @@ class ModelServer:
     def _choose_ports(self) -> None:
         taken = set()
         # Several graders side by side would race for the same default port: free ports only.
-        defaults_allowed = os.environ.get(FREE_PORTS_ENV) != "1"
+        defaults_allowed = not config.free_ports_only()
         for key, default in DEFAULT_PORTS.items():
             port = self.ports[key]
             if port is None or port == 0 or not port_is_free(port):
@@ -419,9 +432,13 @@ class ModelServer:
             bar.close()
 
     def _start_error(self, reason: str) -> ServerStartError:
+        # The student's own file and line first: the log's last traceback is often MLServer
+        # cleaning up (unloading a model that never loaded), not the cause.
+        yours = first_error_in(self.log, self.run_folder) if self.run_dir is not None else ""
+        yours = f"\nIn your code: {yours}" if yours else ""
         cause = last_exception(self.log)
         cause = f"\nCause: {cause}" if cause else ""
-        return ServerStartError(f"{reason}.{cause}\nLast lines of the server log:\n{self.log_tail()}")
+        return ServerStartError(f"{reason}.{yours}{cause}\nLast lines of the server log:\n{self.log_tail()}")
 
 
 def mlserver(command: str, timeout: float = 180, **overrides) -> ModelServer:
@@ -439,7 +456,60 @@ def mlserver(command: str, timeout: float = 180, **overrides) -> ModelServer:
     print(f"$ {command}")
     server.start(timeout=timeout)  # on failure, the error ends with the server's log
     print(server.startup_lines())
+    changes = settings_changes(server.model_dir / "settings.json", server.run_folder / "settings.json")
+    if changes:
+        print("The lab changed, in the copy MLServer runs (your settings.json is as you wrote it):\n  "
+              + "\n  ".join(changes)
+              + "\n  (always loopback; ports 8080-8082 when free, other free ports when they are taken or "
+              "LAB_FREE_PORTS is set)")
     return server
+
+
+# The address settings the lab sets in the run copy, with MLServer 1.7.1's defaults.
+SETTINGS_THE_LAB_SETS = {"host": "0.0.0.0", "http_port": 8080, "grpc_port": 8081, "metrics_port": 8082}
+
+
+def settings_changes(mine: Path, run: Path) -> list[str]:
+    """``key: yours -> run`` for the address settings the lab set in the run copy to other
+    values than yours (or than MLServer's default, where you set none)."""
+    def read(path: Path) -> dict:
+        try:
+            content = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return content if isinstance(content, dict) else {}
+
+    yours, running = read(mine), read(run)
+    changes = []
+    for key, default in SETTINGS_THE_LAB_SETS.items():
+        before = yours.get(key, default)
+        if key in running and before != running[key]:
+            shown = before if key in yours else f"{before} (MLServer's default)"
+            changes.append(f"{key}: {shown} -> {running[key]}")
+    return changes
+
+
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ")
+FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line (?P<line>\d+)')
+
+
+def first_error_in(log: str, folder: Path) -> str:
+    """``<file>, line <n>: <code>`` and the exception of the first traceback in ``log``
+    that passes through a file of ``folder`` (the deepest such frame), or ''."""
+    lines = log.splitlines()
+    starts = [index for index, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
+    for start, end in zip(starts, starts[1:] + [len(lines)]):
+        block = lines[start + 1:end]
+        frames = [(index, FRAME.match(line)) for index, line in enumerate(block) if FRAME.match(line)]
+        mine = [(index, match) for index, match in frames if Path(match["path"]).parent == Path(folder)]
+        if not mine:
+            continue
+        index, match = mine[-1]
+        code = block[index + 1].strip() if index + 1 < len(block) and block[index + 1].startswith(" ") else ""
+        exception = next((line for line in block[frames[-1][0] + 1:] if line and not line.startswith(" ")), "")
+        where = f"{Path(match['path']).name}, line {match['line']}" + (f": {code}" if code else "")
+        return f"{where}\n  {exception}" if exception else where
+    return ""
 
 
 def last_exception(log: str) -> str:
@@ -472,13 +542,10 @@ def _in_notebook() -> bool:
     return type(get_ipython()).__name__ == "ZMQInteractiveShell"
 
 
-START_LOG_ENV = "LAB_START_LOG"
-
-
 def _count_start(name: str) -> None:
     """One line per MLServer start in the file ``$LAB_START_LOG`` names (``make test`` prints
     the count: starts are what makes the suite slow)."""
-    start_log = os.environ.get(START_LOG_ENV)
+    start_log = config.start_log()
     if start_log:
         # Who started it: the pytest test, else (a notebook's kernel) the working directory.
         caller = os.environ.get("PYTEST_CURRENT_TEST") or os.getcwd()

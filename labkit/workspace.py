@@ -10,9 +10,11 @@ write, and never touches ``model-settings.json``, ``settings.json`` or ``serve-m
   ``parameters.uri`` is the model folder, and ``model_weights`` looks for this file
   name there, so the student's ``model-settings.json`` needs no ``uri``.
 
-A folder the lab creates is private to its user (0700). ``start_from`` copies the
-student's files of an earlier folder (notebook 01's) into a new one when the new one lacks
-them. ``lab_service_copy`` is the lab's whole service folder, for an exercise that extends it.
+A folder the lab creates is private to its user (0700). ``lab_settings`` puts the lab's
+``settings.json`` into a folder that lacks one, for an exercise whose lesson is elsewhere
+(notebook 03): a folder never starts from another notebook's files, so it grades the same
+whether or not that notebook was run first, and no starting point answers an exercise.
+``lab_service_copy`` is the lab's whole service folder, for an exercise that extends it.
 """
 
 from __future__ import annotations
@@ -27,22 +29,18 @@ from .paths import DEFAULT_CHECKPOINT, REPO_ROOT, PathLike
 
 LAB_SERVICE = REPO_ROOT / "tinyvit"
 HELPERS = ("image_batch.py", "model_weights.py", "cpu_threads.py")
-STUDENT_FILES = ("model-settings.json", "settings.json", "serve-model.py")
 CHECKPOINT_LINK = "tinyvit.safetensors"
 PREVIOUS_COPIES = ".lab-helpers"  # digests of the helper versions the lab wrote here
 
 
 def service_folder(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
-                   start_from: PathLike | None = None) -> Path:
+                   lab_settings: bool = False) -> Path:
     """Create (or complete) a student's service folder; return its absolute path."""
     folder = runtime_folder(folder, checkpoint)
     for name in HELPERS:
         _copy_helper(LAB_SERVICE / name, folder / name)
-    if start_from is not None and Path(start_from).is_dir():
-        for name in STUDENT_FILES:
-            source, target = Path(start_from) / name, folder / name
-            if source.is_file() and not target.exists():
-                shutil.copy(source, target)
+    if lab_settings and not (folder / "settings.json").exists():
+        shutil.copy(LAB_SERVICE / "settings.json", folder / "settings.json")
     return folder
 
 

@@ -1,6 +1,7 @@
 """labkit.checks: a correct exercise passes, a subtly wrong one fails with a hint."""
 
 import json
+import re
 
 import nbformat
 import pytest
@@ -24,7 +25,7 @@ def solution_service_code() -> str:
 def top5_folder(tmp_path, checkpoint, code):
     folder = service_folder(tmp_path / "top5", checkpoint=checkpoint)
     (folder / "model-settings.json").write_text(
-        json.dumps({"name": "tinyvit-top5", "implementation": "serve-model.TopFiveModel"}))
+        json.dumps({"name": "top5", "implementation": "serve-model.TopFiveModel"}))
     (folder / "serve-model.py").write_text(code)
     return folder
 
@@ -109,6 +110,41 @@ def test_the_top5_smoke_call_catches_a_first_row_only_service(tmp_path, checkpoi
         folder_checks.top5_file(wrong, checkpoint)
 
 
+TOP = '        top = np.argsort(-probabilities, axis=1, kind="stable")[:, :5]\n'
+SCORES = "        scores = np.take_along_axis(probabilities, top, axis=1)\n"
+LABELS_LINE = "        labels = np.vectorize(LABELS.index_to_description, otypes=[object])(top)\n"
+
+
+@pytest.mark.parametrize("old, new, message", [
+    (TOP, '        top = np.argsort(probabilities, axis=1, kind="stable")[:, -5:]\n', "the scores go up"),
+    (LABELS_LINE, "        labels = top\n", "class indices, not names"),
+    (TOP, '        top = np.argsort(-probabilities[:1], axis=1, kind="stable")[:, :5].repeat(len(images), 0)\n',
+     "got the same labels, though the images differ"),
+    (SCORES, "        scores = np.take_along_axis(probabilities[::-1], top, axis=1)\n",
+     "labels are right but the scores"),
+    ("probabilities = self.model(batch).softmax(dim=-1).numpy()", "probabilities = self.model(batch).numpy()",
+     "labels are right but the scores"),
+    (LABELS_LINE, LABELS_LINE + "        labels = labels[::-1]\n", "Row 0 of the images of the batch holds labels "
+     "that are not image 0's 5 best (they are image 1's)"),
+])
+def test_the_top5_smoke_call_names_each_mistake(tmp_path, checkpoint, old, new, message):
+    from labkit import folder_checks
+
+    folder = top5_folder(tmp_path, checkpoint, mutate(solution_service_code(), old, new))
+    with pytest.raises(checks.CheckFailed, match=re.escape(message)):
+        folder_checks.top5_file(folder, checkpoint)
+
+
+def test_the_top5_smoke_call_accepts_labels_as_a_numpy_string_array(tmp_path, checkpoint, capsys):
+    # Right, and written unlike the solution: a fixed-width str array (NumPy's "<U" dtype).
+    code = mutate(solution_service_code(), LABELS_LINE,
+                  "        labels = np.array([[LABELS.index_to_description(i) for i in row] for row in top])\n")
+    from labkit import folder_checks
+
+    folder_checks.top5_file(top5_folder(tmp_path, checkpoint, code), checkpoint)
+    assert "each image's own top 5" in capsys.readouterr().out
+
+
 def test_check_images_have_distinct_answers_under_the_test_weights(checkpoint):
     images = [image for _, image in checks.check_images()]
     probabilities = checks.distinct_reference(images, checkpoint)
@@ -123,15 +159,64 @@ def scaling_table():
                          "throughput_rps": [10.0, 17.0, 12.0], "p95_ms": [800.0, 600.0, 300.0]})
 
 
+def returns(value):
+    return lambda results, budget_ms: value
+
+
 def test_scaling_choice_explains_over_budget_and_not_best():
     table = scaling_table()
-    checks.scaling_choice(table, 1, budget_ms=700)
+    checks.scaling_choice(table, returns(1), budget_ms=700)
     with pytest.raises(checks.CheckFailed, match="over the 500 ms budget"):
-        checks.scaling_choice(table, 1, budget_ms=500)
+        checks.scaling_choice(table, returns(1), budget_ms=500)
     with pytest.raises(checks.CheckFailed, match="Row 1 also meets the budget"):
-        checks.scaling_choice(table, 2, budget_ms=700)
-    with pytest.raises(checks.CheckFailed, match="not a row"):
-        checks.scaling_choice(table, 7, budget_ms=700)
+        checks.scaling_choice(table, returns(2), budget_ms=700)
+    with pytest.raises(checks.CheckFailed, match="not a row label"):
+        checks.scaling_choice(table, returns(7), budget_ms=700)
+    with pytest.raises(checks.CheckFailed, match="but 3 row"):
+        checks.scaling_choice(table, returns(None), budget_ms=900)
+    checks.scaling_choice(table, returns(None), budget_ms=100)
+
+
+def test_scaling_choice_names_an_untouched_function_and_a_position():
+    def untouched(results, budget_ms):
+        raise NotImplementedError()
+
+    with pytest.raises(checks.CheckFailed, match="not written yet"):
+        checks.scaling_choice(scaling_table(), untouched, budget_ms=700)
+    relabelled = scaling_table().set_axis([20, 21, 22])
+    with pytest.raises(checks.CheckFailed, match="a position in the table, not one of its row labels"):
+        checks.scaling_choice(relabelled, returns(1), budget_ms=700)
+
+
+def strict(results, budget_ms):
+    # Correct and stricter than the solution: rows with failed requests do not qualify.
+    ok = results.query("p95_ms <= @budget_ms and errors == 0")
+    return ok.throughput_rps.idxmax() if len(ok) else None
+
+
+def test_a_stricter_correct_pick_passes_the_visible_and_the_hidden_check():
+    table = scaling_table().assign(errors=[0, 3, 0], requests=[80, 120, 90])
+    checks.scaling_choice(table, strict, budget_ms=700)  # row 1 is faster but failed requests
+    hidden_checks.pick_configuration_function(strict, table)
+
+
+def test_scaling_choice_names_a_row_returned_instead_of_its_label_and_a_strict_none():
+    table = scaling_table().assign(errors=[0, 2, 2])
+    with pytest.raises(checks.CheckFailed, match="returned a Series"):
+        checks.scaling_choice(table, lambda results, budget_ms: results.loc[1], budget_ms=700)
+    with pytest.raises(checks.CheckFailed, match="returned a Series"):
+        hidden_checks.pick_configuration_function(lambda results, budget_ms: results.iloc[0], table)
+    # Every row within budget had failed requests: the stricter pick's None is right.
+    checks.scaling_choice(table, strict, budget_ms=650)
+
+
+def test_hidden_scaling_check_tells_within_from_below_the_budget():
+    def below(results, budget_ms):
+        within = results[results.p95_ms < budget_ms]
+        return None if within.empty else within.throughput_rps.idxmax()
+
+    with pytest.raises(checks.CheckFailed, match="500 ms budget"):
+        hidden_checks.pick_configuration_function(below, scaling_table())
 
 
 def test_hidden_scaling_check_catches_a_hard_coded_or_budget_blind_pick():
@@ -139,11 +224,12 @@ def test_hidden_scaling_check_catches_a_hard_coded_or_budget_blind_pick():
         within = results[results.p95_ms <= budget_ms]
         return None if within.empty else within.throughput_rps.idxmax()
 
-    hidden_checks.pick_configuration_function(correct)
-    with pytest.raises(checks.CheckFailed, match="returned 1; the right row is 11"):
-        hidden_checks.pick_configuration_function(lambda results, budget_ms: 1)
+    table = scaling_table()
+    hidden_checks.pick_configuration_function(correct, table)
+    with pytest.raises(checks.CheckFailed, match=r"returned 1; the right row is \d+"):
+        hidden_checks.pick_configuration_function(returns(1), table)
     with pytest.raises(checks.CheckFailed, match="budget"):
-        hidden_checks.pick_configuration_function(lambda results, budget_ms: results.throughput_rps.idxmax())
+        hidden_checks.pick_configuration_function(lambda results, budget_ms: results.throughput_rps.idxmax(), table)
 
 
 def test_scaling_check_names_batching_keys_put_in_settings_json(two_workers_server):

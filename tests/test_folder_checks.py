@@ -53,6 +53,18 @@ def test_the_solution_files_pass(folder, checkpoint, capsys):
     ('"serve-model.TinyViTModel"', '"serve-model.py.TinyViTModel"', "not a file path"),
     ('"serve-model.TinyViTModel"', '"serve-model"', "<python file>.<class>"),
     ('"name": "my-tinyvit",', '', 'no "name"'),
+    ('"name": "my-tinyvit",', '"name": "tinyvit",', "this exercise's model is called 'my-tinyvit'"),
+    # implementation must resolve: the file, the class, a subclass of MLModel.
+    ("serve-model.TinyViTModel", "serve_model.TinyViTModel", "names serve_model.py"),
+    ("serve-model.TinyViTModel", "serve-model.TinyVitModel", "defines no class TinyVitModel"),
+    ("serve-model.TinyViTModel", "serve-model.Image", "not a subclass of mlserver.MLModel"),
+    # a unit mistake that "works" under load: milliseconds written as seconds.
+    ('"name": "my-tinyvit",', '"name": "my-tinyvit", "max_batch_size": 8, "max_batch_time": 10,',
+     "wait 10 s for company"),
+    ('"name": "my-tinyvit",', '"name": "my-tinyvit", "max_batch_size": 2.5,', "whole number"),
+    # grades the same everywhere: a uri copied from runtimes/ works here and not where grading runs.
+    ('"name": "my-tinyvit",', '"name": "my-tinyvit", "parameters": {"uri": "../../weights/tinyvit.safetensors"},',
+     "points outside my-tinyvit/"),
 ])
 def test_model_settings_mistakes_are_named(folder, old, new, message):
     path = folder / "model-settings.json"
@@ -74,9 +86,79 @@ def test_server_settings_mistakes_are_named(folder, old, new, message):
         folder_checks.server_settings(folder)
 
 
+def test_an_empty_settings_file_says_so(folder):
+    # What the released exercise cell writes when it is run untouched: its %%writefile line alone.
+    (folder / "model-settings.json").write_text("")
+    with pytest.raises(checks.CheckFailed, match="is empty"):
+        folder_checks.model_settings(folder)
+
+
+def test_settings_written_before_the_code_pass_the_watch_but_not_the_check(folder, capsys):
+    (folder / "serve-model.py").unlink()
+    folder_checks.model_settings(folder, require_code=False)
+    assert "checked once serve-model.py exists" in capsys.readouterr().out
+    with pytest.raises(checks.CheckFailed, match=r"names serve-model\.py"):
+        folder_checks.model_settings(folder)
+
+
+@pytest.mark.parametrize("batching, message", [
+    (None, "adaptive batching stays off"),
+    ('"max_batch_size": 1, "max_batch_time": 0.01,', "batching stays off"),
+    ('"max_batch_size": 2, "max_batch_time": 0.5,', "the exercise asks for other values"),
+    ('"max_batch_time": 0.010, "max_batch_size": 8,', None),  # another order, another spelling
+])
+def test_batching_as_the_exercise_asks(folder, batching, message):
+    path = folder / "model-settings.json"
+    if batching:
+        path.write_text(mutate(path.read_text(), '"name": "my-tinyvit",', '"name": "my-tinyvit", ' + batching))
+    if message is None:
+        folder_checks.model_settings(folder, batching=(8, 0.01))
+        return
+    with pytest.raises(checks.CheckFailed, match=message):
+        folder_checks.model_settings(folder, batching=(8, 0.01))
+
+
+def test_a_service_that_does_not_import_costs_the_service_exercise_only(folder, checkpoint):
+    path = folder / "serve-model.py"
+    path.write_text(path.read_text().replace("import torch\n", "import torch\nimport no_such_module\n", 1))
+    folder_checks.model_settings(folder)  # it names the class the file defines
+    with pytest.raises(checks.CheckFailed, match="Importing serve-model.py failed"):
+        folder_checks.service(folder, checkpoint)
+
+
+def test_a_service_that_ignores_its_image_fails(folder, checkpoint):
+    # A fixed image instead of the payload: right for one image, wrong for the next.
+    path = folder / "serve-model.py"
+    path.write_text(mutate(path.read_text(), "Image.fromarray(payload)", "Image.fromarray(np.zeros((224, 224, 3), "
+                                                                           "np.uint8))"))
+    with pytest.raises(checks.CheckFailed, match="differ from TinyViT's|does not classify the image"):
+        folder_checks.service(folder, checkpoint)
+
+
+def test_01s_server_settings_ask_for_debug_off(folder):
+    path = folder / "settings.json"
+    folder_checks.server_settings(folder, expected_workers=1, debug_off=True)
+    path.write_text('{"host": "localhost", "debug": false}')  # workers left at their default, 1
+    folder_checks.server_settings(folder, expected_workers=1, debug_off=True)
+    path.write_text('{"host": "127.0.0.1"}')
+    with pytest.raises(checks.CheckFailed, match="defaults to true"):
+        folder_checks.server_settings(folder, expected_workers=1, debug_off=True)
+
+
+@pytest.mark.parametrize("implementation", ["serve_model.TinyViTModel", "serve-model.TinyVitModel"])
+def test_a_wrong_implementation_costs_the_settings_exercise_only(folder, checkpoint, implementation):
+    # One mistake, one exercise: the service check loads the class the exercise names.
+    path = folder / "model-settings.json"
+    path.write_text(mutate(path.read_text(), "serve-model.TinyViTModel", implementation))
+    with pytest.raises(checks.CheckFailed):
+        folder_checks.model_settings(folder)
+    folder_checks.service(folder, checkpoint)
+    path.write_text(path.read_text().replace('"implementation"', '"implementation",'))  # not even JSON
+    folder_checks.service(folder, checkpoint)
+
+
 @pytest.mark.parametrize("file, old, new, message", [
-    ("model-settings.json", "serve-model.TinyViTModel", "serve_model.TinyViTModel", "names serve_model.py"),
-    ("model-settings.json", "serve-model.TinyViTModel", "serve-model.TinyVitModel", "defines no class TinyVitModel"),
+    ("serve-model.py", "class TinyViTModel(", "class MyModel(", "asks for a class TinyViTModel"),
     ("serve-model.py", ".softmax(dim=-1)", "", "logits, not probabilities"),
     ("serve-model.py", "        return True\n", "", "returned None"),
     ("serve-model.py", "from model_weights import load_tinyvit", "from model_weight import load_tinyvit",
@@ -134,6 +216,17 @@ def test_the_request_check(server, checkpoint, cat, capsys):
         checks.remote_classifier(lambda image: stored, checkpoint)
 
 
+def test_the_request_check_refuses_an_address_written_into_the_code(checkpoint):
+    # Right at home, where the server got port 8080; wrong in grading, which uses free ports.
+    def classify_remote(image):
+        body = InferenceRequest(inputs=[NumpyCodec.encode_input("payload", image[None])]).model_dump_json()
+        answer = requests.post("http://127.0.0.1:8080/v2/models/tinyvit/infer", data=body, timeout=60)
+        return NumpyCodec.decode_output(InferenceResponse.model_validate(answer.json()).outputs[0])
+
+    with pytest.raises(checks.CheckFailed, match="'127.0.0.1:8080' written into it"):
+        checks.remote_classifier(classify_remote, checkpoint)
+
+
 @pytest.fixture
 def shipped(tmp_path):
     folder = tmp_path / "shipped"
@@ -144,18 +237,48 @@ def shipped(tmp_path):
 
 @pytest.mark.parametrize("old, new, message", [
     ("torch==2.14.1", "torch=2.14.1=py311_cuda", "conda's format"),
-    ("torch==2.14.1", "torch>=2.0", "torch is not pinned"),
-    ("timm==1.0.31", "timm==0.9.16", "not the version this lab runs"),
+    ("torch==2.14.1", "torch>=2.0", "admits torch releases before 2.14 (from 2.0)"),
+    ("torch==2.14.1", "torch", "torch has no version"),
+    ("torch==2.14.1", "torch<2.15", "admits torch releases before 2.14"),
+    ("torch==2.14.1", "torch>=2.13.1,<2.15", "admits torch releases before 2.14 (from 2.13.1)"),
+    ("timm==1.0.31", "timm>=0.9.16,<1.1", "admits timm releases before 1.0"),
+    ("pillow==13.0.0", "pillow>=12.1,<13.1", "admits pillow releases before 13.0"),
+    ("torch==2.14.1", "torch>=2.14,<2.16", "admits torch 2.15.0"),
+    ("timm==1.0.31", "timm==0.9.16", "does not admit timm 1.0.31"),
     ("pillow==13.0.0\n", "", "['pillow']"),
-    ("uvloop==0.21.0\n", "", "uvloop is not kept below 0.22"),
-    ("uvloop==0.21.0", "uvloop>=0.21", "uvloop is not kept below 0.22"),
+    ("pillow==13.0.0\n", "pillow==13.0.0; python_version < '3.0'\n", "['pillow']"),
+    ("uvloop==0.21.0\n", "", "does not list uvloop"),
+    ("uvloop==0.21.0", "uvloop>=0.21", "admits uvloop 0.22.0"),
+    ("uvloop==0.21.0", "uvloop~=0.21", "admits uvloop 0.22.0"),
+    ("uvloop==0.21.0", "uvloop<0.21", "does not admit uvloop 0.21.0"),
     ("numpy==2.4.6", "numpy==", "not a pip requirement"),
+    ("numpy==2.4.6", "-r ../requirements.txt", "the build folder does not have"),
 ])
 def test_requirements_mistakes_are_named(shipped, old, new, message):
     path = shipped / "requirements.txt"
     path.write_text(mutate(path.read_text(), old, new))
     with pytest.raises(checks.CheckFailed, match=re.escape(message)):
         folder_checks.requirements(shipped)
+
+
+CORRECT_BUT_DIFFERENT_REQUIREMENTS = """\
+# the service's packages, as tested in the lab
+--extra-index-url https://download.pytorch.org/whl/cpu
+MLServer==1.7.1            # any spelling of a name
+uvloop>=0.21,<0.22  # 0.22 breaks MLServer 1.7.1's workers
+torch ~= 2.14.1
+timm[hf]==1.0.31 ; python_version >= "3.10"
+safetensors==0.8.*
+NumPy>=2.4.6,<2.5
+Pillow==13.0.0 \\
+    ; platform_system != "Nowhere"
+safetensors==0.8.0 --hash=sha256:0000000000000000000000000000000000000000000000000000000000000000
+"""
+
+
+def test_any_valid_requirements_file_that_admits_only_tested_versions_passes(shipped):
+    (shipped / "requirements.txt").write_text(CORRECT_BUT_DIFFERENT_REQUIREMENTS)
+    folder_checks.requirements(shipped)
 
 
 def test_the_image_folder_needs_the_dockerfile_mlserver_writes(shipped, checkpoint, capsys):
@@ -169,6 +292,9 @@ def test_the_image_folder_needs_the_dockerfile_mlserver_writes(shipped, checkpoi
         folder_checks.image_folder(context)
     packaging.run_mlserver(f"mlserver dockerfile {context}")
     assert "Successfully written Dockerfile" in capsys.readouterr().out
+    folder_checks.image_folder(context)
+    # Exercise 1's mistake costs Exercise 1 only: the build folder is still right.
+    (context / "requirements.txt").write_text("torch\n")
     folder_checks.image_folder(context)
     (context / packaging.WEIGHTS_NAME).unlink()
     with pytest.raises(checks.CheckFailed, match="no weights"):

@@ -1,7 +1,7 @@
 """The instructor's grading pipeline with the real nbgrader, for the exercises of notebooks
-01-03: a correct hand-in written differently from the solution, an untouched one, two
-plausible wrong ones that each leave a notebook out, a crashing one and one that hangs;
-idempotence, untouched originals, no servers left.
+01-03 and 06: a correct hand-in written differently from the solution, an untouched one,
+plausible wrong ones that each leave a notebook out (one mistake costs its own exercise
+only), a crashing one and one that hangs; idempotence, untouched originals, no servers left.
 
 Each graded notebook starts MLServer: the wrong hand-ins hold only the notebooks whose
 mistakes the pipeline must report (test_checks covers every mistake of each check)."""
@@ -10,6 +10,7 @@ import time
 
 import csv
 import hashlib
+import shutil
 
 import nbformat
 import pytest
@@ -19,7 +20,7 @@ from labkit.notebooks import SOLUTIONS, release
 from tests.conftest import lab_servers
 
 pytestmark = pytest.mark.slow
-NOTEBOOKS = ["01_first_service", "02_inference_requests", "03_top5_labels"]
+NOTEBOOKS = ["01_first_service", "02_inference_requests", "03_top5_labels", "06_packaging"]
 
 
 def solution(notebook: str, grade_id: str) -> str:
@@ -45,18 +46,26 @@ def correct_but_different() -> dict:
                    "batch = self.transform(Image.fromarray(payload))[None]",
                    "batch = self.transform(Image.fromarray(payload)).unsqueeze(0)"),
             "with torch.inference_mode():", "with torch.no_grad():"),
-        ("03_top5_labels", "top5-settings"): solution("03_top5_labels", "top5-settings"),
+        ("03_top5_labels", "top5-settings"):
+            '%%writefile top5/model-settings.json\n{"implementation": "serve-model.TopFiveModel", "name": "top5"}\n',
         ("03_top5_labels", "top5-service"): mutate(
             solution("03_top5_labels", "top5-service"),
             '        top = np.argsort(-probabilities, axis=1, kind="stable")[:, :5]\n'
             "        scores = np.take_along_axis(probabilities, top, axis=1)\n",
             "        best = torch.from_numpy(probabilities).topk(5, dim=1)\n"
             "        top, scores = best.indices.numpy(), best.values.numpy()\n"),
+        # Any valid pip file that admits only the tested versions (06).
+        ("06_packaging", "requirements"): "%%writefile shipped/requirements.txt\n# tested with the lab\n"
+            "--extra-index-url https://download.pytorch.org/whl/cpu\nMLServer==1.7.1\nuvloop>=0.21,<0.22\n"
+            "torch~=2.14.1\ntimm==1.0.31\nsafetensors==0.8.*\nNumPy>=2.4.6,<2.5\nPillow==13.0.0\n",
+        ("06_packaging", "dockerfile"):
+            'command = "mlserver dockerfile " + str(context)\npackaging.run_mlserver(command)',
     }
 
 
 def wrong_a() -> dict:
-    """The course text's trailing comma (01); a top 5 of the first image only (03)."""
+    """The course text's trailing comma (01); a top 5 of the first image only (03); uvloop
+    left open to 0.22 (06)."""
     return {
         ("01_first_service", "model-settings"): mutate(solution("01_first_service", "model-settings"),
                                                        '"serve-model.TinyViTModel"', '"serve-model.TinyViTModel",'),
@@ -66,6 +75,19 @@ def wrong_a() -> dict:
         ("03_top5_labels", "top5-service"): mutate(solution("03_top5_labels", "top5-service"),
                                                    "images = decode_images(payload)",
                                                    "images = decode_images(payload)[:1]"),
+        ("06_packaging", "requirements"): mutate(solution("06_packaging", "requirements"),
+                                                 "uvloop==0.21.0", "uvloop>=0.21"),
+        ("06_packaging", "dockerfile"): solution("06_packaging", "dockerfile"),
+    }
+
+
+def wrong_c() -> dict:
+    """A class name that does not resolve (01): the settings exercise's mistake only."""
+    return {
+        ("01_first_service", "model-settings"): mutate(solution("01_first_service", "model-settings"),
+                                                       "serve-model.TinyViTModel", "serve-model.TinyVitModel"),
+        ("01_first_service", "server-settings"): solution("01_first_service", "server-settings"),
+        ("01_first_service", "first-service"): solution("01_first_service", "first-service"),
     }
 
 
@@ -117,9 +139,9 @@ def released(tmp_path_factory):
 
 # 02's request check is graded by nbval's run of the solution and its mistakes by
 # test_folder_checks: no hand-in here starts 02's two servers.
-HANDED_IN = {"alice": ["01_first_service", "03_top5_labels"], "bob": NOTEBOOKS,
-             "carol": ["01_first_service", "03_top5_labels"], "dave": ["01_first_service"],
-             "eve": ["01_first_service"]}
+HANDED_IN = {"alice": ["01_first_service", "03_top5_labels", "06_packaging"], "bob": NOTEBOOKS,
+             "carol": ["01_first_service", "03_top5_labels", "06_packaging"], "dave": ["01_first_service"],
+             "eve": ["01_first_service"], "fay": ["01_first_service"], "gus": ["01_first_service", "06_packaging"]}
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +153,12 @@ def graded(tmp_path_factory, released):
     hand_in(released, submissions / "dave", wrong_b(), notebooks=HANDED_IN["dave"])
     hand_in(released, submissions / "eve", correct_but_different(), edit=crash_the_kernel,
             notebooks=["01_first_service"])
+    hand_in(released, submissions / "fay", wrong_c(), notebooks=HANDED_IN["fay"])
+    # Passed at home: the solution notebooks as nbval ran them, in notebooks/solutions/ on the
+    # default ports; graded in another folder on free ports, they keep every point.
+    (submissions / "gus").mkdir()
+    for name in HANDED_IN["gus"]:
+        shutil.copy(SOLUTIONS / f"{name}.ipynb", submissions / "gus" / f"{name}.ipynb")
     before = digest(submissions)
     out = tmp_path_factory.mktemp("grading")
     grade(submissions, out, notebooks=NOTEBOOKS, cell_timeout=180, jobs=2)
@@ -139,17 +167,22 @@ def graded(tmp_path_factory, released):
 
 FULL = {"model-settings-check": 1, "server-settings-check": 1, "first-service-check": 2,
         "remote-classifier-check": 3, "top5-settings-check": 1, "top5-check": 3, "top5-batch-check": 2,
-        "top5-batching-check": 2}
+        "top5-batching-check": 2, "requirements-check": 2, "dockerfile-check": 1}
+ONLY_01 = {check: 0 for check in FULL if check not in ("model-settings-check", "server-settings-check",
+                                                        "first-service-check")}
 EXPECTED = {
     "alice": {**FULL, "remote-classifier-check": 0},  # 02 not handed in
     "bob": dict.fromkeys(FULL, 0),
-    # trailing comma: the file and the service that needs it; 02 missing; first image only.
-    "carol": {**FULL, "model-settings-check": 0, "first-service-check": 0, "remote-classifier-check": 0,
-              "top5-batch-check": 0, "top5-batching-check": 0},
-    # batching keys in settings.json; logits; 02 and 03 missing.
-    "dave": {**FULL, "server-settings-check": 0, "first-service-check": 0, "remote-classifier-check": 0,
-             "top5-settings-check": 0, "top5-check": 0, "top5-batch-check": 0, "top5-batching-check": 0},
+    # trailing comma: the file only (the service check does not need it); 02 missing; first image
+    # only (its one-image requests are right); uvloop open: the requirements only, not the Dockerfile.
+    "carol": {**FULL, "model-settings-check": 0, "remote-classifier-check": 0, "top5-batch-check": 0,
+              "top5-batching-check": 0, "requirements-check": 0},
+    # batching keys in settings.json; logits; only 01 handed in.
+    "dave": {**FULL, **ONLY_01, "server-settings-check": 0, "first-service-check": 0},
     "eve": dict.fromkeys(FULL, 0),
+    # a class name that does not resolve: the settings exercise only.
+    "fay": {**FULL, **ONLY_01, "model-settings-check": 0},
+    "gus": {**FULL, **ONLY_01, "requirements-check": 2, "dockerfile-check": 1},
 }
 
 
@@ -176,6 +209,10 @@ def test_feedback_names_the_mistake(graded):
     _, out, _ = graded
     carol = (out / "feedback" / "carol" / "01_first_service.html").read_text()
     assert "trailing comma" in carol
+    assert "admits uvloop 0.22.0" in (out / "feedback" / "carol" / "06_packaging.html").read_text()
+    assert "defines no class TinyVitModel" in (out / "feedback" / "fay" / "01_first_service.html").read_text()
+    bob = (out / "feedback" / "bob" / "01_first_service.html").read_text()
+    assert "is empty" in bob and "UsageError" not in bob  # released with its %%writefile line
     dave = (out / "feedback" / "dave" / "01_first_service.html").read_text()
     assert "MLServer reads adaptive batching per model" in dave
 

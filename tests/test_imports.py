@@ -4,7 +4,7 @@
 import subprocess
 import sys
 
-LIGHT = ["labkit.paths", "labkit.server", "labkit.client", "labkit.notebooks", "labkit.grading",
+LIGHT = ["labkit.paths", "labkit.config", "labkit.server", "labkit.client", "labkit.notebooks", "labkit.grading",
          "labkit.workspace", "labkit.callers"]
 
 

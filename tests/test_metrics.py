@@ -54,7 +54,15 @@ CONFIDENCE_MISTAKES = {
     "logs once per call": ("            pass\n        mlserver.log(tinyvit_top1_confidence=float(probabilities.max()))",
                            "observations for 6 images"),
     "logs a constant": ("            mlserver.log(tinyvit_top1_confidence=0.5)", "not the mean top-1 probability"),
+    # Count and sum on /metrics are right: only the values one by one tell.
+    "logs the batch's mean once per image": (
+        "            mlserver.log(tinyvit_top1_confidence=float(probabilities.max(axis=1).mean()))",
+        "are not their top-1 probabilities: all three are the same value"),
 }
+# Right, and written unlike the solution: other order, other call style, a NumPy loop.
+CONFIDENCE_DIFFERENT = ("            pass\n"
+                        "        for value in np.sort(probabilities.max(axis=1))[::-1].tolist():\n"
+                        "            mlserver.log(**{'tinyvit_top1_confidence': value})")
 
 
 def confidence_code(replacement: str = None) -> str:
@@ -74,15 +82,19 @@ def confidence_server(tmp_path_factory, checkpoint):
     the model (seconds) instead of starting a server per variant."""
     folder = lab_service_copy(tmp_path_factory.mktemp("confidence") / "confidence", checkpoint=checkpoint)
     (folder / "model-settings.json").write_text(json.dumps(
-        {"name": "tinyvit-confidence", "implementation": "confidence.ConfidenceModel"}))
+        {"name": "confidence", "implementation": "confidence.ConfidenceModel"}))
     (folder / "confidence.py").write_text(confidence_code())
     with ModelServer(folder, parallel_workers=1, **FREE_PORTS) as server:
         yield server
 
 
-def test_custom_metric_check_passes_the_solution(confidence_server, checkpoint, capsys):
-    checks.custom_metric(reload_with(confidence_server, {"confidence.py": confidence_code()}), checkpoint=checkpoint)
-    assert "one observation per image (6)" in capsys.readouterr().out
+@pytest.mark.parametrize("code", ["solution", "different"])
+def test_custom_metric_check_passes_the_solution_and_a_different_right_answer(confidence_server, checkpoint,
+                                                                               capsys, code):
+    code = confidence_code() if code == "solution" else confidence_code(CONFIDENCE_DIFFERENT)
+    checks.custom_metric(reload_with(confidence_server, {"confidence.py": code}), checkpoint=checkpoint)
+    out = capsys.readouterr().out
+    assert "one observation per image (6)" in out and "each image's own top-1 probability" in out
 
 
 @pytest.mark.parametrize("mistake", CONFIDENCE_MISTAKES)

@@ -57,6 +57,8 @@ def test_the_panel_button_adds_a_row(lab):
     assert (starting["workers"], starting["max batch"], starting["batch time (s)"]) == \
         (last.parallel_workers, last.max_batch_size, last.max_batch_time)
     assert starting["concurrency"] == last.concurrency and starting["payload"] == last.payload
+    # Each label is as wide as its text (the default width cut "batch time (s)" to "batch tim...").
+    assert {control.style.description_width for control in controls} == {"initial"}
     workers.value = 0
     rows = len(lab.results)
     button.click()

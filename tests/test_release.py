@@ -109,3 +109,59 @@ def test_source_format_marks_nbgrader_cells():
                                            "schema_version": 3, "solution": True}
     with pytest.raises(ValueError, match="unknown cell kind"):
         parse_source("# %% solutoin id=x\nx = 1\n")
+
+
+def test_cells_that_write_a_file_are_released_with_their_writefile_line():
+    # A cell magic must be the first line: under nbgrader's "# YOUR CODE HERE" a student's
+    # %%writefile is a UsageError. Every exercise whose solution writes a file starts with it.
+    checked = 0
+    for notebook_path in student_notebooks():
+        solution = nbformat.read(SOLUTIONS / notebook_path.name, as_version=4)
+        student = {cell.metadata.get("nbgrader", {}).get("grade_id"): cell
+                   for cell in nbformat.read(notebook_path, as_version=4).cells}
+        for cell in solution.cells:
+            first = cell.source.split("\n", 1)[0]
+            if cell.metadata.get("nbgrader", {}).get("solution") and first.startswith("%%writefile"):
+                released = student[cell.metadata["nbgrader"]["grade_id"]].source
+                assert released.split("\n", 1)[0] == first, f"{notebook_path.name}: {released[:60]!r}"
+                assert "raise NotImplementedError" not in released.split("\n", 2)[1:2], released[:80]
+                checked += 1
+    assert checked >= 10, checked
+
+
+PROSE_IN_CODE = re.compile(r"^# #+ ", re.M)
+
+
+def test_no_markdown_inside_code_cells():
+    # A missing "# %% [markdown]" marker turns the prose after it into comments of the code
+    # cell above: the student sees a heading as a comment line.
+    for source in sorted(SOURCES.glob("*.py")):
+        for index, cell in enumerate(parse_source(source.read_text()).cells):
+            if cell.cell_type != "code":
+                continue
+            lines = [line for line in cell.source.splitlines() if line.strip()]
+            prose = [line for line in lines if line.startswith("#") and not line.startswith(("# NBVAL", "###"))]
+            assert not PROSE_IN_CODE.search(cell.source), f"{source.name} cell {index}: a markdown heading in code"
+            assert not (len(prose) >= 6 and len(prose) > len(lines) / 2), (
+                f"{source.name} cell {index} is mostly # prose: a missing '# %% [markdown]' marker?\n{cell.source}")
+
+
+def test_no_prose_of_a_student_notebook_shows_a_line_of_the_solution():
+    # Hints name the tools, not the answer: no markdown cell holds a solution line, nor the
+    # expression after its "return" or "=" (the part a student could paste).
+    for notebook_path in student_notebooks():
+        prose = "\n".join(cell.source for cell in nbformat.read(notebook_path, as_version=4).cells
+                          if cell.cell_type == "markdown" and not cell.metadata.get("nbgrader", {}).get("solution"))
+        solution = nbformat.read(SOLUTIONS / notebook_path.name, as_version=4)
+        for cell in solution.cells:
+            regions = SOLUTION_REGION.findall(cell.source)
+            first = cell.source.split("\n", 1)[0]
+            if (cell.metadata.get("nbgrader", {}).get("solution") and cell.cell_type == "code" and not regions
+                    and not first.endswith(".json")):  # a JSON exercise's names are its statement
+                regions = [cell.source.split("\n", 1)[-1] if first.startswith("%%") else cell.source]
+            for region in regions:
+                for line in region.strip().splitlines():
+                    line = line.strip()
+                    fragments = {line, line.removeprefix("return ").strip(), line.split(" = ", 1)[-1].strip()}
+                    leaked = [fragment for fragment in fragments if len(fragment) > 15 and fragment in prose]
+                    assert not leaked, f"{notebook_path.name}'s prose shows the solution: {leaked}"

@@ -70,9 +70,35 @@ def test_a_failed_load_raises_with_the_log_tail(tmp_path, checkpoint):
     with pytest.raises(ServerStartError, match="Last lines of the server log") as caught:
         broken.start(timeout=120, progress=False)
     assert "Cause: RuntimeError: Invalid URI" in str(caught.value)
-    assert "labkit.weights download" in str(caught.value)
+    assert "run `make weights` once while online" in str(caught.value)
     assert time.monotonic() - started < 60, "a failed load must not wait for the timeout"
     assert not broken.running
+
+
+STUDENT_SERVICE = textwrap.dedent("""\
+    from mlserver import MLModel
+
+
+    class TinyViTModel(MLModel):
+        async def load(self) -> bool:
+            scale = 1 / 0
+            return True
+""")
+
+
+def test_a_service_that_fails_to_load_shows_the_students_file_and_line_first(tmp_path, checkpoint):
+    from labkit.workspace import service_folder
+
+    folder = service_folder(tmp_path / "my-tinyvit", checkpoint=checkpoint)
+    (folder / "model-settings.json").write_text('{"name": "my-tinyvit", "implementation": "serve-model.TinyViTModel"}')
+    (folder / "serve-model.py").write_text(STUDENT_SERVICE)
+    broken = ModelServer(folder, parallel_workers=0, **FREE_PORTS)
+    with pytest.raises(ServerStartError) as caught:
+        broken.start(timeout=120, progress=False)
+    message = str(caught.value)
+    assert "In your code: serve-model.py, line 6: scale = 1 / 0\n  ZeroDivisionError: division by zero" in message
+    assert message.index("In your code") < message.index("Last lines of the server log")
+    assert caught.value._render_traceback_()[0].startswith("\x1b[1;31mServerStartError:")
 
 
 CHILD = textwrap.dedent("""
@@ -411,3 +437,26 @@ def test_reload_applies_edits_in_the_running_server_and_restart_rereads_the_fold
         server.reload()
         assert server.process.pid != pid and server.settings["parallel_workers"] == 2
         assert json.loads((server.run_folder / "model-settings.json").read_text())["max_batch_size"] == 2
+
+
+def test_the_start_command_says_which_address_settings_the_lab_changed(tmp_path):
+    from labkit.server import settings_changes
+
+    mine, run = tmp_path / "mine.json", tmp_path / "run.json"
+    mine.write_text(json.dumps({"host": "127.0.0.1", "http_port": 8080, "debug": False}))
+    run.write_text(json.dumps({"host": "127.0.0.1", "http_port": 40123, "grpc_port": 40124, "metrics_port": 8082}))
+    assert settings_changes(mine, run) == ["http_port: 8080 -> 40123", "grpc_port: 8081 (MLServer's default) -> 40124"]
+    mine.write_text("{not json")
+    assert settings_changes(mine, run)[0] == "host: 0.0.0.0 (MLServer's default) -> 127.0.0.1"
+    run.write_text(json.dumps({"host": "0.0.0.0", "http_port": 8080, "grpc_port": 8081, "metrics_port": 8082}))
+    assert settings_changes(mine, run) == []  # nothing changed, nothing said
+
+
+def test_the_start_log_shows_each_line_once():
+    # MLServer logs "Loaded model" in the worker and again in the main process.
+    server = ModelServer("tinyvit", **FREE_PORTS)
+    server._final_log = ("2026-11-28 10:45:52,434 [mlserver.rest] INFO - HTTP server running on http://127.0.0.1:8080\n"
+                         "2026-11-28 10:46:06,644 [mlserver][t] INFO - Loaded model 't' successfully.\n"
+                         "2026-11-28 10:46:06,646 [mlserver][t] INFO - Loaded model 't' successfully.\n")
+    assert server.startup_lines().count("Loaded model") == 1
+    assert "HTTP server running" in server.startup_lines()

@@ -99,15 +99,17 @@ def test_service_folder_never_touches_the_students_files(tmp_path, checkpoint):
     assert not (folder / "model-settings.json").exists() and not (folder / "settings.json").exists()
 
 
-def test_a_new_folder_starts_from_the_students_earlier_one(tmp_path, checkpoint):
+def test_a_new_folder_takes_the_labs_server_settings_and_nothing_of_another_notebook(tmp_path, checkpoint):
+    # 03's folder: the server settings are not its lesson; its model settings are, so no
+    # starting point may answer them (an earlier version copied 01's model-settings.json).
     first = service_folder(tmp_path / "my-tinyvit", checkpoint=checkpoint)
-    (first / "settings.json").write_text('{"host": "127.0.0.1"}')
-    (first / "serve-model.py").write_text("# from 01\n")
-    second = service_folder(tmp_path / "top5", checkpoint=checkpoint, start_from=first)
-    assert (second / "settings.json").read_text() == '{"host": "127.0.0.1"}'
-    (second / "serve-model.py").write_text("# top 5\n")
-    service_folder(second, checkpoint=checkpoint, start_from=first)
-    assert (second / "serve-model.py").read_text() == "# top 5\n"
+    (first / "model-settings.json").write_text('{"name": "my-tinyvit"}')
+    second = service_folder(tmp_path / "top5", checkpoint=checkpoint, lab_settings=True)
+    assert (second / "settings.json").read_bytes() == (SERVICE / "settings.json").read_bytes()
+    assert not (second / "model-settings.json").exists() and not (second / "serve-model.py").exists()
+    (second / "settings.json").write_text('{"host": "127.0.0.1", "parallel_workers": 2}')
+    service_folder(second, checkpoint=checkpoint, lab_settings=True)
+    assert "parallel_workers\": 2" in (second / "settings.json").read_text()
 
 
 def test_lab_service_copy_holds_the_whole_service(tmp_path, checkpoint):

@@ -60,7 +60,7 @@ def test_random_weights_only_when_asked_and_loudly_and_a_pth_checkpoint_through_
         # No checkpoint, random weights not allowed: the load fails and says how to get one.
         with pytest.raises(ServerStartError) as caught:
             server.reload(extra={})
-        assert "labkit.weights download" in str(caught.value)
+        assert "run `make weights` once while online" in str(caught.value)
 
         pth = tmp_path / "tinyvit.pth"
         torch.save(weights.load_model(checkpoint).state_dict(), pth)

@@ -23,9 +23,10 @@ HUB_ID = f"timm/{ARCHITECTURE}"
 CHECKPOINT_NAMES = ["tinyvit.safetensors", "model.safetensors", "tinyvit.pth", "pytorch_model.bin"]
 RANDOM_WEIGHTS_ENV = "TINYVIT_ALLOW_RANDOM_WEIGHTS"
 HOW_TO_GET_WEIGHTS = (
-    "Save the pretrained checkpoint while online with "
-    "`python -m labkit.weights download` and point `parameters.uri` in "
-    "model-settings.json at it, or (offline, for practice only) allow random "
+    "In the lab, run `make weights` once while online (it is `python -m labkit.weights download`): "
+    "it replaces weights/tinyvit.safetensors, which every service folder of the lab finds as "
+    "tinyvit.safetensors, so no model-settings.json needs to change. Outside the lab, point "
+    "`parameters.uri` at a checkpoint file, or (offline, for practice only) allow random "
     f"weights with {RANDOM_WEIGHTS_ENV}=1 or `parameters.extra.allow_random_weights`."
 )
 

@@ -89,8 +89,9 @@ except json.JSONDecodeError as error:
   "implementation": "serve-model.TinyViTModel"
 }
 
-# %% tests id=model-settings-check points=1
-folder_checks.model_settings("my-tinyvit")
+# %% [markdown]
+# The line under the cell checked the file's form. Whether `implementation` names a class that
+# MLServer can import is checked once you have written `serve-model.py`, after Exercise 3.
 
 # %% [markdown]
 # ### Exercise 2: `settings.json`
@@ -128,7 +129,7 @@ print("model-settings.json keeps:", {key: getattr(model_side, key) for key in ba
 }
 
 # %% tests id=server-settings-check points=1
-folder_checks.server_settings("my-tinyvit")
+folder_checks.server_settings("my-tinyvit", expected_workers=1, debug_off=True)
 
 # %% [markdown]
 # ### Exercise 3: `serve-model.py`
@@ -136,22 +137,30 @@ folder_checks.server_settings("my-tinyvit")
 # The course text's service takes **one image** and returns its probabilities. Complete the
 # two methods:
 #
-# * `load()` runs once per worker when the server starts. Build the network with
-#   `await load_tinyvit(self.settings)` (the lab's helper: it reads the checkpoint the model
-#   settings point at; the course text calls `timm.create_model("hf_hub:timm/tiny_vit_5m_224.dist_in22k",
-#   pretrained=True)`, which needs the model hub), keep it in `self.model`, build timm's
-#   preprocessing for it (`create_transform(**resolve_data_config({}, model=self.model))`)
-#   into `self.transform`, and return `True`.
+# * `load()` runs once per worker when the server starts. Build the network with the lab's
+#   helper `load_tinyvit`, a coroutine (await it) that takes the model's settings
+#   (`self.settings`) and reads the checkpoint they point at (the course text calls
+#   `timm.create_model("hf_hub:timm/tiny_vit_5m_224.dist_in22k", pretrained=True)`, which
+#   needs the model hub); keep it in `self.model`. Build timm's preprocessing for it into
+#   `self.transform`: `resolve_data_config` reads the model's input settings (give it an
+#   empty dict and the model), and `create_transform` takes them as keyword arguments.
+#   Return `True`.
 # * `predict()` gets the decoded input: `@decode_args` turns the request's `payload` tensor
 #   into the `np.ndarray` the type hint asks for, and the array you return into the answer.
 #   Turn the `[H, W, 3]` uint8 image into a PIL image, preprocess it, add a batch axis
 #   (`[None]`), run the network without gradients (`torch.inference_mode()`), and return
 #   `softmax` probabilities as a NumPy array.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1: the types along the way</summary>
 #
-# `Image.fromarray(payload)` makes the PIL image; `self.transform(...)` returns a
-# `[3, 224, 224]` tensor; `self.model(batch).softmax(dim=-1).numpy()` the probabilities.
+# NumPy array `[H, W, 3]` -> PIL image (PIL's `Image` has a function that takes an array) ->
+# the transform gives a tensor `[3, 224, 224]` -> the network wants `[1, 3, 224, 224]`.
+# </details>
+#
+# <details><summary>Hint 2: from logits to an answer</summary>
+#
+# The network returns logits `[1, 21841]`. A tensor has a `softmax` method (over the last
+# dimension, the classes) and a `numpy` method; `@decode_args` encodes the NumPy array you return.
 # </details>
 
 # %% solution id=first-service
@@ -187,8 +196,14 @@ folder_checks.service("my-tinyvit")
 
 # %% [markdown]
 # The check imported your file as MLServer will, ran `load()` and called `predict()` on an
-# image in this notebook, and compared the answer with TinyViT's.
-#
+# image in this notebook, and compared the answer with TinyViT's. Now that the class exists,
+# Exercise 1's check reads `model-settings.json` the way MLServer does: the model's name, and
+# whether `implementation` resolves to a subclass of `MLModel` in your folder.
+
+# %% tests id=model-settings-check points=1
+folder_checks.model_settings("my-tinyvit")
+
+# %% [markdown]
 # > **The course text says** to load `tiny_vit_5m_224.dist_in22k` from the hub.
 # > **What happens:** on the Hugging Face hub the model's id is `timm/tiny_vit_5m_224.dist_in22k`
 # > (timm's own records say so, below; `timm.create_model("hf_hub:timm/...", pretrained=True)`
@@ -209,7 +224,8 @@ from mlserver import MLModel
 
 print("hub id:", timm.models.get_pretrained_cfg("tiny_vit_5m_224.dist_in22k").hf_hub_id)
 print(inspect.getsource(MLModel.unload))
-#
+
+# %% [markdown]
 # ## Start the server
 #
 # The course text starts the service from a terminal:
@@ -221,9 +237,10 @@ print(inspect.getsource(MLModel.unload))
 # The cell below runs exactly that command and shows MLServer's own start-up log: where it
 # serves HTTP, gRPC and metrics, and which model it loaded. `labkit.server.mlserver` is a thin
 # wrapper: it runs the command on a copy of your folder (so your files stay as you wrote them),
-# moves to free ports when 8080-8082 are taken (another notebook may be running a server),
-# waits until the model is *ready*, and stops the server with `server.stop()` or when the kernel
-# shuts down. Re-running the cell after an edit replaces the running server with a new one.
+# binds it to 127.0.0.1 and moves to free ports when 8080-8082 are taken (another notebook may
+# be running a server), and says under the log which of your settings it changed in the copy;
+# it waits until the model is *ready*, and stops the server with `server.stop()` or when the
+# kernel shuts down. Re-running the cell after an edit replaces the running server with a new one.
 #
 # You can also use a terminal (File > New > Terminal): `cd notebooks`,
 # `source ../.venv/bin/activate`, `mlserver start my-tinyvit`; stop it with Ctrl+C. Then the

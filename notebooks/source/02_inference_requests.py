@@ -142,13 +142,13 @@ top_index = int(probabilities.argmax())
 #
 # <details><summary>Hint 2: the batch axis</summary>
 #
-# `image[np.newaxis]` (or `image[None]`) has shape `[1, H, W, 3]`.
+# NumPy indexing with `None` (or `np.newaxis`) at a position adds an axis of length 1 there.
 # </details>
 #
 # <details><summary>Hint 3: reading the answer</summary>
 #
-# `InferenceResponse.model_validate(answer.json()).outputs[0]` is the output tensor; the
-# codec turns it into an array of shape `[1, 21841]`.
+# The answer's JSON is an inference response: `InferenceResponse` can validate it, and the
+# codec that encoded the input decodes an output; for one image the array has one row.
 # </details>
 #
 # The check calls your function with images it chooses and compares each answer with TinyViT
@@ -280,30 +280,37 @@ print(grpc_probabilities.shape, "same top class as REST:", grpc_probabilities[0]
 # compared with TinyViT's answer for that caller's image.
 
 # %%
-from pathlib import Path
-
 from IPython.display import display
 
 from labkit.callers import judge_concurrent_callers, pixels_body
 from labkit.reference import in_process_model
 
+from labkit import folder_checks
+from labkit.checks import CheckFailed
+
 callers_images = [np.roll(image, 60 * caller, axis=1) for caller in range(6)]
 expected = in_process_model().probabilities(callers_images)  # TinyViT in this notebook
-if (Path("my-tinyvit") / "serve-model.py").is_file():
+try:
+    folder_checks.service("my-tinyvit")  # your notebook 01 service, called once in this notebook
+except CheckFailed as failure:
+    print(f"This part serves your my-tinyvit/ service of notebook 01, and it does not work yet:\n"
+          f"  {failure.what}\nFinish Exercise 3 of notebook 01, then run this cell again.")
+else:
     single_image = ModelServer("my-tinyvit", **BATCHING).start()
     bodies = [pixels_body(im) for im in callers_images]  # [H, W, 3] each, as your service takes them
-    display(judge_concurrent_callers(single_image.infer_url, bodies, expected))
+    judged = judge_concurrent_callers(single_image.infer_url, bodies, expected)
     single_image.stop()
-else:
-    print("This part serves your my-tinyvit/ service: do notebook 01 first, then run this cell again.")
+    display(judged)
+    print(f"{(judged['HTTP status'] == 200).sum()} of {len(judged)} callers got status 200; "
+          f"{(judged.answer == 'right').sum()} got their own image's answer.")
 
 # %% [markdown]
-# Every caller got status 200, and not one got its own answer. MLServer merges the callers'
-# arrays along the first axis, which for `[H, W, 3]` images is the image height: your
-# `predict()` saw one tall image, returned one row, and MLServer, which splits the answer by
-# the same axis, sent each caller an answer declared as `[300, 21841]` (one row per pixel row
-# of its image) with one row of data or none. Even a caller alone in its batch gets such an
-# answer. A client that does not check would carry on with garbage.
+# Read the last line. With the course text's single-image service, callers get status 200
+# and yet not their own answer: MLServer merges the callers' arrays along the first axis,
+# which for `[H, W, 3]` images is the image height. Your `predict()` saw one tall image,
+# returned one row, and MLServer, which splits the answer by the same axis, sent each caller an
+# answer declared as one row per pixel row of its image, with one row of data or none. A
+# client that does not check would carry on with garbage.
 #
 # Now the lab's server above, which takes `[N, H, W, 3]` with the same batching, and the same
 # six callers, each sending its image with a batch axis:

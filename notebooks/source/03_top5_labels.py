@@ -3,7 +3,7 @@
 #
 # Probabilities for 21,841 classes are what the network computes, not what a client wants.
 # A photo-tagging app wants **names**: the five most likely labels and how sure the model is.
-# In this notebook you write that service, starting from your own of notebook 01: its
+# In this notebook you write that service, in the style of your notebook 01 service: its
 # `predict()` takes a batch of images and returns two outputs, `labels` (`[N, 5]` strings) and
 # `scores` (`[N, 5]` probabilities), best first, for every image of the batch.
 
@@ -30,17 +30,17 @@ for index in [0, 1000, 2000]:
 # %% [markdown]
 # ## The service folder
 #
-# Your top-5 service lives in `top5/`, next to this notebook. The cell below creates it
-# starting from your folder of notebook 01 (`my-tinyvit/`: your `settings.json` and
-# `serve-model.py` are copied in if `top5/` does not have them yet), with the checkpoint
-# link and the lab's helper modules. As in notebook 01, each `%%writefile` into the folder
-# is checked right away.
+# Your top-5 service lives in `top5/`, next to this notebook. The cell below creates it with
+# the checkpoint link, the lab's helper modules and the lab's `settings.json` (loopback, one
+# worker: the server settings you wrote in notebook 01; here they are not the lesson). It
+# copies nothing from `my-tinyvit/`: the model settings and the service are yours to write
+# below. As in notebook 01, each `%%writefile` into the folder is checked right away.
 
 # %%
 from labkit import folder_checks
 from labkit.workspace import service_folder
 
-folder = service_folder("top5", start_from="my-tinyvit")
+folder = service_folder("top5", lab_settings=True)
 folder_checks.watch(folder, service_check=folder_checks.top5_file)
 print(sorted(path.name for path in folder.iterdir() if not path.name.startswith((".", "__"))))
 
@@ -48,27 +48,25 @@ print(sorted(path.name for path in folder.iterdir() if not path.name.startswith(
 # ## Exercise 1: `top5/model-settings.json`
 #
 # In a cell that starts with `%%writefile top5/model-settings.json`, write the model settings of
-# the new service: the name `tinyvit-top5` and, as `implementation`, the class `TopFiveModel`
-# in `serve-model.py`.
+# the new service: the name `top5`, like its folder, and, as `implementation`, the class
+# `TopFiveModel` in `serve-model.py`. Its check runs after Exercise 2, once the class exists.
 
 # %% solution id=top5-settings
 %%writefile top5/model-settings.json
 {
-  "name": "tinyvit-top5",
+  "name": "top5",
   "implementation": "serve-model.TopFiveModel"
 }
-
-# %% tests id=top5-settings-check points=1
-folder_checks.model_settings("top5")
 
 # %% [markdown]
 # ## Exercise 2: the service
 #
 # Your notebook 01 service took one image. This one takes a **batch** and answers names.
-# `load()` is the one you wrote in notebook 01. Write `predict()`, for a request of `N` images:
+# `load()` is already filled in below: it does what yours did in notebook 01. Write
+# `predict()`, for a request of `N` images:
 #
-# 1. decode the request into a list of `[H, W, 3]` images with the lab's
-#    `decode_images(payload)` (it accepts pixels `[N, H, W, 3]` and JPEG/PNG files, and turns a
+# 1. decode the request into a list of `[H, W, 3]` images with the lab's `decode_images`,
+#    given the whole request (it accepts pixels `[N, H, W, 3]` and JPEG/PNG files, and turns a
 #    bad request into a 400 that says what to send);
 # 2. preprocess every image, stack them into one tensor `[N, 3, 224, 224]`, run the network once
 #    and take the softmax: probabilities `[N, 21841]`;
@@ -86,14 +84,15 @@ folder_checks.model_settings("top5")
 #
 # <details><summary>Hint 2: the top 5 of each row</summary>
 #
-# `np.argsort(-probabilities, axis=1)` sorts each row on its own, best first; keep the first 5
-# columns. `np.take_along_axis` picks the matching probabilities row by row.
+# Sort each row on its own (NumPy's sorting functions take an `axis`), best first, and keep
+# the first 5 columns. The scores must come from the same row and the same columns as their
+# labels: `np.take_along_axis` picks values row by row.
 # </details>
 #
 # <details><summary>Hint 3: names for an array of indices</summary>
 #
-# `np.vectorize(LABELS.index_to_description, otypes=[object])(top)` maps every index to its
-# name and keeps the `[N, 5]` shape.
+# `LABELS.index_to_description` maps one index to its name; apply it to every element of the
+# `[N, 5]` index array and keep the shape (an `object` array holds strings of any length).
 # </details>
 
 # %% solution id=top5-service
@@ -135,6 +134,14 @@ class TopFiveModel(MLModel):
             ],
         )
         ### END SOLUTION
+
+# %% [markdown]
+# The line under the cell is the check of your file in this notebook (a batch of two images).
+# Exercise 1's check, now that the class exists: does `model-settings.json` name the model
+# `top5` and a class MLServer can import?
+
+# %% tests id=top5-settings-check points=1
+folder_checks.model_settings("top5")
 
 # %% [markdown]
 # ## Start (or restart) your service
@@ -186,10 +193,11 @@ print("labels:", batch_outputs["labels"].shape, " scores:", batch_outputs["score
 # %% [markdown]
 # ## Check your service
 #
-# The checks send images of their own (not the cat) and compare your answers with TinyViT run
-# in this notebook on the same weights: 5 labels per image, all real ImageNet-22k names,
-# ordered by score, the same top 5 as the in-process model (3 points), and a batch of three
-# different images of different sizes, each with its own row (2 points). When your notebook
+# The checks send images of their own (drawn anew on every run, not the cat) and compare your
+# answers, labels and scores row by row, with TinyViT run in this notebook on the same weights:
+# two requests of one image each, 5 real ImageNet-22k names per image ordered by score, the
+# same top 5 and scores as the in-process model (3 points), and a batch of three different
+# images of different sizes, each with its own row (2 points). When your notebook
 # is graded, hidden tests also run your service under adaptive batching (2 points).
 
 # %% tests id=top5-check points=3

@@ -269,9 +269,9 @@ by_engine.round(2)
 
 # %% [markdown]
 # Read the ratio, not the absolute numbers (they move with the machine and its load). In
-# process (`make bench` on the lab's 2-core machine: decode, preprocess and forward, no
-# server), one image at a time ran 2.0x as fast on ONNX Runtime as on PyTorch and 2.4x on
-# OpenVINO; in batches of 8, 1.3x and 1.5x (PyTorch gains more from batching). Served, the gain
+# process (the lab's benchmark on its 2-core machine, `benchmarks/results/2026-11-28.md`: the
+# forward pass, no server), one image at a time ran 2.0x as fast on ONNX Runtime as on PyTorch
+# and 2.4x on OpenVINO; in batches of 8, 1.1x and 1.5x (PyTorch gains more from batching). Served, the gain
 # is smaller: every request still pays for decoding the JPEG, resizing, the network and the
 # answer's encoding, and an engine speeds up none of those. "Faster" is a claim about one part
 # of the path: measure the whole path, side by side, on the machine that will serve.

@@ -32,9 +32,10 @@ print(sorted(path.name for path in folder.iterdir() if not path.name.startswith(
 #
 # `mlserver build` installs `requirements.txt` from the model folder with **pip**. Write
 # `shipped/requirements.txt` (a cell starting with `%%writefile shipped/requirements.txt`):
-# one line per package that `serve-model.py` and its helpers import, each **pinned** to the
-# version this lab runs (`name==version`; `pip show torch` or `importlib.metadata.version`
-# tells you which), plus the pin MLServer 1.7.1 needs from you: `uvloop` below 0.22.
+# one line per package that `serve-model.py` and its helpers import (by its name on PyPI),
+# each **pinned** to the version this lab runs, plus what MLServer 1.7.1 needs from you:
+# `uvloop` below 0.22. Any pip specifier that admits only the version you tested (or its patch
+# releases) is right; comments and index options are fine.
 #
 # > **The course text says** `conda list -e > requirements.txt`. **What happens:** that
 # > writes conda's own format, `name=version=build` lines and conda-only packages; pip stops at
@@ -44,10 +45,14 @@ print(sorted(path.name for path in folder.iterdir() if not path.name.startswith(
 # torch pinned here is a large CUDA build; for a CPU-only image you would take torch from
 # PyTorch's CPU package index instead.)
 
+# %% [markdown]
+# Which versions does this lab run? Ask the environment, as for `requests` here (a package
+# the service does not need); `pip show <name>` in a terminal says the same.
+
 # %%
 from importlib.metadata import version
 
-print({name: version(name) for name in ("mlserver", "torch", "timm", "numpy", "pillow", "safetensors", "uvloop")})
+print("requests", version("requests"))
 
 # %% solution id=requirements
 %%writefile shipped/requirements.txt
@@ -92,8 +97,9 @@ print("host:", json.loads((context / "settings.json").read_text())["host"])
 # ## Exercise 2: generate the Dockerfile
 #
 # `mlserver dockerfile <folder>` writes the Dockerfile that `mlserver build` would build, without
-# building it. Run it on the build folder: `packaging.run_mlserver(f"mlserver dockerfile {context}")`
-# (in a terminal, with the lab's environment active: `mlserver dockerfile <folder>`).
+# building it. Run that command on the build folder (its path is in `context`). From a cell,
+# `packaging.run_mlserver("<the command>")` runs a command line and shows what MLServer prints;
+# in a terminal, with the lab's environment active, type the command itself.
 
 # %% solution id=dockerfile
 packaging.run_mlserver(f"mlserver dockerfile {context}")

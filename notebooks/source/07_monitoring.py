@@ -100,14 +100,16 @@ print(f"mean time per request in the server: {1000 * metrics.histogram_mean(befo
 # (`serve-model.py` and its helpers), which your class in `confidence.py` extends.
 
 # %%
+from labkit import folder_checks
 from labkit.workspace import lab_service_copy
 
 folder = lab_service_copy("confidence")
+folder_checks.watch(folder, service_check=folder_checks.metric_file)
 
 # %%
 %%writefile confidence/model-settings.json
 {
-  "name": "tinyvit-confidence",
+  "name": "confidence",
   "implementation": "confidence.ConfidenceModel"
 }
 
@@ -116,6 +118,7 @@ folder = lab_service_copy("confidence")
 import importlib
 
 import mlserver
+import numpy as np
 from mlserver.codecs import NumpyCodec
 from mlserver.types import InferenceRequest, InferenceResponse
 
@@ -133,12 +136,16 @@ class ConfidenceModel(lab_service.TinyViTModel):
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         probabilities = self.classify(decode_images(payload))
+        self.log_confidence(probabilities)
+        return InferenceResponse(model_name=self.name,
+                                 outputs=[NumpyCodec.encode_output(lab_service.OUTPUT_NAME, probabilities)])
+
+    def log_confidence(self, probabilities: np.ndarray) -> None:
+        """Log tinyvit_top1_confidence for every image: probabilities is [N, 21841]."""
         ### BEGIN SOLUTION
         for confidence in probabilities.max(axis=1):
             mlserver.log(tinyvit_top1_confidence=float(confidence))
         ### END SOLUTION
-        return InferenceResponse(model_name=self.name,
-                                 outputs=[NumpyCodec.encode_output(lab_service.OUTPUT_NAME, probabilities)])
 
 # %% [markdown]
 # Custom metrics travel from the worker processes to the main process's endpoint, so they
@@ -146,7 +153,8 @@ class ConfidenceModel(lab_service.TinyViTModel):
 # (MLServer issue #1151).
 
 # %%
-confidence = ModelServer("confidence", parallel_workers=1).start()
+confidence = ModelServer("confidence", parallel_workers=1)
+confidence.start()
 
 # %% [markdown]
 # <details><summary>Hint 1: how many values per request</summary>
@@ -157,13 +165,16 @@ confidence = ModelServer("confidence", parallel_workers=1).start()
 #
 # <details><summary>Hint 2: which value</summary>
 #
-# `probabilities` has one row per image; the largest value of a row is that image's top-1
-# probability (`max` along axis 1). Log each one as a `float`.
+# Each row of `probabilities` belongs to one image, and that image's top-1 probability is the
+# largest value of its row. `mlserver.log` takes the metric's name as a keyword argument and
+# a plain Python number as its value.
 # </details>
 #
 # The check sends batches of different images it chooses, then reads your metric off
 # `/metrics`: one observation per image, and their mean equal to the mean top-1 probability
-# that TinyViT, run in this notebook, gives those images.
+# that TinyViT, run in this notebook, gives those images. `/metrics` keeps only a count, a sum
+# and coarse buckets, so the check also calls your `predict()` in this notebook on a batch of
+# three images and compares every value it logs with that image's own.
 
 # %% tests id=custom-metric-check points=2
 from labkit import checks
