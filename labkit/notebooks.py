@@ -229,15 +229,21 @@ def _writefile_lines(solution: nbformat.NotebookNode) -> dict:
     return lines
 
 
+# What an exercise cell that writes a file holds under its %%writefile line when released:
+# the least that is valid in that format (IPython refuses a %%writefile with an empty body).
+# Run untouched it writes a file that its check names as incomplete.
+STARTING_BODIES = {".json": "{\n}\n", ".txt": "# one line per package\n"}
+
+
 def _keep_writefile_line(released: str, first_line: str) -> str:
     """nbgrader replaces a whole-cell solution with ``# YOUR CODE HERE`` and ``raise
     NotImplementedError()``; a cell magic must be the first line, so a student who types
     ``%%writefile`` under those gets "UsageError: Line magic function not found". Release the
-    cell as ``%%writefile <path>`` with an empty body instead: run untouched it writes an
-    empty file, which the file's check names as empty."""
+    cell as ``%%writefile <path>`` and a starting body in the file's own format instead."""
     if released.split("\n", 1)[0].strip() == first_line:
         return released  # the template keeps the line (a .py with solution regions inside)
-    return first_line + "\n"
+    suffix = "." + first_line.rsplit(".", 1)[-1] if "." in first_line else ""
+    return first_line + "\n" + STARTING_BODIES.get(suffix, "# your lines here\n")
 
 
 def _digest(data: bytes) -> str:
