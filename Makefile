@@ -31,24 +31,24 @@ test-fast: $(STAMP) $(WEIGHTS)
 
 # Regenerate solution notebooks (with outputs) from notebooks/source/*.py; NB=01_first_service for one.
 notebooks: $(STAMP) $(WEIGHTS)
-	LAB_QUICK=1 $(PY) -m labkit.notebooks build $(NB)
-	$(PY) -m labkit.notebooks release --force
+	LAB_QUICK=1 $(PY) -m labkit notebooks build $(NB)
+	$(PY) -m labkit notebooks release --force
 
 # Student versions into notebooks/ with nbgrader; FORCE=1 overwrites notebooks changed since the last release.
 release: $(STAMP)
-	$(PY) -m labkit.notebooks release $(if $(FORCE),--force)
+	$(PY) -m labkit notebooks release $(if $(FORCE),--force)
 
 
 # The student hand-out: handout/mlserver-lab/ and handout/mlserver-lab.tar.gz (OUT=folder);
 # student notebooks, service, helpers and `make lab`, without solutions or hidden checks.
 # Needs only the standard library: no .venv is built for it.
 handout:
-	$(PYTHON) -m labkit.handout $(or $(OUT),handout)
+	$(PYTHON) -m labkit handout $(or $(OUT),handout)
 
 # Autograde hand-ins with nbgrader: SUBMISSIONS=folder with one subfolder per student; OUT=grading.
 grade: $(STAMP) $(WEIGHTS)
 	@test -n "$(SUBMISSIONS)" || (echo "usage: make grade SUBMISSIONS=<folder> [OUT=grading]"; exit 2)
-	$(PY) -m labkit.grading $(SUBMISSIONS) $(or $(OUT),grading)
+	$(PY) -m labkit grade $(SUBMISSIONS) $(or $(OUT),grading)
 
 # Side-by-side serving benchmark; writes benchmarks/results/<date>.json and .md.
 bench: $(STAMP) $(WEIGHTS)

@@ -15,7 +15,7 @@ import torch
 from fastapi import FastAPI, HTTPException, Request
 from PIL import Image
 
-from labkit import weights
+from labkit.model import weights
 
 app = FastAPI()
 model = weights.load_model(os.environ.get("TINYVIT_WEIGHTS", str(weights.DEFAULT_CHECKPOINT)))

@@ -28,7 +28,7 @@ import nbformat
 import psutil
 from nbclient import NotebookClient
 
-from labkit.processes import process_tree, total_memory
+from labkit.serving.processes import process_tree, total_memory
 
 REPO = Path(__file__).resolve().parent.parent
 SOLUTIONS = REPO / "notebooks" / "solutions"

@@ -16,11 +16,11 @@ One run, one machine, one checkpoint, one image (the lab's cat as a JPEG):
                  over REST with MLServer's default, gzip on: every answer of 21,841
                  floats in JSON is compressed on the server's CPU;
 (e) engines      the tuned server with the ONNX Runtime and the OpenVINO runtime
-                 (labkit.engines) instead of PyTorch, gRPC and REST, same answer as (d);
+                 (labkit.runtimes.engines) instead of PyTorch, gRPC and REST, same answer as (d);
                  and ONNX Runtime answering the top-5 labels instead of 21,841
                  probabilities (what a client needs, notebook 03), gRPC and REST.
 
-Each server gets a closed-loop load (labkit.loadgen) at concurrency 1, 4, 8 and 16.
+Each server gets a closed-loop load (labkit.measure.loadgen) at concurrency 1, 4, 8 and 16.
 The report gives throughput and p50/p95 latency per row and the ratios
 (d)/(a), (d)/(b), (d)/(c) and (e)/(d) per concurrency, as JSON and as a markdown table in
 benchmarks/results/. ``--quick`` runs every row briefly (CI).
@@ -41,12 +41,12 @@ import numpy as np
 import requests
 import torch
 
-from labkit import export, reference, weights
-from labkit.engines import ENGINES, engine_model
+from labkit.model import export, reference, weights
+from labkit.runtimes.engines import ENGINES, engine_model
 from labkit.client import CAT, encode_jpeg, load_image
-from labkit.loadgen import payload_body, run_load
-from labkit.processes import free_port, process_tree, total_memory, wait_until
-from labkit.server import ModelServer
+from labkit.measure.loadgen import payload_body, run_load
+from labkit.serving.processes import free_port, process_tree, total_memory, wait_until
+from labkit.serving.server import ModelServer
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CONCURRENCY = (1, 4, 8, 16)
@@ -161,7 +161,7 @@ def tree_pss_mb(pid: int) -> float:
 
 def kernel_pss_mb() -> float:
     """A notebook kernel's baseline: a Python that imported what the notebooks import."""
-    code = ("import labkit.checks, labkit.panel, labkit.server, labkit.client, psutil; "
+    code = ("import labkit.checks, labkit.measure.panel, labkit.serving.server, labkit.client, psutil; "
             "print(psutil.Process().memory_full_info().pss)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return round(int(done.stdout.split()[-1]) / 2**20, 1)

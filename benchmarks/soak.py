@@ -25,10 +25,10 @@ import numpy as np
 import psutil
 import requests
 
-from labkit import reference, weights
+from labkit.model import reference, weights
 from labkit.client import CAT, decode_outputs, encode_jpeg, files_request, load_image, request_body
-from labkit.processes import group_alive, port_is_free, process_tree, total_memory
-from labkit.server import ModelServer
+from labkit.serving.processes import group_alive, port_is_free, process_tree, total_memory
+from labkit.serving.server import ModelServer
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SETTINGS = {"parallel_workers": 2, "max_batch_size": 4, "max_batch_time": 0.01}

@@ -23,9 +23,9 @@ from mlserver.codecs import Base64Codec, NumpyCodec
 from mlserver.types import InferenceRequest, InferenceResponse, ResponseOutput
 from PIL import Image
 
-from .paths import REPO_ROOT, PathLike
+from labkit.contract import INPUT_NAME
+from labkit.paths import REPO_ROOT, PathLike
 
-INPUT_NAME = "payload"
 CAT = REPO_ROOT / "imgs" / "cat.jpg"
 
 

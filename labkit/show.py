@@ -6,8 +6,8 @@ from pathlib import Path
 
 from IPython.display import HTML, SVG, display
 
-from . import weights
-from .paths import REPO_ROOT, PathLike
+from labkit.model import weights
+from labkit.paths import REPO_ROOT, PathLike
 
 IMAGES = REPO_ROOT / "imgs"
 

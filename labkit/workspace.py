@@ -25,7 +25,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .paths import DEFAULT_CHECKPOINT, REPO_ROOT, PathLike
+from labkit.paths import DEFAULT_CHECKPOINT, REPO_ROOT, PathLike
 
 LAB_SERVICE = REPO_ROOT / "tinyvit"
 HELPERS = ("image_batch.py", "model_weights.py", "cpu_threads.py")

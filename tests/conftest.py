@@ -9,10 +9,10 @@ import numpy as np
 import psutil
 import pytest
 
-from labkit import weights
-from labkit.reference import InProcessModel
+from labkit.model import weights
+from labkit.model.reference import InProcessModel
 from labkit.client import CAT, load_image
-from labkit.server import ModelServer
+from labkit.serving.server import ModelServer
 from labkit.workspace import lab_service_copy
 
 REPO = Path(__file__).resolve().parent.parent

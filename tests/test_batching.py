@@ -6,10 +6,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from labkit import metrics
+from labkit.measure import metrics
 from labkit.client import InferenceFailed, encode_jpeg, files_request, infer, pixels_request
 from tests.conftest import BATCH_CALLERS as CALLERS
-from tests.test_service import assert_same, decode_jpeg
+from tests.helpers.answers import assert_same, decode_jpeg
 
 pytestmark = pytest.mark.slow
 

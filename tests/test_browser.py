@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from labkit.processes import wait_until
+from labkit.serving.processes import wait_until
 from tests.conftest import REPO, lab_servers, skip_unless_ci
-from tests.jupyterlab import running_lab
+from tests.helpers.jupyterlab import running_lab
 
 pytestmark = pytest.mark.slow
 

@@ -6,9 +6,11 @@ import re
 import nbformat
 import pytest
 
-from labkit import checks, hidden_checks, reference
-from labkit.notebooks import SOLUTIONS
-from labkit.server import ModelServer
+from labkit import checks, contract
+from labkit.instructor import hidden_checks
+from labkit.model import reference
+from labkit.instructor.notebooks import SOLUTIONS
+from labkit.serving.server import ModelServer
 from labkit.workspace import service_folder
 from tests.conftest import FREE_PORTS, reload_with
 
@@ -101,7 +103,7 @@ def test_a_check_refuses_a_server_that_runs_older_code(top5_server, checkpoint):
 
 
 def test_the_top5_smoke_call_catches_a_first_row_only_service(tmp_path, checkpoint, capsys):
-    from labkit import folder_checks
+    from labkit.checks import files as folder_checks
 
     folder_checks.top5_file(top5_folder(tmp_path / "right", checkpoint, solution_service_code()), checkpoint)
     assert "each image's own top 5" in capsys.readouterr().out
@@ -128,7 +130,7 @@ LABELS_LINE = "        labels = np.vectorize(LABELS.index_to_description, otypes
      "that are not image 0's 5 best (they are image 1's)"),
 ])
 def test_the_top5_smoke_call_names_each_mistake(tmp_path, checkpoint, old, new, message):
-    from labkit import folder_checks
+    from labkit.checks import files as folder_checks
 
     folder = top5_folder(tmp_path, checkpoint, mutate(solution_service_code(), old, new))
     with pytest.raises(checks.CheckFailed, match=re.escape(message)):
@@ -139,7 +141,7 @@ def test_the_top5_smoke_call_accepts_labels_as_a_numpy_string_array(tmp_path, ch
     # Right, and written unlike the solution: a fixed-width str array (NumPy's "<U" dtype).
     code = mutate(solution_service_code(), LABELS_LINE,
                   "        labels = np.array([[LABELS.index_to_description(i) for i in row] for row in top])\n")
-    from labkit import folder_checks
+    from labkit.checks import files as folder_checks
 
     folder_checks.top5_file(top5_folder(tmp_path, checkpoint, code), checkpoint)
     assert "each image's own top 5" in capsys.readouterr().out
@@ -237,7 +239,7 @@ def test_scaling_check_names_batching_keys_put_in_settings_json(two_workers_serv
     server = two_workers_server
     settings = server.model_dir / "settings.json"
     assert "max_batch_size" in json.loads(settings.read_text())
-    assert server.log.count(checks.MODEL_LOAD_LINE) == 2
+    assert server.log.count(contract.MODEL_LOAD_LINE) == 2
     with pytest.raises(checks.CheckFailed, match=r"model-settings.json only.*nothing changed") as failure:
         checks.scaling_turned_on(server)
     assert "1.0 image(s) per predict()" in str(failure.value)

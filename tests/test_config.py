@@ -3,7 +3,7 @@
 import pytest
 
 from labkit import config
-from labkit.server import ModelServer
+from labkit.serving.server import ModelServer
 from tests.conftest import REPO
 
 

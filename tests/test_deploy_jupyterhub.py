@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from labkit import handout
+from labkit.instructor import handout
 from tests.conftest import REPO
 
 DEPLOY = REPO / "deploy" / "jupyterhub"
@@ -70,25 +70,25 @@ def test_the_image_installs_the_pinned_requirements_from_the_handout():
     python = f"python:{sys.version_info.major}.{sys.version_info.minor}-"
     assert bases and all(base.startswith(python) for base in bases), \
         f"the image's Python must be the one the pins are tested with ({python}): {bases}"
-    assert "python -m labkit.handout /out" in dockerfile
+    assert "python -m labkit handout /out" in dockerfile
     # The hand-out carries requirements.txt unchanged, and the image installs it and
     # nothing else from an index (labkit itself without dependencies).
     assert "requirements.txt" in handout.SHARED
     installs = [found.strip() for found in re.findall(r"pip install ([^\n&\\]*)", dockerfile)]
     assert installs == ["--no-cache-dir -r /opt/mlserver-lab/requirements.txt",
                         "--no-cache-dir --no-deps --no-build-isolation -e /opt/mlserver-lab"], installs
-    assert "python -m labkit.weights download" in dockerfile
+    assert "python -m labkit weights download" in dockerfile
 
 
 def test_the_handout_stage_builds_with_the_standard_library_only(tmp_path):
-    # The first stage runs `python -m labkit.handout` on a plain python image.
+    # The first stage runs `python -m labkit handout` on a plain python image.
     import subprocess
 
-    done = subprocess.run([sys.executable, "-S", "-m", "labkit.handout", str(tmp_path)], cwd=REPO,
+    done = subprocess.run([sys.executable, "-S", "-m", "labkit.instructor.handout", str(tmp_path)], cwd=REPO,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     built = tmp_path / handout.NAME
     assert (built / "requirements.txt").read_bytes() == (REPO / "requirements.txt").read_bytes()
-    for needed in ("notebooks", "tools/jupyter", "labkit/weights.py", "pyproject.toml"):
+    for needed in ("notebooks", "tools/jupyter", "labkit/model/weights.py", "pyproject.toml"):
         assert (built / needed).exists(), needed
     assert Path(built / "deploy" / "jupyterhub" / "Dockerfile").exists()

@@ -1,4 +1,4 @@
-"""The ONNX export (labkit.export) and the ONNX Runtime and OpenVINO runtimes (labkit.engines):
+"""The ONNX export (labkit.model.export) and the ONNX Runtime and OpenVINO runtimes (labkit.runtimes.engines):
 the exported model answers like PyTorch, a model that does not is refused, and both runtimes
 serve the TinyViT contract on a real MLServer."""
 
@@ -10,15 +10,15 @@ import pytest
 import requests
 from mlserver.errors import MLServerError
 
-from labkit import export, weights
-from labkit.checks import check_images
+from labkit.model import export, weights
+from labkit.images import check_images
 from labkit.client import encode_jpeg, files_request, infer_grpc, infer_outputs, pixels_request
-from labkit.engines import ENGINES, engine_model, openvino_forward
-from labkit.server import ModelServer
-from labkit.service import loaded_service
+from labkit.runtimes.engines import ENGINES, engine_model, openvino_forward
+from labkit.serving.server import ModelServer
+from labkit.model.service import loaded_service
 from tests.conftest import FREE_PORTS, REPO, reload_with
-from tests.test_server import answer_encoding
-from tests.test_service import decode_jpeg
+from tests.helpers.network import answer_encoding
+from tests.helpers.answers import decode_jpeg
 
 pytestmark = pytest.mark.slow
 

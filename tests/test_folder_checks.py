@@ -11,8 +11,10 @@ import requests
 from mlserver.codecs import NumpyCodec
 from mlserver.types import InferenceRequest, InferenceResponse
 
-from labkit import checks, folder_checks, packaging
-from labkit.notebooks import SOLUTIONS
+from labkit import checks
+from labkit.checks import files as folder_checks
+from labkit.serving import packaging
+from labkit.instructor.notebooks import SOLUTIONS
 from labkit.workspace import lab_service_copy, service_folder
 
 

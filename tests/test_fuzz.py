@@ -3,7 +3,7 @@ document (/v2/docs/dataplane.json), bounded in time, on loopback.
 
 Every operation of the document but MLServer's streaming endpoints runs (examples,
 coverage, fuzzing and stateful phases) with ``model_name`` fixed to the lab's model, so generated requests reach
-``serve-model.py``. No 5xx may come from the lab's code (tests/fuzz_checks.py), and
+``serve-model.py``. No 5xx may come from the lab's code (tests/helpers/fuzz_checks.py), and
 the server must answer a valid request correctly afterwards.
 """
 
@@ -63,7 +63,7 @@ def run_fuzz(server, seconds: float, workdir) -> subprocess.CompletedProcess:
                # MLServer's REST streaming endpoints abort the connection on any error, its own
                # included (docs/upstream-issues.md #2); the lab serves no streams.
                "--exclude-path-regex", STREAMING]
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.fuzz_checks", "PYTHONPATH": str(REPO), "NO_COLOR": "1"}
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.helpers.fuzz_checks", "PYTHONPATH": str(REPO), "NO_COLOR": "1"}
     return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=seconds + 120)
 
 

@@ -16,8 +16,8 @@ import shutil
 import nbformat
 import pytest
 
-from labkit.grading import grade
-from labkit.notebooks import SOLUTIONS, release
+from labkit.instructor.grading import grade
+from labkit.instructor.notebooks import SOLUTIONS, release
 from tests.conftest import lab_servers
 
 pytestmark = pytest.mark.slow

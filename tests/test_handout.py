@@ -10,15 +10,15 @@ import tarfile
 import pytest
 import requests
 
-from labkit import handout
-from labkit.notebooks import NOTEBOOKS
+from labkit.instructor import handout
+from labkit.instructor.notebooks import NOTEBOOKS
 from tests.conftest import REPO
-from tests.jupyterlab import running_lab
+from tests.helpers.jupyterlab import running_lab
 
 HIDDEN_CHECKS = ["top5_under_adaptive_batching", "pick_configuration_function"]
 STUDENT_NEEDS = ["Makefile", "README.md", "requirements.txt", "pyproject.toml", "env.yaml",
                  "tinyvit/serve-model.py", "tinyvit/model-settings.json", "imgs/cat.jpg",
-                 "labkit/checks.py", "labkit/folder_checks.py", "labkit/server.py",
+                 "labkit/checks/live.py", "labkit/checks/files.py", "labkit/serving/server.py",
                  "tools/jupyter/labconfig/page_config.json", "runtimes/tinyvit-timm/model-settings.json"]
 
 
@@ -46,7 +46,7 @@ def test_the_archive_holds_what_a_student_needs(members):
 def test_the_archive_holds_no_solutions_sources_or_hidden_checks(members):
     names = set(members)
     assert not [name for name in names if name.startswith(("notebooks/solutions", "notebooks/source"))]
-    assert not names & set(handout.INSTRUCTOR_ONLY)
+    assert not [name for name in names if name.startswith(tuple(handout.INSTRUCTOR_ONLY))]
     assert not [name for name in names if "__pycache__" in name or name.startswith(("tests", "weights"))]
     for name, (_, data) in members.items():
         if data is not None and name.endswith((".py", ".ipynb", ".md", ".json", ".txt", ".mk")):
@@ -141,4 +141,4 @@ def test_make_handout_needs_no_virtual_environment():
     # torch and the rest into the instructor's checkout. -B: as if nothing were built yet.
     plan = subprocess.run(["make", "-n", "-B", "handout", "OUT=/nonexistent"], cwd=REPO, capture_output=True,
                           text=True, check=True).stdout
-    assert "-m labkit.handout" in plan and "pip install" not in plan and "venv" not in plan, plan
+    assert "-m labkit handout" in plan and "pip install" not in plan and "venv" not in plan, plan

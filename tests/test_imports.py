@@ -4,8 +4,8 @@
 import subprocess
 import sys
 
-LIGHT = ["labkit.paths", "labkit.config", "labkit.server", "labkit.client", "labkit.notebooks", "labkit.grading",
-         "labkit.workspace", "labkit.callers"]
+LIGHT = ["labkit.paths", "labkit.config", "labkit.serving.server", "labkit.client", "labkit.instructor.notebooks",
+         "labkit.instructor.grading", "labkit.workspace", "labkit.measure.callers", "labkit.__main__"]
 
 
 def test_light_modules_import_no_torch_or_timm():

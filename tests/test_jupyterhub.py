@@ -1,7 +1,7 @@
 """A class on one JupyterHub: three students run notebooks 01 and 03 at the same time.
 
 A real JupyterHub with configurable-http-proxy on loopback and the local-process spawner
-(tests/classhub.py): each user's JupyterLab, kernels and MLServer processes run under that
+(tests/helpers/classhub.py): each user's JupyterLab, kernels and MLServer processes run under that
 user's own Unix account, which the test creates with useradd's defaults. The notebooks run
 through the hub's proxy as a browser runs them (contents API, a session, the kernel's
 websocket), all three users at once, and they stop before notebook 03's last cell, so that
@@ -28,11 +28,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from labkit.processes import wait_until
-from labkit.server import DEFAULT_PORTS, FREE_PORTS_ENV
-from tests import classhub
+from labkit.serving.processes import wait_until
+from labkit.serving.server import DEFAULT_PORTS, FREE_PORTS_ENV
+from tests.helpers import classhub
 from tests.conftest import REPO, skip_unless_ci
-from tests.jupyterlab import execute_in_kernel
+from tests.helpers.jupyterlab import execute_in_kernel
 
 pytestmark = pytest.mark.slow
 USERS = ["mlab-ada", "mlab-bo", "mlab-cy"]
@@ -126,7 +126,7 @@ def run_student(hub: classhub.Hub, user: str) -> StudentRun:
 
 PROBE = """
 import os, signal
-from labkit import processes
+from labkit.serving import processes
 tried = {}
 def attempt(name, action):
     try:
@@ -222,7 +222,7 @@ def set_up_hub(base: Path) -> tuple[classhub.Hub, dict]:
     """Create the users and the hub (not started); return it and the users' accounts."""
     accounts = {user: classhub.create_user(user, base) for user in USERS}
     for user in USERS:  # the lab's environment works for each user, as a hub's single-user setup needs
-        classhub.run_as(user, "import labkit.server\nprint(json.dumps(1))", {})
+        classhub.run_as(user, "import labkit.serving.server\nprint(json.dumps(1))", {})
     # LAB_FREE_PORTS=1, as the README tells a hub with a shared loopback to set: no student's
     # server races a classmate's for 8080. (Without it the race is handled by a restart on
     # free ports, which test_server covers.)

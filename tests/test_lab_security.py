@@ -3,8 +3,8 @@
 import pytest
 import requests
 
-from tests.jupyterlab import make_lab_command, running_lab
-from tests.test_server import is_loopback, listening_addresses
+from tests.helpers.jupyterlab import make_lab_command, running_lab
+from tests.helpers.network import is_loopback, listening_addresses
 
 pytestmark = pytest.mark.slow
 

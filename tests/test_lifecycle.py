@@ -11,8 +11,9 @@ import pytest
 import requests
 from jupyter_client.manager import KernelManager
 
-from labkit import metrics, processes
-from labkit.processes import group_alive, port_is_free, wait_until
+from labkit.measure import metrics
+from labkit.serving import processes
+from labkit.serving.processes import group_alive, port_is_free, wait_until
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -59,7 +60,7 @@ def run(manager: KernelManager, code: str, timeout: float = 240) -> str:
 
 def start_server_code(checkpoint, ports: dict = None) -> str:
     ports = ports or {}
-    return (f"from labkit.server import ModelServer\n"
+    return (f"from labkit.serving.server import ModelServer\n"
             f"server = ModelServer('tinyvit', weights={str(checkpoint)!r}, **{ports!r}).start(progress=False)\n"
             f"import json; print(json.dumps({{'pid': server.process.pid, 'ports': server.ports,\n"
             f"                                 'run_dir': str(server.run_dir)}}))\n")
@@ -89,7 +90,7 @@ def test_two_kernels_side_by_side_and_one_killed_mid_load(kernels, checkpoint):
 
     # The left kernel is SIGKILLed while its server is under load: its server goes with it,
     # the right kernel's stays, and the restarted kernel gets the same ports again.
-    run(left, "import threading\nfrom labkit.loadgen import run_load\n"
+    run(left, "import threading\nfrom labkit.measure.loadgen import run_load\n"
               "threading.Thread(target=run_load, args=(server.infer_url,), daemon=True,\n"
               "                 kwargs={'concurrency': 4, 'duration': 300, 'progress': False}).start()\n")
     metrics_url = f"http://127.0.0.1:{first['ports']['metrics_port']}/metrics"

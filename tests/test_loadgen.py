@@ -1,9 +1,9 @@
-"""labkit.loadgen against a real server: counts, statuses, bounds, statistics, loopback only."""
+"""labkit.measure.loadgen against a real server: counts, statuses, bounds, statistics, loopback only."""
 
 import numpy as np
 import pytest
 
-from labkit.loadgen import payload_body, quick_mode, run_load, summarize
+from labkit.measure.loadgen import payload_body, quick_mode, run_load, summarize
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""labkit.metrics on a real server: counters move by exactly what was sent; the custom
+"""labkit.measure.metrics on a real server: counters move by exactly what was sent; the custom
 metric check; the live watch."""
 
 import json
@@ -9,10 +9,11 @@ import nbformat
 import pytest
 import requests
 
-from labkit import checks, metrics
+from labkit import checks
+from labkit.measure import metrics
 from labkit.client import infer, pixels_request
-from labkit.notebooks import SOLUTIONS
-from labkit.server import ModelServer
+from labkit.instructor.notebooks import SOLUTIONS
+from labkit.serving.server import ModelServer
 from labkit.workspace import lab_service_copy
 from tests.conftest import FREE_PORTS, reload_with
 

@@ -8,9 +8,9 @@ import sys
 import pytest
 import yaml
 
-from labkit import packaging
+from labkit.serving import packaging
 from tests.conftest import REPO
-from tests.test_server import folder_digest
+from tests.helpers.network import folder_digest
 
 
 def pins(path):

@@ -1,10 +1,10 @@
-"""labkit.panel: each run really applies its settings to the server and measures it."""
+"""labkit.measure.panel: each run really applies its settings to the server and measures it."""
 
 import json
 
 import pytest
 
-from labkit.panel import ScalingLab, describe
+from labkit.measure.panel import ScalingLab, describe
 from tests.conftest import FREE_PORTS
 
 pytestmark = pytest.mark.slow

@@ -2,10 +2,11 @@
 
 import pytest
 
-from labkit import metrics, prometheus
+from labkit.measure import metrics
+from labkit.serving import prometheus
 from labkit.client import infer, pixels_request
 from tests.conftest import skip_unless_ci
-from tests.test_server import is_loopback, listening_addresses
+from tests.helpers.network import is_loopback, listening_addresses
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""labkit.runtime.TimmClassifier: a model served by configuration alone, on a real MLServer."""
+"""labkit.runtimes.timm.TimmClassifier: a model served by configuration alone, on a real MLServer."""
 
 import json
 import shutil
@@ -9,10 +9,10 @@ import requests
 
 from labkit import checks
 from labkit.client import encode_jpeg, files_request, infer_outputs, pixels_request
-from labkit.server import ModelServer, ServerStartError
+from labkit.serving.server import ModelServer, ServerStartError
 from labkit.workspace import CHECKPOINT_LINK, link_checkpoint
 from tests.conftest import FREE_PORTS, REPO
-from tests.test_service import decode_jpeg
+from tests.helpers.answers import decode_jpeg
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +63,7 @@ def test_top_k_labels_and_scores_match_the_in_process_model(tmp_path, checkpoint
 
 
 def test_hf_model_folder_is_the_course_texts_runtime_on_a_local_artifact(tmp_path, checkpoint):
-    from labkit import hf_runtime
+    from labkit.model import hf_runtime
 
     folder = hf_runtime.hf_model_folder(tmp_path / "hf")
     settings = json.loads((folder / "model-settings.json").read_text())

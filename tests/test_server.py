@@ -1,8 +1,6 @@
-"""labkit.server: run copy, ports, readiness, errors, and no process left behind."""
+"""labkit.serving.server: run copy, ports, readiness, errors, and no process left behind."""
 
-import hashlib
 import http.server
-import ipaddress
 import json
 import os
 import shutil
@@ -19,21 +17,15 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from labkit import metrics, processes, server as server_module
-from labkit.loadgen import payload_body
-from labkit.processes import port_is_free
-from labkit.server import ModelServer, ServerStartError
+from labkit.measure import metrics
+from labkit.serving import processes, server as server_module
+from labkit.measure.loadgen import payload_body
+from labkit.serving.processes import port_is_free
+from labkit.serving.server import ModelServer, ServerStartError
+from tests.helpers.network import answer_encoding, folder_digest, is_loopback, listening_addresses
 from tests.conftest import FREE_PORTS, REPO
 
 pytestmark = pytest.mark.slow
-
-
-def folder_digest(folder):
-    digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            digest.update(path.name.encode() + path.read_bytes())
-    return digest.hexdigest()
 
 
 def test_overrides_reach_the_server_without_touching_the_students_folder(checkpoint):
@@ -103,7 +95,7 @@ def test_a_service_that_fails_to_load_shows_the_students_file_and_line_first(tmp
 
 CHILD = textwrap.dedent("""
     import sys, time
-    from labkit.server import ModelServer
+    from labkit.serving.server import ModelServer
     server = ModelServer("tinyvit", weights=sys.argv[1], parallel_workers=1,
                          http_port=0, grpc_port=0, metrics_port=0).start(progress=False)
     print(server.process.pid, server.run_dir, flush=True)
@@ -161,12 +153,6 @@ def test_stop_orphans_stops_a_server_whose_parent_is_gone(checkpoint, tmp_path):
             os.killpg(orphan.pid, signal.SIGKILL)
 
 
-def is_loopback(host: str) -> bool:
-    """127.0.0.1, ::1, or the IPv4-mapped ::ffff:127.0.0.1 that gRPC binds."""
-    address = ipaddress.ip_address(host)
-    return (getattr(address, "ipv4_mapped", None) or address).is_loopback
-
-
 class Impostor(http.server.BaseHTTPRequestHandler):
     """Another user's server that answers everything with 200 (the same model name)."""
 
@@ -207,21 +193,6 @@ def test_a_port_taken_while_the_server_starts_is_never_mistaken_for_it(checkpoin
             impostor.server_close()
 
 
-def listening_addresses(pgid):
-    import psutil
-
-    addresses = set()
-    for process in psutil.process_iter(["pid"]):
-        try:
-            if os.getpgid(process.pid) != pgid:
-                continue
-            addresses |= {conn.laddr for conn in process.net_connections(kind="inet")
-                          if conn.status == psutil.CONN_LISTEN}
-        except (psutil.Error, ProcessLookupError):
-            continue
-    return addresses
-
-
 def test_servers_listen_on_loopback_only_and_two_run_side_by_side(server, server_without_workers):
     # The session's shared servers: one folder, two processes (with and without a worker).
     first, second = server, server_without_workers
@@ -241,7 +212,7 @@ def test_restart_refuses_what_is_not_a_setting():
 
 OTHER_USER_SCRIPT = """
 import os, sys
-from labkit import processes
+from labkit.serving import processes
 os.setgid(65534)
 os.setuid(65534)  # now another user: 'nobody'
 processes.write_pid_file(os.getpid())
@@ -301,14 +272,6 @@ def test_the_pid_folder_goes_with_the_last_pid_file(monkeypatch, tmp_path):
     assert sorted(path.name for path in processes.pid_dir().iterdir()) == ["2.json"]
     processes.remove_pid_file(2)
     assert not processes.pid_dir().exists()
-
-
-def answer_encoding(server) -> str:
-    """How the server encodes a REST answer for a client that accepts gzip (as `requests` does)."""
-    answer = requests.post(server.infer_url, data=payload_body("jpeg"), headers={"Accept-Encoding": "gzip"},
-                           timeout=60)
-    assert answer.ok, answer.text
-    return answer.headers.get("Content-Encoding", "identity")
 
 
 def test_the_lab_service_does_not_compress_its_answers(server):
@@ -440,7 +403,7 @@ def test_reload_applies_edits_in_the_running_server_and_restart_rereads_the_fold
 
 
 def test_the_start_command_says_which_address_settings_the_lab_changed(tmp_path):
-    from labkit.server import settings_changes
+    from labkit.serving.server import settings_changes
 
     mine, run = tmp_path / "mine.json", tmp_path / "run.json"
     mine.write_text(json.dumps({"host": "127.0.0.1", "http_port": 8080, "debug": False}))

@@ -1,29 +1,18 @@
 """The TinyViT service on a real MLServer over loopback: contract, answers, bad input."""
 
-import io
 import json
 
 import numpy as np
 import pytest
 import requests
 from mlserver.types import InferenceRequest
-from PIL import Image
 
-from tests.bad_inputs import BAD_INPUTS, pixels_body
+from tests.helpers.answers import assert_same, decode_jpeg
+from tests.helpers.bad_inputs import BAD_INPUTS, pixels_body
 from labkit.client import (InferenceFailed, encode_jpeg, files_request, infer, infer_grpc,
                            pixels_request, request_body)
 
 pytestmark = pytest.mark.slow
-
-
-def decode_jpeg(data: bytes) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-
-
-def assert_same(answer, expected):
-    assert answer.shape == expected.shape
-    np.testing.assert_allclose(answer, expected, rtol=1e-3, atol=1e-6)
-    assert (answer.argmax(axis=1) == expected.argmax(axis=1)).all()
 
 
 def test_metadata_names_the_contract(server):

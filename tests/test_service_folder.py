@@ -17,7 +17,7 @@ import requests
 from mlserver.codecs import NumpyCodec
 from mlserver.types import InferenceRequest, InferenceResponse
 
-from labkit.processes import free_port, wait_until
+from labkit.serving.processes import free_port, wait_until
 from labkit.workspace import HELPERS, lab_service_copy, service_folder
 from tests.conftest import REPO
 

@@ -14,8 +14,8 @@ from mlserver.settings import ModelParameters, ModelSettings
 from mlserver.types import InferenceRequest
 
 from labkit.client import encode_jpeg, files_request, load_image, pixels_request
-from tests.bad_inputs import BAD_INPUTS, PARSE_ERRORS
-from labkit.service import service_module
+from tests.helpers.bad_inputs import BAD_INPUTS, PARSE_ERRORS
+from labkit.model.service import service_module
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def test_unload_drops_the_network(service, checkpoint):
 
 
 def test_one_inference_path_for_the_service_the_reference_and_the_runtime(service, reference):
-    from labkit import runtime
+    from labkit.runtimes import timm as runtime
 
     # The reference is the service's own class, loaded here; the runtime extends it.
     assert isinstance(reference.service, service.TinyViTModel)

@@ -7,11 +7,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from labkit import weights
+from labkit.model import weights
 from labkit.client import infer, pixels_request
-from labkit.server import ModelServer, ServerStartError
+from labkit.serving.server import ModelServer, ServerStartError
 from tests.conftest import FREE_PORTS, REPO
-from tests.test_service import assert_same
+from tests.helpers.answers import assert_same
 
 QUICK = {"parallel_workers": 0, **FREE_PORTS}
 

@@ -20,8 +20,8 @@ import timm
 import torch
 from safetensors.torch import load_file, save_file
 
-from labkit import weights
-from labkit.processes import free_port
+from labkit.model import weights
+from labkit.serving.processes import free_port
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -95,11 +95,11 @@ def hub(published):
 
 
 def run_weights(command: list, endpoint: str, hf_home, timeout: float = 120) -> tuple:
-    """``python -m labkit.weights ...`` with the hub at ``endpoint``; (exit code, output, seconds)."""
+    """``python -m labkit weights ...`` with the hub at ``endpoint``; (exit code, output, seconds)."""
     environment = {**os.environ, "HF_ENDPOINT": endpoint, "HF_HOME": str(hf_home), "HF_HUB_DISABLE_TELEMETRY": "1"}
     environment.pop("HF_HUB_OFFLINE", None)
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "labkit.weights", *command], cwd=REPO, env=environment,
+    done = subprocess.run([sys.executable, "-m", "labkit.model.weights", *command], cwd=REPO, env=environment,
                           capture_output=True, text=True, timeout=timeout)
     return done.returncode, done.stdout + done.stderr, time.monotonic() - started
 
@@ -107,7 +107,7 @@ def run_weights(command: list, endpoint: str, hf_home, timeout: float = 120) -> 
 SERVICE_LOAD = """
 import logging, sys
 from mlserver.settings import ModelParameters, ModelSettings
-from labkit.service import run_coroutine, service_module
+from labkit.model.service import run_coroutine, service_module
 logging.basicConfig(level=logging.INFO)
 service = service_module()
 settings = ModelSettings(name="tinyvit", implementation=service.TinyViTModel,

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from tests.conftest import REPO
-from tests.jupyterlab import execute_in_kernel, lab_environment, running_lab
+from tests.helpers.jupyterlab import execute_in_kernel, lab_environment, running_lab
 
 pytestmark = pytest.mark.slow
 NOTEBOOK = REPO / "notebooks" / "solutions" / "02_inference_requests.ipynb"

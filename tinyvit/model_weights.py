@@ -23,7 +23,7 @@ HUB_ID = f"timm/{ARCHITECTURE}"
 CHECKPOINT_NAMES = ["tinyvit.safetensors", "model.safetensors", "tinyvit.pth", "pytorch_model.bin"]
 RANDOM_WEIGHTS_ENV = "TINYVIT_ALLOW_RANDOM_WEIGHTS"
 HOW_TO_GET_WEIGHTS = (
-    "In the lab, run `make weights` once while online (it is `python -m labkit.weights download`): "
+    "In the lab, run `make weights` once while online (it is `python -m labkit weights download`): "
     "it replaces weights/tinyvit.safetensors, which every service folder of the lab finds as "
     "tinyvit.safetensors, so no model-settings.json needs to change. Outside the lab, point "
     "`parameters.uri` at a checkpoint file, or (offline, for practice only) allow random "

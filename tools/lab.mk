@@ -38,15 +38,15 @@ $(STAMP): requirements.txt pyproject.toml
 
 # Pretrained weights when the hub is reachable; otherwise a random checkpoint, with a loud warning.
 $(WEIGHTS): | $(STAMP)
-	$(PY) -m labkit.weights prepare --allow-random
+	$(PY) -m labkit weights prepare --allow-random
 
 weights: $(STAMP)
-	$(PY) -m labkit.weights prepare --allow-random
+	$(PY) -m labkit weights prepare --allow-random
 
 # TinyViT as ONNX for the ONNX Runtime and OpenVINO runtimes (runtimes/), written only after
-# it answers like PyTorch (python -m labkit.export; notebook 04 runs it too).
+# it answers like PyTorch (python -m labkit export; notebook 04 runs it too).
 onnx: $(STAMP) $(WEIGHTS)
-	$(PY) -m labkit.export
+	$(PY) -m labkit export
 
 lab: $(STAMP) $(WEIGHTS)
 	@echo "JupyterLab on http://$(LAB_HOST):$(LAB_PORT)/lab (the token is in the URL printed below)"

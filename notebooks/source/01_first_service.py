@@ -46,11 +46,11 @@ random_weights = show.weights_banner()
 # MLServer would accept it.
 
 # %%
-from labkit import folder_checks
+from labkit import checks
 from labkit.workspace import service_folder
 
 folder = service_folder("my-tinyvit")
-folder_checks.watch(folder)
+checks.watch(folder)
 print(sorted(path.name for path in folder.iterdir() if not path.name.startswith((".", "__"))))
 
 # %% [markdown]
@@ -129,7 +129,7 @@ print("model-settings.json keeps:", {key: getattr(model_side, key) for key in ba
 }
 
 # %% tests id=server-settings-check points=1
-folder_checks.server_settings("my-tinyvit", expected_workers=1, debug_off=True)
+checks.server_settings("my-tinyvit", expected_workers=1, debug_off=True)
 
 # %% [markdown]
 # ### Exercise 3: `serve-model.py`
@@ -192,7 +192,7 @@ class TinyViTModel(MLModel):
         ### END SOLUTION
 
 # %% tests id=first-service-check points=2
-folder_checks.service("my-tinyvit")
+checks.service("my-tinyvit")
 
 # %% [markdown]
 # The check imported your file as MLServer will, ran `load()` and called `predict()` on an
@@ -201,7 +201,7 @@ folder_checks.service("my-tinyvit")
 # whether `implementation` resolves to a subclass of `MLModel` in your folder.
 
 # %% tests id=model-settings-check points=1
-folder_checks.model_settings("my-tinyvit")
+checks.model_settings("my-tinyvit")
 
 # %% [markdown]
 # > **The course text says** to load `tiny_vit_5m_224.dist_in22k` from the hub.
@@ -235,7 +235,7 @@ print(inspect.getsource(MLModel.unload))
 # ```
 #
 # The cell below runs exactly that command and shows MLServer's own start-up log: where it
-# serves HTTP, gRPC and metrics, and which model it loaded. `labkit.server.mlserver` is a thin
+# serves HTTP, gRPC and metrics, and which model it loaded. `labkit.serving.server.mlserver` is a thin
 # wrapper: it runs the command on a copy of your folder (so your files stay as you wrote them),
 # binds it to 127.0.0.1 and moves to free ports when 8080-8082 are taken (another notebook may
 # be running a server), and says under the log which of your settings it changed in the copy;
@@ -247,7 +247,7 @@ print(inspect.getsource(MLModel.unload))
 # server runs outside the notebook, on the ports your `settings.json` names.
 
 # %%
-from labkit.server import mlserver
+from labkit.serving.server import mlserver
 
 server = mlserver("mlserver start my-tinyvit")
 

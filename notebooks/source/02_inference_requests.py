@@ -14,7 +14,7 @@
 
 # %%
 from labkit import show
-from labkit.server import ModelServer
+from labkit.serving.server import ModelServer
 
 BATCHING = {"max_batch_size": 6, "max_batch_time": 0.05}
 random_weights = show.weights_banner()
@@ -282,17 +282,16 @@ print(grpc_probabilities.shape, "same top class as REST:", grpc_probabilities[0]
 # %%
 from IPython.display import display
 
-from labkit.callers import judge_concurrent_callers, pixels_body
-from labkit.reference import in_process_model
+from labkit.measure.callers import judge_concurrent_callers, pixels_body
+from labkit.model.reference import in_process_model
 
-from labkit import folder_checks
-from labkit.checks import CheckFailed
+from labkit import checks
 
 callers_images = [np.roll(image, 60 * caller, axis=1) for caller in range(6)]
 expected = in_process_model().probabilities(callers_images)  # TinyViT in this notebook
 try:
-    folder_checks.service("my-tinyvit")  # your notebook 01 service, called once in this notebook
-except CheckFailed as failure:
+    checks.service("my-tinyvit")  # your notebook 01 service, called once in this notebook
+except checks.CheckFailed as failure:
     print(f"This part serves your my-tinyvit/ service of notebook 01, and it does not work yet:\n"
           f"  {failure.what}\nFinish Exercise 3 of notebook 01, then run this cell again.")
 else:

@@ -37,11 +37,11 @@ for index in [0, 1000, 2000]:
 # below. As in notebook 01, each `%%writefile` into the folder is checked right away.
 
 # %%
-from labkit import folder_checks
+from labkit import checks
 from labkit.workspace import service_folder
 
 folder = service_folder("top5", lab_settings=True)
-folder_checks.watch(folder, service_check=folder_checks.top5_file)
+checks.watch(folder, service_check=checks.top5_file)
 print(sorted(path.name for path in folder.iterdir() if not path.name.startswith((".", "__"))))
 
 # %% [markdown]
@@ -141,7 +141,7 @@ class TopFiveModel(MLModel):
 # `top5` and a class MLServer can import?
 
 # %% tests id=top5-settings-check points=1
-folder_checks.model_settings("top5")
+checks.model_settings("top5")
 
 # %% [markdown]
 # ## Start (or restart) your service
@@ -152,7 +152,7 @@ folder_checks.model_settings("top5")
 # server log; all of it is in `server.log`.
 
 # %%
-from labkit.server import mlserver
+from labkit.serving.server import mlserver
 
 server = mlserver("mlserver start top5")
 
@@ -212,7 +212,7 @@ checks.top5_batch(server)
 # When your notebook is graded, this cell also restarts your service with adaptive
 # batching and checks that concurrent callers each get their own rows.
 ### BEGIN HIDDEN TESTS
-from labkit import hidden_checks
+from labkit.instructor import hidden_checks
 
 hidden_checks.top5_under_adaptive_batching(server)
 ### END HIDDEN TESTS

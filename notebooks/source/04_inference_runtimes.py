@@ -25,14 +25,14 @@ random_weights = show.weights_banner()
 # * `optimum_model`: `true` loads the model through Hugging Face Optimum as an ONNX Runtime
 #   model (exported on load), often faster on CPU; `false` runs it with PyTorch.
 #
-# `labkit.hf_runtime.hf_model_folder` writes such a folder:
+# `labkit.model.hf_runtime.hf_model_folder` writes such a folder:
 
 # %%
 # NBVAL_CHECK_OUTPUT
 import json
 import tempfile
 
-from labkit import hf_runtime
+from labkit.model import hf_runtime
 
 hf_folder = hf_runtime.hf_model_folder(tempfile.mkdtemp(prefix="tinyvit-hf-"))
 settings = json.loads((hf_folder / "model-settings.json").read_text())
@@ -57,7 +57,7 @@ print(json.dumps(settings, indent=2))
 # 2.9.1, in that separate environment is the first thing to try where it can be installed.)
 
 # %%
-from labkit.server import ModelServer, ServerStartError, last_exception
+from labkit.serving.server import ModelServer, ServerStartError, last_exception
 
 hf_python = hf_runtime.HF_ENVIRONMENT / "bin" / "python"
 if hf_python.exists():
@@ -75,7 +75,7 @@ else:
 # %% [markdown]
 # ## A runtime that works here: timm, configured in JSON
 #
-# The lab ships a small reusable runtime for any timm classifier, `labkit.runtime.TimmClassifier`.
+# The lab ships a small reusable runtime for any timm classifier, `labkit.runtimes.timm.TimmClassifier`.
 # Everything model-specific is configuration: the timm model name, the weights (`uri`), and how
 # many labels to return (`top_k`). The folder `runtimes/tinyvit-timm/` holds nothing but two
 # JSON files:
@@ -121,18 +121,18 @@ pd.DataFrame({"label": outputs["labels"][0], "score": outputs["scores"][0].round
 #   runtime's own options: `"model"` (the timm architecture) and `"top_k"`.
 
 # %%
-from labkit import folder_checks
+from labkit import checks
 from labkit.workspace import runtime_folder
 
 folder = runtime_folder("top3")
-folder_checks.watch(folder)
+checks.watch(folder)
 print(sorted(path.name for path in folder.iterdir()))
 
 # %% solution id=runtime-settings
 %%writefile top3/model-settings.json
 {
   "name": "top3",
-  "implementation": "labkit.runtime.TimmClassifier",
+  "implementation": "labkit.runtimes.timm.TimmClassifier",
   "parameters": {
     "uri": "tinyvit.safetensors",
     "extra": {"model": "tiny_vit_5m_224.dist_in22k", "top_k": 3}
@@ -140,7 +140,7 @@ print(sorted(path.name for path in folder.iterdir()))
 }
 
 # %%
-from labkit.server import mlserver
+from labkit.serving.server import mlserver
 
 top3_server = mlserver("mlserver start top3")
 
@@ -163,8 +163,8 @@ checks.runtime_top_k(top3_server)
 
 # %%
 import pandas as pd
-from labkit.panel import measure
-from labkit.server import ModelServer
+from labkit.measure.panel import measure
+from labkit.serving.server import ModelServer
 
 custom_server = ModelServer("tinyvit").start()
 servers = {"custom service, 21,841 probabilities": custom_server, "timm runtime, 3 labels": top3_server}
@@ -193,9 +193,9 @@ rounds.groupby("served by").agg({"throughput_rps": "max", "p50_ms": "min", "p95_
 # `make onnx`, or:
 
 # %%
-from labkit.packaging import run_command
+from labkit.serving.packaging import run_command
 
-run_command("python -m labkit.export")
+run_command("python -m labkit export")
 
 # %% [markdown]
 # ### Always compare
@@ -208,9 +208,9 @@ run_command("python -m labkit.export")
 # %%
 import openvino
 
-from labkit.engines import openvino_forward
-from labkit.export import DEFAULT_ONNX, compare, comparison_batch
-from labkit.reference import in_process_model
+from labkit.runtimes.engines import openvino_forward
+from labkit.model.export import DEFAULT_ONNX, compare, comparison_batch
+from labkit.model.reference import in_process_model
 
 reference = in_process_model()
 batch = comparison_batch(reference.service)
@@ -228,7 +228,7 @@ for precision in (None, "f32"):
 #
 # ### Serve it by configuration
 #
-# `labkit.engines` holds two runtimes, `OnnxRuntimeTinyViT` and `OpenVINOTinyViT`: the lab's
+# `labkit.runtimes.engines` holds two runtimes, `OnnxRuntimeTinyViT` and `OpenVINOTinyViT`: the lab's
 # `TinyViTModel` with another forward, so the same requests, the same 400s and the same answer
 # (`probabilities`). Choosing one is a line in `model-settings.json`. They load only a file that
 # the export verified, against today's weights:

@@ -33,7 +33,7 @@ random_weights = show.weights_banner()
 # share: `cores // workers` threads. The server log says what each worker chose:
 
 # %%
-from labkit.panel import ScalingLab
+from labkit.measure.panel import ScalingLab
 
 lab = ScalingLab("tinyvit")
 first = lab.run(parallel_workers=2, concurrency=4)
@@ -41,7 +41,7 @@ print("\n".join(line for line in lab.server.log.splitlines() if "torch thread" i
 
 # %% [markdown]
 # `lab.run(...)` started the server with two workers, warmed it up, kept 4 requests in
-# flight for a few seconds (`labkit.loadgen.run_load`), and recorded the outcome. A new worker
+# flight for a few seconds (`labkit.measure.loadgen.run_load`), and recorded the outcome. A new worker
 # count needs a new server process (`settings.json`); new batching settings do not: they are
 # the model's (`model-settings.json`), and `lab.run` has MLServer unload the model and load
 # it again with them, in the running server (its model repository API), in seconds:
@@ -81,12 +81,12 @@ print("same server process:", lab.server.process.pid == pid)
 # that the two do not share the cores while you measure.
 
 # %%
-from labkit import folder_checks
+from labkit import checks
 from labkit.workspace import lab_service_copy
 
 lab.stop()
 folder = lab_service_copy("scaled")
-folder_checks.watch(folder)
+checks.watch(folder)
 
 # %% [markdown]
 # Write `scaled/settings.json` (a whole cell starting with `%%writefile scaled/settings.json`):
@@ -104,7 +104,7 @@ folder_checks.watch(folder)
 }
 
 # %% tests id=scaled-settings-check points=1
-folder_checks.server_settings("scaled", expected_workers=2)
+checks.server_settings("scaled", expected_workers=2)
 
 # %% [markdown]
 # Write `scaled/model-settings.json`: the model `"scaled"` with the implementation
@@ -121,13 +121,13 @@ folder_checks.server_settings("scaled", expected_workers=2)
 }
 
 # %% tests id=scaled-model-settings-check points=1
-folder_checks.model_settings("scaled", batching=(8, 0.01))
+checks.model_settings("scaled", batching=(8, 0.01))
 
 # %% [markdown]
 # Start it, as in notebook 01:
 
 # %%
-from labkit.server import mlserver
+from labkit.serving.server import mlserver
 
 server = mlserver("mlserver start scaled")
 print("\n".join(line for line in server.log.splitlines() if "torch thread" in line))
@@ -150,7 +150,7 @@ checks.scaling_turned_on(server)
 
 # %%
 import pandas as pd
-from labkit.panel import measure
+from labkit.measure.panel import measure
 
 transports = pd.DataFrame([measure(server, concurrency=8, transport=transport) for transport in ("rest", "grpc")])
 transports[["transport", "requests", "errors", "throughput_rps", "p50_ms", "p95_ms", "avg_batch"]].round(1)
@@ -165,7 +165,7 @@ transports[["transport", "requests", "errors", "throughput_rps", "p50_ms", "p95_
 import gzip
 
 import requests
-from labkit.loadgen import payload_body
+from labkit.measure.loadgen import payload_body
 
 answer = requests.post(server.infer_url, data=payload_body("jpeg"), stream=True)
 on_the_wire = answer.raw.read(decode_content=False)  # as the server sent it
@@ -211,7 +211,7 @@ lab.panel()
 # %%
 import time
 
-from labkit.loadgen import quick_mode
+from labkit.measure.loadgen import quick_mode
 
 concurrencies = [8] if quick_mode() else [1, 8]
 grid = [
@@ -301,7 +301,7 @@ checks.scaling_choice(at_8, pick_configuration, budget_ms)
 # %% tests id=scaling-function-check points=2
 # When your notebook is graded, this cell also tries pick_configuration on other tables and budgets.
 ### BEGIN HIDDEN TESTS
-from labkit import hidden_checks
+from labkit.instructor import hidden_checks
 
 hidden_checks.pick_configuration_function(pick_configuration, at_8)
 ### END HIDDEN TESTS

@@ -20,11 +20,11 @@ random_weights = show.weights_banner()
 # notebooks serve.
 
 # %%
-from labkit import folder_checks
+from labkit import checks
 from labkit.workspace import lab_service_copy
 
 folder = lab_service_copy("shipped", with_settings=True)
-folder_checks.watch(folder)
+checks.watch(folder)
 print(sorted(path.name for path in folder.iterdir() if not path.name.startswith((".", "__"))))
 
 # %% [markdown]
@@ -65,7 +65,7 @@ numpy==2.4.6
 pillow==13.0.0
 
 # %% tests id=requirements-check points=2
-folder_checks.requirements("shipped")
+checks.requirements("shipped")
 
 # %% [markdown]
 # ## A build folder
@@ -79,14 +79,14 @@ folder_checks.requirements("shipped")
 #   from outside the container; the image binds `0.0.0.0`, and you choose who may connect when
 #   you publish the port (`docker run -p 127.0.0.1:8080:8080` keeps it on your machine).
 #
-# `labkit.packaging.build_context` prepares such a folder in a temporary directory (`shipped/`
+# `labkit.serving.packaging.build_context` prepares such a folder in a temporary directory (`shipped/`
 # stays as it is):
 
 # %%
 # NBVAL_CHECK_OUTPUT
 import json
 
-from labkit import packaging
+from labkit.serving import packaging
 
 context = packaging.build_context("shipped", dockerfile=False)
 print(sorted(path.name for path in context.iterdir()))
@@ -105,7 +105,7 @@ print("host:", json.loads((context / "settings.json").read_text())["host"])
 packaging.run_mlserver(f"mlserver dockerfile {context}")
 
 # %% tests id=dockerfile-check points=1
-folder_checks.image_folder(context)
+checks.image_folder(context)
 
 # %% [markdown]
 # ## The Dockerfile, step by step

@@ -9,7 +9,7 @@
 
 # %%
 from labkit import show
-from labkit.server import ModelServer
+from labkit.serving.server import ModelServer
 
 random_weights = show.weights_banner()
 server = ModelServer("tinyvit", parallel_workers=1, max_batch_size=8, max_batch_time=0.01).start()
@@ -34,12 +34,12 @@ print("\n".join(line for line in text.splitlines() if "model_infer_request" in l
 # ## Parse it, don't grep it
 #
 # `prometheus_client` ships the parser Prometheus' own Python client uses.
-# `labkit.metrics.scrape` turns the endpoint into a table: one row per sample, with the model
+# `labkit.measure.metrics.scrape` turns the endpoint into a table: one row per sample, with the model
 # name as its own column.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from labkit import metrics
+from labkit.measure import metrics
 
 samples = metrics.scrape(server.metrics_url)
 per_model = sorted(set(samples.loc[samples.model == "tinyvit", "metric"]))
@@ -66,7 +66,7 @@ metrics.model_table(samples).round(2)
 # redraws the request rate the **server** reports (not what the client measured).
 
 # %%
-from labkit.loadgen import quick_mode
+from labkit.measure.loadgen import quick_mode
 
 before = metrics.scrape(server.metrics_url)
 timeline, load = metrics.watch(server, seconds=5 if quick_mode() else 20, concurrency=8)
@@ -100,11 +100,11 @@ print(f"mean time per request in the server: {1000 * metrics.histogram_mean(befo
 # (`serve-model.py` and its helpers), which your class in `confidence.py` extends.
 
 # %%
-from labkit import folder_checks
+from labkit import checks
 from labkit.workspace import lab_service_copy
 
 folder = lab_service_copy("confidence")
-folder_checks.watch(folder, service_check=folder_checks.metric_file)
+checks.watch(folder, service_check=checks.metric_file)
 
 # %%
 %%writefile confidence/model-settings.json
@@ -205,11 +205,11 @@ for workers in (1, 0):
 # In production a **Prometheus** server scrapes `/metrics` on a schedule and keeps the history,
 # and you ask it questions in PromQL. `monitoring/prometheus.yml` is a scrape configuration for
 # the lab server. If the `prometheus` binary is installed (Debian package `prometheus`),
-# `labkit.prometheus` starts it on loopback against the running server, and you can query it
+# `labkit.serving.prometheus` starts it on loopback against the running server, and you can query it
 # through its HTTP API:
 
 # %%
-from labkit import prometheus
+from labkit.serving import prometheus
 
 if prometheus.available():
     with prometheus.Prometheus(server.metrics_url) as prom:

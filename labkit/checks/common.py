@@ -1,0 +1,124 @@
+"""What every check shares: the feedback a student sees (:class:`CheckFailed`, :func:`passed`),
+check images whose answers differ, and the row-by-row comparison of top-k answers."""
+
+from __future__ import annotations
+
+import io
+from typing import Sequence
+
+import numpy as np
+
+from labkit.client import encode_jpeg, load_image
+from labkit.images import check_images
+from labkit.model import weights
+from labkit.model.reference import in_process_model
+from labkit.paths import PathLike
+
+
+class CheckFailed(AssertionError):
+    def __init__(self, what: str, hint: str):
+        super().__init__(f"{what}\nHint: {hint}")
+        self.what, self.hint = what, hint
+
+    def _render_traceback_(self) -> list:
+        # IPython shows these lines instead of a traceback through the check's code (which
+        # would show how the expected answer is computed); nbgrader still sees the error.
+        return [f"\x1b[1;31m✘ Check failed:\x1b[0m {self.what}", f"\x1b[1mHint:\x1b[0m {self.hint}"]
+
+
+def passed(message: str) -> None:
+    print(f"✔ {message}")
+
+
+SAME_SIZE = 150  # pixels: every check image is at least this high and wide
+
+
+def distinct_images(count: int, checkpoint: PathLike = weights.DEFAULT_CHECKPOINT,
+                    jpeg: bool = False, same_size: bool = False) -> tuple[list, list, list]:
+    """``count`` check images (names, images, JPEG files or []) drawn for this call whose
+    top classes all differ in the in-process model, so an answer for the wrong image, a
+    constant or a cached answer fails. With ``jpeg`` the images are the decoded files (what
+    the server sees); ``same_size`` crops them all to one size (one pixels array)."""
+    for _ in range(10):
+        named = check_images()[:count]
+        if same_size:
+            named = [(name, np.ascontiguousarray(image[:SAME_SIZE, :SAME_SIZE])) for name, image in named]
+        files = [encode_jpeg(image) for _, image in named] if jpeg else []
+        images = [load_image(io.BytesIO(data)) for data in files] if jpeg else [image for _, image in named]
+        top = in_process_model(checkpoint).probabilities(images).argmax(axis=1)
+        if len(set(top.tolist())) == count:
+            return [name for name, _ in named], images, files
+    raise AssertionError(f"ten draws of check images shared a top class ({top}): the checkpoint answers alike")
+
+
+def distinct_reference(images: Sequence[np.ndarray], checkpoint: PathLike = weights.DEFAULT_CHECKPOINT) -> np.ndarray:
+    """The in-process model's probabilities for ``images``, after asserting that no two
+    images share a top class (else a check could not tell their answers apart)."""
+    probabilities = in_process_model(checkpoint).probabilities(images)
+    top = probabilities.argmax(axis=1)
+    assert len(set(top.tolist())) == len(images), f"check images share a top class: {top}"
+    return probabilities
+
+
+def check_shapes(labels: np.ndarray, scores: np.ndarray, images: int, k: int = 5) -> None:
+    if labels.shape != (images, k) or scores.shape != (images, k):
+        raise CheckFailed(f"For {images} image(s) the service returned labels {labels.shape} and scores "
+                          f"{scores.shape}; expected ({images}, {k}) for both.",
+                          f"Keep the batch axis: one row per image, the {k} best classes of that row.")
+
+
+def compare_top_k(labels: np.ndarray, scores: np.ndarray, expected_labels: np.ndarray,
+                  expected_scores: np.ndarray, what: str = "images of the request") -> None:
+    """Row by row, the labels and the scores of a top-k answer against the in-process
+    model's for the same images (labels of tied scores may come in either order); each
+    kind of mistake gets its own message."""
+    labels = np.vectorize(lambda label: label.decode() if isinstance(label, bytes) else label,
+                          otypes=[object])(np.asarray(labels, dtype=object))
+    scores = np.asarray(scores, dtype=np.float64)
+    k = expected_labels.shape[1]
+    if all(isinstance(label, (int, np.integer)) or str(label).strip().isdigit() for label in labels.ravel()):
+        raise CheckFailed(f"The labels are numbers ({labels.ravel()[:3].tolist()}...): class indices, not names.",
+                          "A client wants the class names; timm's ImageNetInfo maps an index to its name.")
+    known = set(weights.labels())
+    unknown = [label for label in labels.ravel() if label not in known]
+    if unknown:
+        raise CheckFailed(f"{unknown[:3]} are not ImageNet-22k class names.",
+                          "Map each class index to its description with timm's ImageNetInfo('imagenet-22k').")
+    if len(labels) > 1 and (labels == labels[0]).all() and not (expected_labels == expected_labels[0]).all():
+        raise CheckFailed(f"All {len(labels)} {what} got the same labels, though the images differ (the model "
+                          "gives each a different top class): every row holds one image's answer.",
+                          "Compute the top of each row of the probabilities, one row per image.")
+    for row in range(len(labels)):
+        if set(labels[row]) != set(expected_labels[row]):
+            other = [index for index in range(len(expected_labels)) if set(labels[row]) == set(expected_labels[index])]
+            where = f" (they are image {other[0]}'s)" if other else ""
+            raise CheckFailed(f"Row {row} of the {what} holds labels that are not image {row}'s {k} best{where}.",
+                              f"Take the {k} most probable classes of each row of the probabilities, and keep the "
+                              "rows in the order of the images.")
+    for row in range(len(labels)):  # each label's own score, wherever it stands in the row
+        # (label, score) pairs, not a dict: some ImageNet-22k classes share a name.
+        unmatched = list(zip(expected_labels[row], expected_scores[row]))
+        for column, label in enumerate(labels[row]):
+            match = next((pair for pair in unmatched if pair[0] == label
+                          and np.isclose(scores[row, column], pair[1], rtol=1e-3, atol=1e-6)), None)
+            if match is None:
+                model = [float(score) for name, score in unmatched if name == label]
+                raise CheckFailed(f"The labels are right but the scores are not: in row {row}, {label!r} has score "
+                                  f"{scores[row, column]:.6g}; the model gives it "
+                                  f"{model[0] if model else float('nan'):.6g}.",
+                                  "A score is the softmax probability of its label's class, in that label's own "
+                                  "row.")
+            unmatched.remove(match)
+    if (np.diff(scores, axis=1) >= -1e-7).all() and not (np.diff(scores, axis=1) <= 1e-7).all():
+        raise CheckFailed("Within each row the scores go up: the worst of the five comes first.",
+                          "Best first: sort by probability from the largest down.")
+    if not (np.diff(scores, axis=1) <= 1e-7).all():
+        raise CheckFailed("Scores are not in descending order within a row.",
+                          "Sort by probability, not by label or class index.")
+    ties = np.isclose(expected_scores[:, :, None], expected_scores[:, None, :], rtol=1e-5).sum(axis=2) > 1
+    mismatched = (labels != expected_labels) & ~ties
+    if mismatched.any():
+        row, column = np.argwhere(mismatched)[0]
+        raise CheckFailed(f"Image {row}, rank {column + 1}: the service says {labels[row, column]!r}, "
+                          f"the model says {expected_labels[row, column]!r}.",
+                          "Each label must stand next to its own score, in score order.")

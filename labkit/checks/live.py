@@ -1,0 +1,401 @@
+"""Checks of what a student's running server or function does (notebooks 02-07).
+
+Each check compares what a student built with the in-process TinyViT (same
+checkpoint), prints a line per passed check, and raises :class:`CheckFailed`
+(an ``AssertionError``, so nbgrader counts it) that says what is wrong.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import warnings
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from labkit.checks.common import CheckFailed, check_shapes, compare_top_k, distinct_images, passed
+from labkit.checks.files import BATCHING_KEYS, metric_file, read_json, read_model_settings
+from labkit.contract import BATCH_SIZE_METRIC, CONFIDENCE_METRIC, INPUT_NAME, MODEL_LOAD_LINE
+from labkit.client import InferenceFailed, files_request, infer_outputs, pixels_request
+from labkit.model import weights
+from labkit.model.reference import in_process_model
+from labkit.paths import PathLike
+from labkit.serving.server import last_exception
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import requests
+    from mlserver.types import InferenceRequest
+
+    from labkit.serving.server import ModelServer
+
+
+def remote_classifier(classify_remote: Callable[[np.ndarray], np.ndarray],
+                      checkpoint: PathLike = weights.DEFAULT_CHECKPOINT) -> None:
+    """Notebook 02: ``classify_remote(image)`` sends one ``[H, W, 3]`` image to the server
+    and returns its 21841 probabilities. Called with images the student did not choose;
+    what it sent is recorded to name a mistake."""
+    _refuse_a_written_address(classify_remote)
+    names, images, _ = distinct_images(3, checkpoint)
+    named = list(zip(names, images))
+    expected = in_process_model(checkpoint).probabilities(images)
+    exchanges, answers = [], []
+    with _recording_http(exchanges), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for name, image in named:
+            try:
+                answers.append(classify_remote(image.copy()))
+            except Exception as error:
+                raise _diagnose(exchanges, f"classify_remote({name}) raised {type(error).__name__}: {error}")
+    if not exchanges:
+        raise CheckFailed("classify_remote sent no request to the server.",
+                          "POST the request to server.infer_url inside the function: a stored answer "
+                          "cannot know which image the check passes in.")
+    if any("`dict` method is deprecated" in str(warning.message) for warning in caught):
+        raise CheckFailed("The request body was built with .dict(), which is deprecated in MLServer 1.7 "
+                          "(pydantic 2) and will go away.",
+                          "pydantic 2 models have their own methods to turn a model into JSON text.")
+    rows = []
+    for (name, _), answer in zip(named, answers):
+        try:
+            row = np.asarray(answer, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise CheckFailed(f"For {name} classify_remote returned a {type(answer).__name__}, not an array of "
+                              "probabilities.",
+                              "Return the decoded output, a NumPy array, not the response or its JSON.") from None
+        if row.size != expected.shape[1]:
+            raise CheckFailed(f"For {name} classify_remote returned shape {list(row.shape)}; expected "
+                              f"{expected.shape[1]} probabilities (shape [21841] or [1, 21841]).",
+                              "Decode the answer's first output with the codec that encoded the input; for "
+                              "one image it has one row.")
+        rows.append(row.reshape(-1))
+    rows = np.stack(rows)
+    if np.allclose(rows, rows[0]):
+        raise CheckFailed(f"classify_remote returned the same probabilities for {len(named)} different images.",
+                          "Build the request from the function's argument `image`, not from a variable "
+                          "defined outside the function.")
+    for (name, _), row, reference in zip(named, rows, expected):
+        if not np.allclose(row, reference, rtol=1e-3, atol=1e-6):
+            raise CheckFailed(f"For {name} the probabilities differ from TinyViT's for that image.",
+                              "Send the image's pixels unchanged (uint8, with a batch axis in front) and "
+                              "return the server's answer as it is.")
+    passed(f"classify_remote answered {len(named)} images the check chose, each like the model")
+
+
+WRITTEN_ADDRESS = re.compile(r"(localhost|127\.0\.0\.1|0\.0\.0\.0)(:\d+)?|:80[0-9]{2}\b")
+
+
+def _refuse_a_written_address(function: Callable) -> None:
+    """An address typed into the code works where the server got the default ports and
+    fails where it did not (in grading, or beside another notebook's server): refuse it here,
+    where the student can still fix it."""
+    import inspect
+
+    try:
+        source = inspect.getsource(function)
+    except (OSError, TypeError):
+        return
+    code = "\n".join(line.split("#", 1)[0] for line in source.splitlines())
+    written = WRITTEN_ADDRESS.search(code)
+    if written:
+        raise CheckFailed(f"classify_remote has the address {written.group(0)!r} written into it. It works while "
+                          "this server has that port, and fails where it gets another: when your notebook is "
+                          "graded, or when a second notebook's server holds the port.",
+                          "The server object knows the address it really got.")
+
+
+def _diagnose(exchanges: list, what: str) -> CheckFailed:
+    """Name the mistake from the last request the student's code sent and its answer."""
+    if not exchanges:
+        return CheckFailed(what, "The error came before any request was sent: read its message above.")
+    body, status, answer = exchanges[-1]
+    if status == 404:
+        return CheckFailed(f"{what}\nThe server answered 404: no such model or address.",
+                           "POST to server.infer_url (/v2/models/tinyvit/infer).")
+    try:
+        request_input = (json.loads(body).get("inputs") or [{}])[0]
+    except (ValueError, AttributeError, TypeError):
+        request_input = None
+    if request_input is None:
+        return CheckFailed(f"{what}\nThe server answered {status}: the body was not an inference request.",
+                           "Send request.model_dump_json() as the body.")
+    if request_input.get("name") != INPUT_NAME:
+        return CheckFailed(f"{what}\nThe request's input is named {request_input.get('name')!r}.",
+                           "The service reads the input named 'payload' (see the model's metadata).")
+    if len(request_input.get("shape") or []) == 3:
+        return CheckFailed(f"{what}\nThe request's shape is {request_input.get('shape')}: one image without the "
+                           "batch axis.",
+                           "The service takes a batch [N, H, W, 3]; add the leading axis before encoding.")
+    if request_input.get("datatype") != "UINT8":
+        return CheckFailed(f"{what}\nThe request's datatype is {request_input.get('datatype')}.",
+                           "Send the pixels as they are, uint8 (NumpyCodec reads the datatype off the array).")
+    return CheckFailed(f"{what}\nThe server answered {status}: {answer[:300]}",
+                       "Read the server's message; it says what it expected.")
+
+
+@contextlib.contextmanager
+def _recording_http(exchanges: list):
+    """Record (body, status, text) of every HTTP request sent through ``requests``."""
+    import requests
+
+    original = requests.Session.send
+
+    def send(session: requests.Session, prepared: requests.PreparedRequest, **kwargs) -> requests.Response:
+        response = original(session, prepared, **kwargs)
+        body = prepared.body.decode() if isinstance(prepared.body, bytes) else prepared.body
+        exchanges.append((body, response.status_code, response.text if response.status_code != 200 else ""))
+        return response
+
+    requests.Session.send = send
+    try:
+        yield
+    finally:
+        requests.Session.send = original
+
+
+def top5_service(server: ModelServer, checkpoint: PathLike = weights.DEFAULT_CHECKPOINT) -> None:
+    """Notebook 03, one image per request: two requests with different images to the same
+    server, each answered with 5 valid labels and their scores, ordered, as the model says
+    (an answer that ignores its image, or repeats the first one, fails)."""
+    _not_stale(server)
+    names, images, _ = distinct_images(2, checkpoint)
+    answers = [ask_top5(server, pixels_request([image]), name) for name, image in zip(names, images)]
+    for labels, scores in answers:
+        check_shapes(labels, scores, images=1)
+    passed("one row of 5 labels and 5 scores per image")
+    labels, scores = np.concatenate([a[0] for a in answers]), np.concatenate([a[1] for a in answers])
+    compare_top_k(labels, scores, *in_process_model(checkpoint).top_k(images), what="requests")
+    passed(f"{len(images)} requests with different images: each answered with its image's own top 5, labels "
+           "and scores, best first")
+
+
+def top5_batch(server: ModelServer, checkpoint: PathLike = weights.DEFAULT_CHECKPOINT) -> None:
+    """Notebook 03, a batch: 3 different JPEG images of different sizes in one request,
+    3 right rows, labels and scores (a first-row-only or a constant answer fails)."""
+    _not_stale(server)
+    _, decoded, files = distinct_images(3, checkpoint, jpeg=True)
+    labels, scores = ask_top5(server, files_request(files), "a batch of 3 different JPEG images of different sizes")
+    check_shapes(labels, scores, images=3)
+    compare_top_k(labels, scores, *in_process_model(checkpoint).top_k(decoded))
+    passed("a batch of 3 images of different sizes gets 3 correct rows, labels and scores")
+
+
+def _not_stale(server: ModelServer) -> None:
+    changed = server.changed_since_start()
+    if changed:
+        raise CheckFailed(f"{', '.join(changed)} changed after this server started: it still runs the old "
+                          "version, so checking it would tell you nothing about your edit.",
+                          "Run the cell that starts this server again (it replaces the old one), then the "
+                          "checks again.")
+
+
+def ask_top5(server: ModelServer, request: InferenceRequest, what: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        outputs = infer_outputs(server.infer_url, request)
+    except requests_errors() as error:
+        raise CheckFailed(f"The server did not answer {what} ({type(error).__name__}): it is not running.",
+                          "Run the cell that starts it and read what it printed.") from None
+    except InferenceFailed as error:
+        cause = last_exception(server.log) if error.status >= 500 else ""
+        cause = f"\nThe server log ends with: {cause}" if cause else ""
+        raise CheckFailed(f"The service answered {what} with HTTP {error.status}: {error.message}{cause}",
+                          f"The traceback is in this server's log (its .log_tail()); fix {_service_file(server)}, "
+                          "then start the server again.") from None
+    except ValueError as error:
+        raise CheckFailed(f"The answer to {what} does not fit its own shape ({error}).",
+                          "Return exactly one row per image of the request: under adaptive batching "
+                          "MLServer splits your rows between the callers.") from None
+    missing = {"labels", "scores"} - set(outputs)
+    if missing:
+        raise CheckFailed(f"The response has no output named {sorted(missing)} (it has {sorted(outputs)}).",
+                          "Return two outputs: NumpyCodec.encode_output('labels', ...) and "
+                          "NumpyCodec.encode_output('scores', ...).")
+    return outputs["labels"], outputs["scores"]
+
+
+def runtime_top_k(server: ModelServer, name: str = "top3", k: int = 3,
+                  checkpoint: PathLike = weights.DEFAULT_CHECKPOINT) -> None:
+    """Notebook 04: a model served by the timm runtime from model-settings.json alone, under
+    ``name``, answering the ``k`` best labels of each image of a batch of different images."""
+    _not_stale(server)
+    if server.name != name:
+        raise CheckFailed(f"The server serves a model named {server.name!r}; the exercise asks for {name!r}.",
+                          "Clients address a model by the \"name\" in model-settings.json.")
+    # The file as MLServer reads it, and a uri inside the folder: it must grade the same elsewhere.
+    read_model_settings(server.model_dir)
+    _, images, files = distinct_images(3, checkpoint, jpeg=True)  # images: what the server decodes
+    labels, scores = ask_top5(server, files_request(files), "3 different JPEG images")
+    if labels.shape[1:] != (k,) and labels.shape[:1] == (3,):
+        raise CheckFailed(f"The model answers {labels.shape[1]} labels per image; the exercise asks for {k}.",
+                          "The timm runtime reads how many labels to return from parameters.extra.top_k.")
+    check_shapes(labels, scores, images=3, k=k)
+    try:
+        compare_top_k(labels, scores, *in_process_model(checkpoint).top_k(images, k))
+    except CheckFailed as failure:
+        raise CheckFailed(f"{failure.what} (The runtime computes what its configuration says.)",
+                          "parameters.uri must name the lab's checkpoint (tinyvit.safetensors in the folder) "
+                          "and parameters.extra.model the TinyViT architecture.") from None
+    passed(f"model {name!r}, served by configuration alone, answers the {k} best labels of each image")
+
+
+
+
+def scaling_turned_on(server: ModelServer, concurrency: int = 8) -> None:
+    """Notebook 05: the student's server runs at least two parallel workers and, under
+    ``concurrency`` callers, forms batches: both read off the running server (its log and its
+    own batch-size metric), not off the files."""
+    from labkit.measure.panel import measure
+
+    _not_stale(server)
+    settings = read_json(server.model_dir / "settings.json")
+    misplaced = [key for key in BATCHING_KEYS if key in settings]
+    workers = server.log.count(MODEL_LOAD_LINE)
+    if workers < 2:
+        raise CheckFailed(f"The server runs the model in {workers} process(es): one at a time, whatever the "
+                          "load.",
+                          "Parallel workers are a server setting; after changing it, start the server again.")
+    row = measure(server, concurrency, duration=3)
+    if row["errors"]:
+        raise CheckFailed(f"{row['errors']} of {row['requests']} requests under {concurrency} concurrent callers "
+                          "failed.", "The tracebacks are in this server's log (its .log_tail()).")
+    if not row["avg_batch"] > 1.2:
+        what = (f"Under {concurrency} concurrent callers the model got {row['avg_batch']:.1f} image(s) per "
+                f"predict() call (the server's own {BATCH_SIZE_METRIC} metric): no batches formed.")
+        if misplaced:
+            raise CheckFailed(f"{what} settings.json sets {misplaced}, and MLServer reads adaptive batching per "
+                              "model, from model-settings.json only: in settings.json it ignores them, so "
+                              "nothing changed.",
+                              "Move them to model-settings.json, restart the server, run the check again.")
+        raise CheckFailed(what, "Adaptive batching is a model setting, and needs a batch size above 1 and a wait "
+                                "long enough for requests to meet.")
+    passed(f"{workers} parallel workers, and {row['avg_batch']:.1f} images per predict() call on average "
+           f"under {concurrency} concurrent callers")
+
+
+def scaling_choice(results: pd.DataFrame, pick: Callable[[pd.DataFrame, float], object], budget_ms: float) -> None:
+    """Notebook 05: ``pick(results, budget_ms)`` returns a row label of ``results`` that meets
+    the p95 budget with the highest throughput among the rows that do (a stricter choice that
+    also leaves out rows with failed requests is right too)."""
+    try:
+        choice = pick(results, budget_ms)
+    except NotImplementedError:
+        raise CheckFailed("pick_configuration is not written yet (it raises NotImplementedError).",
+                          "Replace the placeholder lines of its cell with your code, then run that cell.") from None
+    except Exception as error:
+        raise CheckFailed(f"pick_configuration(results, budget_ms) raised {type(error).__name__}: {error}",
+                          "It gets the table and the budget as arguments; read the error above.") from None
+    import pandas as pd
+
+    if isinstance(choice, (pd.Series, pd.DataFrame)):
+        raise CheckFailed(f"pick_configuration returned a {type(choice).__name__} (a row or rows of the table), not "
+                          "a row label.", "Return the label that names the row, as the table shows it on the left.")
+    feasible = results[results.p95_ms <= budget_ms]
+    if choice is None:
+        clean = feasible[feasible.errors == 0] if "errors" in feasible else feasible
+        if clean.empty:  # a stricter pick may leave out rows with failed requests
+            passed("no row meets the budget, and pick_configuration says so (None)")
+            return
+        raise CheckFailed(f"pick_configuration returned None, but {len(feasible)} row(s) meet the budget.",
+                          "None is for a table in which no row meets the budget.")
+    if choice not in results.index:
+        position = isinstance(choice, (int, np.integer)) and 0 <= choice < len(results)
+        what = (f"choice is {choice!r}: a position in the table, not one of its row labels "
+                f"({list(results.index)})." if position else
+                f"choice is {choice!r}, which is not a row label of the results table.")
+        raise CheckFailed(what, "Return the row's label, as the table shows it on the left.")
+    row = results.loc[choice]
+    if not row.p95_ms <= budget_ms:
+        raise CheckFailed(f"Row {choice} ({row.configuration}, concurrency {row.concurrency}) has p95 "
+                          f"{row.p95_ms:.0f} ms, over the {budget_ms:.0f} ms budget.",
+                          "Only rows whose p95_ms is within budget_ms qualify.")
+    better = feasible[feasible.throughput_rps > row.throughput_rps]
+    if "errors" in better:
+        better = better[better.errors == 0]  # leaving out rows with failed requests is stricter, not wrong
+    if not better.empty:
+        best = better.throughput_rps.idxmax()
+        raise CheckFailed(f"Row {best} also meets the budget and serves more requests per second "
+                          f"({better.throughput_rps[best]:.1f} vs {row.throughput_rps:.1f}).",
+                          "Among the rows within budget, the one with the highest throughput wins.")
+    passed(f"row {choice} ({row.configuration}, concurrency {row.concurrency}) meets the "
+           f"{budget_ms:.0f} ms p95 budget with the best throughput")
+
+
+def custom_metric(server: ModelServer, metric: str = CONFIDENCE_METRIC,
+                  checkpoint: PathLike = weights.DEFAULT_CHECKPOINT) -> None:
+    """Notebook 07: the service logs ``metric`` once per image it serves, each value that
+    image's top-1 probability. Batches of different sizes and different images: a value
+    logged once per call, a constant, or one image's value for all fails."""
+    from labkit.measure import metrics
+
+    _not_stale(server)
+    _, decoded_images, files = distinct_images(4, checkpoint, jpeg=True)
+    batches = [[files[0], files[1]], [files[2]], [files[3], files[0], files[1]]]
+    before = _scrape(server)
+    for batch in batches:
+        _ask_probabilities(server, batch)
+    after = _scrape(server)
+    images = sum(len(batch) for batch in batches)
+    count = metrics.total(after, f"{metric}_count") - metrics.total(before, f"{metric}_count")
+    if count <= 0:
+        raise CheckFailed(f"{metric} did not appear on /metrics after {len(batches)} requests.",
+                          "Log it with mlserver.log from predict(), and run the server with parallel_workers > 0 "
+                          "(MLServer issue #1151).")
+    if count != images:
+        raise CheckFailed(f"{metric} got {count:g} observations for {images} images sent in {len(batches)} "
+                          "requests of 2, 1 and 3 images.",
+                          "Log one value per image of the batch (per row of the probabilities), not one per "
+                          "predict() call.")
+    top1 = in_process_model(checkpoint).probabilities(decoded_images).max(axis=1)
+    expected = np.mean([top1[files.index(data)] for batch in batches for data in batch])
+    mean = metrics.histogram_mean(before, after, metric)
+    if not np.isclose(mean, expected, rtol=1e-3, atol=0):
+        raise CheckFailed(f"The mean of the {images} values of {metric} is {mean:.6g}, which is not the mean "
+                          "top-1 probability of the images sent.",
+                          "Each image's own top-1 probability, from its own row.")
+    passed(f"{metric}: one observation per image ({images}) on /metrics, their mean the images' top-1 "
+           "probability")
+    # /metrics keeps a count, a sum and buckets too coarse for these probabilities: each value
+    # is compared in this process, where every call of mlserver.log is seen.
+    metric_file(server.model_dir, metric, checkpoint=checkpoint)
+
+
+def _scrape(server: ModelServer) -> pd.DataFrame:
+    from labkit.measure import metrics
+
+    try:
+        return metrics.scrape(server.metrics_url)
+    except requests_errors() as error:
+        raise CheckFailed(f"The server's /metrics did not answer ({type(error).__name__}): it is not running.",
+                          "Run the cell that starts it and read what it printed.") from None
+
+
+def _ask_probabilities(server: ModelServer, files: list[bytes]) -> None:
+    from labkit.client import infer
+
+    try:
+        infer(server.infer_url, files_request(files))
+    except requests_errors() as error:
+        raise CheckFailed(f"The server did not answer ({type(error).__name__}): it is not running.",
+                          "Run the cell that starts it and read what it printed.") from None
+    except InferenceFailed as error:
+        raise CheckFailed(f"The service answered HTTP {error.status}: {error.message}",
+                          f"The traceback is in this server's log (its .log_tail()); fix {_service_file(server)}, "
+                          "then start the server again.") from None
+
+
+def requests_errors() -> tuple:
+    """What ``requests`` raises when nothing listens (a server that failed to start or died)."""
+    import requests
+
+    return (requests.ConnectionError, requests.Timeout)
+
+
+def _service_file(server: ModelServer) -> str:
+    """The Python file the server's model-settings.json names (``confidence.py`` in 07)."""
+    try:
+        implementation = json.loads((server.model_dir / "model-settings.json").read_text())["implementation"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "your service's file"
+    return f"{implementation.rpartition('.')[0]}.py"

@@ -1,0 +1,160 @@
+"""Read MLServer's Prometheus endpoint (``ModelServer.metrics_url``).
+
+The text is parsed with prometheus_client's own parser, not with regular
+expressions. MLServer 1.7.1 publishes, per model (labels ``model``/``version``,
+or ``model_name``/``model_version`` for custom metrics): ``model_infer_request_success`` and
+``model_infer_request_failure`` (counters), ``model_infer_request_duration``
+(summary, seconds), ``batch_request_queue`` (histogram, queue length seen by
+adaptive batching), and custom metrics logged with ``mlserver.log`` such as the
+lab's ``tinyvit_batch_size``. Custom metrics and the batch queue appear only
+with ``parallel_workers > 0`` (MLServer issue #1151).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from labkit.contract import BATCH_SIZE_METRIC
+
+if TYPE_CHECKING:
+    from labkit.measure.loadgen import LoadResult
+    from labkit.serving.server import ModelServer
+
+# MLServer's endpoint merges the metrics files of all its processes (prometheus_client's
+# multiprocess mode); while a process is still creating its file, a scrape can fail with
+# a 500. It passes within moments, so a 5xx is retried a few times before it is reported.
+SCRAPE_ATTEMPTS = 4
+SCRAPE_RETRY_WAIT = 0.25
+
+
+class MetricsUnavailable(RuntimeError):
+    """The metrics endpoint did not answer with metrics."""
+
+
+def fetch(url: str, timeout: float = 10) -> str:
+    """The endpoint's text; a 5xx is retried, and any error says what came back."""
+    answer = requests.get(url, timeout=timeout)
+    for _ in range(SCRAPE_ATTEMPTS - 1):
+        if answer.status_code < 500:
+            break
+        time.sleep(SCRAPE_RETRY_WAIT)
+        answer = requests.get(url, timeout=timeout)
+    if answer.status_code != 200:
+        raise MetricsUnavailable(f"{url} answered {answer.status_code} {answer.reason}: {answer.text[:200]!r} "
+                                 "(is this the server's metrics_url?)")
+    return answer.text
+
+
+def scrape(url: str, timeout: float = 10) -> pd.DataFrame:
+    """Every sample on the endpoint: columns ``metric``, ``sample``, ``model``,
+    ``labels`` (the other labels as text) and ``value``."""
+    rows = []
+    for family in text_string_to_metric_families(fetch(url, timeout)):
+        for sample in family.samples:
+            labels = dict(sample.labels)
+            # MLServer's own metrics label the model `model`/`version`, custom ones `model_name`/`model_version`.
+            model = labels.pop("model_name", None) or labels.pop("model", "")
+            for key in ("model", "version", "model_version"):
+                labels.pop(key, None)
+            rows.append({"metric": family.name, "sample": sample.name, "model": model,
+                         "labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+                         "value": float(sample.value)})
+    return pd.DataFrame(rows, columns=["metric", "sample", "model", "labels", "value"])
+
+
+def total(samples: pd.DataFrame, sample: str, model: str = None) -> float:
+    """The sum of one sample's values (over label sets), optionally for one model."""
+    chosen = samples[samples["sample"] == sample]
+    if model is not None:
+        chosen = chosen[chosen["model"] == model]
+    return float(chosen["value"].sum())
+
+
+def histogram_mean(before: pd.DataFrame, after: pd.DataFrame, metric: str, model: str = None) -> float:
+    """Mean of the observations a histogram received between two scrapes (NaN if none)."""
+    count = total(after, f"{metric}_count", model) - total(before, f"{metric}_count", model)
+    if count <= 0:
+        return float("nan")
+    return (total(after, f"{metric}_sum", model) - total(before, f"{metric}_sum", model)) / count
+
+
+def model_table(samples: pd.DataFrame) -> pd.DataFrame:
+    """One row per model: successes, failures, mean latency, mean batch queue, mean batch size."""
+    models = sorted(model for model in samples["model"].unique() if model)
+    rows = []
+    for model in models:
+        rows.append({
+            "model": model,
+            "successes": total(samples, "model_infer_request_success_total", model),
+            "failures": total(samples, "model_infer_request_failure_total", model),
+            "mean_latency_ms": 1000 * _ratio(samples, "model_infer_request_duration", model),
+            "mean_batch_queue": _ratio(samples, "batch_request_queue", model),
+            "mean_batch_size": _ratio(samples, BATCH_SIZE_METRIC, model),
+        })
+    return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
+
+
+def delta(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+    """Requests each model served between two scrapes (a model not yet seen counts from 0)."""
+    rows = []
+    for model in sorted(model for model in after["model"].unique() if model):
+        rows.append({"model": model, **{
+            column: total(after, sample, model) - total(before, sample, model)
+            for column, sample in (("successes", "model_infer_request_success_total"),
+                                   ("failures", "model_infer_request_failure_total"))}})
+    return pd.DataFrame(rows, columns=["model", "successes", "failures"]).set_index("model")
+
+
+def _ratio(samples: pd.DataFrame, metric: str, model: str) -> float:
+    count = total(samples, f"{metric}_count", model)
+    return total(samples, f"{metric}_sum", model) / count if count else float("nan")
+
+
+def watch(server: ModelServer, seconds: float = 10, concurrency: int = 4, interval: float = 1.0,
+          payload: str = "jpeg") -> tuple[pd.DataFrame, LoadResult]:
+    """Run a load for ``seconds`` while plotting, live, the requests per second the server's
+    own counters report. Returns (timeline table, load result)."""
+    import threading
+    import time
+
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from labkit.measure.loadgen import run_load
+
+    outcome = {}
+    load = threading.Thread(target=lambda: outcome.update(result=run_load(
+        server.infer_url, concurrency, seconds, payload=payload, progress=False)), daemon=True)
+    timeline, started = [], time.monotonic()
+    handle = display(None, display_id=True)
+    load.start()
+    while load.is_alive() or not timeline:
+        samples = scrape(server.metrics_url)
+        timeline.append({"seconds": time.monotonic() - started,
+                         "successes": total(samples, "model_infer_request_success_total", server.name),
+                         "failures": total(samples, "model_infer_request_failure_total", server.name)})
+        figure = _timeline_plot(pd.DataFrame(timeline))
+        if handle is not None:
+            handle.update(figure)
+        plt.close(figure)
+        load.join(interval)
+    return pd.DataFrame(timeline), outcome.get("result")
+
+
+def _timeline_plot(timeline: pd.DataFrame):
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 2.5))
+    rate = timeline.successes.diff() / timeline.seconds.diff()
+    axis.plot(timeline.seconds, rate, marker="o", color="#188038", label="successful requests/s")
+    axis.plot(timeline.seconds, timeline.failures.diff() / timeline.seconds.diff(), color="#b00020",
+              label="failed requests/s")
+    axis.set_xlabel("seconds since the load started")
+    axis.legend(loc="upper left")
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,75 @@
+"""The lab's TinyViT service (``tinyvit/serve-model.py``) imported in this process the way
+MLServer imports it: the folder on ``sys.path``, the module named ``serve-model``. The
+reference model of the checks, the timm runtime and the tests use this one copy of the
+service's decoding and inference code, so what they compare with cannot drift from what is
+served."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
+from typing import TYPE_CHECKING, Coroutine, Iterator
+
+from labkit.paths import DEFAULT_CHECKPOINT, REPO_ROOT, PathLike
+
+if TYPE_CHECKING:
+    from mlserver import MLModel
+
+SERVICE_FOLDER = REPO_ROOT / "tinyvit"
+MODULE_NAME = "serve-model"
+
+
+def service_module() -> ModuleType:
+    """``tinyvit/serve-model.py`` (imported once; its helper modules come with it)."""
+    if MODULE_NAME not in sys.modules:
+        sys.path.insert(0, str(SERVICE_FOLDER))
+        try:
+            importlib.import_module(MODULE_NAME)
+        finally:
+            sys.path.remove(str(SERVICE_FOLDER))
+    return sys.modules[MODULE_NAME]
+
+
+def helper(name: str) -> ModuleType:
+    """One of the service's helper modules (``image_batch``, ``model_weights``, ``cpu_threads``),
+    as the service itself imported it."""
+    service_module()
+    return sys.modules[name]
+
+
+def loaded_service(checkpoint: PathLike = DEFAULT_CHECKPOINT) -> MLModel:
+    """A ``TinyViTModel`` whose ``load()`` has run here, on ``checkpoint``."""
+    from mlserver.settings import ModelParameters, ModelSettings
+
+    service = service_module()
+    settings = ModelSettings(name="tinyvit", implementation=service.TinyViTModel,
+                             parameters=ModelParameters(uri=str(checkpoint)))
+    model = service.TinyViTModel(settings)
+    with quiet_mlserver_logs():
+        run_coroutine(model.load())
+    return model
+
+
+def run_coroutine(coroutine: Coroutine) -> object:
+    """Run a service's coroutine to completion, also from a notebook cell (whose event loop
+    is already running): in a thread of its own, with a loop of its own."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+@contextlib.contextmanager
+def quiet_mlserver_logs() -> Iterator[None]:
+    """MLServer's log lines (a name warning, the random-weights warning that notebooks show
+    as a banner) belong in a server's log, not under a notebook cell."""
+    logger = logging.getLogger("mlserver")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

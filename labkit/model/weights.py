@@ -1,0 +1,183 @@
+"""Where the TinyViT weights come from, and its ImageNet-22k labels.
+
+The lab serves ``tiny_vit_5m_224.dist_in22k``. Its checkpoint lives in
+``weights/tinyvit.safetensors`` (what ``tinyvit/model-settings.json`` points at):
+
+* ``python -m labkit weights download`` saves the pretrained weights there
+  (needs the Hugging Face hub once; afterwards the lab runs offline);
+* ``python -m labkit weights random`` writes a deterministic random checkpoint,
+  marked as random in its metadata, for offline practice and for the tests;
+* ``python -m labkit weights prepare [--allow-random]`` keeps a pretrained
+  checkpoint, else tries to download one, else (only if allowed) writes the
+  random one with a loud warning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import warnings
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import timm
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from timm.data import ImageNetInfo, create_transform, resolve_data_config
+
+from labkit.paths import DEFAULT_CHECKPOINT, REPO_ROOT, PathLike  # noqa: F401 (REPO_ROOT: re-exported)
+
+ARCHITECTURE = "tiny_vit_5m_224.dist_in22k"
+RANDOM_BANNER = (
+    "RANDOM WEIGHTS: this checkpoint was written for offline practice. The "
+    "service works, but its labels are meaningless. Run `make weights` while "
+    "online to get the pretrained model."
+)
+
+
+class WeightsNotFound(RuntimeError):
+    pass
+
+
+def write_random_checkpoint(path: PathLike = DEFAULT_CHECKPOINT, seed: int = 0) -> Path:
+    """Write a deterministic random TinyViT checkpoint marked ``source=random``."""
+    torch.manual_seed(seed)
+    model = timm.create_model(ARCHITECTURE, pretrained=False)
+    return _save(model, path, {"source": "random", "seed": str(seed)})
+
+
+def download_pretrained(path: PathLike = DEFAULT_CHECKPOINT) -> Path:
+    """Save the pretrained checkpoint from the Hugging Face hub (``HF_ENDPOINT``) or its
+    cache into ``path``. On failure ``path`` is left as it was, a cached copy that does not
+    load is removed (the next try downloads it again), and WeightsNotFound says why."""
+    import huggingface_hub.constants
+
+    from labkit.model.service import helper
+
+    endpoint = huggingface_hub.constants.ENDPOINT
+    try:
+        model = helper("model_weights").pretrained_from_hub()
+    except Exception as error:  # huggingface_hub, safetensors and timm raise many kinds
+        removed = _remove_cached_download()
+        raise WeightsNotFound(
+            f"Could not get the pretrained TinyViT from {endpoint} or the local hub cache "
+            f"({type(error).__name__}: {str(error)[:300]}). {Path(path)} was not changed"
+            + ("; the cached copy that did not load was removed, so the next try downloads it again."
+               if removed else ".")) from error
+    return _save(model, path, {"source": "pretrained", "hub_id": f"timm/{ARCHITECTURE}"})
+
+
+def _remove_cached_download() -> bool:
+    """Remove the hub cache's copy of the TinyViT repository if it holds a weights file."""
+    import huggingface_hub.constants
+
+    cached = Path(huggingface_hub.constants.HF_HUB_CACHE) / f"models--timm--{ARCHITECTURE}"
+    if not any(cached.glob("snapshots/*/*")):
+        return False
+    shutil.rmtree(cached)
+    return True
+
+
+def prepare(path: PathLike = DEFAULT_CHECKPOINT, allow_random: bool = False) -> Path:
+    """Make sure ``path`` holds a checkpoint; never replace a pretrained one."""
+    path = Path(path)
+    if path.is_file() and not is_random(path):
+        return path
+    try:
+        return download_pretrained(path)
+    except WeightsNotFound as error:
+        if path.is_file():
+            print(f"Keeping the random checkpoint in {path}. {error}")
+            return path
+        if not allow_random:
+            raise WeightsNotFound(
+                f"{error} Run `make weights` where the Hugging Face hub is reachable, or "
+                "`python -m labkit weights random` to practise with random weights."
+            ) from error
+    print("!" * 72 + f"\n{RANDOM_BANNER}\n" + "!" * 72, file=sys.stderr)
+    return write_random_checkpoint(path)
+
+
+def is_random(path: PathLike = DEFAULT_CHECKPOINT) -> bool:
+    """True when ``path`` is a checkpoint written by :func:`write_random_checkpoint`."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        return False
+    with safe_open(str(path), framework="pt") as checkpoint:
+        return (checkpoint.metadata() or {}).get("source") == "random"
+
+
+def load_model(path: PathLike = DEFAULT_CHECKPOINT) -> torch.nn.Module:
+    """The in-process TinyViT (eval mode) with the weights in ``path``."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsNotFound(f"No checkpoint at {path}: run `make weights` (or `python -m labkit weights prepare`).")
+    model = timm.create_model(ARCHITECTURE, pretrained=False)
+    timm.models.load_checkpoint(model, str(path))
+    return model.eval()
+
+
+def preprocess(model: torch.nn.Module) -> Callable:
+    """timm's evaluation transform for ``model`` (PIL image -> tensor)."""
+    return create_transform(**resolve_data_config({}, model=model))
+
+
+@lru_cache(maxsize=1)
+def labels() -> tuple:
+    """The 21841 ImageNet-22k class names, from timm's bundled metadata."""
+    info = ImageNetInfo("imagenet-22k")
+    return tuple(info.index_to_description(index) for index in range(info.num_classes()))
+
+
+def warn_if_random(path: PathLike = DEFAULT_CHECKPOINT) -> bool:
+    """Warn (visibly, in a notebook) when the checkpoint is random; return whether it is."""
+    random = is_random(path)
+    if random:
+        warnings.warn(RANDOM_BANNER, stacklevel=2)
+    return random
+
+
+def _save(model: torch.nn.Module, path: PathLike, metadata: dict) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
+    temporary = path.with_suffix(".tmp")
+    save_file(state, str(temporary), metadata=metadata)
+    # safetensors writes 0600; on a shared hub every user's servers read this one file.
+    temporary.chmod(0o644)
+    temporary.replace(path)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m labkit weights", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["download", "random", "prepare", "status"])
+    parser.add_argument("--path", type=Path, default=DEFAULT_CHECKPOINT)
+    parser.add_argument("--allow-random", action="store_true",
+                        help="prepare: fall back to random weights when offline")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "download":
+            path = download_pretrained(args.path)
+        elif args.command == "random":
+            path = write_random_checkpoint(args.path)
+        elif args.command == "prepare":
+            path = prepare(args.path, allow_random=args.allow_random)
+        else:
+            path = args.path
+            if not path.is_file():
+                raise WeightsNotFound(f"No checkpoint at {path}.")
+    except WeightsNotFound as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    kind = "RANDOM" if is_random(path) else "pretrained"
+    print(f"{path}: {kind} weights")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

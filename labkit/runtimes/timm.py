@@ -1,0 +1,48 @@
+"""A reusable MLServer runtime for timm image classifiers, configured by settings alone.
+
+    {
+      "name": "tinyvit-timm",
+      "implementation": "labkit.runtimes.timm.TimmClassifier",
+      "parameters": {
+        "uri": "../../weights/tinyvit.safetensors",
+        "extra": {"model": "tiny_vit_5m_224.dist_in22k", "top_k": 5}
+      }
+    }
+
+No Python file in the model folder: ``parameters.extra.model`` names any timm
+architecture, ``parameters.uri`` its checkpoint, ``top_k`` how many labels to
+return. Requests follow the lab's TinyViT contract (input ``payload``: UINT8
+``[N, H, W, 3]`` or encoded images as BYTES ``[N]``), decoded and checked by the
+same code as the TinyViT service: this class extends its ``TinyViTModel`` (request decoding
+and checks, preprocessing and forward in ``classify()``), and the top-k is the reference's
+(``labkit.model.reference.top_k``). Answers are ``labels`` (BYTES ``[N, top_k]``) and ``scores``
+(FP32 ``[N, top_k]``), best first.
+"""
+
+
+import timm
+import torch
+from mlserver.errors import MLServerError
+from mlserver.utils import get_model_uri
+from timm.data import ImageNetInfo, create_transform, resolve_data_config
+
+from labkit.runtimes.base import LabRuntime, RuntimeOptions
+
+LABEL_SETS = {21841: "imagenet-22k", 1000: "imagenet-1k"}
+
+
+class TimmClassifier(LabRuntime):
+    async def load(self) -> bool:
+        options = RuntimeOptions.from_settings(self.settings)
+        if options.model is None:
+            raise MLServerError("TimmClassifier needs parameters.extra.model (a timm model name)")
+        self.options = options if options.top_k is not None else RuntimeOptions(options.model, 5, options.threads)
+        torch.set_num_threads(options.threads)
+        self.model = timm.create_model(options.model, pretrained=False)
+        timm.models.load_checkpoint(self.model, await get_model_uri(self.settings))
+        self.model.eval()
+        self.transform = create_transform(**resolve_data_config({}, model=self.model))
+        info = ImageNetInfo(LABEL_SETS.get(self.model.num_classes, "imagenet-1k"))
+        self.labels = [info.index_to_description(i) for i in range(self.model.num_classes)]
+        self.register_metrics()
+        return True

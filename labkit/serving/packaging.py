@@ -1,0 +1,93 @@
+"""Package the TinyViT service as a container image (notebook 06).
+
+``build_context("tinyvit")`` prepares a folder for ``mlserver build`` without
+touching the student's model folder: a copy of the folder, the weights copied in
+(``parameters.uri`` points outside the folder, and an image must carry its
+weights), ``settings.json`` bound to ``0.0.0.0`` (inside a container only the
+container's own interfaces exist; publish the port on the host's loopback with
+``docker run -p 127.0.0.1:8080:8080``), and the Dockerfile that
+``mlserver dockerfile`` generates.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from labkit.serving.server import resolve_model_dir
+from labkit.paths import DEFAULT_CHECKPOINT, PathLike
+
+WEIGHTS_NAME = "tinyvit.safetensors"
+
+
+def build_context(model_dir: PathLike = "tinyvit", target: PathLike | None = None,
+                  checkpoint: PathLike = DEFAULT_CHECKPOINT, dockerfile: bool = True) -> Path:
+    """A ready-to-build copy of ``model_dir`` in ``target`` (a new temp folder by default);
+    ``dockerfile=False`` leaves running ``mlserver dockerfile`` to the student."""
+    source = resolve_model_dir(model_dir)
+    target = Path(target) if target else Path(tempfile.mkdtemp(prefix="tinyvit-image-")) / source.name
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", ".*", "Dockerfile"))
+    shutil.copy(checkpoint, target / WEIGHTS_NAME)
+    model_settings = json.loads((target / "model-settings.json").read_text())
+    model_settings.setdefault("parameters", {})["uri"] = f"./{WEIGHTS_NAME}"
+    (target / "model-settings.json").write_text(json.dumps(model_settings, indent=2) + "\n")
+    settings = json.loads((target / "settings.json").read_text())
+    settings["host"] = "0.0.0.0"
+    (target / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
+    if dockerfile:
+        subprocess.run([mlserver_cli(), "dockerfile", str(target)], check=True, capture_output=True, text=True)
+    return target
+
+
+def run_mlserver(command: str) -> None:
+    """Run an ``mlserver ...`` command line with this environment's ``mlserver`` and print
+    what it prints (a kernel's PATH may not have the virtualenv's bin)."""
+    if shlex.split(command)[:1] != ["mlserver"]:
+        raise ValueError(f"expected a command that starts with 'mlserver', got {command!r}")
+    run_command(command)
+
+
+def run_command(command: str) -> None:
+    """Run a ``python ...`` or ``mlserver ...`` command line as a terminal in this environment
+    would (this environment's executables: a kernel's PATH may not have the virtualenv's
+    bin) and print what it prints, as it prints it."""
+    arguments = shlex.split(command)
+    executables = {"python": sys.executable, "mlserver": mlserver_cli()}
+    if not arguments or arguments[0] not in executables:
+        raise ValueError(f"expected a command that starts with 'python' or 'mlserver', got {command!r}")
+    process = subprocess.Popen([executables[arguments[0]], *arguments[1:]], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    with process.stdout:
+        for line in process.stdout:
+            print(line, end="")
+    if process.wait() != 0:
+        raise RuntimeError(f"{command!r} failed with exit status {process.returncode}")
+
+
+def mlserver_cli() -> str:
+    """The ``mlserver`` command of this Python environment (a kernel's PATH may lack it)."""
+    return str(Path(sys.executable).parent / "mlserver")
+
+
+def dockerfile_stages(dockerfile: str) -> list:
+    """[(base image, stage name or None)] for every FROM line."""
+    stages = []
+    for match in re.finditer(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", dockerfile, re.MULTILINE | re.IGNORECASE):
+        stages.append((match.group(1), match.group(2)))
+    return stages
+
+
+def docker_available() -> bool:
+    """True when a Docker daemon answers (``docker info``), not just the client."""
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False

@@ -1,0 +1,559 @@
+"""Run MLServer as a managed subprocess from a notebook or a test.
+
+    with ModelServer("tinyvit", max_batch_size=8, max_batch_time=0.01) as server:
+        requests.get(server.model_url)
+
+The student's model folder is never modified: the server runs a copy in a
+temporary folder with the overrides applied, bound to 127.0.0.1, on the default
+ports when free and on free ports otherwise. Start-up waits on
+``/v2/models/<name>/ready`` (``/v2/health/ready`` says 200 even after a failed
+load). The server is stopped by ``stop()``, by the ``with`` block, at
+interpreter exit, and (Linux) when its parent process dies. MLServer runs under
+``labkit.serving.supervisor``, which SIGKILLs its whole process group if it has not shut
+down ``SHUTDOWN_GRACE`` seconds after SIGTERM. A server left behind by a killed
+kernel on another OS is found through its pid file and stopped before the next
+start.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from labkit import config
+from labkit.paths import REPO_ROOT, PathLike
+from labkit.serving.processes import (die_with_parent, free_port, group_listens_on, pid_dir, port_is_free,
+                                      remove_pid_file, stop_group, stop_orphans, wait_until, write_pid_file)
+
+DEFAULT_PORTS = {"http_port": 8080, "grpc_port": 8081, "metrics_port": 8082}
+FREE_PORTS_ENV = config.FREE_PORTS  # on: never the default ports (grading runs side by side)
+LOAD_FAILED_MARK = "Couldn't load model"
+# Seconds MLServer gets to shut down after SIGTERM before its process group is SIGKILLed
+# (labkit.serving.supervisor; MLServer can hang in its own shutdown).
+SHUTDOWN_GRACE = 10
+_running = set()
+
+
+class ServerStartError(RuntimeError):
+    """MLServer did not get the model ready; the message ends with its log."""
+
+    def _render_traceback_(self) -> list:
+        # In a notebook: the message (the student's file and line first), not the frames of
+        # the lab's code that waited for the server.
+        return [f"\x1b[1;31mServerStartError:\x1b[0m {self}"]
+
+
+class PortTaken(ServerStartError):
+    """A port chosen for the server was bound by another process before MLServer bound it."""
+
+
+# What uvicorn (HTTP, metrics) and gRPC log when MLServer cannot bind a port.
+PORT_TAKEN = re.compile(r"bind on address \('[^']*', (\d+)\)[^\n]*address already in use"
+                        r"|Failed to bind to address [^\s;]*:(\d+)")
+
+
+class ModelServer:
+    """One MLServer process serving one model folder.
+
+    Overrides (``None`` keeps the folder's own setting): ``parallel_workers``,
+    ``max_batch_size`` and ``max_batch_time`` (adaptive batching, a
+    model-settings field), ``weights`` (a checkpoint path, becomes
+    ``parameters.uri``), ``extra`` (merged into ``parameters.extra``), ``server_settings``
+    (other ``settings.json`` fields, e.g. ``{"gzip_enabled": True}``), ``env`` (extra
+    environment variables), the three ports, and ``python`` (the interpreter
+    of another environment with MLServer, e.g. an optional runtime's).
+    """
+
+    def __init__(self, model_dir: PathLike = "tinyvit", *, parallel_workers: int | None = None,
+                 max_batch_size: int | None = None, max_batch_time: float | None = None,
+                 weights: PathLike | None = None, extra: dict | None = None,
+                 server_settings: dict | None = None, env: dict | None = None,
+                 http_port: int | None = None, grpc_port: int | None = None, metrics_port: int | None = None,
+                 python: PathLike | None = None):
+        self.model_dir = resolve_model_dir(model_dir)
+        self._read_model_settings()
+        self.parallel_workers = parallel_workers
+        self.max_batch_size = max_batch_size
+        self.max_batch_time = max_batch_time
+        self.weights = weights
+        self.extra = dict(extra or {})
+        self.server_settings = dict(server_settings or {})
+        self.env = dict(env or {})
+        self.ports = {"http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port}
+        self.python = str(python or sys.executable)  # another environment's python runs its MLServer
+        self.process = None
+        self.run_dir = None
+        self._final_log = ""
+        self._started_files = {}
+
+    # ----------------------------------------------------------- addresses
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['http_port']}"
+
+    @property
+    def grpc_address(self) -> str:
+        return f"127.0.0.1:{self.ports['grpc_port']}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['metrics_port']}/metrics"
+
+    @property
+    def model_url(self) -> str:
+        return f"{self.http_url}/v2/models/{self.name}"
+
+    @property
+    def infer_url(self) -> str:
+        return f"{self.model_url}/infer"
+
+    @property
+    def docs_url(self) -> str:
+        return f"{self.http_url}/v2/docs"
+
+    @property
+    def run_folder(self) -> Path:
+        """The copy of the model folder that MLServer runs (same name as the original)."""
+        return self.run_dir / self.model_dir.name
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    @property
+    def log(self) -> str:
+        """Everything the server has printed so far (kept after ``stop()``)."""
+        if self.run_dir is None or not (self.run_dir / "server.log").exists():
+            return self._final_log
+        return (self.run_dir / "server.log").read_text(errors="replace")
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.splitlines()[-lines:])
+
+    @property
+    def settings(self) -> dict:
+        """The settings the server runs with: workers, batching, ports."""
+        return {
+            "parallel_workers": self._effective_workers(),
+            "max_batch_size": self._override_or_folder("max_batch_size"),
+            "max_batch_time": self._override_or_folder("max_batch_time"),
+            **self.ports,
+        }
+
+    def __repr__(self) -> str:
+        state = f"running on {self.http_url}" if self.running else "stopped"
+        settings = self.settings  # reads settings.json once
+        knobs = ", ".join(f"{key}={settings[key]}" for key in ("parallel_workers", "max_batch_size", "max_batch_time"))
+        return f"<ModelServer {self.name!r} {state} ({knobs})>"
+
+    # ----------------------------------------------------------- lifecycle
+    def start(self, timeout: float = 180, progress: bool = None) -> "ModelServer":
+        """Start the server and wait until the model is ready (a progress line
+        in notebooks and terminals; ``progress=False`` hides it)."""
+        if progress is None:
+            progress = "ipykernel" in sys.modules or sys.stderr.isatty()
+        if self.running:
+            return self
+        stop_orphans(keep={server.process.pid for server in _running if server.process})
+        if _in_notebook():
+            self._replace_servers_started_alike()
+        self._read_model_settings()  # the folder as it is now: restart() after an edit uses the edit
+        self._choose_ports()
+        try:
+            return self._launch(timeout, progress)
+        except PortTaken as taken:
+            # Another server (on a shared host: another user's) bound a port between our
+            # choice and MLServer's bind: once more, on ports nobody uses now.
+            print(f"{taken}; starting on free ports instead.", file=sys.stderr)
+            self.ports = {key: 0 for key in self.ports}
+            self._choose_ports()
+            return self._launch(timeout, progress)
+
+    def _launch(self, timeout: float, progress: bool) -> "ModelServer":
+        """Run MLServer on the chosen ports from a fresh run copy; wait until it is ready."""
+        self.run_dir = Path(tempfile.mkdtemp(prefix=f"mlserver-lab-{self.name}-"))
+        self._write_run_copy(self.run_folder)
+        self._started_files = self._folder_digests()
+        with open(self.run_dir / "server.log", "wb") as log_file:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "labkit.serving.supervisor", "--grace", str(SHUTDOWN_GRACE),
+                 "--run-dir", str(self.run_dir), "--pid-dir", str(pid_dir()), "--",
+                 *self.command(self.run_folder)],
+                cwd=self.run_dir, stdout=log_file, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, env=self._environment(),
+                start_new_session=True, preexec_fn=die_with_parent,
+            )
+        _running.add(self)
+        write_pid_file(self.process.pid, self.run_dir)
+        _count_start(self.name)
+        try:
+            self._wait_until_ready(timeout, progress)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout: float = 15) -> None:
+        """SIGTERM to the server's process group, SIGKILL after ``timeout`` s."""
+        _running.discard(self)
+        if self.process is None:
+            return
+        stop_group(self.process.pid, timeout, self.process)
+        remove_pid_file(self.process.pid)
+        if self.run_dir is not None and self.run_dir.exists():
+            self._final_log = self.log
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def restart(self, **overrides) -> "ModelServer":
+        """Stop, apply overrides (same names as the constructor), start again."""
+        self.stop()
+        self._apply_overrides(overrides)
+        return self.start()
+
+    def reload(self, timeout: float = 120, **overrides) -> "ModelServer":
+        """Load the model folder again inside the running server, with overrides of the
+        model's settings (``max_batch_size``, ``max_batch_time``, ``weights``, ``extra``):
+        MLServer's model repository API unloads the model and loads it from a fresh run
+        copy, which takes seconds where ``restart()`` takes a new process. Overrides only a
+        new process can apply (workers, ports, server settings) are refused: use ``restart()``.
+        A folder whose settings.json or model name changed since the start is restarted."""
+        model_level = {"max_batch_size", "max_batch_time", "weights", "extra"}
+        unknown = set(overrides) - model_level
+        if unknown:
+            raise TypeError(f"reload() changes model settings only ({', '.join(sorted(model_level))}); "
+                            f"use restart() for {', '.join(sorted(unknown))}")
+        self._apply_overrides(overrides)
+        if not self.running or "settings.json" in self.changed_since_start():
+            return self.restart()
+        name = self.name
+        self._read_model_settings()
+        if self.name != name:
+            return self.restart()
+        shutil.rmtree(self.run_folder)
+        self._write_run_copy(self.run_folder)
+        repository = f"{self.http_url}/v2/repository/models/{self.name}"
+        # Unload, then load: a plain load of a loaded model "reloads" it without setting up
+        # adaptive batching again (MLServer 1.7.1), so new batching settings would be ignored.
+        log_before = len(self.log)
+        unloaded = requests.post(f"{repository}/unload", timeout=timeout)
+        if unloaded.status_code not in (200, 404):  # 404: an earlier reload failed to load it
+            unloaded.raise_for_status()
+        answer = requests.post(f"{repository}/load", timeout=timeout)
+        if answer.status_code != 200:
+            raise self._start_error(f"MLServer could not load model {self.name!r} again "
+                                    f"(HTTP {answer.status_code}: {answer.text[:300]})")
+        self._wait_until_ready(timeout, progress=False, log_from=log_before)
+        self._started_files = self._folder_digests()
+        return self
+
+    def __enter__(self) -> "ModelServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def command(self, folder: PathLike | None = None) -> list:
+        """``mlserver start <folder>``, with the ``mlserver`` of this server's environment."""
+        return [str(Path(self.python).parent / "mlserver"), "start", str(folder or self.model_dir)]
+
+    def startup_lines(self) -> str:
+        """The lines of MLServer's log that say where it listens and what it loaded."""
+        marks = ("running on", "Loaded model", "Couldn't load", "WARNING")
+        shown, seen = [], set()
+        for line in self.log.splitlines():
+            # MLServer logs "Loaded model" in each worker and again in the main process: once is news.
+            text = TIMESTAMP.sub("", line)
+            if any(mark in line for mark in marks) and text not in seen:
+                seen.add(text)
+                shown.append(line)
+        return "\n".join(shown)
+
+    def changed_since_start(self) -> list:
+        """Files of the model folder written after this server started: it still runs the
+        old version of them until ``restart()``."""
+        if not self.running:
+            return []
+        now = self._folder_digests()
+        return sorted(name for name in set(now) | set(self._started_files)
+                      if now.get(name) != self._started_files.get(name))
+
+    # ----------------------------------------------------------- internals
+    def _apply_overrides(self, overrides: dict) -> None:
+        """Set overrides by the constructor's names (``restart()``, ``reload()``)."""
+        for key, value in overrides.items():
+            if key in self.ports:
+                self.ports[key] = value
+            elif key in ("extra", "env", "server_settings"):
+                setattr(self, key, dict(value or {}))
+            elif key in ("parallel_workers", "max_batch_size", "max_batch_time", "weights"):
+                setattr(self, key, value)
+            else:
+                raise TypeError(f"unknown override {key!r}")
+
+    def _read_model_settings(self) -> None:
+        if not (self.model_dir / "model-settings.json").is_file():
+            raise FileNotFoundError(f"{self.model_dir} has no model-settings.json")
+        self.model_settings = json.loads((self.model_dir / "model-settings.json").read_text())
+        self.name = self.model_settings["name"]
+
+    def _folder_digests(self) -> dict:
+        return {str(path.relative_to(self.model_dir)): hashlib.sha256(path.read_bytes()).hexdigest()
+                for path in sorted(self.model_dir.rglob("*"))
+                if path.is_file() and "__pycache__" not in path.parts and not path.name.startswith(".")
+                and path.stat().st_size < (1 << 20)}
+
+    def _config(self) -> tuple:
+        """What a start cell asks for: the same folder with the same overrides."""
+        return (self.model_dir, self.parallel_workers, self.max_batch_size, self.max_batch_time,
+                self.weights, sorted(self.extra.items()), sorted(self.server_settings.items()),
+                sorted(self.env.items()), self.python)
+
+    def _replace_servers_started_alike(self) -> None:
+        """Re-running a notebook's start cell after an edit must not leave the old server
+        (old code, its memory, its ports) running beside the new one. A server of the same
+        folder with other settings (batching on, say) may run beside it on purpose."""
+        for other in list(_running):
+            if other is not self and other._config() == self._config() and other.running:
+                print(f"Stopping the server this kernel already runs for {self.model_dir.name}/ "
+                      f"(on {other.http_url}, started with the files as they were then).")
+                other.stop()
+
+    def _override_or_folder(self, key: str):
+        override = getattr(self, key)
+        return override if override is not None else self.model_settings.get(key, 0)
+
+    def _effective_workers(self):
+        if self.parallel_workers is not None:
+            return self.parallel_workers
+        settings_file = self.model_dir / "settings.json"
+        settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
+        return settings.get("parallel_workers", 1)
+
+    def _choose_ports(self) -> None:
+        taken = set()
+        # Several graders side by side would race for the same default port: free ports only.
+        defaults_allowed = not config.free_ports_only()
+        for key, default in DEFAULT_PORTS.items():
+            port = self.ports[key]
+            if port is None or port == 0 or not port_is_free(port):
+                use_default = port is None and defaults_allowed and port_is_free(default)
+                port = default if use_default else free_port()
+            while port in taken:
+                port = free_port()
+            taken.add(port)
+            self.ports[key] = port
+
+    def _write_run_copy(self, target: Path) -> None:
+        # symlinks=True: a linked checkpoint stays a link instead of a 20 MB copy per start.
+        shutil.copytree(self.model_dir, target, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", ".*"))
+        model_settings = dict(self.model_settings)
+        parameters = dict(model_settings.get("parameters") or {})
+        uri = self.weights or parameters.get("uri")
+        if uri:
+            # Resolve against the student's folder, not the run copy.
+            parameters["uri"] = str((self.model_dir / uri).resolve())
+        # The service cannot see settings.json: tell it how many workers share the cores.
+        parameters["extra"] = {**(parameters.get("extra") or {}),
+                               "parallel_workers": self._effective_workers(), **self.extra}
+        model_settings["parameters"] = parameters
+        for key in ("max_batch_size", "max_batch_time"):
+            if getattr(self, key) is not None:
+                model_settings[key] = getattr(self, key)
+        (target / "model-settings.json").write_text(json.dumps(model_settings, indent=2))
+
+        settings_file = self.model_dir / "settings.json"
+        settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
+        settings.update(self.server_settings)
+        settings.update(self.ports, host="127.0.0.1")  # gRPC binds to `host` too
+        settings.setdefault("debug", False)
+        if self.parallel_workers is not None:
+            settings["parallel_workers"] = self.parallel_workers
+        (target / "settings.json").write_text(json.dumps(settings, indent=2))
+
+    def _environment(self) -> dict:
+        env = {key: value for key, value in os.environ.items() if not key.startswith("MLSERVER_")}
+        env.update(self.env)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def _wait_until_ready(self, timeout: float, progress: bool, log_from: int = 0) -> None:
+        from tqdm.auto import tqdm
+
+        ready_url = f"{self.model_url}/ready"
+        started = time.monotonic()
+        bar = tqdm(total=int(timeout), desc=f"starting {self.name}", unit="s",
+                   disable=not progress, leave=False,
+                   bar_format="{desc}: {elapsed} (timeout {total}s)")
+
+        def ready() -> bool:
+            taken = PORT_TAKEN.search(self.log[log_from:])
+            if taken:
+                port = taken.group(1) or taken.group(2)
+                raise PortTaken(f"port {port} was taken by another program while {self.name} started")
+            if self.process.poll() is not None:
+                raise self._start_error(f"MLServer exited with code {self.process.returncode}")
+            if LOAD_FAILED_MARK in self.log[log_from:]:
+                # MLServer logs "Couldn't load model" before the traceback that says why.
+                wait_until(lambda: "Traceback" in self.log[log_from:].split(LOAD_FAILED_MARK, 1)[-1]
+                           or self.process.poll() is not None, timeout=5)
+                time.sleep(0.2)  # the rest of the traceback
+                raise self._start_error(f"MLServer could not load model {self.name!r}")
+            bar.n = min(int(time.monotonic() - started), bar.total)
+            bar.refresh()
+            try:
+                if requests.get(ready_url, timeout=2).status_code != 200:
+                    return False
+            except requests.RequestException:
+                return False
+            if group_listens_on(self.process.pid, self.ports["http_port"]) is False:
+                # Someone else's server answered: same model name, another user's process.
+                raise PortTaken(f"port {self.ports['http_port']} was taken by another server while "
+                                f"{self.name} started (on a shared machine, perhaps another user's)")
+            return True
+
+        try:
+            if not wait_until(ready, timeout, interval=0.25):
+                raise self._start_error(f"model {self.name!r} not ready after {timeout:.0f} s")
+            # A notebook bar closed below its total turns red and stays: mark it complete
+            # so that it disappears.
+            bar.n = bar.total
+        finally:
+            bar.close()
+
+    def _start_error(self, reason: str) -> ServerStartError:
+        # The student's own file and line first: the log's last traceback is often MLServer
+        # cleaning up (unloading a model that never loaded), not the cause.
+        yours = first_error_in(self.log, self.run_folder) if self.run_dir is not None else ""
+        yours = f"\nIn your code: {yours}" if yours else ""
+        cause = last_exception(self.log)
+        cause = f"\nCause: {cause}" if cause else ""
+        return ServerStartError(f"{reason}.{yours}{cause}\nLast lines of the server log:\n{self.log_tail()}")
+
+
+def mlserver(command: str, timeout: float = 180, **overrides) -> ModelServer:
+    """Run the course text's ``mlserver start <folder>`` from a notebook and show its log.
+
+    A thin wrapper around :class:`ModelServer`: MLServer runs a copy of the folder (your
+    files stay as you wrote them) bound to 127.0.0.1, on the default ports when free,
+    and stops with the kernel. Overrides are :class:`ModelServer`'s."""
+    import shlex
+
+    words = shlex.split(command)
+    if words[:2] != ["mlserver", "start"] or len(words) != 3:
+        raise ValueError(f"{command!r}: write the command as in a terminal, `mlserver start <folder>`.")
+    server = ModelServer(words[2], **overrides)
+    print(f"$ {command}")
+    server.start(timeout=timeout)  # on failure, the error ends with the server's log
+    print(server.startup_lines())
+    changes = settings_changes(server.model_dir / "settings.json", server.run_folder / "settings.json")
+    if changes:
+        print("The lab changed, in the copy MLServer runs (your settings.json is as you wrote it):\n  "
+              + "\n  ".join(changes)
+              + "\n  (always loopback; ports 8080-8082 when free, other free ports when they are taken or "
+              "LAB_FREE_PORTS is set)")
+    return server
+
+
+# The address settings the lab sets in the run copy, with MLServer 1.7.1's defaults.
+SETTINGS_THE_LAB_SETS = {"host": "0.0.0.0", "http_port": 8080, "grpc_port": 8081, "metrics_port": 8082}
+
+
+def settings_changes(mine: Path, run: Path) -> list[str]:
+    """``key: yours -> run`` for the address settings the lab set in the run copy to other
+    values than yours (or than MLServer's default, where you set none)."""
+    def read(path: Path) -> dict:
+        try:
+            content = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return content if isinstance(content, dict) else {}
+
+    yours, running = read(mine), read(run)
+    changes = []
+    for key, default in SETTINGS_THE_LAB_SETS.items():
+        before = yours.get(key, default)
+        if key in running and before != running[key]:
+            shown = before if key in yours else f"{before} (MLServer's default)"
+            changes.append(f"{key}: {shown} -> {running[key]}")
+    return changes
+
+
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ")
+FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line (?P<line>\d+)')
+
+
+def first_error_in(log: str, folder: Path) -> str:
+    """``<file>, line <n>: <code>`` and the exception of the first traceback in ``log``
+    that passes through a file of ``folder`` (the deepest such frame), or ''."""
+    lines = log.splitlines()
+    starts = [index for index, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
+    for start, end in zip(starts, starts[1:] + [len(lines)]):
+        block = lines[start + 1:end]
+        frames = [(index, FRAME.match(line)) for index, line in enumerate(block) if FRAME.match(line)]
+        mine = [(index, match) for index, match in frames if Path(match["path"]).parent == Path(folder)]
+        if not mine:
+            continue
+        index, match = mine[-1]
+        code = block[index + 1].strip() if index + 1 < len(block) and block[index + 1].startswith(" ") else ""
+        exception = next((line for line in block[frames[-1][0] + 1:] if line and not line.startswith(" ")), "")
+        where = f"{Path(match['path']).name}, line {match['line']}" + (f": {code}" if code else "")
+        return f"{where}\n  {exception}" if exception else where
+    return ""
+
+
+def last_exception(log: str) -> str:
+    """The exception line(s) that end the last traceback in ``log``, or ''."""
+    lines = log.splitlines()
+    starts = [index for index, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
+    if not starts:
+        return ""
+    for line in lines[starts[-1] + 1:]:
+        if line and not line.startswith(" "):
+            return line
+    return ""
+
+
+def resolve_model_dir(model_dir: PathLike) -> Path:
+    """``model_dir`` as given if it exists, else relative to the repository (``"tinyvit"``)."""
+    path = Path(model_dir)
+    if not path.is_absolute() and not path.exists() and (REPO_ROOT / path).exists():
+        path = REPO_ROOT / path
+    return path.resolve()
+
+
+def _in_notebook() -> bool:
+    """Inside a Jupyter kernel (where re-running a start cell must replace the old server;
+    tests and benchmarks run several servers of one folder side by side on purpose)."""
+    if "IPython" not in sys.modules:
+        return False
+    from IPython import get_ipython
+
+    return type(get_ipython()).__name__ == "ZMQInteractiveShell"
+
+
+def _count_start(name: str) -> None:
+    """One line per MLServer start in the file ``$LAB_START_LOG`` names (``make test`` prints
+    the count: starts are what makes the suite slow)."""
+    start_log = config.start_log()
+    if start_log:
+        # Who started it: the pytest test, else (a notebook's kernel) the working directory.
+        caller = os.environ.get("PYTEST_CURRENT_TEST") or os.getcwd()
+        with open(start_log, "a") as handle:
+            handle.write(f"{name}\t{caller}\n")
+
+
+@atexit.register
+def _stop_all() -> None:
+    for server in list(_running):
+        server.stop()

@@ -1,0 +1,137 @@
+"""labkit's layout and its rules, read off the code: folders by who uses them, dependencies
+that point down, torch and timm only where a model runs, no import cycle."""
+
+import ast
+import json
+import re
+
+from tests.conftest import REPO
+
+LABKIT = REPO / "labkit"
+# Each folder (or group of top-level modules) and what it may import. Read from the bottom:
+# base <- client <- model <- runtimes; client <- serving <- measure <- checks <- instructor.
+FLOORS = {
+    "base": set(),                                    # paths, config, contract
+    "client": {"base"},                               # client, images: requests and pictures
+    "model": {"base", "client"},                      # TinyViT in this process
+    "runtimes": {"base", "client", "model"},          # what MLServer imports by `implementation`
+    "serving": {"base", "client"},                    # running MLServer: light, no torch
+    "measure": {"base", "client", "serving"},
+    "top": {"base", "client", "model"},               # show, workspace, the command line
+    "checks": {"base", "client", "model", "serving", "measure", "top"},
+    "instructor": {"base", "client", "model", "serving", "measure", "checks", "top"},
+}
+GROUP_OF_MODULE = {"paths": "base", "config": "base", "contract": "base", "client": "client", "images": "client",
+                   "show": "top", "workspace": "top", "__main__": "top", "__init__": "top"}
+MODEL_LIBRARIES = {"torch", "timm", "torchvision"}
+
+
+def modules() -> dict:
+    found = {}
+    for path in LABKIT.rglob("*.py"):
+        parts = list(path.relative_to(REPO).with_suffix("").parts)
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def group(name: str) -> str:
+    parts = name.split(".")
+    if len(parts) == 1:
+        return "top"
+    return parts[1] if parts[1] in FLOORS else GROUP_OF_MODULE[parts[1]]
+
+
+def imports(path) -> set:
+    """Every module named by an import statement in ``path``, at any depth (lazy ones too)."""
+    named = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            named |= {f"{node.module}.{alias.name}" for alias in node.names} | {node.module}
+        elif isinstance(node, ast.Import):
+            named |= {alias.name for alias in node.names}
+    return named
+
+
+def lab_dependencies() -> dict:
+    found = modules()
+    # "from labkit import config" names labkit itself too: its __init__ is empty, no dependency.
+    return {name: {target for target in imports(path) if target in found and target not in (name, "labkit")}
+            for name, path in found.items()}
+
+
+def test_no_relative_imports_so_a_reader_sees_where_each_name_comes_from():
+    relative = [str(path.relative_to(REPO)) for path in LABKIT.rglob("*.py")
+                if any(isinstance(node, ast.ImportFrom) and node.level
+                       for node in ast.walk(ast.parse(path.read_text())))]
+    assert not relative, relative
+
+
+def test_dependencies_point_down():
+    wrong = [f"{name} -> {target}" for name, targets in lab_dependencies().items() for target in targets
+             if group(target) != group(name) and group(target) not in FLOORS[group(name)]]
+    assert not wrong, wrong
+
+
+def test_no_import_cycle():
+    dependencies = lab_dependencies()
+    state = {}
+
+    def visit(name, trail):
+        if state.get(name) == "done":
+            return
+        assert state.get(name) != "open", " -> ".join(trail + [name])
+        state[name] = "open"
+        for target in sorted(dependencies[name]):
+            visit(target, trail + [name])
+        state[name] = "done"
+
+    for name in sorted(dependencies):
+        visit(name, [])
+
+
+def test_torch_and_timm_only_where_a_model_runs():
+    wrong = [name for name, path in modules().items() if group(name) not in ("model", "runtimes")
+             and {target.split(".")[0] for target in imports(path)} & MODEL_LIBRARIES]
+    assert not wrong, wrong
+
+
+def test_what_mlserver_imports_lives_in_runtimes():
+    for settings in sorted((REPO / "runtimes").glob("*/model-settings.json")):
+        implementation = json.loads(settings.read_text())["implementation"]
+        assert implementation.startswith("labkit.runtimes."), (settings, implementation)
+    served = {re.sub(r"\.\w+$", "", json.loads(path.read_text())["implementation"])
+              for path in (REPO / "runtimes").glob("*/model-settings.json")}
+    assert served <= {name for name in modules() if group(name) == "runtimes"}, served
+
+
+def test_the_readmes_map_names_every_folder_and_module():
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Where things live"):]
+    section = section[:section.index("\n## ", 4)]
+    missing = [str(path.relative_to(LABKIT)) for path in LABKIT.rglob("*.py")
+               if path.name != "__init__.py" and f"`{path.stem}`" not in section]
+    assert not missing, f"README's map of labkit/ lacks {missing}"
+    for folder in (path.name for path in LABKIT.iterdir() if path.is_dir() and path.name != "__pycache__"):
+        assert f"`{folder}/`" in section, folder
+
+
+def test_the_contract_is_what_the_lab_service_says():
+    from labkit import contract
+
+    service = (REPO / "tinyvit" / "serve-model.py").read_text()
+    settings = json.loads((REPO / "tinyvit" / "model-settings.json").read_text())
+    assert f'INPUT_NAME = "{contract.INPUT_NAME}"' in (REPO / "tinyvit" / "image_batch.py").read_text()
+    assert [item["name"] for item in settings["inputs"]] == [contract.INPUT_NAME]
+    assert f'OUTPUT_NAME = "{contract.OUTPUT_NAME}"' in service
+    assert [item["name"] for item in settings["outputs"]] == [contract.OUTPUT_NAME]
+    assert f'BATCH_SIZE_METRIC = "{contract.BATCH_SIZE_METRIC}"' in service
+    assert contract.MODEL_LOAD_LINE in service
+    assert not [path.name for path in (REPO / "tinyvit").glob("*.py")
+                if any(name.split(".")[0] == "labkit" for name in imports(path))], "tinyvit/ imports labkit"
+
+
+def test_no_test_module_imports_another():
+    # What several tests share lives in tests/helpers/ (and conftest's fixtures).
+    wrong = [f"{path.name} imports {name}" for path in (REPO / "tests").rglob("test_*.py")
+             for name in imports(path) if name.startswith("tests.test_")]
+    assert not wrong, wrong
