@@ -93,10 +93,11 @@ def infer_outputs(url: str, request: InferenceRequest, session: requests.Session
 def decode_outputs(response_json: dict) -> dict:
     """The outputs of a JSON inference response as NumPy arrays of their shapes."""
     response = InferenceResponse.model_validate(response_json)
-    return {output.name: _decode(output) for output in response.outputs}
+    return {output.name: decode_output(output) for output in response.outputs}
 
 
-def _decode(output: ResponseOutput) -> np.ndarray:
+def decode_output(output: ResponseOutput) -> np.ndarray:
+    """One output as a NumPy array of its shape (BYTES as text)."""
     if output.datatype == "BYTES":
         data = getattr(output.data, "root", output.data)
         return np.array([d.decode() if isinstance(d, bytes) else d for d in data], dtype=object).reshape(output.shape)

@@ -30,6 +30,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Callable, Coroutine, Iterator
 
 from labkit.checks.common import CheckFailed, compare_top_k, distinct_images, passed
+from labkit.client import decode_output
 from labkit.contract import CONFIDENCE_METRIC, INPUT_NAME
 from labkit.paths import DEFAULT_CHECKPOINT, PathLike
 from labkit.model.service import quiet_mlserver_logs, run_coroutine
@@ -573,15 +574,8 @@ def top5_file(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
 
 def _decoded(output: object) -> object:
     """An output of the student's response as an array, the way a client would read it."""
-    import numpy as np
-    from mlserver.codecs import NumpyCodec
-
     try:
-        if output.datatype == "BYTES":
-            data = getattr(output.data, "root", output.data)
-            values = [value.decode() if isinstance(value, bytes) else value for value in data]
-            return np.array(values, dtype=object).reshape(output.shape)
-        return NumpyCodec.decode_output(output)
+        return decode_output(output)
     except Exception as error:
         raise CheckFailed(f"The output {output.name!r} cannot be read back ({type(error).__name__}: {error}).",
                           "Encode each output from a NumPy array with NumpyCodec.encode_output.") from None
