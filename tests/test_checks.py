@@ -4,6 +4,7 @@ import json
 import re
 
 import nbformat
+import numpy as np
 import pytest
 
 from labkit import checks, contract
@@ -147,11 +148,15 @@ def test_the_top5_smoke_call_accepts_labels_as_a_numpy_string_array(tmp_path, ch
     assert "each image's own top 5" in capsys.readouterr().out
 
 
-def test_check_images_have_distinct_answers_under_the_test_weights(checkpoint):
-    images = [image for _, image in checks.check_images()]
-    probabilities = checks.distinct_reference(images, checkpoint)
+def test_check_images_are_drawn_per_call_and_have_distinct_answers_under_the_test_weights(checkpoint):
+    from labkit.checks.common import distinct_images, distinct_reference
+
+    names, images, _ = distinct_images(4, checkpoint)
+    probabilities = distinct_reference(images, checkpoint)
     assert len({tuple(row) for row in reference.in_process_model(checkpoint).top_k(images)[0]}) == len(images)
-    assert probabilities.shape == (4, 21841)
+    assert probabilities.shape == (4, 21841) and len(set(names)) == 4
+    _, again, _ = distinct_images(4, checkpoint)
+    assert not all(np.array_equal(first, second) for first, second in zip(images, again)), "the same draw twice"
 
 
 def scaling_table():
