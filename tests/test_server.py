@@ -229,7 +229,8 @@ def test_users_sharing_a_temp_dir_keep_their_pid_files_apart():
     try:
         os.chmod(shared_tmp, 0o1777)
         env = {**os.environ, "TMPDIR": shared_tmp}
-        as_root = subprocess.run([sys.executable, "-c", "from labkit import processes; processes.write_pid_file(1)"],
+        as_root = subprocess.run([sys.executable, "-c",
+                                  "from labkit.serving import processes; processes.write_pid_file(1)"],
                                  env=env, cwd=REPO, capture_output=True, text=True)
         assert as_root.returncode == 0, as_root.stderr
         as_nobody = subprocess.run([sys.executable, "-c", OTHER_USER_SCRIPT], env=env, cwd=REPO,
