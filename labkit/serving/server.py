@@ -506,7 +506,10 @@ def first_error_in(log: str, folder: Path) -> str:
             continue
         index, match = mine[-1]
         code = block[index + 1].strip() if index + 1 < len(block) and block[index + 1].startswith(" ") else ""
-        exception = next((line for line in block[frames[-1][0] + 1:] if line and not line.startswith(" ")), "")
+        # The exception is the first unindented line after the student's frame (deeper
+        # frames are indented); the block's last frame may belong to another task's
+        # traceback printed into the same log without a header of its own.
+        exception = next((line for line in block[index + 1:] if line and not line.startswith(" ")), "")
         where = f"{Path(match['path']).name}, line {match['line']}" + (f": {code}" if code else "")
         return f"{where}\n  {exception}" if exception else where
     return ""
