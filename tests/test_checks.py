@@ -96,6 +96,42 @@ def test_an_unwritten_predict_fails_with_the_server_message(top5_server, checkpo
         checks.top5_service(server, checkpoint=checkpoint)
 
 
+def test_a_folder_check_uses_the_students_running_server(top5_server, checkpoint, capsys):
+    server = serve(top5_server, solution_service_code())
+    checks.top5_service(server.model_dir, checkpoint=checkpoint)
+    assert "This check starts" not in capsys.readouterr().out
+
+
+def test_a_settings_mistake_does_not_cost_the_service_checks(tmp_path, checkpoint, capsys):
+    # The start cell failed on the course text's trailing comma: no server of the folder runs.
+    folder = top5_folder(tmp_path, checkpoint, solution_service_code())
+    (folder / "model-settings.json").write_text('{"name": "top5", "implementation": "serve-model.TopFiveModel",}')
+    (folder / "settings.json").write_text('{"parallel_workers": 0}')
+    try:
+        checks.top5_service(folder, checkpoint=checkpoint)
+        checks.top5_batch(folder, checkpoint=checkpoint)
+        hidden_checks.top5_under_adaptive_batching(folder, checkpoint=checkpoint)
+        out = capsys.readouterr().out
+        assert out.count("This check starts top5/serve-model.py itself") == 1, out  # one server for the three
+        assert out.count("✔") == 4
+        assert "TopFiveModel" not in out  # the exercise's answer is not printed
+    finally:
+        for server in list(checks.live._started_by_checks.values()):
+            server.stop()
+        checks.live._started_by_checks.clear()
+
+
+def test_a_folder_check_names_the_line_where_the_service_fails(tmp_path, checkpoint):
+    code = mutate(solution_service_code(), "class TopFiveModel(MLModel):",
+                  "scale = 1 / 0\n\n\nclass TopFiveModel(MLModel):")
+    folder = top5_folder(tmp_path, checkpoint, code)
+    (folder / "settings.json").write_text('{"parallel_workers": 0}')
+    failure = r"(?s)did not start in MLServer.*serve-model.py, line \d+: scale = 1 / 0"
+    with pytest.raises(checks.CheckFailed, match=failure):
+        checks.top5_service(folder, checkpoint=checkpoint)
+    assert not checks.live._started_by_checks
+
+
 def test_a_check_refuses_a_server_that_runs_older_code(top5_server, checkpoint):
     server = serve(top5_server, solution_service_code())
     (server.model_dir / "serve-model.py").write_text(solution_service_code() + "\n# edited\n")
@@ -167,7 +203,24 @@ def scaling_table():
 
 
 def returns(value):
-    return lambda results, budget_ms: value
+    """A pick that names the row at position ``value`` by its label (or returns ``value``
+    itself when it is no position: None, an unknown label)."""
+    def pick(results, budget_ms):
+        return results.index[value] if isinstance(value, int) and 0 <= value < len(results) else value
+    return pick
+
+
+def test_a_position_or_a_constant_fails_though_the_table_is_labelled_by_position():
+    # A quick sweep's table: labels 0, 1, 2 are positions as well.
+    def position(results, budget_ms):
+        fits = results[results.p95_ms <= budget_ms]
+        return int(fits.throughput_rps.to_numpy().argmax())
+
+    # Within 900 ms every row qualifies: the best row's position is its label.
+    with pytest.raises(checks.CheckFailed, match="a position or a value fixed in the code"):
+        checks.scaling_choice(scaling_table(), position, budget_ms=900)
+    with pytest.raises(checks.CheckFailed, match="not the label of the same row"):
+        checks.scaling_choice(scaling_table(), lambda results, budget_ms: 1, budget_ms=700)
 
 
 def test_scaling_choice_explains_over_budget_and_not_best():
@@ -192,7 +245,7 @@ def test_scaling_choice_names_an_untouched_function_and_a_position():
         checks.scaling_choice(scaling_table(), untouched, budget_ms=700)
     relabelled = scaling_table().set_axis([20, 21, 22])
     with pytest.raises(checks.CheckFailed, match="a position in the table, not one of its row labels"):
-        checks.scaling_choice(relabelled, returns(1), budget_ms=700)
+        checks.scaling_choice(relabelled, lambda results, budget_ms: 1, budget_ms=700)
 
 
 def strict(results, budget_ms):
@@ -234,7 +287,7 @@ def test_hidden_scaling_check_catches_a_hard_coded_or_budget_blind_pick():
     table = scaling_table()
     hidden_checks.pick_configuration_function(correct, table)
     with pytest.raises(checks.CheckFailed, match=r"returned 1; the right row is \d+"):
-        hidden_checks.pick_configuration_function(returns(1), table)
+        hidden_checks.pick_configuration_function(lambda results, budget_ms: 1, table)
     with pytest.raises(checks.CheckFailed, match="budget"):
         hidden_checks.pick_configuration_function(lambda results, budget_ms: results.throughput_rps.idxmax(), table)
 

@@ -1,5 +1,5 @@
 """The instructor's grading pipeline with the real nbgrader, for the exercises of notebooks
-01-03 and 06: a correct hand-in written differently from the solution, an untouched one,
+01-07: a correct hand-in written differently from the solution, an untouched one,
 plausible wrong ones that each leave a notebook out (one mistake costs its own exercise
 only), a crashing one and one that hangs; idempotence, untouched originals, no servers left.
 
@@ -21,7 +21,9 @@ from labkit.instructor.notebooks import SOLUTIONS, release
 from tests.conftest import lab_servers
 
 pytestmark = pytest.mark.slow
-NOTEBOOKS = ["01_first_service", "02_inference_requests", "03_top5_labels", "06_packaging"]
+NOTEBOOKS = ["01_first_service", "02_inference_requests", "03_top5_labels", "04_inference_runtimes",
+             "05_scaling", "06_packaging", "07_monitoring"]
+LATER = ["04_inference_runtimes", "05_scaling", "07_monitoring"]
 
 
 def solution(notebook: str, grade_id: str) -> str:
@@ -61,13 +63,55 @@ def correct_but_different() -> dict:
             "torch~=2.14.1\ntimm==1.0.31\nsafetensors==0.8.*\nNumPy>=2.4.6,<2.5\nPillow==13.0.0\n",
         ("06_packaging", "dockerfile"):
             'command = "mlserver dockerfile " + str(context)\npackaging.run_mlserver(command)',
+        # 04: keys in another order, a "./" path, top_k before the model.
+        ("04_inference_runtimes", "runtime-settings"):
+            '%%writefile top3/model-settings.json\n{"parameters": {"extra": {"top_k": 3, "model": '
+            '"tiny_vit_5m_224.dist_in22k"}, "uri": "./tinyvit.safetensors"},\n "implementation": '
+            '"labkit.runtimes.timm.TimmClassifier", "name": "top3"}\n',
+        # 05: debug stated, 10 ms written as 0.010, and a stricter pick (no failed requests).
+        ("05_scaling", "scaled-settings"):
+            '%%writefile scaled/settings.json\n{"parallel_workers": 2, "debug": false, "host": "127.0.0.1"}\n',
+        ("05_scaling", "scaled-model-settings"):
+            '%%writefile scaled/model-settings.json\n{"max_batch_time": 0.010, "max_batch_size": 8,\n'
+            ' "implementation": "serve-model.TinyViTModel", "name": "scaled"}\n',
+        ("05_scaling", "scaling-choice"):
+            "def pick_configuration(results, budget_ms):\n"
+            '    fits = results.query("p95_ms <= @budget_ms and errors == 0")\n'
+            "    if len(fits) == 0:\n        return None\n"
+            "    return fits.throughput_rps.sort_values(ascending=False).index[0]\n",
+        # 07: every image's value, as a list, logged by keyword expansion.
+        ("07_monitoring", "custom-metric"): mutate(
+            solution("07_monitoring", "custom-metric"),
+            "        for confidence in probabilities.max(axis=1):\n"
+            "            mlserver.log(tinyvit_top1_confidence=float(confidence))\n",
+            "        values = np.max(probabilities, axis=-1).tolist()\n"
+            '        [mlserver.log(**{"tinyvit_top1_confidence": value}) for value in values]\n'),
     }
 
 
 def wrong_a() -> dict:
     """The course text's trailing comma (01); a top 5 of the first image only (03); uvloop
-    left open to 0.22 (06)."""
+    left open to 0.22 (06); a uri copied from runtimes/, which leaves the folder (04); the
+    course text's batching keys in settings.json, 10 written for 10 ms, a position for a
+    label (05); a batch's mean logged once per image (07)."""
     return {
+        ("04_inference_runtimes", "runtime-settings"): mutate(solution("04_inference_runtimes", "runtime-settings"),
+                                                              '"uri": "tinyvit.safetensors"',
+                                                              '"uri": "../../weights/tinyvit.safetensors"'),
+        ("05_scaling", "scaled-settings"): mutate(solution("05_scaling", "scaled-settings"), '"parallel_workers": 2',
+                                                  '"parallel_workers": 2,\n  "max_batch_size": 8,\n'
+                                                  '  "max_batch_time": 0.01'),
+        ("05_scaling", "scaled-model-settings"): mutate(solution("05_scaling", "scaled-model-settings"),
+                                                        '"max_batch_time": 0.01', '"max_batch_time": 10'),
+        ("05_scaling", "scaling-choice"): mutate(solution("05_scaling", "scaling-choice"),
+                                                 "return within_budget.throughput_rps.idxmax()",
+                                                 "return int(within_budget.throughput_rps.to_numpy().argmax())"),
+        ("07_monitoring", "custom-metric"): mutate(
+            solution("07_monitoring", "custom-metric"),
+            "        for confidence in probabilities.max(axis=1):\n"
+            "            mlserver.log(tinyvit_top1_confidence=float(confidence))\n",
+            "        for _ in probabilities:\n"
+            "            mlserver.log(tinyvit_top1_confidence=float(probabilities.max(axis=1).mean()))\n"),
         ("01_first_service", "model-settings"): mutate(solution("01_first_service", "model-settings"),
                                                        '"serve-model.TinyViTModel"', '"serve-model.TinyViTModel",'),
         ("01_first_service", "server-settings"): solution("01_first_service", "server-settings"),
@@ -83,10 +127,14 @@ def wrong_a() -> dict:
 
 
 def wrong_c() -> dict:
-    """A class name that does not resolve (01): the settings exercise's mistake only."""
+    """A class name that does not resolve (01, 03): the settings exercise's mistake only (03's
+    server checks start the service themselves when the student's start cell failed)."""
     return {
         ("01_first_service", "model-settings"): mutate(solution("01_first_service", "model-settings"),
                                                        "serve-model.TinyViTModel", "serve-model.TinyVitModel"),
+        ("03_top5_labels", "top5-settings"): mutate(solution("03_top5_labels", "top5-settings"),
+                                                    "serve-model.TopFiveModel", "serve-model.Top5Model"),
+        ("03_top5_labels", "top5-service"): solution("03_top5_labels", "top5-service"),
         ("01_first_service", "server-settings"): solution("01_first_service", "server-settings"),
         ("01_first_service", "first-service"): solution("01_first_service", "first-service"),
     }
@@ -140,9 +188,10 @@ def released(tmp_path_factory):
 
 # 02's request check is graded by nbval's run of the solution and its mistakes by
 # test_folder_checks: no hand-in here starts 02's two servers.
-HANDED_IN = {"alice": ["01_first_service", "03_top5_labels", "06_packaging"], "bob": NOTEBOOKS,
-             "carol": ["01_first_service", "03_top5_labels", "06_packaging"], "dave": ["01_first_service"],
-             "eve": ["01_first_service"], "fay": ["01_first_service"], "gus": ["01_first_service", "06_packaging"]}
+HANDED_IN = {"alice": ["01_first_service", "03_top5_labels", "06_packaging", *LATER], "bob": NOTEBOOKS,
+             "carol": ["01_first_service", "03_top5_labels", "06_packaging", *LATER], "dave": ["01_first_service"],
+             "eve": ["01_first_service"], "fay": ["01_first_service", "03_top5_labels"],
+             "gus": ["01_first_service", "06_packaging"]}
 
 
 @pytest.fixture(scope="module")
@@ -168,21 +217,31 @@ def graded(tmp_path_factory, released):
 
 FULL = {"model-settings-check": 1, "server-settings-check": 1, "first-service-check": 2,
         "remote-classifier-check": 3, "top5-settings-check": 1, "top5-check": 3, "top5-batch-check": 2,
-        "top5-batching-check": 2, "requirements-check": 2, "dockerfile-check": 1}
+        "top5-batching-check": 2, "runtime-check": 2, "scaled-settings-check": 2,
+        "scaled-model-settings-check": 2, "scaling-choice-check": 2, "scaling-function-check": 2,
+        "custom-metric-check": 2, "requirements-check": 2, "dockerfile-check": 1}
+# Graded by the instructor (needs_manual_grade): 0 until then.
+BY_HAND = {"scaling-justification": 0}
 ONLY_01 = {check: 0 for check in FULL if check not in ("model-settings-check", "server-settings-check",
                                                         "first-service-check")}
+OF_03 = ("top5-settings-check", "top5-check", "top5-batch-check", "top5-batching-check")
 EXPECTED = {
     "alice": {**FULL, "remote-classifier-check": 0},  # 02 not handed in
     "bob": dict.fromkeys(FULL, 0),
     # trailing comma: the file only (the service check does not need it); 02 missing; first image
-    # only (its one-image requests are right); uvloop open: the requirements only, not the Dockerfile.
+    # only (its one-image requests are right); uvloop open: the requirements only, not the Dockerfile;
+    # 04's uri leaves the folder; 05's batching keys in settings.json and 10 s for 10 ms: each
+    # its own file's points; a position: the pick's two checks.
     "carol": {**FULL, "model-settings-check": 0, "remote-classifier-check": 0, "top5-batch-check": 0,
-              "top5-batching-check": 0, "requirements-check": 0},
+              "top5-batching-check": 0, "requirements-check": 0, "runtime-check": 0,
+              "scaled-settings-check": 0, "scaled-model-settings-check": 0, "scaling-choice-check": 0,
+              "scaling-function-check": 0, "custom-metric-check": 0},
     # batching keys in settings.json; logits; only 01 handed in.
     "dave": {**FULL, **ONLY_01, "server-settings-check": 0, "first-service-check": 0},
     "eve": dict.fromkeys(FULL, 0),
-    # a class name that does not resolve: the settings exercise only.
-    "fay": {**FULL, **ONLY_01, "model-settings-check": 0},
+    # a class name that does not resolve: the settings exercise only, in 01 and in 03.
+    "fay": {**FULL, **ONLY_01, "model-settings-check": 0, **{check: FULL[check] for check in OF_03},
+            "top5-settings-check": 0},
     "gus": {**FULL, **ONLY_01, "requirements-check": 2, "dockerfile-check": 1},
 }
 

@@ -11,6 +11,7 @@ import contextlib
 import json
 import re
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
@@ -22,14 +23,12 @@ from labkit.client import InferenceFailed, files_request, infer_outputs, pixels_
 from labkit.model import weights
 from labkit.model.reference import in_process_model
 from labkit.paths import PathLike
-from labkit.serving.server import last_exception
+from labkit.serving.server import ModelServer, ServerStartError, last_exception, running_server
 
 if TYPE_CHECKING:
     import pandas as pd
     import requests
     from mlserver.types import InferenceRequest
-
-    from labkit.serving.server import ModelServer
 
 
 def remote_classifier(classify_remote: Callable[[np.ndarray], np.ndarray],
@@ -155,10 +154,54 @@ def _recording_http(exchanges: list):
         requests.Session.send = original
 
 
-def top5_service(server: ModelServer, checkpoint: PathLike = weights.DEFAULT_CHECKPOINT) -> None:
+# Notebook 03's service: the class its exercise asks for, in the folder's serve-model.py.
+TOP5_IMPLEMENTATION = "serve-model.TopFiveModel"
+# Servers the checks started themselves, one per folder, kept for the checks that follow.
+_started_by_checks: dict = {}
+
+
+def service_server(where: ModelServer | PathLike, implementation: str = TOP5_IMPLEMENTATION) -> ModelServer:
+    """The server a service check talks to: ``where`` itself if it is one; else the server
+    this kernel runs for the folder ``where``; else, when none runs (its start cell failed,
+    say on a mistake in model-settings.json), one the check starts from the folder's code
+    with the name and class the exercise gives. A settings mistake costs its own check, not
+    the service's as well."""
+    if isinstance(where, ModelServer):
+        return where
+    folder = Path(where).resolve()
+    server = running_server(folder)
+    if server is not None:
+        return server
+    own = _started_by_checks.get(folder)
+    if own is not None and own.running and not own.changed_since_start():
+        return own
+    if own is not None:
+        own.stop()
+    module_file = f"{implementation.rpartition('.')[0]}.py"
+    if not (folder / module_file).is_file():
+        raise CheckFailed(f"{folder.name}/{module_file} does not exist yet.",
+                          f"Write it with the cell that starts with %%writefile {folder.name}/{module_file}")
+    print(f"No server of {folder.name}/ runs in this kernel (did its start cell fail?). This check starts "
+          f"{folder.name}/{module_file} itself, with the model name and class the exercise gives: it grades "
+          "your service; model-settings.json is graded by its own check.")
+    own = ModelServer(folder, model_settings={"name": folder.name, "implementation": implementation})
+    try:
+        own.start(progress=False)
+    except ServerStartError as error:
+        reason = str(error).split("\nLast lines of the server log")[0]
+        raise CheckFailed(f"Your service did not start in MLServer: {reason}",
+                          f"Fix {module_file} where the error points, then run its cell and this check "
+                          "again.") from None
+    _started_by_checks[folder] = own
+    return own
+
+
+def top5_service(server: ModelServer | PathLike, checkpoint: PathLike = weights.DEFAULT_CHECKPOINT) -> None:
     """Notebook 03, one image per request: two requests with different images to the same
     server, each answered with 5 valid labels and their scores, ordered, as the model says
-    (an answer that ignores its image, or repeats the first one, fails)."""
+    (an answer that ignores its image, or repeats the first one, fails). ``server``: the
+    student's server, or their folder (see :func:`service_server`)."""
+    server = service_server(server)
     _not_stale(server)
     names, images, _ = distinct_images(2, checkpoint)
     answers = [ask_top5(server, pixels_request([image]), name) for name, image in zip(names, images)]
@@ -171,9 +214,10 @@ def top5_service(server: ModelServer, checkpoint: PathLike = weights.DEFAULT_CHE
            "and scores, best first")
 
 
-def top5_batch(server: ModelServer, checkpoint: PathLike = weights.DEFAULT_CHECKPOINT) -> None:
+def top5_batch(server: ModelServer | PathLike, checkpoint: PathLike = weights.DEFAULT_CHECKPOINT) -> None:
     """Notebook 03, a batch: 3 different JPEG images of different sizes in one request,
     3 right rows, labels and scores (a first-row-only or a constant answer fails)."""
+    server = service_server(server)
     _not_stale(server)
     _, decoded, files = distinct_images(3, checkpoint, jpeg=True)
     labels, scores = ask_top5(server, files_request(files), "a batch of 3 different JPEG images of different sizes")
@@ -295,6 +339,7 @@ def scaling_choice(results: pd.DataFrame, pick: Callable[[pd.DataFrame, float], 
     if choice is None:
         clean = feasible[feasible.errors == 0] if "errors" in feasible else feasible
         if clean.empty:  # a stricter pick may leave out rows with failed requests
+            _same_row_under_other_labels(results, pick, budget_ms, choice)
             passed("no row meets the budget, and pick_configuration says so (None)")
             return
         raise CheckFailed(f"pick_configuration returned None, but {len(feasible)} row(s) meet the budget.",
@@ -318,8 +363,31 @@ def scaling_choice(results: pd.DataFrame, pick: Callable[[pd.DataFrame, float], 
         raise CheckFailed(f"Row {best} also meets the budget and serves more requests per second "
                           f"({better.throughput_rps[best]:.1f} vs {row.throughput_rps:.1f}).",
                           "Among the rows within budget, the one with the highest throughput wins.")
+    _same_row_under_other_labels(results, pick, budget_ms, choice)
     passed(f"row {choice} ({row.configuration}, concurrency {row.concurrency}) meets the "
            f"{budget_ms:.0f} ms p95 budget with the best throughput")
+
+
+def _same_row_under_other_labels(results: pd.DataFrame, pick: Callable, budget_ms: float, choice: object) -> None:
+    """``pick`` on the same table with other row labels (drawn per call) must name the same
+    row: a position, or a label written into the function, names another one. (A quick
+    sweep's table is labelled 0, 1, 2, ..., where a position and a label coincide.)"""
+    import pandas as pd
+
+    labels = [int(label) for label in np.random.default_rng().choice(np.arange(100, 1000), len(results), replace=False)]
+    relabelled = results.copy()
+    relabelled.index = pd.Index(labels)
+    expected = None if choice is None else labels[results.index.get_loc(choice)]
+    try:
+        again = pick(relabelled, budget_ms)
+    except Exception as error:
+        raise CheckFailed(f"On your table with other row labels pick_configuration raised {type(error).__name__}: "
+                          f"{error}", "It must work whatever the table's row labels are.") from None
+    if isinstance(again, (pd.Series, pd.DataFrame)) or again != expected:
+        raise CheckFailed(f"On your table with other row labels ({labels}), pick_configuration returned "
+                          f"{again!r}, not the label of the same row ({expected!r}): it returns a position or a "
+                          "value fixed in the code, not the label of the row it chose.",
+                          "Take the label from the table it is given, as the table shows it on the left.")
 
 
 def custom_metric(server: ModelServer, metric: str = CONFIDENCE_METRIC,
@@ -393,9 +461,9 @@ def requests_errors() -> tuple:
 
 
 def _service_file(server: ModelServer) -> str:
-    """The Python file the server's model-settings.json names (``confidence.py`` in 07)."""
+    """The Python file the server's model settings name (``confidence.py`` in 07)."""
     try:
-        implementation = json.loads((server.model_dir / "model-settings.json").read_text())["implementation"]
-    except (OSError, ValueError, KeyError, TypeError):
+        implementation = server.model_settings["implementation"]
+    except (KeyError, TypeError):
         return "your service's file"
     return f"{implementation.rpartition('.')[0]}.py"

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Callable
 
 from labkit.model import weights
 from labkit.checks.common import CheckFailed, check_shapes, compare_top_k, distinct_images, passed
-from labkit.checks.live import ask_top5
+from labkit.checks.live import ask_top5, service_server
 from labkit.client import files_request
 from labkit.paths import PathLike
 from labkit.model.reference import in_process_model
@@ -21,13 +21,14 @@ if TYPE_CHECKING:
     from labkit.serving.server import ModelServer
 
 
-def top5_under_adaptive_batching(server: ModelServer, checkpoint: PathLike = weights.DEFAULT_CHECKPOINT,
+def top5_under_adaptive_batching(server: ModelServer | PathLike, checkpoint: PathLike = weights.DEFAULT_CHECKPOINT,
                                  callers: int = 8) -> None:
     """Load the service again with adaptive batching (same process, MLServer's model
     repository API) and send concurrent requests of 1 or 2 images: every caller must get
     exactly its own rows, labels and scores."""
     from concurrent.futures import ThreadPoolExecutor
 
+    server = service_server(server)
     server.reload(max_batch_size=callers, max_batch_time=0.1)
     _, images, files = distinct_images(4, checkpoint, jpeg=True)
     groups = [[index % 4] if index % 2 == 0 else [index % 4, (index + 1) % 4] for index in range(callers)]

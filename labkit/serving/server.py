@@ -71,8 +71,10 @@ class ModelServer:
     model-settings field), ``weights`` (a checkpoint path, becomes
     ``parameters.uri``), ``extra`` (merged into ``parameters.extra``), ``server_settings``
     (other ``settings.json`` fields, e.g. ``{"gzip_enabled": True}``), ``env`` (extra
-    environment variables), the three ports, and ``python`` (the interpreter
-    of another environment with MLServer, e.g. an optional runtime's).
+    environment variables), the three ports, ``python`` (the interpreter
+    of another environment with MLServer, e.g. an optional runtime's), and
+    ``model_settings`` (the run copy's model-settings.json instead of the folder's: a
+    check that grades a service on its own, whatever the student's settings file says).
     """
 
     def __init__(self, model_dir: PathLike = "tinyvit", *, parallel_workers: int | None = None,
@@ -80,8 +82,9 @@ class ModelServer:
                  weights: PathLike | None = None, extra: dict | None = None,
                  server_settings: dict | None = None, env: dict | None = None,
                  http_port: int | None = None, grpc_port: int | None = None, metrics_port: int | None = None,
-                 python: PathLike | None = None):
+                 python: PathLike | None = None, model_settings: dict | None = None):
         self.model_dir = resolve_model_dir(model_dir)
+        self._given_model_settings = dict(model_settings) if model_settings is not None else None
         self._read_model_settings()
         self.parallel_workers = parallel_workers
         self.max_batch_size = max_batch_size
@@ -96,6 +99,7 @@ class ModelServer:
         self.run_dir = None
         self._final_log = ""
         self._started_files = {}
+        self.started_at = 0.0
 
     # ----------------------------------------------------------- addresses
     @property
@@ -195,6 +199,7 @@ class ModelServer:
                 start_new_session=True, preexec_fn=die_with_parent,
             )
         _running.add(self)
+        self.started_at = time.monotonic()
         write_pid_file(self.process.pid, self.run_dir)
         _count_start(self.name)
         try:
@@ -302,22 +307,28 @@ class ModelServer:
                 raise TypeError(f"unknown override {key!r}")
 
     def _read_model_settings(self) -> None:
+        if self._given_model_settings is not None:
+            self.model_settings = dict(self._given_model_settings)
+            self.name = self.model_settings["name"]
+            return
         if not (self.model_dir / "model-settings.json").is_file():
             raise FileNotFoundError(f"{self.model_dir} has no model-settings.json")
         self.model_settings = json.loads((self.model_dir / "model-settings.json").read_text())
         self.name = self.model_settings["name"]
 
     def _folder_digests(self) -> dict:
+        # Given model settings replace the folder's file: its edits do not make the server stale.
+        ignored = {"model-settings.json"} if self._given_model_settings is not None else set()
         return {str(path.relative_to(self.model_dir)): hashlib.sha256(path.read_bytes()).hexdigest()
                 for path in sorted(self.model_dir.rglob("*"))
                 if path.is_file() and "__pycache__" not in path.parts and not path.name.startswith(".")
-                and path.stat().st_size < (1 << 20)}
+                and path.stat().st_size < (1 << 20) and str(path.relative_to(self.model_dir)) not in ignored}
 
     def _config(self) -> tuple:
         """What a start cell asks for: the same folder with the same overrides."""
         return (self.model_dir, self.parallel_workers, self.max_batch_size, self.max_batch_time,
                 self.weights, sorted(self.extra.items()), sorted(self.server_settings.items()),
-                sorted(self.env.items()), self.python)
+                sorted(self.env.items()), self.python, json.dumps(self._given_model_settings, sort_keys=True))
 
     def _replace_servers_started_alike(self) -> None:
         """Re-running a notebook's start cell after an edit must not leave the old server
@@ -439,6 +450,13 @@ class ModelServer:
         cause = last_exception(self.log)
         cause = f"\nCause: {cause}" if cause else ""
         return ServerStartError(f"{reason}.{yours}{cause}\nLast lines of the server log:\n{self.log_tail()}")
+
+
+def running_server(model_dir: PathLike) -> ModelServer | None:
+    """The server of ``model_dir`` this kernel started last and still runs, or None."""
+    folder = resolve_model_dir(model_dir)
+    mine = [server for server in _running if server.model_dir == folder and server.running]
+    return max(mine, key=lambda server: server.started_at, default=None)
 
 
 def mlserver(command: str, timeout: float = 180, **overrides) -> ModelServer:

@@ -199,14 +199,20 @@ print("labels:", batch_outputs["labels"].shape, " scores:", batch_outputs["score
 # same top 5 and scores as the in-process model (3 points), and a batch of three different
 # images of different sizes, each with its own row (2 points). When your notebook
 # is graded, hidden tests also run your service under adaptive batching (2 points).
+#
+# The checks take your folder, `"top5"`, and talk to the server you started from it. If
+# that server is not running (its start cell failed, say on a mistake in
+# `model-settings.json`), they start your `serve-model.py` themselves with the name and
+# class the exercise gives, and say so: these points are for the service, and the
+# settings file has its own check above.
 
 # %% tests id=top5-check points=3
 from labkit import checks
 
-checks.top5_service(server)
+checks.top5_service("top5")
 
 # %% tests id=top5-batch-check points=2
-checks.top5_batch(server)
+checks.top5_batch("top5")
 
 # %% tests id=top5-batching-check points=2
 # When your notebook is graded, this cell also restarts your service with adaptive
@@ -214,7 +220,7 @@ checks.top5_batch(server)
 ### BEGIN HIDDEN TESTS
 from labkit.instructor import hidden_checks
 
-hidden_checks.top5_under_adaptive_batching(server)
+hidden_checks.top5_under_adaptive_batching("top5")
 ### END HIDDEN TESTS
 
 # %% [markdown]

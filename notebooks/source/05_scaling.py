@@ -103,7 +103,7 @@ checks.watch(folder)
   "parallel_workers": 2
 }
 
-# %% tests id=scaled-settings-check points=1
+# %% tests id=scaled-settings-check points=2
 checks.server_settings("scaled", expected_workers=2)
 
 # %% [markdown]
@@ -120,7 +120,7 @@ checks.server_settings("scaled", expected_workers=2)
   "max_batch_time": 0.01
 }
 
-# %% tests id=scaled-model-settings-check points=1
+# %% tests id=scaled-model-settings-check points=2
 checks.model_settings("scaled", batching=(8, 0.01))
 
 # %% [markdown]
@@ -133,11 +133,13 @@ server = mlserver("mlserver start scaled")
 print("\n".join(line for line in server.log.splitlines() if "torch thread" in line))
 
 # %% [markdown]
-# The check reads what the running server does, not your files: how many processes loaded
-# the model (the log lines above), and the average batch size its own metric counts while
-# 8 callers send requests at once. After a change, run the start cell again, then the check.
+# The check below reads what the running server does, not your files: how many processes
+# loaded the model (the log lines above), and the average batch size its own metric counts
+# while 8 callers send requests at once. It gives no points of its own (your two files earned
+# them above, and a mistake in them costs its points once); it shows that the server runs
+# what the files say. After a change, run the start cell again, then the check.
 
-# %% tests id=scaled-check points=2
+# %%
 from labkit import checks
 
 checks.scaling_turned_on(server)
