@@ -220,8 +220,6 @@ FULL = {"model-settings-check": 1, "server-settings-check": 1, "first-service-ch
         "top5-batching-check": 2, "runtime-check": 2, "scaled-settings-check": 2,
         "scaled-model-settings-check": 2, "scaling-choice-check": 2, "scaling-function-check": 2,
         "custom-metric-check": 2, "requirements-check": 2, "dockerfile-check": 1}
-# Graded by the instructor (needs_manual_grade): 0 until then.
-BY_HAND = {"scaling-justification": 0}
 ONLY_01 = {check: 0 for check in FULL if check not in ("model-settings-check", "server-settings-check",
                                                         "first-service-check")}
 OF_03 = ("top5-settings-check", "top5-check", "top5-batch-check", "top5-batching-check")
@@ -276,6 +274,13 @@ def test_feedback_names_the_mistake(graded):
     assert re.search(r"has no (&quot;|&#34;|\")name", bob) and "UsageError" not in bob
     dave = (out / "feedback" / "dave" / "01_first_service.html").read_text()
     assert "MLServer reads adaptive batching per model" in dave
+    carol_of = {name: (out / "feedback" / "carol" / f"{name}.html").read_text() for name in LATER}
+    assert "points outside top3/" in carol_of["04_inference_runtimes"]
+    assert "MLServer reads adaptive batching per model" in carol_of["05_scaling"]
+    assert "MLServer reads it in seconds" in carol_of["05_scaling"]
+    assert "not their top-1 probabilities" in carol_of["07_monitoring"]
+    fay = (out / "feedback" / "fay" / "03_top5_labels.html").read_text()
+    assert "defines no class Top5Model" in fay and "This check starts top5/serve-model.py itself" in fay
 
 
 def test_two_hand_ins_are_graded_side_by_side_and_timed(graded):

@@ -213,7 +213,7 @@ lab.panel()
 # %%
 import time
 
-from labkit.measure.loadgen import quick_mode
+from labkit.config import quick_mode
 
 concurrencies = [8] if quick_mode() else [1, 8]
 grid = [

@@ -66,7 +66,7 @@ metrics.model_table(samples).round(2)
 # redraws the request rate the **server** reports (not what the client measured).
 
 # %%
-from labkit.measure.loadgen import quick_mode
+from labkit.config import quick_mode
 
 before = metrics.scrape(server.metrics_url)
 timeline, load = metrics.watch(server, seconds=5 if quick_mode() else 20, concurrency=8)
