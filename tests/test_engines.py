@@ -47,6 +47,19 @@ def test_the_export_is_verified_and_recorded(onnx_model, checkpoint):
     assert export.verified_record(onnx_model) == record
 
 
+def test_the_command_says_up_to_date_for_a_verified_export_of_the_same_checkpoint(onnx_model, checkpoint, tmp_path,
+                                                                                     capsys):
+    written = onnx_model.stat().st_mtime_ns
+    assert export.main(["--checkpoint", str(checkpoint), "--out", str(onnx_model)]) == 0
+    out = capsys.readouterr().out
+    assert "is up to date" in out and "--force" in out
+    assert onnx_model.stat().st_mtime_ns == written
+    other = tmp_path / "other.safetensors"
+    weights.write_random_checkpoint(other, seed=7)
+    assert export.up_to_date(other, onnx_model) is None  # another checkpoint: export again
+    assert export.up_to_date(checkpoint, onnx_model, limit=1e-9) is None  # a stricter limit: compare again
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_each_engine_answers_like_the_pytorch_service(engine, onnx_model, reference, images):
     answer = engine_model(engine, onnx_model).classify(images)

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from labkit.measure.loadgen import payload_body, quick_mode, run_load, summarize
+from labkit.config import quick_mode
+from labkit.measure.loadgen import payload_body, run_load, summarize
 
 pytestmark = pytest.mark.slow
 

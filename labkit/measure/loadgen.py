@@ -22,7 +22,6 @@ import requests
 from tqdm.auto import tqdm
 
 from labkit.client import CAT, encode_jpeg, files_request, load_image, pixels_request, request_body
-from labkit.config import quick_mode  # noqa: F401 (notebooks import it from here)
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 PAYLOADS = ("jpeg", "numpy")

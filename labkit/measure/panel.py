@@ -20,7 +20,8 @@ import pandas as pd
 
 from labkit.contract import BATCH_SIZE_METRIC
 from labkit.measure import metrics
-from labkit.measure.loadgen import payload_body, quick_mode, run_load
+from labkit.config import quick_mode
+from labkit.measure.loadgen import payload_body, run_load
 from labkit.paths import PathLike
 from labkit.serving.server import ModelServer
 
@@ -31,11 +32,17 @@ if TYPE_CHECKING:
 SETTINGS = ("parallel_workers", "max_batch_size", "max_batch_time")
 
 
+def default_duration() -> float:
+    """Seconds a measurement keeps its load: 15, or 2 in quick mode (the lab's tests and
+    grading run the same code paths, and their numbers are not read)."""
+    return 2 if quick_mode() else 15
+
+
 class ScalingLab:
     def __init__(self, model_dir: PathLike = "tinyvit", weights: PathLike | None = None,
                  duration: float | None = None, **server_options):
         self.server = ModelServer(model_dir, weights=weights, **server_options)
-        self.duration = duration or (3 if quick_mode() else 15)
+        self.duration = duration or default_duration()
         self.results = pd.DataFrame()
         self._settings = None
         self._bodies = {}
@@ -153,7 +160,7 @@ def measure(server: ModelServer, concurrency: int = 8, duration: float | None = 
     """Warm a running server up, keep ``concurrency`` requests in flight for ``duration``
     seconds over ``transport`` ("rest" or "grpc"), and return the load's summary with the
     average batch size the server itself counted (``tinyvit_batch_size``; NaN without it)."""
-    duration = duration or (3 if quick_mode() else 15)
+    duration = duration or default_duration()
     body = payload_body(payload) if body is None else body
     if transport == "grpc":
         target = {"url": server.grpc_address, "grpc_model": server.name}
@@ -161,8 +168,10 @@ def measure(server: ModelServer, concurrency: int = 8, duration: float | None = 
         target = {"url": server.infer_url}
     else:
         raise ValueError(f"transport is 'rest' or 'grpc', not {transport!r}")
-    # Warm-up: first calls pay for lazy initialisation in every worker.
-    run_load(concurrency=concurrency, duration=30, max_requests=2 * concurrency, body=body, payload=payload,
+    # Warm-up: first calls pay for lazy initialisation in every worker (a round per caller
+    # is enough to reach each worker once in quick mode; two settle the timings).
+    warm_up = (1 if quick_mode() else 2) * concurrency
+    run_load(concurrency=concurrency, duration=30, max_requests=warm_up, body=body, payload=payload,
              progress=False, **target)
     before = metrics.scrape(server.metrics_url)
     result = run_load(concurrency=concurrency, duration=duration, body=body, payload=payload, **target)

@@ -2,6 +2,11 @@
 
     python -m labkit export                       # weights/tinyvit.onnx (make onnx)
     python -m labkit export --out /tmp/tinyvit.onnx --max-abs-diff 1e-5
+    python -m labkit export --force               # again, though it is up to date
+
+A file verified for the same checkpoint, with the same torch and within the limit, is up to
+date: the command says so and keeps it (``--force`` exports again). A graded notebook runs
+the command once per student; they all share one verified file.
 
 The export is ``torch.onnx.export(..., dynamo=True)`` with a dynamic batch axis. Before the
 file is written, ONNX Runtime runs it on the checks' images (a photo, noise, a flat colour,
@@ -125,6 +130,22 @@ def onnx_runtime_forward(path: PathLike, threads: int = 0, spinning: bool = Fals
     return lambda pixels: session.run([OUTPUT_NAME], {INPUT_NAME: pixels})[0]
 
 
+def up_to_date(checkpoint: PathLike = DEFAULT_CHECKPOINT, out: PathLike = DEFAULT_ONNX,
+               limit: float = MAX_ABS_DIFF) -> Comparison | None:
+    """The recorded comparison of ``out`` if it is a verified export of ``checkpoint`` by this
+    torch within ``limit``, else None (export it)."""
+    import torch
+
+    try:
+        record = verified_record(out)
+    except NotVerified:
+        return None
+    comparison = Comparison(**record["comparison"])
+    same = (record.get("checkpoint_sha256") == sha256(checkpoint) and record.get("torch") == torch.__version__
+            and comparison.passed and comparison.max_abs_diff <= limit)
+    return comparison if same else None
+
+
 def export(checkpoint: PathLike = DEFAULT_CHECKPOINT, out: PathLike = DEFAULT_ONNX,
            limit: float = MAX_ABS_DIFF) -> Comparison:
     """Export, compare with PyTorch, and only if it matches write ``out`` and its record."""
@@ -208,7 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_ONNX)
     parser.add_argument("--max-abs-diff", type=float, default=MAX_ABS_DIFF,
                         help="largest logit difference from PyTorch accepted (default %(default)g)")
+    parser.add_argument("--force", action="store_true", help="export again even if the file is up to date")
     args = parser.parse_args(argv)
+    recorded = None if args.force else up_to_date(args.checkpoint, args.out, args.max_abs_diff)
+    if recorded is not None:
+        print(f"{args.out} is up to date: exported from this checkpoint with this torch, and the export "
+              f"{recorded.describe()} when it was verified. (--force exports again.)")
+        return 0
     try:
         comparison = export(args.checkpoint, args.out, args.max_abs_diff)
     except ExportRefused as error:

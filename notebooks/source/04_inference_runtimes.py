@@ -191,8 +191,9 @@ rounds.groupby("served by").agg({"throughput_rps": "max", "p50_ms": "min", "p95_
 #
 # Export it. The command exports with PyTorch's `dynamo` exporter (batch axis left free), runs
 # the file on four images, as one batch and one by one, and compares the answers with the
-# PyTorch model; it writes `weights/tinyvit.onnx` only if they match. In a terminal it is
-# `make onnx`, or:
+# PyTorch model; it writes `weights/tinyvit.onnx` only if they match. If that file is
+# already a verified export of this checkpoint, it says so and keeps it (`--force` exports
+# again). In a terminal it is `make onnx`, or:
 
 # %%
 from labkit.serving.packaging import run_command
