@@ -231,9 +231,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="largest logit difference from PyTorch accepted (default %(default)g)")
     parser.add_argument("--force", action="store_true", help="export again even if the file is up to date")
     args = parser.parse_args(argv)
+    shown = _shown(args.out)
     recorded = None if args.force else up_to_date(args.checkpoint, args.out, args.max_abs_diff)
     if recorded is not None:
-        print(f"{args.out} is up to date: exported from this checkpoint with this torch, and the export "
+        print(f"{shown} is up to date: exported from this checkpoint with this torch, and the export "
               f"{recorded.describe()} when it was verified. (--force exports again.)")
         return 0
     try:
@@ -241,8 +242,16 @@ def main(argv: list[str] | None = None) -> int:
     except ExportRefused as error:
         print(error, file=sys.stderr)
         return 1
-    print(f"Wrote {args.out}: the export {comparison.describe()}.")
+    print(f"Wrote {shown}: the export {comparison.describe()}.")
     return 0
+
+
+def _shown(path: Path) -> str:
+    """``path`` as the student knows it: relative to the lab's folder when inside it."""
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
 
 
 if __name__ == "__main__":
