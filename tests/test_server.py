@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from labkit.measure import metrics
-from labkit.serving import processes, server as server_module
+from labkit.serving import processes, registry, server as server_module
 from labkit.measure.loadgen import payload_body
 from labkit.serving.processes import port_is_free
 from labkit.serving.server import ModelServer, ServerStartError
@@ -351,8 +351,7 @@ def test_the_orphan_sweep_of_a_grader_leaves_this_process_own_servers_alone(tmp_
         assert own.poll() is None
         # As ModelServer.start() sweeps: a record of this process that is not one of its
         # running servers is stale (the shared test servers are running ones).
-        running = {server.process.pid for server in server_module._running if server.process}
-        assert processes.stop_orphans(keep=running) == [own.pid]
+        assert processes.stop_orphans(keep=registry.pids()) == [own.pid]
     finally:
         own.kill()
         own.wait()
@@ -404,7 +403,7 @@ def test_reload_applies_edits_in_the_running_server_and_restart_rereads_the_fold
 
 
 def test_the_start_command_says_which_address_settings_the_lab_changed(tmp_path):
-    from labkit.serving.server import settings_changes
+    from labkit.serving.runcopy import settings_changes
 
     mine, run = tmp_path / "mine.json", tmp_path / "run.json"
     mine.write_text(json.dumps({"host": "127.0.0.1", "http_port": 8080, "debug": False}))

@@ -1,7 +1,7 @@
 """Reading a failed start's log: the student's file and line first, with its own exception."""
 from pathlib import Path
 
-from labkit.serving.server import first_error_in, last_exception
+from labkit.serving.startlog import first_error_in, last_exception
 
 FOLDER = Path("/tmp/run/my-tinyvit")
 

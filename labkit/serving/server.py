@@ -17,11 +17,8 @@ start.
 
 from __future__ import annotations
 
-import atexit
 import hashlib
-import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -33,48 +30,33 @@ import requests
 
 from labkit import config
 from labkit.paths import REPO_ROOT, PathLike
+from labkit.serving import registry
 from labkit.serving.processes import (die_with_parent, free_port, group_listens_on, pid_dir, port_is_free,
                                       remove_pid_file, stop_group, stop_orphans, wait_until, write_pid_file)
+from labkit.serving.runcopy import (MODEL_LEVEL, ServerOptions, folder_model_settings, settings_changes, workers,
+                                    write_run_copy)
+from labkit.serving.startlog import (LOAD_FAILED_MARK, PORT_TAKEN, PortTaken, ServerStartError, first_error_in,
+                                     last_exception, startup_lines)
 
 DEFAULT_PORTS = {"http_port": 8080, "grpc_port": 8081, "metrics_port": 8082}
 FREE_PORTS_ENV = config.FREE_PORTS  # on: never the default ports (grading runs side by side)
-LOAD_FAILED_MARK = "Couldn't load model"
 # Seconds MLServer gets to shut down after SIGTERM before its process group is SIGKILLed
 # (labkit.serving.supervisor; MLServer can hang in its own shutdown).
 SHUTDOWN_GRACE = 10
-_running = set()
-
-
-class ServerStartError(RuntimeError):
-    """MLServer did not get the model ready; the message ends with its log."""
-
-    def _render_traceback_(self) -> list:
-        # In a notebook: the message (the student's file and line first), not the frames of
-        # the lab's code that waited for the server.
-        return [f"\x1b[1;31mServerStartError:\x1b[0m {self}"]
-
-
-class PortTaken(ServerStartError):
-    """A port chosen for the server was bound by another process before MLServer bound it."""
-
-
-# What uvicorn (HTTP, metrics) and gRPC log when MLServer cannot bind a port.
-PORT_TAKEN = re.compile(r"bind on address \('[^']*', (\d+)\)[^\n]*address already in use"
-                        r"|Failed to bind to address [^\s;]*:(\d+)")
+# Imported from here by notebooks (04 catches a failed start and prints its cause).
+__all__ = ["ModelServer", "ServerStartError", "PortTaken", "last_exception", "mlserver", "resolve_model_dir",
+           "running_server", "DEFAULT_PORTS", "FREE_PORTS_ENV", "SHUTDOWN_GRACE"]
 
 
 class ModelServer:
     """One MLServer process serving one model folder.
 
-    Overrides (``None`` keeps the folder's own setting): ``parallel_workers``,
-    ``max_batch_size`` and ``max_batch_time`` (adaptive batching, a
-    model-settings field), ``weights`` (a checkpoint path, becomes
-    ``parameters.uri``), ``extra`` (merged into ``parameters.extra``), ``server_settings``
-    (other ``settings.json`` fields, e.g. ``{"gzip_enabled": True}``), ``env`` (extra
-    environment variables), the three ports, ``python`` (the interpreter
-    of another environment with MLServer, e.g. an optional runtime's), and
-    ``model_settings`` (the run copy's model-settings.json instead of the folder's: a
-    check that grades a service on its own, whatever the student's settings file says).
+    The keyword arguments are the three ports (``None``: the default port when free) and
+    the options of :class:`labkit.serving.runcopy.ServerOptions` (``None`` keeps the
+    folder's own setting), kept as ``server.options``; ``restart()`` and ``reload()`` take the
+    same names. The server runs a copy of the folder (``labkit.serving.runcopy``), reads its
+    start in the log (``labkit.serving.startlog``) and is listed in ``labkit.serving.registry``
+    while it runs.
     """
 
     def __init__(self, model_dir: PathLike = "tinyvit", *, parallel_workers: int | None = None,
@@ -84,17 +66,12 @@ class ModelServer:
                  http_port: int | None = None, grpc_port: int | None = None, metrics_port: int | None = None,
                  python: PathLike | None = None, model_settings: dict | None = None):
         self.model_dir = resolve_model_dir(model_dir)
-        self._given_model_settings = dict(model_settings) if model_settings is not None else None
+        self.options = ServerOptions(parallel_workers=parallel_workers, max_batch_size=max_batch_size,
+                                     max_batch_time=max_batch_time, weights=weights, extra=extra,
+                                     server_settings=server_settings, env=env, python=python,
+                                     model_settings=model_settings)
         self._read_model_settings()
-        self.parallel_workers = parallel_workers
-        self.max_batch_size = max_batch_size
-        self.max_batch_time = max_batch_time
-        self.weights = weights
-        self.extra = dict(extra or {})
-        self.server_settings = dict(server_settings or {})
-        self.env = dict(env or {})
         self.ports = {"http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port}
-        self.python = str(python or sys.executable)  # another environment's python runs its MLServer
         self.process = None
         self.run_dir = None
         self._final_log = ""
@@ -148,12 +125,13 @@ class ModelServer:
     @property
     def settings(self) -> dict:
         """The settings the server runs with: workers, batching, ports."""
-        return {
-            "parallel_workers": self._effective_workers(),
-            "max_batch_size": self._override_or_folder("max_batch_size"),
-            "max_batch_time": self._override_or_folder("max_batch_time"),
-            **self.ports,
-        }
+        def batching(key: str):
+            override = getattr(self.options, key)
+            return override if override is not None else self.model_settings.get(key, 0)
+
+        return {"parallel_workers": workers(self.model_dir, self.options),
+                "max_batch_size": batching("max_batch_size"), "max_batch_time": batching("max_batch_time"),
+                **self.ports}
 
     def __repr__(self) -> str:
         state = f"running on {self.http_url}" if self.running else "stopped"
@@ -169,7 +147,7 @@ class ModelServer:
             progress = "ipykernel" in sys.modules or sys.stderr.isatty()
         if self.running:
             return self
-        stop_orphans(keep={server.process.pid for server in _running if server.process})
+        stop_orphans(keep=registry.pids())
         if _in_notebook():
             self._replace_servers_started_alike()
         self._read_model_settings()  # the folder as it is now: restart() after an edit uses the edit
@@ -198,7 +176,7 @@ class ModelServer:
                 stdin=subprocess.DEVNULL, env=self._environment(),
                 start_new_session=True, preexec_fn=die_with_parent,
             )
-        _running.add(self)
+        registry.add(self)
         self.started_at = time.monotonic()
         write_pid_file(self.process.pid, self.run_dir)
         _count_start(self.name)
@@ -211,7 +189,7 @@ class ModelServer:
 
     def stop(self, timeout: float = 15) -> None:
         """SIGTERM to the server's process group, SIGKILL after ``timeout`` s."""
-        _running.discard(self)
+        registry.discard(self)
         if self.process is None:
             return
         stop_group(self.process.pid, timeout, self.process)
@@ -233,10 +211,9 @@ class ModelServer:
         copy, which takes seconds where ``restart()`` takes a new process. Overrides only a
         new process can apply (workers, ports, server settings) are refused: use ``restart()``.
         A folder whose settings.json or model name changed since the start is restarted."""
-        model_level = {"max_batch_size", "max_batch_time", "weights", "extra"}
-        unknown = set(overrides) - model_level
+        unknown = set(overrides) - MODEL_LEVEL
         if unknown:
-            raise TypeError(f"reload() changes model settings only ({', '.join(sorted(model_level))}); "
+            raise TypeError(f"reload() changes model settings only ({', '.join(sorted(MODEL_LEVEL))}); "
                             f"use restart() for {', '.join(sorted(unknown))}")
         self._apply_overrides(overrides)
         if not self.running or "settings.json" in self.changed_since_start():
@@ -270,19 +247,11 @@ class ModelServer:
 
     def command(self, folder: PathLike | None = None) -> list:
         """``mlserver start <folder>``, with the ``mlserver`` of this server's environment."""
-        return [str(Path(self.python).parent / "mlserver"), "start", str(folder or self.model_dir)]
+        return [str(Path(self.options.python).parent / "mlserver"), "start", str(folder or self.model_dir)]
 
     def startup_lines(self) -> str:
         """The lines of MLServer's log that say where it listens and what it loaded."""
-        marks = ("running on", "Loaded model", "Couldn't load", "WARNING")
-        shown, seen = [], set()
-        for line in self.log.splitlines():
-            # MLServer logs "Loaded model" in each worker and again in the main process: once is news.
-            text = TIMESTAMP.sub("", line)
-            if any(mark in line for mark in marks) and text not in seen:
-                seen.add(text)
-                shown.append(line)
-        return "\n".join(shown)
+        return startup_lines(self.log)
 
     def changed_since_start(self) -> list:
         """Files of the model folder written after this server started: it still runs the
@@ -295,61 +264,37 @@ class ModelServer:
 
     # ----------------------------------------------------------- internals
     def _apply_overrides(self, overrides: dict) -> None:
-        """Set overrides by the constructor's names (``restart()``, ``reload()``)."""
-        for key, value in overrides.items():
-            if key in self.ports:
-                self.ports[key] = value
-            elif key in ("extra", "env", "server_settings"):
-                setattr(self, key, dict(value or {}))
-            elif key in ("parallel_workers", "max_batch_size", "max_batch_time", "weights"):
-                setattr(self, key, value)
-            else:
-                raise TypeError(f"unknown override {key!r}")
+        """Overrides by the constructor's names (``restart()``, ``reload()``): ports here, the
+        rest into new options."""
+        self.ports.update({key: value for key, value in overrides.items() if key in self.ports})
+        self.options = self.options.replace(**{key: value for key, value in overrides.items()
+                                               if key not in self.ports})
 
     def _read_model_settings(self) -> None:
-        if self._given_model_settings is not None:
-            self.model_settings = dict(self._given_model_settings)
-            self.name = self.model_settings["name"]
-            return
-        if not (self.model_dir / "model-settings.json").is_file():
-            raise FileNotFoundError(f"{self.model_dir} has no model-settings.json")
-        self.model_settings = json.loads((self.model_dir / "model-settings.json").read_text())
+        self.model_settings = folder_model_settings(self.model_dir, self.options)
         self.name = self.model_settings["name"]
 
     def _folder_digests(self) -> dict:
         # Given model settings replace the folder's file: its edits do not make the server stale.
-        ignored = {"model-settings.json"} if self._given_model_settings is not None else set()
+        ignored = {"model-settings.json"} if self.options.model_settings is not None else set()
         return {str(path.relative_to(self.model_dir)): hashlib.sha256(path.read_bytes()).hexdigest()
                 for path in sorted(self.model_dir.rglob("*"))
                 if path.is_file() and "__pycache__" not in path.parts and not path.name.startswith(".")
                 and path.stat().st_size < (1 << 20) and str(path.relative_to(self.model_dir)) not in ignored}
 
     def _config(self) -> tuple:
-        """What a start cell asks for: the same folder with the same overrides."""
-        return (self.model_dir, self.parallel_workers, self.max_batch_size, self.max_batch_time,
-                self.weights, sorted(self.extra.items()), sorted(self.server_settings.items()),
-                sorted(self.env.items()), self.python, json.dumps(self._given_model_settings, sort_keys=True))
+        """What a start cell asks for: the same folder with the same options."""
+        return self.model_dir, self.options
 
     def _replace_servers_started_alike(self) -> None:
         """Re-running a notebook's start cell after an edit must not leave the old server
         (old code, its memory, its ports) running beside the new one. A server of the same
         folder with other settings (batching on, say) may run beside it on purpose."""
-        for other in list(_running):
+        for other in registry.servers():
             if other is not self and other._config() == self._config() and other.running:
                 print(f"Stopping the server this kernel already runs for {self.model_dir.name}/ "
                       f"(on {other.http_url}, started with the files as they were then).")
                 other.stop()
-
-    def _override_or_folder(self, key: str):
-        override = getattr(self, key)
-        return override if override is not None else self.model_settings.get(key, 0)
-
-    def _effective_workers(self):
-        if self.parallel_workers is not None:
-            return self.parallel_workers
-        settings_file = self.model_dir / "settings.json"
-        settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
-        return settings.get("parallel_workers", 1)
 
     def _choose_ports(self) -> None:
         taken = set()
@@ -366,35 +311,11 @@ class ModelServer:
             self.ports[key] = port
 
     def _write_run_copy(self, target: Path) -> None:
-        # symlinks=True: a linked checkpoint stays a link instead of a 20 MB copy per start.
-        shutil.copytree(self.model_dir, target, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", ".*"))
-        model_settings = dict(self.model_settings)
-        parameters = dict(model_settings.get("parameters") or {})
-        uri = self.weights or parameters.get("uri")
-        if uri:
-            # Resolve against the student's folder, not the run copy.
-            parameters["uri"] = str((self.model_dir / uri).resolve())
-        # The service cannot see settings.json: tell it how many workers share the cores.
-        parameters["extra"] = {**(parameters.get("extra") or {}),
-                               "parallel_workers": self._effective_workers(), **self.extra}
-        model_settings["parameters"] = parameters
-        for key in ("max_batch_size", "max_batch_time"):
-            if getattr(self, key) is not None:
-                model_settings[key] = getattr(self, key)
-        (target / "model-settings.json").write_text(json.dumps(model_settings, indent=2))
-
-        settings_file = self.model_dir / "settings.json"
-        settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
-        settings.update(self.server_settings)
-        settings.update(self.ports, host="127.0.0.1")  # gRPC binds to `host` too
-        settings.setdefault("debug", False)
-        if self.parallel_workers is not None:
-            settings["parallel_workers"] = self.parallel_workers
-        (target / "settings.json").write_text(json.dumps(settings, indent=2))
+        write_run_copy(self.model_dir, target, self.model_settings, self.options, self.ports)
 
     def _environment(self) -> dict:
         env = {key: value for key, value in os.environ.items() if not key.startswith("MLSERVER_")}
-        env.update(self.env)
+        env.update(self.options.env)
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
@@ -453,10 +374,9 @@ class ModelServer:
 
 
 def running_server(model_dir: PathLike) -> ModelServer | None:
-    """The server of ``model_dir`` this kernel started last and still runs, or None."""
-    folder = resolve_model_dir(model_dir)
-    mine = [server for server in _running if server.model_dir == folder and server.running]
-    return max(mine, key=lambda server: server.started_at, default=None)
+    """The server of ``model_dir`` this kernel started last from the folder's own settings
+    and still runs, or None."""
+    return registry.running_server(resolve_model_dir(model_dir))
 
 
 def mlserver(command: str, timeout: float = 180, **overrides) -> ModelServer:
@@ -481,68 +401,6 @@ def mlserver(command: str, timeout: float = 180, **overrides) -> ModelServer:
               + "\n  (always loopback; ports 8080-8082 when free, other free ports when they are taken or "
               "LAB_FREE_PORTS is set)")
     return server
-
-
-# The address settings the lab sets in the run copy, with MLServer 1.7.1's defaults.
-SETTINGS_THE_LAB_SETS = {"host": "0.0.0.0", "http_port": 8080, "grpc_port": 8081, "metrics_port": 8082}
-
-
-def settings_changes(mine: Path, run: Path) -> list[str]:
-    """``key: yours -> run`` for the address settings the lab set in the run copy to other
-    values than yours (or than MLServer's default, where you set none)."""
-    def read(path: Path) -> dict:
-        try:
-            content = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return {}
-        return content if isinstance(content, dict) else {}
-
-    yours, running = read(mine), read(run)
-    changes = []
-    for key, default in SETTINGS_THE_LAB_SETS.items():
-        before = yours.get(key, default)
-        if key in running and before != running[key]:
-            shown = before if key in yours else f"{before} (MLServer's default)"
-            changes.append(f"{key}: {shown} -> {running[key]}")
-    return changes
-
-
-TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ")
-FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line (?P<line>\d+)')
-
-
-def first_error_in(log: str, folder: Path) -> str:
-    """``<file>, line <n>: <code>`` and the exception of the first traceback in ``log``
-    that passes through a file of ``folder`` (the deepest such frame), or ''."""
-    lines = log.splitlines()
-    starts = [index for index, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
-    for start, end in zip(starts, starts[1:] + [len(lines)]):
-        block = lines[start + 1:end]
-        frames = [(index, FRAME.match(line)) for index, line in enumerate(block) if FRAME.match(line)]
-        mine = [(index, match) for index, match in frames if Path(match["path"]).parent == Path(folder)]
-        if not mine:
-            continue
-        index, match = mine[-1]
-        code = block[index + 1].strip() if index + 1 < len(block) and block[index + 1].startswith(" ") else ""
-        # The exception is the first unindented line after the student's frame (deeper
-        # frames are indented); the block's last frame may belong to another task's
-        # traceback printed into the same log without a header of its own.
-        exception = next((line for line in block[index + 1:] if line and not line.startswith(" ")), "")
-        where = f"{Path(match['path']).name}, line {match['line']}" + (f": {code}" if code else "")
-        return f"{where}\n  {exception}" if exception else where
-    return ""
-
-
-def last_exception(log: str) -> str:
-    """The exception line(s) that end the last traceback in ``log``, or ''."""
-    lines = log.splitlines()
-    starts = [index for index, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
-    if not starts:
-        return ""
-    for line in lines[starts[-1] + 1:]:
-        if line and not line.startswith(" "):
-            return line
-    return ""
 
 
 def resolve_model_dir(model_dir: PathLike) -> Path:
@@ -572,9 +430,3 @@ def _count_start(name: str) -> None:
         caller = os.environ.get("PYTEST_CURRENT_TEST") or os.getcwd()
         with open(start_log, "a") as handle:
             handle.write(f"{name}\t{caller}\n")
-
-
-@atexit.register
-def _stop_all() -> None:
-    for server in list(_running):
-        server.stop()

@@ -1,0 +1,148 @@
+"""The run copy: the folder MLServer really runs, with the lab's options applied.
+
+A server never runs the student's folder itself. It runs a copy in a temporary folder, in
+which ``model-settings.json`` and ``settings.json`` are rewritten from the folder's own files
+and the :class:`ServerOptions` a notebook or a test asked for. This module is the one place
+that says how: follow ``max_batch_size`` from ``ModelServer(..., max_batch_size=8)`` to
+:func:`run_model_settings`, which writes it where MLServer reads it. The student's files stay
+as they wrote them; :func:`settings_changes` says what the copy changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from labkit.paths import PathLike
+
+# Options MLServer applies per model (a reload in the running server takes them); the rest
+# need a new process.
+MODEL_LEVEL = frozenset({"max_batch_size", "max_batch_time", "weights", "extra"})
+_MAPPINGS = ("extra", "server_settings", "env")
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """What a start asks for beyond the folder; ``None`` keeps the folder's own setting.
+
+    ``parallel_workers`` (settings.json); ``max_batch_size`` and ``max_batch_time``
+    (adaptive batching, model-settings.json); ``weights`` (a checkpoint, becomes
+    ``parameters.uri``); ``extra`` (merged into ``parameters.extra``); ``server_settings``
+    (other settings.json fields, e.g. ``{"gzip_enabled": True}``); ``env`` (environment
+    variables); ``python`` (the interpreter of an environment with MLServer); and
+    ``model_settings`` (the copy's whole model-settings.json instead of the folder's: a check
+    that grades a service on its own, whatever the student's settings file says)."""
+
+    parallel_workers: int | None = None
+    max_batch_size: int | None = None
+    max_batch_time: float | None = None
+    weights: PathLike | None = None
+    extra: dict = field(default_factory=dict)
+    server_settings: dict = field(default_factory=dict)
+    env: dict = field(default_factory=dict)
+    python: str = sys.executable
+    model_settings: dict | None = None
+
+    def __post_init__(self) -> None:
+        # Copies, so that a caller's dict changed later does not change a running server's options.
+        for name in _MAPPINGS:
+            object.__setattr__(self, name, dict(getattr(self, name) or {}))
+        object.__setattr__(self, "python", str(self.python or sys.executable))
+        if self.model_settings is not None:
+            object.__setattr__(self, "model_settings", dict(self.model_settings))
+
+    def replace(self, **overrides) -> ServerOptions:
+        """These options with ``overrides`` (the constructor's names); an unknown name is a TypeError."""
+        unknown = set(overrides) - {option.name for option in dataclasses.fields(self)}
+        if unknown:
+            raise TypeError(f"unknown override {sorted(unknown)[0]!r}")
+        return dataclasses.replace(self, **overrides)
+
+
+def read_settings_file(path: Path) -> dict:
+    """A JSON settings file as a dict; {} when there is none (MLServer's defaults apply)."""
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def folder_model_settings(model_dir: Path, options: ServerOptions) -> dict:
+    """The model settings the copy starts from: the given ones, else the folder's file."""
+    if options.model_settings is not None:
+        return dict(options.model_settings)
+    if not (model_dir / "model-settings.json").is_file():
+        raise FileNotFoundError(f"{model_dir} has no model-settings.json")
+    return json.loads((model_dir / "model-settings.json").read_text())
+
+
+def workers(model_dir: Path, options: ServerOptions) -> int:
+    """The parallel workers the server runs: the option, else settings.json, else MLServer's 1."""
+    if options.parallel_workers is not None:
+        return options.parallel_workers
+    return read_settings_file(model_dir / "settings.json").get("parallel_workers", 1)
+
+
+def run_model_settings(model_dir: Path, model_settings: dict, options: ServerOptions) -> dict:
+    """model-settings.json as the copy has it: batching and weights overridden, the uri
+    resolved against the student's folder, and the worker count in ``parameters.extra``."""
+    settings = dict(model_settings)
+    parameters = dict(settings.get("parameters") or {})
+    uri = options.weights or parameters.get("uri")
+    if uri:
+        # Resolve against the student's folder, not the run copy.
+        parameters["uri"] = str((model_dir / uri).resolve())
+    # The service cannot see settings.json: tell it how many workers share the cores.
+    parameters["extra"] = {**(parameters.get("extra") or {}), "parallel_workers": workers(model_dir, options),
+                           **options.extra}
+    settings["parameters"] = parameters
+    for key in ("max_batch_size", "max_batch_time"):
+        if getattr(options, key) is not None:
+            settings[key] = getattr(options, key)
+    return settings
+
+
+def run_server_settings(model_dir: Path, options: ServerOptions, ports: dict) -> dict:
+    """settings.json as the copy has it: loopback, the chosen ports, debug off unless set."""
+    settings = read_settings_file(model_dir / "settings.json")
+    settings.update(options.server_settings)
+    settings.update(ports, host="127.0.0.1")  # gRPC binds to `host` too
+    settings.setdefault("debug", False)
+    if options.parallel_workers is not None:
+        settings["parallel_workers"] = options.parallel_workers
+    return settings
+
+
+def write_run_copy(model_dir: Path, target: Path, model_settings: dict, options: ServerOptions,
+                   ports: dict) -> None:
+    """Copy ``model_dir`` to ``target`` and write both settings files as MLServer will read them."""
+    # symlinks=True: a linked checkpoint stays a link instead of a 20 MB copy per start.
+    shutil.copytree(model_dir, target, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", ".*"))
+    (target / "model-settings.json").write_text(
+        json.dumps(run_model_settings(model_dir, model_settings, options), indent=2))
+    (target / "settings.json").write_text(json.dumps(run_server_settings(model_dir, options, ports), indent=2))
+
+
+# The address settings the lab sets in the run copy, with MLServer 1.7.1's defaults.
+SETTINGS_THE_LAB_SETS = {"host": "0.0.0.0", "http_port": 8080, "grpc_port": 8081, "metrics_port": 8082}
+
+
+def settings_changes(mine: Path, run: Path) -> list[str]:
+    """``key: yours -> run`` for the address settings the lab set in the run copy to other
+    values than yours (or than MLServer's default, where you set none)."""
+    def read(path: Path) -> dict:
+        try:
+            content = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return content if isinstance(content, dict) else {}
+
+    yours, running = read(mine), read(run)
+    changes = []
+    for key, default in SETTINGS_THE_LAB_SETS.items():
+        before = yours.get(key, default)
+        if key in running and before != running[key]:
+            shown = before if key in yours else f"{before} (MLServer's default)"
+            changes.append(f"{key}: {shown} -> {running[key]}")
+    return changes
