@@ -133,5 +133,15 @@ def test_the_contract_is_what_the_lab_service_says():
 def test_no_test_module_imports_another():
     # What several tests share lives in tests/helpers/ (and conftest's fixtures).
     wrong = [f"{path.name} imports {name}" for path in (REPO / "tests").rglob("test_*.py")
-             for name in imports(path) if name.startswith("tests.test_")]
+             for name in imports(path) if name.startswith("tests.") and name.rpartition(".")[2].startswith("test_")]
     assert not wrong, wrong
+
+
+def test_tests_are_mirrored_by_folder():
+    # tests/<folder>/ for each folder of labkit/ (and tinyvit/); lab-wide tests and the
+    # tests of labkit's top-level modules stay in tests/; shared code in tests/helpers/.
+    folders = {path.name for path in LABKIT.iterdir() if path.is_dir() and (path / "__init__.py").exists()}
+    test_folders = {path.name for path in (REPO / "tests").iterdir()
+                    if path.is_dir() and path.name not in ("helpers", "__pycache__")}
+    assert test_folders == folders | {"tinyvit"}, test_folders ^ (folders | {"tinyvit"})
+    assert all((REPO / "tests" / name / "__init__.py").is_file() for name in test_folders)

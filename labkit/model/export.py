@@ -15,7 +15,7 @@ that MLServer serves: the largest absolute difference must stay below ``MAX_ABS_
 every image must get the same top-5 classes. A file that fails is not written; the command
 says why and exits with 1. An engine can change the answers without any error: OpenVINO on
 a CPU with bfloat16 support computes in bfloat16 unless told otherwise (logits off by about
-0.03 here), so the runtimes are compared the same way (tests/test_engines.py).
+0.03 here), so the runtimes are compared the same way (tests/runtimes/test_engines.py).
 
 Next to the file, ``<name>.json`` records the comparison, the checkpoint it came from and
 the preprocessing. The ONNX Runtime and OpenVINO runtimes (``labkit.runtimes.engines``) refuse an

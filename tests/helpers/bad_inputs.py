@@ -1,5 +1,5 @@
 """Malformed TinyViT requests and the words of the 400 each must get: one table for the
-in-process layer (tests/test_service_inprocess.py) and the live server (tests/test_service.py)."""
+in-process layer (tests/tinyvit/test_service_inprocess.py) and the live server (tests/tinyvit/test_service.py)."""
 
 import base64
 import io

@@ -1,6 +1,6 @@
 """The TinyViT service in this process, as MLServer's own tests exercise a runtime: request
 decoding and validation, and load()/predict(), in milliseconds (the edit-test loop:
-`make test-fast`). The same contract over real HTTP/gRPC is in tests/test_service.py."""
+`make test-fast`). The same contract over real HTTP/gRPC is in tests/tinyvit/test_service.py."""
 
 import asyncio
 import io
