@@ -41,7 +41,19 @@ class InferenceFailed(RuntimeError):
 
 
 def load_image(path: PathLike | io.BytesIO = CAT, size: tuple[int, int] | None = None) -> np.ndarray:
-    """An RGB image as a uint8 ``[H, W, 3]`` array, optionally resized to ``(W, H)``."""
+    """Read an image file as the array a request carries.
+
+    Args:
+        path: an image file (JPEG, PNG, ...) or its bytes in a ``BytesIO``; the lab's cat by default.
+        size: ``(width, height)`` to resize to, or None to keep the file's size.
+
+    Returns:
+        An RGB uint8 array of shape ``[H, W, 3]``.
+
+    Example:
+        >>> load_image(size=(224, 224)).shape
+        (224, 224, 3)
+    """
     with Image.open(path) as image:
         image = image.convert("RGB")
         if size is not None:
@@ -50,14 +62,36 @@ def load_image(path: PathLike | io.BytesIO = CAT, size: tuple[int, int] | None =
 
 
 def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
-    """JPEG file bytes for a uint8 ``[H, W, 3]`` image."""
+    """Encode an image as a JPEG file, the compact input of notebook 02 onwards.
+
+    Args:
+        image: a uint8 ``[H, W, 3]`` RGB array.
+        quality: JPEG quality, 1-95.
+
+    Returns:
+        The bytes of a JPEG file (what :func:`files_request` sends).
+    """
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
 
 
 def pixels_request(images: Sequence[np.ndarray] | np.ndarray) -> InferenceRequest:
-    """UINT8 pixels ``[N, H, W, 3]``; accepts a list of same-size images or an array."""
+    """An Open Inference Protocol request of raw pixels, the course text's input.
+
+    Args:
+        images: same-size uint8 ``[H, W, 3]`` images, or one array ``[N, H, W, 3]``.
+
+    Returns:
+        An ``InferenceRequest`` with one UINT8 input ``"payload"`` of shape ``[N, H, W, 3]``
+        (NumpyCodec).
+
+    Raises:
+        ValueError: the images do not make a 4-D batch (a lone image needs ``image[None]``).
+
+    Example:
+        >>> outputs = infer_outputs(server.infer_url, pixels_request([load_image()]))
+    """
     batch = np.stack(list(images)) if not isinstance(images, np.ndarray) else images
     if batch.ndim != 4:
         raise ValueError(f"expected [N, H, W, 3] images, got shape {batch.shape}; add a batch axis with image[None]")
@@ -65,7 +99,15 @@ def pixels_request(images: Sequence[np.ndarray] | np.ndarray) -> InferenceReques
 
 
 def files_request(files: Sequence[bytes]) -> InferenceRequest:
-    """BYTES ``[N]`` of encoded image files (any sizes), base64 in JSON."""
+    """An Open Inference Protocol request of encoded image files, of any sizes.
+
+    Args:
+        files: the bytes of each image file (JPEG, PNG, ...), e.g. from :func:`encode_jpeg`.
+
+    Returns:
+        An ``InferenceRequest`` with one BYTES input ``"payload"`` of shape ``[N]``, base64
+        in JSON; each image gets its own row in the answer.
+    """
     files = [bytes(data) for data in files]
     return InferenceRequest(inputs=[Base64Codec.encode_input(INPUT_NAME, files, use_bytes=False)])
 
@@ -77,13 +119,41 @@ def request_body(request: InferenceRequest) -> bytes:
 
 def infer(url: str, request: InferenceRequest, output: str | None = None, session: requests.Session | None = None,
           timeout: float = 60) -> np.ndarray:
-    """POST ``request`` to an ``.../infer`` URL; return the first (or the named) output."""
+    """Send ``request`` over REST and return one output.
+
+    Args:
+        url: the model's ``.../v2/models/<name>/infer`` URL (``server.infer_url``).
+        request: an ``InferenceRequest`` (:func:`pixels_request`, :func:`files_request`).
+        output: the output's name; None for the first one.
+        session: a ``requests.Session`` to reuse connections, or None.
+        timeout: seconds to wait for the answer.
+
+    Returns:
+        The output as a NumPy array of its shape and datatype.
+
+    Raises:
+        InferenceFailed: the server answered with an error (its status and message).
+    """
     return _pick(infer_outputs(url, request, session, timeout), output)
 
 
 def infer_outputs(url: str, request: InferenceRequest, session: requests.Session | None = None,
                   timeout: float = 60) -> dict:
-    """POST ``request``; return every output as ``{name: NumPy array}``."""
+    """Send ``request`` over REST and return every output.
+
+    Args:
+        url: the model's ``.../infer`` URL (``server.infer_url``).
+        request: an ``InferenceRequest``.
+        session: a ``requests.Session`` to reuse connections, or None.
+        timeout: seconds to wait for the answer.
+
+    Returns:
+        ``{output name: NumPy array}``, e.g. ``{"labels": ..., "scores": ...}`` from the
+        top-5 service.
+
+    Raises:
+        InferenceFailed: the server answered with an error (its status and message).
+    """
     http = session or requests
     answer = http.post(url, data=request_body(request), timeout=timeout,
                        headers={"Content-Type": "application/json"})

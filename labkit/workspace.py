@@ -35,7 +35,17 @@ PREVIOUS_COPIES = ".lab-helpers"  # digests of the helper versions the lab wrote
 
 def service_folder(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
                    lab_settings: bool = False) -> Path:
-    """Create (or complete) a student's service folder; return its absolute path."""
+    """Create (or complete) a student's service folder, for a service the student writes.
+
+    Args:
+        folder: the folder, relative to the notebook (``"my-tinyvit"``, ``"top5"``).
+        checkpoint: the weights, linked into the folder as ``tinyvit.safetensors``.
+        lab_settings: also copy the lab's ``settings.json`` (when the exercise is not about it).
+
+    Returns:
+        The folder's absolute path. It holds the checkpoint link and the lab's helper modules
+        (image decoding, weights loading); the student's files are never overwritten.
+    """
     folder = runtime_folder(folder, checkpoint)
     for name in HELPERS:
         _copy_helper(LAB_SERVICE / name, folder / name)
@@ -45,8 +55,16 @@ def service_folder(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
 
 
 def runtime_folder(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT) -> Path:
-    """A model folder for a ready-made runtime: no Python, only the checkpoint link
-    (``tinyvit.safetensors``); the student writes ``model-settings.json``."""
+    """Create a model folder for a ready-made runtime (notebook 04).
+
+    Args:
+        folder: the folder, relative to the notebook (``"top3"``).
+        checkpoint: the weights, linked into the folder as ``tinyvit.safetensors``.
+
+    Returns:
+        The folder's absolute path: private to the user, with only the checkpoint link in it;
+        the student writes ``model-settings.json``.
+    """
     folder = Path(folder).resolve()
     # Private when the lab creates it: on a shared JupyterHub host a home folder may be
     # readable by every user (Debian's useradd makes it 0755), the service must not be.
@@ -70,8 +88,17 @@ def link_checkpoint(folder: Path, checkpoint: PathLike = DEFAULT_CHECKPOINT) -> 
 
 def lab_service_copy(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
                      with_settings: bool = False) -> Path:
-    """The lab's service (``serve-model.py`` and its helpers) in ``folder``, to extend;
-    ``with_settings`` also copies its two JSON files (kept once the student edits them)."""
+    """Copy the lab's own service into ``folder``, to configure or extend (notebooks 05, 07).
+
+    Args:
+        folder: the folder, relative to the notebook (``"scaled"``, ``"confidence"``).
+        checkpoint: the weights, linked into the folder as ``tinyvit.safetensors``.
+        with_settings: also copy the lab's two JSON files.
+
+    Returns:
+        The folder's absolute path, with ``serve-model.py`` and its helpers; a file the
+        student changed is kept as they wrote it.
+    """
     folder = service_folder(folder, checkpoint)
     names = ["serve-model.py"] + (["model-settings.json", "settings.json"] if with_settings else [])
     for name in names:

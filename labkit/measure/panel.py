@@ -157,9 +157,24 @@ class ScalingLab:
 
 def measure(server: ModelServer, concurrency: int = 8, duration: float | None = None, payload: str = "jpeg",
             transport: str = "rest", body: bytes | None = None) -> dict:
-    """Warm a running server up, keep ``concurrency`` requests in flight for ``duration``
-    seconds over ``transport`` ("rest" or "grpc"), and return the load's summary with the
-    average batch size the server itself counted (``tinyvit_batch_size``; NaN without it)."""
+    """Measure a running server under load, after a warm-up.
+
+    Args:
+        server: a running :class:`ModelServer`.
+        concurrency: requests kept in flight at once (callers).
+        duration: seconds of load; None for 15 (2 in quick mode).
+        payload: ``"jpeg"`` (encoded image) or ``"numpy"`` (the course text's pixels in JSON).
+        transport: ``"rest"`` or ``"grpc"``.
+        body: a prepared request body, instead of one made from ``payload``.
+
+    Returns:
+        The load's summary (``requests``, ``errors``, ``throughput_rps``, ``p50_ms``,
+        ``p95_ms``, ...) with ``transport`` and ``avg_batch``, the average batch size the
+        server itself counted (``tinyvit_batch_size``; NaN where the model does not log it).
+
+    Raises:
+        ValueError: an unknown ``transport``.
+    """
     duration = duration or default_duration()
     body = payload_body(payload) if body is None else body
     if transport == "grpc":

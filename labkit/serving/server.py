@@ -384,7 +384,25 @@ def mlserver(command: str, timeout: float = 180, **overrides) -> ModelServer:
 
     A thin wrapper around :class:`ModelServer`: MLServer runs a copy of the folder (your
     files stay as you wrote them) bound to 127.0.0.1, on the default ports when free,
-    and stops with the kernel. Overrides are :class:`ModelServer`'s."""
+    and stops with the kernel. It prints the command, MLServer's start-up lines, and what
+    the copy changed in your ``settings.json`` (address and ports).
+
+    Args:
+        command: ``"mlserver start <folder>"``, as typed in a terminal.
+        timeout: seconds to wait for the model to be ready.
+        **overrides: :class:`ModelServer`'s options (``parallel_workers=2``, ...).
+
+    Returns:
+        The running :class:`ModelServer` (``server.infer_url``, ``server.log``, ``server.stop()``).
+
+    Raises:
+        ValueError: the command is not ``mlserver start <folder>``.
+        ServerStartError: the model did not get ready; the message names the first error in
+            your own file and line, then the end of the server's log.
+
+    Example:
+        >>> server = mlserver("mlserver start my-tinyvit")
+    """
     import shlex
 
     words = shlex.split(command)
