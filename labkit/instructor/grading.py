@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from labkit.paths import PathLike
-from labkit.instructor.notebooks import ASSIGNMENT, SOLUTIONS, NbgraderTimeout, run_nbgrader
+from labkit.instructor.notebooks import ASSIGNMENT, NbgraderTimeout, run_nbgrader, set_up_course
 from labkit.serving.processes import stop_orphans
 from labkit.serving.server import FREE_PORTS_ENV
 
@@ -118,19 +118,7 @@ def _autograde(student: str, course: Path, timeout: float) -> dict:
 def _set_up_course(course: Path, notebooks: list[str] | None, cell_timeout: int) -> Path:
     if course.exists():
         shutil.rmtree(course)
-    source = course / "source" / ASSIGNMENT
-    source.mkdir(parents=True)
-    for notebook in sorted(SOLUTIONS.glob("*.ipynb")):
-        if notebooks is None or notebook.stem in notebooks:
-            shutil.copy(notebook, source / notebook.name)
-    (course / "nbgrader_config.py").write_text(
-        "c = get_config()\n"
-        f"c.CourseDirectory.root = {str(course)!r}\n"
-        "c.CourseDirectory.course_id = 'mlserver-lab'\n"
-        f"c.Execute.timeout = {int(cell_timeout)}\n"
-    )
-    run_nbgrader(["generate_assignment", ASSIGNMENT, "--force"], course)
-    return course
+    return set_up_course(course, notebooks, cell_timeout)
 
 
 def _collect(student_folder: Path, target: Path) -> None:

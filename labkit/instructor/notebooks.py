@@ -122,17 +122,25 @@ def _scrub(notebook: nbformat.NotebookNode) -> None:
         cell.metadata.pop("execution", None)
 
 
-def generate_student_versions(workdir: Path) -> Path:
-    """Run ``nbgrader generate_assignment`` on the solutions; return the release folder."""
-    source = workdir / "source" / ASSIGNMENT
+def set_up_course(root: Path, notebooks: list[str] | None = None, cell_timeout: int | None = None) -> Path:
+    """The one nbgrader course set-up, for release and for grading: the solution notebooks
+    (all, or those named) as the assignment's source in ``root``, its config, and
+    ``nbgrader generate_assignment`` run; ``root``."""
+    source = root / "source" / ASSIGNMENT
     source.mkdir(parents=True)
     for notebook in sorted(SOLUTIONS.glob("*.ipynb")):
-        shutil.copy(notebook, source / notebook.name)
-    config = workdir / "nbgrader_config.py"
-    config.write_text(f"c = get_config()\nc.CourseDirectory.root = {str(workdir)!r}\n"
-                      "c.CourseDirectory.course_id = 'mlserver-lab'\n")
-    run_nbgrader(["generate_assignment", ASSIGNMENT, "--force"], workdir)
-    return workdir / "release" / ASSIGNMENT
+        if notebooks is None or notebook.stem in notebooks:
+            shutil.copy(notebook, source / notebook.name)
+    timeout = f"c.Execute.timeout = {int(cell_timeout)}\n" if cell_timeout is not None else ""
+    (root / "nbgrader_config.py").write_text(f"c = get_config()\nc.CourseDirectory.root = {str(root)!r}\n"
+                                             f"c.CourseDirectory.course_id = 'mlserver-lab'\n{timeout}")
+    run_nbgrader(["generate_assignment", ASSIGNMENT, "--force"], root)
+    return root
+
+
+def generate_student_versions(workdir: Path) -> Path:
+    """Run ``nbgrader generate_assignment`` on the solutions; return the release folder."""
+    return set_up_course(workdir) / "release" / ASSIGNMENT
 
 
 class NbgraderTimeout(RuntimeError):
