@@ -1,10 +1,12 @@
 """The instructor's grading pipeline with the real nbgrader, for the exercises of notebooks
-01-07: a correct hand-in written differently from the solution, an untouched one,
-plausible wrong ones that each leave a notebook out (one mistake costs its own exercise
-only), a crashing one and one that hangs; idempotence, untouched originals, no servers left.
+01-07: a correct hand-in written differently from the solution (alice), an untouched one
+(bob), plausible mistakes (carol: one per exercise, each costing its own exercise only;
+dave and fay: mistakes that must not cost the exercise after them), the solutions as run
+at home (gus), a crashing one and one that hangs; idempotence, untouched originals, no
+servers left.
 
-Each graded notebook starts MLServer: the wrong hand-ins hold only the notebooks whose
-mistakes the pipeline must report (test_checks covers every mistake of each check)."""
+Each graded notebook starts MLServer: the smaller hand-ins hold only the notebooks whose
+mistakes the pipeline must report (tests/checks/ covers every mistake of each check)."""
 
 import time
 
@@ -63,6 +65,15 @@ def correct_but_different() -> dict:
             "torch~=2.14.1\ntimm==1.0.31\nsafetensors==0.8.*\nNumPy>=2.4.6,<2.5\nPillow==13.0.0\n",
         ("06_packaging", "dockerfile"):
             'command = "mlserver dockerfile " + str(context)\npackaging.run_mlserver(command)',
+        # 02: the JSON body built by hand, the answer read off its "outputs", a [1, 21841] row.
+        ("02_inference_requests", "remote-classifier"):
+            "def classify_remote(image: np.ndarray) -> np.ndarray:\n"
+            '    body = {"inputs": [{"name": "payload", "shape": [1, *image.shape], "datatype": "UINT8",\n'
+            '                        "data": image.ravel().tolist()}]}\n'
+            "    reply = requests.post(server.infer_url, json=body, timeout=60)\n"
+            "    reply.raise_for_status()\n"
+            '    first = reply.json()["outputs"][0]\n'
+            '    return np.asarray(first["data"], dtype=np.float32).reshape(first["shape"])\n',
         # 04: keys in another order, a "./" path, top_k before the model.
         ("04_inference_runtimes", "runtime-settings"):
             '%%writefile top3/model-settings.json\n{"parameters": {"extra": {"top_k": 3, "model": '
@@ -90,11 +101,16 @@ def correct_but_different() -> dict:
 
 
 def wrong_a() -> dict:
-    """The course text's trailing comma (01); a top 5 of the first image only (03); uvloop
+    """The course text's trailing comma (01); the address written into the client, which
+    works at home on the default port (02); a top 5 of the first image only (03); uvloop
     left open to 0.22 (06); a uri copied from runtimes/, which leaves the folder (04); the
     course text's batching keys in settings.json, 10 written for 10 ms, a position for a
     label (05); a batch's mean logged once per image (07)."""
     return {
+        ("02_inference_requests", "remote-classifier"): mutate(solution("02_inference_requests", "remote-classifier"),
+                                                               "requests.post(server.infer_url,",
+                                                               'requests.post("http://localhost:8080/v2/models/'
+                                                               'tinyvit/infer",'),
         ("04_inference_runtimes", "runtime-settings"): mutate(solution("04_inference_runtimes", "runtime-settings"),
                                                               '"uri": "tinyvit.safetensors"',
                                                               '"uri": "../../weights/tinyvit.safetensors"'),
@@ -186,10 +202,7 @@ def released(tmp_path_factory):
     return folder
 
 
-# 02's request check is graded by nbval's run of the solution and its mistakes by
-# test_folder_checks: no hand-in here starts 02's two servers.
-HANDED_IN = {"alice": ["01_first_service", "03_top5_labels", "06_packaging", *LATER], "bob": NOTEBOOKS,
-             "carol": ["01_first_service", "03_top5_labels", "06_packaging", *LATER], "dave": ["01_first_service"],
+HANDED_IN = {"alice": NOTEBOOKS, "bob": NOTEBOOKS, "carol": NOTEBOOKS, "dave": ["01_first_service"],
              "eve": ["01_first_service"], "fay": ["01_first_service", "03_top5_labels"],
              "gus": ["01_first_service", "06_packaging"]}
 
@@ -224,9 +237,9 @@ ONLY_01 = {check: 0 for check in FULL if check not in ("model-settings-check", "
                                                         "first-service-check")}
 OF_03 = ("top5-settings-check", "top5-check", "top5-batch-check", "top5-batching-check")
 EXPECTED = {
-    "alice": {**FULL, "remote-classifier-check": 0},  # 02 not handed in
+    "alice": FULL,
     "bob": dict.fromkeys(FULL, 0),
-    # trailing comma: the file only (the service check does not need it); 02 missing; first image
+    # trailing comma: the file only (the service check does not need it); 02's written address; first image
     # only (its one-image requests are right); uvloop open: the requirements only, not the Dockerfile;
     # 04's uri leaves the folder; 05's batching keys in settings.json and 10 s for 10 ms: each
     # its own file's points; a position: the pick's two checks.
@@ -267,6 +280,7 @@ def test_feedback_names_the_mistake(graded):
     _, out, _ = graded
     carol = (out / "feedback" / "carol" / "01_first_service.html").read_text()
     assert "trailing comma" in carol
+    assert "has the address" in (out / "feedback" / "carol" / "02_inference_requests.html").read_text()
     assert "admits uvloop 0.22.0" in (out / "feedback" / "carol" / "06_packaging.html").read_text()
     assert "defines no class TinyVitModel" in (out / "feedback" / "fay" / "01_first_service.html").read_text()
     bob = (out / "feedback" / "bob" / "01_first_service.html").read_text()
