@@ -26,6 +26,7 @@ ONNX file without it, changed since, or exported from another checkpoint than th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import shutil
@@ -232,18 +233,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="export again even if the file is up to date")
     args = parser.parse_args(argv)
     shown = _shown(args.out)
-    recorded = None if args.force else up_to_date(args.checkpoint, args.out, args.max_abs_diff)
-    if recorded is not None:
-        print(f"{shown} is up to date: exported from this checkpoint with this torch, and the export "
-              f"{recorded.describe()} when it was verified. (--force exports again.)")
-        return 0
-    try:
-        comparison = export(args.checkpoint, args.out, args.max_abs_diff)
-    except ExportRefused as error:
-        print(error, file=sys.stderr)
-        return 1
+    # Hand-ins graded side by side run this command at once: one exports, the others wait
+    # and find the file up to date (instead of replacing it under a running engine).
+    with _exclusive(args.out):
+        recorded = None if args.force else up_to_date(args.checkpoint, args.out, args.max_abs_diff)
+        if recorded is not None:
+            print(f"{shown} is up to date: exported from this checkpoint with this torch, and the export "
+                  f"{recorded.describe()} when it was verified. (--force exports again.)")
+            return 0
+        try:
+            comparison = export(args.checkpoint, args.out, args.max_abs_diff)
+        except ExportRefused as error:
+            print(error, file=sys.stderr)
+            return 1
     print(f"Wrote {shown}: the export {comparison.describe()}.")
     return 0
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path):
+    """An exclusive lock on ``.<name>.lock`` next to ``out``, held while the block runs."""
+    import fcntl
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f".{out.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _shown(path: Path) -> str:
