@@ -39,7 +39,11 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a server could bind ``port`` on loopback now. With SO_REUSEADDR, as uvicorn
+    and gRPC bind: connections of a server that just died wait in TIME_WAIT for a minute and
+    do not stop a new one (without it, a restarted kernel's server moved to other ports)."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
