@@ -4,7 +4,6 @@ check images whose answers differ, and the row-by-row comparison of top-k answer
 from __future__ import annotations
 
 import io
-from typing import Sequence
 
 import numpy as np
 
@@ -49,15 +48,6 @@ def distinct_images(count: int, checkpoint: PathLike = weights.DEFAULT_CHECKPOIN
         if len(set(top.tolist())) == count:
             return [name for name, _ in named], images, files
     raise AssertionError(f"ten draws of check images shared a top class ({top}): the checkpoint answers alike")
-
-
-def distinct_reference(images: Sequence[np.ndarray], checkpoint: PathLike = weights.DEFAULT_CHECKPOINT) -> np.ndarray:
-    """The in-process model's probabilities for ``images``, after asserting that no two
-    images share a top class (else a check could not tell their answers apart)."""
-    probabilities = in_process_model(checkpoint).probabilities(images)
-    top = probabilities.argmax(axis=1)
-    assert len(set(top.tolist())) == len(images), f"check images share a top class: {top}"
-    return probabilities
 
 
 def check_shapes(labels: np.ndarray, scores: np.ndarray, images: int, k: int = 5) -> None:
