@@ -305,9 +305,7 @@ def load_service(folder: PathLike, implementation: str) -> MLModel:
     folder = Path(folder).resolve()
     module_name, _, class_name = implementation.rpartition(".")
     module_file = folder / f"{module_name}.py"
-    if not module_file.is_file():
-        raise CheckFailed(f"{folder.name}/{module_file.name} does not exist yet.",
-                          f"Write it with the cell that starts with %%writefile {folder.name}/{module_file.name}")
+    require_service_file(module_file)
     module = import_fresh(module_file)  # an import error is named here, with its line
     try:
         cls = model_class(module, module_name, class_name)
@@ -329,6 +327,13 @@ def load_service(folder: PathLike, implementation: str) -> MLModel:
         raise CheckFailed("load() did not keep the network: self.model is not set.",
                           "predict() runs on what load() kept on self.")
     return model
+
+
+def require_service_file(module_file: Path) -> None:
+    """CheckFailed naming the exercise cell when the service's Python file is not written yet."""
+    if not module_file.is_file():
+        name = f"{module_file.parent.name}/{module_file.name}"
+        raise CheckFailed(f"{name} does not exist yet.", f"Write it with the cell that starts with %%writefile {name}")
 
 
 def import_fresh(module_file: Path) -> ModuleType:

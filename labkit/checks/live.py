@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from labkit.checks.common import CheckFailed, check_shapes, compare_top_k, distinct_images, passed
-from labkit.checks.files import BATCHING_KEYS, metric_file, read_json, read_model_settings
+from labkit.checks.files import BATCHING_KEYS, metric_file, read_json, read_model_settings, require_service_file
 from labkit.contract import BATCH_SIZE_METRIC, CONFIDENCE_METRIC, INPUT_NAME, MODEL_LOAD_LINE
 from labkit.client import InferenceFailed, files_request, infer_outputs, pixels_request
 from labkit.model import weights
@@ -178,9 +178,7 @@ def service_server(where: ModelServer | PathLike, implementation: str = TOP5_IMP
     if own is not None:
         own.stop()
     module_file = f"{implementation.rpartition('.')[0]}.py"
-    if not (folder / module_file).is_file():
-        raise CheckFailed(f"{folder.name}/{module_file} does not exist yet.",
-                          f"Write it with the cell that starts with %%writefile {folder.name}/{module_file}")
+    require_service_file(folder / module_file)
     print(f"No server of {folder.name}/ runs in this kernel (did its start cell fail?). This check starts "
           f"{folder.name}/{module_file} itself, with the model name and class the exercise gives: it grades "
           "your service; model-settings.json is graded by its own check.")
