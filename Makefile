@@ -11,10 +11,10 @@ $(PROXY):
 		npm install --silent --prefix $(LAB_STATE)/node --no-save --no-package-lock configurable-http-proxy@5.3.0; \
 	else echo "note: no npm, so no configurable-http-proxy; the JupyterHub test will skip." >&2; fi
 
-.PHONY: test test-fast notebooks release handout grade bench notebook-memory soak clean
+.PHONY: test test-fast notebooks release handout grade bench bench-starts notebook-memory soak clean
 
 # Lint, the unit and live-server tests, then every solution notebook under nbval (quick mode);
-# prints how many MLServer processes the run started (each start costs 10-20 s).
+# prints how many MLServer processes the run started and their seconds until ready.
 START_LOG := $(LAB_STATE)/mlserver-starts.log
 test: $(STAMP) $(WEIGHTS) $(PROXY)
 	tools/system-deps.sh $(SYSTEM_PACKAGES)
@@ -22,7 +22,7 @@ test: $(STAMP) $(WEIGHTS) $(PROXY)
 	mkdir -p $(LAB_STATE) && rm -f $(START_LOG)
 	LAB_START_LOG=$(START_LOG) $(PY) -m pytest --durations=12 tests
 	LAB_START_LOG=$(START_LOG) LAB_QUICK=1 $(PY) -m pytest --nbval-lax -p no:cacheprovider notebooks/solutions
-	@echo "MLServer starts in this run: $$(cat $(START_LOG) 2>/dev/null | wc -l)"
+	@touch $(START_LOG) && awk -F'\t' '{ n++; total += $$2 } END { printf "MLServer starts in this run: %d, %.1f s until ready on average, %.0f s in all\n", n, (n ? total / n : 0), total }' $(START_LOG)
 
 # The edit-test loop: lint, then every test that starts no MLServer (under a minute).
 test-fast: $(STAMP) $(WEIGHTS)
@@ -53,6 +53,10 @@ grade: $(STAMP) $(WEIGHTS)
 # Side-by-side serving benchmark; writes benchmarks/results/<date>.json and .md.
 bench: $(STAMP) $(WEIGHTS)
 	$(PY) benchmarks/serving.py
+
+# Seconds until a server is ready and its memory, beside a bare torch import (issue 25).
+bench-starts: $(STAMP) $(WEIGHTS)
+	$(PY) benchmarks/starts.py
 
 # Memory one student needs: each solution notebook in a kernel, peak PSS of the kernel and the
 # servers it starts, and JupyterLab idle; writes benchmarks/results/notebook-memory-<date>.json,

@@ -10,10 +10,11 @@ write, and never touches ``model-settings.json``, ``settings.json`` or ``serve-m
   ``parameters.uri`` is the model folder, and ``model_weights`` looks for this file
   name there, so the student's ``model-settings.json`` needs no ``uri``.
 
-A folder the lab creates is private to its user (0700). ``lab_settings`` puts the lab's
-``settings.json`` into a folder that lacks one, for an exercise whose lesson is elsewhere
-(notebook 03): a folder never starts from another notebook's files, so it grades the same
-whether or not that notebook was run first, and no starting point answers an exercise.
+A folder the lab creates is private to its user (0700). ``lab_settings`` puts the server
+settings notebook 01 teaches (``SERVER_SETTINGS``) into a folder that lacks a
+``settings.json``, for an exercise whose lesson is elsewhere (notebook 03): a folder never
+starts from another notebook's files, so it grades the same whether or not that notebook was
+run first, and no starting point answers an exercise.
 ``lab_service_copy`` is the lab's whole service folder, for an exercise that extends it.
 """
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 
 from labkit.paths import DEFAULT_CHECKPOINT, REPO_ROOT, PathLike
@@ -31,6 +31,9 @@ LAB_SERVICE = REPO_ROOT / "tinyvit"
 HELPERS = ("image_batch.py", "model_weights.py", "cpu_threads.py")
 CHECKPOINT_LINK = "tinyvit.safetensors"
 PREVIOUS_COPIES = ".lab-helpers"  # digests of the helper versions the lab wrote here
+# The server settings of notebook 01's exercise: loopback only, debug off, and the model in
+# MLServer's own process (no worker process that imports torch a second time).
+SERVER_SETTINGS = {"host": "127.0.0.1", "debug": False, "parallel_workers": 0}
 
 
 def service_folder(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
@@ -40,7 +43,8 @@ def service_folder(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
     Args:
         folder: the folder, relative to the notebook (``"my-tinyvit"``, ``"top5"``).
         checkpoint: the weights, linked into the folder as ``tinyvit.safetensors``.
-        lab_settings: also copy the lab's ``settings.json`` (when the exercise is not about it).
+        lab_settings: also write ``SERVER_SETTINGS`` as ``settings.json`` (when the exercise is
+            not about it).
 
     Returns:
         The folder's absolute path. It holds the checkpoint link and the lab's helper modules
@@ -50,7 +54,7 @@ def service_folder(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
     for name in HELPERS:
         _copy_helper(LAB_SERVICE / name, folder / name)
     if lab_settings and not (folder / "settings.json").exists():
-        shutil.copy(LAB_SERVICE / "settings.json", folder / "settings.json")
+        (folder / "settings.json").write_text(json.dumps(SERVER_SETTINGS, indent=2) + "\n")
     return folder
 
 

@@ -14,3 +14,17 @@ def test_light_modules_import_no_torch_or_timm():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+# What MLServer's main process imports to find a service class: with parallel workers it never
+# runs the model, so these must not pull torch in (a second torch per start, in time and memory).
+SERVICE_CLASSES = ["labkit.runtimes.timm", "labkit.runtimes.engines"]
+
+
+def test_service_classes_import_no_torch_or_timm():
+    code = ("import sys\nfrom labkit.model.service import service_module\nservice_module()\n"
+            f"for name in {SERVICE_CLASSES!r}: __import__(name)\n"
+            "print(sorted(name for name in ('torch', 'timm', 'torchvision') if name in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -18,7 +18,7 @@ from mlserver.codecs import NumpyCodec
 from mlserver.types import InferenceRequest, InferenceResponse
 
 from labkit.serving.processes import free_port, wait_until
-from labkit.workspace import HELPERS, lab_service_copy, service_folder
+from labkit.workspace import HELPERS, SERVER_SETTINGS, lab_service_copy, service_folder
 from tests.conftest import REPO
 
 SERVICE = REPO / "tinyvit"
@@ -105,7 +105,7 @@ def test_a_new_folder_takes_the_labs_server_settings_and_nothing_of_another_note
     first = service_folder(tmp_path / "my-tinyvit", checkpoint=checkpoint)
     (first / "model-settings.json").write_text('{"name": "my-tinyvit"}')
     second = service_folder(tmp_path / "top5", checkpoint=checkpoint, lab_settings=True)
-    assert (second / "settings.json").read_bytes() == (SERVICE / "settings.json").read_bytes()
+    assert json.loads((second / "settings.json").read_text()) == SERVER_SETTINGS
     assert not (second / "model-settings.json").exists() and not (second / "serve-model.py").exists()
     (second / "settings.json").write_text('{"host": "127.0.0.1", "parallel_workers": 2}')
     service_folder(second, checkpoint=checkpoint, lab_settings=True)
@@ -128,3 +128,9 @@ def test_a_new_service_folder_is_private_and_an_existing_one_keeps_its_mode(tmp_
     shared.chmod(0o755)
     service_folder(shared, checkpoint=checkpoint)
     assert shared.stat().st_mode & 0o777 == 0o755, "a folder the student made keeps the mode they chose"
+
+
+def test_the_folder_server_settings_are_the_ones_notebook_01_teaches():
+    source = (REPO / "notebooks" / "source" / "01_first_service.py").read_text()
+    cell = source.split("%%writefile my-tinyvit/settings.json\n", 1)[1].split("\n\n", 1)[0]
+    assert json.loads(cell) == SERVER_SETTINGS

@@ -8,12 +8,13 @@ weights, **only** when allowed (``TINYVIT_ALLOW_RANDOM_WEIGHTS=1`` or
 with a message that says how to get the weights.
 """
 
+from __future__ import annotations
+
 import logging
 import os
 import socket
+from typing import TYPE_CHECKING
 
-import timm
-import torch
 from mlserver.errors import InvalidModelURI
 from mlserver.settings import ModelSettings
 from mlserver.utils import get_model_uri
@@ -30,11 +31,19 @@ HOW_TO_GET_WEIGHTS = (
     f"weights with {RANDOM_WEIGHTS_ENV}=1 or `parameters.extra.allow_random_weights`."
 )
 
+if TYPE_CHECKING:
+    import torch
+
 logger = logging.getLogger("mlserver.tinyvit")
 
 
 async def load_tinyvit(settings: ModelSettings) -> torch.nn.Module:
     """TinyViT in eval mode with the weights the model settings point at (see above)."""
+    # timm and torch are imported where the model is built, not at the top: the main MLServer
+    # process imports this module too (it finds the service class there) and never runs the model.
+    import timm
+    import torch
+
     extra = extra_parameters(settings)
     # MLServer sets parameters.uri to the model folder when it is missing.
     try:
@@ -70,6 +79,7 @@ def extra_parameters(settings: ModelSettings) -> dict:
 def pretrained_from_hub() -> torch.nn.Module:
     """timm's pretrained weights: the hub cache, and the hub itself when reachable."""
     import huggingface_hub.constants
+    import timm
 
     if not hub_reachable():
         # Offline: read the local cache only, instead of retrying for a minute.

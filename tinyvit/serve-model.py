@@ -12,18 +12,21 @@ Why no ``@decode_args`` and why the batch axis: with adaptive batching, MLServer
 concatenates the requests of several callers along axis 0 before ``predict()`` sees them.
 A batch axis keeps each caller's images apart, and decoding by hand turns a request that
 does not fit into a 400 that says what to send, instead of a 500.
+
+Why torch and timm are imported inside the methods: with ``parallel_workers`` 1 or more,
+MLServer's main process imports this file too, only to find the class, and never runs the
+model. An import at the top would give that process a torch of its own, in memory and in the
+time until the server is ready (``benchmarks/starts.py`` measures both).
 """
 
 import logging
 
 import mlserver
 import numpy as np
-import torch
 from mlserver import MLModel
 from mlserver.codecs import NumpyCodec
 from mlserver.types import InferenceRequest, InferenceResponse
 from PIL import Image
-from timm.data import create_transform, resolve_data_config
 
 from cpu_threads import torch_threads
 from image_batch import decode_images
@@ -37,6 +40,9 @@ logger = logging.getLogger("mlserver.tinyvit")
 class TinyViTModel(MLModel):
     async def load(self) -> bool:
         """Build the network once per worker, with its preprocessing."""
+        import torch  # where the model runs (see the top of this file)
+        from timm.data import create_transform, resolve_data_config
+
         threads = torch_threads(extra_parameters(self.settings))
         torch.set_num_threads(threads)
         logger.info("TinyViT uses %d torch thread(s) in this process", threads)
@@ -59,6 +65,8 @@ class TinyViTModel(MLModel):
 
     def classify(self, images: list[np.ndarray]) -> np.ndarray:
         """Probabilities ``[N, 21841]`` for a list of ``[H, W, 3]`` uint8 images."""
+        import torch  # where the model runs (see the top of this file)
+
         batch = torch.stack([self.transform(Image.fromarray(image)) for image in images])
         with torch.inference_mode():
             return self.model(batch).softmax(dim=-1).numpy()

@@ -243,9 +243,11 @@ def server_settings(folder: PathLike, expected_workers: int | None = None, debug
         raise CheckFailed(f"parallel_workers is {workers!r}; it is a whole number of processes (0 or more).",
                           "It counts inference worker processes.")
     if expected_workers is not None and workers != expected_workers:
-        raise CheckFailed(f"settings.json runs {workers} parallel worker(s); the exercise asks for "
-                          f"{expected_workers}.",
-                          "parallel_workers counts the processes that each load the model (its default is 1).")
+        runs = (f"runs {workers} parallel worker(s)" if "parallel_workers" in content else
+                "sets no parallel_workers, so MLServer runs its default, 1 worker")
+        raise CheckFailed(f"settings.json {runs}; the exercise asks for {expected_workers}.",
+                          "parallel_workers counts the worker processes that each load the model; with 0 "
+                          "there is none and MLServer's own process runs it.")
     if debug_off and content.get("debug", True) is not False:
         shown = content.get("debug", "(not set: MLServer 1.7 defaults to true)")
         raise CheckFailed(f"settings.json has debug {shown!r}; the exercise turns debug mode off.",

@@ -24,13 +24,10 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 from mlserver.errors import MLServerError
 from mlserver.utils import get_model_uri
-from timm.data import create_transform
 
 from labkit.model.export import INPUT_NAME, NotVerified, onnx_runtime_forward, verified_record
-from labkit.model.weights import labels
 from labkit.runtimes.base import LabRuntime, RuntimeOptions, Service
 
 
@@ -40,6 +37,13 @@ class EngineTinyViT(LabRuntime):
     engine = "?"
 
     async def load(self) -> bool:
+        # Imported where the model runs, not at the top: MLServer's main process imports this
+        # module only to find the class (as tinyvit/serve-model.py explains).
+        import torch
+        from timm.data import create_transform
+
+        from labkit.model.weights import labels
+
         self.options = RuntimeOptions.from_settings(self.settings)
         path = Path(await get_model_uri(self.settings))
         try:

@@ -19,12 +19,8 @@ and checks, preprocessing and forward in ``classify()``), and the top-k is the r
 (FP32 ``[N, top_k]``), best first.
 """
 
-
-import timm
-import torch
 from mlserver.errors import MLServerError
 from mlserver.utils import get_model_uri
-from timm.data import ImageNetInfo, create_transform, resolve_data_config
 
 from labkit.runtimes.base import LabRuntime, RuntimeOptions
 
@@ -33,6 +29,12 @@ LABEL_SETS = {21841: "imagenet-22k", 1000: "imagenet-1k"}
 
 class TimmClassifier(LabRuntime):
     async def load(self) -> bool:
+        # Imported where the model runs: MLServer's main process imports this module only to find
+        # the class (as the service's file, tinyvit/serve-model.py, explains).
+        import timm
+        import torch
+        from timm.data import ImageNetInfo, create_transform, resolve_data_config
+
         options = RuntimeOptions.from_settings(self.settings)
         if options.model is None:
             raise MLServerError("TimmClassifier needs parameters.extra.model (a timm model name)")

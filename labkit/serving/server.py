@@ -179,12 +179,13 @@ class ModelServer:
         registry.add(self)
         self.started_at = time.monotonic()
         write_pid_file(self.process.pid, self.run_dir)
-        _count_start(self.name)
         try:
             self._wait_until_ready(timeout, progress)
         except BaseException:
             self.stop()
             raise
+        finally:
+            _count_start(self.name, time.monotonic() - self.started_at)
         return self
 
     def stop(self, timeout: float = 15) -> None:
@@ -439,12 +440,13 @@ def _in_notebook() -> bool:
     return type(get_ipython()).__name__ == "ZMQInteractiveShell"
 
 
-def _count_start(name: str) -> None:
-    """One line per MLServer start in the file ``$LAB_START_LOG`` names (``make test`` prints
-    the count: starts are what makes the suite slow)."""
+def _count_start(name: str, seconds: float) -> None:
+    """One line per MLServer start, with its seconds until ready (or until it failed), in the
+    file ``$LAB_START_LOG`` names (``make test`` sums them up: starts are what makes the suite
+    slow)."""
     start_log = config.start_log()
     if start_log:
         # Who started it: the pytest test, else (a notebook's kernel) the working directory.
         caller = os.environ.get("PYTEST_CURRENT_TEST") or os.getcwd()
         with open(start_log, "a") as handle:
-            handle.write(f"{name}\t{caller}\n")
+            handle.write(f"{name}\t{seconds:.1f}\t{caller}\n")

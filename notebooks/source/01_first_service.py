@@ -101,7 +101,12 @@ except json.JSONDecodeError as error:
 # * `"host": "127.0.0.1"`. MLServer's default, `0.0.0.0`, listens on every network
 #   interface: on a laptop in a café or a shared JupyterHub, anyone who can reach the
 #   machine could use your model. Bind to this machine only.
-# * `"parallel_workers": 1`: one inference process (notebook 05 turns this up).
+# * `"parallel_workers": 0`: MLServer runs your model in its own process. With its default, 1,
+#   it starts a worker process that loads torch and the model, beside a main process that
+#   imports your file too (to find the class) and with it a torch of its own. On the lab's
+#   machine a service written like yours was ready in 10.3 s with 0 workers against 18.2 s with
+#   one, and held 0.80 GB against 1.34 GB (`benchmarks/starts.py`, 2026-12-02). Workers pay off
+#   when several share the load (notebook 05); custom metrics need one (notebook 07).
 # * `"debug": false`: MLServer 1.7 defaults to debug mode.
 #
 # > **The course text says** to put `max_batch_size` and `max_batch_time` in `settings.json`.
@@ -124,12 +129,12 @@ print("model-settings.json keeps:", {key: getattr(model_side, key) for key in ba
 %%writefile my-tinyvit/settings.json
 {
   "host": "127.0.0.1",
-  "parallel_workers": 1,
+  "parallel_workers": 0,
   "debug": false
 }
 
 # %% tests id=server-settings-check points=1
-checks.server_settings("my-tinyvit", expected_workers=1, debug_off=True)
+checks.server_settings("my-tinyvit", expected_workers=0, debug_off=True)
 
 # %% [markdown]
 # ### Exercise 3: `serve-model.py`

@@ -31,8 +31,9 @@ for index in [0, 1000, 2000]:
 # ## The service folder
 #
 # Your top-5 service lives in `top5/`, next to this notebook. The cell below creates it with
-# the checkpoint link, the lab's helper modules and the lab's `settings.json` (loopback, one
-# worker: the server settings you wrote in notebook 01; here they are not the lesson). It
+# the checkpoint link, the lab's helper modules and a `settings.json` (loopback, debug off, the
+# model in MLServer's own process: the server settings you wrote in notebook 01; here they are
+# not the lesson). It
 # copies nothing from `my-tinyvit/`: the model settings and the service are yours to write
 # below. As in notebook 01, each `%%writefile` into the folder is checked right away.
 

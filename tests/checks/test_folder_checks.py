@@ -79,7 +79,7 @@ def test_model_settings_mistakes_are_named(folder, old, new, message):
     ('"host": "127.0.0.1",', '', "0.0.0.0"),
     ('"host": "127.0.0.1",', '"host": "0.0.0.0",', "every network interface"),
     ('"debug": false', '"debug": false, "max_batch_size": 8, "max_batch_time": 0.01', "ignored, silently"),
-    ('"parallel_workers": 1', '"parallel_workers": "two"', "whole number"),
+    ('"parallel_workers": 0', '"parallel_workers": "two"', "whole number"),
 ])
 def test_server_settings_mistakes_are_named(folder, old, new, message):
     path = folder / "settings.json"
@@ -139,12 +139,15 @@ def test_a_service_that_ignores_its_image_fails(folder, checkpoint):
 
 def test_01s_server_settings_ask_for_debug_off(folder):
     path = folder / "settings.json"
-    folder_checks.server_settings(folder, expected_workers=1, debug_off=True)
-    path.write_text('{"host": "localhost", "debug": false}')  # workers left at their default, 1
-    folder_checks.server_settings(folder, expected_workers=1, debug_off=True)
-    path.write_text('{"host": "127.0.0.1"}')
+    folder_checks.server_settings(folder, expected_workers=0, debug_off=True)
+    path.write_text('{"parallel_workers": 0, "host": "localhost", "debug": false}')
+    folder_checks.server_settings(folder, expected_workers=0, debug_off=True)
+    path.write_text('{"host": "127.0.0.1", "parallel_workers": 0}')
     with pytest.raises(checks.CheckFailed, match="defaults to true"):
-        folder_checks.server_settings(folder, expected_workers=1, debug_off=True)
+        folder_checks.server_settings(folder, expected_workers=0, debug_off=True)
+    path.write_text('{"host": "127.0.0.1", "debug": false}')  # workers left at MLServer's default
+    with pytest.raises(checks.CheckFailed, match="sets no parallel_workers, so MLServer runs its default, 1"):
+        folder_checks.server_settings(folder, expected_workers=0, debug_off=True)
 
 
 @pytest.mark.parametrize("implementation", ["serve_model.TinyViTModel", "serve-model.TinyVitModel"])

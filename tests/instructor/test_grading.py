@@ -45,7 +45,7 @@ def correct_but_different() -> dict:
             '%%writefile my-tinyvit/model-settings.json\n{"implementation": "serve-model.TinyViTModel",\n'
             ' "name": "my-tinyvit"}',
         ("01_first_service", "server-settings"):
-            '%%writefile my-tinyvit/settings.json\n{"debug": false, "host": "127.0.0.1"}',
+            '%%writefile my-tinyvit/settings.json\n{"parallel_workers": 0, "debug": false, "host": "127.0.0.1"}',
         ("01_first_service", "first-service"): mutate(
             mutate(solution("01_first_service", "first-service"),
                    "batch = self.transform(Image.fromarray(payload))[None]",

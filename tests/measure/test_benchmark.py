@@ -43,3 +43,17 @@ def test_quick_benchmark_produces_every_row_and_the_ratios(tmp_path):
     table = (tmp_path / report_file.name.replace(".json", ".md")).read_text()
     assert "| (d) MLServer tuned, gRPC | 8 |" in table and "| (e) tuned, OpenVINO, gRPC | 8 |" in table
     assert "| onnxruntime | " in table
+
+
+def test_the_start_benchmark_times_a_start_beside_the_bare_import(tmp_path):
+    # One server row (each start costs 10-20 s): the course text's service style, torch at the top.
+    row = "workers 1, torch at the top"
+    done = subprocess.run([sys.executable, "benchmarks/starts.py", "--rounds", "1", "--rows", row,
+                           "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [report_file] = tmp_path.glob("starts-*.json")
+    rows = json.loads(report_file.read_text())["rows"]
+    assert set(rows) == {"bare import", row}
+    assert rows["bare import"]["ready_over_bare_import"] == 1.0
+    assert rows[row]["ready_s"] > 0 and rows[row]["pss_mb"] > 100 and len(rows[row]["ready_s_each"]) == 1
+    assert f"| {row} |" in (tmp_path / report_file.name.replace(".json", ".md")).read_text()

@@ -14,6 +14,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import psutil
 import pytest
 import requests
 
@@ -202,6 +203,20 @@ def test_servers_listen_on_loopback_only_and_two_run_side_by_side(server, server
         assert {port for _, port in addresses} >= {running.ports["http_port"], running.ports["grpc_port"]}
         assert all(is_loopback(host) for host, _ in addresses), addresses
         assert requests.get(f"{running.model_url}/ready", timeout=5).status_code == 200
+
+
+def test_with_a_worker_only_the_worker_loads_torch(server):
+    # The shared server: one worker. The main process imports serve-model.py to find the class
+    # but must not load torch (tinyvit/serve-model.py imports it where the model runs).
+    tree = psutil.Process(server.process.pid).children(recursive=True)
+    workers = [process for process in tree if "spawn_main" in " ".join(process.cmdline())]
+    main = [process for process in tree if "start" in process.cmdline()]
+    assert len(workers) == 1 and len(main) == 1, [process.cmdline() for process in tree]
+
+    def has_torch(process: psutil.Process) -> bool:
+        return any("libtorch" in os.path.basename(region.path) for region in process.memory_maps())
+
+    assert has_torch(workers[0]) and not has_torch(main[0])
 
 
 def test_restart_refuses_what_is_not_a_setting():

@@ -1,0 +1,137 @@
+"""What one MLServer start costs: seconds until the model is ready, and memory (``make bench-starts``).
+
+Side by side in one run, round by round (so a slow minute of the machine hits every row alike):
+
+bare import        ``python -c "import torch, timm, mlserver"``: the floor of any start;
+workers 0          tinyvit/ with ``parallel_workers: 0``: the model in MLServer's main process;
+workers 1          tinyvit/ as its folder configures it (one worker): the main process imports
+                   serve-model.py only to find the class, torch only in the worker;
+workers 1, torch   the same service with ``import torch`` and ``import timm.data`` at the top of
+at the top         serve-model.py, as the course text writes a service: the main process
+                   imports torch as well, and never runs the model;
+workers 2          tinyvit/ with two workers (notebook 05).
+
+Per server: seconds from ``ModelServer.start()`` until ``/v2/models/<name>/ready`` answers (what
+a student waits for after running a start cell), and PSS of the server's process tree after one
+request. The report gives the median per row and its ratio to the bare import, as JSON and
+markdown in benchmarks/results/starts-<date>.*. Measure on a quiet machine: PSS splits the pages
+a process shares with others, so other torch processes beside it make a server look lighter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from labkit.client import infer, load_image, pixels_request
+from labkit.model import weights
+from labkit.serving.processes import process_tree, total_memory
+from labkit.serving.server import ModelServer
+from labkit.workspace import lab_service_copy
+
+RESULTS = Path(__file__).resolve().parent / "results"
+BARE = "bare import"
+# Where the course text's style puts torch: at the top of the service file.
+TOP_IMPORTS = "import timm.data  # noqa: F401 (at the top, as the course text writes it)\nimport torch  # noqa: F401\n"
+
+
+def bare_import_seconds() -> float:
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-c", "import torch, timm, mlserver"], check=True)
+    return time.monotonic() - started
+
+
+def torch_at_the_top(folder: Path, checkpoint: Path) -> Path:
+    """A copy of the lab's service whose serve-model.py imports torch at the top."""
+    copy = lab_service_copy(folder, checkpoint=checkpoint, with_settings=True)
+    service = copy / "serve-model.py"
+    text = service.read_text()
+    anchor = "import logging\n"
+    assert anchor in text, "tinyvit/serve-model.py no longer starts its imports with 'import logging'"
+    service.write_text(text.replace(anchor, anchor + TOP_IMPORTS, 1))
+    return copy
+
+
+def one_start(folder: Path, workers: int, checkpoint: Path) -> dict:
+    """Seconds until ready and the tree's PSS (MB) after one request, for one server."""
+    server = ModelServer(folder, parallel_workers=workers, weights=checkpoint,
+                         http_port=0, grpc_port=0, metrics_port=0)
+    started = time.monotonic()
+    server.start(progress=False)
+    try:
+        ready = time.monotonic() - started
+        infer(server.infer_url, pixels_request([load_image()]))
+        pss = total_memory(process_tree(server.process.pid)) / 2**20
+    finally:
+        server.stop()
+    return {"ready_s": ready, "pss_mb": pss}
+
+
+def run(rounds: int, checkpoint: Path, rows: list[str] | None = None) -> dict:
+    scratch = Path(tempfile.mkdtemp(prefix="bench-starts-"))
+    top = torch_at_the_top(scratch / "tinyvit-top-imports", checkpoint)
+    servers = {"workers 0": ("tinyvit", 0), "workers 1": ("tinyvit", 1),
+               "workers 1, torch at the top": (top, 1), "workers 2": ("tinyvit", 2)}
+    if rows is not None:
+        servers = {name: servers[name] for name in rows}
+    measured: dict[str, list[dict]] = {BARE: [], **{name: [] for name in servers}}
+    for _ in range(rounds):
+        measured[BARE].append({"ready_s": bare_import_seconds()})
+        for name, (folder, workers) in servers.items():
+            measured[name].append(one_start(Path(folder), workers, checkpoint))
+    return measured
+
+
+def summary(measured: dict) -> dict:
+    bare = statistics.median(sample["ready_s"] for sample in measured[BARE])
+    table = {}
+    for name, samples in measured.items():
+        ready = statistics.median(sample["ready_s"] for sample in samples)
+        row = {"ready_s": round(ready, 2), "ready_over_bare_import": round(ready / bare, 2),
+               "ready_s_each": [round(sample["ready_s"], 2) for sample in samples]}
+        if name != BARE:
+            row["pss_mb"] = round(statistics.median(sample["pss_mb"] for sample in samples), 1)
+        table[name] = row
+    return table
+
+
+def markdown(report: dict) -> str:
+    lines = [f"# MLServer starts, {report['date']} ({report['rounds']} round(s), {report['weights']} weights)", "",
+             "| row | ready (s, median) | ready / bare import | PSS after one request (MB) | each round (s) |",
+             "|---|---:|---:|---:|---|"]
+    for name, row in report["rows"].items():
+        pss = f"{row['pss_mb']:.0f}" if "pss_mb" in row else ""
+        each = ", ".join(f"{value:.1f}" for value in row["ready_s_each"])
+        lines.append(f"| {name} | {row['ready_s']:.1f} | {row['ready_over_bare_import']:.2f} | {pss} | {each} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rows", nargs="*", help="only these server rows (the bare import always runs)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    checkpoint = weights.DEFAULT_CHECKPOINT
+    if not checkpoint.is_file():
+        checkpoint = weights.write_random_checkpoint(Path(tempfile.mkdtemp()) / "tinyvit.safetensors")
+    today = datetime.date.today().isoformat()
+    report = {"date": today, "rounds": args.rounds,
+              "weights": "random" if weights.is_random(checkpoint) else "pretrained",
+              "rows": summary(run(args.rounds, checkpoint, args.rows))}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"starts-{today}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / f"starts-{today}.md").write_text(markdown(report))
+    print(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
