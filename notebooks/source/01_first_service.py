@@ -105,7 +105,7 @@ except json.JSONDecodeError as error:
 #   it starts a worker process that loads torch and the model, beside a main process that
 #   imports your file too (to find the class) and with it a torch of its own. On the lab's
 #   machine a service written like yours was ready in 10.3 s with 0 workers against 18.2 s with
-#   one, and held 0.80 GB against 1.34 GB (`benchmarks/starts.py`, 2026-12-02). Workers pay off
+#   one, and held 0.80 GB against 1.34 GB (the lab's start benchmark, 2026-12-02). Workers pay off
 #   when several share the load (notebook 05); custom metrics need one (notebook 07).
 # * `"debug": false`: MLServer 1.7 defaults to debug mode.
 #
