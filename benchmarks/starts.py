@@ -1,8 +1,10 @@
 """What one MLServer start costs: seconds until the model is ready, and memory (``make bench-starts``).
 
-Side by side in one run, round by round (so a slow minute of the machine hits every row alike):
+Side by side in one run, round by round, each round in another order (so a slow minute of the
+machine hits every row alike):
 
-bare import        ``python -c "import torch, timm, mlserver"``: the floor of any start;
+bare import        ``import torch, timm, mlserver`` in a fresh Python, timed inside it (the
+                   interpreter's start and exit are not a server's): what every start imports;
 workers 0          tinyvit/ with ``parallel_workers: 0``: the model in MLServer's main process;
 workers 1          tinyvit/ as its folder configures it (one worker): the main process imports
                    serve-model.py only to find the class, torch only in the worker;
@@ -15,7 +17,8 @@ Per server: seconds from ``ModelServer.start()`` until ``/v2/models/<name>/ready
 a student waits for after running a start cell), and PSS of the server's process tree after one
 request. The report gives the median per row and its ratio to the bare import, as JSON and
 markdown in benchmarks/results/starts-<date>.*. Measure on a quiet machine: PSS splits the pages
-a process shares with others, so other torch processes beside it make a server look lighter.
+a process shares with others, so other torch processes beside it make a server look lighter
+(this script itself never imports torch).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import time
 from pathlib import Path
 
 from labkit.client import infer, load_image, pixels_request
-from labkit.model import weights
+from labkit.paths import DEFAULT_CHECKPOINT
 from labkit.serving.processes import process_tree, total_memory
 from labkit.serving.server import ModelServer
 from labkit.workspace import lab_service_copy
@@ -42,10 +45,20 @@ BARE = "bare import"
 TOP_IMPORTS = "import timm.data  # noqa: F401 (at the top, as the course text writes it)\nimport torch  # noqa: F401\n"
 
 
+IMPORTS = ("import time; started = time.perf_counter(); import torch, timm, mlserver; "
+           "print(time.perf_counter() - started)")
+
+
 def bare_import_seconds() -> float:
-    started = time.monotonic()
-    subprocess.run([sys.executable, "-c", "import torch, timm, mlserver"], check=True)
-    return time.monotonic() - started
+    done = subprocess.run([sys.executable, "-c", IMPORTS], capture_output=True, text=True, check=True)
+    return float(done.stdout.split()[-1])
+
+
+def checkpoint_is_random(path: Path) -> bool:
+    """Asked in a child process: reading the checkpoint's metadata imports torch."""
+    code = f"from labkit.model.weights import is_random; print(is_random({str(path)!r}))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return done.stdout.split()[-1] == "True"
 
 
 def torch_at_the_top(folder: Path, checkpoint: Path) -> Path:
@@ -75,17 +88,22 @@ def one_start(folder: Path, workers: int, checkpoint: Path) -> dict:
 
 
 def run(rounds: int, checkpoint: Path, rows: list[str] | None = None) -> dict:
-    scratch = Path(tempfile.mkdtemp(prefix="bench-starts-"))
-    top = torch_at_the_top(scratch / "tinyvit-top-imports", checkpoint)
-    servers = {"workers 0": ("tinyvit", 0), "workers 1": ("tinyvit", 1),
-               "workers 1, torch at the top": (top, 1), "workers 2": ("tinyvit", 2)}
-    if rows is not None:
-        servers = {name: servers[name] for name in rows}
-    measured: dict[str, list[dict]] = {BARE: [], **{name: [] for name in servers}}
-    for _ in range(rounds):
-        measured[BARE].append({"ready_s": bare_import_seconds()})
-        for name, (folder, workers) in servers.items():
-            measured[name].append(one_start(Path(folder), workers, checkpoint))
+    with tempfile.TemporaryDirectory(prefix="bench-starts-") as scratch:
+        top = torch_at_the_top(Path(scratch) / "tinyvit-top-imports", checkpoint)
+        servers = {"workers 0": ("tinyvit", 0), "workers 1": ("tinyvit", 1),
+                   "workers 1, torch at the top": (top, 1), "workers 2": ("tinyvit", 2)}
+        if rows is not None:
+            servers = {name: servers[name] for name in rows}
+        measured: dict[str, list[dict]] = {BARE: [], **{name: [] for name in servers}}
+        order = [BARE, *servers]
+        for round_number in range(rounds):
+            shift = round_number % len(order)
+            for name in order[shift:] + order[:shift]:
+                if name == BARE:
+                    measured[BARE].append({"ready_s": bare_import_seconds()})
+                else:
+                    folder, workers = servers[name]
+                    measured[name].append(one_start(Path(folder), workers, checkpoint))
     return measured
 
 
@@ -119,12 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", nargs="*", help="only these server rows (the bare import always runs)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    checkpoint = weights.DEFAULT_CHECKPOINT
+    checkpoint = DEFAULT_CHECKPOINT
     if not checkpoint.is_file():
-        checkpoint = weights.write_random_checkpoint(Path(tempfile.mkdtemp()) / "tinyvit.safetensors")
+        parser.error(f"no checkpoint at {checkpoint}: run `make weights` first")
     today = datetime.date.today().isoformat()
     report = {"date": today, "rounds": args.rounds,
-              "weights": "random" if weights.is_random(checkpoint) else "pretrained",
+              "weights": "random" if checkpoint_is_random(checkpoint) else "pretrained",
               "rows": summary(run(args.rounds, checkpoint, args.rows))}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"starts-{today}.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -3,7 +3,8 @@
 * ``LAB_QUICK``: short load tests (CI, grading); same code paths.
 * ``LAB_FREE_PORTS``: never MLServer's default ports 8080-8082 (graders side by side,
   students on a shared JupyterHub host).
-* ``LAB_START_LOG``: a file that gets one line per MLServer start (``make test`` counts them).
+* ``LAB_START_LOG``: a file that gets one line per MLServer start, with its seconds until ready
+  (``make test`` sums them up).
 
 A switch is on for ``1``, ``true``, ``yes`` or ``on`` and off for ``0``, ``false``, ``no``,
 ``off`` or unset/empty, in any case; anything else is an error that names the variable

@@ -8,7 +8,7 @@
 * :func:`service` imports the folder's implementation as MLServer does, runs its
   ``load()`` and ``predict()`` in this process on an image, and compares the answer with
   the lab's in-process TinyViT (a smoke call: seconds, no server).
-* :func:`watch` runs the right one of them right after a ``%%writefile`` cell writes a
+* :func:`check_each_write` runs the right one of them right after a ``%%writefile`` cell writes a
   file into the folder, so the cell that writes a file says at once whether it works.
 
 Every check raises :class:`labkit.checks.CheckFailed` (an ``AssertionError``: nbgrader
@@ -519,7 +519,7 @@ CHECKS_BY_FILE = {"model-settings.json": lambda folder: model_settings(folder, r
                   "settings.json": server_settings, "requirements.txt": requirements}
 
 
-def watch(folder: PathLike, service_check: Callable[[Path], None] = service) -> None:
+def check_each_write(folder: PathLike, service_check: Callable[[Path], None] = service) -> None:
     """After each cell that ``%%writefile``-s a file into ``folder``, check that file.
     ``service_check`` checks ``.py`` files (the exercise's own smoke call)."""
     from IPython import get_ipython
@@ -544,9 +544,9 @@ def watch(folder: PathLike, service_check: Callable[[Path], None] = service) -> 
         except CheckFailed as failure:
             print(f"✘ {failure}")
 
-    after_cell.lab_watch = str(folder)
+    after_cell.lab_checked_folder = str(folder)
     for callback in list(shell.events.callbacks["post_run_cell"]):
-        if getattr(callback, "lab_watch", None) == str(folder):
+        if getattr(callback, "lab_checked_folder", None) == str(folder):
             shell.events.unregister("post_run_cell", callback)
     shell.events.register("post_run_cell", after_cell)
 

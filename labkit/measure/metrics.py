@@ -115,7 +115,7 @@ def _ratio(samples: pd.DataFrame, metric: str, model: str) -> float:
     return total(samples, f"{metric}_sum", model) / count if count else float("nan")
 
 
-def watch(server: ModelServer, seconds: float = 10, concurrency: int = 4, interval: float = 1.0,
+def plot_under_load(server: ModelServer, seconds: float = 10, concurrency: int = 4, interval: float = 1.0,
           payload: str = "jpeg") -> tuple[pd.DataFrame, LoadResult]:
     """Run a load for ``seconds`` while plotting, live, the requests per second the server's
     own counters report. Returns (timeline table, load result)."""

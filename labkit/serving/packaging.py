@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from labkit.serving.server import resolve_model_dir
+from labkit.serving.terminal import executable
 from labkit.paths import DEFAULT_CHECKPOINT, PathLike
 
 WEIGHTS_NAME = "tinyvit.safetensors"
@@ -41,38 +40,8 @@ def build_context(model_dir: PathLike = "tinyvit", target: PathLike | None = Non
     settings["host"] = "0.0.0.0"
     (target / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
     if dockerfile:
-        subprocess.run([mlserver_cli(), "dockerfile", str(target)], check=True, capture_output=True, text=True)
+        subprocess.run([executable("mlserver"), "dockerfile", str(target)], check=True, capture_output=True, text=True)
     return target
-
-
-def run_mlserver(command: str) -> None:
-    """Run an ``mlserver ...`` command line with this environment's ``mlserver`` and print
-    what it prints (a kernel's PATH may not have the virtualenv's bin)."""
-    if shlex.split(command)[:1] != ["mlserver"]:
-        raise ValueError(f"expected a command that starts with 'mlserver', got {command!r}")
-    run_command(command)
-
-
-def run_command(command: str) -> None:
-    """Run a ``python ...`` or ``mlserver ...`` command line as a terminal in this environment
-    would (this environment's executables: a kernel's PATH may not have the virtualenv's
-    bin) and print what it prints, as it prints it."""
-    arguments = shlex.split(command)
-    executables = {"python": sys.executable, "mlserver": mlserver_cli()}
-    if not arguments or arguments[0] not in executables:
-        raise ValueError(f"expected a command that starts with 'python' or 'mlserver', got {command!r}")
-    process = subprocess.Popen([executables[arguments[0]], *arguments[1:]], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    with process.stdout:
-        for line in process.stdout:
-            print(line, end="")
-    if process.wait() != 0:
-        raise RuntimeError(f"{command!r} failed with exit status {process.returncode}")
-
-
-def mlserver_cli() -> str:
-    """The ``mlserver`` command of this Python environment (a kernel's PATH may lack it)."""
-    return str(Path(sys.executable).parent / "mlserver")
 
 
 def dockerfile_stages(dockerfile: str) -> list:

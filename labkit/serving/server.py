@@ -33,7 +33,7 @@ from labkit.paths import REPO_ROOT, PathLike
 from labkit.serving import registry
 from labkit.serving.processes import (die_with_parent, free_port, group_listens_on, pid_dir, port_is_free,
                                       remove_pid_file, stop_group, stop_orphans, wait_until, write_pid_file)
-from labkit.serving.runcopy import (MODEL_LEVEL, ServerOptions, folder_model_settings, settings_changes, workers,
+from labkit.serving.runcopy import (MODEL_LEVEL, ServerOptions, folder_model_settings, workers,
                                     write_run_copy)
 from labkit.serving.startlog import (LOAD_FAILED_MARK, PORT_TAKEN, PortTaken, ServerStartError, first_error_in,
                                      last_exception, startup_lines)
@@ -44,7 +44,7 @@ FREE_PORTS_ENV = config.FREE_PORTS  # on: never the default ports (grading runs 
 # (labkit.serving.supervisor; MLServer can hang in its own shutdown).
 SHUTDOWN_GRACE = 10
 # Imported from here by notebooks (04 catches a failed start and prints its cause).
-__all__ = ["ModelServer", "ServerStartError", "PortTaken", "last_exception", "mlserver", "resolve_model_dir",
+__all__ = ["ModelServer", "ServerStartError", "PortTaken", "last_exception", "resolve_model_dir",
            "running_server", "DEFAULT_PORTS", "FREE_PORTS_ENV", "SHUTDOWN_GRACE"]
 
 
@@ -182,10 +182,10 @@ class ModelServer:
         try:
             self._wait_until_ready(timeout, progress)
         except BaseException:
+            _count_start(self.name, time.monotonic() - self.started_at)  # until it failed, not its stop
             self.stop()
             raise
-        finally:
-            _count_start(self.name, time.monotonic() - self.started_at)
+        _count_start(self.name, time.monotonic() - self.started_at)
         return self
 
     def stop(self, timeout: float = 15) -> None:
@@ -378,48 +378,6 @@ def running_server(model_dir: PathLike) -> ModelServer | None:
     """The server of ``model_dir`` this kernel started last from the folder's own settings
     and still runs, or None."""
     return registry.running_server(resolve_model_dir(model_dir))
-
-
-def mlserver(command: str, timeout: float = 180, **overrides) -> ModelServer:
-    """Run the course text's ``mlserver start <folder>`` from a notebook and show its log.
-
-    A thin wrapper around :class:`ModelServer`: MLServer runs a copy of the folder (your
-    files stay as you wrote them) bound to 127.0.0.1, on the default ports when free,
-    and stops with the kernel. It prints the command, MLServer's start-up lines, and what
-    the copy changed in your ``settings.json`` (address and ports).
-
-    Args:
-        command: ``"mlserver start <folder>"``, as typed in a terminal.
-        timeout: seconds to wait for the model to be ready.
-        **overrides: :class:`ModelServer`'s options (``parallel_workers=2``, ...).
-
-    Returns:
-        The running :class:`ModelServer` (``server.infer_url``, ``server.log``, ``server.stop()``).
-
-    Raises:
-        ValueError: the command is not ``mlserver start <folder>``.
-        ServerStartError: the model did not get ready; the message names the first error in
-            your own file and line, then the end of the server's log.
-
-    Example:
-        >>> server = mlserver("mlserver start my-tinyvit")
-    """
-    import shlex
-
-    words = shlex.split(command)
-    if words[:2] != ["mlserver", "start"] or len(words) != 3:
-        raise ValueError(f"{command!r}: write the command as in a terminal, `mlserver start <folder>`.")
-    server = ModelServer(words[2], **overrides)
-    print(f"$ {command}")
-    server.start(timeout=timeout)  # on failure, the error ends with the server's log
-    print(server.startup_lines())
-    changes = settings_changes(server.model_dir / "settings.json", server.run_folder / "settings.json")
-    if changes:
-        print("The lab changed, in the copy MLServer runs (your settings.json is as you wrote it):\n  "
-              + "\n  ".join(changes)
-              + "\n  (always loopback; ports 8080-8082 when free, other free ports when they are taken or "
-              "LAB_FREE_PORTS is set)")
-    return server
 
 
 def resolve_model_dir(model_dir: PathLike) -> Path:

@@ -50,7 +50,7 @@ from labkit import checks
 from labkit.workspace import service_folder
 
 folder = service_folder("my-tinyvit")
-checks.watch(folder)
+checks.check_each_write(folder)
 print(sorted(path.name for path in folder.iterdir() if not path.name.startswith((".", "__"))))
 
 # %% [markdown]
@@ -104,8 +104,8 @@ except json.JSONDecodeError as error:
 # * `"parallel_workers": 0`: MLServer runs your model in its own process. With its default, 1,
 #   it starts a worker process that loads torch and the model, beside a main process that
 #   imports your file too (to find the class) and with it a torch of its own. On the lab's
-#   machine a service written like yours was ready in 10.3 s with 0 workers against 18.2 s with
-#   one, and held 0.80 GB against 1.34 GB (the lab's start benchmark, 2026-12-02). Workers pay off
+#   machine a service written like yours was ready in 11.0 s with 0 workers against 19.0 s with
+#   one, and held 0.88 GB against 1.36 GB (the lab's start benchmark, 2026-12-02). Workers pay off
 #   when several share the load (notebook 05); custom metrics need one (notebook 07).
 # * `"debug": false`: MLServer 1.7 defaults to debug mode.
 #
@@ -142,9 +142,9 @@ checks.server_settings("my-tinyvit", expected_workers=0, debug_off=True)
 # The course text's service takes **one image** and returns its probabilities. Complete the
 # two methods:
 #
-# * `load()` runs once per worker when the server starts. Build the network with the lab's
-#   helper `load_tinyvit`, a coroutine (await it) that takes the model's settings
-#   (`self.settings`) and reads the checkpoint they point at (the course text calls
+# * `load()` runs once, in the process that serves the model, when the server starts. Build
+#   the network with the lab's helper `load_tinyvit`, a coroutine (await it) that takes the
+#   model's settings (`self.settings`) and reads the checkpoint they point at (the course text calls
 #   `timm.create_model("hf_hub:timm/tiny_vit_5m_224.dist_in22k", pretrained=True)`, which
 #   needs the model hub); keep it in `self.model`. Build timm's preprocessing for it into
 #   `self.transform`: `resolve_data_config` reads the model's input settings (give it an
@@ -240,21 +240,22 @@ print(inspect.getsource(MLModel.unload))
 # ```
 #
 # The cell below runs exactly that command and shows MLServer's own start-up log: where it
-# serves HTTP, gRPC and metrics, and which model it loaded. `labkit.serving.server.mlserver` is a thin
-# wrapper: it runs the command on a copy of your folder (so your files stay as you wrote them),
-# binds it to 127.0.0.1 and moves to free ports when 8080-8082 are taken (another notebook may
-# be running a server), and says under the log which of your settings it changed in the copy;
-# it waits until the model is *ready*, and stops the server with `server.stop()` or when the
-# kernel shuts down. Re-running the cell after an edit replaces the running server with a new one.
+# serves HTTP, gRPC and metrics, and which model it loaded. `terminal` (from
+# `labkit.serving.terminal`) runs a command line as a terminal would. For `mlserver start` it
+# runs MLServer on a copy of your folder (so your files stay as you wrote them), binds it to
+# 127.0.0.1 and moves to free ports when 8080-8082 are taken (another notebook may be running a
+# server), and says under the log which of your settings it changed in the copy; it waits until
+# the model is *ready*, and stops the server with `server.stop()` or when the kernel shuts down.
+# Re-running the cell after an edit replaces the running server with a new one.
 #
 # You can also use a terminal (File > New > Terminal): `cd notebooks`,
 # `source ../.venv/bin/activate`, `mlserver start my-tinyvit`; stop it with Ctrl+C. Then the
 # server runs outside the notebook, on the ports your `settings.json` names.
 
 # %%
-from labkit.serving.server import mlserver
+from labkit.serving.terminal import terminal
 
-server = mlserver("mlserver start my-tinyvit")
+server = terminal("mlserver start my-tinyvit")
 
 # %% [markdown]
 # The first lines come from MLServer itself; `server` holds the addresses it really got:

@@ -33,16 +33,16 @@ for index in [0, 1000, 2000]:
 # Your top-5 service lives in `top5/`, next to this notebook. The cell below creates it with
 # the checkpoint link, the lab's helper modules and a `settings.json` (loopback, debug off, the
 # model in MLServer's own process: the server settings you wrote in notebook 01; here they are
-# not the lesson). It
-# copies nothing from `my-tinyvit/`: the model settings and the service are yours to write
-# below. As in notebook 01, each `%%writefile` into the folder is checked right away.
+# not the lesson). It copies nothing from `my-tinyvit/`: the model settings and the service are
+# yours to write below. As in notebook 01, each `%%writefile` into the folder is checked right
+# away.
 
 # %%
 from labkit import checks
 from labkit.workspace import service_folder
 
 folder = service_folder("top5", lab_settings=True)
-checks.watch(folder, service_check=checks.top5_file)
+checks.check_each_write(folder, service_check=checks.top5_file)
 print(sorted(path.name for path in folder.iterdir() if not path.name.startswith((".", "__"))))
 
 # %% [markdown]
@@ -153,9 +153,9 @@ checks.model_settings("top5")
 # server log; all of it is in `server.log`.
 
 # %%
-from labkit.serving.server import mlserver
+from labkit.serving.terminal import terminal
 
-server = mlserver("mlserver start top5")
+server = terminal("mlserver start top5")
 
 # %% [markdown]
 # ## Ask it about the cat

@@ -125,7 +125,7 @@ from labkit import checks
 from labkit.workspace import runtime_folder
 
 folder = runtime_folder("top3")
-checks.watch(folder)
+checks.check_each_write(folder)
 print(sorted(path.name for path in folder.iterdir()))
 
 # %% solution id=runtime-settings
@@ -140,9 +140,9 @@ print(sorted(path.name for path in folder.iterdir()))
 }
 
 # %%
-from labkit.serving.server import mlserver
+from labkit.serving.terminal import terminal
 
-top3_server = mlserver("mlserver start top3")
+top3_server = terminal("mlserver start top3")
 
 # %% [markdown]
 # The check sends three different images in one request and compares the answer with the
@@ -196,9 +196,9 @@ rounds.groupby("served by").agg({"throughput_rps": "max", "p50_ms": "min", "p95_
 # again). In a terminal it is `make onnx`, or:
 
 # %%
-from labkit.serving.packaging import run_command
+from labkit.serving.terminal import terminal
 
-run_command("python -m labkit export")
+terminal("python -m labkit export")
 
 # %% [markdown]
 # ### Always compare

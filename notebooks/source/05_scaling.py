@@ -23,7 +23,8 @@ random_weights = show.weights_banner()
 # ## Parallel inference
 #
 # With `parallel_workers: N`, MLServer starts N worker processes (with `spawn`: each is a fresh
-# Python that imports torch and **loads the model**, so memory and start-up time grow with N).
+# Python that imports torch and **loads the model**, so memory grows with N; they start side by
+# side, so on the lab's machine 1 and 2 workers were ready in about the same time).
 # The main process receives HTTP/gRPC requests and passes them to a worker through a queue:
 # the request and the response are pickled across processes, a small cost (IPC) per request.
 # `parallel_workers: 0` runs the model in the main process itself.
@@ -86,7 +87,7 @@ from labkit.workspace import lab_service_copy
 
 lab.stop()
 folder = lab_service_copy("scaled")
-checks.watch(folder)
+checks.check_each_write(folder)
 
 # %% [markdown]
 # Write `scaled/settings.json` (a whole cell starting with `%%writefile scaled/settings.json`):
@@ -127,9 +128,9 @@ checks.model_settings("scaled", batching=(8, 0.01))
 # Start it, as in notebook 01:
 
 # %%
-from labkit.serving.server import mlserver
+from labkit.serving.terminal import terminal
 
-server = mlserver("mlserver start scaled")
+server = terminal("mlserver start scaled")
 print("\n".join(line for line in server.log.splitlines() if "torch thread" in line))
 
 # %% [markdown]

@@ -24,7 +24,7 @@ from labkit import checks
 from labkit.workspace import lab_service_copy
 
 folder = lab_service_copy("shipped", with_settings=True)
-checks.watch(folder)
+checks.check_each_write(folder)
 print(sorted(path.name for path in folder.iterdir() if not path.name.startswith((".", "__"))))
 
 # %% [markdown]
@@ -87,6 +87,7 @@ checks.requirements("shipped")
 import json
 
 from labkit.serving import packaging
+from labkit.serving.terminal import terminal
 
 context = packaging.build_context("shipped", dockerfile=False)
 print(sorted(path.name for path in context.iterdir()))
@@ -98,11 +99,11 @@ print("host:", json.loads((context / "settings.json").read_text())["host"])
 #
 # `mlserver dockerfile <folder>` writes the Dockerfile that `mlserver build` would build, without
 # building it. Run that command on the build folder (its path is in `context`). From a cell,
-# `packaging.run_mlserver("<the command>")` runs a command line and shows what MLServer prints;
-# in a terminal, with the lab's environment active, type the command itself.
+# `terminal("<the command>")` runs a command line as a terminal would and shows what MLServer
+# prints; in a terminal, with the lab's environment active, type the command itself.
 
 # %% solution id=dockerfile
-packaging.run_mlserver(f"mlserver dockerfile {context}")
+terminal(f"mlserver dockerfile {context}")
 
 # %% tests id=dockerfile-check points=1
 checks.image_folder(context)
@@ -140,14 +141,14 @@ print("Docker daemon reachable:", docker)
 # %%
 import subprocess
 
-build = ["mlserver", "build", str(context), "-t", "tinyvit:0.1"]
+build = f"mlserver build {context} -t tinyvit:0.1"
 run = ["docker", "run", "--rm", "-d", "--name", "tinyvit", "-p", "127.0.0.1:8080:8080", "-p", "127.0.0.1:8081:8081", "tinyvit:0.1"]
 if docker:
-    subprocess.run([packaging.mlserver_cli(), *build[1:]], check=True)
+    terminal(build)
     subprocess.run(run, check=True)
 else:
     print("No Docker daemon here, so nothing is built. On a machine with Docker, run:\n")
-    print("  " + " ".join(build))
+    print("  " + build)
     print("  " + " ".join(run))
     print("  curl -s 127.0.0.1:8080/v2/models/tinyvit/ready  # repeat until 200, then send requests as in notebook 02")
 

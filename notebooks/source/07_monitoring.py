@@ -62,14 +62,14 @@ metrics.model_table(samples).round(2)
 # %% [markdown]
 # ## Watch a load, live
 #
-# `metrics.watch` sends load for a few seconds while it scrapes the endpoint every second and
-# redraws the request rate the **server** reports (not what the client measured).
+# `metrics.plot_under_load` sends load for a few seconds while it scrapes the endpoint every
+# second and redraws the request rate the **server** reports (not what the client measured).
 
 # %%
 from labkit.config import quick_mode
 
 before = metrics.scrape(server.metrics_url)
-timeline, load = metrics.watch(server, seconds=5 if quick_mode() else 20, concurrency=8)
+timeline, load = metrics.plot_under_load(server, seconds=5 if quick_mode() else 20, concurrency=8)
 after = metrics.scrape(server.metrics_url)
 
 # %% [markdown]
@@ -104,7 +104,7 @@ from labkit import checks
 from labkit.workspace import lab_service_copy
 
 folder = lab_service_copy("confidence")
-checks.watch(folder, service_check=checks.metric_file)
+checks.check_each_write(folder, service_check=checks.metric_file)
 
 # %%
 %%writefile confidence/model-settings.json

@@ -64,7 +64,7 @@ def correct_but_different() -> dict:
             "--extra-index-url https://download.pytorch.org/whl/cpu\nMLServer==1.7.1\nuvloop>=0.21,<0.22\n"
             "torch~=2.14.1\ntimm==1.0.31\nsafetensors==0.8.*\nNumPy>=2.4.6,<2.5\nPillow==13.0.0\n",
         ("06_packaging", "dockerfile"):
-            'command = "mlserver dockerfile " + str(context)\npackaging.run_mlserver(command)',
+            'command = "mlserver dockerfile " + str(context)\nterminal(command)',
         # 02: the JSON body built by hand, the answer read off its "outputs", a [1, 21841] row.
         ("02_inference_requests", "remote-classifier"):
             "def classify_remote(image: np.ndarray) -> np.ndarray:\n"

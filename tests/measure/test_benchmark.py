@@ -1,4 +1,5 @@
-"""benchmarks/serving.py in quick mode: every row, the ratios, the report files."""
+"""benchmarks/serving.py in quick mode: every row, the ratios, the report files; and
+benchmarks/starts.py on one row."""
 
 import json
 import subprocess

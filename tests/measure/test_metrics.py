@@ -1,5 +1,5 @@
 """labkit.measure.metrics on a real server: counters move by exactly what was sent; the custom
-metric check; the live watch."""
+metric check; the live plot under load."""
 
 import json
 import http.server
@@ -41,8 +41,8 @@ def test_counters_move_by_exactly_what_was_sent(metrics_server, cat):
     assert metrics.model_table(after).loc["tinyvit", "mean_latency_ms"] > 0
 
 
-def test_watch_records_a_timeline_of_the_servers_counters(metrics_server):
-    timeline, result = metrics.watch(metrics_server, seconds=2, concurrency=2, interval=0.5)
+def test_the_plot_under_load_records_a_timeline_of_the_servers_counters(metrics_server):
+    timeline, result = metrics.plot_under_load(metrics_server, seconds=2, concurrency=2, interval=0.5)
     assert len(timeline) >= 2 and timeline.seconds.is_monotonic_increasing
     moved = timeline.successes.iloc[-1] - timeline.successes.iloc[0]
     assert 0 < moved <= result.summary["requests"]

@@ -4,11 +4,13 @@ import json
 import re
 import subprocess
 import sys
+from importlib.metadata import version
 
 import pytest
 import yaml
 
 from labkit.serving import packaging
+from labkit.serving.terminal import terminal
 from tests.conftest import REPO
 from tests.helpers.network import folder_digest
 
@@ -69,13 +71,17 @@ def test_kserve_manifest_serves_the_image_with_v2_and_health_probes():
     assert container["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": 8080}
 
 
-def test_run_command_prints_what_the_command_prints_and_fails_like_it(capsys):
-    packaging.run_command("python -c \"print('written by the command'); import sys; print(sys.prefix)\"")
+def test_terminal_prints_what_the_command_prints_and_fails_like_it(capsys):
+    assert terminal("python -c \"print('written by the command'); import sys; print(sys.prefix)\"") is None
     printed = capsys.readouterr().out
     assert "written by the command" in printed and sys.prefix in printed  # this environment's python
+    terminal("mlserver --version")
+    assert version("mlserver") in capsys.readouterr().out  # this environment's mlserver
     with pytest.raises(RuntimeError, match="failed with exit status 3"):
-        packaging.run_command("python -c 'import sys; sys.exit(3)'")
-    with pytest.raises(ValueError, match="starts with 'python' or 'mlserver'"):
-        packaging.run_command("rm -rf /tmp/nothing")
-    with pytest.raises(ValueError, match="starts with 'mlserver'"):
-        packaging.run_mlserver("python -c 'print(1)'")
+        terminal("python -c 'import sys; sys.exit(3)'")
+    with pytest.raises(ValueError, match="starts with 'mlserver' or 'python'"):
+        terminal("rm -rf /tmp/nothing")
+    with pytest.raises(ValueError, match="mlserver start <folder>"):
+        terminal("mlserver start")
+    with pytest.raises(TypeError, match="go with `mlserver start` only"):
+        terminal("mlserver --version", parallel_workers=2)

@@ -338,11 +338,6 @@ def test_the_start_progress_bar_ends_complete_so_a_notebook_hides_it(monkeypatch
     assert bars and bars[-1][0] == bars[-1][1], bars
 
 
-def test_mlserver_takes_the_course_texts_command_only():
-    with pytest.raises(ValueError, match="mlserver start <folder>"):
-        server_module.mlserver("mlserver run tinyvit")
-
-
 def test_graders_side_by_side_never_take_the_default_ports(monkeypatch):
     monkeypatch.setenv(server_module.FREE_PORTS_ENV, "1")
     server = ModelServer("tinyvit")
