@@ -1,8 +1,10 @@
 """What a student's cell calls: checks with feedback, behind one small face.
 
-* files (``files.py``): the files of a service folder, read the way MLServer reads them,
-  and in-process smoke calls of the student's class, right after a ``%%writefile`` cell
-  (:func:`check_each_write`) and in graded cells;
+* the files of a service folder: its two JSON files (``settings_files.py``), notebook 06's
+  requirements and build folder (``package_files.py``);
+* in-process smoke calls of the student's class (``service_calls.py``), imported and run the
+  way MLServer does (``student_code.py``);
+* the ``%%writefile`` hook that checks each file right after a cell writes it (``on_write.py``);
 * live (``live.py``): what a running server or a student's function answers;
 * common (``common.py``): the feedback (:class:`CheckFailed`), the images the checks draw
   and the row-by-row comparison of top-k answers.
@@ -12,8 +14,10 @@ Every check prints one line per passed step or raises :class:`CheckFailed`, an
 """
 
 from labkit.checks.common import CheckFailed
-from labkit.checks.files import (check_each_write, image_folder, metric_file, model_settings, requirements,
-                                 server_settings, service, top5_file)
+from labkit.checks.on_write import check_each_write
+from labkit.checks.package_files import image_folder, requirements
+from labkit.checks.service_calls import metric_file, service, top5_file
+from labkit.checks.settings_files import model_settings, server_settings
 from labkit.checks.live import (custom_metric, remote_classifier, runtime_top_k, scaling_choice, scaling_turned_on,
                                 top5_batch, top5_service)
 

@@ -57,8 +57,8 @@ def check_shapes(labels: np.ndarray, scores: np.ndarray, images: int, k: int = 5
                           f"Keep the batch axis: one row per image, the {k} best classes of that row.")
 
 
-def compare_top_k(labels: np.ndarray, scores: np.ndarray, expected_labels: np.ndarray,
-                  expected_scores: np.ndarray, what: str = "images of the request") -> None:
+def compare_best_labels(labels: np.ndarray, scores: np.ndarray, expected_labels: np.ndarray,
+                        expected_scores: np.ndarray, what: str = "images of the request") -> None:
     """Row by row, the labels and the scores of a top-k answer against the in-process
     model's for the same images (labels of tied scores may come in either order); each
     kind of mistake gets its own message."""

@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from labkit.checks.common import CheckFailed, check_shapes, compare_top_k, distinct_images, passed
-from labkit.checks.files import BATCHING_KEYS, metric_file, read_json, read_model_settings, require_service_file
+from labkit.checks.common import CheckFailed, check_shapes, compare_best_labels, distinct_images, passed
+from labkit.checks.service_calls import metric_file
+from labkit.checks.settings_files import BATCHING_KEYS, read_json, read_model_settings
+from labkit.checks.student_code import require_service_file
 from labkit.contract import BATCH_SIZE_METRIC, CONFIDENCE_METRIC, INPUT_NAME, MODEL_LOAD_LINE
 from labkit.client import InferenceFailed, files_request, infer_outputs, pixels_request
 from labkit.model import weights
@@ -207,7 +209,7 @@ def top5_service(server: ModelServer | PathLike, checkpoint: PathLike = weights.
         check_shapes(labels, scores, images=1)
     passed("one row of 5 labels and 5 scores per image")
     labels, scores = np.concatenate([a[0] for a in answers]), np.concatenate([a[1] for a in answers])
-    compare_top_k(labels, scores, *in_process_model(checkpoint).top_k(images), what="requests")
+    compare_best_labels(labels, scores, *in_process_model(checkpoint).best_labels(images), what="requests")
     passed(f"{len(images)} requests with different images: each answered with its image's own top 5, labels "
            "and scores, best first")
 
@@ -220,7 +222,7 @@ def top5_batch(server: ModelServer | PathLike, checkpoint: PathLike = weights.DE
     _, decoded, files = distinct_images(3, checkpoint, jpeg=True)
     labels, scores = ask_top5(server, files_request(files), "a batch of 3 different JPEG images of different sizes")
     check_shapes(labels, scores, images=3)
-    compare_top_k(labels, scores, *in_process_model(checkpoint).top_k(decoded))
+    compare_best_labels(labels, scores, *in_process_model(checkpoint).best_labels(decoded))
     passed("a batch of 3 images of different sizes gets 3 correct rows, labels and scores")
 
 
@@ -274,7 +276,7 @@ def runtime_top_k(server: ModelServer, name: str = "top3", k: int = 3,
                           "The timm runtime reads how many labels to return from parameters.extra.top_k.")
     check_shapes(labels, scores, images=3, k=k)
     try:
-        compare_top_k(labels, scores, *in_process_model(checkpoint).top_k(images, k))
+        compare_best_labels(labels, scores, *in_process_model(checkpoint).best_labels(images, k))
     except CheckFailed as failure:
         raise CheckFailed(f"{failure.what} (The runtime computes what its configuration says.)",
                           "parameters.uri must name the lab's checkpoint (tinyvit.safetensors in the folder) "

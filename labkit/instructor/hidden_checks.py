@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from labkit.model import weights
-from labkit.checks.common import CheckFailed, check_shapes, compare_top_k, distinct_images, passed
+from labkit.checks.common import CheckFailed, check_shapes, compare_best_labels, distinct_images, passed
 from labkit.checks.live import ask_top5, service_server
 from labkit.client import files_request
 from labkit.paths import PathLike
@@ -35,11 +35,11 @@ def top5_under_adaptive_batching(server: ModelServer | PathLike, checkpoint: Pat
     with ThreadPoolExecutor(len(groups)) as pool:
         answers = list(pool.map(lambda group: ask_top5(server, files_request([files[i] for i in group]),
                                                        "concurrent requests"), groups))
-    expected_labels, expected_scores = in_process_model(checkpoint).top_k(images)
+    expected_labels, expected_scores = in_process_model(checkpoint).best_labels(images)
     for group, (labels, scores) in zip(groups, answers):
         check_shapes(labels, scores, images=len(group))
-        compare_top_k(labels, scores, expected_labels[group], expected_scores[group],
-                      what="rows of a caller's answer under adaptive batching")
+        compare_best_labels(labels, scores, expected_labels[group], expected_scores[group],
+                            what="rows of a caller's answer under adaptive batching")
     passed(f"{len(groups)} concurrent callers under adaptive batching each got their own rows, labels and scores")
 
 

@@ -1,5 +1,6 @@
 """The reference the checks and tests compare answers with: TinyViT in this process, through
-the service's own ``load()`` and ``classify()`` (``labkit.model.service``), and one top-k."""
+the service's own ``load()`` and ``classify()`` (``labkit.model.service``), and one ranking
+of the best labels (``best_labels``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 from labkit.paths import DEFAULT_CHECKPOINT, PathLike
 
 
-def top_k(probabilities: np.ndarray, k: int, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def best_labels(probabilities: np.ndarray, k: int, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """(labels ``[N, k]``, scores ``[N, k]``) of each row, best first (ties: lower index)."""
     top = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
     return np.asarray(names, dtype=object)[top], np.take_along_axis(probabilities, top, axis=1)
@@ -30,11 +31,11 @@ class InProcessModel:
         """``[N, 21841]`` for a list of uint8 ``[H, W, 3]`` images."""
         return self.service.classify(list(images))
 
-    def top_k(self, images: Sequence[np.ndarray], k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    def best_labels(self, images: Sequence[np.ndarray], k: int = 5) -> tuple[np.ndarray, np.ndarray]:
         """(labels ``[N, k]``, scores ``[N, k]``), best first."""
         from labkit.model.weights import labels
 
-        return top_k(self.probabilities(images), k, labels())
+        return best_labels(self.probabilities(images), k, labels())
 
 
 @lru_cache(maxsize=2)

@@ -19,10 +19,18 @@ from mlserver.settings import ModelSettings
 from mlserver.types import InferenceRequest, InferenceResponse
 
 from labkit.contract import BATCH_SIZE_METRIC, TOP_K_OUTPUTS
-from labkit.model.reference import top_k
-from labkit.model.service import helper, service_module
+from labkit.model.reference import best_labels
+from labkit.model.service import service_module
 
-Service = service_module()
+# The lab's service, tinyvit/serve-model.py, imported the way MLServer imports it: no import
+# statement can name a file called "serve-model". It imports its helper modules itself; these
+# are the names the runtimes share with it, each from the file named beside it.
+_service = service_module()
+TinyViTModel: type[mlserver.MLModel] = _service.TinyViTModel  # tinyvit/serve-model.py
+decode_images = _service.decode_images  # tinyvit/image_batch.py: the request's images, or a 400
+extra_parameters = _service.extra_parameters  # tinyvit/model_weights.py: parameters.extra as a dict
+torch_threads = _service.torch_threads  # tinyvit/cpu_threads.py: this process's share of the cores
+logger = _service.logger  # "mlserver.tinyvit": the service's lines in the server log
 
 
 @dataclass(frozen=True)
@@ -35,17 +43,17 @@ class RuntimeOptions:
 
     @classmethod
     def from_settings(cls, settings: ModelSettings) -> RuntimeOptions:
-        extra = helper("model_weights").extra_parameters(settings)
+        extra = extra_parameters(settings)
         k = extra.get("top_k")
         if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
             raise MLServerError(f"parameters.extra.top_k is {k!r}: a whole number of labels, 1 or more")
         model = extra.get("model")
         if model is not None and not isinstance(model, str):
             raise MLServerError(f"parameters.extra.model is {model!r}: a timm model name")
-        return cls(model=model, top_k=k, threads=helper("cpu_threads").torch_threads(extra))
+        return cls(model=model, top_k=k, threads=torch_threads(extra))
 
 
-class LabRuntime(Service.TinyViTModel):
+class LabRuntime(TinyViTModel):
     """The service's ``predict()`` for every runtime; subclasses ``load()`` their model and set
     ``self.options`` (and ``self.labels`` for top-k answers)."""
 
@@ -58,7 +66,7 @@ class LabRuntime(Service.TinyViTModel):
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         if self.options.top_k is None:
             return await super().predict(payload)
-        images = helper("image_batch").decode_images(payload)
+        images = decode_images(payload)
         mlserver.log(**{BATCH_SIZE_METRIC: len(images)})
         return top_k_response(self.name, self.classify(images), self.options.top_k, self.labels)
 
@@ -68,7 +76,7 @@ def top_k_response(model_name: str, probabilities: np.ndarray, k: int, names: Se
 
     Labels go out as UTF-8 bytes: MLServer 1.7.1's gRPC converter fails on ``str`` elements
     ("expected bytes, str found", a 500 for every gRPC caller) while REST takes either."""
-    labels, scores = top_k(probabilities, k, names)
+    labels, scores = best_labels(probabilities, k, names)
     labels = np.vectorize(str.encode, otypes=[object])(labels)
     label_output, score_output = TOP_K_OUTPUTS
     return InferenceResponse(model_name=model_name, outputs=[

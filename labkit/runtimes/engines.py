@@ -28,7 +28,7 @@ from mlserver.errors import MLServerError
 from mlserver.utils import get_model_uri
 
 from labkit.model.export import INPUT_NAME, NotVerified, onnx_runtime_forward, verified_record
-from labkit.runtimes.base import LabRuntime, RuntimeOptions, Service
+from labkit.runtimes.base import LabRuntime, RuntimeOptions, logger
 
 
 class EngineTinyViT(LabRuntime):
@@ -57,7 +57,7 @@ class EngineTinyViT(LabRuntime):
         self.transform = create_transform(**record["data_config"])
         self.labels = labels()
         self.register_metrics()
-        Service.logger.info("TinyViT on %s with %d thread(s) in this process, from %s", self.engine, threads, path)
+        logger.info("TinyViT on %s with %d thread(s) in this process, from %s", self.engine, threads, path)
         return True
 
     def engine_forward(self, path: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:

@@ -15,7 +15,7 @@ return. Requests follow the lab's TinyViT contract (input ``payload``: UINT8
 ``[N, H, W, 3]`` or encoded images as BYTES ``[N]``), decoded and checked by the
 same code as the TinyViT service: this class extends its ``TinyViTModel`` (request decoding
 and checks, preprocessing and forward in ``classify()``), and the top-k is the reference's
-(``labkit.model.reference.top_k``). Answers are ``labels`` (BYTES ``[N, top_k]``) and ``scores``
+(``labkit.model.reference.best_labels``). Answers are ``labels`` (BYTES ``[N, top_k]``) and ``scores``
 (FP32 ``[N, top_k]``), best first.
 """
 

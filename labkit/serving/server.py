@@ -123,20 +123,21 @@ class ModelServer:
         return "\n".join(self.log.splitlines()[-lines:])
 
     @property
-    def settings(self) -> dict:
-        """The settings the server runs with: workers, batching, ports."""
+    def scaling(self) -> dict:
+        """What the server runs with for scaling: ``parallel_workers`` (settings.json, or the
+        override given here), ``max_batch_size`` and ``max_batch_time`` (model-settings.json, or
+        the overrides)."""
         def batching(key: str):
             override = getattr(self.options, key)
             return override if override is not None else self.model_settings.get(key, 0)
 
         return {"parallel_workers": workers(self.model_dir, self.options),
-                "max_batch_size": batching("max_batch_size"), "max_batch_time": batching("max_batch_time"),
-                **self.ports}
+                "max_batch_size": batching("max_batch_size"), "max_batch_time": batching("max_batch_time")}
 
     def __repr__(self) -> str:
         state = f"running on {self.http_url}" if self.running else "stopped"
-        settings = self.settings  # reads settings.json once
-        knobs = ", ".join(f"{key}={settings[key]}" for key in ("parallel_workers", "max_batch_size", "max_batch_time"))
+        scaling = self.scaling  # reads settings.json once
+        knobs = ", ".join(f"{key}={value}" for key, value in scaling.items())
         return f"<ModelServer {self.name!r} {state} ({knobs})>"
 
     # ----------------------------------------------------------- lifecycle

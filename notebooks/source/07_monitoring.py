@@ -192,7 +192,7 @@ confidence.stop()
 # %%
 # NBVAL_CHECK_OUTPUT
 for workers in (1, 0):
-    if server.settings["parallel_workers"] != workers:  # the server above has one worker
+    if server.scaling["parallel_workers"] != workers:  # the server above has one worker
         server.restart(parallel_workers=workers)
     infer(server.infer_url, pixels_request([load_image()]))
     samples = metrics.scrape(server.metrics_url)

@@ -140,7 +140,7 @@ def test_a_check_refuses_a_server_that_runs_older_code(top5_server, checkpoint):
 
 
 def test_the_top5_smoke_call_catches_a_first_row_only_service(tmp_path, checkpoint, capsys):
-    from labkit.checks import files as folder_checks
+    from labkit import checks as folder_checks
 
     folder_checks.top5_file(top5_folder(tmp_path / "right", checkpoint, solution_service_code()), checkpoint)
     assert "each image's own top 5" in capsys.readouterr().out
@@ -167,7 +167,7 @@ LABELS_LINE = "        labels = np.vectorize(LABELS.index_to_description, otypes
      "that are not image 0's 5 best (they are image 1's)"),
 ])
 def test_the_top5_smoke_call_names_each_mistake(tmp_path, checkpoint, old, new, message):
-    from labkit.checks import files as folder_checks
+    from labkit import checks as folder_checks
 
     folder = top5_folder(tmp_path, checkpoint, mutate(solution_service_code(), old, new))
     with pytest.raises(checks.CheckFailed, match=re.escape(message)):
@@ -178,7 +178,7 @@ def test_the_top5_smoke_call_accepts_labels_as_a_numpy_string_array(tmp_path, ch
     # Right, and written unlike the solution: a fixed-width str array (NumPy's "<U" dtype).
     code = mutate(solution_service_code(), LABELS_LINE,
                   "        labels = np.array([[LABELS.index_to_description(i) for i in row] for row in top])\n")
-    from labkit.checks import files as folder_checks
+    from labkit import checks as folder_checks
 
     folder_checks.top5_file(top5_folder(tmp_path, checkpoint, code), checkpoint)
     assert "each image's own top 5" in capsys.readouterr().out
@@ -190,7 +190,7 @@ def test_check_images_are_drawn_per_call_and_have_distinct_answers_under_the_tes
     names, images, _ = distinct_images(4, checkpoint)
     probabilities = reference.in_process_model(checkpoint).probabilities(images)
     assert len(set(probabilities.argmax(axis=1).tolist())) == 4, "two check images share a top class"
-    assert len({tuple(row) for row in reference.in_process_model(checkpoint).top_k(images)[0]}) == len(images)
+    assert len({tuple(row) for row in reference.in_process_model(checkpoint).best_labels(images)[0]}) == len(images)
     assert probabilities.shape == (4, 21841) and len(set(names)) == 4
     _, again, _ = distinct_images(4, checkpoint)
     assert not all(np.array_equal(first, second) for first, second in zip(images, again)), "the same draw twice"

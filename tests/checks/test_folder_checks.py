@@ -12,7 +12,7 @@ from mlserver.codecs import NumpyCodec
 from mlserver.types import InferenceRequest, InferenceResponse
 
 from labkit import checks
-from labkit.checks import files as folder_checks
+from labkit import checks as folder_checks
 from labkit.serving import packaging
 from labkit.serving.terminal import terminal
 from labkit.instructor.notebooks import SOLUTIONS

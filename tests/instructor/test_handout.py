@@ -18,7 +18,7 @@ from tests.helpers.jupyterlab import running_lab
 HIDDEN_CHECKS = ["top5_under_adaptive_batching", "pick_configuration_function"]
 STUDENT_NEEDS = ["Makefile", "README.md", "requirements.txt", "pyproject.toml", "env.yaml",
                  "tinyvit/serve-model.py", "tinyvit/model-settings.json", "imgs/cat.jpg",
-                 "labkit/checks/live.py", "labkit/checks/files.py", "labkit/serving/server.py",
+                 "labkit/checks/live.py", "labkit/checks/settings_files.py", "labkit/serving/server.py",
                  "tools/jupyter/labconfig/page_config.json", "runtimes/tinyvit-timm/model-settings.json"]
 
 

@@ -38,7 +38,7 @@ def test_top_k_labels_and_scores_match_the_in_process_model(tmp_path, checkpoint
         images = [cat, cat[:200, :250]]
         files = [encode_jpeg(image) for image in images]
         outputs = infer_outputs(server.infer_url, files_request(files))
-        labels, scores = reference.top_k([decode_jpeg(data) for data in files], k=3)
+        labels, scores = reference.best_labels([decode_jpeg(data) for data in files], k=3)
         assert outputs["labels"].shape == (2, 3)
         assert (outputs["labels"] == labels).all()
         np.testing.assert_allclose(outputs["scores"], scores, rtol=1e-3)

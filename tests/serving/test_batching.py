@@ -82,7 +82,7 @@ def test_two_parallel_workers_serve_correctly(two_workers_server, reference, cat
     expected = reference.probabilities(images)
     for index, answer in enumerate(answers):
         assert_same(answer, expected[index : index + 1])
-    assert server.settings["parallel_workers"] == 2
+    assert server.scaling["parallel_workers"] == 2
     # Two workers on this machine's cores: each takes its share, not all of them.
     cores = len(os.sched_getaffinity(0))
     assert server.log.count(f"uses {max(1, cores // 2)} torch thread(s)") == 2, server.log_tail()

@@ -302,8 +302,8 @@ def test_an_override_of_zero_is_reported_as_zero(tmp_path):
     shutil.copytree(REPO / "tinyvit", folder, ignore=shutil.ignore_patterns("__pycache__"))
     settings = json.loads((folder / "model-settings.json").read_text())
     (folder / "model-settings.json").write_text(json.dumps({**settings, "max_batch_size": 4, "max_batch_time": 0.1}))
-    assert ModelServer(folder).settings["max_batch_size"] == 4
-    turned_off = ModelServer(folder, max_batch_size=0, max_batch_time=0).settings
+    assert ModelServer(folder).scaling["max_batch_size"] == 4
+    turned_off = ModelServer(folder, max_batch_size=0, max_batch_time=0).scaling
     assert turned_off["max_batch_size"] == 0 and turned_off["max_batch_time"] == 0
 
 
@@ -408,7 +408,7 @@ def test_reload_applies_edits_in_the_running_server_and_restart_rereads_the_fold
         (folder / "settings.json").write_text(json.dumps({**settings, "parallel_workers": 2}))
         (folder / "model-settings.json").write_text(json.dumps({**model_settings, "max_batch_size": 2}))
         server.reload()
-        assert server.process.pid != pid and server.settings["parallel_workers"] == 2
+        assert server.process.pid != pid and server.scaling["parallel_workers"] == 2
         assert json.loads((server.run_folder / "model-settings.json").read_text())["max_batch_size"] == 2
 
 

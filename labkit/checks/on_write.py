@@ -1,0 +1,55 @@
+"""The ``%%writefile`` hook: right after a cell writes a file into the exercise's folder,
+the right check of that file runs (:func:`check_each_write`), so the cell that writes a file
+says at once whether it works."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from labkit.checks.common import CheckFailed
+from labkit.checks.package_files import requirements
+from labkit.checks.service_calls import service
+from labkit.checks.settings_files import model_settings, server_settings
+from labkit.paths import PathLike
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import ExecutionResult
+
+
+# Right after a cell writes the file: model-settings.json may come before the code it names.
+CHECKS_BY_FILE = {"model-settings.json": lambda folder: model_settings(folder, require_code=False),
+                  "settings.json": server_settings, "requirements.txt": requirements}
+
+
+def check_each_write(folder: PathLike, service_check: Callable[[Path], None] = service) -> None:
+    """After each cell that ``%%writefile``-s a file into ``folder``, check that file.
+    ``service_check`` checks ``.py`` files (the exercise's own smoke call)."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        return
+    folder = Path(folder).resolve()
+
+    def after_cell(result: ExecutionResult) -> None:
+        match = re.match(r"\s*%%writefile\s+(?:-a\s+)?(\S+)", result.info.raw_cell or "")
+        if not match or result.error_in_exec is not None:
+            return
+        path = Path(match.group(1)).resolve()
+        if path.parent != folder:
+            return
+        check = CHECKS_BY_FILE.get(path.name) or (service_check if path.suffix == ".py" else None)
+        if check is None:
+            return
+        try:
+            check(folder)
+        except CheckFailed as failure:
+            print(f"✘ {failure}")
+
+    after_cell.lab_checked_folder = str(folder)
+    for callback in list(shell.events.callbacks["post_run_cell"]):
+        if getattr(callback, "lab_checked_folder", None) == str(folder):
+            shell.events.unregister("post_run_cell", callback)
+    shell.events.register("post_run_cell", after_cell)

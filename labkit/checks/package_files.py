@@ -1,0 +1,153 @@
+"""Notebook 06's files: the service's ``requirements.txt`` (:func:`requirements`: any valid
+pip requirements file that pins what the lab was tested with) and the build folder that
+``mlserver dockerfile`` ran on (:func:`image_folder`)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from labkit.checks.common import CheckFailed, passed
+from labkit.checks.settings_files import read_json
+from labkit.paths import PathLike
+
+
+# What the service imports (its distribution names), and the pin MLServer 1.7.1 itself needs:
+# with uvloop 0.22 every parallel worker crash-loops.
+SERVICE_DISTRIBUTIONS = ("mlserver", "torch", "timm", "numpy", "pillow", "safetensors")
+CONDA_LINE = re.compile(r"^[A-Za-z0-9_.-]+=[^=\s]+=\S+$")  # name=version=build, `conda list -e`
+
+
+# Options a requirements file may carry that change where pip looks, not what it installs.
+INDEX_OPTIONS = ("-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--trusted-host", "--pre",
+                 "--prefer-binary", "--only-binary", "--no-binary")
+
+
+def requirements(folder: PathLike) -> None:
+    """Notebook 06: ``requirements.txt`` for ``mlserver build``: any valid pip requirements
+    file (comments, index options, extras, markers, any spelling of a name) in which every
+    package the service imports admits the version this lab runs and no other release series
+    (``==``, ``~=`` or a ``>=,<`` range), and uvloop admits no 0.22 or later."""
+    from importlib.metadata import version
+
+    path = Path(folder) / "requirements.txt"
+    if not path.is_file():
+        raise CheckFailed(f"{path.parent.name}/requirements.txt does not exist yet.",
+                          f"Write it with a cell that starts with %%writefile {path.parent.name}/requirements.txt")
+    pins = _read_requirements(path.read_text())
+    missing = [name for name in SERVICE_DISTRIBUTIONS if name not in pins]
+    if missing:
+        raise CheckFailed(f"requirements.txt does not list {missing}, which serve-model.py and its helpers "
+                          "import: the image would not have them.",
+                          "List every package the service imports, by its name on PyPI (PIL's is pillow).")
+    for name in SERVICE_DISTRIBUTIONS:
+        _check_tested_series(pins[name], version(name))
+    uvloop = pins.get("uvloop")
+    if uvloop is None:
+        raise CheckFailed("requirements.txt does not list uvloop: MLServer 1.7.1 allows any uvloop, pip takes the "
+                          "newest, and with 0.22 every parallel worker crash-loops.",
+                          "Add uvloop with a specifier that admits only releases before 0.22.")
+    broken = [candidate for candidate in ("0.22.0", "0.22.1", "0.23.0", "1.0.0")
+              if uvloop.specifier.contains(candidate, prereleases=True)]
+    if broken:
+        raise CheckFailed(f"{uvloop} admits uvloop {broken[0]}: with 0.22 or later every parallel worker of "
+                          "MLServer 1.7.1 crash-loops.", "Keep uvloop below 0.22.")
+    if not uvloop.specifier.contains(version("uvloop"), prereleases=True):
+        raise CheckFailed(f"{uvloop} does not admit uvloop {version('uvloop')}, the one you tested.",
+                          "Admit the uvloop this lab runs.")
+    passed(f"requirements.txt: {len(pins)} packages in pip's format, each admitting the tested version only")
+
+
+def _read_requirements(text: str) -> dict:
+    """{normalised name: Requirement} of a pip requirements file, for this environment
+    (a line whose marker is false here is left out); CheckFailed names a line pip refuses."""
+    from packaging.markers import default_environment
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    lines = text.replace("\\\n", "").splitlines()  # pip joins lines that end with a backslash
+    for number, raw in enumerate(lines, start=1):
+        line = re.split(r"(^|\s)#", raw, maxsplit=1)[0].strip()  # pip: a comment starts at " #"
+        if not line:
+            continue
+        if CONDA_LINE.match(line):
+            raise CheckFailed(f"Line {number}, {line!r}, is conda's format (name=version=build, what `conda list "
+                              "-e` writes); pip, which `mlserver build` runs, cannot read it.",
+                              "pip's format: a package name, then a version specifier.")
+        line = re.split(r"\s--?[a-z]", line, maxsplit=1)[0].strip() if not line.startswith("-") else line
+        if line.startswith("-"):
+            if line.split()[0].split("=")[0] not in INDEX_OPTIONS:
+                raise CheckFailed(f"Line {number}, {line!r}: the image is built from this file alone, and that "
+                                  "option points pip at something the build folder does not have.",
+                                  "List the packages themselves; index options such as --extra-index-url are fine.")
+            continue
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement as error:
+            raise CheckFailed(f"Line {number}, {line!r}, is not a pip requirement ({error}).",
+                              "pip's format: a package name, then a version specifier.") from None
+        if requirement.url:
+            raise CheckFailed(f"Line {number}, {line!r}, installs from a URL, not a tested release.",
+                              "Name the package and the versions it may take.")
+        if requirement.marker is not None and not requirement.marker.evaluate(default_environment()):
+            continue  # for another platform or Python: not installed here
+        pins[canonicalize_name(requirement.name)] = requirement
+    return pins
+
+
+def _check_tested_series(requirement: object, installed: str) -> None:
+    """``requirement`` admits ``installed`` and no release of another series (the next or
+    previous minor, the next major): what the image installs is what was tested."""
+    from packaging.version import Version
+
+    name, specifier = requirement.name, requirement.specifier
+    if not specifier:
+        raise CheckFailed(f"{name} has no version ({requirement}): next month's build would install whatever "
+                          "is newest then, not what you tested.",
+                          "Give every package a version specifier.")
+    if not specifier.contains(installed, prereleases=True):
+        raise CheckFailed(f"{requirement} does not admit {name} {installed}, the version this lab runs and you "
+                          "tested.", "Read the versions off the environment you tested in (pip show <name>).")
+    tested = Version(installed)
+    series = Version(f"{tested.major}.{tested.minor}")
+    # From below: the tightest lower bound must lie in the tested series (a release of an
+    # earlier one is admitted otherwise). From above: the next minor and major releases.
+    lowers = [Version(spec.version.removesuffix(".*")) for spec in specifier
+              if spec.operator in (">=", ">", "==", "~=", "===")]
+    if not lowers or max(lowers) < series:
+        start = f" (from {max(lowers)})" if lowers else ""
+        raise CheckFailed(f"{requirement} admits {name} releases before {series}{start}, which you have not tested: "
+                          "the image could install one.",
+                          "Narrow the specifier to the version you tested (or its patch releases).")
+    probes = [f"{tested.major}.{tested.minor + 1}.0", f"{tested.major}.{tested.minor + 1}.1", f"{tested.major + 1}.0.0"]
+    admitted = [probe for probe in probes if specifier.contains(probe, prereleases=True)]
+    if admitted:
+        raise CheckFailed(f"{requirement} admits {name} {admitted[0]}, a release you have not tested: the image "
+                          "could install it.",
+                          "Narrow the specifier to the version you tested (or its patch releases).")
+
+
+def image_folder(context: PathLike) -> None:
+    """Notebook 06: a build folder that ``mlserver dockerfile`` has run on, and that carries
+    everything the image needs: the weights as a file, the service, its requirements."""
+    context = Path(context)
+    dockerfile = context / "Dockerfile"
+    if not dockerfile.is_file():
+        raise CheckFailed(f"{context.name}/ has no Dockerfile.",
+                          f"Run `mlserver dockerfile {context}` (the cell above).")
+    text = dockerfile.read_text()
+    if "seldonio/mlserver:1.7.1" not in text or "requirements.tx" not in text:
+        raise CheckFailed("The Dockerfile is not the one MLServer 1.7.1 writes (its base image and "
+                          "requirements step are missing).", f"Run `mlserver dockerfile {context}` again.")
+    if not (context / "requirements.txt").is_file():
+        # Its content is Exercise 1's, checked there: one mistake costs one exercise.
+        raise CheckFailed("The build folder has no requirements.txt: the image would install nothing for the "
+                          "service.", "Write shipped/requirements.txt (Exercise 1), then build the folder again.")
+    uri = (read_json(context / "model-settings.json").get("parameters") or {}).get("uri", ".")
+    weights = (context / uri).resolve()
+    if not weights.is_file() or (context / uri).is_symlink() or context.resolve() not in weights.parents:
+        raise CheckFailed(f"The model's uri {uri!r} is not a weights file inside the build folder: the image "
+                          "would have no weights.",
+                          "Build from the folder labkit.serving.packaging.build_context made.")
+    passed("the build folder has MLServer's Dockerfile, a requirements file and the weights")

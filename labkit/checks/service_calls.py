@@ -1,0 +1,164 @@
+"""In-process smoke calls of a student's service class: it is imported and loaded here
+(:mod:`labkit.checks.student_code`), called on images drawn for this run, and its answers are
+compared with the lab's in-process TinyViT row by row. Seconds, no server:
+
+* :func:`service`: notebook 01's single-image service (its probabilities);
+* :func:`top5_file`: notebook 03's top-5 service (labels and scores of each row);
+* :func:`metric_file`: notebook 07's custom metric (each value it logs per image)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from typing import Iterator
+
+from labkit.checks.common import CheckFailed, compare_best_labels, distinct_images, passed
+from labkit.checks.student_code import call, load_service
+from labkit.client import decode_output
+from labkit.contract import CONFIDENCE_METRIC, INPUT_NAME
+from labkit.paths import DEFAULT_CHECKPOINT, PathLike
+
+
+def service(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
+            implementation: str = "serve-model.TinyViTModel") -> None:
+    """Notebook 01: the course text's single-image service answers one ``[H, W, 3]`` image
+    (NumpyCodec, no batch axis) with the model's probabilities: one instance, called with two
+    images drawn for this run whose answers differ (an answer that ignores its image, or
+    repeats the first, fails)."""
+    import numpy as np
+    from mlserver.codecs import NumpyCodec
+    from mlserver.types import InferenceRequest, InferenceResponse
+
+    from labkit.model.reference import in_process_model
+
+    model = load_service(folder, implementation)
+    _, images, _ = distinct_images(2, checkpoint)
+    expected = in_process_model(checkpoint).probabilities(images)
+    first = None
+    for number, (image, reference) in enumerate(zip(images, expected), start=1):
+        request = InferenceRequest(inputs=[NumpyCodec.encode_input(INPUT_NAME, image)])
+        response = call(model.predict(request), "predict()")
+        if not isinstance(response, InferenceResponse) or not response.outputs:
+            raise CheckFailed(f"predict() returned {type(response).__name__}, not an answer with an output.",
+                              "With @decode_args on predict(), the array you return becomes the output.")
+        probabilities = _decoded(response.outputs[0])
+        if probabilities.size != reference.size:
+            raise CheckFailed(f"predict() returned {probabilities.size} values of shape {list(probabilities.shape)} "
+                              f"for one image; TinyViT has {reference.size} classes.",
+                              "Return the network's output for the image: one row of class probabilities.")
+        row = np.asarray(probabilities, dtype=np.float64).reshape(-1)
+        if not np.isclose(row.sum(), 1, atol=1e-3):
+            raise CheckFailed("The values predict() returned do not sum to 1: they are logits, not probabilities.",
+                              "The network returns logits; probabilities come from a softmax over the classes.")
+        if not np.allclose(row, reference, rtol=1e-3, atol=1e-6):
+            what = ("the same probabilities as for the first image, though the model tells them apart: it does "
+                    "not classify the image it is given" if first is not None and np.allclose(row, first, rtol=1e-6)
+                    else "probabilities that differ from TinyViT's for the same image")
+            raise CheckFailed(f"For image {number} of {len(images)}, predict() returned {what}.",
+                              "Preprocess the payload it gets with the transform from load(), and run the model "
+                              "that load() built.")
+        first = row
+    passed(f"serve-model.py imports, load() builds TinyViT, predict() answers {len(images)} different images "
+           "like the model")
+
+
+def top5_file(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
+              implementation: str = "serve-model.TopFiveModel") -> None:
+    """Notebook 03: the top-5 service answers a batch of two different images in this
+    process: ``labels`` and ``scores`` ``[2, 5]``, each row that image's own top 5."""
+    import numpy as np
+    from mlserver.codecs import NumpyCodec
+    from mlserver.types import InferenceRequest
+
+    from labkit.model.reference import in_process_model
+
+    model = load_service(folder, implementation)
+    _, images, _ = distinct_images(2, checkpoint, same_size=True)
+    request = InferenceRequest(inputs=[NumpyCodec.encode_input(INPUT_NAME, np.stack(images))])
+    response = call(model.predict(request), "predict()")
+    outputs = {output.name: output for output in getattr(response, "outputs", None) or []}
+    if set(outputs) != {"labels", "scores"}:
+        raise CheckFailed(f"predict() returned outputs {sorted(outputs)}; expected 'labels' and 'scores'.",
+                          "Return an InferenceResponse with two outputs, named labels and scores.")
+    labels = _decoded(outputs["labels"])
+    scores = _decoded(outputs["scores"])
+    if labels.shape != (2, 5) or scores.shape != (2, 5):
+        raise CheckFailed(f"For 2 images predict() returned labels {list(labels.shape)} and scores "
+                          f"{list(scores.shape)}; expected [2, 5] for both.",
+                          "One row per image of the batch, the top 5 of that row.")
+    compare_best_labels(labels, scores, *in_process_model(checkpoint).best_labels(images), what="images of the batch")
+    passed("serve-model.py answers a batch of 2 different images with each image's own top 5, labels and scores")
+
+
+def _decoded(output: object) -> object:
+    """An output of the student's response as an array, the way a client would read it."""
+    try:
+        return decode_output(output)
+    except Exception as error:
+        raise CheckFailed(f"The output {output.name!r} cannot be read back ({type(error).__name__}: {error}).",
+                          "Encode each output from a NumPy array with NumpyCodec.encode_output.") from None
+
+
+METRIC_MODULES = ("mlserver", "mlserver.metrics", "mlserver.metrics.context")
+
+
+@contextlib.contextmanager
+def recorded_metrics(observations: list) -> Iterator[list]:
+    """``mlserver.log`` and ``mlserver.register`` (under every name a service may import them
+    by) record ``(metric, value)`` into ``observations`` instead of needing a running server."""
+    modules = [importlib.import_module(name) for name in METRIC_MODULES]
+    originals = [(module, name, getattr(module, name)) for module in modules for name in ("log", "register")]
+
+    def log(**metrics: float) -> None:
+        observations.extend(metrics.items())
+
+    for module in modules:
+        module.log, module.register = log, lambda *args, **kwargs: None
+    try:
+        yield observations
+    finally:
+        for module, name, original in originals:
+            setattr(module, name, original)
+
+
+def metric_file(folder: PathLike, metric: str = CONFIDENCE_METRIC,
+                implementation: str = "confidence.ConfidenceModel",
+                checkpoint: PathLike = DEFAULT_CHECKPOINT) -> None:
+    """Notebook 07: the service logs ``metric`` once per image, each value that image's own
+    top-1 probability: called in this process on a batch of 3 different images, every value
+    it logs is compared with the model's (in any order), so a batch's mean logged once per
+    image, one value per call or one image's value for all fails."""
+    import numpy as np
+    from mlserver.codecs import NumpyCodec
+    from mlserver.types import InferenceRequest
+
+    from labkit.model.reference import in_process_model
+
+    _, images, _ = distinct_images(3, checkpoint, same_size=True)
+    observations = []
+    with recorded_metrics(observations):
+        model = load_service(folder, implementation)
+        request = InferenceRequest(inputs=[NumpyCodec.encode_input(INPUT_NAME, np.stack(images))])
+        call(model.predict(request), "predict()")
+    try:
+        values = sorted(float(value) for name, value in observations if name == metric)
+    except (TypeError, ValueError):
+        kinds = sorted({type(value).__name__ for name, value in observations if name == metric})
+        raise CheckFailed(f"predict() logged {metric} values of type {kinds}: a histogram observes one number at a "
+                          "time.", "One plain number per image.") from None
+    expected = np.sort(in_process_model(checkpoint).probabilities(images).max(axis=1))
+    others = sorted({name for name, _ in observations} - {metric})
+    if not values:
+        raise CheckFailed(f"predict() logged no {metric} for a batch of 3 images"
+                          + (f" (it logged {others})." if others else "."),
+                          "Log the metric by that name, with mlserver.log, inside predict().")
+    if len(values) != len(images):
+        raise CheckFailed(f"predict() logged {len(values)} value(s) of {metric} for a batch of {len(images)} "
+                          "images.", "One value per image of the batch: a request, or a merged batch, holds "
+                          "several.")
+    if not np.allclose(values, expected, rtol=1e-4, atol=1e-9):
+        same = np.allclose(values, values[0], rtol=1e-6)
+        raise CheckFailed(f"The {len(values)} values predict() logged for 3 different images are not their top-1 "
+                          "probabilities" + (": all three are the same value." if same else "."),
+                          "Each image's own value, from its own row of the probabilities.")
+    passed(f"{metric}: one value per image, each image's own top-1 probability (a batch of 3, in this process)")

@@ -1,0 +1,188 @@
+"""The two JSON files of a service folder, read the way MLServer reads them:
+``model-settings.json`` (:func:`model_settings`: which model, which class, per-model knobs such
+as adaptive batching) and ``settings.json`` (:func:`server_settings`: how the whole server runs).
+Each names what is wrong in the student's terms: invalid JSON (a trailing comma), a missing
+field, an ``implementation`` that does not resolve, a setting in the wrong file (adaptive
+batching in ``settings.json`` is silently ignored by MLServer), a unit mistake, a missing
+``host: 127.0.0.1``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from labkit.checks.common import CheckFailed, passed
+from labkit.checks.student_code import resolve_implementation
+from labkit.paths import PathLike
+
+BATCHING_KEYS = ("max_batch_size", "max_batch_time")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost")  # this machine only
+SERVER_ONLY_KEYS = ("host", "http_port", "grpc_port", "metrics_port", "debug", "gzip_enabled")
+
+
+def read_json(path: Path) -> dict:
+    """The JSON object in ``path``, or CheckFailed that points at the mistake."""
+    if not path.is_file():
+        raise CheckFailed(f"{path.parent.name}/{path.name} does not exist yet.",
+                          f"Write it with a cell that starts with %%writefile {path.parent.name}/{path.name}")
+    text = path.read_text()
+    if not text.strip():
+        raise CheckFailed(f"{path.parent.name}/{path.name} is empty.",
+                          "Write the JSON object on the lines under the %%writefile line, then run the cell.")
+    try:
+        content = json.loads(text)
+    except json.JSONDecodeError as error:
+        trailing = re.search(r",\s*[}\]]", text)
+        if trailing:
+            line = text[:trailing.start()].count("\n") + 1
+            raise CheckFailed(f"{path.name} is not valid JSON: a trailing comma on line {line}, before a "
+                              "closing bracket.",
+                              "JSON, unlike Python, allows no comma after the last item (the course text's "
+                              "example has one). MLServer would refuse to start.") from None
+        raise CheckFailed(f"{path.name} is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno}).",
+                          "Keys and strings take double quotes; true/false/null are lower case; "
+                          "no comments.") from None
+    if not isinstance(content, dict):
+        raise CheckFailed(f"{path.name} holds a JSON {type(content).__name__}, not an object.",
+                          "Write one object: { \"key\": value, ... }.")
+    return content
+
+
+# A lone request waits up to max_batch_time for company: more than this is a unit mistake
+# (milliseconds written as seconds), which "works" under load, where batches fill up at once.
+LONGEST_BATCH_WAIT_SECONDS = 1.0
+
+
+def model_settings(folder: PathLike, batching: tuple[int, float] | None = None, require_code: bool = True) -> None:
+    """``model-settings.json``: which model, which class, per-model knobs. The model's name is
+    the folder's (what the exercise asks for, and what MLServer expects: it warns when they
+    differ); ``implementation`` must resolve to a subclass of ``MLModel``, the way MLServer
+    imports it (unless ``require_code`` is false and the file is not written yet);
+    ``batching`` is the ``(max_batch_size, max_batch_time)`` the exercise asks for."""
+    folder = Path(folder).resolve()
+    content = read_model_settings(folder)
+    if content["name"] != folder.name:
+        raise CheckFailed(f"model-settings.json names the model {content['name']!r}; this exercise's model is "
+                          f"called {folder.name!r}, like its folder, and the cells below address it by that name.",
+                          "Clients put the model's name in the URL (/v2/models/<name>/infer); use the name the "
+                          "exercise gives.")
+    if batching:
+        _check_batching_on(content, *batching)
+    module, _, class_name = content["implementation"].rpartition(".")
+    if not require_code and "." not in module and not (folder / f"{module}.py").is_file():
+        passed(f"model-settings.json: model {content['name']!r}; class {class_name} is checked once "
+               f"{module}.py exists")
+        return
+    resolve_implementation(folder, content["implementation"])
+    passed(f"model-settings.json: model {content['name']!r}, class {class_name} from {module}, a subclass "
+           "of MLModel")
+
+
+def _check_batching_on(content: dict, size_asked: int, wait_asked: float) -> None:
+    size, wait = content.get("max_batch_size"), content.get("max_batch_time")
+    if size is None or wait is None:
+        missing = [key for key in BATCHING_KEYS if key not in content]
+        raise CheckFailed(f"model-settings.json does not set {missing}: adaptive batching stays off.",
+                          "Adaptive batching takes both fields, in this file.")
+    if not (size > 1 and wait > 0):
+        raise CheckFailed(f"max_batch_size {size} and max_batch_time {wait}: MLServer batches only when the "
+                          "size is above 1 and the time above 0, so batching stays off.",
+                          "Read the exercise again for the batch size and the wait it asks for.")
+    if size != size_asked or abs(wait - wait_asked) > 1e-9:
+        raise CheckFailed(f"Batching is on, with max_batch_size {size} and max_batch_time {wait:g} s; the exercise "
+                          "asks for other values.", "Read the exercise again: how many images, how long a wait "
+                          "(MLServer reads seconds).")
+
+
+def read_model_settings(folder: Path) -> dict:
+    """The checked content of ``model-settings.json``."""
+    content = read_json(folder / "model-settings.json")
+    name = content.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise CheckFailed("model-settings.json has no \"name\".",
+                          "The name is how clients address the model: /v2/models/<name>/infer.")
+    implementation = content.get("implementation")
+    if not isinstance(implementation, str) or "." not in implementation:
+        raise CheckFailed(f"\"implementation\" is {implementation!r}; MLServer needs \"<python file>.<class>\".",
+                          "The file name without .py, a dot, then the class name defined in it.")
+    module, _, class_name = implementation.rpartition(".")
+    if module.endswith(".py") or "/" in module or class_name == "py":
+        raise CheckFailed(f"\"implementation\" is {implementation!r}: MLServer imports a module name, "
+                          "not a file path.",
+                          "Leave out the folder and the .py extension: \"<file>.<Class>\".")
+    misplaced = [key for key in content if key in SERVER_ONLY_KEYS or key == "parallel_workers"]
+    if misplaced:
+        raise CheckFailed(f"model-settings.json sets {misplaced}, which are settings of the whole server.",
+                          "Put them in settings.json; model-settings.json describes one model.")
+    _check_batching_values(content)
+    parameters = content.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise CheckFailed(f"\"parameters\" is {parameters!r}; MLServer expects an object of named fields.",
+                          "Write it as { \"uri\": ..., \"extra\": {...} }, or leave it out.")
+    uri = parameters.get("uri")
+    if uri is not None and not isinstance(uri, str):
+        raise CheckFailed(f"parameters.uri is {uri!r}; it is a path, a string.", "Write the path in double quotes.")
+    inside = os.path.normpath(folder / uri) if uri else ""  # no symlinks followed: the link is the lab's
+    if uri and not inside.startswith(os.path.normpath(folder) + os.sep) and inside != os.path.normpath(folder):
+        raise CheckFailed(f"parameters.uri is {uri!r}, which points outside {folder.name}/. It works where your "
+                          "notebook is, and breaks where the folder is copied: when your notebook is graded, "
+                          "and in the image of notebook 06.",
+                          f"Name a file inside {folder.name}/ (the lab put the checkpoint there), relative to it.")
+    if uri and not (folder / uri).exists():
+        raise CheckFailed(f"parameters.uri is {uri!r}, which does not exist (relative to {folder.name}/).",
+                          "The lab put the checkpoint into the folder, as tinyvit.safetensors.")
+    return content
+
+
+def _check_batching_values(content: dict) -> None:
+    """max_batch_size a whole number, max_batch_time a number of seconds a lone request can
+    afford to wait (MLServer accepts any number and says nothing)."""
+    size, wait = content.get("max_batch_size"), content.get("max_batch_time")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+        raise CheckFailed(f"max_batch_size is {size!r}; it is a whole number of requests (1 or more).",
+                          "It counts requests merged into one predict() call.")
+    if wait is None:
+        return
+    if not isinstance(wait, (int, float)) or isinstance(wait, bool) or wait < 0:
+        raise CheckFailed(f"max_batch_time is {wait!r}; it is a number of seconds (0 or more).",
+                          "It is how long MLServer holds the first request of a batch for others to join.")
+    if wait > LONGEST_BATCH_WAIT_SECONDS:
+        raise CheckFailed(f"max_batch_time is {wait:g}. MLServer reads it in seconds: a request that arrives "
+                          f"alone would wait {wait:g} s for company before the model sees it. Under a steady "
+                          "load the batches fill up first, so this would seem to work. Did you mean "
+                          "milliseconds?",
+                          "Write the wait in seconds; a millisecond is 0.001.")
+
+
+def server_settings(folder: PathLike, expected_workers: int | None = None, debug_off: bool = False) -> None:
+    """``settings.json``: how the server runs (with ``expected_workers``, the worker count
+    the exercise asks for)."""
+    content = read_json(Path(folder) / "settings.json")
+    misplaced = [key for key in BATCHING_KEYS if key in content]
+    if misplaced:
+        raise CheckFailed(f"settings.json sets {misplaced}. MLServer reads adaptive batching per model, from "
+                          "model-settings.json: in settings.json these keys are ignored, silently, and "
+                          "nothing would change.",
+                          "Move them to model-settings.json (the course text puts them in the wrong file).")
+    if content.get("host") not in LOOPBACK_HOSTS:
+        raise CheckFailed(f"settings.json has host {content.get('host', '(not set)')!r}. Without "
+                          "\"host\": \"127.0.0.1\" MLServer listens on 0.0.0.0: every network interface, "
+                          "reachable from other machines.",
+                          "Bind the server to this machine's loopback address only while you develop.")
+    workers = content.get("parallel_workers", 1)
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+        raise CheckFailed(f"parallel_workers is {workers!r}; it is a whole number of processes (0 or more).",
+                          "It counts inference worker processes.")
+    if expected_workers is not None and workers != expected_workers:
+        runs = (f"runs {workers} parallel worker(s)" if "parallel_workers" in content else
+                "sets no parallel_workers, so MLServer runs its default, 1 worker")
+        raise CheckFailed(f"settings.json {runs}; the exercise asks for {expected_workers}.",
+                          "parallel_workers counts the worker processes that each load the model; with 0 "
+                          "there is none and MLServer's own process runs it.")
+    if debug_off and content.get("debug", True) is not False:
+        shown = content.get("debug", "(not set: MLServer 1.7 defaults to true)")
+        raise CheckFailed(f"settings.json has debug {shown!r}; the exercise turns debug mode off.",
+                          "JSON's booleans are lower case.")
+    passed(f"settings.json: host {content['host']}, {workers} parallel worker(s)")

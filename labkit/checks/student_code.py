@@ -1,0 +1,143 @@
+"""The student's Python file imported the way MLServer imports it (its folder first on
+``sys.path``, a fresh copy each time it may have changed), its class checked, and its
+coroutines run in this process, every exception turned into feedback that names the
+student's file and line."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+import sys
+import uuid
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Coroutine
+
+from labkit.checks.common import CheckFailed
+from labkit.model.service import quiet_mlserver_logs, run_coroutine
+from labkit.paths import PathLike
+
+if TYPE_CHECKING:
+    from mlserver import MLModel
+
+
+def resolve_implementation(folder: Path, implementation: str) -> type | None:
+    """The class ``implementation`` names, imported as MLServer does (the folder first on
+    ``sys.path``), after checking it subclasses ``MLModel``; CheckFailed names what is wrong.
+    None when the file does not import but defines a class of that name."""
+    module_name, _, class_name = implementation.rpartition(".")
+    module_file = folder / f"{module_name}.py"
+    if module_file.is_file():
+        try:
+            module = import_fresh(module_file)
+        except CheckFailed:
+            # The file does not import: its own check says why. The settings are right if they
+            # name a class the file defines (one mistake, one exercise).
+            if re.search(rf"^class\s+{re.escape(class_name)}\s*[(:]", module_file.read_text(), re.M):
+                return None
+            raise CheckFailed(f"{module_file.name} defines no class {class_name} (and does not import yet).",
+                              "The class name in \"implementation\" must match the class in the file, "
+                              "upper and lower case included.") from None
+    else:
+        try:
+            if "." not in module_name:  # a file of the folder, not written yet (sys.modules may hold another)
+                raise ImportError(module_name)
+            module = importlib.import_module(module_name)  # an installed runtime, e.g. labkit.runtimes.timm
+        except ImportError:
+            files = sorted(path.name for path in folder.glob("*.py"))
+            raise CheckFailed(f"\"implementation\" names {module_name}.py, but {folder.name}/ has {files}.",
+                              "Spell the file name exactly as on disk, without .py (a hyphen is fine).") from None
+    return model_class(module, module_name, class_name)
+
+
+def model_class(module: ModuleType, module_name: str, class_name: str) -> type:
+    """``module.<class_name>``, checked to be a subclass of ``MLModel``."""
+    from mlserver import MLModel
+
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        classes = [name for name, value in vars(module).items() if isinstance(value, type)
+                   and value.__module__ == module.__name__]
+        raise CheckFailed(f"{module_name} defines no class {class_name} (it defines {classes}).",
+                          "The class name in \"implementation\" must match the class in the file, "
+                          "upper and lower case included.")
+    if not (isinstance(cls, type) and issubclass(cls, MLModel)):
+        raise CheckFailed(f"{class_name} is not a subclass of mlserver.MLModel: MLServer cannot serve it.",
+                          "MLServer serves classes derived from its MLModel.")
+    return cls
+
+
+def load_service(folder: PathLike, implementation: str) -> MLModel:
+    """Import the class the exercise names (``"<file>.<Class>"``) from the folder as MLServer
+    does and run ``load()``; the model. It does not depend on ``model-settings.json``: a
+    mistake there costs that file's own exercise, not the service's as well."""
+    from mlserver.settings import ModelParameters, ModelSettings
+
+    folder = Path(folder).resolve()
+    module_name, _, class_name = implementation.rpartition(".")
+    module_file = folder / f"{module_name}.py"
+    require_service_file(module_file)
+    module = import_fresh(module_file)  # an import error is named here, with its line
+    try:
+        cls = model_class(module, module_name, class_name)
+    except CheckFailed as failure:
+        raise CheckFailed(f"{failure.what} The exercise asks for a class {class_name} in {module_file.name}.",
+                          failure.hint) from None
+    # MLServer's default parameters.uri is the model's folder, where the checkpoint link is.
+    settings = ModelSettings(name=folder.name, implementation=cls,
+                             parameters=ModelParameters(uri=str(folder)))
+    with quiet_mlserver_logs():
+        model = cls(settings)
+        loaded = call(model.load(), "load()")
+    if loaded is not True:
+        # MLServer sets model.ready = await model.load(): anything but True never gets ready.
+        raise CheckFailed(f"load() returned {loaded!r}, so MLServer would never mark the model as ready "
+                          "(the server would start and wait forever for it).",
+                          "MLServer reads load()'s return value as \"ready\".")
+    if not hasattr(model, "model"):
+        raise CheckFailed("load() did not keep the network: self.model is not set.",
+                          "predict() runs on what load() kept on self.")
+    return model
+
+
+def require_service_file(module_file: Path) -> None:
+    """CheckFailed naming the exercise cell when the service's Python file is not written yet."""
+    if not module_file.is_file():
+        name = f"{module_file.parent.name}/{module_file.name}"
+        raise CheckFailed(f"{name} does not exist yet.", f"Write it with the cell that starts with %%writefile {name}")
+
+
+def import_fresh(module_file: Path) -> ModuleType:
+    """Import ``module_file`` under a new name each time (it may have changed), with its
+    folder on ``sys.path`` as MLServer has it, for the helper modules next to it."""
+    folder = str(module_file.parent)
+    sys.path.insert(0, folder)
+    try:
+        spec = importlib.util.spec_from_file_location(f"student_{uuid.uuid4().hex}", module_file)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except SyntaxError as error:
+        raise CheckFailed(f"{module_file.name} line {error.lineno}: {error.msg}.",
+                          "Fix the syntax error, then run the cell that writes the file again.") from None
+    except Exception as error:
+        raise CheckFailed(f"Importing {module_file.name} failed: {type(error).__name__}: {error}",
+                          "MLServer imports the file the same way; check the import lines.") from None
+    finally:
+        sys.path.remove(folder)
+    return module
+
+
+def call(coroutine: Coroutine, what: str) -> object:
+    """Run one of the student's coroutines; an exception becomes feedback."""
+    try:
+        return run_coroutine(coroutine)
+    except CheckFailed:
+        raise
+    except NotImplementedError:
+        raise CheckFailed(f"{what} is not written yet (it raises NotImplementedError).",
+                          "Replace the placeholder lines with your code.") from None
+    except Exception as error:
+        raise CheckFailed(f"{what} raised {type(error).__name__}: {error}",
+                          "MLServer would answer this request with an error; fix the code and "
+                          "write the file again.") from None
