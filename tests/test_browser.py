@@ -184,3 +184,52 @@ def saved_widgets(path: Path) -> dict:
         return json.loads(path.read_text())["metadata"].get("widgets", {})
     except ValueError:  # caught while JupyterLab writes it
         return {}
+
+
+def test_the_offline_api_page_renders_and_sends_a_request_with_the_network_closed(browser_page, server):
+    """Notebook 01's /v2/docs page: every address outside loopback is refused (the browser
+    sees a closed network, as on a train); the page still renders from the lab's own Swagger
+    UI files, and "Try it out" / "Execute" gets the student's server's answer."""
+    from labkit.client import load_image
+    from labkit.serving.docs_page import ApiDocs
+
+    page = browser_page
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    outside = []
+
+    def only_loopback(route):
+        host = route.request.url.split("//", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+        if host in ("127.0.0.1", "localhost"):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort("internetdisconnected")
+
+    page.route("**/*", only_loopback)
+    # MLServer's own page, under the same closed network, renders nothing: its script is on a CDN.
+    page.goto(server.docs_url)
+    page.wait_for_timeout(2_000)
+    assert page.locator(".opblock").count() == 0 and outside, "MLServer's page rendered without its CDN"
+    outside.clear()
+
+    docs = ApiDocs(server, model=server.name)
+    try:
+        page.goto(docs.url)
+        infer = page.locator(".opblock-post", has_text=f"/v2/models/{server.name}/infer").first
+        infer.wait_for(timeout=30_000)
+        assert not outside, f"the lab's page asked for {outside}"
+        infer.locator(".opblock-summary").click()
+        page.get_by_role("button", name="Try it out").click()
+        thumbnail = load_image(size=(4, 4))  # the body notebook 01 prints for the student
+        body = {"inputs": [{"name": "payload", "datatype": "UINT8", "shape": [1, *thumbnail.shape],
+                            "data": thumbnail.reshape(-1).tolist()}]}
+        page.locator("textarea.body-param__text").fill(json.dumps(body))
+        page.get_by_role("button", name="Execute").click()
+        status = page.locator(".live-responses-table .response .response-col_status").first
+        status.wait_for(timeout=60_000)
+        page.screenshot(path=str(SCREENSHOTS / "01-api-page-after-execute.png"), full_page=True)
+        assert status.inner_text().strip().startswith("200"), status.inner_text()
+        assert docs.requests[-1] == ("POST", f"/v2/models/{server.name}/infer", 200)
+        assert not outside, f"the lab's page asked for {outside}"
+    finally:
+        docs.stop()

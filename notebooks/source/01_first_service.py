@@ -302,16 +302,42 @@ for path in ["/v2/health/live", "/v2/health/ready", "/v2/models/my-tinyvit/ready
 # ## The API documents itself
 #
 # MLServer serves an interactive OpenAPI page at `/v2/docs` (and one per model at
-# `/v2/models/<name>/docs`). Open the link below in a new tab to try requests from the
-# browser. Two catches: the page loads its scripts (Swagger UI) from a CDN on the internet,
-# so offline it stays blank, while the OpenAPI document behind it (`/v2/docs/dataplane.json`,
-# read below) works everywhere; and on a remote JupyterHub the link points at the hub's own
-# machine, so use it through the hub's proxy.
+# `/v2/models/<name>/docs`). That page loads its scripts (Swagger UI) from a CDN on the
+# internet, so offline, on a train or a closed hub, it stays blank. `ApiDocs` serves the same
+# page (built by the same FastAPI function MLServer calls) with Swagger UI's files from the
+# `swagger-ui-bundle` package installed with the lab, on a free loopback port, and passes every
+# request the page sends on to your server.
+#
+# Open the link, expand **POST /v2/models/my-tinyvit/infer**, press **Try it out**, replace the
+# example body with the one printed under the link (a 4×4 thumbnail of the cat, 48 pixel
+# values: your service takes any size), and press **Execute**: the answer is your service's
+# 21,841 probabilities. (On a remote JupyterHub the link points at the hub's own machine,
+# which your browser cannot reach; there, the `requests` calls of notebook 02 do the same.)
 
 # %%
-from IPython.display import HTML, display
+from IPython.display import display
 
-display(HTML(f'<a href="{server.docs_url}" target="_blank">{server.docs_url}</a>'))
+from labkit.client import load_image
+from labkit.serving.docs_page import ApiDocs
+
+docs = ApiDocs(server, model="my-tinyvit")
+display(docs)
+thumbnail = load_image(size=(4, 4))
+print(json.dumps({"inputs": [{"name": "payload", "datatype": "UINT8", "shape": [1, *thumbnail.shape],
+                              "data": thumbnail.reshape(-1).tolist()}]}))
+
+# %% [markdown]
+# The page sent its request to your server like any other client. Run the next cell after
+# **Execute**: it lists what the page passed on, and what your server answered.
+
+# %%
+for method, path, status in docs.requests:
+    print(method, path, "->", status)
+print(len(docs.requests), "request(s) from the page so far")
+
+# %% [markdown]
+# The OpenAPI document behind the page (`/v2/docs/dataplane.json`) is plain JSON that any tool
+# reads; it lists every path the server answers:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -323,10 +349,12 @@ for path in sorted(spec["paths"]):
 # ## Stop the server
 #
 # A running server holds a port and, with parallel workers, several processes with a copy of
-# the model each. Stop it when you are done (the kernel also stops it when it shuts down).
+# the model each. Stop it, and the docs page, when you are done (the kernel also stops both
+# when it shuts down).
 
 # %%
 # NBVAL_CHECK_OUTPUT
+docs.stop()
 server.stop()
 print("running:", server.running)
 
