@@ -245,7 +245,7 @@ def ask_top5(server: ModelServer, request: InferenceRequest, what: str) -> tuple
         cause = last_exception(server.log) if error.status >= 500 else ""
         cause = f"\nThe server log ends with: {cause}" if cause else ""
         raise CheckFailed(f"The service answered {what} with HTTP {error.status}: {error.message}{cause}",
-                          f"The traceback is in this server's log (its .log_tail()); fix {_service_file(server)}, "
+                          f"The traceback is in {_log_of(server)}; fix {_service_file(server)}, "
                           "then start the server again.") from None
     except ValueError as error:
         raise CheckFailed(f"The answer to {what} does not fit its own shape ({error}).",
@@ -259,10 +259,21 @@ def ask_top5(server: ModelServer, request: InferenceRequest, what: str) -> tuple
     return outputs["labels"], outputs["scores"]
 
 
-def runtime_top_k(server: ModelServer, name: str = "top3", k: int = 3,
+def runtime_top_k(server: ModelServer | PathLike, name: str = "top3", k: int = 3,
                   checkpoint: PathLike = weights.DEFAULT_CHECKPOINT) -> None:
     """Notebook 04: a model served by the timm runtime from model-settings.json alone, under
-    ``name``, answering the ``k`` best labels of each image of a batch of different images."""
+    ``name``, answering the ``k`` best labels of each image of a batch of different images.
+    ``server``: the student's server, or their folder, whose server this kernel runs."""
+    if not isinstance(server, ModelServer):
+        folder = Path(server).resolve()
+        running = running_server(folder)
+        if running is None:
+            # The configuration is the whole exercise: its file says what is wrong, if it can.
+            read_model_settings(folder)
+            raise CheckFailed(f"No server of {folder.name}/ runs in this kernel: its start cell failed or has not "
+                              "run.", "Run the cell that starts it and read what it printed: MLServer names the "
+                              "setting it could not use.")
+        server = running
     _not_stale(server)
     if server.name != name:
         raise CheckFailed(f"The server serves a model named {server.name!r}; the exercise asks for {name!r}.",
@@ -303,7 +314,7 @@ def scaling_turned_on(server: ModelServer, concurrency: int = 8) -> None:
     row = measure(server, concurrency, duration=3)
     if row["errors"]:
         raise CheckFailed(f"{row['errors']} of {row['requests']} requests under {concurrency} concurrent callers "
-                          "failed.", "The tracebacks are in this server's log (its .log_tail()).")
+                          "failed.", f"The tracebacks are in {_log_of(server)}.")
     if not row["avg_batch"] > 1.2:
         what = (f"Under {concurrency} concurrent callers the model got {row['avg_batch']:.1f} image(s) per "
                 f"predict() call (the server's own {BATCH_SIZE_METRIC} metric): no batches formed.")
@@ -449,7 +460,7 @@ def _ask_probabilities(server: ModelServer, files: list[bytes]) -> None:
                           "Run the cell that starts it and read what it printed.") from None
     except InferenceFailed as error:
         raise CheckFailed(f"The service answered HTTP {error.status}: {error.message}",
-                          f"The traceback is in this server's log (its .log_tail()); fix {_service_file(server)}, "
+                          f"The traceback is in {_log_of(server)}; fix {_service_file(server)}, "
                           "then start the server again.") from None
 
 
@@ -458,6 +469,22 @@ def requests_errors() -> tuple:
     import requests
 
     return (requests.ConnectionError, requests.Timeout)
+
+
+def _log_of(server: ModelServer) -> str:
+    """Where the student reads this server's log, named by their own variable for it
+    (``confidence.log_tail()`` in 07, ``top3_server.log_tail()`` in 04) when the notebook
+    holds one, so the advice can be followed as written."""
+    try:
+        from IPython import get_ipython
+
+        namespace = get_ipython().user_ns
+    except (ImportError, AttributeError):
+        namespace = {}
+    names = sorted(name for name, value in namespace.items() if value is server and not name.startswith("_"))
+    if names:
+        return f"its log: run {names[0]}.log_tail()"
+    return f"the log of the server of {server.model_dir.name}/ (its .log_tail())"
 
 
 def _service_file(server: ModelServer) -> str:

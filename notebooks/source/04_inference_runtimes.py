@@ -151,7 +151,7 @@ top3_server = terminal("mlserver start top3")
 # %% tests id=runtime-check points=2
 from labkit import checks
 
-checks.runtime_top_k(top3_server)
+checks.runtime_top_k("top3")
 
 # %% [markdown]
 # ## "Runtimes are a lot faster": what it means

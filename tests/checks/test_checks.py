@@ -92,8 +92,31 @@ def test_an_unwritten_predict_fails_with_the_server_message(top5_server, checkpo
     start, end = code.index("        ### BEGIN SOLUTION"), code.index("### END SOLUTION") + len("### END SOLUTION")
     code = code[:start] + "        # YOUR CODE HERE\n        raise NotImplementedError()" + code[end:]
     server = serve(top5_server, code)
-    with pytest.raises(checks.CheckFailed, match="NotImplementedError"):
+    with pytest.raises(checks.CheckFailed, match="NotImplementedError") as caught:
         checks.top5_service(server, checkpoint=checkpoint)
+    assert "serve-model.py" in caught.value.hint
+
+
+class Notebook:
+    """What IPython's get_ipython() gives a check: the student's variables."""
+
+    def __init__(self, **variables):
+        self.user_ns = variables
+
+
+def test_the_error_hint_names_the_students_own_server_and_following_it_shows_the_traceback(
+        top5_server, checkpoint, monkeypatch):
+    import IPython
+
+    code = mutate(solution_service_code(), "images = decode_images(payload)",
+                  "images = decode_images(payload)\n        raise ValueError('a mistake of mine')")
+    server = serve(top5_server, code)
+    monkeypatch.setattr(IPython, "get_ipython", lambda: Notebook(my_top5=server, _=server, other=object()))
+    with pytest.raises(checks.CheckFailed) as caught:
+        checks.top5_service(server, checkpoint=checkpoint)
+    assert "run my_top5.log_tail()" in caught.value.hint and "fix serve-model.py" in caught.value.hint
+    # Following the advice as written shows the student's own mistake.
+    assert "a mistake of mine" in eval("my_top5.log_tail()", {}, {"my_top5": server})
 
 
 def test_a_folder_check_uses_the_students_running_server(top5_server, checkpoint, capsys):

@@ -305,3 +305,15 @@ def test_the_image_folder_needs_the_dockerfile_mlserver_writes(shipped, checkpoi
     (context / packaging.WEIGHTS_NAME).unlink()
     with pytest.raises(checks.CheckFailed, match="no weights"):
         folder_checks.image_folder(context)
+
+
+def test_the_runtime_check_given_a_folder_whose_start_failed_names_the_settings_not_a_name_error(tmp_path):
+    # Notebook 04 passes its folder: when the start cell failed, top3_server is never defined.
+    folder = tmp_path / "top3"
+    folder.mkdir()
+    (folder / "model-settings.json").write_text('{"name": "top3", "implementation": "labkit.runtimes.timm.TimmClassifier",}')
+    with pytest.raises(checks.CheckFailed, match="trailing comma"):
+        checks.runtime_top_k(folder)
+    (folder / "model-settings.json").write_text('{"name": "top3", "implementation": "labkit.runtimes.timm.TimmClassifier"}')
+    with pytest.raises(checks.CheckFailed, match="No server of top3/ runs in this kernel"):
+        checks.runtime_top_k(folder)
