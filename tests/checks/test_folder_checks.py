@@ -311,9 +311,10 @@ def test_the_runtime_check_given_a_folder_whose_start_failed_names_the_settings_
     # Notebook 04 passes its folder: when the start cell failed, top3_server is never defined.
     folder = tmp_path / "top3"
     folder.mkdir()
-    (folder / "model-settings.json").write_text('{"name": "top3", "implementation": "labkit.runtimes.timm.TimmClassifier",}')
+    settings = '{"name": "top3", "implementation": "labkit.runtimes.timm.TimmClassifier"'
+    (folder / "model-settings.json").write_text(settings + ",}")
     with pytest.raises(checks.CheckFailed, match="trailing comma"):
         checks.runtime_top_k(folder)
-    (folder / "model-settings.json").write_text('{"name": "top3", "implementation": "labkit.runtimes.timm.TimmClassifier"}')
+    (folder / "model-settings.json").write_text(settings + "}")
     with pytest.raises(checks.CheckFailed, match="No server of top3/ runs in this kernel"):
         checks.runtime_top_k(folder)
