@@ -99,9 +99,13 @@ def _read_requirements(text: str) -> dict:
 def _check_tested_series(requirement: object, installed: str) -> None:
     """``requirement`` admits ``installed`` and no release of another series (the next or
     previous minor, the next major): what the image installs is what was tested."""
+    from packaging.specifiers import SpecifierSet
     from packaging.version import Version
 
     name, specifier = requirement.name, requirement.specifier
+    # A local label names a build of the same release ("torch==2.14.1+cpu", from PyTorch's
+    # CPU index, for a CPU-only image): the release is what was tested.
+    specifier = SpecifierSet(",".join(f"{spec.operator}{spec.version.split('+')[0]}" for spec in specifier))
     if not specifier:
         raise CheckFailed(f"{name} has no version ({requirement}): next month's build would install whatever "
                           "is newest then, not what you tested.",

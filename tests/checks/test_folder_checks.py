@@ -318,3 +318,15 @@ def test_the_runtime_check_given_a_folder_whose_start_failed_names_the_settings_
     (folder / "model-settings.json").write_text(settings + "}")
     with pytest.raises(checks.CheckFailed, match="No server of top3/ runs in this kernel"):
         checks.runtime_top_k(folder)
+
+
+def test_the_cpu_build_of_the_tested_torch_passes_and_another_release_does_not(shipped):
+    # 06's prose: for a CPU-only image, torch from PyTorch's CPU index, "2.14.1+cpu".
+    path = shipped / "requirements.txt"
+    text = path.read_text()
+    path.write_text("--extra-index-url https://download.pytorch.org/whl/cpu\n"
+                    + mutate(text, "torch==2.14.1", "torch==2.14.1+cpu"))
+    folder_checks.requirements(shipped)
+    path.write_text(mutate(text, "torch==2.14.1", "torch==2.13.0+cpu"))
+    with pytest.raises(checks.CheckFailed, match=re.escape("does not admit torch 2.14.1")):
+        folder_checks.requirements(shipped)
