@@ -300,13 +300,17 @@ else:
     judged = judge_concurrent_callers(single_image.infer_url, bodies, expected)
     single_image.stop()
     display(judged)
-    print(f"{(judged['HTTP status'] == 200).sum()} of {len(judged)} callers got status 200; "
-          f"{(judged.answer == 'right').sum()} got their own image's answer.")
+    ok, right = (judged["HTTP status"] == 200).sum(), (judged.answer == "right").sum()
+    print(f"{ok} of {len(judged)} callers got status 200; {right} got their own image's answer.")
+    if right < ok:
+        print(f"So {ok - right} caller(s) got status 200 and an answer that is not their image's.")
+    elif right == len(judged):
+        print("Every caller was right this time: the requests did not meet in one batch. Run the cell again.")
 
 # %% [markdown]
-# Read the last line. With the course text's single-image service, callers get status 200
-# and yet not their own answer: MLServer merges the callers' arrays along the first axis,
-# which for `[H, W, 3]` images is the image height. Your `predict()` saw one tall image,
+# Read the last lines. Where callers got status 200 and yet not their own answer, this is
+# why: MLServer merges the callers' arrays along the first axis, which for `[H, W, 3]`
+# images is the image height. Your `predict()` saw one tall image,
 # returned one row, and MLServer, which splits the answer by the same axis, sent each caller an
 # answer declared as one row per pixel row of its image, with one row of data or none. A
 # client that does not check would carry on with garbage.
@@ -331,7 +335,7 @@ print(with_batch_axis.answer.value_counts().to_string())
 #   `model_dump_json()`, which also turns bytes into JSON-safe strings).
 # * Send images with a leading batch axis, `[N, H, W, 3]`; a bare `[H, W, 3]` image gets a 400
 #   here, and, in a service without the batch axis, wrong answers with status 200 under
-#   adaptive batching (you measured it above).
+#   adaptive batching (the "Break it" cell above shows it with your notebook 01 service).
 # * Wait for `/v2/models/<name>/ready`, not `/v2/health/ready`, before the first request.
 #
 # Stop the server:
