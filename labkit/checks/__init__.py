@@ -5,7 +5,8 @@
 * in-process smoke calls of the student's class (``service_calls.py``), imported and run the
   way MLServer does (``student_code.py``);
 * the ``%%writefile`` hook that checks each file right after a cell writes it (``on_write.py``);
-* live (``live.py``): what a running server or a student's function answers;
+* live (``live.py``): what a running server or a student's function answers; the
+  declared inputs and outputs against what the server does (``metadata.py``);
 * common (``common.py``): the feedback (:class:`CheckFailed`), the images the checks draw
   and the row-by-row comparison of top-k answers.
 
@@ -14,6 +15,7 @@ Every check prints one line per passed step or raises :class:`CheckFailed`, an
 """
 
 from labkit.checks.common import CheckFailed
+from labkit.checks.metadata import declared_metadata
 from labkit.checks.on_write import check_each_write
 from labkit.checks.package_files import image_folder, requirements
 from labkit.checks.service_calls import metric_file, service, top5_file
@@ -23,4 +25,4 @@ from labkit.checks.live import (custom_metric, remote_classifier, runtime_top_k,
 
 __all__ = ["CheckFailed", "check_each_write", "model_settings", "server_settings", "service", "top5_file",
            "metric_file", "requirements", "image_folder", "remote_classifier", "top5_service", "top5_batch",
-           "runtime_top_k", "scaling_turned_on", "scaling_choice", "custom_metric"]
+           "runtime_top_k", "scaling_turned_on", "scaling_choice", "custom_metric", "declared_metadata"]

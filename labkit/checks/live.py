@@ -162,20 +162,24 @@ TOP5_IMPLEMENTATION = "serve-model.TopFiveModel"
 _started_by_checks: dict = {}
 
 
-def service_server(where: ModelServer | PathLike, implementation: str = TOP5_IMPLEMENTATION) -> ModelServer:
+def service_server(where: ModelServer | PathLike, implementation: str = TOP5_IMPLEMENTATION,
+                   declared: dict | None = None, own_only: bool = False) -> ModelServer:
     """The server a service check talks to: ``where`` itself if it is one; else the server
-    this kernel runs for the folder ``where``; else, when none runs (its start cell failed,
-    say on a mistake in model-settings.json), one the check starts from the folder's code
-    with the name and class the exercise gives. A settings mistake costs its own check, not
-    the service's as well."""
+    this kernel runs for the folder ``where``; else (or with ``own_only``), when none runs (its
+    start cell failed, say on a mistake in model-settings.json), one the check starts from the
+    folder's code with the name and class the exercise gives (and the model settings
+    ``declared``, the student's own). A settings mistake costs its own check, not the
+    service's as well."""
     if isinstance(where, ModelServer):
         return where
     folder = Path(where).resolve()
-    server = running_server(folder)
+    server = None if own_only else running_server(folder)
     if server is not None:
         return server
+    given = {"name": folder.name, "implementation": implementation, **(declared or {})}
     own = _started_by_checks.get(folder)
-    if own is not None and own.running and not own.changed_since_start():
+    if (own is not None and own.running and not own.changed_since_start()
+            and own.options.model_settings == given):
         return own
     if own is not None:
         own.stop()
@@ -184,7 +188,7 @@ def service_server(where: ModelServer | PathLike, implementation: str = TOP5_IMP
     print(f"No server of {folder.name}/ runs in this kernel (did its start cell fail?). This check starts "
           f"{folder.name}/{module_file} itself, with the model name and class the exercise gives: it grades "
           "your service; model-settings.json is graded by its own check.")
-    own = ModelServer(folder, model_settings={"name": folder.name, "implementation": implementation})
+    own = ModelServer(folder, model_settings=given)
     try:
         own.start(progress=False)
     except ServerStartError as error:

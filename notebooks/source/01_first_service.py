@@ -268,8 +268,8 @@ server
 #
 # Every model has a metadata endpoint, `GET /v2/models/<name>`. It tells a client the model's
 # name, its platform and the inputs and outputs it expects. Yours declares no inputs or
-# outputs (they are optional fields of `model-settings.json`), so a client learns little; the
-# lab's service in `../tinyvit/` declares them, as notebook 02 shows.
+# outputs yet (they are optional fields of `model-settings.json`), so a client learns little;
+# Exercise 4, below, declares them.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -346,15 +346,94 @@ for path in sorted(spec["paths"]):
     print(path)
 
 # %% [markdown]
-# ## Stop the server
+# ### Exercise 4: declare what your model takes and returns
 #
-# A running server holds a port and, with parallel workers, several processes with a copy of
-# the model each. Stop it, and the docs page, when you are done (the kernel also stops both
-# when it shuts down).
+# A client that reads `GET /v2/models/my-tinyvit` should learn how to call your model without
+# reading your code. `model-settings.json` takes two more fields for that, `inputs` and
+# `outputs`: each a list of tensors, described by a `name`, a `datatype` (the protocol's, in
+# capitals: `UINT8`, `FP32`, `BYTES`, ...) and a `shape`, one length per axis, `-1` for an axis
+# whose length differs from request to request.
+#
+# Put them into `declaration` in the cell below, which adds them to your
+# `my-tinyvit/model-settings.json` (it reads your file and writes it back with the two
+# entries, so what you wrote in Exercise 1 stays). Describe
+# what your service really does: what `predict()` receives (the request's tensor), and what
+# the answer carries (the response the docs page showed you above has its output's name,
+# datatype and shape; an image's height and width vary).
+#
+# <details><summary>Hint 1: where each field comes from</summary>
+#
+# The input's name is the name of `predict()`'s argument, which `@decode_args` matches to the
+# request's tensor. Its axes are those of the one image it takes. The output's fields are in
+# every response, next to its `data`.
+# </details>
+
+# %% solution id=metadata
+from pathlib import Path
+
+declaration = {}
+### BEGIN SOLUTION
+declaration["inputs"] = [{"name": "payload", "datatype": "UINT8", "shape": [-1, -1, 3]}]
+declaration["outputs"] = [{"name": "output-0", "datatype": "FP32", "shape": [1, 21841]}]
+### END SOLUTION
+settings_file = Path("my-tinyvit/model-settings.json")
+try:
+    settings = json.loads(settings_file.read_text())
+except ValueError:  # Exercise 1's file does not read: it stays as you wrote it
+    print(f"{settings_file} is not valid JSON yet (Exercise 1): fix it, then run this cell again.")
+else:
+    settings_file.write_text(json.dumps({**settings, **declaration}, indent=2) + "\n")
+    print(settings_file.read_text())
+
+# %% [markdown]
+# MLServer reads `model-settings.json` when it loads the model: start the server again (the
+# same command as above; it replaces the running server), then read the metadata back.
+
+# %%
+docs.stop()
+server = terminal("mlserver start my-tinyvit")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-docs.stop()
+print(json.dumps(requests.get(server.model_url, timeout=10).json(), indent=2))
+
+# %% [markdown]
+# The check is the client your declaration is for: it builds requests from the metadata
+# alone, for two images of different sizes, and compares each answer with the declared
+# outputs.
+
+# %% tests id=metadata-check points=2
+checks.declared_metadata("my-tinyvit", declaration)
+
+# %% [markdown]
+# What does MLServer do with the declaration? It checks its form when it loads the model (a
+# datatype it does not know, such as `uint8`, fails the load), and nothing else: a request
+# that contradicts it still reaches your `predict()`, and the answer keeps the name your code
+# gives it. Measured on your server:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+image = load_image(size=(40, 30))
+pixels = {"name": "payload", "datatype": "UINT8", "shape": list(image.shape), "data": image.ravel().tolist()}
+floats = {**pixels, "datatype": "FP32", "data": (image / 255).ravel().tolist()}
+for what, tensor in [("as declared", pixels), ("FP32, against the declaration", floats)]:
+    answer = requests.post(server.infer_url, json={"inputs": [tensor]}, timeout=60)
+    named = [output["name"] for output in answer.json()["outputs"]] if answer.ok else "-"
+    print(f"{what:31} HTTP {answer.status_code}, outputs {named}")
+
+# %% [markdown]
+# The FP32 request got your service's own error (a 500 from inside `predict()`), not a 400
+# from MLServer naming the declared datatype. A declaration is documentation that clients
+# trust: keep it true to the code, as the check did.
+
+# %% [markdown]
+# ## Stop the server
+#
+# A running server holds a port and, with parallel workers, several processes with a copy of
+# the model each. Stop it when you are done (the kernel also stops it when it shuts down).
+
+# %%
+# NBVAL_CHECK_OUTPUT
 server.stop()
 print("running:", server.running)
 
