@@ -79,6 +79,20 @@ def test_a_service_that_answers_only_the_first_image_fails_the_batch_checks(top5
         hidden_checks.top5_under_adaptive_batching(server, checkpoint=checkpoint)
 
 
+def test_a_service_that_answers_every_request_as_its_first_gets_no_batching_points(top5_server, checkpoint):
+    # Under adaptive batching the first round of callers may be one merged predict() call,
+    # which a cached answer gets right: the hidden check's second round, other images, does not.
+    code = mutate(solution_service_code(), "        images = decode_images(payload)\n",
+                  "        if hasattr(self, 'first_answer'):\n            return self.first_answer\n"
+                  "        images = decode_images(payload)\n")
+    code = mutate(code, "        return InferenceResponse(\n", "        self.first_answer = InferenceResponse(\n")
+    code = mutate(code, "        )\n        ### END SOLUTION",
+                  "        )\n        return self.first_answer\n        ### END SOLUTION")
+    server = serve(top5_server, code)
+    with pytest.raises(checks.CheckFailed):
+        hidden_checks.top5_under_adaptive_batching(server, checkpoint=checkpoint)
+
+
 def test_top5_ordered_by_label_fails_with_a_hint(top5_server, checkpoint):
     code = mutate(solution_service_code(), *BY_LABEL)
     server = serve(top5_server, code)
