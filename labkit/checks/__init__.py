@@ -6,7 +6,8 @@
   way MLServer does (``student_code.py``);
 * the ``%%writefile`` hook that checks each file right after a cell writes it (``on_write.py``);
 * live (``live.py``): what a running server or a student's function answers; the
-  declared inputs and outputs against what the server does (``metadata.py``);
+  declared inputs and outputs against what the server does (``metadata.py``); the rate and
+  p95 a student reads off two scrapes of ``/metrics`` (``server_numbers.py``);
 * common (``common.py``): the feedback (:class:`CheckFailed`), the images the checks draw
   and the row-by-row comparison of top-k answers.
 
@@ -17,6 +18,7 @@ Every check prints one line per passed step or raises :class:`CheckFailed`, an
 from labkit.checks.common import CheckFailed
 from labkit.checks.metadata import declared_metadata
 from labkit.checks.on_write import check_each_write
+from labkit.checks.server_numbers import served_rate_and_p95
 from labkit.checks.package_files import image_folder, requirements
 from labkit.checks.service_calls import metric_file, service, top5_file
 from labkit.checks.settings_files import model_settings, server_settings
@@ -25,4 +27,5 @@ from labkit.checks.live import (custom_metric, remote_classifier, runtime_top_k,
 
 __all__ = ["CheckFailed", "check_each_write", "model_settings", "server_settings", "service", "top5_file",
            "metric_file", "requirements", "image_folder", "remote_classifier", "top5_service", "top5_batch",
-           "runtime_top_k", "scaling_turned_on", "scaling_choice", "custom_metric", "declared_metadata"]
+           "runtime_top_k", "scaling_turned_on", "scaling_choice", "custom_metric", "declared_metadata",
+           "served_rate_and_p95"]

@@ -13,7 +13,7 @@ with ``parallel_workers > 0`` (MLServer issue #1151).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import pandas as pd
 import requests
@@ -65,6 +65,22 @@ def scrape(url: str, timeout: float = 10) -> pd.DataFrame:
                          "labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
                          "value": float(sample.value)})
     return pd.DataFrame(rows, columns=["metric", "sample", "model", "labels", "value"])
+
+
+# MLServer's REST server (starlette-exporter) times every HTTP request in a histogram: its
+# samples carry the path (the route, not the model's name), the method and the status code.
+REST_DURATION = "rest_server_request_duration_seconds"
+INFER_PATH = "/v2/models/{model_name}/infer"
+
+
+def labelled(samples: pd.DataFrame, sample: str) -> pd.DataFrame:
+    """The rows of one sample (``"rest_server_request_duration_seconds_bucket"``, say) with one
+    column per label (``path``, ``status_code``, ``le``, ...; values as text) and ``value``."""
+    rows = samples[samples["sample"] == sample]
+    labels = [dict(pair.split("=", 1) for pair in text.split(",") if pair) for text in rows["labels"]]
+    table = pd.DataFrame(labels, index=rows.index)
+    table["model"], table["value"] = rows["model"], rows["value"]
+    return table.reset_index(drop=True)
 
 
 def total(samples: pd.DataFrame, sample: str, model: str = None) -> float:
@@ -144,6 +160,61 @@ def plot_under_load(server: ModelServer, seconds: float = 10, concurrency: int =
         plt.close(figure)
         load.join(interval)
     return pd.DataFrame(timeline), outcome.get("result")
+
+
+def plot_reading(server: ModelServer, read: Callable[[pd.DataFrame, pd.DataFrame, float], tuple],
+                 seconds: float = 10, concurrency: int = 4, interval: float = 1.0,
+                 payload: str = "jpeg") -> tuple[pd.DataFrame, LoadResult]:
+    """Run a load for ``seconds`` while plotting, live, what ``read(before, after, seconds)``
+    (the student's own function of two scrapes: requests per second, p95 in ms) makes of each
+    ``interval`` of the server's metrics. Returns (timeline table, load result)."""
+    import threading
+    import time
+
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from labkit.measure.loadgen import run_load
+
+    outcome = {}
+    load = threading.Thread(target=lambda: outcome.update(result=run_load(
+        server.infer_url, concurrency, seconds, payload=payload, progress=False)), daemon=True)
+    timeline, started = [], time.monotonic()
+    handle = display(None, display_id=True)
+    previous, previous_at = scrape(server.metrics_url), time.monotonic()
+    load.start()
+    while True:
+        load.join(interval)
+        samples, now = scrape(server.metrics_url), time.monotonic()
+        served = (total(samples, "model_infer_request_success_total", server.name)
+                  - total(previous, "model_infer_request_success_total", server.name))
+        # An interval in which no request ended has no p95: it joins the next one.
+        if served:
+            rate, p95 = read(previous, samples, now - previous_at)
+            timeline.append({"seconds": now - started, "requests_per_s": float(rate), "p95_ms": float(p95)})
+            previous, previous_at = samples, now
+            figure = _reading_plot(pd.DataFrame(timeline))
+            if handle is not None:
+                handle.update(figure)
+            plt.close(figure)
+        if not load.is_alive():
+            break
+    return pd.DataFrame(timeline), outcome.get("result")
+
+
+def _reading_plot(timeline: pd.DataFrame):
+    import matplotlib.pyplot as plt
+
+    figure, (rate, latency) = plt.subplots(1, 2, figsize=(9, 2.5))
+    rate.plot(timeline.seconds, timeline.requests_per_s, marker="o", color="#188038")
+    rate.set_title("requests/s (your function)")
+    latency.plot(timeline.seconds, timeline.p95_ms, marker="o", color="#1a73e8")
+    latency.set_title("p95 ms (your function)")
+    for axis in (rate, latency):
+        axis.set_xlabel("seconds since the load started")
+        axis.set_ylim(bottom=0)
+    figure.tight_layout()
+    return figure
 
 
 def _timeline_plot(timeline: pd.DataFrame):

@@ -89,7 +89,102 @@ print(f"mean batch size during the load: {metrics.histogram_mean(before, after, 
 print(f"mean time per request in the server: {1000 * metrics.histogram_mean(before, after, 'model_infer_request_duration', 'tinyvit'):.0f} ms")
 
 # %% [markdown]
-# ## Exercise: a custom metric
+# ## Exercise 1: your server's rate and p95, from its own numbers
+#
+# The counters above give a rate; a latency percentile needs a **histogram**. MLServer's REST
+# server times every HTTP request into `rest_server_request_duration_seconds`: for each upper
+# bound `le` (in seconds: 0.005, 0.01, ..., 10, `+Inf`), a `_bucket` sample counts the requests
+# that took **at most** that long, since the server started. Its labels say which requests:
+# `path` (the route, `/v2/models/{model_name}/infer` for inference, also `.../ready` for health
+# probes) and `status_code`. `metrics.labelled(samples, sample)` gives one sample's rows with one
+# column per label (read the bound as `rows["le"]`: `rows.le` is a pandas method):
+
+# %%
+from labkit import checks
+
+metrics.labelled(after, "rest_server_request_duration_seconds_bucket").tail(4)
+
+# %% [markdown]
+# Write `served_rate_and_p95(before, after, seconds)`: from two scrapes taken `seconds` apart,
+# the **successful inference requests per second** between them and their **p95 latency in
+# milliseconds**, as Prometheus' `histogram_quantile(0.95, ...)` reads it off the buckets. Your
+# function gets tables like `before` and `after`; the check also gives it scrapes it makes up.
+#
+# <details><summary>Hint 1: which rows, which counts</summary>
+#
+# Keep the bucket rows of the inference path with status 200. Every count grows from the
+# server's start: the requests between two scrapes are the difference, bound by bound.
+# </details>
+#
+# <details><summary>Hint 2: where the 95th percentile lies</summary>
+#
+# The count at `+Inf` is every request. The 95th percentile is the time below which 95% of
+# them finished: the first bound whose (cumulative) count reaches 95% of all ends the bucket
+# it lies in.
+# </details>
+#
+# <details><summary>Hint 3: one number inside the bucket</summary>
+#
+# A histogram does not know where in its bucket a request fell. Prometheus assumes they are
+# spread evenly and interpolates linearly between the bucket's lower and upper bound, by how
+# far into the bucket's own count the 95% rank falls. (The check accepts any value inside the
+# right bucket.)
+# </details>
+
+# %% solution id=server-numbers
+import math
+
+import pandas as pd
+
+
+def served_rate_and_p95(before: pd.DataFrame, after: pd.DataFrame, seconds: float) -> tuple[float, float]:
+    """Successful inference requests per second between two scrapes, and their p95 in ms."""
+    ### BEGIN SOLUTION
+    def infer_buckets(samples: pd.DataFrame) -> pd.Series:
+        rows = metrics.labelled(samples, "rest_server_request_duration_seconds_bucket")
+        rows = rows[(rows["path"] == "/v2/models/{model_name}/infer") & (rows["status_code"] == "200")]
+        return rows.groupby(rows["le"].astype(float))["value"].sum()
+
+    buckets = infer_buckets(after).subtract(infer_buckets(before), fill_value=0)
+    count = buckets[math.inf]
+    rank = 0.95 * count
+    lower, below = 0.0, 0.0
+    for bound, cumulative in buckets.items():
+        if cumulative >= rank:
+            if math.isinf(bound):
+                return count / seconds, 1000 * lower
+            return count / seconds, 1000 * (lower + (bound - lower) * (rank - below) / (cumulative - below))
+        lower, below = bound, cumulative
+    ### END SOLUTION
+
+
+rate, p95 = served_rate_and_p95(before, after, load.summary["seconds"])
+print(f"the server's numbers: {rate:.1f} requests/s, p95 {p95:.0f} ms")
+print(f"the load generator's: {load.summary['throughput_rps']:.1f} requests/s, p95 {load.summary['p95_ms']:.0f} ms")
+
+# %% [markdown]
+# The check runs your function on scrapes it draws (with health probes and refused requests
+# in them, and earlier traffic before the first scrape) and on yours, and compares your rate
+# with what the load generator counted over the same seconds (within 10%). The two p95s
+# differ: the client's includes the trip through its own HTTP stack, and the server's is known
+# only to its bucket, which above 1 s spans seconds (2.5 to 5 s, say): interpolation puts it
+# somewhere inside. Finer buckets cost memory and scrape size on every server.
+
+# %% tests id=server-numbers-check points=2
+from labkit import checks
+
+checks.served_rate_and_p95(served_rate_and_p95, before, after, load.summary["seconds"], load)
+
+# %% [markdown]
+# Your function, applied to every second of a new load: the rate and p95 of your own server
+# over time, as a dashboard would draw them from Prometheus.
+
+# %%
+readings, _ = metrics.plot_reading(server, served_rate_and_p95, seconds=6 if quick_mode() else 20, concurrency=8,
+                                   interval=2)
+
+# %% [markdown]
+# ## Exercise 2: a custom metric
 #
 # How sure is the model about what it serves? Add a metric `tinyvit_top1_confidence`: for every
 # image, log the probability of its top class with `mlserver.log(tinyvit_top1_confidence=...)`.
@@ -100,7 +195,6 @@ print(f"mean time per request in the server: {1000 * metrics.histogram_mean(befo
 # (`serve-model.py` and its helpers), which your class in `confidence.py` extends.
 
 # %%
-from labkit import checks
 from labkit.workspace import lab_service_copy
 
 folder = lab_service_copy("confidence")

@@ -49,6 +49,22 @@ def test_the_plot_under_load_records_a_timeline_of_the_servers_counters(metrics_
     assert result.summary["errors"] == 0
 
 
+def test_the_students_reading_is_plotted_for_every_interval_with_requests(metrics_server):
+    # Notebook 07: the student's function of two scrapes, applied to each interval of a load.
+    seen = []
+
+    def read(before, after, seconds):
+        served = (metrics.total(after, "model_infer_request_success_total")
+                  - metrics.total(before, "model_infer_request_success_total"))
+        seen.append(served)
+        return served / seconds, 100.0
+
+    timeline, result = metrics.plot_reading(metrics_server, read, seconds=3, concurrency=2, interval=0.5)
+    assert len(timeline) >= 1 and all(served > 0 for served in seen)  # no empty interval is read
+    assert sum(seen) == result.summary["requests"] - result.summary["errors"]
+    assert (timeline.requests_per_s > 0).all() and (timeline.p95_ms == 100.0).all()
+
+
 LOG_LINE = "            mlserver.log(tinyvit_top1_confidence=float(confidence))"
 CONFIDENCE_MISTAKES = {
     "forgets to log": ("pass", "parallel_workers > 0"),

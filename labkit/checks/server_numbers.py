@@ -1,0 +1,172 @@
+"""Notebook 07: the request rate and the p95 latency a student computes from two scrapes of
+their server's ``/metrics``, with a function of their own.
+
+The check calls the function on tables it makes for this call (scrapes in the format of
+``labkit.measure.metrics.scrape``, with counts drawn per run, a p95 in a different bucket
+each time, and rows a careless count includes: health probes, refused requests, counts
+from before the first scrape), and on the notebook's own scrapes of a real load; it then
+compares the rate with what the load generator counted on its side.
+
+A p95 read off a histogram is known only to its bucket: MLServer's REST histogram has
+bounds 5, 10, 25, 50, 75, 100, 250, 500, 750 ms, 1, 2.5, 5, 7.5, 10 s. Any estimate inside
+the bucket that holds the 95th percentile passes (Prometheus' ``histogram_quantile``
+interpolates linearly inside it; the lower or upper bound is as right).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+import pandas as pd
+
+from labkit.checks.common import CheckFailed, passed
+from labkit.measure.metrics import INFER_PATH, REST_DURATION, labelled
+
+if TYPE_CHECKING:
+    from labkit.measure.loadgen import LoadResult
+
+BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, math.inf)
+RATE_TOLERANCE = 0.10  # against the load generator's own count over the same seconds
+Reader = Callable[[pd.DataFrame, pd.DataFrame, float], tuple]
+
+
+def served_rate_and_p95(read: Reader, before: pd.DataFrame, after: pd.DataFrame, seconds: float,
+                        load: LoadResult | None = None) -> None:
+    """``read(before, after, seconds)`` returns (successful inference requests per second,
+    their p95 latency in milliseconds) between two scrapes: right on three drawn pairs of
+    scrapes and on the notebook's own, whose rate agrees with the load generator's."""
+    rng = np.random.default_rng()
+    for case in range(3):
+        made_before, made_after, span, expected_rate, bucket = _drawn_case(rng, case)
+        _compare(read, made_before, made_after, span, expected_rate, bucket, f"drawn scrapes {case + 1} of 3")
+    passed("3 pairs of scrapes drawn for this check: the rate of successful inference requests between them and "
+           "their p95, in the right bucket, in milliseconds")
+    count, buckets = _between(before, after)
+    if count <= 0:
+        raise CheckFailed("The notebook's two scrapes hold no successful inference request between them.",
+                          "Run the cells from the load test on: before, the load, after.")
+    rate, p95 = _compare(read, before, after, seconds, count / seconds, _bucket_of(buckets, 0.95), "your scrapes")
+    if load is not None:
+        measured = load.summary["throughput_rps"] * load.summary["seconds"] / seconds
+        if abs(rate - measured) > RATE_TOLERANCE * measured:
+            raise CheckFailed(f"From your scrapes: {rate:.2f} requests/s; the load generator counted {measured:.2f} "
+                              f"over the same {seconds:g} s (more than {RATE_TOLERANCE:.0%} apart).",
+                              "Divide by the seconds between the scrapes you were given.")
+        passed(f"your scrapes: {rate:.2f} requests/s, p95 {p95:.0f} ms on the server; the load generator counted "
+               f"{measured:.2f} requests/s (within {RATE_TOLERANCE:.0%}) and measured p95 "
+               f"{load.summary['p95_ms']:.0f} ms on its side")
+
+
+def _compare(read: Reader, before: pd.DataFrame, after: pd.DataFrame, seconds: float, expected_rate: float,
+             bucket: tuple[float, float], what: str) -> tuple[float, float]:
+    try:
+        answer = read(before.copy(), after.copy(), seconds)
+    except NotImplementedError:
+        raise CheckFailed("The function is not written yet (it raises NotImplementedError).",
+                          "Replace the placeholder lines with your code.") from None
+    except Exception as error:
+        raise CheckFailed(f"On {what}, the function raised {type(error).__name__}: {error}",
+                          "It gets two tables from metrics.scrape and the seconds between them.") from None
+    try:
+        rate, p95 = (float(value) for value in answer)
+    except (TypeError, ValueError):
+        raise CheckFailed(f"On {what}, the function returned {answer!r}: not two numbers.",
+                          "Return (requests per second, p95 in milliseconds).") from None
+    if not math.isclose(rate, expected_rate, rel_tol=1e-6):
+        mistake = _rate_mistake(rate, expected_rate, before, after, seconds)
+        raise CheckFailed(f"On {what}, the rate is {rate:.4g} requests/s; between the scrapes the server answered "
+                          f"another number of successful inference requests per second. {mistake}",
+                          "Count successful (200) requests to the inference path only, between the two scrapes, and "
+                          "divide by the seconds between them.")
+    lower, upper = (1000 * bound for bound in bucket)
+    if lower * (1 - 1e-9) <= p95 <= upper * (1 + 1e-9):
+        return rate, p95
+    if lower <= 1000 * p95 <= upper:
+        raise CheckFailed(f"On {what}, the p95 is {p95:.4g}: that is the right latency in seconds, and the exercise "
+                          "asks for milliseconds.", "The histogram's bounds (le) are in seconds.")
+    raise CheckFailed(f"On {what}, the p95 is {p95:.4g} ms; 95% of these requests took at most a time in another "
+                      "bucket of the histogram.",
+                      "Find the first bound whose cumulative count, between the scrapes, reaches 95% of all "
+                      "requests; the p95 lies in the bucket that ends there.")
+
+
+def _rate_mistake(rate: float, expected: float, before: pd.DataFrame, after: pd.DataFrame, seconds: float) -> str:
+    """What the wrong rate looks like (each mistake has its own message)."""
+    since_start = _between(after.iloc[0:0], after)[0] / seconds
+    everything = _count_all(after) - _count_all(before)
+    if math.isclose(rate, since_start, rel_tol=1e-6):
+        return "It counts every request since the server started, not those between the scrapes."
+    if math.isclose(rate, everything / seconds, rel_tol=1e-6):
+        return "It counts health probes or refused requests too."
+    if math.isclose(rate, expected * seconds, rel_tol=1e-6):
+        return "It is a count, not a rate."
+    return ""
+
+
+def _infer_buckets(samples: pd.DataFrame) -> pd.Series:
+    """Cumulative counts of successful REST inference requests, by upper bound (seconds)."""
+    table = labelled(samples, f"{REST_DURATION}_bucket")
+    if table.empty:
+        return pd.Series(0.0, index=list(BOUNDS))
+    table = table[(table["path"] == INFER_PATH) & (table["status_code"] == "200")]
+    return table.groupby(table["le"].astype(float))["value"].sum().reindex(list(BOUNDS), fill_value=0.0)
+
+
+def _between(before: pd.DataFrame, after: pd.DataFrame) -> tuple[float, pd.Series]:
+    buckets = _infer_buckets(after) - _infer_buckets(before)
+    return float(buckets[math.inf]), buckets
+
+
+def _count_all(samples: pd.DataFrame) -> float:
+    table = labelled(samples, f"{REST_DURATION}_count")
+    return float(table["value"].sum()) if not table.empty else 0.0
+
+
+def _bucket_of(buckets: pd.Series, q: float) -> tuple[float, float]:
+    """(lower, upper) bound, in seconds, of the bucket holding the q-quantile."""
+    rank = q * buckets[math.inf]
+    bounds = list(buckets.index)
+    for index, bound in enumerate(bounds):
+        if buckets[bound] >= rank:
+            lower = bounds[index - 1] if index else 0.0
+            return lower, bound if math.isfinite(bound) else lower
+    return bounds[-2], bounds[-2]
+
+
+def _drawn_case(rng: np.random.Generator, case: int) -> tuple:
+    """Scrapes before and after, in metrics.scrape's format: earlier traffic before, new
+    successful inference requests with a p95 in a bucket drawn for this case, and requests
+    a careless count includes (readiness probes, refused requests)."""
+    finite = len(BOUNDS) - 1
+    slow = int(rng.integers(5, 11)) + case % 2  # the bucket that holds the tail
+    new = np.zeros(len(BOUNDS))
+    new[slow - 3: slow] = rng.integers(20, 60, 3)
+    new[slow] = rng.integers(3, 12) + new[: slow].sum() * 0.06  # over 5% of all: the p95 falls in it
+    new[min(slow + 1, finite - 1)] += rng.integers(0, 2)
+    old = rng.integers(0, 30, len(BOUNDS)).astype(float)
+    seconds = float(rng.uniform(5, 40))
+
+    def scrape(infer: np.ndarray, probes: float, refused: float) -> pd.DataFrame:
+        rows = []
+        for path, status, counts in ((INFER_PATH, "200", infer), ("/v2/models/{model_name}/ready", "200",
+                                                                   np.eye(len(BOUNDS))[0] * probes),
+                                     (INFER_PATH, "400", np.eye(len(BOUNDS))[1] * refused)):
+            labels = f"app_name=mlserver,method={'GET' if 'ready' in path else 'POST'},path={path},status_code={status}"
+            cumulative = np.cumsum(counts)
+            for bound, value in zip(BOUNDS, cumulative):
+                le = "+Inf" if math.isinf(bound) else repr(bound)
+                rows.append({"metric": REST_DURATION, "sample": f"{REST_DURATION}_bucket", "model": "",
+                             "labels": labels.replace("method=", f"le={le},method="), "value": float(value)})
+            rows.append({"metric": REST_DURATION, "sample": f"{REST_DURATION}_count", "model": "", "labels": labels,
+                         "value": float(cumulative[-1])})
+        rows.append({"metric": "model_infer_request_success", "sample": "model_infer_request_success_total",
+                     "model": "tinyvit", "labels": "", "value": float(infer.sum())})
+        return pd.DataFrame(rows, columns=["metric", "sample", "model", "labels", "value"])
+
+    probes, refused = float(rng.integers(5, 20)), float(rng.integers(1, 10))
+    before = scrape(old, probes, refused)
+    after = scrape(old + new, probes + rng.integers(5, 20), refused + rng.integers(1, 10))
+    count, buckets = _between(before, after)
+    return before, after, seconds, count / seconds, _bucket_of(buckets, 0.95)

@@ -1,0 +1,104 @@
+"""Notebook 07's first exercise, the rate and p95 read off two scrapes: the solution and
+answers written differently pass on scrapes the check draws; each plausible mistake fails
+with its own message (no server: the check's drawn scrapes are the inputs; nbval runs the
+notebook's live part)."""
+
+import math
+import re
+
+import numpy as np
+import pytest
+
+from labkit import checks
+from labkit.checks import server_numbers
+from labkit.instructor.notebooks import SOURCES, parse_source
+from labkit.measure import metrics
+
+
+def student_function(code: str):
+    namespace = {"metrics": metrics}
+    exec(code, namespace)
+    return namespace["served_rate_and_p95"]
+
+
+def solution_code() -> str:
+    cells = parse_source((SOURCES / "07_monitoring.py").read_text()).cells
+    cell = next(cell for cell in cells if cell.metadata.get("nbgrader", {}).get("grade_id") == "server-numbers")
+    return cell.source.split("\n\n\nrate, p95 =")[0]
+
+
+def mutate(code: str, old: str, new: str) -> str:
+    assert old in code, f"the solution no longer contains {old!r}"
+    return code.replace(old, new)
+
+
+def scrapes():
+    before, after, seconds, _, _ = server_numbers._drawn_case(np.random.default_rng(), 0)
+    return before, after, seconds
+
+
+def test_the_solution_passes_on_drawn_scrapes(capsys):
+    checks.served_rate_and_p95(student_function(solution_code()), *scrapes())
+    assert "3 pairs of scrapes drawn for this check" in capsys.readouterr().out
+
+
+def test_drawn_scrapes_differ_in_rate_and_bucket():
+    answers = {(round(case[3], 6), case[4]) for case in
+               (server_numbers._drawn_case(np.random.default_rng(), index) for index in range(3))}
+    assert len(answers) == 3
+
+
+UPPER_BOUND = """
+def served_rate_and_p95(before, after, seconds):
+    # Written differently: NumPy on the cumulative counts, the bucket's upper bound as the p95.
+    def counts(samples):
+        rows = metrics.labelled(samples, "rest_server_request_duration_seconds_bucket")
+        mine = rows.query("path == '/v2/models/{model_name}/infer' and status_code == '200'")
+        return mine.assign(bound=mine["le"].astype(float)).groupby("bound")["value"].sum()
+    new = counts(after) - counts(before)
+    bounds, cumulative = new.index.to_numpy(), new.to_numpy()
+    first = int(np.argmax(cumulative >= 0.95 * cumulative[-1]))
+    return cumulative[-1] / seconds, 1000 * float(bounds[first] if np.isfinite(bounds[first]) else bounds[first - 1])
+"""
+
+
+def test_an_answer_written_differently_passes():
+    checks.served_rate_and_p95(student_function("import numpy as np\n" + UPPER_BOUND), *scrapes())
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("return count / seconds, 1000 * (lower", "return count / seconds, (lower", "the right latency in seconds"),
+    ("return count / seconds, 1000 * (lower", "return count, 1000 * (lower", "It is a count, not a rate"),
+    ("buckets = infer_buckets(after).subtract(infer_buckets(before), fill_value=0)", "buckets = infer_buckets(after)",
+     "every request since the server started"),
+    (' & (rows["status_code"] == "200")', "", "another number of successful inference requests"),
+    ('rows = rows[(rows["path"] == "/v2/models/{model_name}/infer") & (rows["status_code"] == "200")]', "",
+     "health probes or refused requests too"),
+    ("rank = 0.95 * count", "rank = 0.5 * count", "another bucket of the histogram"),
+    ("    ### BEGIN SOLUTION\n", "    ### BEGIN SOLUTION\n    raise NotImplementedError()\n", "not written yet"),
+])
+def test_each_mistake_is_named(old, new, message):
+    read = student_function(mutate(solution_code(), old, new))
+    with pytest.raises(checks.CheckFailed, match=re.escape(message)) as caught:
+        checks.served_rate_and_p95(read, *scrapes())
+    assert "0.95 * count" not in caught.value.hint
+
+
+def test_the_rate_is_compared_with_the_load_generators_count():
+    before, after, seconds = scrapes()
+    count = server_numbers._between(before, after)[0]
+
+    class Load:
+        summary = {"throughput_rps": count / seconds, "seconds": seconds, "p95_ms": 300.0}
+
+    checks.served_rate_and_p95(student_function(solution_code()), before, after, seconds, Load())
+    Load.summary = {**Load.summary, "throughput_rps": 2 * count / seconds}
+    with pytest.raises(checks.CheckFailed, match="the load generator counted"):
+        checks.served_rate_and_p95(student_function(solution_code()), before, after, seconds, Load())
+
+
+def test_labelled_gives_one_column_per_label():
+    before, _, _ = scrapes()
+    table = metrics.labelled(before, "rest_server_request_duration_seconds_bucket")
+    assert {"path", "status_code", "le", "method", "value"} <= set(table.columns)
+    assert math.isinf(table["le"].astype(float).max())
