@@ -38,6 +38,15 @@ def mutate(text: str, old: str, new: str) -> str:
     return text.replace(old, new)
 
 
+METADATA_LINES = ('declaration["inputs"] = [{"name": "payload", "datatype": "UINT8", "shape": [-1, -1, 3]}]\n'
+                  'declaration["outputs"] = [{"name": "output-0", "datatype": "FP32", "shape": [1, 21841]}]\n')
+
+
+SERVER_NUMBERS_HEADER = (
+    "import math\n\nimport pandas as pd\n\n\n"
+    "def served_rate_and_p95(before: pd.DataFrame, after: pd.DataFrame, seconds: float) -> tuple[float, float]:\n")
+
+
 def correct_but_different() -> dict:
     """Right answers that are not the solution's text."""
     return {
@@ -51,6 +60,11 @@ def correct_but_different() -> dict:
                    "batch = self.transform(Image.fromarray(payload))[None]",
                    "batch = self.transform(Image.fromarray(payload)).unsqueeze(0)"),
             "with torch.inference_mode():", "with torch.no_grad():"),
+        # 01's declaration: one dict update, any colour axis, a batch axis of any length out.
+        ("01_first_service", "metadata"): mutate(
+            solution("01_first_service", "metadata"), METADATA_LINES,
+            'declaration.update(inputs=[dict(name="payload", datatype="UINT8", shape=[-1, -1, -1])],\n'
+            '                   outputs=[dict(name="output-0", shape=[-1, 21841], datatype="FP32")])\n'),
         ("03_top5_labels", "top5-settings"):
             '%%writefile top5/model-settings.json\n{"implementation": "serve-model.TopFiveModel", "name": "top5"}\n',
         ("03_top5_labels", "top5-service"): mutate(
@@ -90,6 +104,17 @@ def correct_but_different() -> dict:
             '    fits = results.query("p95_ms <= @budget_ms and errors == 0")\n'
             "    if len(fits) == 0:\n        return None\n"
             "    return fits.throughput_rps.sort_values(ascending=False).index[0]\n",
+        # 07: NumPy on the cumulative counts, the bucket's upper bound as the p95.
+        ("07_monitoring", "server-numbers"): SERVER_NUMBERS_HEADER + (
+            "    def counts(samples):\n"
+            '        rows = metrics.labelled(samples, "rest_server_request_duration_seconds_bucket")\n'
+            "        mine = rows.query(\"path == '/v2/models/{model_name}/infer' and status_code == '200'\")\n"
+            '        return mine.assign(bound=mine["le"].astype(float)).groupby("bound")["value"].sum()\n'
+            "    new = counts(after) - counts(before)\n"
+            "    bounds, cumulative = new.index.to_numpy(), new.to_numpy()\n"
+            "    first = int((cumulative >= 0.95 * cumulative[-1]).argmax())\n"
+            "    upper = bounds[first] if math.isfinite(bounds[first]) else bounds[first - 1]\n"
+            "    return cumulative[-1] / seconds, 1000 * float(upper)\n"),
         # 07: every image's value, as a list, logged by keyword expansion.
         ("07_monitoring", "custom-metric"): mutate(
             solution("07_monitoring", "custom-metric"),
@@ -122,6 +147,9 @@ def wrong_a() -> dict:
         ("05_scaling", "scaling-choice"): mutate(solution("05_scaling", "scaling-choice"),
                                                  "return within_budget.throughput_rps.idxmax()",
                                                  "return int(within_budget.throughput_rps.to_numpy().argmax())"),
+        ("07_monitoring", "server-numbers"): mutate(solution("07_monitoring", "server-numbers"),
+                                                    "return count / seconds, 1000 * (lower",
+                                                    "return count / seconds, (lower"),
         ("07_monitoring", "custom-metric"): mutate(
             solution("07_monitoring", "custom-metric"),
             "        for confidence in probabilities.max(axis=1):\n"
@@ -132,6 +160,7 @@ def wrong_a() -> dict:
                                                        '"serve-model.TinyViTModel"', '"serve-model.TinyViTModel",'),
         ("01_first_service", "server-settings"): solution("01_first_service", "server-settings"),
         ("01_first_service", "first-service"): solution("01_first_service", "first-service"),
+        ("01_first_service", "metadata"): solution("01_first_service", "metadata"),
         ("03_top5_labels", "top5-settings"): solution("03_top5_labels", "top5-settings"),
         ("03_top5_labels", "top5-service"): mutate(solution("03_top5_labels", "top5-service"),
                                                    "images = decode_images(payload)",
@@ -153,17 +182,42 @@ def wrong_c() -> dict:
         ("03_top5_labels", "top5-service"): solution("03_top5_labels", "top5-service"),
         ("01_first_service", "server-settings"): solution("01_first_service", "server-settings"),
         ("01_first_service", "first-service"): solution("01_first_service", "first-service"),
+        ("01_first_service", "metadata"): solution("01_first_service", "metadata"),
     }
 
 
+TOP5_ANSWER = ("        return InferenceResponse(\n", "        )\n        ### END SOLUTION")
+
+
 def wrong_b() -> dict:
-    """Batching keys in settings.json and logits (01)."""
+    """Batching keys in settings.json and logits (01); a predict() that keeps its first answer
+    and returns it for every later request (03: it ignores its input from then on)."""
+    caching = mutate(solution("03_top5_labels", "top5-service"), "        images = decode_images(payload)\n",
+                     "        if hasattr(self, 'first_answer'):\n            return self.first_answer\n"
+                     "        images = decode_images(payload)\n")
+    caching = mutate(caching, TOP5_ANSWER[0], "        self.first_answer = InferenceResponse(\n")
+    caching = mutate(caching, TOP5_ANSWER[1], "        )\n        return self.first_answer\n        ### END SOLUTION")
     return {
+        ("03_top5_labels", "top5-settings"): solution("03_top5_labels", "top5-settings"),
+        ("03_top5_labels", "top5-service"): caching,
         ("01_first_service", "model-settings"): solution("01_first_service", "model-settings"),
         ("01_first_service", "server-settings"): mutate(solution("01_first_service", "server-settings"),
                                                         '"debug": false', '"debug": false,\n  "max_batch_size": 8'),
         ("01_first_service", "first-service"): mutate(solution("01_first_service", "first-service"),
                                                       ".softmax(dim=-1)", ""),
+        ("01_first_service", "metadata"): mutate(solution("01_first_service", "metadata"), '"name": "output-0"',
+                                                 '"name": "probabilities"'),
+    }
+
+
+def wrong_d() -> dict:
+    """Labels right, scores of the first image's row on every row (03): one image per
+    request is right, a batch is not."""
+    return {
+        ("03_top5_labels", "top5-settings"): solution("03_top5_labels", "top5-settings"),
+        ("03_top5_labels", "top5-service"): mutate(solution("03_top5_labels", "top5-service"),
+                                                   "scores = np.take_along_axis(probabilities, top, axis=1)",
+                                                   "scores = probabilities[0][top]"),
     }
 
 
@@ -202,9 +256,10 @@ def released(tmp_path_factory):
     return folder
 
 
-HANDED_IN = {"alice": NOTEBOOKS, "bob": NOTEBOOKS, "carol": NOTEBOOKS, "dave": ["01_first_service"],
-             "eve": ["01_first_service"], "fay": ["01_first_service", "03_top5_labels"],
-             "gus": ["01_first_service", "06_packaging"]}
+HANDED_IN = {"alice": NOTEBOOKS, "bob": NOTEBOOKS, "carol": NOTEBOOKS,
+             "dave": ["01_first_service", "03_top5_labels"], "eve": ["01_first_service"],
+             "fay": ["01_first_service", "03_top5_labels"], "gus": ["01_first_service", "06_packaging"],
+             "hal": ["03_top5_labels"]}
 
 
 @pytest.fixture(scope="module")
@@ -217,6 +272,7 @@ def graded(tmp_path_factory, released):
     hand_in(released, submissions / "eve", correct_but_different(), edit=crash_the_kernel,
             notebooks=["01_first_service"])
     hand_in(released, submissions / "fay", wrong_c(), notebooks=HANDED_IN["fay"])
+    hand_in(released, submissions / "hal", wrong_d(), notebooks=HANDED_IN["hal"])
     # Passed at home: the solution notebooks as nbval ran them, in notebooks/solutions/ on the
     # default ports; graded in another folder on free ports, they keep every point.
     (submissions / "gus").mkdir()
@@ -228,27 +284,32 @@ def graded(tmp_path_factory, released):
     return submissions, out, before
 
 
-FULL = {"model-settings-check": 1, "server-settings-check": 1, "first-service-check": 2,
+FULL = {"model-settings-check": 1, "server-settings-check": 1, "first-service-check": 2, "metadata-check": 2,
         "remote-classifier-check": 3, "top5-settings-check": 1, "top5-check": 3, "top5-batch-check": 2,
         "top5-batching-check": 2, "runtime-check": 2, "scaled-settings-check": 2,
         "scaled-model-settings-check": 2, "scaling-choice-check": 2, "scaling-function-check": 2,
-        "custom-metric-check": 2, "requirements-check": 2, "dockerfile-check": 1}
+        "server-numbers-check": 2, "custom-metric-check": 2, "requirements-check": 2, "dockerfile-check": 1}
 ONLY_01 = {check: 0 for check in FULL if check not in ("model-settings-check", "server-settings-check",
-                                                        "first-service-check")}
+                                                        "first-service-check", "metadata-check")}
 OF_03 = ("top5-settings-check", "top5-check", "top5-batch-check", "top5-batching-check")
 EXPECTED = {
     "alice": FULL,
     "bob": dict.fromkeys(FULL, 0),
-    # trailing comma: the file only (the service check does not need it); 02's written address; first image
+    # trailing comma: the file only (the service check does not need it, nor the declaration that
+    # Exercise 4 adds to it); 02's written address; first image
     # only (its one-image requests are right); uvloop open: the requirements only, not the Dockerfile;
     # 04's uri leaves the folder; 05's batching keys in settings.json and 10 s for 10 ms: each
-    # its own file's points; a position: the pick's two checks.
-    "carol": {**FULL, "model-settings-check": 0, "remote-classifier-check": 0, "top5-batch-check": 0,
-              "top5-batching-check": 0, "requirements-check": 0, "runtime-check": 0,
+    # its own file's points; a position: the pick's two checks; 07's p95 in seconds.
+    "carol": {**FULL, "model-settings-check": 0, "remote-classifier-check": 0,
+              "top5-batch-check": 0, "top5-batching-check": 0, "requirements-check": 0, "runtime-check": 0,
               "scaled-settings-check": 0, "scaled-model-settings-check": 0, "scaling-choice-check": 0,
-              "scaling-function-check": 0, "custom-metric-check": 0},
-    # batching keys in settings.json; logits; only 01 handed in.
-    "dave": {**FULL, **ONLY_01, "server-settings-check": 0, "first-service-check": 0},
+              "scaling-function-check": 0, "server-numbers-check": 0, "custom-metric-check": 0},
+    # batching keys in settings.json; logits; the lab's output name declared for 01's service;
+    # 03's service answers its first request to all.
+    "dave": {**FULL, **ONLY_01, "server-settings-check": 0, "first-service-check": 0, "metadata-check": 0,
+             "top5-settings-check": 1},
+    # 03's scores of the first row on every row: the one-image check passes, the batch checks fail.
+    "hal": {**dict.fromkeys(FULL, 0), "top5-settings-check": 1, "top5-check": 3},
     "eve": dict.fromkeys(FULL, 0),
     # a class name that does not resolve: the settings exercise only, in 01 and in 03.
     "fay": {**FULL, **ONLY_01, "model-settings-check": 0, **{check: FULL[check] for check in OF_03},
@@ -288,11 +349,17 @@ def test_feedback_names_the_mistake(graded):
     assert re.search(r"has no (&quot;|&#34;|\")name", bob) and "UsageError" not in bob
     dave = (out / "feedback" / "dave" / "01_first_service.html").read_text()
     assert "MLServer reads adaptive batching per model" in dave
+    assert re.search(r"outputs\[0\]\.name is (&#39;|')probabilities", dave)
+    dave_03 = (out / "feedback" / "dave" / "03_top5_labels.html").read_text()
+    assert re.search(r"got the same labels|holds labels that are not image", dave_03), "a cached answer passed"
+    hal = (out / "feedback" / "hal" / "03_top5_labels.html").read_text()
+    assert "The labels are right but the scores are not: in row 1" in hal
     carol_of = {name: (out / "feedback" / "carol" / f"{name}.html").read_text() for name in LATER}
     assert "points outside top3/" in carol_of["04_inference_runtimes"]
     assert "MLServer reads adaptive batching per model" in carol_of["05_scaling"]
     assert "MLServer reads it in seconds" in carol_of["05_scaling"]
     assert "not their top-1 probabilities" in carol_of["07_monitoring"]
+    assert "right latency in seconds, and the exercise asks for milliseconds" in carol_of["07_monitoring"]
     fay = (out / "feedback" / "fay" / "03_top5_labels.html").read_text()
     assert "defines no class Top5Model" in fay and "This check starts top5/serve-model.py itself" in fay
 
@@ -320,9 +387,9 @@ def test_grading_again_gives_the_same_grades(graded, tmp_path):
     name = "01_first_service.ipynb"
     (only_alice / "alice" / name).write_bytes((submissions / "alice" / name).read_bytes())
     grade(only_alice, tmp_path / "again", notebooks=["01_first_service"], cell_timeout=120)
-    checks_of_01 = ("model-settings-check", "server-settings-check", "first-service-check")
+    checks_of_01 = ("model-settings-check", "server-settings-check", "first-service-check", "metadata-check")
     first = {key: value for key, value in read_points(out).items() if key[0] == "alice" and key[1] in checks_of_01}
-    assert read_points(tmp_path / "again") == first and sum(first.values()) == 4
+    assert read_points(tmp_path / "again") == first and sum(first.values()) == 6
 
 
 def test_a_hand_in_that_hangs_costs_its_points_after_the_bound(released, tmp_path):
