@@ -29,19 +29,50 @@ def save_hf_artifact(target: PathLike, checkpoint: PathLike | None = None) -> Pa
 
 
 HF_ENVIRONMENT = REPO_ROOT / ".venv-hf"
+HF_PYTHON = HF_ENVIRONMENT / "bin" / "python"
+# The stock runtime, imported after a stand-in for a class transformers removed
+# (labkit/runtimes/huggingface.py says why); it runs in .venv-hf, where labkit is installed.
+HF_IMPLEMENTATION = "labkit.runtimes.huggingface.HuggingFaceRuntime"
 
 
-def hf_model_folder(target: PathLike, optimum_model: bool = False) -> Path:
-    """A model folder served by MLServer's HuggingFaceRuntime from a local TinyViT
-    artifact (no hub download): the course text's runtime example, made concrete."""
+def hf_model_folder(target: PathLike, optimum_model: bool = False, name: str = "tinyvit-hf") -> Path:
+    """A model folder served by MLServer's HuggingFaceRuntime from a local TinyViT artifact
+    (no hub download): the course text's runtime example, made concrete. With
+    ``optimum_model`` the artifact is exported to ONNX first, in ``.venv-hf`` (optimum
+    exports a timm model itself only from a hub id)."""
+    import subprocess
+
     target = Path(target)
     artifact = save_hf_artifact(target / "artifact")
+    if optimum_model:
+        onnx = target / "artifact-onnx"
+        subprocess.run([str(HF_PYTHON), "-m", "labkit.runtimes.huggingface", str(artifact), str(onnx)], check=True,
+                       capture_output=True, text=True, cwd=REPO_ROOT)
+        artifact = onnx
     settings = {
-        "name": "tinyvit-hf",
-        "implementation": "mlserver_huggingface.HuggingFaceRuntime",
+        "name": name,
+        "implementation": HF_IMPLEMENTATION,
         "parameters": {"extra": {"task": "image-classification", "pretrained_model": str(artifact.resolve()),
                                  "framework": "pt", "optimum_model": optimum_model}},
     }
     (target / "model-settings.json").write_text(json.dumps(settings, indent=2) + "\n")
     (target / "settings.json").write_text(json.dumps({"host": "127.0.0.1", "parallel_workers": 0}) + "\n")
     return target
+
+
+def hf_request(files: list[bytes]) -> dict:
+    """The REST body HuggingFaceRuntime's image-classification pipeline takes: the encoded
+    images as base64 BYTES, decoded into PIL images (content type ``pillow_image``)."""
+    import base64
+
+    return {"inputs": [{"name": "inputs", "shape": [len(files)], "datatype": "BYTES",
+                        "data": [base64.b64encode(data).decode() for data in files],
+                        "parameters": {"content_type": "pillow_image"}}]}
+
+
+def hf_top_labels(answer: dict) -> list[list[tuple[str, float]]]:
+    """(label, score) pairs per image from the runtime's answer (one JSON list per image,
+    content type ``hg_jsonlist``)."""
+    rows = [json.loads(item) for item in answer["outputs"][0]["data"]]
+    rows = [rows] if rows and isinstance(rows[0], dict) else rows
+    return [[(entry["label"], float(entry["score"])) for entry in row] for row in rows]

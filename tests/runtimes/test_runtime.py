@@ -67,7 +67,7 @@ def test_hf_model_folder_is_the_course_texts_runtime_on_a_local_artifact(tmp_pat
 
     folder = hf_runtime.hf_model_folder(tmp_path / "hf")
     settings = json.loads((folder / "model-settings.json").read_text())
-    assert settings["implementation"] == "mlserver_huggingface.HuggingFaceRuntime"
+    assert settings["implementation"] == "labkit.runtimes.huggingface.HuggingFaceRuntime"
     extra = settings["parameters"]["extra"]
     assert extra["task"] == "image-classification" and extra["optimum_model"] is False
     config = json.loads((tmp_path / "hf" / "artifact" / "config.json").read_text())

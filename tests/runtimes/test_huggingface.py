@@ -1,0 +1,43 @@
+"""MLServer's Hugging Face runtime of the course text (notebook 04), in its own environment
+(``make hf-runtime``: .venv-hf, 9.2 GB, 2.4 to 3.4 minutes to install): TinyViT from a local
+folder, with ``optimum_model`` false and true, answers the same top 5 as the lab's model on
+the same images. An optional extra, so without .venv-hf these tests skip (also in CI)."""
+
+import subprocess
+
+import numpy as np
+import pytest
+import requests
+
+from labkit.checks.common import distinct_images
+from labkit.model import hf_runtime
+from labkit.model.reference import in_process_model
+from labkit.serving.server import ModelServer
+from tests.conftest import FREE_PORTS
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not hf_runtime.HF_PYTHON.exists(),
+                                 reason="no .venv-hf: `make hf-runtime` installs the optional Hugging Face runtime")]
+
+
+def test_the_stock_runtime_does_not_import_with_a_transformers_that_reads_timm_folders():
+    # Why labkit.runtimes.huggingface exists: mlserver-huggingface 1.7.1 imports a class that
+    # transformers removed in 4.42, and only transformers 4.48+ loads a timm config.json.
+    stock = subprocess.run([str(hf_runtime.HF_PYTHON), "-c", "import mlserver_huggingface"],
+                           capture_output=True, text=True, timeout=300)
+    assert stock.returncode != 0 and "cannot import name 'Conversation'" in stock.stderr, stock.stderr[-500:]
+
+
+@pytest.mark.parametrize("optimum_model", [False, True])
+def test_the_runtime_serves_tinyvit_from_a_local_folder_like_the_lab(tmp_path, checkpoint, optimum_model):
+    folder = hf_runtime.hf_model_folder(tmp_path / "tinyvit-hf", optimum_model=optimum_model)
+    _, decoded, files = distinct_images(2, checkpoint, jpeg=True)
+    with ModelServer(folder, python=hf_runtime.HF_PYTHON, **FREE_PORTS) as server:
+        answer = requests.post(server.infer_url, json=hf_runtime.hf_request(files), timeout=120)
+        assert answer.ok, answer.text
+    rows = hf_runtime.hf_top_labels(answer.json())
+    labels, scores = in_process_model(checkpoint).best_labels(decoded, k=5)
+    assert len(rows) == 2
+    for row, expected_labels, expected_scores in zip(rows, labels, scores):
+        assert [label for label, _ in row] == list(expected_labels)
+        np.testing.assert_allclose([score for _, score in row], expected_scores, rtol=1e-3)
