@@ -67,7 +67,9 @@ def _compare(read: Reader, before: pd.DataFrame, after: pd.DataFrame, seconds: f
         raise CheckFailed("The function is not written yet (it raises NotImplementedError).",
                           "Replace the placeholder lines with your code.") from None
     except Exception as error:
-        raise CheckFailed(f"On {what}, the function raised {type(error).__name__}: {error}",
+        empty = (" Did your selection keep any row? Label values are text ('200', not 200)."
+                 if isinstance(error, (KeyError, IndexError, ZeroDivisionError)) else "")
+        raise CheckFailed(f"On {what}, the function raised {type(error).__name__}: {error}.{empty}",
                           "It gets two tables from metrics.scrape and the seconds between them.") from None
     try:
         rate, p95 = (float(value) for value in answer)
@@ -81,9 +83,10 @@ def _compare(read: Reader, before: pd.DataFrame, after: pd.DataFrame, seconds: f
                           "Count successful (200) requests to the inference path only, between the two scrapes, and "
                           "divide by the seconds between them.")
     lower, upper = (1000 * bound for bound in bucket)
-    if lower * (1 - 1e-9) <= p95 <= upper * (1 + 1e-9):
+    # The +Inf bucket has no upper bound: Prometheus answers its lower one; anything above it is as right.
+    if lower * (1 - 1e-9) <= p95 <= upper * (1 + 1e-9) or (math.isinf(upper) and p95 >= lower * (1 - 1e-9)):
         return rate, p95
-    if lower <= 1000 * p95 <= upper:
+    if lower <= 1000 * p95 <= (upper if math.isfinite(upper) else 10 * lower):  # in seconds, read as ms
         raise CheckFailed(f"On {what}, the p95 is {p95:.4g}: that is the right latency in seconds, and the exercise "
                           "asks for milliseconds.", "The histogram's bounds (le) are in seconds.")
     raise CheckFailed(f"On {what}, the p95 is {p95:.4g} ms; 95% of these requests took at most a time in another "
@@ -102,6 +105,8 @@ def _rate_mistake(rate: float, expected: float, before: pd.DataFrame, after: pd.
         return "It counts health probes or refused requests too."
     if math.isclose(rate, expected * seconds, rel_tol=1e-6):
         return "It is a count, not a rate."
+    if rate == 0:
+        return "It found no request at all: label values are text (compare with '200', not 200)."
     return ""
 
 
@@ -125,22 +130,23 @@ def _count_all(samples: pd.DataFrame) -> float:
 
 
 def _bucket_of(buckets: pd.Series, q: float) -> tuple[float, float]:
-    """(lower, upper) bound, in seconds, of the bucket holding the q-quantile."""
+    """(lower, upper) bound, in seconds, of the bucket holding the q-quantile (upper: inf
+    for the +Inf bucket)."""
     rank = q * buckets[math.inf]
     bounds = list(buckets.index)
     for index, bound in enumerate(bounds):
         if buckets[bound] >= rank:
-            lower = bounds[index - 1] if index else 0.0
-            return lower, bound if math.isfinite(bound) else lower
-    return bounds[-2], bounds[-2]
+            return (bounds[index - 1] if index else 0.0), bound
+    return bounds[-2], math.inf
 
 
 def _drawn_case(rng: np.random.Generator, case: int) -> tuple:
     """Scrapes before and after, in metrics.scrape's format: earlier traffic before, new
-    successful inference requests with a p95 in a bucket drawn for this case, and requests
-    a careless count includes (readiness probes, refused requests)."""
+    successful inference requests with a p95 in a bucket drawn for this case (the third
+    case: the +Inf bucket, over 10 s), and requests a careless count includes: many fast
+    readiness probes and slow refused requests, each enough to move the p95 to another bucket."""
     finite = len(BOUNDS) - 1
-    slow = int(rng.integers(5, 11)) + case % 2  # the bucket that holds the tail
+    slow = finite if case == 2 else int(rng.integers(5, 11)) + case % 2  # the bucket that holds the tail
     new = np.zeros(len(BOUNDS))
     new[slow - 3: slow] = rng.integers(20, 60, 3)
     new[slow] = rng.integers(3, 12) + new[: slow].sum() * 0.06  # over 5% of all: the p95 falls in it
@@ -152,7 +158,7 @@ def _drawn_case(rng: np.random.Generator, case: int) -> tuple:
         rows = []
         for path, status, counts in ((INFER_PATH, "200", infer), ("/v2/models/{model_name}/ready", "200",
                                                                    np.eye(len(BOUNDS))[0] * probes),
-                                     (INFER_PATH, "400", np.eye(len(BOUNDS))[1] * refused)):
+                                     (INFER_PATH, "400", np.eye(len(BOUNDS))[refused_at] * refused)):
             labels = f"app_name=mlserver,method={'GET' if 'ready' in path else 'POST'},path={path},status_code={status}"
             cumulative = np.cumsum(counts)
             for bound, value in zip(BOUNDS, cumulative):
@@ -165,8 +171,12 @@ def _drawn_case(rng: np.random.Generator, case: int) -> tuple:
                      "model": "tinyvit", "labels": "", "value": float(infer.sum())})
         return pd.DataFrame(rows, columns=["metric", "sample", "model", "labels", "value"])
 
+    # Probes: 20 times the new requests, in the fastest bucket (counted in, the p95 drops);
+    # refused: a third of them two buckets slower (counted in, the p95 moves up), or, when
+    # the tail is already in +Inf, 20 times them in a fast bucket.
+    refused_at, refused_new = (slow + 2, np.ceil(new.sum() / 3)) if slow + 2 <= finite else (1, 20 * new.sum())
     probes, refused = float(rng.integers(5, 20)), float(rng.integers(1, 10))
     before = scrape(old, probes, refused)
-    after = scrape(old + new, probes + rng.integers(5, 20), refused + rng.integers(1, 10))
+    after = scrape(old + new, probes + 20 * new.sum(), refused + refused_new)
     count, buckets = _between(before, after)
     return before, after, seconds, count / seconds, _bucket_of(buckets, 0.95)

@@ -97,7 +97,8 @@ print(f"mean time per request in the server: {1000 * metrics.histogram_mean(befo
 # that took **at most** that long, since the server started. Its labels say which requests:
 # `path` (the route, `/v2/models/{model_name}/infer` for inference, also `.../ready` for health
 # probes) and `status_code`. `metrics.labelled(samples, sample)` gives one sample's rows with one
-# column per label (read the bound as `rows["le"]`: `rows.le` is a pandas method):
+# column per label. Label values are text, as Prometheus writes them (`"200"`, `"+Inf"`); read
+# the bound as `rows["le"]` (`rows.le` is a pandas method):
 
 # %%
 from labkit import checks
@@ -105,7 +106,8 @@ from labkit import checks
 metrics.labelled(after, "rest_server_request_duration_seconds_bucket").tail(4)
 
 # %% [markdown]
-# Write `served_rate_and_p95(before, after, seconds)`: from two scrapes taken `seconds` apart,
+# Write `served_rate_and_p95(before, after, seconds)`: from two scrapes and the seconds they span
+# (here the load's duration: nothing else asked this server for anything in between),
 # the **successful inference requests per second** between them and their **p95 latency in
 # milliseconds**, as Prometheus' `histogram_quantile(0.95, ...)` reads it off the buckets. Your
 # function gets tables like `before` and `after`; the check also gives it scrapes it makes up.
@@ -127,8 +129,9 @@ metrics.labelled(after, "rest_server_request_duration_seconds_bucket").tail(4)
 #
 # A histogram does not know where in its bucket a request fell. Prometheus assumes they are
 # spread evenly and interpolates linearly between the bucket's lower and upper bound, by how
-# far into the bucket's own count the 95% rank falls. (The check accepts any value inside the
-# right bucket.)
+# far into the bucket's own count the 95% rank falls; in the `+Inf` bucket, which has no upper
+# bound, it answers the last finite bound. (The check accepts any value inside the right
+# bucket.)
 # </details>
 
 # %% solution id=server-numbers

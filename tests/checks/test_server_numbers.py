@@ -102,3 +102,35 @@ def test_labelled_gives_one_column_per_label():
     table = metrics.labelled(before, "rest_server_request_duration_seconds_bucket")
     assert {"path", "status_code", "le", "method", "value"} <= set(table.columns)
     assert math.isinf(table["le"].astype(float).max())
+
+
+def test_a_p95_above_the_last_bound_is_right_at_the_bound_or_above():
+    # The third drawn case has its tail in +Inf: Prometheus answers the last finite bound.
+    before, after, seconds, rate, bucket = server_numbers._drawn_case(np.random.default_rng(), 2)
+    assert bucket == (10.0, math.inf)
+    for p95 in (10_000.0, 12_500.0, math.inf):
+        server_numbers._compare(lambda *_: (rate, p95), before, after, seconds, rate, bucket, "a test")
+    with pytest.raises(checks.CheckFailed, match="another bucket"):
+        server_numbers._compare(lambda *_: (rate, 9_000.0), before, after, seconds, rate, bucket, "a test")
+
+
+def test_a_status_compared_as_a_number_is_named():
+    read = student_function(mutate(solution_code(), '(rows["status_code"] == "200")', '(rows["status_code"] == 200)'))
+    with pytest.raises(checks.CheckFailed, match="[Ll]abel values are text"):
+        checks.served_rate_and_p95(read, *scrapes())
+
+
+@pytest.mark.parametrize("unfiltered", ['(rows["path"] == "/v2/models/{model_name}/infer") & ',
+                                        ' & (rows["status_code"] == "200")'])
+def test_a_p95_over_probes_or_refused_requests_falls_in_another_bucket(unfiltered):
+    # The rate from the right rows, the p95 from rows that include probes or refused requests.
+    right = student_function(solution_code())
+    careless = student_function(mutate(solution_code(), unfiltered, ""))
+
+    def read(before, after, seconds):
+        return right(before, after, seconds)[0], careless(before, after, seconds)[1]
+
+    for case in range(3):
+        before, after, seconds, rate, bucket = server_numbers._drawn_case(np.random.default_rng(), case)
+        with pytest.raises(checks.CheckFailed, match="another bucket"):
+            server_numbers._compare(read, before, after, seconds, rate, bucket, "a test")
