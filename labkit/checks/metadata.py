@@ -15,6 +15,7 @@ declaration's form when it loads the model (a datatype it does not know fails th
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +108,12 @@ def _server_of(where: ModelServer | PathLike, declaration: dict | None) -> Model
     if isinstance(where, ModelServer):
         return where
     folder = Path(where).resolve()
+    if declaration is not None:
+        try:  # as the cell writes it into model-settings.json: a tuple becomes a list
+            declaration = json.loads(json.dumps(declaration))
+        except (TypeError, ValueError) as error:
+            raise CheckFailed(f"The declaration cannot be written as JSON: {error}.",
+                              "Use plain Python values: strings, whole numbers, lists and dicts.") from None
     if declaration is None:
         # The file is the declaration. A malformed one is named from the file: MLServer
         # refuses to load it (a datatype it does not know, say), so no server of it can run.

@@ -323,7 +323,7 @@ from labkit.serving.docs_page import ApiDocs
 docs = ApiDocs(server, model="my-tinyvit")
 display(docs)
 thumbnail = load_image(size=(4, 4))
-print(json.dumps({"inputs": [{"name": "payload", "datatype": "UINT8", "shape": [1, *thumbnail.shape],
+print(json.dumps({"inputs": [{"name": "payload", "datatype": "UINT8", "shape": list(thumbnail.shape),
                               "data": thumbnail.reshape(-1).tolist()}]}))
 
 # %% [markdown]
@@ -366,6 +366,13 @@ for path in sorted(spec["paths"]):
 # The input's name is the name of `predict()`'s argument, which `@decode_args` matches to the
 # request's tensor. Its axes are those of the one image it takes. The output's fields are in
 # every response, next to its `data`.
+# </details>
+#
+# <details><summary>Hint 2: reading a response without the docs page</summary>
+#
+# Send the body printed under the docs page's link with `requests.post(server.infer_url,
+# json=...)` and look at the answer's `outputs`: print each one without its `data` (21,841
+# numbers). Note that MLServer's `datatype` strings are in capitals.
 # </details>
 
 # %% solution id=metadata

@@ -98,6 +98,10 @@ def test_the_check_given_the_folder_uses_the_students_running_server(first_servi
     reload_with(first_service, settings_with(RIGHT))
     checks.declared_metadata(first_service.model_dir, checkpoint=checkpoint)
     assert "GET /v2/models/my-tinyvit" in capsys.readouterr().out
+    # The notebook's cell passes its dict too: tuples are lists once written as JSON.
+    as_tuples = {"inputs": [{**RIGHT["inputs"][0], "shape": (-1, -1, 3)}], "outputs": RIGHT["outputs"]}
+    checks.declared_metadata(first_service.model_dir, as_tuples, checkpoint=checkpoint)
+    assert "does not serve this declaration" not in capsys.readouterr().out
 
 
 def test_a_malformed_declaration_that_mlserver_refuses_to_load_is_named_from_the_file(first_service, tmp_path,
