@@ -46,8 +46,10 @@ def hf_model_folder(target: PathLike, optimum_model: bool = False, name: str = "
     artifact = save_hf_artifact(target / "artifact")
     if optimum_model:
         onnx = target / "artifact-onnx"
-        subprocess.run([str(HF_PYTHON), "-m", "labkit.runtimes.huggingface", str(artifact), str(onnx)], check=True,
-                       capture_output=True, text=True, cwd=REPO_ROOT)
+        export = subprocess.run([str(HF_PYTHON), "-m", "labkit.runtimes.huggingface", str(artifact), str(onnx)],
+                                capture_output=True, text=True, cwd=REPO_ROOT)
+        if export.returncode != 0:
+            raise RuntimeError(f"the ONNX export for Optimum failed in {HF_ENVIRONMENT.name}:\n{export.stderr[-2000:]}")
         artifact = onnx
     settings = {
         "name": name,

@@ -13,7 +13,7 @@ Why this module exists (measured 2026-12-03 with the pins of ``tools/lab.mk``):
 * With ``optimum_model: true`` optimum exports a timm model only from a hub id
   (``timm.create_model("hf_hub:...")``), which a local folder is not; and it reads
   ``config.json`` as a plain configuration with two default labels (``KeyError: 2`` in the
-  pipeline). ``python -m labkit.runtimes.huggingface export <artifact> <target>`` exports the
+  pipeline). ``python -m labkit.runtimes.huggingface <artifact> <target>`` exports the
   ONNX model once and writes the label names beside it.
 """
 
