@@ -220,7 +220,7 @@ def test_the_offline_api_page_renders_and_sends_a_request_with_the_network_close
         assert not outside, f"the lab's page asked for {outside}"
         infer.locator(".opblock-summary").click()
         page.get_by_role("button", name="Try it out").click()
-        thumbnail = load_image(size=(4, 4))  # the body notebook 01 prints for the student
+        thumbnail = load_image(size=(4, 4))  # notebook 01's body, with the batch axis the lab's service takes
         body = {"inputs": [{"name": "payload", "datatype": "UINT8", "shape": [1, *thumbnail.shape],
                             "data": thumbnail.reshape(-1).tolist()}]}
         page.locator("textarea.body-param__text").fill(json.dumps(body))
