@@ -3,6 +3,7 @@ model, and real MLServer processes on free loopback ports."""
 
 import json
 import os
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -42,13 +43,28 @@ def skip_unless_ci(reason: str) -> None:
     pytest.skip(reason)
 
 
+# Every process this test session starts inherits this mark (graders, JupyterLab, kernels
+# and the servers they start), so the session counts its own leftovers only: another
+# student's, or another test run's, servers on the same machine are none of its business.
+SESSION_MARK = "LAB_TEST_SESSION"
+os.environ.setdefault(SESSION_MARK, uuid.uuid4().hex)
+
+
 def lab_servers() -> list:
-    """Lab servers that are not this test session's own (left by notebooks that graders,
-    JupyterLab or kernels ran)."""
-    me = os.getpid()
-    return [process for process in psutil.process_iter(["cmdline"])
-            if any("mlserver-lab-" in part for part in (process.info["cmdline"] or []))
-            and me not in {parent.pid for parent in process.parents()}]
+    """Lab servers this test session started that outlived their starter (left by notebooks
+    that graders, JupyterLab or kernels ran): not running under this process, and marked as
+    this session's."""
+    me, mark = os.getpid(), os.environ[SESSION_MARK]
+    leftovers = []
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            if (any("mlserver-lab-" in part for part in (process.info["cmdline"] or []))
+                    and me not in {parent.pid for parent in process.parents()}
+                    and process.environ().get(SESSION_MARK) == mark):
+                leftovers.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue  # ended meanwhile, or another user's
+    return leftovers
 
 
 def start_server(checkpoint, model_dir="tinyvit", **overrides) -> ModelServer:
