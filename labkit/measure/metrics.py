@@ -12,6 +12,7 @@ with ``parallel_workers > 0`` (MLServer issue #1151).
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import TYPE_CHECKING, Callable
 
@@ -22,6 +23,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from labkit.contract import BATCH_SIZE_METRIC
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from labkit.measure.loadgen import LoadResult
     from labkit.serving.server import ModelServer
 
@@ -135,29 +138,16 @@ def plot_under_load(server: ModelServer, seconds: float = 10, concurrency: int =
           payload: str = "jpeg") -> tuple[pd.DataFrame, LoadResult]:
     """Run a load for ``seconds`` while plotting, live, the requests per second the server's
     own counters report. Returns (timeline table, load result)."""
-    import threading
-    import time
-
-    import matplotlib.pyplot as plt
-    from IPython.display import display
-
-    from labkit.measure.loadgen import run_load
-
-    outcome = {}
-    load = threading.Thread(target=lambda: outcome.update(result=run_load(
-        server.infer_url, concurrency, seconds, payload=payload, progress=False)), daemon=True)
+    load, outcome = _load_in_background(server, seconds, concurrency, payload)
     timeline, started = [], time.monotonic()
-    handle = display(None, display_id=True)
+    show = _live_figure()
     load.start()
     while load.is_alive() or not timeline:
         samples = scrape(server.metrics_url)
         timeline.append({"seconds": time.monotonic() - started,
                          "successes": total(samples, "model_infer_request_success_total", server.name),
                          "failures": total(samples, "model_infer_request_failure_total", server.name)})
-        figure = _timeline_plot(pd.DataFrame(timeline))
-        if handle is not None:
-            handle.update(figure)
-        plt.close(figure)
+        show(_timeline_plot(pd.DataFrame(timeline)))
         load.join(interval)
     return pd.DataFrame(timeline), outcome.get("result")
 
@@ -168,19 +158,9 @@ def plot_reading(server: ModelServer, read: Callable[[pd.DataFrame, pd.DataFrame
     """Run a load for ``seconds`` while plotting, live, what ``read(before, after, seconds)``
     (the student's own function of two scrapes: requests per second, p95 in ms) makes of each
     ``interval`` of the server's metrics. Returns (timeline table, load result)."""
-    import threading
-    import time
-
-    import matplotlib.pyplot as plt
-    from IPython.display import display
-
-    from labkit.measure.loadgen import run_load
-
-    outcome = {}
-    load = threading.Thread(target=lambda: outcome.update(result=run_load(
-        server.infer_url, concurrency, seconds, payload=payload, progress=False)), daemon=True)
+    load, outcome = _load_in_background(server, seconds, concurrency, payload)
     timeline, started = [], time.monotonic()
-    handle = display(None, display_id=True)
+    show = _live_figure()
     previous, previous_at = scrape(server.metrics_url), time.monotonic()
     load.start()
     while True:
@@ -193,13 +173,38 @@ def plot_reading(server: ModelServer, read: Callable[[pd.DataFrame, pd.DataFrame
             rate, p95 = read(previous, samples, now - previous_at)
             timeline.append({"seconds": now - started, "requests_per_s": float(rate), "p95_ms": float(p95)})
             previous, previous_at = samples, now
-            figure = _reading_plot(pd.DataFrame(timeline))
-            if handle is not None:
-                handle.update(figure)
-            plt.close(figure)
+            show(_reading_plot(pd.DataFrame(timeline)))
         if not load.is_alive():
             break
     return pd.DataFrame(timeline), outcome.get("result")
+
+
+def _load_in_background(server: ModelServer, seconds: float, concurrency: int,
+                        payload: str) -> tuple[threading.Thread, dict]:
+    """(the thread that runs the load once started, the dict its result goes into under ``"result"``)."""
+
+    from labkit.measure.loadgen import run_load
+
+    outcome = {}
+    load = threading.Thread(target=lambda: outcome.update(result=run_load(
+        server.infer_url, concurrency, seconds, payload=payload, progress=False)), daemon=True)
+    return load, outcome
+
+
+def _live_figure() -> Callable:
+    """A function that shows a figure in place of the one it showed before (one output area
+    redrawn, not a new plot per second), and closes it."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    handle = display(None, display_id=True)
+
+    def show(figure: Figure) -> None:
+        if handle is not None:
+            handle.update(figure)
+        plt.close(figure)
+
+    return show
 
 
 def _reading_plot(timeline: pd.DataFrame):
