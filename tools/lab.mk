@@ -37,11 +37,15 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 # Pretrained weights when the hub is reachable; otherwise a random checkpoint, with a loud warning.
+# Then the checks' reference model for it (ONNX Runtime in the student's kernel instead of torch;
+# exported once per checkpoint and verified against PyTorch, about a minute).
 $(WEIGHTS): | $(STAMP)
 	$(PY) -m labkit weights prepare --allow-random
+	$(PY) -m labkit reference
 
 weights: $(STAMP)
 	$(PY) -m labkit weights prepare --allow-random
+	$(PY) -m labkit reference
 
 # TinyViT as ONNX for the ONNX Runtime and OpenVINO runtimes (runtimes/), written only after
 # it answers like PyTorch (python -m labkit export; notebook 04 runs it too).
@@ -59,10 +63,19 @@ lab-env:
 # Optional: MLServer's HuggingFace runtime in its own environment (.venv-hf: 2.4 to 3.4 minutes
 # and 9.2 GB here; it pulls tensorflow, optimum and a CUDA build of torch 2.8.0, the newest
 # torch whose ONNX module optimum 1.x imports). labkit goes in without its dependencies, for
-# labkit.runtimes.huggingface. Notebook 04 uses it when it exists.
-hf-runtime: $(STAMP)
+# labkit.runtimes.huggingface. Notebook 04 uses it when it exists. Installed once (a stamp).
+HF_STAMP := .venv-hf/.installed
+HF_DISK_GB := 13
+hf-runtime: $(HF_STAMP)
+
+$(HF_STAMP): $(STAMP)
+	@free=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); \
+	if [ ! -x .venv-hf/bin/python ] && [ "$$free" -lt $(HF_DISK_GB) ]; then \
+		echo "make hf-runtime needs about $(HF_DISK_GB) GB of free disk (9.2 GB for .venv-hf, the rest for" \
+		"pip's downloads while it installs); $$free GB are free here." >&2; exit 1; fi
 	test -x .venv-hf/bin/python || $(PYTHON) -m venv .venv-hf
 	.venv-hf/bin/python -m pip install -qq torch==2.8.0 torchvision==0.23.0 mlserver==1.7.1 \
 		mlserver-huggingface==1.7.1 transformers==4.53.3 tokenizers==0.21.4 optimum==1.27.0 onnx==1.23.2 \
 		onnxruntime==1.32.0 timm==1.0.31 uvloop==0.21.0 numpy==2.4.6
 	.venv-hf/bin/python -m pip install -qq --no-deps --no-build-isolation -e .
+	touch $@

@@ -1,6 +1,7 @@
 """What a student's cell calls: checks with feedback, behind one small face.
 
-* the files of a service folder: its two JSON files (``settings_files.py``), notebook 06's
+* the files of a service folder: its two JSON files (``settings_files.py``, also notebook
+  04's Hugging Face model settings), notebook 06's
   requirements and build folder (``package_files.py``);
 * in-process smoke calls of the student's class (``service_calls.py``), imported and run the
   way MLServer does (``student_code.py``);
@@ -21,11 +22,11 @@ from labkit.checks.on_write import check_each_write
 from labkit.checks.server_numbers import served_rate_and_p95
 from labkit.checks.package_files import image_folder, requirements
 from labkit.checks.service_calls import metric_file, service, top5_file
-from labkit.checks.settings_files import model_settings, server_settings
+from labkit.checks.settings_files import hf_model_settings, model_settings, server_settings
 from labkit.checks.live import (custom_metric, remote_classifier, runtime_top_k, scaling_choice, scaling_turned_on,
                                 top5_batch, top5_service)
 
 __all__ = ["CheckFailed", "check_each_write", "model_settings", "server_settings", "service", "top5_file",
            "metric_file", "requirements", "image_folder", "remote_classifier", "top5_service", "top5_batch",
-           "runtime_top_k", "scaling_turned_on", "scaling_choice", "custom_metric", "declared_metadata",
-           "served_rate_and_p95"]
+           "runtime_top_k", "hf_model_settings", "scaling_turned_on", "scaling_choice", "custom_metric",
+           "declared_metadata", "served_rate_and_p95"]

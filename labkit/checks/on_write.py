@@ -23,9 +23,11 @@ CHECKS_BY_FILE = {"model-settings.json": lambda folder: model_settings(folder, r
                   "settings.json": server_settings, "requirements.txt": requirements}
 
 
-def check_each_write(folder: PathLike, service_check: Callable[[Path], None] = service) -> None:
+def check_each_write(folder: PathLike, service_check: Callable[[Path], None] = service,
+                     settings_check: Callable[[Path], None] | None = None) -> None:
     """After each cell that ``%%writefile``-s a file into ``folder``, check that file.
-    ``service_check`` checks ``.py`` files (the exercise's own smoke call)."""
+    ``service_check`` checks ``.py`` files (the exercise's own smoke call), ``settings_check``
+    model-settings.json when the exercise has its own check of it."""
     from IPython import get_ipython
 
     shell = get_ipython()
@@ -40,7 +42,10 @@ def check_each_write(folder: PathLike, service_check: Callable[[Path], None] = s
         path = Path(match.group(1)).resolve()
         if path.parent != folder:
             return
-        check = CHECKS_BY_FILE.get(path.name) or (service_check if path.suffix == ".py" else None)
+        if path.name == "model-settings.json" and settings_check is not None:
+            check = settings_check
+        else:
+            check = CHECKS_BY_FILE.get(path.name) or (service_check if path.suffix == ".py" else None)
         if check is None:
             return
         try:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from labkit.checks.common import CheckFailed, passed
 from labkit.checks.student_code import resolve_implementation
+from labkit.model.hf_runtime import HF_IMPLEMENTATION
 from labkit.paths import PathLike
 
 BATCHING_KEYS = ("max_batch_size", "max_batch_time")
@@ -63,11 +64,7 @@ def model_settings(folder: PathLike, batching: tuple[int, float] | None = None, 
     ``batching`` is the ``(max_batch_size, max_batch_time)`` the exercise asks for."""
     folder = Path(folder).resolve()
     content = read_model_settings(folder)
-    if content["name"] != folder.name:
-        raise CheckFailed(f"model-settings.json names the model {content['name']!r}; this exercise's model is "
-                          f"called {folder.name!r}, like its folder, and the cells below address it by that name.",
-                          "Clients put the model's name in the URL (/v2/models/<name>/infer); use the name the "
-                          "exercise gives.")
+    _check_name(content, folder)
     if batching:
         _check_batching_on(content, *batching)
     module, _, class_name = content["implementation"].rpartition(".")
@@ -78,6 +75,80 @@ def model_settings(folder: PathLike, batching: tuple[int, float] | None = None, 
     resolve_implementation(folder, content["implementation"])
     passed(f"model-settings.json: model {content['name']!r}, class {class_name} from {module}, a subclass "
            "of MLModel")
+
+
+# Notebook 04's Hugging Face exercise: the stock module fails at import with the transformers
+# that reads timm folders (labkit/runtimes/huggingface.py), HF_IMPLEMENTATION imports it after a fix.
+HF_STOCK_IMPLEMENTATION = "mlserver_huggingface.HuggingFaceRuntime"
+HF_TASK = "image-classification"
+
+
+def hf_model_settings(folder: PathLike) -> None:
+    """``model-settings.json`` for MLServer's Hugging Face runtime (notebook 04), read for
+    meaning without running it (the runtime lives in the optional ``.venv-hf``, so the grade is
+    the same with or without it): the folder's name, the runtime's class, the pipeline task,
+    the PyTorch model of the folder itself (no hub id: offline; no path: transformers reads it
+    from where MLServer runs, not from the folder), ``optimum_model`` off (a later cell turns it
+    on)."""
+    folder = Path(folder).resolve()
+    if not (folder / "config.json").is_file():
+        raise CheckFailed(f"{folder.name}/ holds no model (config.json) yet.",
+                          "Run the cell that creates the folder first.")
+    content = read_model_settings(folder)
+    _check_name(content, folder)
+    implementation = content["implementation"]
+    if implementation == HF_STOCK_IMPLEMENTATION:
+        raise CheckFailed(f"\"implementation\" is {implementation!r}, MLServer's own module: with the transformers "
+                          "that reads a timm folder it fails at import (cannot import name 'Conversation').",
+                          "The text above names the lab's module that imports the same class after a stand-in.")
+    if implementation != HF_IMPLEMENTATION:
+        raise CheckFailed(f"\"implementation\" is {implementation!r}, not the Hugging Face runtime.",
+                          "Name the runtime's class as the text above does: the module MLServer imports, a dot, "
+                          "the class.")
+    parameters = content.get("parameters") or {}
+    extra = parameters.get("extra")
+    if not isinstance(extra, dict):
+        raise CheckFailed("model-settings.json has no parameters.extra: the runtime reads its own options there.",
+                          "parameters.extra is an object; the runtime needs at least the pipeline's task.")
+    task = extra.get("task")
+    if task != HF_TASK:
+        raise CheckFailed(f"parameters.extra.task is {task!r}: the runtime builds a transformers pipeline for "
+                          "that task, and TinyViT classifies images.",
+                          "Task names are transformers' pipeline names: lower case, words joined by hyphens.")
+    for where, value in (("parameters.extra.pretrained_model", extra.get("pretrained_model")),
+                         ("parameters.uri", parameters.get("uri"))):
+        if value is None:
+            continue
+        if isinstance(value, str) and not value.startswith((".", "/")) and not (folder / value).exists():
+            raise CheckFailed(f"{where} is {value!r}, a model on the Hugging Face hub: the runtime would "
+                              f"download it, and this lab has no internet. TinyViT is already in {folder.name}/.",
+                              "Read again, above the exercise, where the runtime finds the model when the "
+                              "settings name none.")
+        raise CheckFailed(f"{where} is {value!r}: the runtime passes it to transformers as it is, a path from "
+                          f"where MLServer runs, not from {folder.name}/. It breaks when the server starts "
+                          "elsewhere (when your notebook is graded, in a container).",
+                          "Read again, above the exercise, where the runtime finds the model when the settings "
+                          "name none.")
+    framework = extra.get("framework")
+    if framework not in (None, "pt"):
+        raise CheckFailed(f"parameters.extra.framework is {framework!r}; TinyViT's weights here are PyTorch's.",
+                          "Leave it out, or name PyTorch the way transformers does.")
+    optimum = extra.get("optimum_model", False)
+    if optimum is not False:
+        raise CheckFailed(f"parameters.extra.optimum_model is {optimum!r}. This file serves the model with "
+                          "PyTorch; the cells after the check run it with Optimum, so both can be compared.",
+                          "JSON's booleans are lower case and unquoted." if isinstance(optimum, str) else
+                          "Turn Optimum off here, or leave the field out (off is its default).")
+    passed(f"model-settings.json: model {content['name']!r}, the Hugging Face runtime, task {task}, the model "
+           f"in {folder.name}/ itself, with PyTorch")
+
+
+def _check_name(content: dict, folder: Path) -> None:
+    if content["name"] != folder.name:
+        raise CheckFailed(f"model-settings.json names the model {content['name']!r}; this exercise's model is "
+                          f"called {folder.name!r}, like its folder, and the cells below address it by that name.",
+                          "Clients put the model's name in the URL (/v2/models/<name>/infer); use the name the "
+                          "exercise gives.")
 
 
 def _check_batching_on(content: dict, size_asked: int, wait_asked: float) -> None:

@@ -16,28 +16,31 @@ random_weights = show.weights_banner()
 # %% [markdown]
 # ## The course text's example: the Hugging Face runtime
 #
-# The course text serves an image classifier with `mlserver_huggingface.HuggingFaceRuntime`,
-# task `image-classification`. The runtime wraps a transformers `pipeline`; its options:
+# The course text serves an image classifier with MLServer's Hugging Face runtime, task
+# `image-classification`. The runtime wraps a transformers `pipeline`, and reads its options
+# from `parameters.extra`:
 #
-# * `task`: which pipeline (`image-classification`);
-# * `pretrained_model`: a hub name or a **local folder**: here TinyViT saved in the hub's timm
-#   format (`config.json` + weights), so nothing is downloaded;
+# * `task`: which pipeline;
+# * `pretrained_model`: the model, a name on the Hugging Face hub in the course text;
 # * `optimum_model`: `true` runs the model with Hugging Face Optimum on ONNX Runtime, often
-#   faster on CPU; `false` runs it with PyTorch.
+#   faster on CPU; `false` (the default) runs it with PyTorch.
 #
-# `labkit.model.hf_runtime.hf_model_folder` writes such a folder:
+# This lab has no hub. The cell below makes the folder `tinyvit-hf/` with TinyViT saved the way
+# the hub stores a timm model (`config.json` and the weights) and the server settings of
+# notebook 01, so the folder itself is the model. Where does the runtime find it? When
+# `model-settings.json` names no model (no `pretrained_model`, no `parameters.uri`), MLServer
+# sets the model's `uri` to the folder that holds `model-settings.json`, and the runtime hands
+# that `uri` to the pipeline (read `mlserver/repository/load.py` and
+# `mlserver_huggingface/common.py`). A path you write yourself is different: the runtime passes
+# it to transformers as it is, relative to wherever the server was started.
 
 # %%
-# NBVAL_CHECK_OUTPUT
-import json
-import tempfile
-
+from labkit import checks
 from labkit.model import hf_runtime
 
-hf_folder = hf_runtime.hf_model_folder(tempfile.mkdtemp(prefix="tinyvit-hf-"))
-settings = json.loads((hf_folder / "model-settings.json").read_text())
-settings["parameters"]["extra"]["pretrained_model"] = "<the local artifact folder>"
-print(json.dumps(settings, indent=2))
+hf_folder = hf_runtime.artifact_folder("tinyvit-hf")
+checks.check_each_write(hf_folder, settings_check=checks.hf_model_settings)
+print(sorted(path.name for path in hf_folder.iterdir()))
 
 # %% [markdown]
 # The runtime is an optional extra in its own environment: `make hf-runtime` creates `.venv-hf`
@@ -51,13 +54,41 @@ print(json.dumps(settings, indent=2))
 # * **transformers.** `mlserver-huggingface` 1.7.1 imports `transformers.pipelines.Conversation`,
 #   which transformers removed in 4.42, and only transformers 4.48 or later reads a timm
 #   model's `config.json`: no release does both (`ImportError: cannot import name
-#   'Conversation'`). So `implementation` names `labkit.runtimes.huggingface.HuggingFaceRuntime`:
-#   MLServer's own runtime class, imported after a one-line stand-in for that class.
+#   'Conversation'`). So the class to name in `implementation` is
+#   `labkit.runtimes.huggingface.HuggingFaceRuntime`: MLServer's own runtime class, imported
+#   after a one-line stand-in for the class transformers removed.
 #
-# With `optimum_model: true` Optimum would export a timm model to ONNX itself, but only from a
-# hub id; the folder gets the export made once in `.venv-hf`. When `.venv-hf` exists, the
-# "a lot faster" section below serves the same images with the runtime, with and without
-# Optimum, beside the timm runtime, and compares each one's labels with the lab's TinyViT.
+# ## Exercise: the course text's runtime, on the local model
+#
+# Write `tinyvit-hf/model-settings.json` for the model **`tinyvit-hf`**, served by that class,
+# with the pipeline's task, the model from the folder itself, and PyTorch (`optimum_model`
+# off). The section "Runtimes are a lot faster" below starts it with the `mlserver` of
+# `.venv-hf` when you have it, then once more with Optimum, and measures both beside the
+# timm runtime. The check reads the file for meaning only, so it is the same with or without
+# `.venv-hf`.
+
+# %% solution id=hf-settings
+%%writefile tinyvit-hf/model-settings.json
+{
+  "name": "tinyvit-hf",
+  "implementation": "labkit.runtimes.huggingface.HuggingFaceRuntime",
+  "parameters": {
+    "extra": {"task": "image-classification", "optimum_model": false}
+  }
+}
+
+# %% [markdown]
+# <details><summary>Hint: where the model comes from</summary>
+#
+# The course text's `pretrained_model` names a model on the hub, which would be downloaded.
+# Here the weights are already in the folder; read the paragraph above the first cell of this
+# section again for what MLServer passes to the runtime when the settings name no model.
+# </details>
+
+# %% tests id=hf-settings-check points=1
+from labkit import checks
+
+checks.hf_model_settings("tinyvit-hf")
 
 # %% [markdown]
 # ## A runtime that works here: timm, configured in JSON
@@ -164,10 +195,10 @@ rounds = pd.DataFrame([{"served by": name, **measure(server, concurrency=4)}
 rounds.groupby("served by").agg({"throughput_rps": "max", "p50_ms": "min", "p95_ms": "min"}).round(1)
 
 # %% [markdown]
-# The Hugging Face runtime, when `.venv-hf` exists (`make hf-runtime`): with PyTorch and with
-# Optimum on ONNX Runtime, one after another, each answering the same three JPEG images as the
-# timm runtime, one request at a time (its pipeline takes encoded images as base64 `BYTES`),
-# compared label by label with the lab's TinyViT.
+# The Hugging Face runtime, when `.venv-hf` exists (`make hf-runtime`): your `tinyvit-hf/` with
+# PyTorch, then with Optimum on ONNX Runtime, one server after the other, each answering the same
+# three JPEG images as the timm runtime, one request at a time (its pipeline takes encoded
+# images as base64 `BYTES`), compared label by label with the lab's TinyViT.
 
 # %%
 import time
@@ -190,24 +221,37 @@ def seconds_per_request(send, requests_count: int = 3 if quick_mode() else 10) -
 
 _, decoded, files = distinct_images(3, jpeg=True)
 expected = in_process_model().best_labels(decoded, k=5)[0]
-if hf_runtime.HF_PYTHON.exists():
+hf_ready = hf_runtime.HF_PYTHON.exists()
+if not hf_ready:
+    print("No .venv-hf here: run `make hf-runtime` in a terminal (about 3 minutes, 9.2 GB), then this cell again.")
+else:
+    try:
+        checks.hf_model_settings("tinyvit-hf")  # your file, before a server is started from it
+    except checks.CheckFailed as failure:
+        hf_ready = False
+        print(f"This part serves your tinyvit-hf/, and its model-settings.json does not pass its check yet:\n"
+              f"  {failure.what}\nFix the exercise above, then run this cell again.")
+if hf_ready:
     timm_labels = infer_outputs(top3_server.infer_url, files_request(files))["labels"]
     rows = [{"served by": "timm runtime (3 labels)",
              "top labels as the lab's": bool((timm_labels == expected[:, :3]).all()),
              "ms per request of 3 images": 1000 * seconds_per_request(
                  lambda: infer_outputs(top3_server.infer_url, files_request(files)))}]
-    for optimum in (False, True):
-        folder = hf_runtime.hf_model_folder(tempfile.mkdtemp(prefix="tinyvit-hf-"), optimum_model=optimum)
-        with ModelServer(folder, python=hf_runtime.HF_PYTHON) as hf_server:
-            post = lambda: requests.post(hf_server.infer_url, json=hf_runtime.hf_request(files), timeout=120)  # noqa: E731
-            answers = hf_runtime.hf_top_labels(post().json())
-            rows.append({"served by": f"Hugging Face runtime, {'Optimum + ONNX Runtime' if optimum else 'PyTorch'}",
-                         "top labels as the lab's": all([label for label, _ in row] == list(labels)
-                                                        for row, labels in zip(answers, expected)),
-                         "ms per request of 3 images": 1000 * seconds_per_request(post)})
+    # Your tinyvit-hf/ as you wrote it, then with Optimum: one server at a time, each the
+    # mlserver of .venv-hf.
+    optimum = {"extra": hf_runtime.optimum_options("tinyvit-hf")}  # exported to ONNX once, in .venv-hf
+    for engine, overrides in (("PyTorch", {}), ("Optimum + ONNX Runtime", optimum)):
+        if overrides:
+            print("\nWith Optimum, the lab adds to parameters.extra:", overrides["extra"])
+        hf_server = terminal("mlserver start tinyvit-hf", python=hf_runtime.HF_PYTHON, **overrides)
+        post = lambda: requests.post(hf_server.infer_url, json=hf_runtime.hf_request(files), timeout=120)  # noqa: E731
+        answers = hf_runtime.hf_top_labels(post().json())
+        rows.append({"served by": f"Hugging Face runtime, {engine}",
+                     "top labels as the lab's": all([label for label, _ in row] == list(labels)
+                                                    for row, labels in zip(answers, expected)),
+                     "ms per request of 3 images": 1000 * seconds_per_request(post)})
+        hf_server.stop()
     display(pd.DataFrame(rows).set_index("served by").round(0))
-else:
-    print("No .venv-hf here: run `make hf-runtime` in a terminal (about 3 minutes, 9.2 GB), then this cell again.")
 
 # %% [markdown]
 # Read the time per request row by row: all three run TinyViT on the same checkpoint, and
