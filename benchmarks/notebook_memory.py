@@ -5,7 +5,8 @@ Each notebook runs in a fresh kernel (nbclient) in a scratch copy of notebooks/,
 LAB_QUICK=1 as `make test` runs them (the same servers, shorter loads). Every second the
 proportional set size (PSS: shared pages counted once) of the kernel and all its
 descendants (the MLServer supervisors, servers and workers it started) is summed; the
-peak and the time each notebook took are reported. The per-student memory a hub must
+peak, the kernel's own peak and its memory after the last cell (the reference answers and
+smoke calls it holds), and the time each notebook took are reported. The per-student memory a hub must
 provision is the peak of the heaviest notebook plus JupyterLab itself (the single-user
 server, measured here too, idle). Writes benchmarks/results/notebook-memory-<date>.json.
 """
@@ -37,13 +38,21 @@ GB = 1024 ** 3
 
 
 def run_notebook(path: Path, folder: Path, timeout: float) -> dict:
-    """Run ``path`` in ``folder``; return its peak memory (bytes) and its time (s)."""
+    """Run ``path`` in ``folder``; return its peak memory (bytes: the kernel with what it
+    started, and the kernel alone), the kernel's memory after the last cell, and its time (s)."""
     notebook = nbformat.read(path, as_version=4)
-    peak, done = [0], threading.Event()
+    # A last cell that waits, so that a sample lands after the notebook's own last cell.
+    notebook.cells.append(nbformat.v4.new_code_cell("import time\ntime.sleep(3)"))
+    peak, kernel_peak, kernel_last, done = [0], [0], [0], threading.Event()
 
     def sample() -> None:
         while not done.wait(1.0):
-            peak[0] = max(peak[0], total_memory(process_tree(os.getpid())[1:]))  # the kernel and what it started
+            tree = process_tree(os.getpid())[1:]  # the kernel and what it started
+            peak[0] = max(peak[0], total_memory(tree))
+            kernels = [process for process in tree if _is_kernel(process)]
+            if kernels:
+                kernel_last[0] = total_memory(kernels)
+                kernel_peak[0] = max(kernel_peak[0], kernel_last[0])
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -54,7 +63,15 @@ def run_notebook(path: Path, folder: Path, timeout: float) -> dict:
     finally:
         done.set()
         sampler.join()
-    return {"peak_bytes": peak[0], "seconds": round(time.monotonic() - started, 1)}
+    return {"peak_bytes": peak[0], "kernel_peak_bytes": kernel_peak[0], "kernel_end_bytes": kernel_last[0],
+            "seconds": round(time.monotonic() - started, 1)}
+
+
+def _is_kernel(process: psutil.Process) -> bool:
+    try:
+        return any("ipykernel_launcher" in part for part in process.cmdline())
+    except psutil.Error:
+        return False
 
 
 def idle_jupyterlab_pss(folder: Path) -> int:
@@ -84,8 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         jupyterlab = idle_jupyterlab_pss(folder)
         for path in paths:
             results[path.stem] = run_notebook(folder / path.name, folder, args.timeout)
-            print(f"{path.stem}: peak {results[path.stem]['peak_bytes'] / GB:.2f} GB, "
-                  f"{results[path.stem]['seconds']:.0f} s", flush=True)
+            result = results[path.stem]
+            print(f"{path.stem}: peak {result['peak_bytes'] / GB:.2f} GB (kernel alone at most "
+                  f"{result['kernel_peak_bytes'] / GB:.2f}, after the last cell "
+                  f"{result['kernel_end_bytes'] / GB:.2f}), {result['seconds']:.0f} s", flush=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     if args.notebooks:  # the record (and deploy/jupyterhub/config.yaml) needs every notebook

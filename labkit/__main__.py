@@ -2,6 +2,7 @@
 
     weights    prepare, download or write the TinyViT checkpoint (make weights)
     export     export TinyViT to ONNX, verified against PyTorch first (make onnx)
+    reference  export the checks' reference model for the checkpoint (make weights runs it)
     notebooks  build the solution notebooks, release the student ones (make notebooks, make release)
     grade      autograde hand-ins with nbgrader (make grade)
     handout    write the student hand-out (make handout)
@@ -16,6 +17,7 @@ import importlib
 import sys
 
 COMMANDS = {"weights": "labkit.model.weights", "export": "labkit.model.export",
+            "reference": "labkit.model.reference",
             "notebooks": "labkit.instructor.notebooks", "grade": "labkit.instructor.grading",
             "handout": "labkit.instructor.handout"}
 

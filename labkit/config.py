@@ -3,6 +3,8 @@
 * ``LAB_QUICK``: short load tests (CI, grading); same code paths.
 * ``LAB_FREE_PORTS``: never MLServer's default ports 8080-8082 (graders side by side,
   students on a shared JupyterHub host).
+* ``LAB_CHECK_IN_PROCESS``: run the checks that import the student's file in this process
+  instead of a child (the child itself sets it; tests of a check's feedback do too).
 * ``LAB_START_LOG``: a file that gets one line per MLServer start, with its seconds until ready
   (``make test`` sums them up).
 
@@ -18,6 +20,7 @@ import os
 QUICK = "LAB_QUICK"
 FREE_PORTS = "LAB_FREE_PORTS"
 START_LOG = "LAB_START_LOG"
+CHECK_IN_PROCESS = "LAB_CHECK_IN_PROCESS"
 ON = {"1", "true", "yes", "on"}
 OFF = {"", "0", "false", "no", "off"}
 
@@ -46,3 +49,8 @@ def free_ports_only() -> bool:
 def start_log() -> str | None:
     """``LAB_START_LOG``: the file that counts MLServer starts, or None."""
     return os.environ.get(START_LOG) or None
+
+
+def checks_in_process() -> bool:
+    """``LAB_CHECK_IN_PROCESS``: a check that imports the student's file runs here, not in a child."""
+    return switch(CHECK_IN_PROCESS)

@@ -5,7 +5,10 @@ import subprocess
 import sys
 
 LIGHT = ["labkit.paths", "labkit.config", "labkit.serving.server", "labkit.client", "labkit.instructor.notebooks",
-         "labkit.instructor.grading", "labkit.workspace", "labkit.measure.callers", "labkit.__main__"]
+         "labkit.instructor.grading", "labkit.workspace", "labkit.measure.callers", "labkit.__main__",
+         # What every notebook's first check cell imports, and the labels and checkpoint reads:
+         # 06's kernel held 0.77 GB PSS for them (make notebook-memory, 2026-12-03), 0.6 of it torch.
+         "labkit.checks", "labkit.model.weights", "labkit.show"]
 
 
 def test_light_modules_import_no_torch_or_timm():

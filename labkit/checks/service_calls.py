@@ -1,6 +1,8 @@
-"""In-process smoke calls of a student's service class: it is imported and loaded here
+"""Smoke calls of a student's service class: it is imported and loaded
 (:mod:`labkit.checks.student_code`), called on images drawn for this run, and its answers are
-compared with the lab's in-process TinyViT row by row. Seconds, no server:
+compared with the reference model row by row. Seconds, no server; each runs in a child
+process (:mod:`labkit.checks.isolated`), so the torch the student's file imports stays out of
+the notebook's kernel:
 
 * :func:`service`: notebook 01's single-image service (its probabilities);
 * :func:`top5_file`: notebook 03's top-5 service (labels and scores of each row);
@@ -13,12 +15,14 @@ import importlib
 from typing import Iterator
 
 from labkit.checks.common import CheckFailed, compare_best_labels, distinct_images, passed
+from labkit.checks.isolated import in_child
 from labkit.checks.student_code import call, load_service
 from labkit.client import decode_output
 from labkit.contract import CONFIDENCE_METRIC, INPUT_NAME
 from labkit.paths import DEFAULT_CHECKPOINT, PathLike
 
 
+@in_child
 def service(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
             implementation: str = "serve-model.TinyViTModel") -> None:
     """Notebook 01: the course text's single-image service answers one ``[H, W, 3]`` image
@@ -29,11 +33,11 @@ def service(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
     from mlserver.codecs import NumpyCodec
     from mlserver.types import InferenceRequest, InferenceResponse
 
-    from labkit.model.reference import in_process_model
+    from labkit.model.reference import reference_model
 
     model = load_service(folder, implementation)
     _, images, _ = distinct_images(2, checkpoint)
-    expected = in_process_model(checkpoint).probabilities(images)
+    expected = reference_model(checkpoint).probabilities(images)
     first = None
     for number, (image, reference) in enumerate(zip(images, expected), start=1):
         request = InferenceRequest(inputs=[NumpyCodec.encode_input(INPUT_NAME, image)])
@@ -62,6 +66,7 @@ def service(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
            "like the model")
 
 
+@in_child
 def top5_file(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
               implementation: str = "serve-model.TopFiveModel") -> None:
     """Notebook 03: the top-5 service answers a batch of two different images in this
@@ -70,7 +75,7 @@ def top5_file(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
     from mlserver.codecs import NumpyCodec
     from mlserver.types import InferenceRequest
 
-    from labkit.model.reference import in_process_model
+    from labkit.model.reference import reference_model
 
     model = load_service(folder, implementation)
     _, images, _ = distinct_images(2, checkpoint, same_size=True)
@@ -86,7 +91,8 @@ def top5_file(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
         raise CheckFailed(f"For 2 images predict() returned labels {list(labels.shape)} and scores "
                           f"{list(scores.shape)}; expected [2, 5] for both.",
                           "One row per image of the batch, the top 5 of that row.")
-    compare_best_labels(labels, scores, *in_process_model(checkpoint).best_labels(images), what="images of the batch")
+    compare_best_labels(labels, scores, *reference_model(checkpoint).best_labels(images, 6),
+                        what="images of the batch", k=5)
     passed("serve-model.py answers a batch of 2 different images with each image's own top 5, labels and scores")
 
 
@@ -121,6 +127,7 @@ def recorded_metrics(observations: list) -> Iterator[list]:
             setattr(module, name, original)
 
 
+@in_child
 def metric_file(folder: PathLike, metric: str = CONFIDENCE_METRIC,
                 implementation: str = "confidence.ConfidenceModel",
                 checkpoint: PathLike = DEFAULT_CHECKPOINT) -> None:
@@ -132,7 +139,7 @@ def metric_file(folder: PathLike, metric: str = CONFIDENCE_METRIC,
     from mlserver.codecs import NumpyCodec
     from mlserver.types import InferenceRequest
 
-    from labkit.model.reference import in_process_model
+    from labkit.model.reference import reference_model
 
     _, images, _ = distinct_images(3, checkpoint, same_size=True)
     observations = []
@@ -146,7 +153,7 @@ def metric_file(folder: PathLike, metric: str = CONFIDENCE_METRIC,
         kinds = sorted({type(value).__name__ for name, value in observations if name == metric})
         raise CheckFailed(f"predict() logged {metric} values of type {kinds}: a histogram observes one number at a "
                           "time.", "One plain number per image.") from None
-    expected = np.sort(in_process_model(checkpoint).probabilities(images).max(axis=1))
+    expected = np.sort(reference_model(checkpoint).probabilities(images).max(axis=1))
     others = sorted({name for name, _ in observations} - {metric})
     if not values:
         raise CheckFailed(f"predict() logged no {metric} for a batch of 3 images"

@@ -1,10 +1,12 @@
 """The student's Python file imported the way MLServer imports it (its folder first on
 ``sys.path``, a fresh copy each time it may have changed), its class checked, and its
-coroutines run in this process, every exception turned into feedback that names the
-student's file and line."""
+coroutines run, every exception turned into feedback that names the student's file and line.
+What imports the file runs in a child process (:mod:`labkit.checks.isolated`): the file
+imports torch, which the notebook's kernel should not hold."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import re
@@ -15,6 +17,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Coroutine
 
 from labkit.checks.common import CheckFailed
+from labkit.checks.isolated import in_child
 from labkit.model.service import quiet_mlserver_logs, run_coroutine
 from labkit.paths import PathLike
 
@@ -22,33 +25,61 @@ if TYPE_CHECKING:
     from mlserver import MLModel
 
 
-def resolve_implementation(folder: Path, implementation: str) -> type | None:
-    """The class ``implementation`` names, imported as MLServer does (the folder first on
-    ``sys.path``), after checking it subclasses ``MLModel``; CheckFailed names what is wrong.
-    None when the file does not import but defines a class of that name."""
+def resolve_implementation(folder: Path, implementation: str) -> None:
+    """Check that the class ``implementation`` names exists and subclasses ``MLModel``, as
+    MLServer would find it (the folder first on ``sys.path``); CheckFailed names what is wrong.
+    A file that does not import but defines a class of that name passes: its own check says why.
+
+    A file of the folder is read first: a class of that name whose bases name ``MLModel`` is
+    enough, with no import (importing the student's file means importing torch, and that
+    happens in a child process). Any other way of writing it is imported to decide."""
     module_name, _, class_name = implementation.rpartition(".")
     module_file = folder / f"{module_name}.py"
     if module_file.is_file():
-        try:
-            module = import_fresh(module_file)
-        except CheckFailed:
-            # The file does not import: its own check says why. The settings are right if they
-            # name a class the file defines (one mistake, one exercise).
-            if re.search(rf"^class\s+{re.escape(class_name)}\s*[(:]", module_file.read_text(), re.M):
-                return None
-            raise CheckFailed(f"{module_file.name} defines no class {class_name} (and does not import yet).",
-                              "The class name in \"implementation\" must match the class in the file, "
-                              "upper and lower case included.") from None
-    else:
-        try:
-            if "." not in module_name:  # a file of the folder, not written yet (sys.modules may hold another)
-                raise ImportError(module_name)
-            module = importlib.import_module(module_name)  # an installed runtime, e.g. labkit.runtimes.timm
-        except ImportError:
-            files = sorted(path.name for path in folder.glob("*.py"))
-            raise CheckFailed(f"\"implementation\" names {module_name}.py, but {folder.name}/ has {files}.",
-                              "Spell the file name exactly as on disk, without .py (a hyphen is fine).") from None
-    return model_class(module, module_name, class_name)
+        if _declares_model_class(module_file, class_name):
+            return
+        _import_and_find(str(folder), implementation)
+        return
+    try:
+        if "." not in module_name:  # a file of the folder, not written yet (sys.modules may hold another)
+            raise ImportError(module_name)
+        module = importlib.import_module(module_name)  # an installed runtime, e.g. labkit.runtimes.timm
+    except ImportError:
+        files = sorted(path.name for path in folder.glob("*.py"))
+        raise CheckFailed(f"\"implementation\" names {module_name}.py, but {folder.name}/ has {files}.",
+                          "Spell the file name exactly as on disk, without .py (a hyphen is fine).") from None
+    model_class(module, module_name, class_name)
+
+
+def _declares_model_class(module_file: Path, class_name: str) -> bool:
+    """Whether the file (it parses) defines ``class <class_name>(...MLModel...)`` at its top level."""
+    try:
+        tree = ast.parse(module_file.read_text())
+    except (SyntaxError, ValueError, UnicodeDecodeError):
+        return False
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            return any((isinstance(base, ast.Name) and base.id == "MLModel")
+                       or (isinstance(base, ast.Attribute) and base.attr == "MLModel") for base in node.bases)
+    return False
+
+
+@in_child
+def _import_and_find(folder: str, implementation: str) -> None:
+    """The file imported as MLServer imports it, and the class looked up in it."""
+    module_name, _, class_name = implementation.rpartition(".")
+    module_file = Path(folder) / f"{module_name}.py"
+    try:
+        module = import_fresh(module_file)
+    except CheckFailed:
+        # The file does not import: its own check says why. The settings are right if they
+        # name a class the file defines (one mistake, one exercise).
+        if re.search(rf"^class\s+{re.escape(class_name)}\s*[(:]", module_file.read_text(), re.M):
+            return
+        raise CheckFailed(f"{module_file.name} defines no class {class_name} (and does not import yet).",
+                          "The class name in \"implementation\" must match the class in the file, "
+                          "upper and lower case included.") from None
+    model_class(module, module_name, class_name)
 
 
 def model_class(module: ModuleType, module_name: str, class_name: str) -> type:

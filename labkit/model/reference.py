@@ -1,15 +1,32 @@
-"""The reference the checks and tests compare answers with: TinyViT in this process, through
-the service's own ``load()`` and ``classify()`` (``labkit.model.service``), and one ranking
-of the best labels (``best_labels``)."""
+"""The reference the checks compare answers with, and one ranking of the best labels.
+
+* :func:`reference_model`: what the checks use, in the student's kernel. TinyViT exported to
+  ONNX and run by ONNX Runtime, with timm's preprocessing in NumPy (:mod:`labkit.model.pixels`):
+  about 0.1 GB instead of torch's 0.6 and more. The export runs once per checkpoint, in a child
+  process (``python -m labkit reference``; ``make weights`` runs it), and is written only after
+  it answers like the PyTorch service (largest logit difference ``REFERENCE_LIMIT``; measured
+  1.2e-06) with the same top 5 for every image.
+* :func:`in_process_model`: the lab's service loaded here with torch (the tests, and notebook
+  04, whose lesson compares engines with PyTorch).
+"""
 
 from __future__ import annotations
 
+import argparse
+import os
+import subprocess
+import sys
 from functools import lru_cache
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from labkit.paths import DEFAULT_CHECKPOINT, PathLike
+
+# Largest logit difference from PyTorch that the reference export may have (the export's own
+# default is 1e-3, for serving; the checks compare probabilities with rtol 1e-3).
+REFERENCE_LIMIT = 1e-4
 
 
 def best_labels(probabilities: np.ndarray, k: int, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -18,8 +35,21 @@ def best_labels(probabilities: np.ndarray, k: int, names: Sequence[str]) -> tupl
     return np.asarray(names, dtype=object)[top], np.take_along_axis(probabilities, top, axis=1)
 
 
-class InProcessModel:
-    """The lab's service loaded here on a checkpoint: same preprocessing, same forward."""
+class Reference:
+    """``probabilities`` of images; ``best_labels`` from them."""
+
+    def probabilities(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def best_labels(self, images: Sequence[np.ndarray], k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+        """(labels ``[N, k]``, scores ``[N, k]``), best first."""
+        from labkit.model.weights import labels
+
+        return best_labels(self.probabilities(images), k, labels())
+
+
+class InProcessModel(Reference):
+    """The lab's service loaded here on a checkpoint: same preprocessing, same forward (torch)."""
 
     def __init__(self, path: PathLike = DEFAULT_CHECKPOINT):
         from labkit.model.service import loaded_service
@@ -31,14 +61,99 @@ class InProcessModel:
         """``[N, 21841]`` for a list of uint8 ``[H, W, 3]`` images."""
         return self.service.classify(list(images))
 
-    def best_labels(self, images: Sequence[np.ndarray], k: int = 5) -> tuple[np.ndarray, np.ndarray]:
-        """(labels ``[N, k]``, scores ``[N, k]``), best first."""
-        from labkit.model.weights import labels
-
-        return best_labels(self.probabilities(images), k, labels())
-
 
 @lru_cache(maxsize=2)
 def in_process_model(path: PathLike = DEFAULT_CHECKPOINT) -> InProcessModel:
     """A cached :class:`InProcessModel` for ``path``."""
     return InProcessModel(path)
+
+
+class OnnxReference(Reference):
+    """The verified ONNX export of a checkpoint in ONNX Runtime, preprocessing in NumPy."""
+
+    def __init__(self, onnx_path: PathLike):
+        from labkit.model.export import onnx_runtime_forward, verified_record
+        from labkit.model.pixels import check_config
+
+        self.path = Path(onnx_path)
+        self.config = verified_record(self.path)["data_config"]
+        check_config(self.config)
+        self.forward = onnx_runtime_forward(self.path)
+
+    def probabilities(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """``[N, 21841]`` float32 for a list of uint8 ``[H, W, 3]`` images (softmax as torch's)."""
+        from labkit.model.pixels import pixels
+
+        logits = self.forward(np.stack([pixels(image, self.config) for image in images]))
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def reference_model(checkpoint: PathLike = DEFAULT_CHECKPOINT) -> OnnxReference:
+    """The checks' reference for ``checkpoint`` (exported first if need be, in a child process)."""
+    path = Path(checkpoint).resolve()
+    stat = path.stat()
+    return _reference(path, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=2)
+def _reference(checkpoint: Path, mtime_ns: int, size: int) -> OnnxReference:
+    return OnnxReference(reference_onnx(checkpoint))
+
+
+def reference_onnx(checkpoint: PathLike = DEFAULT_CHECKPOINT, quiet: bool = False) -> Path:
+    """The verified reference export of ``checkpoint``: next to it (``make weights`` writes it
+    there), or in the user's cache where that folder is not writable (a shared hub)."""
+    from labkit.model.export import sha256
+
+    checkpoint = Path(checkpoint).resolve()
+    digest = sha256(checkpoint)  # once: 21 MB read, and every place below compares with it
+    name = f"reference-{digest[:16]}.onnx"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlserver-lab"
+    # Next to the checkpoint first; the lab's weights/ folder also answers for a copy of its
+    # checkpoint elsewhere (the same bytes: a test's, a grader's).
+    places = [checkpoint.parent / name, DEFAULT_CHECKPOINT.parent / name, cache / name]
+    for place in places:
+        if _verified_for(place, digest):
+            return place
+    target = places[0] if os.access(checkpoint.parent, os.W_OK) else places[-1]
+    if not quiet:
+        print("(Once for these weights: exporting the checks' reference model, about a minute.)", flush=True)
+    done = subprocess.run([sys.executable, "-m", "labkit", "export", "--checkpoint", str(checkpoint),
+                           "--out", str(target), "--max-abs-diff", str(REFERENCE_LIMIT)],
+                          capture_output=True, text=True)
+    if done.returncode != 0 or not _verified_for(target, digest):
+        raise RuntimeError(f"The checks' reference model could not be exported to {target}:\n"
+                           f"{done.stdout}{done.stderr}")
+    return target
+
+
+def _verified_for(onnx_path: Path, checkpoint_sha256: str) -> bool:
+    """Whether ``onnx_path`` is a verified reference export of the checkpoint with that digest."""
+    from labkit.model.export import NotVerified, verified_record
+
+    try:
+        record = verified_record(onnx_path)
+    except NotVerified:
+        return False
+    return (record.get("checkpoint_sha256") == checkpoint_sha256
+            and record["comparison"]["max_abs_diff"] <= REFERENCE_LIMIT and record["comparison"]["top5_identical"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m labkit reference",
+                                     description="Export the checks' reference model for a checkpoint "
+                                                 "(verified against PyTorch first), unless it exists.")
+    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
+    args = parser.parse_args(argv)
+    try:
+        path = reference_onnx(args.checkpoint, quiet=True)
+    except RuntimeError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(f"The checks' reference model: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

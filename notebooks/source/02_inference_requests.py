@@ -10,7 +10,9 @@
 # yours, but it takes a **batch** of images and checks every request. It runs with *adaptive
 # batching* on (notebook 05 explains it): MLServer waits up to 50 ms (`max_batch_time`) to
 # merge up to 6 requests (`max_batch_size`) into one call of the model. Every answer stays the
-# caller's own, as the end of this notebook shows.
+# caller's own, as the end of this notebook shows. It runs the model in MLServer's own process
+# (`parallel_workers: 0`, as your notebook 01 server): one process holds one TinyViT, which
+# keeps the notebook within a small hub's memory.
 
 # %%
 from labkit import show
@@ -18,7 +20,7 @@ from labkit.serving.server import ModelServer
 
 BATCHING = {"max_batch_size": 6, "max_batch_time": 0.05}
 random_weights = show.weights_banner()
-server = ModelServer("tinyvit", **BATCHING).start()
+server = ModelServer("tinyvit", parallel_workers=0, **BATCHING).start()
 server
 
 # %% [markdown]
@@ -283,14 +285,15 @@ print(grpc_probabilities.shape, "same top class as REST:", grpc_probabilities[0]
 from IPython.display import display
 
 from labkit.measure.callers import judge_concurrent_callers, pixels_body
-from labkit.model.reference import in_process_model
+from labkit.model.reference import reference_model
 
 from labkit import checks
 
 callers_images = [np.roll(image, 60 * caller, axis=1) for caller in range(6)]
-expected = in_process_model().probabilities(callers_images)  # TinyViT in this notebook
+expected = reference_model().probabilities(callers_images)  # TinyViT's answers, computed in this notebook
+server.stop()  # one TinyViT at a time (memory): the lab's server starts again at the end of the cell
 try:
-    checks.service("my-tinyvit")  # your notebook 01 service, called once in this notebook
+    checks.service("my-tinyvit")  # your notebook 01 service, called once
 except checks.CheckFailed as failure:
     print(f"This part serves your my-tinyvit/ service of notebook 01, and it does not work yet:\n"
           f"  {failure.what}\nFinish Exercise 3 of notebook 01, then run this cell again.")
@@ -306,6 +309,7 @@ else:
         print(f"So {ok - right} caller(s) got status 200 and an answer that is not their image's.")
     elif right == len(judged):
         print("Every caller was right this time: the requests did not meet in one batch. Run the cell again.")
+server.start();
 
 # %% [markdown]
 # Read the last lines. Where callers got status 200 and yet not their own answer, this is

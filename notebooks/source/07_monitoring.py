@@ -202,6 +202,7 @@ from labkit.workspace import lab_service_copy
 
 folder = lab_service_copy("confidence")
 checks.check_each_write(folder, service_check=checks.metric_file)
+server.stop()  # one TinyViT server at a time (memory): the lab's starts again after your service's
 
 # %%
 %%writefile confidence/model-settings.json
@@ -270,8 +271,8 @@ confidence.start()
 # The check sends batches of different images it chooses, then reads your metric off
 # `/metrics`: one observation per image, and their mean equal to the mean top-1 probability
 # that TinyViT, run in this notebook, gives those images. `/metrics` keeps only a count, a sum
-# and coarse buckets, so the check also calls your `predict()` in this notebook on a batch of
-# three images and compares every value it logs with that image's own.
+# and coarse buckets, so the check also calls your `predict()` on a batch of three images (in a
+# Python process of its own) and compares every value it logs with that image's own.
 
 # %% tests id=custom-metric-check points=2
 from labkit import checks
@@ -280,6 +281,7 @@ checks.custom_metric(confidence)
 
 # %%
 confidence.stop()
+server.start();
 
 # %% [markdown]
 # See issue #1151 for yourself, with a custom metric the lab's own service logs

@@ -4,7 +4,6 @@ checks: a right answer passes, each plausible mistake fails with a message that 
 import re
 import shutil
 
-import nbformat
 import numpy as np
 import pytest
 import requests
@@ -15,19 +14,8 @@ from labkit import checks
 from labkit import checks as folder_checks
 from labkit.serving import packaging
 from labkit.serving.terminal import terminal
-from labkit.instructor.notebooks import SOLUTIONS
 from labkit.workspace import lab_service_copy, service_folder
-
-
-def solution_cell(notebook: str, grade_id: str) -> str:
-    cells = nbformat.read(SOLUTIONS / notebook, as_version=4).cells
-    return next(cell.source for cell in cells if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
-
-
-def written(cell: str) -> str:
-    """The file a %%writefile cell writes."""
-    assert cell.startswith("%%writefile ")
-    return cell.split("\n", 1)[1] + "\n"
+from tests.helpers.solutions import solution_cell, written
 
 
 def mutate(text: str, old: str, new: str) -> str:
@@ -330,3 +318,55 @@ def test_the_cpu_build_of_the_tested_torch_passes_and_another_release_does_not(s
     path.write_text(mutate(text, "torch==2.14.1", "torch==2.13.0+cpu"))
     with pytest.raises(checks.CheckFailed, match=re.escape("does not admit torch 2.14.1")):
         folder_checks.requirements(shipped)
+
+
+@pytest.fixture(scope="module")
+def hf_folder(tmp_path_factory, checkpoint):
+    from labkit.model import hf_runtime
+
+    return hf_runtime.artifact_folder(tmp_path_factory.mktemp("04") / "tinyvit-hf", checkpoint)
+
+
+HF_SETTINGS = written(solution_cell("04_inference_runtimes.ipynb", "hf-settings"))
+
+
+def test_04s_hugging_face_settings_pass_as_the_solution_and_written_differently(hf_folder, capsys):
+    (hf_folder / "model-settings.json").write_text(HF_SETTINGS)
+    folder_checks.hf_model_settings(hf_folder)
+    # Keys in another order, PyTorch named, Optimum left at its default, a device set.
+    (hf_folder / "model-settings.json").write_text(
+        '{"parameters": {"extra": {"framework": "pt", "device": "cpu", "task": "image-classification"}},\n'
+        ' "implementation": "labkit.runtimes.huggingface.HuggingFaceRuntime", "name": "tinyvit-hf"}')
+    folder_checks.hf_model_settings(hf_folder)
+    assert capsys.readouterr().out.count("✔ model-settings.json: model 'tinyvit-hf', the Hugging Face runtime") == 2
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ('"task": "image-classification"', '"task": "image-classification", '
+                                       '"pretrained_model": "timm/tiny_vit_5m_224.dist_in22k"',
+     "a model on the Hugging Face hub"),
+    ('"task": "image-classification"', '"task": "image-classification", "pretrained_model": "."',
+     "a path from where MLServer runs"),
+    ('"extra"', '"uri": "./config.json", "extra"', "parameters.uri is './config.json'"),
+    ('labkit.runtimes.huggingface.HuggingFaceRuntime', 'mlserver_huggingface.HuggingFaceRuntime',
+     "cannot import name 'Conversation'"),
+    ('labkit.runtimes.huggingface.HuggingFaceRuntime', 'labkit.runtimes.timm.TimmClassifier',
+     "not the Hugging Face runtime"),
+    ('"image-classification"', '"image_classification"', "task is 'image_classification'"),
+    ('"optimum_model": false', '"optimum_model": true', "serves the model with PyTorch"),
+    ('"optimum_model": false', '"optimum_model": "false"', "lower case and unquoted"),
+    ('"optimum_model": false', '"optimum_model": false, "framework": "tf"', "are PyTorch's"),
+    ('"name": "tinyvit-hf"', '"name": "tinyvit"', "called 'tinyvit-hf', like its folder"),
+    ('    "extra": {"task": "image-classification", "optimum_model": false}\n', '', "no parameters.extra"),
+])
+def test_04s_hugging_face_settings_mistakes_are_named(hf_folder, old, new, message):
+    (hf_folder / "model-settings.json").write_text(mutate(HF_SETTINGS, old, new))
+    with pytest.raises(checks.CheckFailed, match=re.escape(message)):
+        folder_checks.hf_model_settings(hf_folder)
+
+
+def test_04s_hugging_face_check_needs_the_folder_the_lab_made(tmp_path):
+    (tmp_path / "tinyvit-hf").mkdir()
+    (tmp_path / "tinyvit-hf" / "model-settings.json").write_text(HF_SETTINGS)
+    with pytest.raises(checks.CheckFailed, match="holds no model"):
+        folder_checks.hf_model_settings(tmp_path / "tinyvit-hf")

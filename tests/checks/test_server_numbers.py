@@ -131,6 +131,8 @@ def test_a_p95_over_probes_or_refused_requests_falls_in_another_bucket(unfiltere
         return right(before, after, seconds)[0], careless(before, after, seconds)[1]
 
     for case in range(3):
-        before, after, seconds, rate, bucket = server_numbers._drawn_case(np.random.default_rng(), case)
+        # Seeded: with some draws the careless p95 lands in the right bucket read as seconds,
+        # and the check (rightly) names that reading instead (seen once in 2026-12-03's run).
+        before, after, seconds, rate, bucket = server_numbers._drawn_case(np.random.default_rng(case), case)
         with pytest.raises(checks.CheckFailed, match="another bucket"):
             server_numbers._compare(read, before, after, seconds, rate, bucket, "a test")

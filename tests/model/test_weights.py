@@ -71,3 +71,12 @@ def test_random_weights_only_when_asked_and_loudly_and_a_pth_checkpoint_through_
 @pytest.mark.slow
 def test_random_checkpoint_through_uri_is_announced_in_the_log(server_without_workers):
     assert "RANDOM weights" in server_without_workers.log
+
+
+def test_the_labels_read_without_timm_are_timms():
+    from timm.data import ImageNetInfo
+
+    from labkit.model import weights
+
+    info = ImageNetInfo("imagenet-22k")
+    assert weights.labels() == tuple(info.index_to_description(index) for index in range(info.num_classes()))

@@ -70,6 +70,7 @@ def test_hf_model_folder_is_the_course_texts_runtime_on_a_local_artifact(tmp_pat
     assert settings["implementation"] == "labkit.runtimes.huggingface.HuggingFaceRuntime"
     extra = settings["parameters"]["extra"]
     assert extra["task"] == "image-classification" and extra["optimum_model"] is False
-    config = json.loads((tmp_path / "hf" / "artifact" / "config.json").read_text())
+    assert "uri" not in settings["parameters"] and "pretrained_model" not in extra  # the folder itself
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
     assert config["architecture"] == "tiny_vit_5m_224" and config["num_classes"] == 21841
     assert "num_classes" not in config["model_args"], "transformers passes num_classes itself"

@@ -1,0 +1,102 @@
+"""Checks that import and run the student's own Python file, run in a child process.
+
+The student's service imports torch and timm, and loading it builds TinyViT: about 0.8 GB that
+would stay in the notebook's kernel for the rest of the session if the check ran there. In a
+child, the kernel stays light, a fresh interpreter imports the file as MLServer would, and
+nothing the file does (threads, patched modules, a ``sys.exit``) reaches the kernel.
+
+The child prints the check's lines as the kernel would (they are shown under the cell) and
+sends back one line for the outcome; a :class:`CheckFailed` is raised again in the kernel with
+the same text and hint. Run with ``LAB_CHECK_IN_PROCESS=1`` in the environment, the check runs
+in this process (the child itself, and tests of a check's feedback).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+from labkit import config
+from labkit.checks.common import CheckFailed
+
+OUTCOME = "\x1elabkit-check-outcome "  # after a record separator, which no printed text holds
+CHILD = "import sys; from labkit.checks.isolated import main; sys.exit(main())"
+TIMEOUT = 300  # seconds: loading TinyViT and three calls take about 10
+
+
+class ChildCrashed(RuntimeError):
+    """The check's own code failed in the child (a bug of the lab, not a student's mistake)."""
+
+
+def in_child(check: Callable[..., None]) -> Callable[..., None]:
+    """``check`` (whose arguments are paths and strings) run in a child Python process."""
+
+    @functools.wraps(check)
+    def run(*args: object, **kwargs: object) -> None:
+        if config.checks_in_process():
+            return check(*args, **kwargs)
+        call = {"module": check.__module__, "name": check.__name__, "args": [_plain(value) for value in args],
+                "kwargs": {key: _plain(value) for key, value in kwargs.items()}}
+        package_root = str(Path(__file__).resolve().parents[2])  # labkit's folder, installed or not
+        path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+        try:
+            done = subprocess.run([sys.executable, "-c", CHILD], input=json.dumps(call),
+                                  capture_output=True, text=True, timeout=TIMEOUT,
+                                  env={**os.environ, config.CHECK_IN_PROCESS: "1", "PYTHONPATH": path})
+        except subprocess.TimeoutExpired:
+            raise CheckFailed(f"Your code did not finish within {TIMEOUT} seconds: load() or predict() does not "
+                              "return.", "Look for a loop that never ends, or code that waits for input.") from None
+        outcomes = []
+        for line in done.stdout.split("\n"):  # not splitlines(): it splits at the separator too
+            printed, _, outcome = line.partition(OUTCOME)
+            if printed:
+                print(printed)
+            if outcome:
+                outcomes.append(outcome)
+        if not outcomes:  # only the student's code runs there besides the check: it ended the process
+            last = (done.stderr.strip().splitlines() or ["(nothing on stderr)"])[-1]
+            raise CheckFailed(f"Python stopped (exit code {done.returncode}) while the check ran your code, before "
+                              f"it could answer: {last}",
+                              "MLServer imports your file and calls load() and predict() in its own process: "
+                              "nothing in them may end that process.")
+        outcome = json.loads(outcomes[-1])
+        if outcome["failed"]:
+            raise CheckFailed(outcome["what"], outcome["hint"])
+        if outcome.get("error"):
+            raise ChildCrashed(f"The check {check.__name__} itself failed:\n{outcome['error']}")
+
+    return run
+
+
+def _plain(value: object) -> object:
+    """A path as its text (the child runs in the same working folder, so relative paths hold)."""
+    return str(value) if isinstance(value, Path) else value
+
+
+def main() -> int:
+    call = json.loads(sys.stdin.read())
+    check = getattr(importlib.import_module(call["module"]), call["name"])
+    try:
+        check(*call["args"], **call["kwargs"])
+        outcome = {"failed": False}
+    except CheckFailed as failure:
+        outcome = {"failed": True, "what": failure.what, "hint": failure.hint}
+    except SystemExit as stop:
+        outcome = {"failed": True, "what": f"Your code called exit ({stop.code!r}) while the check ran it.",
+                   "hint": "MLServer imports your file and calls load() and predict() in its own process: "
+                           "nothing in them may end that process."}
+    except BaseException:  # a bug of the check, not a student's mistake: the kernel shows it
+        import traceback
+
+        outcome = {"failed": False, "error": traceback.format_exc()}
+    sys.stdout.flush()
+    # The student's code may have replaced sys.stdout; the outcome goes to the real one.
+    sys.__stdout__.write(f"{OUTCOME}{json.dumps(outcome)}\n")
+    sys.__stdout__.flush()
+    return 0

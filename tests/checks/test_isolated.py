@@ -1,0 +1,77 @@
+"""The checks that import the student's file run in a child process: the kernel keeps no
+torch, the student sees the same lines and the same feedback, and a file that never returns
+or kills its process gets feedback, not a hung or broken kernel."""
+
+import subprocess
+import sys
+
+import pytest
+
+from labkit import checks, config
+from labkit.checks import isolated
+from labkit.workspace import service_folder
+from tests.helpers.solutions import solution_cell, written
+
+pytestmark = pytest.mark.slow  # a child process per call, each importing torch
+
+
+@pytest.fixture(autouse=True)
+def in_a_child(monkeypatch):
+    monkeypatch.delenv(config.CHECK_IN_PROCESS, raising=False)
+
+
+@pytest.fixture
+def folder(tmp_path, checkpoint):
+    folder = service_folder(tmp_path / "my-tinyvit", checkpoint=checkpoint)
+    for grade_id, name in (("model-settings", "model-settings.json"), ("first-service", "serve-model.py")):
+        (folder / name).write_text(written(solution_cell("01_first_service.ipynb", grade_id)))
+    return folder
+
+
+def edit(path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} is not in {path.name}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_a_kernel_that_runs_the_service_checks_imports_no_torch(folder, checkpoint):
+    code = ("import sys\nfrom labkit import checks\n"
+            f"checks.model_settings({str(folder)!r})\nchecks.service({str(folder)!r}, {str(checkpoint)!r})\n"
+            "print(sorted(name for name in ('torch', 'timm', 'torchvision') if name in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[-1] == "[]"
+    assert sum(line.startswith("✔") for line in lines) == 2, lines
+
+
+def test_the_student_sees_their_prints_and_the_same_feedback(folder, checkpoint, capsys):
+    path = folder / "serve-model.py"
+    edit(path, "    async def load(self", "    async def load(self")  # the file has a load() to print from
+    text = path.read_text()
+    body = text.index("async def load(self")
+    line_end = text.index("\n", text.index(":", body)) + 1
+    path.write_text(text[:line_end] + "        print('loading my model')\n" + text[line_end:])
+    checks.service(folder, checkpoint)
+    out = capsys.readouterr().out
+    assert "loading my model" in out and "✔" in out and isolated.OUTCOME not in out
+
+    edit(path, "import torch\n", "import torch\nimport no_such_module\n")
+    with pytest.raises(checks.CheckFailed, match="Importing serve-model.py failed: ModuleNotFoundError") as failure:
+        checks.service(folder, checkpoint)
+    assert failure.value.hint == "MLServer imports the file the same way; check the import lines."
+
+
+def test_a_file_that_never_returns_is_stopped_with_feedback(folder, checkpoint, monkeypatch):
+    monkeypatch.setattr(isolated, "TIMEOUT", 20)
+    edit(folder / "serve-model.py", "import torch\n", "import torch\nimport time\nwhile True:\n    time.sleep(1)\n")
+    with pytest.raises(checks.CheckFailed, match="did not finish within 20 seconds"):
+        checks.service(folder, checkpoint)
+
+
+@pytest.mark.parametrize("ending, message", [("import os\nos._exit(3)\n", "exit code 3"),
+                                              ("import sys\nsys.exit(4)\n", r"called exit \(4\)")])
+def test_a_file_that_ends_its_process_gets_feedback_and_the_kernel_survives(folder, checkpoint, ending, message):
+    edit(folder / "serve-model.py", "import torch\n", "import torch\n" + ending)
+    with pytest.raises(checks.CheckFailed, match=message):
+        checks.service(folder, checkpoint)
