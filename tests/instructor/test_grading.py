@@ -50,6 +50,10 @@ SERVER_NUMBERS_HEADER = (
 def correct_but_different() -> dict:
     """Right answers that are not the solution's text."""
     return {
+        ("04_inference_runtimes", "hf-settings"):
+            '%%writefile tinyvit-hf/model-settings.json\n'
+            '{"parameters": {"extra": {"framework": "pt", "task": "image-classification"}},\n'
+            ' "implementation": "labkit.runtimes.huggingface.HuggingFaceRuntime", "name": "tinyvit-hf"}',
         ("01_first_service", "model-settings"):
             '%%writefile my-tinyvit/model-settings.json\n{"implementation": "serve-model.TinyViTModel",\n'
             ' "name": "my-tinyvit"}',
@@ -128,7 +132,8 @@ def correct_but_different() -> dict:
 def wrong_a() -> dict:
     """The course text's trailing comma (01); the address written into the client, which
     works at home on the default port (02); a top 5 of the first image only (03); uvloop
-    left open to 0.22 (06); a uri copied from runtimes/, which leaves the folder (04); the
+    left open to 0.22 (06); a uri copied from runtimes/, which leaves the folder, and the course
+    text's hub model for the Hugging Face runtime (04); the
     course text's batching keys in settings.json, 10 written for 10 ms, a position for a
     label (05); a batch's mean logged once per image (07)."""
     return {
@@ -139,6 +144,9 @@ def wrong_a() -> dict:
         ("04_inference_runtimes", "runtime-settings"): mutate(solution("04_inference_runtimes", "runtime-settings"),
                                                               '"uri": "tinyvit.safetensors"',
                                                               '"uri": "../../weights/tinyvit.safetensors"'),
+        ("04_inference_runtimes", "hf-settings"): mutate(solution("04_inference_runtimes", "hf-settings"),
+                                                         '"optimum_model": false',
+                                                         '"pretrained_model": "timm/tiny_vit_5m_224.dist_in22k"'),
         ("05_scaling", "scaled-settings"): mutate(solution("05_scaling", "scaled-settings"), '"parallel_workers": 2',
                                                   '"parallel_workers": 2,\n  "max_batch_size": 8,\n'
                                                   '  "max_batch_time": 0.01'),
@@ -191,7 +199,9 @@ TOP5_ANSWER = ("        return InferenceResponse(\n", "        )\n        ### EN
 
 def wrong_b() -> dict:
     """Batching keys in settings.json and logits (01); a predict() that keeps its first answer
-    and returns it for every later request (03: it ignores its input from then on)."""
+    and returns it for every later request (03: it ignores its input from then on); a
+    confidence.py whose indentation stops its server from starting (07: the custom metric's
+    check only, and the cells after the failed start still run)."""
     caching = mutate(solution("03_top5_labels", "top5-service"), "        images = decode_images(payload)\n",
                      "        if hasattr(self, 'first_answer'):\n            return self.first_answer\n"
                      "        images = decode_images(payload)\n")
@@ -207,6 +217,9 @@ def wrong_b() -> dict:
                                                       ".softmax(dim=-1)", ""),
         ("01_first_service", "metadata"): mutate(solution("01_first_service", "metadata"), '"name": "output-0"',
                                                  '"name": "probabilities"'),
+        ("07_monitoring", "server-numbers"): solution("07_monitoring", "server-numbers"),
+        ("07_monitoring", "custom-metric"): mutate(solution("07_monitoring", "custom-metric"),
+                                                   "        for confidence in", "       for confidence in"),
     }
 
 
@@ -257,8 +270,9 @@ def released(tmp_path_factory):
 
 
 HANDED_IN = {"alice": NOTEBOOKS, "bob": NOTEBOOKS, "carol": NOTEBOOKS,
-             "dave": ["01_first_service", "03_top5_labels"], "eve": ["01_first_service"],
-             "fay": ["01_first_service", "03_top5_labels"], "gus": ["01_first_service", "06_packaging"],
+             "dave": ["01_first_service", "03_top5_labels", "07_monitoring"], "eve": ["01_first_service"],
+             "fay": ["01_first_service", "03_top5_labels"],
+             "gus": ["01_first_service", "03_top5_labels", "06_packaging"],
              "hal": ["03_top5_labels"]}
 
 
@@ -274,7 +288,8 @@ def graded(tmp_path_factory, released):
     hand_in(released, submissions / "fay", wrong_c(), notebooks=HANDED_IN["fay"])
     hand_in(released, submissions / "hal", wrong_d(), notebooks=HANDED_IN["hal"])
     # Passed at home: the solution notebooks as nbval ran them, in notebooks/solutions/ on the
-    # default ports; graded in another folder on free ports, they keep every point.
+    # default ports, 03 on the my-tinyvit/ folder that 01 wrote there; graded in another folder
+    # on free ports, they keep every point.
     (submissions / "gus").mkdir()
     for name in HANDED_IN["gus"]:
         shutil.copy(SOLUTIONS / f"{name}.ipynb", submissions / "gus" / f"{name}.ipynb")
@@ -286,7 +301,7 @@ def graded(tmp_path_factory, released):
 
 FULL = {"model-settings-check": 1, "server-settings-check": 1, "first-service-check": 2, "metadata-check": 2,
         "remote-classifier-check": 3, "top5-settings-check": 1, "top5-check": 3, "top5-batch-check": 2,
-        "top5-batching-check": 2, "runtime-check": 2, "scaled-settings-check": 2,
+        "top5-batching-check": 2, "hf-settings-check": 1, "runtime-check": 2, "scaled-settings-check": 2,
         "scaled-model-settings-check": 2, "scaling-choice-check": 2, "scaling-function-check": 2,
         "server-numbers-check": 2, "custom-metric-check": 2, "requirements-check": 2, "dockerfile-check": 1}
 ONLY_01 = {check: 0 for check in FULL if check not in ("model-settings-check", "server-settings-check",
@@ -296,25 +311,27 @@ EXPECTED = {
     "alice": FULL,
     "bob": dict.fromkeys(FULL, 0),
     # trailing comma: the file only (the service check does not need it, nor the declaration that
-    # Exercise 4 adds to it); 02's written address; first image
-    # only (its one-image requests are right); uvloop open: the requirements only, not the Dockerfile;
-    # 04's uri leaves the folder; 05's batching keys in settings.json and 10 s for 10 ms: each
-    # its own file's points; a position: the pick's two checks; 07's p95 in seconds.
+    # Exercise 4 adds to it); 02's written address; first image only (its one-image requests are
+    # right); uvloop open: the requirements only, not the Dockerfile; 04's uri leaves the folder,
+    # its Hugging Face model is the hub's; 05's batching keys in settings.json and 10 s for 10 ms:
+    # each its own file's points; a position: the pick's two checks; 07's p95 in seconds.
     "carol": {**FULL, "model-settings-check": 0, "remote-classifier-check": 0,
               "top5-batch-check": 0, "top5-batching-check": 0, "requirements-check": 0, "runtime-check": 0,
+              "hf-settings-check": 0,
               "scaled-settings-check": 0, "scaled-model-settings-check": 0, "scaling-choice-check": 0,
               "scaling-function-check": 0, "server-numbers-check": 0, "custom-metric-check": 0},
     # batching keys in settings.json; logits; the lab's output name declared for 01's service;
-    # 03's service answers its first request to all.
+    # 03's service answers its first request to all; 07's metric file does not start.
     "dave": {**FULL, **ONLY_01, "server-settings-check": 0, "first-service-check": 0, "metadata-check": 0,
-             "top5-settings-check": 1},
+             "top5-settings-check": 1, "server-numbers-check": 2},
     # 03's scores of the first row on every row: the one-image check passes, the batch checks fail.
     "hal": {**dict.fromkeys(FULL, 0), "top5-settings-check": 1, "top5-check": 3},
     "eve": dict.fromkeys(FULL, 0),
     # a class name that does not resolve: the settings exercise only, in 01 and in 03.
     "fay": {**FULL, **ONLY_01, "model-settings-check": 0, **{check: FULL[check] for check in OF_03},
             "top5-settings-check": 0},
-    "gus": {**FULL, **ONLY_01, "requirements-check": 2, "dockerfile-check": 1},
+    "gus": {**FULL, **ONLY_01, **{check: FULL[check] for check in OF_03}, "requirements-check": 2,
+            "dockerfile-check": 1},
 }
 
 
@@ -356,10 +373,20 @@ def test_feedback_names_the_mistake(graded):
     assert "The labels are right but the scores are not: in row 1" in hal
     carol_of = {name: (out / "feedback" / "carol" / f"{name}.html").read_text() for name in LATER}
     assert "points outside top3/" in carol_of["04_inference_runtimes"]
+    assert "a model on the Hugging Face hub" in carol_of["04_inference_runtimes"]
     assert "MLServer reads adaptive batching per model" in carol_of["05_scaling"]
     assert "MLServer reads it in seconds" in carol_of["05_scaling"]
     assert "not their top-1 probabilities" in carol_of["07_monitoring"]
     assert "right latency in seconds, and the exercise asks for milliseconds" in carol_of["07_monitoring"]
+    # 02's break-it cell serves bob's untouched 01 service: it says what to finish, no traceback.
+    bob_02 = (out / "feedback" / "bob" / "02_inference_requests.html").read_text()
+    assert "does not work yet" in bob_02 and "Finish Exercise 3 of notebook 01" in bob_02
+    assert "ServerStartError" not in bob_02
+    # 07: dave's confidence.py does not start; the feedback shows his file's error first, and the
+    # cells after the failed start run (the last one printed a NameError once).
+    dave_07 = (out / "feedback" / "dave" / "07_monitoring.html").read_text()
+    assert "IndentationError" in dave_07 and "confidence.py" in dave_07
+    assert "running: False False" in dave_07 and "NameError" not in dave_07
     fay = (out / "feedback" / "fay" / "03_top5_labels.html").read_text()
     assert "defines no class Top5Model" in fay and "This check starts top5/serve-model.py itself" in fay
 
