@@ -24,7 +24,7 @@ export JUPYTER_CONFIG_PATH := $(CURDIR)/tools/jupyter
 LAB_ENV_VARS := JUPYTER_CONFIG_DIR JUPYTER_CONFIG_PATH JUPYTER_DATA_DIR JUPYTER_RUNTIME_DIR IPYTHONDIR \
 	MPLCONFIGDIR NPM_CONFIG_CACHE
 
-.PHONY: lab lab-env weights venv onnx hf-runtime
+.PHONY: lab lab-env weights venv onnx hf-runtime hf-runtime-if-room
 
 venv: $(STAMP)
 
@@ -63,19 +63,39 @@ lab-env:
 # Optional: MLServer's HuggingFace runtime in its own environment (.venv-hf: 2.4 to 3.4 minutes
 # and 9.2 GB here; it pulls tensorflow, optimum and a CUDA build of torch 2.8.0, the newest
 # torch whose ONNX module optimum 1.x imports). labkit goes in without its dependencies, for
-# labkit.runtimes.huggingface. Notebook 04 uses it when it exists. Installed once (a stamp).
+# labkit.runtimes.huggingface. Notebook 04 uses it when it exists. Installed once (a stamp),
+# without pip's cache (it would keep another 3 GB of wheels that nothing installs again).
 HF_STAMP := .venv-hf/.installed
-HF_DISK_GB := 13
-hf-runtime: $(HF_STAMP)
+# Free disk it needs while it installs: 9.2 GB for .venv-hf, the rest for pip's unpacked downloads.
+HF_DISK_GB := 12
+# Whole GB free on the disk that holds the lab (a shell expression for the recipes).
+FREE_GB = $$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}')
+# Written instead of .venv-hf when `make test` found too little disk for it (the reason inside);
+# the Hugging Face tests then skip with that reason, also under CI: the runtime is an optional
+# extra, and the machine's disk is not the lab's to fix.
+HF_SKIPPED := .lab/hf-runtime-skipped
+hf-runtime: $(STAMP)
+	@$(MAKE) --no-print-directory $(HF_STAMP)
+
+# make test: the same environment when the disk has room for it; otherwise says so loudly.
+hf-runtime-if-room: $(STAMP)
+	@rm -f $(HF_SKIPPED)
+	@if [ -f $(HF_STAMP) ] || [ "$(FREE_GB)" -ge $(HF_DISK_GB) ]; then \
+		$(MAKE) --no-print-directory $(HF_STAMP); \
+	else \
+		mkdir -p $(dir $(HF_SKIPPED)); \
+		echo "make hf-runtime needs about $(HF_DISK_GB) GB of free disk; $(FREE_GB) GB were free when make test ran" > $(HF_SKIPPED); \
+		echo "!!! NOT INSTALLED: the optional Hugging Face runtime ($$(cat $(HF_SKIPPED))); its tests skip." >&2; \
+	fi
 
 $(HF_STAMP): $(STAMP)
-	@free=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); \
+	@free=$(FREE_GB); \
 	if [ ! -x .venv-hf/bin/python ] && [ "$$free" -lt $(HF_DISK_GB) ]; then \
 		echo "make hf-runtime needs about $(HF_DISK_GB) GB of free disk (9.2 GB for .venv-hf, the rest for" \
 		"pip's downloads while it installs); $$free GB are free here." >&2; exit 1; fi
 	test -x .venv-hf/bin/python || $(PYTHON) -m venv .venv-hf
-	.venv-hf/bin/python -m pip install -qq torch==2.8.0 torchvision==0.23.0 mlserver==1.7.1 \
+	.venv-hf/bin/python -m pip install -qq --no-cache-dir torch==2.8.0 torchvision==0.23.0 mlserver==1.7.1 \
 		mlserver-huggingface==1.7.1 transformers==4.53.3 tokenizers==0.21.4 optimum==1.27.0 onnx==1.23.2 \
 		onnxruntime==1.32.0 timm==1.0.31 uvloop==0.21.0 numpy==2.4.6
-	.venv-hf/bin/python -m pip install -qq --no-deps --no-build-isolation -e .
+	.venv-hf/bin/python -m pip install -qq --no-cache-dir --no-deps --no-build-isolation -e .
 	touch $@

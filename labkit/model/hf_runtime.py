@@ -30,6 +30,8 @@ def save_hf_artifact(target: PathLike, checkpoint: PathLike | None = None) -> Pa
 
 HF_ENVIRONMENT = REPO_ROOT / ".venv-hf"
 HF_PYTHON = HF_ENVIRONMENT / "bin" / "python"
+# Written by `make test` instead of .venv-hf when the disk had no room for it (tools/lab.mk).
+HF_SKIPPED = REPO_ROOT / ".lab" / "hf-runtime-skipped"
 # The stock runtime, imported after a stand-in for a class transformers removed
 # (labkit/runtimes/huggingface.py says why); it runs in .venv-hf, where labkit is installed.
 HF_IMPLEMENTATION = "labkit.runtimes.huggingface.HuggingFaceRuntime"
