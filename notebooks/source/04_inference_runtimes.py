@@ -9,6 +9,8 @@
 # options in `parameters.extra`, and no Python file at all.
 
 # %%
+import sys
+
 from labkit import show
 
 random_weights = show.weights_banner()
@@ -129,6 +131,18 @@ pd.DataFrame({"label": outputs["labels"][0], "score": outputs["scores"][0].round
 # Change `top_k` or `model` in the JSON and restart: no code changes. (Another timm model needs
 # its own checkpoint in `uri`.)
 #
+# Each server holds its own TinyViT and its own PyTorch, close to a gigabyte of memory whether
+# it answers requests or not. This one has shown what it had to show: stop it. From here on,
+# this notebook keeps at most two TinyViT servers running at a time, which keeps it within a
+# small JupyterHub slot.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+timm_server.stop()
+print("running:", timm_server.running)
+
+# %% [markdown]
+#
 # ## Exercise: a model served by configuration alone
 #
 # Serve TinyViT through the timm runtime as a second model, **`top3`**, that answers the **3**
@@ -192,6 +206,7 @@ custom_server = ModelServer("tinyvit").start()
 servers = {"custom service, 21,841 probabilities": custom_server, "timm runtime, 3 labels": top3_server}
 rounds = pd.DataFrame([{"served by": name, **measure(server, concurrency=4)}
                        for _ in range(repeats) for name, server in servers.items()])
+custom_server.stop()  # measured; the engines' table at the end starts it again
 rounds.groupby("served by").agg({"throughput_rps": "max", "p50_ms": "min", "p95_ms": "min"}).round(1)
 
 # %% [markdown]
@@ -208,7 +223,7 @@ from IPython.display import display
 
 from labkit.checks.common import distinct_images
 from labkit.client import files_request
-from labkit.model.reference import in_process_model
+from labkit.model.reference import reference_model
 
 
 def seconds_per_request(send, requests_count: int = 3 if quick_mode() else 10) -> float:
@@ -220,7 +235,7 @@ def seconds_per_request(send, requests_count: int = 3 if quick_mode() else 10) -
 
 
 _, decoded, files = distinct_images(3, jpeg=True)
-expected = in_process_model().best_labels(decoded, k=5)[0]
+expected = reference_model().best_labels(decoded, k=5)[0]  # TinyViT's answers, as the checks compute them
 hf_ready = hf_runtime.HF_PYTHON.exists()
 if not hf_ready:
     print("No .venv-hf here: run `make hf-runtime` in a terminal (about 3 minutes, 9.2 GB), then this cell again.")
@@ -237,6 +252,7 @@ if hf_ready:
              "top labels as the lab's": bool((timm_labels == expected[:, :3]).all()),
              "ms per request of 3 images": 1000 * seconds_per_request(
                  lambda: infer_outputs(top3_server.infer_url, files_request(files)))}]
+    top3_server.stop()  # measured: one TinyViT server at a time from here (memory)
     # Your tinyvit-hf/ as you wrote it, then with Optimum: one server at a time, each the
     # mlserver of .venv-hf.
     optimum = {"extra": hf_runtime.optimum_options("tinyvit-hf")}  # exported to ONNX once, in .venv-hf
@@ -268,6 +284,16 @@ if hf_ready:
 # the model on a faster engine. That is the course text's remark that "ONNX Runtime might offer
 # better performance": next section.
 #
+# The runtime servers have done their part: stop what still runs of them (stopping a stopped
+# server does nothing). The next section starts its servers one at a time.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+timm_server.stop()
+top3_server.stop()
+print("running:", timm_server.running, top3_server.running)
+
+# %% [markdown]
 # ## Faster engines: ONNX Runtime and OpenVINO
 #
 # PyTorch runs TinyViT operation by operation, as the Python code calls them ("eager" mode).
@@ -292,9 +318,11 @@ terminal("python -m labkit export")
 # An engine can change the answers without any error message. OpenVINO, on a CPU that can
 # compute in bfloat16 (a 16-bit float format), does so by default: faster, and less precise.
 # The same file, compared the same way, once with OpenVINO's default and once with full 32-bit
-# precision:
+# precision. The cell runs in a Python process of its own (`%%script`): it loads TinyViT with
+# PyTorch to compare against, about 0.6 GB that this notebook would keep otherwise.
 
 # %%
+%%script {sys.executable}
 import openvino
 
 from labkit.runtimes.engines import openvino_forward
@@ -327,43 +355,34 @@ for precision in (None, "f32"):
 show.file("runtimes/tinyvit-onnxruntime/model-settings.json")
 
 # %% [markdown]
-# Each server holds its own copy of the model and of PyTorch: more than a gigabyte of memory,
-# whether it answers requests or not. The two runtime servers are done; stop them before
-# starting two more (five at once need more than 6 GB, three about 4 GB).
-
-# %%
-# NBVAL_CHECK_OUTPUT
-timm_server.stop()
-top3_server.stop()
-print("running:", timm_server.running, top3_server.running)
-
-# %% [markdown]
 # Now the claim, measured: the same answer (all 21,841 probabilities) from PyTorch, ONNX
 # Runtime and OpenVINO, 4 callers at a time over gRPC (its compact encoding keeps the answer's
-# cost small, so the engines' difference shows), two interleaved rounds.
+# cost small, so the engines' difference shows). Each server holds its own model and engine,
+# close to a gigabyte: they run one after another, each measured in two rounds, each row the
+# better of its two.
 
 # %%
-engines = {"PyTorch (tinyvit/)": custom_server,  # still running from the comparison above
-           "ONNX Runtime": ModelServer("runtimes/tinyvit-onnxruntime"),
-           "OpenVINO": ModelServer("runtimes/tinyvit-openvino")}
-for engine_server in engines.values():
-    engine_server.start()
-engine_rounds = pd.DataFrame([{"engine": name, **measure(engine_server, concurrency=4, transport="grpc")}
-                              for _ in range(repeats) for name, engine_server in engines.items()])
-for engine_server in engines.values():
-    engine_server.stop()
+engines = {"PyTorch (tinyvit/)": "tinyvit", "ONNX Runtime": "runtimes/tinyvit-onnxruntime",
+           "OpenVINO": "runtimes/tinyvit-openvino"}
+engine_rounds = []
+for name, engine_folder in engines.items():
+    with ModelServer(engine_folder) as engine_server:  # started here, stopped at the end of the block
+        engine_rounds += [{"engine": name, **measure(engine_server, concurrency=4, transport="grpc")}
+                          for _ in range(repeats)]
+engine_rounds = pd.DataFrame(engine_rounds)
 by_engine = engine_rounds.groupby("engine").agg({"throughput_rps": "max", "p50_ms": "min", "p95_ms": "min"})
 by_engine["vs PyTorch"] = by_engine["throughput_rps"] / by_engine.loc["PyTorch (tinyvit/)", "throughput_rps"]
 by_engine.round(2)
 
 # %% [markdown]
-# Read the ratio, not the absolute numbers (they move with the machine and its load). In
-# process (the lab's benchmark on its 2-core machine, `benchmarks/results/2026-11-28.md`: the
-# forward pass, no server), one image at a time ran 2.0x as fast on ONNX Runtime as on PyTorch
-# and 2.4x on OpenVINO; in batches of 8, 1.1x and 1.5x (PyTorch gains more from batching). Served, the gain
-# is smaller: every request still pays for decoding the JPEG, resizing, the network and the
-# answer's encoding, and an engine speeds up none of those. "Faster" is a claim about one part
-# of the path: measure the whole path, side by side, on the machine that will serve.
+# Read the ratio, not the absolute numbers (they move with the machine and its load). Each
+# server answers the same requests and differs only in its forward pass, so the ratio is the
+# engines' difference plus whatever the rest of the path dilutes it with: every request also
+# pays for decoding the JPEG, resizing, the network and the answer's encoding, which no engine
+# speeds up. The engines alone, without a server, are the first table of `make bench`
+# (`benchmarks/results/`): put its ratios beside this one, measured on the same machine.
+# "Faster" is a claim about one part of the path: measure the whole path, side by side, on the
+# machine that will serve.
 #
 # ## When is a custom service still needed?
 #
