@@ -379,8 +379,7 @@ by_engine.round(2)
 # server answers the same requests and differs only in its forward pass, so the ratio is the
 # engines' difference plus whatever the rest of the path dilutes it with: every request also
 # pays for decoding the JPEG, resizing, the network and the answer's encoding, which no engine
-# speeds up. The engines alone, without a server, are the first table of `make bench`
-# (`benchmarks/results/`): put its ratios beside this one, measured on the same machine.
+# speeds up: timed without a server, the engines alone would be further apart than served.
 # "Faster" is a claim about one part of the path: measure the whole path, side by side, on the
 # machine that will serve.
 #
