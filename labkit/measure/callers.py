@@ -16,9 +16,10 @@ if TYPE_CHECKING:
 
 def judge_concurrent_callers(url: str, bodies: list, expected: np.ndarray) -> "pandas.DataFrame":
     """POST ``bodies[i]`` (JSON text) from caller ``i``, all at once; one row per caller:
-    HTTP status and whether the answer is ``right`` (this caller's own probabilities),
+    HTTP status, whether the answer is ``right`` (this caller's own probabilities),
     ``wrong`` (a 200 that is not: someone else's row, an empty or malformed output) or
-    ``failed`` (an error status)."""
+    ``failed`` (an error status), and what ``came back``: the output's name and declared shape,
+    or the server's error message."""
     import pandas as pd
 
     def call(body: str) -> requests.Response:
@@ -26,9 +27,21 @@ def judge_concurrent_callers(url: str, bodies: list, expected: np.ndarray) -> "p
 
     with ThreadPoolExecutor(len(bodies)) as pool:
         answers = list(pool.map(call, bodies))
-    rows = [{"caller": index, "HTTP status": answer.status_code, "answer": _judge(answer, expected[index])}
+    rows = [{"caller": index, "HTTP status": answer.status_code, "answer": _judge(answer, expected[index]),
+             "came back": _came_back(answer)}
             for index, answer in enumerate(answers)]
     return pd.DataFrame(rows).set_index("caller")
+
+
+def _came_back(answer: requests.Response) -> str:
+    try:
+        content = answer.json()
+    except ValueError:
+        return answer.text[:120]
+    if answer.status_code != 200:
+        return str(content.get("error", content))[:120] if isinstance(content, dict) else str(content)[:120]
+    outputs = content.get("outputs") or [{}]
+    return f"{outputs[0].get('name')}, shape {outputs[0].get('shape')}"
 
 
 def _judge(answer: requests.Response, expected: np.ndarray) -> str:

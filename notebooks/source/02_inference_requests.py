@@ -279,7 +279,8 @@ print(grpc_probabilities.shape, "same top class as REST:", grpc_probabilities[0]
 # Your service from notebook 01 takes one image, `[H, W, 3]`, as the course text's does. It
 # answers a single caller correctly. Now serve it with the same adaptive batching as the lab's
 # server above and let six callers send their own image at the same time. Each answer is
-# compared with TinyViT's answer for that caller's image.
+# compared with TinyViT's answer for that caller's image, and the table shows what came back
+# to each caller: the output's name and declared shape, or the server's error.
 
 # %%
 from IPython.display import display
@@ -305,19 +306,30 @@ else:
     display(judged)
     ok, right = (judged["HTTP status"] == 200).sum(), (judged.answer == "right").sum()
     print(f"{ok} of {len(judged)} callers got status 200; {right} got their own image's answer.")
-    if right < ok:
+    if ok == 0:
+        print("No caller got an answer; the server said:", judged["came back"].iloc[0])
+    elif right < ok:
         print(f"So {ok - right} caller(s) got status 200 and an answer that is not their image's.")
     elif right == len(judged):
         print("Every caller was right this time: the requests did not meet in one batch. Run the cell again.")
 server.start();
 
 # %% [markdown]
-# Read the last lines. Where callers got status 200 and yet not their own answer, this is
-# why: MLServer merges the callers' arrays along the first axis, which for `[H, W, 3]`
-# images is the image height. Your `predict()` saw one tall image,
-# returned one row, and MLServer, which splits the answer by the same axis, sent each caller an
-# answer declared as one row per pixel row of its image, with one row of data or none. A
-# client that does not check would carry on with garbage.
+# Read the table. If every caller got status 400 with "Method predict can't be used for
+# adaptive batching: method is not bound", your `predict()` carries the course text's
+# `@decode_args`, and in MLServer 1.7.1 that decorator and adaptive batching do not work
+# together: to find the model behind `predict()`, the batcher follows the function's
+# `__wrapped__`, which `decode_args` (through `functools.wraps`) points at your undecorated
+# function, bound to no model. Every request fails, loudly, whatever its shape.
+#
+# Without the decorator (a `predict()` that takes the `InferenceRequest` and decodes it itself)
+# batching reaches your code, and what happens is worse, because nothing fails. MLServer
+# merges the callers' arrays along the first axis, which for `[H, W, 3]` images is the image
+# height: `predict()` sees one tall image and returns one row, and MLServer splits the answer
+# by each caller's first axis. The lab's tests run your service that way: all six callers got
+# status 200, each with an answer declared as `[300, 21841]` (one row per pixel row of its
+# 300-pixel-high image) holding one row of data or none. A client that does not check would
+# carry on with garbage.
 #
 # Now the lab's server above, which takes `[N, H, W, 3]` with the same batching, and the same
 # six callers, each sending its image with a batch axis:
@@ -339,7 +351,10 @@ print(with_batch_axis.answer.value_counts().to_string())
 #   `model_dump_json()`, which also turns bytes into JSON-safe strings).
 # * Send images with a leading batch axis, `[N, H, W, 3]`; a bare `[H, W, 3]` image gets a 400
 #   here, and, in a service without the batch axis, wrong answers with status 200 under
-#   adaptive batching (the "Break it" cell above shows it with your notebook 01 service).
+#   adaptive batching (the "Break it" section above).
+# * `@decode_args` and adaptive batching do not work together in MLServer 1.7.1: every request
+#   gets a 400 (the "Break it" cell, with your notebook 01 service). A service that batches
+#   takes the `InferenceRequest` and decodes it itself, as the lab's does.
 # * Wait for `/v2/models/<name>/ready`, not `/v2/health/ready`, before the first request.
 #
 # Stop the server:
