@@ -39,16 +39,26 @@ GB = 1024 ** 3
 
 def run_notebook(path: Path, folder: Path, timeout: float) -> dict:
     """Run ``path`` in ``folder``; return its peak memory (bytes: the kernel with what it
-    started, and the kernel alone), the kernel's memory after the last cell, and its time (s)."""
+    started, and the kernel alone), the cell that ran at the peak (its index and first line),
+    the kernel's memory after the last cell, and its time (s)."""
     notebook = nbformat.read(path, as_version=4)
     # A last cell that waits, so that a sample lands after the notebook's own last cell.
     notebook.cells.append(nbformat.v4.new_code_cell("import time\ntime.sleep(3)"))
     peak, kernel_peak, kernel_last, done = [0], [0], [0], threading.Event()
+    running, peak_cell = [None], [None]  # the cell being run now, the one at the peak
+
+    def cell_started(cell, cell_index: int, **_) -> None:
+        first_line = next((line for line in cell.source.splitlines() if not line.startswith("#")), "")
+        if "HIDDEN TESTS" in cell.source:  # the record is in the hand-out: no hidden test's text
+            first_line = "(hidden tests)"
+        running[0] = {"index": cell_index, "first_line": first_line[:80]}
 
     def sample() -> None:
         while not done.wait(1.0):
             tree = process_tree(os.getpid())[1:]  # the kernel and what it started
-            peak[0] = max(peak[0], total_memory(tree))
+            now = total_memory(tree)
+            if now > peak[0]:
+                peak[0], peak_cell[0] = now, running[0]
             kernels = [process for process in tree if _is_kernel(process)]
             if kernels:
                 kernel_last[0] = total_memory(kernels)
@@ -58,13 +68,13 @@ def run_notebook(path: Path, folder: Path, timeout: float) -> dict:
     sampler.start()
     started = time.monotonic()
     try:
-        NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+        NotebookClient(notebook, timeout=timeout, kernel_name="python3", on_cell_execute=cell_started,
                        resources={"metadata": {"path": str(folder)}}).execute()
     finally:
         done.set()
         sampler.join()
-    return {"peak_bytes": peak[0], "kernel_peak_bytes": kernel_peak[0], "kernel_end_bytes": kernel_last[0],
-            "seconds": round(time.monotonic() - started, 1)}
+    return {"peak_bytes": peak[0], "peak_cell": peak_cell[0], "kernel_peak_bytes": kernel_peak[0],
+            "kernel_end_bytes": kernel_last[0], "seconds": round(time.monotonic() - started, 1)}
 
 
 def _is_kernel(process: psutil.Process) -> bool:
@@ -104,14 +114,17 @@ def main(argv: list[str] | None = None) -> int:
             result = results[path.stem]
             print(f"{path.stem}: peak {result['peak_bytes'] / GB:.2f} GB (kernel alone at most "
                   f"{result['kernel_peak_bytes'] / GB:.2f}, after the last cell "
-                  f"{result['kernel_end_bytes'] / GB:.2f}), {result['seconds']:.0f} s", flush=True)
+                  f"{result['kernel_end_bytes'] / GB:.2f}), {result['seconds']:.0f} s; peak in cell "
+                  f"{result['peak_cell']}", flush=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     if args.notebooks:  # the record (and deploy/jupyterhub/config.yaml) needs every notebook
         print("a subset of the notebooks: no record written")
         return 0
     heaviest = max(results, key=lambda stem: results[stem]["peak_bytes"])
+    # 04 serves the optional Hugging Face runtime only where .venv-hf exists: say which was measured.
     record = {"date": datetime.date.today().isoformat(), "cpu_count": os.cpu_count(), "quick": True,
+              "hf_runtime_installed": (REPO / ".venv-hf" / "bin" / "python").exists(),
               "jupyterlab_idle_bytes": jupyterlab, "notebooks": results, "heaviest": heaviest,
               "per_student_peak_bytes": results[heaviest]["peak_bytes"] + jupyterlab}
     print(f"JupyterLab idle: {jupyterlab / GB:.2f} GB; heaviest notebook {heaviest}: "
