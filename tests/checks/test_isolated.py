@@ -18,6 +18,7 @@ pytestmark = pytest.mark.slow  # a child process per call, each importing torch
 @pytest.fixture(autouse=True)
 def in_a_child(monkeypatch):
     monkeypatch.delenv(config.CHECK_IN_PROCESS, raising=False)
+    monkeypatch.setattr(isolated, "ANSWERS", {})
 
 
 @pytest.fixture
@@ -75,3 +76,28 @@ def test_a_file_that_ends_its_process_gets_feedback_and_the_kernel_survives(fold
     edit(folder / "serve-model.py", "import torch\n", "import torch\n" + ending)
     with pytest.raises(checks.CheckFailed, match=message):
         checks.service(folder, checkpoint)
+
+
+def test_the_same_question_about_the_same_files_is_answered_once_and_a_changed_file_is_asked_again(
+        folder, checkpoint, capsys, monkeypatch):
+    # The %%writefile check and the graded cell ask the same: one child, one TinyViT.
+    children = []
+    real_run = subprocess.run
+
+    def counting_run(*args, **kwargs):
+        children.append(args)
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(isolated.subprocess, "run", counting_run)
+    checks.service(folder, checkpoint)
+    first = capsys.readouterr().out
+    checks.service(str(folder), checkpoint=str(checkpoint))  # the same question, written otherwise
+    assert capsys.readouterr().out == first and "✔" in first
+    assert len(children) == 1
+
+    edit(folder / "serve-model.py", ".softmax(dim=-1)", "")
+    for _ in range(2):
+        with pytest.raises(checks.CheckFailed) as failure:
+            checks.service(folder, checkpoint)
+    assert len(children) == 2, "a changed file is asked again, once"
+    assert "probabilit" in failure.value.what
