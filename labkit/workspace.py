@@ -50,30 +50,33 @@ def service_folder(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
         The folder's absolute path. It holds the checkpoint link and the lab's helper modules
         (image decoding, weights loading); the student's files are never overwritten.
     """
-    folder = runtime_folder(folder, checkpoint)
+    folder = runtime_folder(folder, checkpoint, lab_settings)
     for name in HELPERS:
         _copy_helper(LAB_SERVICE / name, folder / name)
-    if lab_settings and not (folder / "settings.json").exists():
-        (folder / "settings.json").write_text(json.dumps(SERVER_SETTINGS, indent=2) + "\n")
     return folder
 
 
-def runtime_folder(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT) -> Path:
+def runtime_folder(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
+                   lab_settings: bool = False) -> Path:
     """Create a model folder for a ready-made runtime (notebook 04).
 
     Args:
         folder: the folder, relative to the notebook (``"top3"``).
         checkpoint: the weights, linked into the folder as ``tinyvit.safetensors``.
+        lab_settings: also write ``SERVER_SETTINGS`` as ``settings.json`` (notebook 01's server
+            settings), unless the folder has one.
 
     Returns:
-        The folder's absolute path: private to the user, with only the checkpoint link in it;
-        the student writes ``model-settings.json``.
+        The folder's absolute path: private to the user, with the checkpoint link (and the
+        settings) in it; the student writes ``model-settings.json``.
     """
     folder = Path(folder).resolve()
     # Private when the lab creates it: on a shared JupyterHub host a home folder may be
     # readable by every user (Debian's useradd makes it 0755), the service must not be.
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     link_checkpoint(folder, checkpoint)
+    if lab_settings and not (folder / "settings.json").exists():
+        (folder / "settings.json").write_text(json.dumps(SERVER_SETTINGS, indent=2) + "\n")
     return folder
 
 
