@@ -29,7 +29,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from labkit import config
 from labkit.checks.common import CheckFailed
@@ -122,7 +122,7 @@ def _fingerprint(check: Callable[..., None], args: tuple, kwargs: dict) -> str:
     return digest.hexdigest()
 
 
-def _files_under(folder: Path):
+def _files_under(folder: Path) -> Iterator[Path]:
     for root, folders, names in os.walk(folder, followlinks=False):
         folders[:] = [name for name in folders if not name.startswith(".") and name != "__pycache__"]
         for name in names:
