@@ -326,9 +326,10 @@ server.start();
 # batching reaches your code, and what happens is worse, because nothing fails. MLServer
 # merges the callers' arrays along the first axis, which for `[H, W, 3]` images is the image
 # height: `predict()` sees one tall image and returns one row, and MLServer splits the answer
-# by each caller's first axis. The lab's tests run your service that way: all six callers got
-# status 200, each with an answer declared as `[300, 21841]` (one row per pixel row of its
-# 300-pixel-high image) holding one row of data or none. A client that does not check would
+# by each caller's first axis. The lab's tests run notebook 01's solution that way, with the
+# same six images: all six callers got status 200, each with an answer declared as
+# `[300, 21841]` (one row per pixel row of its 300-pixel-high image) holding one row of data or
+# none. A client that does not check would
 # carry on with garbage.
 #
 # Now the lab's server above, which takes `[N, H, W, 3]` with the same batching, and the same
