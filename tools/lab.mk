@@ -77,10 +77,12 @@ HF_SKIPPED := .lab/hf-runtime-skipped
 hf-runtime: $(STAMP)
 	@$(MAKE) --no-print-directory $(HF_STAMP)
 
-# make test: the same environment when the disk has room for it; otherwise says so loudly.
+# make test: the same environment when the disk has room for it, or when an install was begun
+# (as the stamp's own rule decides: a half-built .venv-hf is finished, not skipped, since the
+# tests would find its python); otherwise says so loudly.
 hf-runtime-if-room: $(STAMP)
 	@rm -f $(HF_SKIPPED)
-	@if [ -f $(HF_STAMP) ] || [ "$(FREE_GB)" -ge $(HF_DISK_GB) ]; then \
+	@if [ -f $(HF_STAMP) ] || [ -x .venv-hf/bin/python ] || [ "$(FREE_GB)" -ge $(HF_DISK_GB) ]; then \
 		$(MAKE) --no-print-directory $(HF_STAMP); \
 	else \
 		mkdir -p $(dir $(HF_SKIPPED)); \
