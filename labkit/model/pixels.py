@@ -1,6 +1,6 @@
 """timm's evaluation preprocessing of an image, in NumPy and PIL alone (no torch).
 
-The checks' reference model (:mod:`labkit.model.reference`) runs in the student's kernel,
+The checks' reference model (:mod:`labkit.model.reference`) runs beside the student's kernel,
 which should not pay for torch (about 0.6 GB). This is the transform that the service builds
 with ``timm.data.create_transform`` from the model's data config: resize the shorter side to
 ``floor(size / crop_pct)`` with PIL, crop the centre, scale to [0, 1], normalise. torchvision

@@ -1,11 +1,13 @@
 """The reference the checks compare answers with, and one ranking of the best labels.
 
-* :func:`reference_model`: what the checks use, in the student's kernel. TinyViT exported to
-  ONNX and run by ONNX Runtime, with timm's preprocessing in NumPy (:mod:`labkit.model.pixels`):
-  about 0.1 GB instead of torch's 0.6 and more. The export runs once per checkpoint, in a child
-  process (``python -m labkit reference``; ``make weights`` runs it), and is written only after
-  it answers like the PyTorch service (largest logit difference ``REFERENCE_LIMIT``; measured
-  1.2e-06) with the same top 5 for every image.
+* :func:`reference_model`: what the checks use, from the student's kernel. TinyViT exported to
+  ONNX and run by ONNX Runtime, with timm's preprocessing in NumPy (:mod:`labkit.model.pixels`),
+  in a short-lived child process (:mod:`labkit.model.reference_child`, about 0.5 s a question):
+  the kernel holds neither torch (0.6 GB) nor ONNX Runtime and its session (0.27 GB after a few
+  batches), only the answers it was given, by image. The export runs once per checkpoint, in a
+  child process (``python -m labkit reference``; ``make weights`` runs it), and is written only
+  after it answers like the PyTorch service (largest logit difference ``REFERENCE_LIMIT``;
+  measured 1.2e-06) with the same top 5 for every image.
 * :func:`in_process_model`: the lab's service loaded here with torch (the tests, and notebook
   04, whose lesson compares engines with PyTorch).
 """
@@ -13,9 +15,12 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import io
 import os
 import subprocess
 import sys
+from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
@@ -89,7 +94,57 @@ class OnnxReference(Reference):
         return shifted / shifted.sum(axis=1, keepdims=True)
 
 
-def reference_model(checkpoint: PathLike = DEFAULT_CHECKPOINT) -> OnnxReference:
+class ChildReference(Reference):
+    """:class:`OnnxReference`'s answers, each asked of a short-lived child process; the rows
+    already answered are kept here, by image (a check asks again for images it sent before)."""
+
+    KEPT_ROWS = 64  # 87 KB each
+
+    def __init__(self, onnx_path: PathLike):
+        self.path = Path(onnx_path)
+        self._rows: OrderedDict[bytes, np.ndarray] = OrderedDict()
+
+    def probabilities(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """``[N, 21841]`` float32 for a list of uint8 ``[H, W, 3]`` images."""
+        images = [np.asarray(image) for image in images]
+        for index, image in enumerate(images):
+            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+                raise ValueError(f"image {index} is {image.dtype} {list(image.shape)}; the reference "
+                                 "takes [H, W, 3] uint8 images")
+        keys = [_image_key(image) for image in images]
+        new = {key: image for key, image in zip(keys, images) if key not in self._rows}
+        if new:
+            self._rows.update(zip(new, _answers_of_child(self.path, list(new.values()))))
+        answer = np.stack([self._rows[key] for key in keys])
+        for key in keys:
+            self._rows.move_to_end(key)
+        while len(self._rows) > max(self.KEPT_ROWS, len(keys)):
+            self._rows.popitem(last=False)
+        return answer
+
+
+def _image_key(image: np.ndarray) -> bytes:
+    digest = hashlib.sha256(str(image.shape).encode())
+    digest.update(np.ascontiguousarray(image).data)
+    return digest.digest()
+
+
+def _answers_of_child(onnx_path: Path, images: list[np.ndarray]) -> np.ndarray:
+    """Ask ``python -m labkit.model.reference_child`` (images in as .npz, probabilities out as .npy)."""
+    sent = io.BytesIO()
+    np.savez(sent, *images)
+    done = subprocess.run([sys.executable, "-m", "labkit.model.reference_child", str(onnx_path)],
+                          input=sent.getvalue(), capture_output=True, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"The checks' reference model failed in its process:\n"
+                           f"{done.stderr.decode(errors='replace')}")
+    answers = np.load(io.BytesIO(done.stdout))
+    if answers.shape[0] != len(images):
+        raise RuntimeError(f"The checks' reference gave {answers.shape[0]} rows for {len(images)} images")
+    return answers
+
+
+def reference_model(checkpoint: PathLike = DEFAULT_CHECKPOINT) -> ChildReference:
     """The checks' reference for ``checkpoint`` (exported first if need be, in a child process)."""
     path = Path(checkpoint).resolve()
     stat = path.stat()
@@ -97,8 +152,8 @@ def reference_model(checkpoint: PathLike = DEFAULT_CHECKPOINT) -> OnnxReference:
 
 
 @lru_cache(maxsize=2)
-def _reference(checkpoint: Path, mtime_ns: int, size: int) -> OnnxReference:
-    return OnnxReference(reference_onnx(checkpoint))
+def _reference(checkpoint: Path, mtime_ns: int, size: int) -> ChildReference:
+    return ChildReference(reference_onnx(checkpoint))
 
 
 def reference_onnx(checkpoint: PathLike = DEFAULT_CHECKPOINT, quiet: bool = False) -> Path:

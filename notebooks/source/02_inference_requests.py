@@ -291,7 +291,7 @@ from labkit.model.reference import reference_model
 from labkit import checks
 
 callers_images = [np.roll(image, 60 * caller, axis=1) for caller in range(6)]
-expected = reference_model().probabilities(callers_images)  # TinyViT's answers, computed in this notebook
+expected = reference_model().probabilities(callers_images)  # TinyViT's answers, as the checks compute them
 server.stop()  # one TinyViT at a time (memory): the lab's server starts again at the end of the cell
 try:
     checks.service("my-tinyvit")  # your notebook 01 service, called once

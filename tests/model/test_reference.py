@@ -70,13 +70,38 @@ def test_a_changed_checkpoint_is_not_answered_by_the_old_export(checkpoint, tmp_
 
 
 @pytest.mark.slow  # exports the reference once (about a minute)
-def test_the_reference_keeps_torch_out_of_the_kernel(checkpoint):
+def test_the_reference_keeps_torch_and_onnx_runtime_out_of_the_kernel(checkpoint):
     reference_onnx(checkpoint)  # exported here first, so the child only loads it
     code = ("import sys\nimport numpy as np\nfrom labkit.images import check_images\n"
             "from labkit.model.reference import reference_model\n"
             f"model = reference_model({str(checkpoint)!r})\n"
             "model.best_labels([image for _, image in check_images()])\n"
-            "print(sorted(name for name in ('torch', 'timm', 'torchvision') if name in sys.modules))")
+            "print(sorted(name for name in ('torch', 'timm', 'torchvision', 'onnxruntime') if name in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.slow  # exports the reference once (about a minute)
+def test_the_child_answers_as_onnx_runtime_here_and_asks_once_per_image(checkpoint, monkeypatch):
+    images = [image for _, image in check_images(np.random.default_rng(3))]
+    here = reference_module.OnnxReference(reference_onnx(checkpoint))
+    light = reference_model(checkpoint)
+    children = []
+    real_run = subprocess.run
+    monkeypatch.setattr(reference_module.subprocess, "run",
+                        lambda *args, **kwargs: children.append(args) or real_run(*args, **kwargs))
+    # (ONNX Runtime's last digits depend on the batch an image is in)
+    np.testing.assert_allclose(light.probabilities(images[:2]), here.probabilities(images[:2]), rtol=1e-5)
+    # The same images again, in another order, with a new one: one more child, for the new one only.
+    again = light.probabilities([images[1], images[2], images[0]])
+    np.testing.assert_allclose(again, here.probabilities([images[1], images[2], images[0]]), rtol=1e-5)
+    assert len(children) == 2
+    assert light.probabilities(images[:3]).shape == (3, 21841) and len(children) == 2
+
+
+@pytest.mark.slow  # exports the reference once (about a minute)
+def test_an_image_the_reference_cannot_use_is_a_clear_error_not_a_child_traceback(checkpoint):
+    light = reference_model(checkpoint)
+    with pytest.raises(ValueError, match=r"image 1 .*\[H, W, 3\] uint8"):
+        light.probabilities([np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.float32)])
