@@ -13,6 +13,9 @@ at the top         serve-model.py, as the course text writes a service: the main
                    imports torch as well, and never runs the model;
 workers 2          tinyvit/ with two workers (notebook 05).
 
+The bare import also records its process's PSS after the import: the floor of any server
+that imports the same.
+
 Per server: seconds from ``ModelServer.start()`` until ``/v2/models/<name>/ready`` answers (what
 a student waits for after running a start cell), and PSS of the server's process tree after one
 request. The report gives the median per row and its ratio to the bare import, as JSON and
@@ -45,13 +48,19 @@ BARE = "bare import"
 TOP_IMPORTS = "import timm.data  # noqa: F401 (at the top, as the course text writes it)\nimport torch  # noqa: F401\n"
 
 
+# Seconds of the import, then the PSS (kB) of the process that did nothing else.
 IMPORTS = ("import time; started = time.perf_counter(); import torch, timm, mlserver; "
-           "print(time.perf_counter() - started)")
+           "seconds = time.perf_counter() - started; "
+           "pss = next(line.split()[1] for line in open('/proc/self/smaps_rollup') if line.startswith('Pss:')); "
+           "print(seconds, pss)")
 
 
-def bare_import_seconds() -> float:
+def bare_import() -> dict:
+    """Seconds of ``import torch, timm, mlserver`` in a fresh Python, and its PSS (MB) after it:
+    the floor of any server that imports them."""
     done = subprocess.run([sys.executable, "-c", IMPORTS], capture_output=True, text=True, check=True)
-    return float(done.stdout.split()[-1])
+    seconds, pss_kb = done.stdout.split()[-2:]
+    return {"ready_s": float(seconds), "pss_mb": int(pss_kb) / 1024}
 
 
 def checkpoint_is_random(path: Path) -> bool:
@@ -100,7 +109,7 @@ def run(rounds: int, checkpoint: Path, rows: list[str] | None = None) -> dict:
             shift = round_number % len(order)
             for name in order[shift:] + order[:shift]:
                 if name == BARE:
-                    measured[BARE].append({"ready_s": bare_import_seconds()})
+                    measured[BARE].append(bare_import())
                 else:
                     folder, workers = servers[name]
                     measured[name].append(one_start(Path(folder), workers, checkpoint))
@@ -114,8 +123,7 @@ def summary(measured: dict) -> dict:
         ready = statistics.median(sample["ready_s"] for sample in samples)
         row = {"ready_s": round(ready, 2), "ready_over_bare_import": round(ready / bare, 2),
                "ready_s_each": [round(sample["ready_s"], 2) for sample in samples]}
-        if name != BARE:
-            row["pss_mb"] = round(statistics.median(sample["pss_mb"] for sample in samples), 1)
+        row["pss_mb"] = round(statistics.median(sample["pss_mb"] for sample in samples), 1)
         table[name] = row
     return table
 
