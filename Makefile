@@ -11,7 +11,7 @@ $(PROXY):
 		npm install --silent --prefix $(LAB_STATE)/node --no-save --no-package-lock configurable-http-proxy@5.3.0; \
 	else echo "note: no npm, so no configurable-http-proxy; the JupyterHub test will skip." >&2; fi
 
-.PHONY: test test-fast notebooks release handout grade bench bench-starts notebook-memory soak clean
+.PHONY: test test-fast notebooks release handout grade bench bench-starts bench-breakdown notebook-memory soak clean
 
 # Lint, the unit and live-server tests, then every solution notebook under nbval (quick mode);
 # prints how many MLServer processes the run started and their seconds until ready.
@@ -60,6 +60,10 @@ bench: $(STAMP) $(WEIGHTS)
 # Seconds until a server is ready and its memory, beside a bare torch import (issue 25).
 bench-starts: $(STAMP) $(WEIGHTS)
 	$(PY) benchmarks/starts.py
+
+# Where a served request's milliseconds and CPU go, stage by stage (issue 27).
+bench-breakdown: $(STAMP) $(WEIGHTS)
+	$(PY) benchmarks/breakdown.py
 
 # Memory one student needs: each solution notebook in a kernel, peak PSS of the kernel and the
 # servers it starts, and JupyterLab idle; writes benchmarks/results/notebook-memory-<date>.json,

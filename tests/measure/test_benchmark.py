@@ -1,5 +1,5 @@
-"""benchmarks/serving.py in quick mode: every row, the ratios, the report files; and
-benchmarks/starts.py on one row."""
+"""benchmarks/serving.py in quick mode: every row, the ratios, the report files;
+benchmarks/starts.py on one row; benchmarks/breakdown.py briefly."""
 
 import json
 import subprocess
@@ -60,3 +60,25 @@ def test_the_start_benchmark_times_a_start_beside_the_bare_import(tmp_path):
     assert rows["bare import"]["pss_mb"] > 300
     assert rows[row]["ready_s"] > 0 and rows[row]["pss_mb"] > 100 and len(rows[row]["ready_s_each"]) == 1
     assert f"| {row} |" in (tmp_path / report_file.name.replace(".json", ".md")).read_text()
+
+
+def test_the_breakdown_accounts_for_a_request_stage_by_stage(tmp_path):
+    # One server, a second of load per row at 2 callers: the stages, and the CPU of each process.
+    done = subprocess.run([sys.executable, "benchmarks/breakdown.py", "--seconds", "1", "--concurrency", "2",
+                           "--configurations", "tuned", "--out", str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [report_file] = tmp_path.glob("breakdown-*.json")
+    rows = json.loads(report_file.read_text())["rows"]
+    assert [(row["transport"], row["concurrency"]) for row in rows] == [("grpc", 2), ("rest", 2)]
+    for row in rows:
+        stages = row["stages_ms"]
+        measured = [stages[name] for name in ("decode", "preprocess", "forward", "answer")]
+        assert all(value > 0 for value in measured) and stages["forward"] < row["client_mean_ms"], row
+        # What is left between the clocks is not negative (beyond rounding): they nest.
+        residuals = ["batch wait and hop", "client and transport"] + (["HTTP handling"] if row["transport"] == "rest"
+                                                                      else [])
+        assert set(stages) == {"decode", "preprocess", "forward", "answer", *residuals}, stages
+        assert all(stages[name] > -1.0 for name in residuals), stages
+        assert row["avg_batch"] >= 1 and row["cpu_ms_per_image"]["worker"] > 0 and row["cpu_ms_per_image"]["main"] > 0
+    assert "| rest | 2 |" in (tmp_path / report_file.name.replace(".json", ".md")).read_text()
