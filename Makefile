@@ -11,7 +11,7 @@ $(PROXY):
 		npm install --silent --prefix $(LAB_STATE)/node --no-save --no-package-lock configurable-http-proxy@5.3.0; \
 	else echo "note: no npm, so no configurable-http-proxy; the JupyterHub test will skip." >&2; fi
 
-.PHONY: test test-fast notebooks release handout grade bench bench-starts bench-breakdown notebook-memory soak clean
+.PHONY: test test-fast notebooks release handout grade bench bench-starts bench-breakdown peers notebook-memory soak clean
 
 # Lint, the unit and live-server tests, then every solution notebook under nbval (quick mode);
 # prints how many MLServer processes the run started and their seconds until ready.
@@ -61,6 +61,17 @@ bench: $(STAMP) $(WEIGHTS)
 bench-starts: $(STAMP) $(WEIGHTS)
 	$(PY) benchmarks/starts.py
 
+# The benchmark's peers, servers a user might pick instead of MLServer, each in an environment of
+# its own (benchmarks/peers.py): NVIDIA Triton through PyTriton (which pins numpy below 2), with the
+# same engine as the lab's OpenVINO runtime. About 400 MB, once; make bench then adds their rows.
+TRITON_STAMP := .venv-triton/.installed
+peers: $(TRITON_STAMP)
+$(TRITON_STAMP):
+	test -x .venv-triton/bin/python || $(PYTHON) -m venv .venv-triton
+	.venv-triton/bin/python -m pip install -qq --no-cache-dir nvidia-pytriton==0.7.0 openvino==2026.4.1 \
+		pillow==13.0.0 "numpy<2"
+	touch $@
+
 # Where a served request's milliseconds and CPU go, stage by stage (issue 27).
 bench-breakdown: $(STAMP) $(WEIGHTS)
 	$(PY) benchmarks/breakdown.py
@@ -77,4 +88,4 @@ soak: $(STAMP) $(WEIGHTS)
 	$(PY) benchmarks/soak.py --seconds $(or $(SECONDS),300)
 
 clean:
-	rm -rf $(VENV) .venv-hf weights
+	rm -rf $(VENV) .venv-hf .venv-triton weights

@@ -18,7 +18,12 @@ One run, one machine, one checkpoint, one image (the lab's cat as a JPEG):
 (e) engines      the tuned server with the ONNX Runtime and the OpenVINO runtime
                  (labkit.runtimes.engines) instead of PyTorch, gRPC and REST, same answer as (d);
                  and ONNX Runtime answering the top-5 labels instead of 21,841
-                 probabilities (what a client needs, notebook 03), gRPC and REST.
+                 probabilities (what a client needs, notebook 03), gRPC and REST;
+(f) peers        servers a user might pick instead (benchmarks/peers.py, each in its own
+                 environment, ``make peers``): NVIDIA Triton through PyTriton with the same
+                 OpenVINO engine, preprocessing and answer as (e), and the tuned batching, gRPC
+                 and REST. A peer that is not installed is named in the report's ``peers`` with
+                 the reason, instead of a row.
 
 Each server gets a closed-loop load (labkit.measure.loadgen) at concurrency 1, 4, 8 and 16.
 The report gives throughput and p50/p95 latency per row and the ratios
@@ -41,12 +46,15 @@ import numpy as np
 import requests
 import torch
 
-from labkit.model import export, reference, weights
-from labkit.runtimes.engines import ENGINES, engine_model
-from labkit.client import CAT, encode_jpeg, load_image
-from labkit.measure.loadgen import payload_body, run_load
-from labkit.serving.processes import free_port, process_tree, total_memory, wait_until
-from labkit.serving.server import ModelServer
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks.peers, run as a script
+
+from benchmarks import peers  # noqa: E402
+from labkit.model import export, reference, weights  # noqa: E402
+from labkit.runtimes.engines import ENGINES, engine_model  # noqa: E402
+from labkit.client import CAT, encode_jpeg, load_image  # noqa: E402
+from labkit.measure.loadgen import payload_body, run_load  # noqa: E402
+from labkit.serving.processes import free_port, process_tree, total_memory, wait_until  # noqa: E402
+from labkit.serving.server import ModelServer  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CONCURRENCY = (1, 4, 8, 16)
@@ -208,6 +216,16 @@ def run(seconds: float, limit_seconds: float, limit_rounds: int, checkpoint, com
                 rows["tuned_onnxruntime_top5"] = measure(server.grpc_address, jpeg_body, seconds,
                                                          grpc_model=server.name)
                 rows["tuned_onnxruntime_top5_rest"] = measure(server.infer_url, jpeg_body, seconds)
+    rows["peers"] = {}
+    reason = peers.missing("triton")
+    if reason:
+        rows["peers"]["triton"] = reason
+    else:
+        with peers.triton(onnx_path, TUNED["max_batch_size"], TUNED["max_batch_time"]) as peer:
+            rows["triton_openvino"] = measure(peer.grpc_address, jpeg_body, seconds, grpc_model=peer.model)
+            rows["triton_openvino_rest"] = measure(peer.infer_url, jpeg_body, seconds)
+            memory["triton_openvino"] = tree_pss_mb(peer.pid)
+        rows["peers"]["triton"] = "measured: rows triton_openvino (gRPC) and triton_openvino_rest"
     return rows
 
 
@@ -222,6 +240,10 @@ def ratios(rows: dict) -> dict:
         **{f"tuned_{engine}_over_tuned": {c: round(rows[f"tuned_{engine}"][c]["images_per_s"]
                                                   / tuned[c]["images_per_s"], 3) for c in tuned}
            for engine in ("onnxruntime", "openvino")},
+        # The same engine served by MLServer and by Triton (above 1: MLServer ahead).
+        **({"tuned_openvino_over_triton_openvino": {
+            c: round(rows["tuned_openvino"][c]["images_per_s"] / rows["triton_openvino"][c]["images_per_s"], 3)
+            for c in tuned}} if "triton_openvino" in rows else {}),
     }
 
 
@@ -268,8 +290,12 @@ def markdown(report: dict) -> str:
              "tuned_onnxruntime_rest": "(e) tuned, ONNX Runtime, REST",
              "tuned_openvino": "(e) tuned, OpenVINO, gRPC", "tuned_openvino_rest": "(e) tuned, OpenVINO, REST",
              "tuned_onnxruntime_top5": "(e-top5) tuned, ONNX Runtime, top-5 labels, gRPC",
-             "tuned_onnxruntime_top5_rest": "(e-top5) tuned, ONNX Runtime, top-5 labels, REST"}
+             "tuned_onnxruntime_top5_rest": "(e-top5) tuned, ONNX Runtime, top-5 labels, REST",
+             "triton_openvino": "(f) Triton (PyTriton), OpenVINO, gRPC",
+             "triton_openvino_rest": "(f) Triton (PyTriton), OpenVINO, REST"}
     for key, name in names.items():
+        if key not in rows:
+            continue
         for c, row in rows[key].items():
             lines.append(f"| {name} | {c} | {row['images_per_s']:.1f} | {row['p50_ms']:.0f} | {row['p95_ms']:.0f} |")
     memory = report["memory_pss_mb"]
@@ -279,6 +305,7 @@ def markdown(report: dict) -> str:
               "|---|" + "---:|" * len(CONCURRENCY)]
     for name, values in report["ratios"].items():
         lines.append(f"| {name} | " + " | ".join(f"{values[str(c)]:.2f}" for c in CONCURRENCY) + " |")
+    lines += ["", "Peers: " + "; ".join(f"{name}: {note}" for name, note in report["peers"].items())]
     lines += ["", "| target | goal | measured |", "|---|---:|---:|"]
     for name, values in report["targets"].items():
         lines.append(f"| {name} | {values['target']} | {values['measured']} |")
@@ -306,12 +333,14 @@ def main(argv=None) -> int:
                checkpoint=checkpoint, compiled=not (args.quick or args.no_compile),
                batch_sizes=QUICK_BATCH_SIZES if args.quick else BATCH_SIZES)
     memory = rows.pop("memory_pss_mb")
+    peer_notes = rows.pop("peers")
     ratio = ratios(rows)
     today = datetime.date.today().isoformat()
     report = {"date": today, "mode": "quick" if args.quick else "full", "seconds_per_level": seconds,
               "machine": machine(), "weights": "random" if weights.is_random(checkpoint) else "pretrained",
               "tuned_settings": {**TUNED, "transport": "grpc", "payload": "jpeg"},
-              "rows": rows, "ratios": ratio, "targets": targets(rows, ratio), "memory_pss_mb": memory}
+              "rows": rows, "peers": peer_notes, "ratios": ratio, "targets": targets(rows, ratio),
+              "memory_pss_mb": memory}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{today}.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.out / f"{today}.md").write_text(markdown(report))

@@ -35,6 +35,7 @@ import tempfile
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -129,6 +130,24 @@ def onnx_runtime_forward(path: PathLike, threads: int = 0, spinning: bool = Fals
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     return lambda pixels: session.run([OUTPUT_NAME], {INPUT_NAME: pixels})[0]
+
+
+def openvino_forward(path: PathLike, threads: int = 0,
+                     precision: str | None = "f32") -> Callable[[np.ndarray], np.ndarray]:
+    """A callable numpy pixels -> numpy logits running ``path`` in OpenVINO on the CPU.
+
+    ``precision="f32"`` because OpenVINO's CPU default on processors with bfloat16 support is
+    bfloat16: logits off by about 0.03 from PyTorch here (``labkit.model.export.compare`` shows it).
+    ``None`` keeps OpenVINO's default."""
+    import openvino
+
+    config = {"PERFORMANCE_HINT": "LATENCY"}
+    if precision:
+        config["INFERENCE_PRECISION_HINT"] = precision
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = threads
+    compiled = openvino.Core().compile_model(str(path), "CPU", config)
+    return lambda pixels: compiled({INPUT_NAME: pixels})[0]
 
 
 def up_to_date(checkpoint: PathLike = DEFAULT_CHECKPOINT, out: PathLike = DEFAULT_ONNX,

@@ -27,7 +27,7 @@ import numpy as np
 from mlserver.errors import MLServerError
 from mlserver.utils import get_model_uri
 
-from labkit.model.export import INPUT_NAME, NotVerified, onnx_runtime_forward, verified_record
+from labkit.model.export import NotVerified, onnx_runtime_forward, openvino_forward, verified_record
 from labkit.runtimes.base import LabRuntime, RuntimeOptions, logger
 
 
@@ -93,21 +93,3 @@ def engine_model(engine: str, onnx_path: str | Path, **extra: object) -> EngineT
     model = ENGINES[engine](settings)
     run_coroutine(model.load())
     return model
-
-
-def openvino_forward(path: Path, threads: int = 0,
-                     precision: str | None = "f32") -> Callable[[np.ndarray], np.ndarray]:
-    """A callable numpy pixels -> numpy logits running ``path`` in OpenVINO on the CPU.
-
-    ``precision="f32"`` because OpenVINO's CPU default on processors with bfloat16 support is
-    bfloat16: logits off by about 0.03 from PyTorch here (``labkit.model.export.compare`` shows it).
-    ``None`` keeps OpenVINO's default."""
-    import openvino
-
-    config = {"PERFORMANCE_HINT": "LATENCY"}
-    if precision:
-        config["INFERENCE_PRECISION_HINT"] = precision
-    if threads:
-        config["INFERENCE_NUM_THREADS"] = threads
-    compiled = openvino.Core().compile_model(str(path), "CPU", config)
-    return lambda pixels: compiled({INPUT_NAME: pixels})[0]

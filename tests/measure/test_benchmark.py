@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from benchmarks import peers
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -21,29 +22,35 @@ def test_quick_benchmark_produces_every_row_and_the_ratios(tmp_path):
     served = ("naive", "course_text", "tuned", "tuned_rest", "tuned_rest_gzip", "tuned_onnxruntime",
               "tuned_onnxruntime_rest", "tuned_openvino", "tuned_openvino_rest", "tuned_onnxruntime_top5",
               "tuned_onnxruntime_top5_rest")
-    assert set(report["rows"]) == {"limit", *served}
+    # The peer's rows where `make peers` built its environment; else the reason, in the report.
+    triton = () if peers.missing("triton") else ("triton_openvino", "triton_openvino_rest")
+    assert set(report["rows"]) == {"limit", *served, *triton}
+    assert set(report["peers"]) == {"triton"} and (report["peers"]["triton"].startswith("measured") == bool(triton))
     limit = report["rows"]["limit"]
     by_backend = limit["images_per_s_by_backend_and_batch"]
     assert set(by_backend) == {"pytorch_eager", "onnxruntime", "openvino"}  # torch.compile: full mode only
     # The limit is the best backend at its best batch size.
     assert limit["images_per_s"] == max(max(rates.values()) for rates in by_backend.values()) > 0
     assert limit["backend"] in by_backend and limit["batch1_p50_ms"] > 0
-    for row in served:
+    for row in (*served, *triton):
         assert set(report["rows"][row]) == {"1", "4", "8", "16"}
         assert all(level["images_per_s"] > 0 and level["p95_ms"] >= level["p50_ms"]
                    for level in report["rows"][row].values())
     assert set(report["ratios"]) == {"tuned_over_limit", "tuned_over_naive", "tuned_over_course_text",
-                                     "tuned_onnxruntime_over_tuned", "tuned_openvino_over_tuned"}
+                                     "tuned_onnxruntime_over_tuned", "tuned_openvino_over_tuned",
+                                     *(["tuned_openvino_over_triton_openvino"] if triton else [])}
     for values in report["ratios"].values():
         assert set(values) == {"1", "4", "8", "16"} and all(value > 0 for value in values.values())
     assert report["machine"]["cores"] >= 1
     memory = report["memory_pss_mb"]
-    assert set(memory) == {"notebook_kernel", "naive", "course_text", "tuned", "tuned_onnxruntime", "tuned_openvino"}
+    assert set(memory) == {"notebook_kernel", "naive", "course_text", "tuned", "tuned_onnxruntime", "tuned_openvino",
+                           *(["triton_openvino"] if triton else [])}
     # A served TinyViT holds at least its 21 MB of weights; a kernel that imported labkit, torch.
     assert all(value > 50 for value in memory.values()), memory
     table = (tmp_path / report_file.name.replace(".json", ".md")).read_text()
     assert "| (d) MLServer tuned, gRPC | 8 |" in table and "| (e) tuned, OpenVINO, gRPC | 8 |" in table
     assert "| onnxruntime | " in table
+    assert ("| (f) Triton (PyTriton), OpenVINO, gRPC | 8 |" in table) == bool(triton)
 
 
 def test_the_start_benchmark_times_a_start_beside_the_bare_import(tmp_path):

@@ -1,0 +1,98 @@
+"""Servers a user might pick instead of MLServer, for the serving benchmark's peer rows.
+
+Each peer runs in an environment of its own, built on demand (``make peers``), because its
+pins clash with the lab's. :func:`triton` starts NVIDIA Triton (PyTriton) on free loopback
+ports with ``benchmarks/triton_peer.py`` and stops its whole process group afterwards;
+:func:`missing` says why a peer cannot run here (the benchmark records it instead of a row).
+
+Why these: Triton is the server the Open Inference Protocol comes from (MLServer implements
+Triton's V2 protocol), so the lab's own clients talk to it unchanged. A Python server with
+batching (LitServe, BentoML or Ray Serve) is not measured yet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import requests
+
+from labkit.serving.processes import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+TRITON_PYTHON = REPO / ".venv-triton" / "bin" / "python"
+TRITON_SCRIPT = Path(__file__).with_name("triton_peer.py")
+
+
+@dataclass
+class Peer:
+    name: str
+    infer_url: str  # REST, for the load generator and the lab's clients
+    grpc_address: str
+    pid: int  # of the peer's process; its server runs below it
+    model: str = "tinyvit"
+
+
+def missing(name: str) -> str | None:
+    """Why the peer ``name`` cannot run here, or None."""
+    if name == "triton" and not TRITON_PYTHON.exists():
+        return f"{TRITON_PYTHON.parent.parent.name} is not built: run `make peers` (nvidia-pytriton, its own numpy<2)"
+    return None
+
+
+@contextlib.contextmanager
+def triton(onnx: Path, max_batch_size: int = 4, max_batch_time: float = 0.005, threads: int = 0,
+           timeout: float = 120) -> Iterator[Peer]:
+    """Triton serving TinyViT's verified ONNX export in OpenVINO, like the lab's OpenVINO runtime."""
+    reason = missing("triton")
+    if reason:
+        raise RuntimeError(reason)
+    http, grpc, metrics = free_port(), free_port(), free_port()
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [str(TRITON_PYTHON), str(TRITON_SCRIPT), "--onnx", str(onnx), "--http-port", str(http),
+             "--grpc-port", str(grpc), "--metrics-port", str(metrics), "--max-batch-size", str(max_batch_size),
+             "--max-batch-time", str(max_batch_time), "--threads", str(threads)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            _wait_until_ready(process, f"http://127.0.0.1:{http}/v2/models/tinyvit/ready", timeout, log)
+            yield Peer("triton", f"http://127.0.0.1:{http}/v2/models/tinyvit/infer", f"127.0.0.1:{grpc}",
+                       process.pid)
+        finally:
+            _stop_group(process)
+
+
+def _wait_until_ready(process: subprocess.Popen, ready_url: str, timeout: float, log) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(f"Triton exited with code {process.returncode}:\n"
+                               f"{log.read().decode(errors='replace')[-3000:]}")
+        try:
+            if requests.get(ready_url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"Triton not ready after {timeout:.0f} s")
+
+
+def _stop_group(process: subprocess.Popen, grace: float = 20) -> None:
+    """SIGTERM to the peer (it stops Triton and the stub itself), then SIGKILL to its group."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # whatever of the group is left (tritonserver, stub)
+    process.wait(5)

@@ -1,0 +1,106 @@
+"""A server a user might pick instead of MLServer: NVIDIA Triton, through PyTriton, serving the
+same engine as the lab's tuned OpenVINO row (``make peers`` builds its environment, ``.venv-triton``;
+``benchmarks/serving.py`` starts this script with that environment's Python).
+
+    .venv-triton/bin/python benchmarks/triton_peer.py --onnx weights/tinyvit.onnx \\
+        --http-port P --grpc-port Q --metrics-port R
+
+Model ``tinyvit``, the lab's contract over the Open Inference Protocol: input ``payload``, BYTES
+``[N, 1]`` of base64-encoded JPEG/PNG files, the body the lab's load generator sends to MLServer
+over gRPC and REST alike (it marks them ``content_type: base64``, an MLServer convention that
+MLServer decodes before ``predict()``; Triton passes parameters on and decodes nothing, so the
+function below decodes them, as MLServer does), output
+``probabilities``, FP32 ``[N, 21841]``. The same answer as the lab's OpenVINO runtime
+(``labkit.runtimes.engines``): the verified ONNX export in OpenVINO (f32, latency hint,
+``labkit.model.export.openvino_forward``), timm's preprocessing (``labkit.model.pixels``, equal
+to timm's transform bit for bit: this environment has no torch) and the softmax. Triton's
+dynamic batcher gets the tuned MLServer's batching settings (``--max-batch-size``,
+``--max-batch-time``).
+
+Why its own environment: ``nvidia-pytriton`` pins numpy below 2; the lab pins 2.4. Triton's
+Python backend runs a stub linked against ``libpython3.X.so``; the dynamic linker finds the
+system's copy first, whose version differs from this interpreter's standard library (here:
+Debian's 3.11.2 against pyenv's 3.11.7, and every model failed to load with ``'_thread.RLock'
+object has no attribute '_recursion_count'``), so this script restarts itself with its own
+interpreter's library folder first on ``LD_LIBRARY_PATH``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import os
+import signal
+import sys
+import tempfile
+import sysconfig
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # labkit's light modules (no MLServer, no torch in this environment)
+
+
+def own_libpython_first() -> None:
+    """Run again with this interpreter's libpython ahead of the system's (see above)."""
+    folder = sysconfig.get_config_var("LIBDIR") or ""
+    paths = os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep)
+    if folder and paths[0] != folder:
+        os.environ["LD_LIBRARY_PATH"] = os.pathsep.join([folder, *filter(None, paths)])
+        os.execv(sys.executable, [sys.executable, *sys.argv])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--onnx", type=Path, required=True, help="a verified export (labkit.model.export)")
+    parser.add_argument("--http-port", type=int, required=True)
+    parser.add_argument("--grpc-port", type=int, required=True)
+    parser.add_argument("--metrics-port", type=int, required=True)
+    parser.add_argument("--max-batch-size", type=int, default=4)
+    parser.add_argument("--max-batch-time", type=float, default=0.005, help="seconds")
+    parser.add_argument("--threads", type=int, default=0, help="OpenVINO threads (0: its default)")
+    args = parser.parse_args(argv)
+    own_libpython_first()
+
+    import numpy as np
+    from PIL import Image
+    from pytriton.decorators import batch
+    from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
+    from pytriton.triton import Triton, TritonConfig
+
+    from labkit.model.export import openvino_forward
+    from labkit.model.pixels import check_config, pixels
+
+    record = json.loads(Path(f"{args.onnx}.json").read_text())  # written by the export, with timm's config
+    config = record["data_config"]
+    check_config(config)
+    forward = openvino_forward(args.onnx, args.threads)
+
+    @batch
+    def classify(payload: np.ndarray) -> dict:
+        files = [base64.b64decode(bytes(data), validate=True) for data in payload[:, 0]]
+        images = [np.asarray(Image.open(io.BytesIO(data)).convert("RGB")) for data in files]
+        logits = forward(np.stack([pixels(image, config) for image in images]))
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return {"probabilities": (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)}
+
+    triton_config = TritonConfig(http_address="127.0.0.1", http_port=args.http_port, grpc_address="127.0.0.1",
+                                 grpc_port=args.grpc_port, metrics_port=args.metrics_port)
+    batcher = DynamicBatcher(max_queue_delay_microseconds=int(args.max_batch_time * 1e6))
+    # SIGTERM ends serve() through SystemExit, so that the block below stops Triton and its stub;
+    # PyTriton's workspace (the model store it writes) goes to a temp folder, not ~/.cache.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with tempfile.TemporaryDirectory(prefix="triton-peer-") as workspace, \
+            Triton(config=triton_config, workspace=Path(workspace) / "pytriton") as triton:
+        triton.bind(model_name="tinyvit", infer_func=classify,
+                    inputs=[Tensor(name="payload", dtype=np.bytes_, shape=(1,))],
+                    outputs=[Tensor(name="probabilities", dtype=np.float32, shape=(-1,))],
+                    config=ModelConfig(max_batch_size=args.max_batch_size, batcher=batcher))
+        print("Triton serves tinyvit", flush=True)
+        triton.serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
