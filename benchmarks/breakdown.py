@@ -1,28 +1,27 @@
 """Where a served request's milliseconds and CPU go (``make bench-breakdown``, issue 27).
 
-The lab's PyTorch service with the serving benchmark's tuned settings (``benchmarks/serving.py``,
-``TUNED``), and beside it, one server after another in the same run, the same service with one
-setting changed (``CONFIGURATIONS``: the hypotheses of issue 27), each from a scratch copy whose
-``predict()`` is timed stage by
-stage (``benchmarks/timed_service.py``: the lab's class unchanged, plus timers). The load is the
-lab's load generator in this process (``labkit.measure.loadgen``), one JPEG per request, over gRPC
-and over REST, at 1 and 8 callers. Per request, mean milliseconds, each from where it is measured:
+The lab's OpenVINO runtime and its PyTorch service with the tuned settings (``benchmarks/tuned.py``),
+and beside them, one server after another in the same run, the same with one setting changed
+(``CONFIGURATIONS``: the hypotheses of issue 27), each from a scratch folder whose class is timed
+stage by stage (``benchmarks/timed_service.py``: the lab's class unchanged, plus timers). The load
+is the lab's load generator in this process (``labkit.measure.loadgen``), one JPEG per request,
+over gRPC and over REST, at 1 and 8 callers. Per request, mean milliseconds, each from where it is
+measured:
 
-predict stages        decode, preprocess, forward, answer: the worker's own timers (custom metrics)
+predict stages        decode, preprocess, forward, answer: the service's own timers
 batch wait and hop    MLServer's ``model_infer_request_duration`` (the main process, from the
                       request's model lookup to its answer) minus the predict stages: the adaptive
-                      batching window and queue, and the hop to the worker and back (pickling)
+                      batching window and the queue for the model, and with a worker the hop to it
+                      and back (pickling)
 HTTP handling         REST only: ``rest_server_request_duration_seconds`` of the infer route minus
                       ``model_infer_request_duration``: parsing the JSON body, writing the answer
 client and transport  the client's mean latency minus the server's own (REST's handler time, gRPC's
                       ``model_infer_request_duration``: for gRPC this row also holds MLServer's
                       gRPC handling, which MLServer does not time)
 
-and the CPU seconds per image of each process: MLServer's main process, its worker, and the load
-generator (this process: it runs on the same two cores). Writes
-``benchmarks/results/breakdown-<date>.json`` and ``.md``. Custom metrics need
-``parallel_workers`` of at least 1 (MLServer issue #1151), so there is no ``parallel_workers: 0``
-row; the stages of that server are the same code.
+and the CPU milliseconds per image of each process: MLServer's main process, its worker (if any),
+and the load generator (this process: it runs on the same two cores). Writes
+``benchmarks/results/breakdown-<date>.json`` and ``.md``.
 """
 
 from __future__ import annotations
@@ -39,66 +38,53 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks.serving, run as a script
 
-from benchmarks.serving import TUNED  # noqa: E402
+from benchmarks.cpu import ROLES, cpu_seconds  # noqa: E402
+from benchmarks.tuned import TUNED, verified_onnx  # noqa: E402
 from labkit.measure import metrics  # noqa: E402
 from labkit.measure.loadgen import payload_body, run_load  # noqa: E402
 from labkit.model import weights  # noqa: E402
-from labkit.serving.processes import process_tree  # noqa: E402
 from labkit.serving.server import ModelServer  # noqa: E402
-from labkit.workspace import lab_service_copy  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
 STAGES = ("decode", "preprocess", "forward", "answer")
-METRIC = "tinyvit_stage_{}_seconds"
-ROLES = ("main", "worker", "load generator")
-# Each a change to the tuned server: ModelServer's keyword arguments.
+METRIC = "tinyvit_stage_{}_seconds"  # benchmarks/timed_service.py
+BATCH_METRIC = "tinyvit_timed_batch_images"
+# Each a server: the engine's model folder and ModelServer's keyword arguments on top of the
+# benchmark's tuned settings (TUNED); the first of each engine is the tuned server itself, the
+# others change one thing (the hypotheses of issue 27).
+ENGINES = {"pytorch": ("tinyvit", "TimedTinyViT"), "openvino": ("runtimes/tinyvit-openvino", "TimedOpenVINO")}
 CONFIGURATIONS = {
-    "tuned": {},
-    # One intra-op thread leaves a core to the main process and the client.
-    "tuned, 1 torch thread": {"extra": {"torch_threads": 1}},
+    "OpenVINO, tuned": ("openvino", {}),
+    # A worker process: the model leaves the main process, requests cross a pipe (pickled).
+    "OpenVINO, tuned, 1 worker": ("openvino", {"parallel_workers": 1}),
+    # The compact answer of notebook 03 instead of 21,841 probabilities.
+    "OpenVINO, tuned, top-5 answer": ("openvino", {"extra": {"top_k": 5}}),
+    "PyTorch, tuned": ("pytorch", {}),
+    "PyTorch, tuned, 1 worker": ("pytorch", {"parallel_workers": 1}),
+    # One intra-op thread leaves a core to the rest of the server and the client.
+    "PyTorch, tuned, 1 torch thread": ("pytorch", {"extra": {"torch_threads": 1}}),
     # torch's OpenMP threads wait for work without spinning on a core between calls.
-    "tuned, OMP_WAIT_POLICY=PASSIVE": {"env": {"OMP_WAIT_POLICY": "PASSIVE"}},
-    # The engine's best batch in process (benchmarks/serving.py, limit) is 4 to 8.
-    "tuned, batches of 8 within 10 ms": {"max_batch_size": 8, "max_batch_time": 0.01},
+    "PyTorch, tuned, OMP_WAIT_POLICY=PASSIVE": ("pytorch", {"env": {"OMP_WAIT_POLICY": "PASSIVE"}}),
+    # The earlier tuned settings (benchmarks/results/2026-11-28.md).
+    "PyTorch, 1 worker, batches of 4 within 5 ms": ("pytorch", {"parallel_workers": 1, "max_batch_size": 4,
+                                                                "max_batch_time": 0.005}),
 }
 
 
-def timed_copy(folder: Path, checkpoint: Path) -> Path:
-    """The lab's service in ``folder`` with ``timed_service.TimedTinyViT`` as its class."""
-    copy = lab_service_copy(folder, checkpoint=checkpoint, with_settings=True)
-    shutil.copy(Path(__file__).with_name("timed_service.py"), copy / "timed_service.py")
-    settings_file = copy / "model-settings.json"
+def timed_copy(folder: Path, engine: str) -> Path:
+    """A scratch model folder serving ``engine`` (a key of ``ENGINES``) through its timed class
+    in ``timed_service``: the lab's folder's two JSON files, the implementation renamed."""
+    source, implementation = ENGINES[engine]
+    folder.mkdir(parents=True)
+    for name in ("model-settings.json", "settings.json"):
+        shutil.copy(REPO / source / name, folder / name)
+    shutil.copy(Path(__file__).with_name("timed_service.py"), folder / "timed_service.py")
+    settings_file = folder / "model-settings.json"
     settings = json.loads(settings_file.read_text())
-    assert settings["implementation"] == "serve-model.TinyViTModel", settings["implementation"]
-    settings["implementation"] = "timed_service.TimedTinyViT"
+    settings["implementation"] = f"timed_service.{implementation}"
     settings_file.write_text(json.dumps(settings, indent=2))
-    return copy
-
-
-def role(process) -> str:
-    """Which part of the server tree a process is (by its command line)."""
-    command = " ".join(process.cmdline())
-    if "spawn_main" in command:
-        return "worker"
-    if "mlserver start" in command or command.endswith("/mlserver start"):
-        return "main"
-    return "other"  # the lab's supervisor, multiprocessing's resource tracker
-
-
-def cpu_seconds(server_pid: int) -> dict:
-    """CPU seconds (user + system) so far, per role, of the server tree and of this process."""
-    import psutil
-
-    seconds = dict.fromkeys((*ROLES, "other"), 0.0)
-    for process in process_tree(server_pid):
-        try:
-            times = process.cpu_times()
-            seconds[role(process)] += times.user + times.system
-        except psutil.Error:
-            pass
-    own = psutil.Process().cpu_times()
-    seconds["load generator"] = own.user + own.system
-    return seconds
+    return folder
 
 
 def rest_infer_seconds(samples) -> tuple[float, float]:
@@ -133,7 +119,7 @@ def one_row(server: ModelServer, transport: str, concurrency: int, seconds: floa
     row = {"transport": transport, "concurrency": concurrency, "requests": images,
            "images_per_s": round(load.summary["images_per_s"], 2), "client_mean_ms": round(client, 1),
            "client_p50_ms": round(float(np.median(ok.latency_ms)), 1),
-           "avg_batch": round(metrics.histogram_mean(before, after, "tinyvit_batch_size", server.name), 2)}
+           "avg_batch": round(metrics.histogram_mean(before, after, BATCH_METRIC, server.name), 2)}
     stages = {stage: ms[stage] for stage in STAGES}
     stages["batch wait and hop"] = served - sum(ms.values())
     if transport == "rest":
@@ -152,11 +138,13 @@ def one_row(server: ModelServer, transport: str, concurrency: int, seconds: floa
 
 def run(seconds: float, concurrencies: tuple, checkpoint: Path, configurations: list[str]) -> list[dict]:
     rows = []
+    weights_of = {"pytorch": checkpoint, "openvino": verified_onnx(checkpoint)}
     with tempfile.TemporaryDirectory(prefix="bench-breakdown-") as scratch:
-        folder = timed_copy(Path(scratch) / "tinyvit-timed", checkpoint)
+        folders = {engine: timed_copy(Path(scratch) / engine, engine) for engine in ENGINES}
         free = {"http_port": 0, "grpc_port": 0, "metrics_port": 0}
         for name in configurations:
-            with ModelServer(folder, weights=checkpoint, **free, **{**TUNED, **CONFIGURATIONS[name]}) as server:
+            engine, changes = CONFIGURATIONS[name]
+            with ModelServer(folders[engine], weights=weights_of[engine], **free, **{**TUNED, **changes}) as server:
                 rows += [{"configuration": name, **one_row(server, transport, concurrency, seconds)}
                          for concurrency in concurrencies for transport in ("grpc", "rest")]
     return rows

@@ -1,33 +1,40 @@
-"""The lab's TinyViT service with each stage of ``predict()`` timed (``benchmarks/breakdown.py``).
+"""The lab's TinyViT services with each stage of ``predict()`` timed (``benchmarks/breakdown.py``).
 
-Copied next to ``serve-model.py`` in a scratch service folder, never into the student's: the
-class is the lab's ``TinyViTModel`` unchanged, plus timers around what it already does. Each
-stage's seconds go to a custom metric (a histogram on ``/metrics``, so the server needs
-``parallel_workers`` of at least 1, MLServer issue #1151), once per image of the call: with one
-image per request, a histogram's mean is what one request waited for that stage, also when
-adaptive batching merged several requests into one call.
+Named as the ``implementation`` of a scratch model folder, never of the student's: the classes
+are the lab's PyTorch service (``tinyvit/serve-model.py``, ``TimedTinyViT``) and its OpenVINO
+runtime (``labkit.runtimes.engines``, ``TimedOpenVINO``) unchanged, plus timers around what they
+already do. Each stage's seconds go to a histogram on ``/metrics``, once per image of the call:
+with one image per request, a histogram's mean is what one request waited for that stage, also
+when adaptive batching merged several requests into one call.
+
+The histograms carry the model's name as an explicit label and live in prometheus_client's own
+registry, instead of going through ``mlserver.register()``/``log()``: MLServer 1.7.1 finds the
+model for those from a context it sets only in parallel workers, and with ``parallel_workers: 0``
+its ``/metrics`` shows prometheus_client's registry, not the one ``mlserver.register()`` fills
+(issue #1151). This way both are timed: with workers, the values reach ``/metrics`` through the
+multiprocess folder like MLServer's own; without, straight from the registry it shows.
 
 Stages: ``decode`` (the request's images, ``image_batch.decode_images``), ``preprocess`` (timm's
-transform and the softmax: ``classify()`` without the forward pass), ``forward`` (the network,
-from torch forward hooks) and ``answer`` (the rest of ``predict()``: the NumPy output and the
+transform and the softmax: ``classify()`` without the forward pass), ``forward`` (the network or
+the engine, ``self.model``) and ``answer`` (the rest of ``predict()``: the NumPy output and the
 ``InferenceResponse``).
 """
 
-import importlib.util
 import time
-from pathlib import Path
 
-import mlserver
-import numpy as np
 from mlserver.types import InferenceRequest, InferenceResponse
+from prometheus_client import REGISTRY, Histogram
 
-_spec = importlib.util.spec_from_file_location("serve_model", Path(__file__).with_name("serve-model.py"))
-serve_model = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(serve_model)
+from labkit.model.service import helper, service_module
+from labkit.runtimes import base as runtime_base
+from labkit.runtimes.engines import OpenVINOTinyViT
 
 STAGES = ("decode", "preprocess", "forward", "answer")
 METRIC = "tinyvit_stage_{}_seconds"
-_decode_images = serve_model.decode_images
+BATCH_METRIC = "tinyvit_timed_batch_images"  # images per predict() call, also without workers
+_serve_model = service_module()  # tinyvit/serve-model.py, as the runtimes import it
+# From its own module, never patched: MLServer may import this file more than once.
+_decode_images = helper("image_batch").decode_images
 _clock: dict = {}
 
 
@@ -39,21 +46,42 @@ def _timed_decode(payload: InferenceRequest) -> list:
         _clock["decode"] = time.perf_counter() - started
 
 
-# predict() finds decode_images among its module's names: the timed one from now on.
-serve_model.decode_images = _timed_decode
+# predict() finds decode_images among its module's names (the service's, or the runtimes' for a
+# top-k answer): the timed one from now on.
+_serve_model.decode_images = _timed_decode
+runtime_base.decode_images = _timed_decode
 
 
-class TimedTinyViT(serve_model.TinyViTModel):
+def _histogram(name: str, description: str) -> Histogram:
+    existing = REGISTRY._names_to_collectors.get(name)  # a model loaded again in the same process
+    if existing is not None:
+        return existing
+    return Histogram(name, description, labelnames=["model_name", "model_version"], registry=REGISTRY)
+
+
+class Timed:
+    """Timers around ``load()``'s model and ``predict()``; mixed in before a lab service class."""
+
     async def load(self) -> bool:
         ready = await super().load()
-        for stage in STAGES:
-            mlserver.register(METRIC.format(stage), f"Seconds of predict()'s {stage} stage, once per image")
-        self.model.register_forward_pre_hook(lambda *_: _clock.__setitem__("forward_started", time.perf_counter()))
-        self.model.register_forward_hook(
-            lambda *_: _clock.__setitem__("forward", time.perf_counter() - _clock["forward_started"]))
+        labels = {"model_name": self.name, "model_version": self.version or ""}
+        self.stage_histograms = {
+            stage: _histogram(METRIC.format(stage), f"Seconds of predict()'s {stage} stage, once per image")
+            .labels(**labels) for stage in STAGES}
+        self.batch_histogram = _histogram(BATCH_METRIC, "Images per predict() call").labels(**labels)
+        forward = self.model
+
+        def timed_forward(batch):
+            started = time.perf_counter()
+            try:
+                return forward(batch)
+            finally:
+                _clock["forward"] = time.perf_counter() - started
+
+        self.model = timed_forward
         return ready
 
-    def classify(self, images: list) -> np.ndarray:
+    def classify(self, images: list):
         started = time.perf_counter()
         probabilities = super().classify(images)
         _clock["classify"] = time.perf_counter() - started
@@ -67,6 +95,17 @@ class TimedTinyViT(serve_model.TinyViTModel):
         total = time.perf_counter() - started
         seconds = {"decode": _clock["decode"], "preprocess": _clock["classify"] - _clock["forward"],
                    "forward": _clock["forward"], "answer": total - _clock["decode"] - _clock["classify"]}
-        for _ in range(response.outputs[0].shape[0]):
-            mlserver.log(**{METRIC.format(stage): value for stage, value in seconds.items()})
+        images = response.outputs[0].shape[0]
+        self.batch_histogram.observe(images)
+        for _ in range(images):
+            for stage, value in seconds.items():
+                self.stage_histograms[stage].observe(value)
         return response
+
+
+class TimedTinyViT(Timed, _serve_model.TinyViTModel):
+    """The lab's PyTorch service, timed."""
+
+
+class TimedOpenVINO(Timed, OpenVINOTinyViT):
+    """The lab's OpenVINO runtime, timed."""

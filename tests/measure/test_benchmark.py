@@ -22,35 +22,57 @@ def test_quick_benchmark_produces_every_row_and_the_ratios(tmp_path):
     served = ("naive", "course_text", "tuned", "tuned_rest", "tuned_rest_gzip", "tuned_onnxruntime",
               "tuned_onnxruntime_rest", "tuned_openvino", "tuned_openvino_rest", "tuned_onnxruntime_top5",
               "tuned_onnxruntime_top5_rest")
-    # The peer's rows where `make peers` built its environment; else the reason, in the report.
+    # The peers' rows where `make peers` built their environments; else the reason, in the report.
     triton = () if peers.missing("triton") else ("triton_openvino", "triton_openvino_rest")
-    assert set(report["rows"]) == {"limit", *served, *triton}
-    assert set(report["peers"]) == {"triton"} and (report["peers"]["triton"].startswith("measured") == bool(triton))
+    litserve = () if peers.missing("litserve") else ("litserve_openvino_rest",)
+    assert set(report["rows"]) == {"limit", *served, *triton, *litserve}
+    assert set(report["peers"]) == {"triton", "litserve"}
+    assert report["peers"]["triton"].startswith("measured") == bool(triton)
+    assert report["peers"]["litserve"].startswith("measured") == bool(litserve)
     limit = report["rows"]["limit"]
     by_backend = limit["images_per_s_by_backend_and_batch"]
     assert set(by_backend) == {"pytorch_eager", "onnxruntime", "openvino"}  # torch.compile: full mode only
     # The limit is the best backend at its best batch size.
     assert limit["images_per_s"] == max(max(rates.values()) for rates in by_backend.values()) > 0
     assert limit["backend"] in by_backend and limit["batch1_p50_ms"] > 0
-    for row in (*served, *triton):
+    for row in (*served, *triton, *litserve):
         assert set(report["rows"][row]) == {"1", "4", "8", "16"}
         assert all(level["images_per_s"] > 0 and level["p95_ms"] >= level["p50_ms"]
                    for level in report["rows"][row].values())
+    # The CPU each server process spent per image, and the load generator's (every MLServer row, the peers).
+    for row in (*served, *triton, *litserve):
+        cpu = report["rows"][row]["8"]["cpu_ms_per_image"]
+        assert cpu["load generator"] > 0 and sum(value for name, value in cpu.items() if name != "load generator") > 1
+    assert report["rows"]["tuned"]["8"]["cpu_ms_per_image"]["main"] > 1  # parallel_workers 0: the model is there
     assert set(report["ratios"]) == {"tuned_over_limit", "tuned_over_naive", "tuned_over_course_text",
                                      "tuned_onnxruntime_over_tuned", "tuned_openvino_over_tuned",
-                                     *(["tuned_openvino_over_triton_openvino"] if triton else [])}
+                                     "tuned_openvino_over_limit",
+                                     *(["tuned_openvino_over_triton_openvino",
+                                        "tuned_openvino_rest_over_triton_openvino_rest"] if triton else []),
+                                     *(["tuned_openvino_rest_over_litserve_openvino_rest"] if litserve else [])}
+    # The targets: the served best against the limit, measured in interleaved rounds.
+    best = report["served_best"]
+    assert best["server"] == "tinyvit-openvino" and len(best["rounds"]) == 1
+    round_ = best["rounds"][0]
+    assert best["served_over_limit_c8"] == round_["served_over_limit_c8"] > 0
+    assert round_["served_p50_c1_minus_in_process_ms"] == round(round_["served_c1_p50_ms"]
+                                                                - round_["in_process_batch1_p50_ms"], 1)
+    assert set(report["targets"]) == {"served_best_over_limit_c8", "served_best_p50_c1_minus_in_process_ms",
+                                      "tuned_over_naive_c8"}
     for values in report["ratios"].values():
         assert set(values) == {"1", "4", "8", "16"} and all(value > 0 for value in values.values())
     assert report["machine"]["cores"] >= 1
     memory = report["memory_pss_mb"]
     assert set(memory) == {"notebook_kernel", "naive", "course_text", "tuned", "tuned_onnxruntime", "tuned_openvino",
-                           *(["triton_openvino"] if triton else [])}
+                           *(["triton_openvino"] if triton else []), *(["litserve_openvino"] if litserve else [])}
     # A served TinyViT holds at least its 21 MB of weights; a kernel that imported labkit, torch.
     assert all(value > 50 for value in memory.values()), memory
     table = (tmp_path / report_file.name.replace(".json", ".md")).read_text()
     assert "| (d) MLServer tuned, gRPC | 8 |" in table and "| (e) tuned, OpenVINO, gRPC | 8 |" in table
     assert "| onnxruntime | " in table
     assert ("| (f) Triton (PyTriton), OpenVINO, gRPC | 8 |" in table) == bool(triton)
+    assert ("| (f) LitServe, OpenVINO, REST | 8 |" in table) == bool(litserve)
+    assert "| served_best_over_limit_c8 | >= 0.8 |" in table
 
 
 def test_the_start_benchmark_times_a_start_beside_the_bare_import(tmp_path):
@@ -70,14 +92,17 @@ def test_the_start_benchmark_times_a_start_beside_the_bare_import(tmp_path):
 
 
 def test_the_breakdown_accounts_for_a_request_stage_by_stage(tmp_path):
-    # One server, a second of load per row at 2 callers: the stages, and the CPU of each process.
+    # Two servers, a second of load per row at 2 callers: the stages, and the CPU of each process;
+    # the model in the main process (the tuned settings) and in a worker.
     done = subprocess.run([sys.executable, "benchmarks/breakdown.py", "--seconds", "1", "--concurrency", "2",
-                           "--configurations", "tuned", "--out", str(tmp_path)],
+                           "--configurations", "OpenVINO, tuned", "PyTorch, tuned, 1 worker", "--out", str(tmp_path)],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     [report_file] = tmp_path.glob("breakdown-*.json")
     rows = json.loads(report_file.read_text())["rows"]
-    assert [(row["transport"], row["concurrency"]) for row in rows] == [("grpc", 2), ("rest", 2)]
+    assert [(row["configuration"], row["transport"]) for row in rows] == [
+        ("OpenVINO, tuned", "grpc"), ("OpenVINO, tuned", "rest"),
+        ("PyTorch, tuned, 1 worker", "grpc"), ("PyTorch, tuned, 1 worker", "rest")]
     for row in rows:
         stages = row["stages_ms"]
         measured = [stages[name] for name in ("decode", "preprocess", "forward", "answer")]
@@ -87,5 +112,8 @@ def test_the_breakdown_accounts_for_a_request_stage_by_stage(tmp_path):
                                                                       else [])
         assert set(stages) == {"decode", "preprocess", "forward", "answer", *residuals}, stages
         assert all(stages[name] > -1.0 for name in residuals), stages
-        assert row["avg_batch"] >= 1 and row["cpu_ms_per_image"]["worker"] > 0 and row["cpu_ms_per_image"]["main"] > 0
+        cpu = row["cpu_ms_per_image"]
+        assert row["avg_batch"] >= 1 and cpu["main"] > 0
+        # Where the model runs, the CPU goes: a forward pass is tens of milliseconds here.
+        assert (cpu["worker"] > cpu["main"]) if "worker" in row["configuration"] else (cpu["worker"] == 0), row
     assert "| rest | 2 |" in (tmp_path / report_file.name.replace(".json", ".md")).read_text()

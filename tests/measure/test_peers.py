@@ -1,14 +1,17 @@
-"""The serving benchmark's peer: NVIDIA Triton (PyTriton) with the lab's engine, when `make peers`
-built its environment (an optional extra: without it the test skips, also under CI=true)."""
+"""The serving benchmark's peers, NVIDIA Triton (PyTriton) and LitServe with the lab's engine, when
+`make peers` built their environments (an optional extra: without one its test skips, also under
+CI=true). Each answers the lab's client like the reference, and leaves no process of its own behind."""
 
 import json
+import time
 
 import numpy as np
 import psutil
 import pytest
+import requests
 
 from benchmarks import peers
-from benchmarks.serving import verified_onnx
+from benchmarks.tuned import verified_onnx
 from labkit.checks.common import distinct_images
 from labkit.client import files_request, infer
 from labkit.measure.loadgen import payload_body, run_load
@@ -16,6 +19,21 @@ from labkit.model.weights import DEFAULT_CHECKPOINT
 from labkit.model.reference import reference_model
 
 pytestmark = pytest.mark.slow
+
+
+def outlived(group: list[psutil.Process], seconds: float = 10) -> list[psutil.Process]:
+    """The processes of ``group`` still running ``seconds`` after their peer was stopped (a
+    zombie has ended: it waits only for a parent to collect its exit status)."""
+    def alive(process: psutil.Process) -> bool:
+        try:
+            return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    deadline = time.monotonic() + seconds
+    while any(alive(process) for process in group) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return [process for process in group if alive(process)]
 
 
 def test_triton_answers_the_lab_clients_like_the_reference_and_leaves_nothing_behind():
@@ -28,12 +46,32 @@ def test_triton_answers_the_lab_clients_like_the_reference_and_leaves_nothing_be
         answer = infer(triton.infer_url, files_request(files))
         grpc_load = run_load(triton.grpc_address, 2, duration=1, body=payload_body("jpeg"),
                              grpc_model=triton.model, progress=False).summary
-        group = [process for process in psutil.process_iter(["cmdline"])
-                 if "tritonserver" in " ".join(process.info["cmdline"] or [])]
+        group = psutil.Process(triton.pid).children(recursive=True)  # its own, not another student's
+        commands = [" ".join(process.cmdline()) for process in group]
     assert answer.shape == (3, 21841)
     expected = reference_model().probabilities(images)
     np.testing.assert_allclose(answer, expected, rtol=1e-3, atol=1e-6)
     assert (answer.argmax(axis=1) == expected.argmax(axis=1)).all()
     assert grpc_load["requests"] > 0 and grpc_load["errors"] == 0, json.dumps(grpc_load)
-    assert group, "no tritonserver process ran"
-    assert not [process for process in group if process.is_running()], "Triton outlived its peer"
+    assert any("tritonserver" in command for command in commands), "no tritonserver ran"
+    assert not outlived(group), "Triton outlived its peer"
+
+
+def test_litserve_answers_the_lab_clients_like_the_reference_and_leaves_nothing_behind():
+    reason = peers.missing("litserve")
+    if reason:
+        pytest.skip(reason)  # an optional extra: not a failure under CI=true
+    _, images, files = distinct_images(3, jpeg=True)
+    with peers.litserve(verified_onnx(DEFAULT_CHECKPOINT)) as litserve:
+        # The lab's REST client, unchanged, one image per request (what this peer takes).
+        answer = np.concatenate([infer(litserve.infer_url, files_request([file])) for file in files])
+        refused = requests.post(litserve.infer_url, json={"inputs": [{"name": "payload", "data": ["not base64!"]}]},
+                                timeout=30)
+        load = run_load(litserve.infer_url, 2, duration=1, body=payload_body("jpeg"), progress=False).summary
+        group = [psutil.Process(litserve.pid), *psutil.Process(litserve.pid).children(recursive=True)]
+    expected = reference_model().probabilities(images)
+    np.testing.assert_allclose(answer, expected, rtol=1e-3, atol=1e-6)
+    assert (answer.argmax(axis=1) == expected.argmax(axis=1)).all()
+    assert refused.status_code == 400 and "base64" in refused.text, refused.text
+    assert load["requests"] > 0 and load["errors"] == 0, json.dumps(load)
+    assert not outlived(group), "LitServe outlived its peer"
