@@ -58,6 +58,10 @@ CONFIGURATIONS = {
     "OpenVINO, tuned": ("openvino", {}),
     # A worker process: the model leaves the main process, requests cross a pipe (pickled).
     "OpenVINO, tuned, 1 worker": ("openvino", {"parallel_workers": 1}),
+    # The batch window: shorter (less wait for a lone caller), longer (gRPC requests reach the
+    # batcher a few milliseconds apart, benchmarks/tuned.py).
+    "OpenVINO, tuned, batch window 2 ms": ("openvino", {"max_batch_time": 0.002}),
+    "OpenVINO, tuned, batch window 10 ms": ("openvino", {"max_batch_time": 0.01}),
     # The compact answer of notebook 03 instead of 21,841 probabilities.
     "OpenVINO, tuned, top-5 answer": ("openvino", {"extra": {"top_k": 5}}),
     "PyTorch, tuned": ("pytorch", {}),
@@ -154,8 +158,8 @@ def markdown(report: dict) -> str:
     names = [*STAGES, "batch wait and hop", "HTTP handling", "client and transport"]
     lines = [f"# Where a request's time goes, {report['date']} ({report['seconds_per_row']} s per row, "
              f"{report['weights']} weights)", "",
-             f"Servers: the lab's PyTorch service, tuned: {report['settings']}, and the changes named; "
-             "one JPEG per request; one server after another.", "",
+             f"Servers: the lab's OpenVINO runtime and PyTorch service, tuned: {report['settings']}, and the "
+             "changes named; one JPEG per request; one server after another.", "",
              "| configuration | transport | C | images/s | avg batch | client mean ms | " + " | ".join(names) + " |",
              "|---|---|---:|---:|---:|---:|" + "---:|" * len(names)]
     for row in report["rows"]:

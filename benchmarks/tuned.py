@@ -1,12 +1,15 @@
 """The lab's tuned serving settings, which the benchmarks measure and notebook 05 recommends, and
 the verified ONNX export that the engine rows serve.
 
-Tuned (``benchmarks/results/breakdown-2026-12-06.md`` and ``docs/performance.md`` give the
-measurements): one process serves (``parallel_workers: 0``), and adaptive batching takes up to 8
-requests within 2 ms. With the model in MLServer's main process, a forward pass holds its event
-loop, so the requests that arrive meanwhile wait in the socket and form the next batch by
-themselves; the 2 ms window only matters when the server was idle, and then it costs a single
-caller at most 2 ms instead of 5 to 10.
+Tuned (``docs/performance.md`` gives the measurements, ``benchmarks/results/`` the records): one
+process serves (``parallel_workers: 0``), and adaptive batching takes up to 8 requests within
+4 ms. With the model in MLServer's main process, a forward pass holds its event loop, so the
+requests that arrive meanwhile wait (over REST in the socket, over gRPC in the gRPC layer) and
+reach the batcher together when it ends. Over gRPC they arrive a few milliseconds apart: a 2 ms
+window made batches of 1.5 images at 8 callers, 4 to 10 ms about the engine's best; at one
+caller every request waits the whole window, so 4 ms, not 10. One worker instead adds the hop
+to it and back, and its batches stay small because the main process sends each one as soon as
+its window closes.
 """
 
 from __future__ import annotations
