@@ -53,7 +53,7 @@ def missing(name: str) -> str | None:
 
 
 @contextlib.contextmanager
-def triton(onnx: Path, max_batch_size: int = 4, max_batch_time: float = 0.005, threads: int = 0,
+def triton(onnx: Path, max_batch_size: int = 8, max_batch_time: float = 0.004, threads: int = 0,
            timeout: float = 120) -> Iterator[Peer]:
     """Triton serving TinyViT's verified ONNX export in OpenVINO, like the lab's OpenVINO runtime."""
     reason = missing("triton")
@@ -75,7 +75,7 @@ def triton(onnx: Path, max_batch_size: int = 4, max_batch_time: float = 0.005, t
 
 
 @contextlib.contextmanager
-def litserve(onnx: Path, max_batch_size: int = 8, max_batch_time: float = 0.002, threads: int = 0,
+def litserve(onnx: Path, max_batch_size: int = 8, max_batch_time: float = 0.004, threads: int = 0,
              timeout: float = 120) -> Iterator[Peer]:
     """LitServe serving TinyViT's verified ONNX export in OpenVINO, REST only, like the lab's
     OpenVINO runtime; adaptive batching with the same settings."""

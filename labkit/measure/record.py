@@ -65,6 +65,7 @@ def plot_breakdown(table: pd.DataFrame) -> Figure:
     axes.invert_yaxis()
     axes.set_xlabel("milliseconds per request (mean)")
     axes.set_title("Where a served request's time goes (the lab's benchmark record)")
-    axes.legend(loc="lower right", fontsize="small")
+    # Below the bars, not over them (the longest bars reach the right edge).
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.6 / len(table) - 0.08), ncol=4, fontsize="small")
     figure.tight_layout()
     return figure
