@@ -38,7 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks.serving, run as a script
 
-from benchmarks.cpu import ROLES, cpu_seconds  # noqa: E402
+from benchmarks.cpu import ROLES, cpu_seconds, per_image  # noqa: E402
 from benchmarks.tuned import TUNED, verified_onnx  # noqa: E402
 from labkit.measure import metrics  # noqa: E402
 from labkit.measure.loadgen import payload_body, run_load  # noqa: E402
@@ -135,8 +135,7 @@ def one_row(server: ModelServer, transport: str, concurrency: int, seconds: floa
     else:
         stages["client and transport"] = client - served
     row["stages_ms"] = {name: round(value, 1) for name, value in stages.items()}
-    row["cpu_ms_per_image"] = {name: round(1000 * (cpu_after[name] - cpu_before[name]) / images, 1)
-                               for name in (*ROLES, "other")}
+    row["cpu_ms_per_image"] = per_image(cpu_before, cpu_after, images)
     return row
 
 

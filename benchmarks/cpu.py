@@ -33,3 +33,8 @@ def cpu_seconds(server_pid: int) -> dict:
     own = psutil.Process().cpu_times()
     seconds["load generator"] = own.user + own.system
     return seconds
+
+
+def per_image(before: dict, after: dict, images: int) -> dict:
+    """Milliseconds of CPU per image, per role, between two ``cpu_seconds()`` readings."""
+    return {name: round(1000 * (after[name] - before[name]) / images, 1) for name in after}

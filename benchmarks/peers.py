@@ -30,7 +30,6 @@ from labkit.serving.processes import free_port
 REPO = Path(__file__).resolve().parent.parent
 PYTHONS = {"triton": REPO / ".venv-triton" / "bin" / "python", "litserve": REPO / ".venv-litserve" / "bin" / "python"}
 WHAT = {"triton": "nvidia-pytriton, its own numpy<2", "litserve": "litserve with OpenVINO, no torch"}
-TRITON_PYTHON = PYTHONS["triton"]
 TRITON_SCRIPT = Path(__file__).with_name("triton_peer.py")
 LITSERVE_SCRIPT = Path(__file__).with_name("litserve_peer.py")
 
@@ -62,7 +61,7 @@ def triton(onnx: Path, max_batch_size: int = 8, max_batch_time: float = 0.004, t
     http, grpc, metrics = free_port(), free_port(), free_port()
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
-            [str(TRITON_PYTHON), str(TRITON_SCRIPT), "--onnx", str(onnx), "--http-port", str(http),
+            [str(PYTHONS["triton"]), str(TRITON_SCRIPT), "--onnx", str(onnx), "--http-port", str(http),
              "--grpc-port", str(grpc), "--metrics-port", str(metrics), "--max-batch-size", str(max_batch_size),
              "--max-batch-time", str(max_batch_time), "--threads", str(threads)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)

@@ -59,7 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks.pe
 
 from benchmarks import breakdown, peers  # noqa: E402
 from benchmarks.tuned import TUNED, verified_onnx  # noqa: E402
-from benchmarks.cpu import cpu_seconds  # noqa: E402
+from benchmarks.cpu import cpu_seconds, per_image  # noqa: E402
 from labkit.model import reference, weights  # noqa: E402
 from labkit.runtimes.engines import ENGINES, engine_model  # noqa: E402
 from labkit.client import CAT, encode_jpeg, load_image  # noqa: E402
@@ -175,9 +175,7 @@ def measure(target: str, body: bytes, seconds: float, grpc_model: str = None, pi
                                   ("requests", "images_per_s", "p50_ms", "p95_ms")}
         if pid:
             cpu_after = cpu_seconds(pid)
-            rows[str(concurrency)]["cpu_ms_per_image"] = {
-                name: round(1000 * (cpu_after[name] - cpu_before[name]) / summary["requests"], 1)
-                for name in cpu_after if cpu_after[name] - cpu_before[name] > 0}
+            rows[str(concurrency)]["cpu_ms_per_image"] = per_image(cpu_before, cpu_after, summary["requests"])
     return rows
 
 
