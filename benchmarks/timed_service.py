@@ -21,6 +21,7 @@ the engine, ``self.model``) and ``answer`` (the rest of ``predict()``: the NumPy
 """
 
 import time
+from typing import Callable
 
 from mlserver.types import InferenceRequest, InferenceResponse
 from prometheus_client import REGISTRY, Histogram
@@ -38,12 +39,19 @@ _decode_images = helper("image_batch").decode_images
 _clock: dict = {}
 
 
-def _timed_decode(payload: InferenceRequest) -> list:
-    started = time.perf_counter()
-    try:
-        return _decode_images(payload)
-    finally:
-        _clock["decode"] = time.perf_counter() - started
+def _timed(stage: str, function: Callable) -> Callable:
+    """``function``, its seconds of each call kept in ``_clock[stage]``."""
+    def timed(*args):
+        started = time.perf_counter()
+        try:
+            return function(*args)
+        finally:
+            _clock[stage] = time.perf_counter() - started
+
+    return timed
+
+
+_timed_decode = _timed("decode", _decode_images)
 
 
 # predict() finds decode_images among its module's names (the service's, or the runtimes' for a
@@ -69,16 +77,7 @@ class Timed:
             stage: _histogram(METRIC.format(stage), f"Seconds of predict()'s {stage} stage, once per image")
             .labels(**labels) for stage in STAGES}
         self.batch_histogram = _histogram(BATCH_METRIC, "Images per predict() call").labels(**labels)
-        forward = self.model
-
-        def timed_forward(batch):
-            started = time.perf_counter()
-            try:
-                return forward(batch)
-            finally:
-                _clock["forward"] = time.perf_counter() - started
-
-        self.model = timed_forward
+        self.model = _timed("forward", self.model)
         return ready
 
     def classify(self, images: list):

@@ -36,6 +36,14 @@ def outlived(group: list[psutil.Process], seconds: float = 10) -> list[psutil.Pr
     return [process for process in group if alive(process)]
 
 
+def assert_like_reference(answer: np.ndarray, images: list) -> None:
+    """A peer's probabilities, one row per image, are the reference's (the same engine and preprocessing)."""
+    expected = reference_model().probabilities(images)
+    assert answer.shape == expected.shape == (len(images), 21841)
+    np.testing.assert_allclose(answer, expected, rtol=1e-3, atol=1e-6)
+    assert (answer.argmax(axis=1) == expected.argmax(axis=1)).all()
+
+
 def test_triton_answers_the_lab_clients_like_the_reference_and_leaves_nothing_behind():
     reason = peers.missing("triton")
     if reason:
@@ -48,10 +56,7 @@ def test_triton_answers_the_lab_clients_like_the_reference_and_leaves_nothing_be
                              grpc_model=triton.model, progress=False).summary
         group = psutil.Process(triton.pid).children(recursive=True)  # its own, not another student's
         commands = [" ".join(process.cmdline()) for process in group]
-    assert answer.shape == (3, 21841)
-    expected = reference_model().probabilities(images)
-    np.testing.assert_allclose(answer, expected, rtol=1e-3, atol=1e-6)
-    assert (answer.argmax(axis=1) == expected.argmax(axis=1)).all()
+    assert_like_reference(answer, images)
     assert grpc_load["requests"] > 0 and grpc_load["errors"] == 0, json.dumps(grpc_load)
     assert any("tritonserver" in command for command in commands), "no tritonserver ran"
     assert not outlived(group), "Triton outlived its peer"
@@ -69,9 +74,7 @@ def test_litserve_answers_the_lab_clients_like_the_reference_and_leaves_nothing_
                                 timeout=30)
         load = run_load(litserve.infer_url, 2, duration=1, body=payload_body("jpeg"), progress=False).summary
         group = [psutil.Process(litserve.pid), *psutil.Process(litserve.pid).children(recursive=True)]
-    expected = reference_model().probabilities(images)
-    np.testing.assert_allclose(answer, expected, rtol=1e-3, atol=1e-6)
-    assert (answer.argmax(axis=1) == expected.argmax(axis=1)).all()
+    assert_like_reference(answer, images)
     assert refused.status_code == 400 and "base64" in refused.text, refused.text
     assert load["requests"] > 0 and load["errors"] == 0, json.dumps(load)
     assert not outlived(group), "LitServe outlived its peer"
