@@ -63,16 +63,10 @@ bench-starts: $(STAMP) $(WEIGHTS)
 
 # The benchmark's peers, servers a user might pick instead of MLServer, each in an environment of
 # its own (benchmarks/peers.py), with the same engine as the lab's OpenVINO runtime: NVIDIA Triton
-# through PyTriton (which pins numpy below 2; about 570 MB) and LitServe (a Python server with
+# (make triton, tools/lab.mk: notebook 05 uses it too) and LitServe (a Python server with
 # batching; about 300 MB). Once; make bench then adds their rows.
-TRITON_STAMP := .venv-triton/.installed
 LITSERVE_STAMP := .venv-litserve/.installed
 peers: $(TRITON_STAMP) $(LITSERVE_STAMP)
-$(TRITON_STAMP):
-	test -x .venv-triton/bin/python || $(PYTHON) -m venv .venv-triton
-	.venv-triton/bin/python -m pip install -qq --no-cache-dir nvidia-pytriton==0.7.0 openvino==2026.4.1 \
-		pillow==13.0.0 "numpy<2"
-	touch $@
 $(LITSERVE_STAMP):
 	test -x .venv-litserve/bin/python || $(PYTHON) -m venv .venv-litserve
 	.venv-litserve/bin/python -m pip install -qq --no-cache-dir litserve==0.2.19 openvino==2026.4.1 \

@@ -24,7 +24,7 @@ export JUPYTER_CONFIG_PATH := $(CURDIR)/tools/jupyter
 LAB_ENV_VARS := JUPYTER_CONFIG_DIR JUPYTER_CONFIG_PATH JUPYTER_DATA_DIR JUPYTER_RUNTIME_DIR IPYTHONDIR \
 	MPLCONFIGDIR NPM_CONFIG_CACHE
 
-.PHONY: lab lab-env weights venv onnx hf-runtime hf-runtime-if-room
+.PHONY: lab lab-env weights venv onnx hf-runtime hf-runtime-if-room triton
 
 venv: $(STAMP)
 
@@ -51,6 +51,17 @@ weights: $(STAMP)
 # it answers like PyTorch (python -m labkit export; notebook 04 runs it too).
 onnx: $(STAMP) $(WEIGHTS)
 	$(PY) -m labkit export
+
+# NVIDIA Triton serving TinyViT, for notebook 05 (your notebook 02 requests, sent to another server)
+# and the benchmark: nvidia-pytriton in an environment of its own, since it pins numpy below 2
+# (about 570 MB, under a minute from PyPI). Optional: without it, 05 says how to get it.
+TRITON_STAMP := .venv-triton/.installed
+triton: $(TRITON_STAMP)
+$(TRITON_STAMP):
+	test -x .venv-triton/bin/python || $(PYTHON) -m venv .venv-triton
+	.venv-triton/bin/python -m pip install -qq --no-cache-dir nvidia-pytriton==0.7.0 openvino==2026.4.1 \
+		pillow==13.0.0 "numpy<2"
+	touch $@
 
 lab: $(STAMP) $(WEIGHTS)
 	@echo "JupyterLab on http://$(LAB_HOST):$(LAB_PORT)/lab (the token is in the URL printed below)"

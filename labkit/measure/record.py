@@ -1,15 +1,15 @@
 """The lab's committed benchmark record (``benchmarks/results/<date>.json``, written by ``make
 bench``) read back for a notebook: where a served request's milliseconds go, stage by stage, as
-a stacked bar per server and number of callers, and the figures the notebook's prose cites.
+a stacked bar per server and number of callers (05), MLServer against the servers a user might
+pick instead (05), and the engines alone and served (04).
 
 The notebooks show the record rather than measure it again: the breakdown takes minutes and
 timed copies of the services, and the point is to read it (the student's own measurements are
-the sweep above it in notebook 05)."""
+the sweep in notebook 05 and the engines' table in 04)."""
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,19 +21,11 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
+# The record notebooks 04 and 05 show and their prose cites (a full run with the breakdown and
+# the peers); a newer record replaces it here together with the prose.
+CITED = RESULTS / "2026-12-06.json"
 STAGES = ("decode", "preprocess", "forward", "answer", "batch wait and hop", "HTTP handling",
           "client and transport")
-
-
-def latest_record(results: PathLike = RESULTS) -> Path:
-    """The newest full-mode ``<date>.json`` with a breakdown in ``results``."""
-    dated = sorted((path for path in Path(results).glob("*.json") if re.fullmatch(r"\d{4}-\d{2}-\d{2}", path.stem)),
-                   reverse=True)
-    for path in dated:
-        report = json.loads(path.read_text())
-        if report.get("mode") == "full" and report.get("breakdown"):
-            return path
-    raise FileNotFoundError(f"no full-mode benchmark record with a breakdown in {results}: run `make bench`")
 
 
 def breakdown_table(path: PathLike) -> pd.DataFrame:
@@ -69,3 +61,58 @@ def plot_breakdown(table: pd.DataFrame) -> Figure:
     axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.6 / len(table) - 0.08), ncol=4, fontsize="small")
     figure.tight_layout()
     return figure
+
+
+# The record's rows that compare MLServer with the servers a user might pick instead, all with
+# the same engine (OpenVINO), images (JPEG) and answer: row -> (server, transport, memory key).
+PEER_ROWS = {
+    "tuned_openvino": ("MLServer, tuned", "gRPC", "tuned_openvino"),
+    "triton_openvino": ("NVIDIA Triton", "gRPC", "triton_openvino"),
+    "tuned_openvino_rest": ("MLServer, tuned", "REST", "tuned_openvino"),
+    "triton_openvino_rest": ("NVIDIA Triton", "REST", "triton_openvino"),
+    "litserve_openvino_rest": ("LitServe", "REST", "litserve_openvino"),
+}
+
+
+def peers_table(path: PathLike, callers: tuple[int, ...] = (1, 8)) -> pd.DataFrame:
+    """MLServer against the other servers of the record, one row per server, transport and number
+    of callers: images/s, p50, the CPU milliseconds per image of the server's processes (the load
+    generator's left out) and the server's memory after the load (PSS, MB). Rows the record does
+    not hold (a peer that could not run where it was made) are left out."""
+    report = json.loads(Path(path).read_text())
+    memory = report.get("memory_pss_mb", {})
+    rows = []
+    for key, (server, transport, memory_key) in PEER_ROWS.items():
+        for level in callers:
+            row = report["rows"].get(key, {}).get(str(level))
+            if row:
+                cpu = sum(ms for role, ms in row["cpu_ms_per_image"].items() if role != "load generator")
+                rows.append({"server": server, "transport": transport, "callers": level,
+                             "images_per_s": row["images_per_s"], "p50_ms": row["p50_ms"],
+                             "server_cpu_ms_per_image": round(cpu, 1), "memory_mb": memory.get(memory_key)})
+    return pd.DataFrame(rows)
+
+
+# The engines of notebook 04 in the record: its in-process backend, and its tuned server's row (gRPC).
+ENGINES = {"PyTorch": ("pytorch_eager", "tuned"), "ONNX Runtime": ("onnxruntime", "tuned_onnxruntime"),
+           "OpenVINO": ("openvino", "tuned_openvino")}
+
+
+def engines_table(path: PathLike, callers: int = 4) -> pd.DataFrame:
+    """Images/s of each engine in the record, one row per engine: in process (the benchmark's own
+    loop: decode, preprocess, forward; no server) at one image per call and at the engine's best
+    batch, and served with the tuned settings over gRPC at ``callers``; each also as a multiple
+    of PyTorch's."""
+    report = json.loads(Path(path).read_text())
+    by_batch = report["rows"]["limit"]["images_per_s_by_backend_and_batch"]
+    rows = []
+    for engine, (backend, served) in ENGINES.items():
+        batches = {int(batch): rate for batch, rate in by_batch[backend].items()}
+        best = max(batches, key=batches.get)
+        served_rate = report["rows"][served][str(callers)]["images_per_s"]
+        rows.append({"engine": engine, "in process, batch 1": batches[1], "in process, best batch": batches[best],
+                     "best batch": best, f"served, {callers} callers": served_rate})
+    table = pd.DataFrame(rows).set_index("engine")
+    for column in ("in process, batch 1", "in process, best batch", f"served, {callers} callers"):
+        table[f"{column}, vs PyTorch"] = table[column] / table.loc["PyTorch", column]
+    return table

@@ -1,5 +1,5 @@
 """Processes and ports: stop process groups, pid files, the orphan sweep, free ports, and
-one way to wait for something (``wait_until``).
+one way to wait for something (``wait_until``, ``wait_until_serving``).
 
 A lab server runs in its own process group (the supervisor, MLServer, its workers). It is
 recorded in a pid file in a private per-user folder, so that a server whose kernel died is
@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Callable, Collection
+from typing import IO, Callable, Collection
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
@@ -30,6 +30,27 @@ def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 
             return True
         time.sleep(interval)
     return bool(condition())
+
+
+def wait_until_serving(process: subprocess.Popen, ready_url: str, timeout: float, log: IO[bytes],
+                       name: str) -> None:
+    """Wait until ``ready_url`` answers 200; a ``RuntimeError`` with the end of ``log`` (the
+    process's output) if ``process`` exits first, or after ``timeout`` seconds."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(f"{name} exited with code {process.returncode}:\n"
+                               f"{log.read().decode(errors='replace')[-3000:]}")
+        try:
+            if requests.get(ready_url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"{name} not ready after {timeout:.0f} s")
 
 
 def free_port() -> int:

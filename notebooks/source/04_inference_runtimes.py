@@ -379,12 +379,34 @@ by_engine.round(2)
 
 # %% [markdown]
 # Read the ratio, not the absolute numbers (they move with the machine and its load). Each
-# server answers the same requests and differs only in its forward pass, so the ratio is the
-# engines' difference plus whatever the rest of the path dilutes it with: every request also
+# server answers the same requests and differs only in its forward pass; every request also
 # pays for decoding the JPEG, resizing, the network and the answer's encoding, which no engine
-# speeds up: timed without a server, the engines alone would be further apart than served.
-# "Faster" is a claim about one part of the path: measure the whole path, side by side, on the
-# machine that will serve.
+# speeds up.
+#
+# How far apart the engines are depends on how they are used. The lab's benchmark record
+# (`benchmarks/results/2026-12-06.md`, one run on the lab's machine) measured the same three
+# engines alone, in the benchmark's own process (decode, preprocess and forward, no server),
+# one image per call and at each engine's best batch, and served with the lab's tuned settings
+# (notebook 05) at 4 callers over gRPC, as above:
+
+# %%
+from labkit.measure import record
+
+print("the lab's record:", record.CITED.relative_to(record.RESULTS.parent.parent))
+record.engines_table(record.CITED).round(2)
+
+# %% [markdown]
+# Compare the three "vs PyTorch" columns:
+#
+# * **Batch 1 against the best batch**: PyTorch gains more from a batch than the two engines do,
+#   so the engines' lead is smaller at each one's best batch than at one image per call.
+# * **Alone against served**: in this record the engines were further apart served than alone.
+#   The PyTorch server kept about half of PyTorch's best rate in process, the ONNX Runtime and
+#   OpenVINO servers about four fifths of theirs. A server adds its own work to the same two
+#   cores, and how an engine shares them with it is part of its speed.
+#
+# "Faster" is a claim about one setup: measure the whole path, side by side, on the machine
+# that will serve. Notebook 05 shows where a served request's time goes.
 #
 # ## When is a custom service still needed?
 #

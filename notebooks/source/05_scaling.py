@@ -341,7 +341,7 @@ hidden_checks.pick_configuration_function(pick_configuration, at_8)
 # %%
 from labkit.measure import record
 
-path = record.latest_record()
+path = record.CITED
 stages = record.breakdown_table(path)
 print("the lab's record:", path.relative_to(record.RESULTS.parent.parent))
 figure = record.plot_breakdown(stages)
@@ -382,9 +382,108 @@ print(f"its p50 at 1 caller minus the engine's own time in process: "
       f"{best['served_p50_c1_minus_in_process_ms']:.1f} ms")
 
 # %% [markdown]
-# ## Stop the server
+# ## The same requests, another server
+#
+# MLServer is one server of the Open Inference Protocol. The protocol comes from NVIDIA Triton, a
+# server written in C++ (MLServer implements Triton's "V2" protocol). The lab's record also holds
+# Triton and LitServe, a Python server with batching. All three serve the same engine (OpenVINO),
+# the same JPEG images and the same answer (21,841 probabilities) to the same load generator, on
+# the same two cores: images per second, the median latency, the CPU milliseconds the server's
+# processes spend per image, and the server's memory after the load:
+
+# %%
+record.peers_table(path).set_index(["server", "transport", "callers"])
+
+# %% [markdown]
+# How to read it:
+#
+# * **gRPC, one caller**: level. Nearly all of a request is the model's own work, and both run
+#   the same model.
+# * **gRPC, eight callers**: Triton serves more. Its server spends fewer CPU milliseconds per
+#   image: its request path (gRPC, batching, tensors) is C++, MLServer's is Python. On two cores,
+#   every millisecond the server spends is one the model does not get.
+# * **REST**: MLServer is well ahead of both. Each answer is 21,841 numbers written as JSON text,
+#   and the CPU column shows what that costs the other two: LitServe turns them into JSON with
+#   FastAPI's encoder, in Python. An answer of a few labels (notebook 03) would make REST cheap
+#   for all of them.
+# * **Memory**: Triton and LitServe hold about half of what MLServer holds. The lab's MLServer
+#   imports torch for timm's preprocessing even when OpenVINO runs the model; the other two
+#   preprocess in NumPy.
+#
+# What carries over is the protocol. The requests you built in notebook 02 work with any server
+# that speaks it. Below, the pixel request of "The same request without MLServer on the client"
+# and the gRPC request of "gRPC" go to this notebook's MLServer first, then to Triton: the same
+# lines, only the address changes.
+
+# %%
+import grpc
+import requests
+from mlserver.codecs import NumpyCodec
+from mlserver.grpc import dataplane_pb2_grpc
+from mlserver.grpc.converters import ModelInferRequestConverter, ModelInferResponseConverter
+from mlserver.types import InferenceRequest
+
+from labkit.client import CAT, load_image
+
+cat = load_image(CAT)[np.newaxis]  # notebook 02's cat, [1, H, W, 3], UINT8
+
+
+def over_rest(infer_url: str) -> np.ndarray:  # notebook 02, the body written by hand
+    body = {"inputs": [{"name": "payload", "shape": list(cat.shape), "datatype": "UINT8",
+                        "data": cat.ravel().tolist()}]}
+    raw = requests.post(infer_url, json=body, timeout=60).json()
+    return np.array(raw["outputs"][0]["data"], dtype=np.float32).reshape(raw["outputs"][0]["shape"])
+
+
+def over_grpc(address: str) -> np.ndarray:  # notebook 02, the request as a protobuf message
+    grpc_request = InferenceRequest(inputs=[NumpyCodec.encode_input("payload", cat)])
+    message = ModelInferRequestConverter.from_types(grpc_request, model_name="tinyvit", model_version=None)
+    with grpc.insecure_channel(address) as channel:
+        reply = dataplane_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(message, timeout=60)
+    return NumpyCodec.decode_output(ModelInferResponseConverter.to_types(reply).outputs[0])
+
+
+answers = {("MLServer", "REST"): over_rest(lab.server.infer_url),
+           ("MLServer", "gRPC"): over_grpc(lab.server.grpc_address)}
+
+# %% [markdown]
+# MLServer has answered. Stop it before Triton starts, so that only one of them holds memory:
 
 # %%
 # NBVAL_CHECK_OUTPUT
 lab.stop()
 print("running:", lab.server.running)
+
+# %% [markdown]
+# Triton runs in an environment of its own (it needs an older NumPy than the lab's). If your lab
+# has it, the cell below starts Triton on free ports with the OpenVINO model that notebook 04
+# exported and verified (`weights/tinyvit.onnx`, the engine of `runtimes/tinyvit-openvino`),
+# sends it the same two requests, and stops it. If not, it says how to get it: `make triton` in a
+# terminal, in the lab's folder (about a minute and 570 MB), then this cell again.
+
+# %%
+import pandas as pd
+
+from labkit.model.export import DEFAULT_ONNX
+from labkit.model.weights import labels
+from labkit.serving import triton
+
+reason = triton.missing()
+if reason:
+    print(reason + ", then run this cell again.")
+else:
+    with triton.triton(DEFAULT_ONNX) as triton_server:  # stopped at the end of the block
+        answers[("Triton", "REST")] = over_rest(triton_server.infer_url())
+        answers[("Triton", "gRPC")] = over_grpc(triton_server.grpc_address)
+names = labels()
+pd.DataFrame([{"server": server, "transport": transport, "shape": str(answer.shape),
+               "top-3": ", ".join(names[index] for index in np.argsort(-answer[0])[:3]),
+               "largest difference from MLServer over REST": float(
+                   np.abs(answer - answers[("MLServer", "REST")]).max())}
+              for (server, transport), answer in answers.items()]).set_index(["server", "transport"])
+
+# %% [markdown]
+# The same answers, from another server, to requests written for MLServer: the differences are
+# rounding (PyTorch in MLServer, OpenVINO in Triton, compared as notebook 04 compares engines).
+# That is what the protocol buys: you can pick the server by what it does best (Triton's
+# C++ request path, MLServer's Python services and runtimes) and keep your clients.

@@ -1,28 +1,33 @@
 """labkit.measure.record: the committed benchmark record read back for notebook 05's plot."""
 
 import json
+import re
 
 import matplotlib
 import pytest
 
 from labkit.measure import record
+from labkit.paths import REPO_ROOT
+
+SOURCES = REPO_ROOT / "notebooks" / "source"
 
 matplotlib.use("Agg")
 
 
-def test_the_latest_record_is_the_newest_full_run_with_a_breakdown(tmp_path):
-    full = {"mode": "full", "breakdown": [{"configuration": "x"}]}
-    (tmp_path / "2026-12-01.json").write_text(json.dumps(full))
-    (tmp_path / "2026-12-02.json").write_text(json.dumps({"mode": "quick", "breakdown": [{"configuration": "x"}]}))
-    (tmp_path / "2026-12-03.json").write_text(json.dumps({"mode": "full"}))  # before the breakdown was recorded
-    (tmp_path / "breakdown-2026-12-04.json").write_text(json.dumps(full))  # another benchmark's record
-    assert record.latest_record(tmp_path).name == "2026-12-01.json"
-    with pytest.raises(FileNotFoundError, match="make bench"):
-        record.latest_record(tmp_path / "nothing")
+def test_the_cited_record_is_a_full_run_with_the_breakdown_and_the_peers_and_the_notebooks_cite_it():
+    report = json.loads(record.CITED.read_text())
+    assert report["mode"] == "full" and report["breakdown"]
+    assert {"triton_openvino", "triton_openvino_rest", "litserve_openvino_rest"} <= set(report["rows"])
+    for notebook in ("04_inference_runtimes", "05_scaling"):
+        source = (SOURCES / f"{notebook}.py").read_text()
+        assert "record.CITED" in source, notebook
+        # Every record the prose names is the one the notebook shows.
+        named = set(re.findall(r"benchmarks/results/([\w-]+)\.(?:md|json)", source))
+        assert named <= {record.CITED.stem}, (notebook, named)
 
 
 def test_the_committed_record_gives_a_stacked_bar_per_row_that_adds_up():
-    path = record.latest_record()
+    path = record.CITED
     rows = json.loads(path.read_text())["breakdown"]
     table = record.breakdown_table(path)
     assert len(table) == len(rows) >= 4
@@ -35,3 +40,42 @@ def test_the_committed_record_gives_a_stacked_bar_per_row_that_adds_up():
     [axes] = figure.axes
     assert len(axes.patches) == len(record.STAGES) * len(table)
     assert [text.get_text() for text in axes.get_legend().get_texts()] == list(record.STAGES)
+
+
+def test_notebook_04s_reading_of_the_engines_holds_for_the_cited_record():
+    table = record.engines_table(record.CITED)
+    assert list(table.index) == ["PyTorch", "ONNX Runtime", "OpenVINO"]
+    assert (table.loc["PyTorch", [column for column in table if column.endswith("vs PyTorch")]] == 1).all()
+    # "PyTorch gains more from a batch than the two engines do"
+    gain = table["in process, best batch"] / table["in process, batch 1"]
+    assert gain["PyTorch"] > max(gain["ONNX Runtime"], gain["OpenVINO"]), gain
+    # "further apart served than alone": about half kept by PyTorch, four fifths by the engines
+    kept = table["served, 4 callers"] / table["in process, best batch"]
+    assert kept["PyTorch"] == pytest.approx(0.5, abs=0.05) and kept.drop("PyTorch").between(0.75, 0.85).all(), kept
+    engines = table.drop("PyTorch")
+    assert (engines["served, 4 callers, vs PyTorch"] > engines["in process, best batch, vs PyTorch"]).all()
+
+
+def test_notebook_05s_reading_of_the_peers_holds_for_the_cited_record():
+    table = record.peers_table(record.CITED).set_index(["server", "transport", "callers"])
+    assert len(table) == 10 and table.notna().all().all()
+    rate, cpu = table["images_per_s"], table["server_cpu_ms_per_image"]
+    mlserver, triton, litserve = "MLServer, tuned", "NVIDIA Triton", "LitServe"
+    # gRPC: level at one caller, Triton ahead at eight with less server CPU per image
+    assert rate[mlserver, "gRPC", 1] == pytest.approx(rate[triton, "gRPC", 1], rel=0.05)
+    assert rate[triton, "gRPC", 8] > rate[mlserver, "gRPC", 8] and cpu[triton, "gRPC", 8] < cpu[mlserver, "gRPC", 8]
+    # REST: MLServer well ahead of both (here: at least 1.5 times), at both levels
+    for level in (1, 8):
+        assert rate[mlserver, "REST", level] > 1.5 * max(rate[triton, "REST", level], rate[litserve, "REST", level])
+    # memory: the other two about half of MLServer's
+    memory = table["memory_mb"].groupby(level="server").first()
+    assert (memory.drop(mlserver) / memory[mlserver]).between(0.4, 0.6).all(), memory
+
+
+def test_the_peers_table_leaves_out_what_the_record_lacks(tmp_path):
+    report = json.loads(record.CITED.read_text())
+    for key in ("triton_openvino", "triton_openvino_rest", "litserve_openvino_rest"):
+        del report["rows"][key]
+    path = tmp_path / "2026-12-07.json"
+    path.write_text(json.dumps(report))
+    assert set(record.peers_table(path)["server"]) == {"MLServer, tuned"}

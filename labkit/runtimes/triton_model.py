@@ -1,21 +1,25 @@
-"""A server a user might pick instead of MLServer: NVIDIA Triton, through PyTriton, serving the
-same engine as the lab's tuned OpenVINO row (``make peers`` builds its environment, ``.venv-triton``;
-``benchmarks/serving.py`` starts this script with that environment's Python).
+"""NVIDIA Triton, through PyTriton, serving TinyViT with the lab's OpenVINO engine: what
+:mod:`labkit.serving.triton` starts, with the Python of ``.venv-triton`` (``make triton``).
 
-    .venv-triton/bin/python benchmarks/triton_peer.py --onnx weights/tinyvit.onnx \\
+    .venv-triton/bin/python labkit/runtimes/triton_model.py --onnx weights/tinyvit.onnx \\
         --http-port P --grpc-port Q --metrics-port R
 
-Model ``tinyvit``, the lab's contract over the Open Inference Protocol: input ``payload``, BYTES
-``[N, 1]`` of base64-encoded JPEG/PNG files, the body the lab's load generator sends to MLServer
-over gRPC and REST alike (it marks them ``content_type: base64``, an MLServer convention that
-MLServer decodes before ``predict()``; Triton passes parameters on and decodes nothing, so the
-function below decodes them, as MLServer does), output
-``probabilities``, FP32 ``[N, 21841]``. The same answer as the lab's OpenVINO runtime
-(``labkit.runtimes.engines``): the verified ONNX export in OpenVINO (f32, latency hint,
-``labkit.model.export.openvino_forward``), timm's preprocessing (``labkit.model.pixels``, equal
-to timm's transform bit for bit: this environment has no torch) and the softmax. Triton's
-dynamic batcher gets the tuned MLServer's batching settings (``--max-batch-size``,
-``--max-batch-time``).
+Two models, both answering ``probabilities``, FP32 ``[N, 21841]``, over the Open Inference Protocol:
+
+* ``tinyvit``: input ``payload``, UINT8 ``[N, H, W, 3]`` pixels, the request notebook 02's clients
+  send to the lab's ``tinyvit`` service, so they talk to Triton unchanged (notebook 05). Triton
+  checks the datatype and shape itself (a wrong one gets a 400).
+* ``tinyvit-jpeg``: input ``payload``, BYTES ``[N, 1]`` of base64-encoded JPEG/PNG files, the body
+  the lab's load generator sends to MLServer over gRPC and REST alike (the benchmark's peer rows).
+  It marks them ``content_type: base64``, an MLServer convention that MLServer decodes before
+  ``predict()``; Triton passes parameters on and decodes nothing, so the function below decodes
+  them, as MLServer does.
+
+The same answer as the lab's OpenVINO runtime (``labkit.runtimes.engines``): the verified ONNX
+export in OpenVINO (f32, latency hint, ``labkit.model.export.openvino_forward``), timm's
+preprocessing (``labkit.model.pixels``, equal to timm's transform bit for bit: this environment
+has no torch) and the softmax. Triton's dynamic batcher gets the tuned MLServer's batching
+settings (``--max-batch-size``, ``--max-batch-time``); it batches only requests of one shape.
 
 Why its own environment: ``nvidia-pytriton`` pins numpy below 2; the lab pins 2.4. Triton's
 Python backend runs a stub linked against ``libpython3.X.so``; the dynamic linker finds the
@@ -30,7 +34,6 @@ from __future__ import annotations
 import argparse
 import base64
 import io
-import json
 import os
 import signal
 import sys
@@ -38,8 +41,11 @@ import tempfile
 import sysconfig
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # labkit's light modules (no MLServer, no torch in this environment)
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+# Run as a script, this folder comes first on sys.path, where timm.py would stand in for the
+# real `timm`: labkit's light modules (no MLServer, no torch here) come from the repository.
+sys.path[:] = [str(REPO), *(path for path in sys.path if Path(path or ".").resolve() != HERE)]
 
 
 def own_libpython_first() -> None:
@@ -69,21 +75,31 @@ def main(argv: list[str] | None = None) -> int:
     from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
     from pytriton.triton import Triton, TritonConfig
 
-    from labkit.model.export import openvino_forward
+    from labkit.model.export import NotVerified, openvino_forward, verified_record
     from labkit.model.pixels import check_config, pixels
 
-    record = json.loads(Path(f"{args.onnx}.json").read_text())  # written by the export, with timm's config
+    try:
+        record = verified_record(args.onnx)  # written by the export, with timm's config
+    except NotVerified as error:
+        print(error, file=sys.stderr, flush=True)
+        return 2
     config = record["data_config"]
     check_config(config)
     forward = openvino_forward(args.onnx, args.threads)
 
-    @batch
-    def classify(payload: np.ndarray) -> dict:
-        files = [base64.b64decode(bytes(data), validate=True) for data in payload[:, 0]]
-        images = [np.asarray(Image.open(io.BytesIO(data)).convert("RGB")) for data in files]
+    def probabilities(images: list) -> dict:
         logits = forward(np.stack([pixels(image, config) for image in images]))
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
         return {"probabilities": (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)}
+
+    @batch
+    def classify_pixels(payload: np.ndarray) -> dict:
+        return probabilities(list(payload))
+
+    @batch
+    def classify_files(payload: np.ndarray) -> dict:
+        files = [base64.b64decode(bytes(data), validate=True) for data in payload[:, 0]]
+        return probabilities([np.asarray(Image.open(io.BytesIO(data)).convert("RGB")) for data in files])
 
     triton_config = TritonConfig(http_address="127.0.0.1", http_port=args.http_port, grpc_address="127.0.0.1",
                                  grpc_port=args.grpc_port, metrics_port=args.metrics_port)
@@ -93,11 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with tempfile.TemporaryDirectory(prefix="triton-peer-") as workspace, \
             Triton(config=triton_config, workspace=Path(workspace) / "pytriton") as triton:
-        triton.bind(model_name="tinyvit", infer_func=classify,
-                    inputs=[Tensor(name="payload", dtype=np.bytes_, shape=(1,))],
-                    outputs=[Tensor(name="probabilities", dtype=np.float32, shape=(-1,))],
-                    config=ModelConfig(max_batch_size=args.max_batch_size, batcher=batcher))
-        print("Triton serves tinyvit", flush=True)
+        for name, function, payload in (("tinyvit", classify_pixels, Tensor(name="payload", dtype=np.uint8,
+                                                                             shape=(-1, -1, 3))),
+                                        ("tinyvit-jpeg", classify_files, Tensor(name="payload", dtype=np.bytes_,
+                                                                                shape=(1,)))):
+            triton.bind(model_name=name, infer_func=function, inputs=[payload],
+                        outputs=[Tensor(name="probabilities", dtype=np.float32, shape=(-1,))],
+                        config=ModelConfig(max_batch_size=args.max_batch_size, batcher=batcher))
+        print("Triton serves tinyvit and tinyvit-jpeg", flush=True)
         triton.serve()
     return 0
 
