@@ -11,7 +11,11 @@ workers 1          tinyvit/ as its folder configures it (one worker): the main p
 workers 1, torch   the same service with ``import torch`` and ``import timm.data`` at the top of
 at the top         serve-model.py, as the course text writes a service: the main process
                    imports torch as well, and never runs the model;
-workers 2          tinyvit/ with two workers (notebook 05).
+workers 2          tinyvit/ with two workers (notebook 05);
+OpenVINO runtime   runtimes/tinyvit-openvino/ as shipped (one worker; notebook 04), which
+                   imports no torch: its preprocessing runs in NumPy and PIL;
+OpenVINO runtime,  the same with ``import torch`` and ``import timm.data`` first in ``load()``,
+torch imported    as the runtime did before 2026-12-06 (timm's transform in torch).
 
 The bare import also records its process's PSS after the import: the floor of any server
 that imports the same.
@@ -40,9 +44,11 @@ from labkit.client import infer, load_image, pixels_request
 from labkit.paths import DEFAULT_CHECKPOINT
 from labkit.serving.processes import process_tree, total_memory
 from labkit.serving.server import ModelServer
+from labkit.model.export import DEFAULT_ONNX, verified_record
 from labkit.workspace import lab_service_copy
 
-RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
 BARE = "bare import"
 # Where the course text's style puts torch: at the top of the service file.
 TOP_IMPORTS = "import timm.data  # noqa: F401 (at the top, as the course text writes it)\nimport torch  # noqa: F401\n"
@@ -81,10 +87,37 @@ def torch_at_the_top(folder: Path, checkpoint: Path) -> Path:
     return copy
 
 
-def one_start(folder: Path, workers: int, checkpoint: Path) -> dict:
+# The OpenVINO runtime as it was before 2026-12-06: torch and timm imported where the model runs.
+WITH_TORCH = """import timm.data  # noqa: F401
+import torch  # noqa: F401
+
+from labkit.runtimes.engines import OpenVINOTinyViT
+
+
+class OpenVINOWithTorch(OpenVINOTinyViT):
+    async def load(self) -> bool:
+        import timm.data  # noqa: F401
+        import torch  # noqa: F401
+
+        return await super().load()
+"""
+
+
+def openvino_with_torch(folder: Path) -> Path:
+    """runtimes/tinyvit-openvino/ with a runtime that imports torch and timm in ``load()``."""
+    folder.mkdir(parents=True)
+    settings = json.loads((REPO / "runtimes" / "tinyvit-openvino" / "model-settings.json").read_text())
+    settings.update(name="tinyvit-openvino-torch", implementation="with_torch.OpenVINOWithTorch")
+    (folder / "model-settings.json").write_text(json.dumps(settings))
+    (folder / "settings.json").write_text((REPO / "runtimes" / "tinyvit-openvino" / "settings.json").read_text())
+    (folder / "with_torch.py").write_text(WITH_TORCH)
+    return folder
+
+
+def one_start(folder: Path, workers: int | None, weights: Path) -> dict:
     """Seconds until ready and the tree's PSS (MB) after one request, for one server."""
-    server = ModelServer(folder, parallel_workers=workers, weights=checkpoint,
-                         http_port=0, grpc_port=0, metrics_port=0)
+    options = {} if workers is None else {"parallel_workers": workers}  # None: as the folder says
+    server = ModelServer(folder, weights=weights, http_port=0, grpc_port=0, metrics_port=0, **options)
     started = time.monotonic()
     server.start(progress=False)
     try:
@@ -99,10 +132,16 @@ def one_start(folder: Path, workers: int, checkpoint: Path) -> dict:
 def run(rounds: int, checkpoint: Path, rows: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-starts-") as scratch:
         top = torch_at_the_top(Path(scratch) / "tinyvit-top-imports", checkpoint)
-        servers = {"workers 0": ("tinyvit", 0), "workers 1": ("tinyvit", 1),
-                   "workers 1, torch at the top": (top, 1), "workers 2": ("tinyvit", 2)}
+        onnx = DEFAULT_ONNX
+        with_torch = openvino_with_torch(Path(scratch) / "tinyvit-openvino-torch")
+        servers = {"workers 0": ("tinyvit", 0, checkpoint), "workers 1": ("tinyvit", 1, checkpoint),
+                   "workers 1, torch at the top": (top, 1, checkpoint), "workers 2": ("tinyvit", 2, checkpoint),
+                   "OpenVINO runtime": (REPO / "runtimes" / "tinyvit-openvino", None, onnx),
+                   "OpenVINO runtime, torch imported": (with_torch, None, onnx)}
         if rows is not None:
             servers = {name: servers[name] for name in rows}
+        if any(weights == onnx for _, _, weights in servers.values()):
+            verified_record(onnx)  # NotVerified says to run `make onnx` (exporting would import torch here)
         measured: dict[str, list[dict]] = {BARE: [], **{name: [] for name in servers}}
         order = [BARE, *servers]
         for round_number in range(rounds):
@@ -111,8 +150,8 @@ def run(rounds: int, checkpoint: Path, rows: list[str] | None = None) -> dict:
                 if name == BARE:
                     measured[BARE].append(bare_import())
                 else:
-                    folder, workers = servers[name]
-                    measured[name].append(one_start(Path(folder), workers, checkpoint))
+                    folder, workers, weights = servers[name]
+                    measured[name].append(one_start(Path(folder), workers, weights))
     return measured
 
 

@@ -6,11 +6,16 @@ with ``timm.data.create_transform`` from the model's data config: resize the sho
 ``floor(size / crop_pct)`` with PIL, crop the centre, scale to [0, 1], normalise. torchvision
 runs the same PIL resize on a PIL image, so the pixels are equal bit for bit
 (``tests/model/test_pixels.py`` compares them on the checks' images).
+
+:func:`probabilities` is the whole classification around an exported model's forward pass:
+the checks' reference, the ONNX Runtime and OpenVINO runtimes and Triton share it, and none of
+them imports torch.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -47,3 +52,13 @@ def pixels(image: np.ndarray, config: dict) -> np.ndarray:
     std = np.asarray(config["std"], dtype=np.float32)
     scaled = np.asarray(picture, dtype=np.float32) / np.float32(255)
     return ((scaled - mean) / std).transpose(2, 0, 1)
+
+
+def probabilities(forward: Callable[[np.ndarray], np.ndarray], images: Sequence[np.ndarray],
+                  config: dict) -> np.ndarray:
+    """``[N, 21841]`` float32 for a list of uint8 ``[H, W, 3]`` images: each preprocessed as timm's
+    eval transform does (``config``, the model's data config), ``forward`` (logits of a
+    ``[N, 3, S, S]`` float32 batch) on them as one batch, then the softmax, as the service takes it."""
+    logits = np.asarray(forward(np.stack([pixels(image, config) for image in images])), dtype=np.float32)
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)

@@ -87,11 +87,9 @@ class OnnxReference(Reference):
 
     def probabilities(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """``[N, 21841]`` float32 for a list of uint8 ``[H, W, 3]`` images (softmax as torch's)."""
-        from labkit.model.pixels import pixels
+        from labkit.model.pixels import probabilities
 
-        logits = self.forward(np.stack([pixels(image, self.config) for image in images]))
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return shifted / shifted.sum(axis=1, keepdims=True)
+        return probabilities(self.forward, images, self.config)
 
 
 class ChildReference(Reference):

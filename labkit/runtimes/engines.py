@@ -11,8 +11,12 @@ optimized engine instead of PyTorch, chosen by ``implementation`` in ``model-set
 PyPI package ``mlserver-openvino`` is a third party's, unmaintained, and pins an old numpy).
 
 Same contract as the TinyViT service, because these classes are that service with another
-forward: its request decoding and 400s, its preprocessing (timm's settings recorded at export),
-its softmax and its ``probabilities`` output, ``[N, 21841]``. With ``parameters.extra.top_k``
+``classify()``: its request decoding and 400s, its ``probabilities`` output, ``[N, 21841]``, and
+the same numbers: timm's preprocessing (the settings recorded at export) in NumPy and PIL, equal
+bit for bit (``labkit.model.pixels``), the engine's forward pass, the softmax. No torch: with
+torch and timm imported for the preprocessing, as before 2026-12-06, the OpenVINO server of
+``runtimes/`` was ready in 11.9 s and held 1532 MB; without, 3.3 s and 506 MB
+(``benchmarks/results/starts-2026-12-06.md``, side by side). With ``parameters.extra.top_k``
 they answer ``labels`` and ``scores`` like the timm runtime. They load only an ONNX file that
 ``labkit.model.export`` compared with PyTorch on today's checkpoint. Threads: the cores split
 between the parallel workers, as for the service (``cpu_threads``).
@@ -28,20 +32,20 @@ from mlserver.errors import MLServerError
 from mlserver.utils import get_model_uri
 
 from labkit.model.export import NotVerified, onnx_runtime_forward, openvino_forward, verified_record
+from labkit.model.pixels import probabilities
 from labkit.runtimes.base import LabRuntime, RuntimeOptions, logger
 
 
 class EngineTinyViT(LabRuntime):
-    """The TinyViT service with ``self.model`` replaced by an engine's forward."""
+    """The TinyViT service with an engine's forward pass, and no torch."""
 
     engine = "?"
 
     async def load(self) -> bool:
-        # Imported where the model runs, not at the top: MLServer's main process imports this
-        # module only to find the class (as tinyvit/serve-model.py explains).
-        import torch
-        from timm.data import create_transform
-
+        # No torch in this process: the engine runs the network, and timm's preprocessing runs in
+        # NumPy and PIL (labkit.model.pixels, equal to timm's transform bit for bit). Importing
+        # torch and timm made a start 3.6 times as long and the server 3 times as heavy (above).
+        from labkit.model.pixels import check_config
         from labkit.model.weights import labels
 
         self.options = RuntimeOptions.from_settings(self.settings)
@@ -50,15 +54,18 @@ class EngineTinyViT(LabRuntime):
             record = verified_record(path)
         except NotVerified as error:
             raise MLServerError(f"{self.engine}: {error}") from None
+        self.data_config = record["data_config"]
+        check_config(self.data_config)
         threads = self.options.threads
-        forward = self.engine_forward(path, threads)
-        # classify() calls self.model(batch) on a torch tensor and takes the softmax of its answer.
-        self.model = lambda batch: torch.from_numpy(np.asarray(forward(batch.numpy())))
-        self.transform = create_transform(**record["data_config"])
+        self.forward = self.engine_forward(path, threads)
         self.labels = labels()
         self.register_metrics()
         logger.info("TinyViT on %s with %d thread(s) in this process, from %s", self.engine, threads, path)
         return True
+
+    def classify(self, images: list[np.ndarray]) -> np.ndarray:
+        """Probabilities ``[N, 21841]``, as the service's ``classify()`` gives them."""
+        return probabilities(self.forward, images, self.data_config)
 
     def engine_forward(self, path: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:
         raise NotImplementedError

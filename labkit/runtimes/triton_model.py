@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     from pytriton.triton import Triton, TritonConfig
 
     from labkit.model.export import NotVerified, openvino_forward, verified_record
-    from labkit.model.pixels import check_config, pixels
+    from labkit.model.pixels import check_config, probabilities
 
     try:
         record = verified_record(args.onnx)  # written by the export, with timm's config
@@ -87,19 +87,15 @@ def main(argv: list[str] | None = None) -> int:
     check_config(config)
     forward = openvino_forward(args.onnx, args.threads)
 
-    def probabilities(images: list) -> dict:
-        logits = forward(np.stack([pixels(image, config) for image in images]))
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return {"probabilities": (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)}
-
     @batch
     def classify_pixels(payload: np.ndarray) -> dict:
-        return probabilities(list(payload))
+        return {"probabilities": probabilities(forward, list(payload), config)}
 
     @batch
     def classify_files(payload: np.ndarray) -> dict:
         files = [base64.b64decode(bytes(data), validate=True) for data in payload[:, 0]]
-        return probabilities([np.asarray(Image.open(io.BytesIO(data)).convert("RGB")) for data in files])
+        images = [np.asarray(Image.open(io.BytesIO(data)).convert("RGB")) for data in files]
+        return {"probabilities": probabilities(forward, images, config)}
 
     triton_config = TritonConfig(http_address="127.0.0.1", http_port=args.http_port, grpc_address="127.0.0.1",
                                  grpc_port=args.grpc_port, metrics_port=args.metrics_port)

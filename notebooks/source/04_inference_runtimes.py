@@ -360,9 +360,10 @@ show.file("runtimes/tinyvit-onnxruntime/model-settings.json")
 # %% [markdown]
 # Now the claim, measured: the same answer (all 21,841 probabilities) from PyTorch, ONNX
 # Runtime and OpenVINO, 4 callers at a time over gRPC (its compact encoding keeps the answer's
-# cost small, so the engines' difference shows). Each server holds its own model and engine,
-# close to a gigabyte: they run one after another, each measured in two rounds, each row the
-# better of its two.
+# cost small, so the engines' difference shows). Each server holds its own model and engine
+# (the PyTorch one about a gigabyte, the engines' about half of that: their runtimes preprocess
+# in NumPy and import no torch), so they run one after another, each measured in two rounds,
+# each row the better of its two.
 
 # %%
 engines = {"PyTorch (tinyvit/)": "tinyvit", "ONNX Runtime": "runtimes/tinyvit-onnxruntime",

@@ -406,9 +406,11 @@ record.peers_table(path).set_index(["server", "transport", "callers"])
 #   and the CPU column shows what that costs the other two: LitServe turns them into JSON with
 #   FastAPI's encoder, in Python. An answer of a few labels (notebook 03) would make REST cheap
 #   for all of them.
-# * **Memory**: Triton and LitServe hold about half of what MLServer holds. The lab's MLServer
-#   imports torch for timm's preprocessing even when OpenVINO runs the model; the other two
-#   preprocess in NumPy.
+# * **Memory**: in this record Triton and LitServe held about half of what MLServer held. The
+#   lab's OpenVINO runtime then imported torch for timm's preprocessing; the other two
+#   preprocessed in NumPy. It now does too, and starts sooner and lighter for it (the lab's
+#   start benchmark, `benchmarks/results/starts-2026-12-06.md`: 3.3 s against 11.9 until ready,
+#   506 MB against 1532). What a server imports is part of what it costs.
 #
 # What carries over is the protocol. The requests you built in notebook 02 work with any server
 # that speaks it. Below, the pixel request of "The same request without MLServer on the client"

@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from mlserver.errors import MLServerError
 
 from labkit.model import export, weights
 from labkit.images import check_images
-from labkit.client import encode_jpeg, files_request, infer_grpc, infer_outputs, pixels_request
+from labkit.client import encode_jpeg, files_request, infer_grpc, infer_outputs, load_image, pixels_request
 from labkit.runtimes.engines import ENGINES, engine_model, openvino_forward
 from labkit.serving.server import ModelServer
 from labkit.model.service import loaded_service
@@ -196,3 +197,16 @@ def test_openvino_serves_top_5_labels(engine_server, reference, images):
     grpc_labels = infer_grpc(server.grpc_address, server.name, files_request(files), "labels")
     assert (grpc_labels == labels).all()
     assert "TinyViT on OpenVINO with" in server.log
+
+
+def test_an_engine_server_imports_no_torch(engine_server):
+    """Its preprocessing runs in NumPy and PIL (labkit.model.pixels): no process of the server maps
+    torch's library (before 2026-12-06 the runtime imported torch for timm's transform)."""
+    import psutil
+
+    server = reload_with(engine_server, {"model-settings.json": engine_settings("openvino")})
+    assert infer_outputs(server.infer_url, pixels_request([load_image()]))["probabilities"].shape == (1, 21841)
+    tree = [psutil.Process(server.process.pid), *psutil.Process(server.process.pid).children(recursive=True)]
+    mapped = {process.pid: {Path(region.path).name for region in process.memory_maps()} for process in tree}
+    assert any("libopenvino.so" in " ".join(names) for names in mapped.values()), "OpenVINO is not loaded"
+    assert not [pid for pid, names in mapped.items() if any(name.startswith("libtorch") for name in names)], mapped
