@@ -87,11 +87,9 @@ def torch_at_the_top(folder: Path, checkpoint: Path) -> Path:
     return copy
 
 
-# The OpenVINO runtime as it was before 2026-12-06: torch and timm imported where the model runs.
-WITH_TORCH = """import timm.data  # noqa: F401
-import torch  # noqa: F401
-
-from labkit.runtimes.engines import OpenVINOTinyViT
+# The OpenVINO runtime as it was before 2026-12-06: torch and timm imported in load(), where the
+# model runs (the worker), not at the top (MLServer's main process imports this file too).
+WITH_TORCH = """from labkit.runtimes.engines import OpenVINOTinyViT
 
 
 class OpenVINOWithTorch(OpenVINOTinyViT):

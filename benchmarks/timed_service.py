@@ -15,8 +15,9 @@ its ``/metrics`` shows prometheus_client's registry, not the one ``mlserver.regi
 multiprocess folder like MLServer's own; without, straight from the registry it shows.
 
 Stages: ``decode`` (the request's images, ``image_batch.decode_images``), ``preprocess`` (timm's
-transform and the softmax: ``classify()`` without the forward pass), ``forward`` (the network or
-the engine, ``self.model``) and ``answer`` (the rest of ``predict()``: the NumPy output and the
+transform, in torch in the service and in NumPy in the runtime, and the softmax: ``classify()``
+without the forward pass), ``forward`` (the network, ``self.model``, or the engine,
+``self.forward``) and ``answer`` (the rest of ``predict()``: the NumPy output and the
 ``InferenceResponse``).
 """
 
@@ -68,7 +69,9 @@ def _histogram(name: str, description: str) -> Histogram:
 
 
 class Timed:
-    """Timers around ``load()``'s model and ``predict()``; mixed in before a lab service class."""
+    """Timers around ``load()``'s network and ``predict()``; mixed in before a lab service class."""
+
+    network = "model"  # the attribute that load() sets to the network's call
 
     async def load(self) -> bool:
         ready = await super().load()
@@ -77,7 +80,7 @@ class Timed:
             stage: _histogram(METRIC.format(stage), f"Seconds of predict()'s {stage} stage, once per image")
             .labels(**labels) for stage in STAGES}
         self.batch_histogram = _histogram(BATCH_METRIC, "Images per predict() call").labels(**labels)
-        self.model = _timed("forward", self.model)
+        setattr(self, self.network, _timed("forward", getattr(self, self.network)))
         return ready
 
     def classify(self, images: list):
@@ -108,3 +111,5 @@ class TimedTinyViT(Timed, _serve_model.TinyViTModel):
 
 class TimedOpenVINO(Timed, OpenVINOTinyViT):
     """The lab's OpenVINO runtime, timed."""
+
+    network = "forward"  # the engine's forward pass (the runtime has no torch model)

@@ -349,9 +349,11 @@ for precision in (None, "f32"):
 # ### Serve it by configuration
 #
 # `labkit.runtimes.engines` holds two runtimes, `OnnxRuntimeTinyViT` and `OpenVINOTinyViT`: the lab's
-# `TinyViTModel` with another forward, so the same requests, the same 400s and the same answer
-# (`probabilities`). Choosing one is a line in `model-settings.json`. They load only a file that
-# the export verified, against today's weights:
+# `TinyViTModel` with another forward pass, so the same requests, the same 400s and the same
+# answer (`probabilities`). They run timm's preprocessing in NumPy (equal to timm's transform bit
+# for bit) and never import torch, so their servers start sooner and hold less memory. Choosing
+# one is a line in `model-settings.json`. They load only a file that the export verified, against
+# today's weights:
 
 # %%
 # NBVAL_CHECK_OUTPUT
