@@ -15,7 +15,7 @@ Same contract as the TinyViT service, because these classes are that service wit
 the same numbers: timm's preprocessing (the settings recorded at export) in NumPy and PIL, equal
 bit for bit (``labkit.model.pixels``), the engine's forward pass, the softmax. No torch: with
 torch and timm imported for the preprocessing, as before 2026-12-06, the OpenVINO server of
-``runtimes/`` was ready in 11.9 s and held 1532 MB; without, 3.3 s and 506 MB
+``runtimes/`` was ready in 8.4 s and held 1157 MB; without, 3.8 s and 505 MB
 (``benchmarks/results/starts-2026-12-06.md``, side by side). With ``parameters.extra.top_k``
 they answer ``labels`` and ``scores`` like the timm runtime. They load only an ONNX file that
 ``labkit.model.export`` compared with PyTorch on today's checkpoint. Threads: the cores split
@@ -44,7 +44,7 @@ class EngineTinyViT(LabRuntime):
     async def load(self) -> bool:
         # No torch in this process: the engine runs the network, and timm's preprocessing runs in
         # NumPy and PIL (labkit.model.pixels, equal to timm's transform bit for bit). Importing
-        # torch and timm made a start 3.6 times as long and the server 3 times as heavy (above).
+        # torch and timm made a start 2.2 times as long and the server 2.3 times as heavy (above).
         from labkit.model.pixels import check_config
         from labkit.model.weights import labels
 

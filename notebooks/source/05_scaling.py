@@ -409,8 +409,8 @@ record.peers_table(path).set_index(["server", "transport", "callers"])
 # * **Memory**: in this record Triton and LitServe held about half of what MLServer held. The
 #   lab's OpenVINO runtime then imported torch for timm's preprocessing; the other two
 #   preprocessed in NumPy. It now does too, and starts sooner and lighter for it (the lab's
-#   start benchmark, `benchmarks/results/starts-2026-12-06.md`: 3.3 s against 11.9 until ready,
-#   506 MB against 1532). What a server imports is part of what it costs.
+#   start benchmark, `benchmarks/results/starts-2026-12-06.md`: 3.8 s against 8.4 until ready,
+#   505 MB against 1157). What a server imports is part of what it costs.
 #
 # What carries over is the protocol. The requests you built in notebook 02 work with any server
 # that speaks it. Below, the pixel request of "The same request without MLServer on the client"
