@@ -485,7 +485,8 @@ pd.DataFrame([{"server": server, "transport": transport, "shape": str(answer.sha
               for (server, transport), answer in answers.items()]).set_index(["server", "transport"])
 
 # %% [markdown]
-# The same answers, from another server, to requests written for MLServer: the differences are
-# rounding (PyTorch in MLServer, OpenVINO in Triton, compared as notebook 04 compares engines).
+# With Triton's environment, the table has Triton's two rows too: the same answers, from another
+# server, to requests written for MLServer. The differences are rounding (PyTorch in MLServer,
+# OpenVINO in Triton, compared as notebook 04 compares engines).
 # That is what the protocol buys: you can pick the server by what it does best (Triton's
 # C++ request path, MLServer's Python services and runtimes) and keep your clients.
