@@ -4,7 +4,8 @@
 write, and never touches ``model-settings.json``, ``settings.json`` or ``serve-model.py``:
 
 * the lab service's helper modules from ``tinyvit/`` (``image_batch.py``: decode and
-  check a request; ``model_weights.py``: find the checkpoint; ``cpu_threads.py``),
+  check a request; ``model_weights.py``: find the checkpoint; ``cpu_threads.py``;
+  ``freed_memory.py``),
   copied when missing, or refreshed when they are still an unedited lab copy;
 * ``tinyvit.safetensors``, a link to the lab's checkpoint: MLServer's default
   ``parameters.uri`` is the model folder, and ``model_weights`` looks for this file
@@ -28,7 +29,7 @@ from pathlib import Path
 from labkit.paths import DEFAULT_CHECKPOINT, REPO_ROOT, PathLike
 
 LAB_SERVICE = REPO_ROOT / "tinyvit"
-HELPERS = ("image_batch.py", "model_weights.py", "cpu_threads.py")
+HELPERS = ("image_batch.py", "model_weights.py", "cpu_threads.py", "freed_memory.py")
 CHECKPOINT_LINK = "tinyvit.safetensors"
 PREVIOUS_COPIES = ".lab-helpers"  # digests of the helper versions the lab wrote here
 # The server settings of notebook 01's exercise: loopback only, debug off, and the model in

@@ -1,12 +1,11 @@
 """TinyViT (timm ``tiny_vit_5m_224.dist_in22k``, 21,841 ImageNet-22k classes) on MLServer.
 
-Request: one input ``payload`` holding a batch of images, UINT8 pixels ``[N, H, W, 3]``
-(NumpyCodec) or BYTES ``[N]`` of PNG/JPEG files. Response: one output ``probabilities``,
-FP32 ``[N, 21841]``, one row per image.
+Request: one input ``payload``, a batch of images: UINT8 pixels ``[N, H, W, 3]`` (NumpyCodec)
+or BYTES ``[N]`` of PNG/JPEG files. Response: ``probabilities``, FP32 ``[N, 21841]``.
 
-MLServer puts this folder on ``sys.path`` while it imports this file, so the plumbing
-lives in small modules next to it: ``image_batch`` decodes and checks the request,
-``model_weights`` finds the checkpoint, ``cpu_threads`` splits the cores between workers.
+MLServer puts this folder on ``sys.path`` while it imports this file, so the plumbing lives
+next to it: ``image_batch`` decodes and checks the request, ``model_weights`` finds the
+checkpoint, ``cpu_threads`` splits the cores, ``freed_memory`` returns a batch's freed memory.
 
 Why no ``@decode_args`` and why the batch axis: with adaptive batching, MLServer
 concatenates the requests of several callers along axis 0 before ``predict()`` sees them.
@@ -29,6 +28,7 @@ from mlserver.types import InferenceRequest, InferenceResponse
 from PIL import Image
 
 from cpu_threads import torch_threads
+from freed_memory import return_freed_memory, wanted as freed_memory_wanted
 from image_batch import decode_images
 from model_weights import extra_parameters, load_tinyvit
 
@@ -43,7 +43,8 @@ class TinyViTModel(MLModel):
         import torch  # where the model runs (see the top of this file)
         from timm.data import create_transform, resolve_data_config
 
-        threads = torch_threads(extra_parameters(self.settings))
+        extra = extra_parameters(self.settings)
+        threads, self.return_freed_memory = torch_threads(extra), freed_memory_wanted(extra)
         torch.set_num_threads(threads)
         logger.info("TinyViT uses %d torch thread(s) in this process", threads)
         self.model = await load_tinyvit(self.settings)
@@ -57,6 +58,8 @@ class TinyViTModel(MLModel):
         images = decode_images(payload)
         mlserver.log(**{BATCH_SIZE_METRIC: len(images)})
         probabilities = self.classify(images)
+        if self.return_freed_memory:  # else glibc keeps a large batch's activations (freed_memory)
+            return_freed_memory()
         return InferenceResponse(
             model_name=self.name,
             model_version=self.version,

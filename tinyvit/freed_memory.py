@@ -1,0 +1,67 @@
+"""Hand the memory a large batch freed back to the system (glibc's ``malloc_trim``).
+
+glibc keeps what Python and torch free inside the process's heap, to reuse it. A forward pass
+over 8 images frees about 0.1 GB of activations, and over batches of mixed sizes the heap
+keeps growing with what it cannot reuse, so a worker under a batching load holds far more
+than it uses between two calls.
+
+Trimming costs the next call its page faults. So the service trims only when the process's
+resident memory has grown by more than ``GROWTH_LIMIT`` since the last trim, which one image
+(about 25 MB) does not do and a batch of 8 (about 0.1 GB) does, and by default only in a
+parallel worker. ``make bench-memory`` (``benchmarks/freed_memory.py``, 8 callers, side by side,
+2026-12-06) measured both: two workers with batching of 8 (notebook 05) peaked at 0.91 times
+the memory at 1.01 times the rate; the tuned single process (``parallel_workers: 0``), where the
+model shares its process with the server's request handling, at 0.90-0.92 times the memory but
+0.81-0.87 times the rate, so there it stays off. ``parameters.extra.return_freed_memory``
+(true or false) overrides the default.
+
+Elsewhere than glibc (macOS, musl) this does nothing: those allocators have their own rules.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+from cpu_threads import in_worker_process
+
+GROWTH_LIMIT = 64 << 20  # bytes
+PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _glibc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+    except (OSError, AttributeError):  # not Linux with glibc
+        return None
+    return libc
+
+
+_LIBC = _glibc()
+_after_last_trim: list[int | None] = [None]  # resident bytes right after the last trim
+
+
+def wanted(extra: dict) -> bool:
+    """Whether this process should return freed memory: ``parameters.extra.return_freed_memory``,
+    else only in a parallel worker (see above)."""
+    return bool(extra.get("return_freed_memory", in_worker_process()))
+
+
+def resident_bytes() -> int:
+    """This process's resident memory (Linux: /proc/self/statm)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * PAGE
+
+
+def return_freed_memory(limit: int = GROWTH_LIMIT) -> bool:
+    """Give the heap's free pages back when resident memory grew by more than ``limit`` bytes
+    since the last trim (or never was trimmed); True if it trimmed."""
+    if _LIBC is None:
+        return False
+    before = _after_last_trim[0]
+    if before is not None and resident_bytes() - before <= limit:
+        return False
+    _LIBC.malloc_trim(0)
+    _after_last_trim[0] = resident_bytes()
+    return True
