@@ -11,7 +11,7 @@ $(PROXY):
 		npm install --silent --prefix $(LAB_STATE)/node --no-save --no-package-lock configurable-http-proxy@5.3.0; \
 	else echo "note: no npm, so no configurable-http-proxy; the JupyterHub test will skip." >&2; fi
 
-.PHONY: test test-fast notebooks release handout grade bench bench-starts bench-breakdown peers notebook-memory soak clean
+.PHONY: test test-fast notebooks release handout grade bench bench-starts bench-memory bench-breakdown peers notebook-memory soak clean
 
 # Lint, the unit and live-server tests, then every solution notebook under nbval (quick mode);
 # prints how many MLServer processes the run started and their seconds until ready.
@@ -60,6 +60,11 @@ bench: $(STAMP) $(WEIGHTS)
 # Seconds until a server is ready and its memory, beside a bare torch import (issue 25).
 bench-starts: $(STAMP) $(WEIGHTS)
 	$(PY) benchmarks/starts.py
+
+# Memory and rate of the lab's service under a batching load, freed memory handed back (as shipped)
+# or kept by glibc, side by side (tinyvit/freed_memory.py).
+bench-memory: $(STAMP) $(WEIGHTS)
+	$(PY) benchmarks/freed_memory.py
 
 # The benchmark's peers, servers a user might pick instead of MLServer, each in an environment of
 # its own (benchmarks/peers.py), with the same engine as the lab's OpenVINO runtime: NVIDIA Triton

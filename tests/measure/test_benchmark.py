@@ -1,5 +1,6 @@
 """benchmarks/serving.py in quick mode: every row, the ratios, the report files;
-benchmarks/starts.py on one row; benchmarks/breakdown.py briefly."""
+benchmarks/starts.py on one row; benchmarks/freed_memory.py on one server; benchmarks/breakdown.py
+briefly."""
 
 import json
 import subprocess
@@ -90,6 +91,25 @@ def test_the_start_benchmark_times_a_start_beside_the_bare_import(tmp_path):
     assert rows["bare import"]["pss_mb"] > 300
     assert rows[row]["ready_s"] > 0 and rows[row]["pss_mb"] > 100 and len(rows[row]["ready_s_each"]) == 1
     assert f"| {row} |" in (tmp_path / report_file.name.replace(".json", ".md")).read_text()
+
+
+def test_the_freed_memory_benchmark_measures_both_arms_side_by_side(tmp_path):
+    # Notebook 05's two workers with batching, freed memory returned and kept, 3 s of load each.
+    server = "two workers, batching"
+    done = subprocess.run([sys.executable, "benchmarks/freed_memory.py", "--rounds", "1", "--seconds", "3",
+                           "--servers", server, "--out", str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [report_file] = tmp_path.glob("freed-memory-*.json")
+    report = json.loads(report_file.read_text())
+    assert set(report["rows"]) == {f"{server}, returned", f"{server}, kept"}
+    for row in report["rows"].values():
+        # A server with two torch workers holds well over a bare torch import, and answered every request.
+        assert row["errors"] == 0 and row["throughput_rps"] > 0 and row["peak_pss_mb"] > 750
+        assert row["peak_pss_mb"] >= row["final_pss_mb"]
+    assert set(report["ratios"][server]) == {"peak_pss_mb returned/kept", "final_pss_mb returned/kept",
+                                             "throughput_rps returned/kept", "p95_ms returned/kept"}
+    assert f"| {server}, kept |" in (tmp_path / report_file.name.replace(".json", ".md")).read_text()
 
 
 def test_the_breakdown_accounts_for_a_request_stage_by_stage(tmp_path):
