@@ -40,10 +40,10 @@ random_weights = show.weights_banner()
 # You write all three, into `my-tinyvit/` next to this notebook. The cell below creates the
 # folder with what is not yours to write: a link to the TinyViT checkpoint
 # (`tinyvit.safetensors`) and the lab's small helper modules (`model_weights.py` finds the
-# checkpoint, also offline; `image_batch.py` and `cpu_threads.py` you meet later). It never
-# touches your three files. From now on, every cell that writes a file into the folder with
-# `%%writefile` is checked right after it runs: a line starting with ✔ or ✘ says whether
-# MLServer would accept it.
+# checkpoint, also offline; `image_batch.py`, `cpu_threads.py` and `freed_memory.py` you meet
+# later). It never touches your three files. From now on, every cell that writes a file into
+# the folder with `%%writefile` is checked right after it runs: a line starting with ✔ or ✘
+# says whether MLServer would accept it.
 
 # %%
 from labkit import checks

@@ -31,7 +31,11 @@ random_weights = show.weights_banner()
 #
 # Workers share the machine's cores. PyTorch uses several threads per process by default, so
 # N workers × all cores each would fight for the CPU. `serve-model.py` gives each worker its
-# share: `cores // workers` threads. The server log says what each worker chose:
+# share: `cores // workers` threads (`cpu_threads.py`, next to it). And each worker returns
+# the memory a batch of images freed (`freed_memory.py`): the C library keeps freed memory in
+# the process for reuse, and over batches of mixed sizes a worker would otherwise hold far more
+# than it uses between two requests (the lab's memory benchmark measured it, with and without,
+# side by side). The server log says how many threads each worker chose:
 
 # %%
 from labkit.measure.panel import ScalingLab
