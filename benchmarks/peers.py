@@ -24,8 +24,7 @@ from labkit.serving import triton as lab_triton
 from labkit.serving.processes import free_port, stop_group, wait_until_serving
 
 REPO = Path(__file__).resolve().parent.parent
-PYTHONS = {"triton": lab_triton.TRITON_PYTHON, "litserve": REPO / ".venv-litserve" / "bin" / "python"}
-WHAT = {"triton": "nvidia-pytriton, its own numpy<2", "litserve": "litserve with OpenVINO, no torch"}
+LITSERVE_PYTHON = REPO / ".venv-litserve" / "bin" / "python"
 LITSERVE_SCRIPT = Path(__file__).with_name("litserve_peer.py")
 
 
@@ -39,10 +38,11 @@ class Peer:
 
 
 def missing(name: str) -> str | None:
-    """Why the peer ``name`` cannot run here, or None."""
-    python = PYTHONS[name]
-    if not (python.parent.parent / ".installed").exists():
-        return f"{python.parent.parent.name} is not built: run `make peers` ({WHAT[name]})"
+    """Why the peer ``name`` (``"triton"`` or ``"litserve"``) cannot run here, or None."""
+    if name == "triton":
+        return lab_triton.missing()  # the lab's own check: notebook 05 starts Triton too
+    if not (LITSERVE_PYTHON.parent.parent / ".installed").exists():
+        return ".venv-litserve is not built: run `make peers` (litserve with OpenVINO, no torch)"
     return None
 
 
@@ -51,9 +51,6 @@ def triton(onnx: Path, max_batch_size: int = 8, max_batch_time: float = 0.004, t
            timeout: float = 120) -> Iterator[Peer]:
     """Triton serving TinyViT's verified ONNX export in OpenVINO, like the lab's OpenVINO runtime;
     its model for JPEG files, the body the load generator sends."""
-    reason = missing("triton")
-    if reason:
-        raise RuntimeError(reason)
     with lab_triton.triton(onnx, max_batch_size, max_batch_time, threads, timeout) as server:
         yield Peer("triton", server.infer_url("tinyvit-jpeg"), server.grpc_address, server.pid, model="tinyvit-jpeg")
 
@@ -69,7 +66,7 @@ def litserve(onnx: Path, max_batch_size: int = 8, max_batch_time: float = 0.004,
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="litserve-peer-") as folder, tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
-            [str(PYTHONS["litserve"]), str(LITSERVE_SCRIPT), "--onnx", str(onnx), "--port", str(port),
+            [str(LITSERVE_PYTHON), str(LITSERVE_SCRIPT), "--onnx", str(onnx), "--port", str(port),
              "--max-batch-size", str(max_batch_size), "--max-batch-time", str(max_batch_time),
              "--threads", str(threads)],
             cwd=folder, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
