@@ -8,12 +8,13 @@ than it uses between two calls.
 Trimming costs the next call its page faults. So the service trims only when the process's
 resident memory has grown by more than ``GROWTH_LIMIT`` since the last trim, which one image
 (about 25 MB) does not do and a batch of 8 (about 0.1 GB) does, and by default only in a
-parallel worker. ``make bench-memory`` (``benchmarks/freed_memory.py``, 8 callers, side by side,
-2026-12-06) measured both: two workers with batching of 8 (notebook 05) peaked at 0.91 times
-the memory at 1.01 times the rate; the tuned single process (``parallel_workers: 0``), where the
-model shares its process with the server's request handling, at 0.90-0.92 times the memory but
-0.81-0.87 times the rate, so there it stays off. ``parameters.extra.return_freed_memory``
-(true or false) overrides the default.
+parallel worker. ``make bench-memory`` (``benchmarks/results/freed-memory-2026-12-06.md``: 8
+callers, side by side, 5 rounds) measured both: two workers with batching of 8 (notebook 05)
+peaked at 0.93 times the memory and held 0.85 times after the load, at 0.94 times the rate
+(the rounds' rates overlap); the tuned single process (``parallel_workers: 0``), whose rate is
+the lab's served best with PyTorch, lost more rate in each of that day's runs (0.81 to 0.93
+times, the ``-run*`` files beside the record), so there it stays off. ``parameters.extra.return_freed_memory`` (true or false) overrides the
+default.
 
 Elsewhere than glibc (macOS, musl) this does nothing: those allocators have their own rules.
 """
