@@ -41,6 +41,8 @@ def missing(name: str) -> str | None:
     """Why the peer ``name`` (``"triton"`` or ``"litserve"``) cannot run here, or None."""
     if name == "triton":
         return lab_triton.missing()  # the lab's own check: notebook 05 starts Triton too
+    if name != "litserve":
+        raise KeyError(f"no peer named {name!r}")
     if not (LITSERVE_PYTHON.parent.parent / ".installed").exists():
         return ".venv-litserve is not built: run `make peers` (litserve with OpenVINO, no torch)"
     return None

@@ -20,13 +20,9 @@ def torch_threads(extra: dict) -> int:
         return max(1, int(extra["torch_threads"]))
     cores = len(os.sched_getaffinity(0))
     # The main MLServer process runs the model itself only with parallel_workers: 0.
-    workers = parallel_workers(extra) if in_worker_process() else 1
+    in_worker = multiprocessing.current_process().name != "MainProcess"
+    workers = parallel_workers(extra) if in_worker else 1
     return max(1, cores // max(1, workers))
-
-
-def in_worker_process() -> bool:
-    """Whether this is one of MLServer's parallel workers (not its main process)."""
-    return multiprocessing.current_process().name != "MainProcess"
 
 
 def parallel_workers(extra: dict) -> int:

@@ -13,28 +13,30 @@ callers, side by side, 5 rounds) measured both: two workers with batching of 8 (
 peaked at 0.93 times the memory and held 0.85 times after the load, at 0.94 times the rate
 (the rounds' rates overlap); the tuned single process (``parallel_workers: 0``), whose rate is
 the lab's served best with PyTorch, lost more rate in each of that day's runs (0.81 to 0.93
-times, the ``-run*`` files beside the record), so there it stays off. ``parameters.extra.return_freed_memory`` (true or false) overrides the
-default.
+times, the ``-run*`` files beside the record), so there it stays off.
+``parameters.extra.return_freed_memory`` (true or false) overrides the default.
 
-Elsewhere than glibc (macOS, musl) this does nothing: those allocators have their own rules.
+Elsewhere than glibc (macOS, musl), or without ``/proc``, this does nothing: those allocators
+have their own rules, and without ``/proc/self/statm`` there is no growth to measure.
 """
 
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
 import os
-
-from cpu_threads import in_worker_process
 
 GROWTH_LIMIT = 64 << 20  # bytes
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def _glibc() -> ctypes.CDLL | None:
+    if not os.path.exists("/proc/self/statm"):  # no /proc (not Linux, or a sandbox without it)
+        return None
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.malloc_trim.argtypes = [ctypes.c_size_t]
-    except (OSError, AttributeError):  # not Linux with glibc
+    except (OSError, AttributeError):  # not glibc
         return None
     return libc
 
@@ -46,7 +48,10 @@ _after_last_trim: list[int | None] = [None]  # resident bytes right after the la
 def wanted(extra: dict) -> bool:
     """Whether this process should return freed memory: ``parameters.extra.return_freed_memory``,
     else only in a parallel worker (see above)."""
-    return bool(extra.get("return_freed_memory", in_worker_process()))
+    # A worker is a multiprocessing process; MLServer's own process is "MainProcess" (the same
+    # test as cpu_threads.py, kept here so that each helper module stands alone).
+    in_worker = multiprocessing.current_process().name != "MainProcess"
+    return bool(extra.get("return_freed_memory", in_worker))
 
 
 def resident_bytes() -> int:

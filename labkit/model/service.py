@@ -36,8 +36,8 @@ def service_module() -> ModuleType:
 
 
 def helper(name: str) -> ModuleType:
-    """One of the service's helper modules (``image_batch``, ``model_weights``, ``cpu_threads``),
-    as the service itself imported it."""
+    """One of the service's helper modules (``image_batch``, ``model_weights``, ``cpu_threads``,
+    ``freed_memory``), as the service itself imported it."""
     service_module()
     return sys.modules[name]
 

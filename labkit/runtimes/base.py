@@ -59,6 +59,9 @@ class LabRuntime(TinyViTModel):
 
     options = RuntimeOptions()
     labels: Sequence[str] = ()
+    # The service's predict() reads it, and only the service's load() sets it: a runtime's own
+    # load() leaves the memory to its engine (tinyvit/freed_memory.py measured the service only).
+    return_freed_memory = False
 
     def register_metrics(self) -> None:
         mlserver.register(BATCH_SIZE_METRIC, "Images per predict() call, after adaptive batching")

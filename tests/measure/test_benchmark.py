@@ -106,7 +106,7 @@ def test_the_freed_memory_benchmark_measures_both_arms_side_by_side(tmp_path):
     for row in report["rows"].values():
         # A server with two torch workers holds well over a bare torch import, and answered every request.
         assert row["errors"] == 0 and row["throughput_rps"] > 0 and row["peak_pss_mb"] > 750
-        assert row["peak_pss_mb"] >= row["final_pss_mb"]
+        assert len(row["peak_pss_mb_each"]) == len(row["throughput_rps_each"]) == 1
     assert set(report["ratios"][server]) == {"peak_pss_mb returned/kept", "final_pss_mb returned/kept",
                                              "throughput_rps returned/kept", "p95_ms returned/kept"}
     assert f"| {server}, kept |" in (tmp_path / report_file.name.replace(".json", ".md")).read_text()

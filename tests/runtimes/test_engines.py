@@ -2,6 +2,7 @@
 the exported model answers like PyTorch, a model that does not is refused, and both runtimes
 serve the TinyViT contract on a real MLServer."""
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -11,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
+from mlserver.codecs import NumpyCodec
+from mlserver.context import model_context
 from mlserver.errors import MLServerError
 
 from labkit.model import export, weights
@@ -87,6 +90,18 @@ def test_each_engine_answers_like_the_pytorch_service(engine, onnx_model, refere
     assert answer.shape == expected.shape == (4, 21841)
     np.testing.assert_allclose(answer, expected, atol=1e-6)
     assert (np.argsort(-answer)[:, :5] == np.argsort(-expected)[:, :5]).all()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_each_engine_runtime_predicts_probabilities_in_process(engine, onnx_model, reference, images):
+    # predict() as MLServer calls it: the service's own path when no top_k is asked (a load()
+    # of its own must leave the service's attributes usable: a 500 on every request otherwise).
+    model = engine_model(engine, onnx_model)
+    same_size = [images[1], np.ascontiguousarray(images[1][::-1])]
+    with model_context(model.settings):
+        response = asyncio.run(model.predict(pixels_request(same_size)))
+    np.testing.assert_allclose(NumpyCodec.decode_output(response.outputs[0]), reference.probabilities(same_size),
+                               atol=1e-6)
 
 
 def test_a_model_that_does_not_answer_like_pytorch_is_not_installed(onnx_model, checkpoint, reference, tmp_path):
