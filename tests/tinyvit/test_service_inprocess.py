@@ -110,9 +110,10 @@ def batch_of(size: int) -> InferenceRequest:
     return pixels_request(np.stack([np.roll(cat[:224, :224], 9 * k, axis=1) for k in range(size)]))
 
 
-def model_without_trim(service, checkpoint):
+def loaded_model(service, checkpoint, return_freed_memory: bool):
     settings = ModelSettings(name="tinyvit", implementation=service.TinyViTModel,
-                             parameters=ModelParameters(uri=str(checkpoint), extra={"return_freed_memory": False}))
+                             parameters=ModelParameters(uri=str(checkpoint),
+                                                        extra={"return_freed_memory": return_freed_memory}))
     model = service.TinyViTModel(settings)
     asyncio.run(model.load())
     return model
@@ -126,14 +127,11 @@ def test_after_large_batches_resident_memory_is_back_within_the_limit(service, c
     if freed._LIBC is None:
         pytest.skip("not glibc: the service leaves memory to the allocator")
     grown, sizes = {}, (8, 3, 8, 5, 8)
+    warm = loaded_model(service, checkpoint, False)
     for size in sizes:  # first calls' one-off growth (lazy initialisation) counts against neither arm
-        predict(model_without_trim(service, checkpoint), batch_of(size))
+        predict(warm, batch_of(size))
     for returned in (False, True):
-        settings = ModelSettings(name="tinyvit", implementation=service.TinyViTModel,
-                                 parameters=ModelParameters(uri=str(checkpoint),
-                                                            extra={"return_freed_memory": returned}))
-        model = service.TinyViTModel(settings)
-        asyncio.run(model.load())
+        model = loaded_model(service, checkpoint, returned)
         freed._LIBC.malloc_trim(0)
         before = freed.resident_bytes()
         for size in sizes:
