@@ -17,6 +17,7 @@ from labkit.checks.common import CheckFailed, passed
 from labkit.checks.student_code import resolve_implementation
 from labkit.model.hf_runtime import HF_IMPLEMENTATION
 from labkit.paths import PathLike
+from labkit.serving import mlserver_settings
 
 BATCHING_KEYS = ("max_batch_size", "max_batch_time")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost")  # this machine only
@@ -188,6 +189,7 @@ def read_model_settings(folder: Path) -> dict:
         raise CheckFailed(f"model-settings.json sets {misplaced}, which are settings of the whole server.",
                           "Put them in settings.json; model-settings.json describes one model.")
     _check_batching_values(content)
+    _check_as_mlserver_reads(content, "model-settings")
     parameters = content.get("parameters") or {}
     if not isinstance(parameters, dict):
         raise CheckFailed(f"\"parameters\" is {parameters!r}; MLServer expects an object of named fields.",
@@ -205,6 +207,21 @@ def read_model_settings(folder: Path) -> dict:
         raise CheckFailed(f"parameters.uri is {uri!r}, which does not exist (relative to {folder.name}/).",
                           "The lab put the checkpoint into the folder, as tinyvit.safetensors.")
     return content
+
+
+def _check_as_mlserver_reads(content: dict, kind: mlserver_settings.Kind) -> None:
+    """What MLServer's own settings model refuses, and every key it would ignore in silence."""
+    problems = mlserver_settings.problems(content, kind)
+    if not problems:
+        return
+    name = mlserver_settings.FILES[kind]
+    more = f" (and {len(problems) - 1} more: each is named once this one is fixed)" if len(problems) > 1 else ""
+    refused = problems[0] in mlserver_settings.refused(content, kind)
+    raise CheckFailed(f"{name}: {problems[0]}{more}",
+                      (f"MLServer would refuse {name} and serve no model. " if refused and kind == "model-settings"
+                       else f"MLServer would refuse {name} and not start. " if refused else
+                       "MLServer says nothing about a key it does not know: your setting would have no effect. ")
+                      + "Compare each key with the settings the notebook's text names.")
 
 
 def _check_batching_values(content: dict) -> None:
@@ -237,15 +254,16 @@ def server_settings(folder: PathLike, expected_workers: int | None = None, debug
                           "model-settings.json: in settings.json these keys are ignored, silently, and "
                           "nothing would change.",
                           "Move them to model-settings.json (the course text puts them in the wrong file).")
+    workers = content.get("parallel_workers", 1)
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+        raise CheckFailed(f"parallel_workers is {workers!r}; it is a whole number of processes (0 or more).",
+                          "It counts inference worker processes.")
+    _check_as_mlserver_reads(content, "settings")
     if content.get("host") not in LOOPBACK_HOSTS:
         raise CheckFailed(f"settings.json has host {content.get('host', '(not set)')!r}. Without "
                           "\"host\": \"127.0.0.1\" MLServer listens on 0.0.0.0: every network interface, "
                           "reachable from other machines.",
                           "Bind the server to this machine's loopback address only while you develop.")
-    workers = content.get("parallel_workers", 1)
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
-        raise CheckFailed(f"parallel_workers is {workers!r}; it is a whole number of processes (0 or more).",
-                          "It counts inference worker processes.")
     if expected_workers is not None and workers != expected_workers:
         runs = (f"runs {workers} parallel worker(s)" if "parallel_workers" in content else
                 "sets no parallel_workers, so MLServer runs its default, 1 worker")
