@@ -72,9 +72,24 @@ def folder_model_settings(model_dir: Path, options: ServerOptions) -> dict:
     """The model settings the copy starts from: the given ones, else the folder's file."""
     if options.model_settings is not None:
         return dict(options.model_settings)
-    if not (model_dir / "model-settings.json").is_file():
+    from labkit.serving.startlog import ServerStartError
+
+    path = model_dir / "model-settings.json"
+    if not path.is_file():
         raise FileNotFoundError(f"{model_dir} has no model-settings.json")
-    return json.loads((model_dir / "model-settings.json").read_text())
+    text = path.read_text()
+    where = f"{model_dir.name}/model-settings.json"
+    try:
+        content = json.loads(text)
+    except json.JSONDecodeError as error:
+        what = "is empty" if not text.strip() else (f"is not valid JSON: {error.msg} (line {error.lineno}, "
+                                                    f"column {error.colno})")
+        raise ServerStartError(f"{where} {what}: MLServer would find no model in it. Write the file, run its "
+                               "cell, then start the server again.") from None
+    if not isinstance(content, dict):
+        raise ServerStartError(f"{where} holds a JSON {type(content).__name__}, not an object: MLServer would find "
+                               "no model in it.")
+    return content
 
 
 def workers(model_dir: Path, options: ServerOptions) -> int:

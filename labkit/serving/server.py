@@ -35,14 +35,18 @@ from labkit.serving.processes import (die_with_parent, free_port, group_listens_
                                       remove_pid_file, stop_group, stop_orphans, wait_until, write_pid_file)
 from labkit.serving.runcopy import (MODEL_LEVEL, ServerOptions, folder_model_settings, workers,
                                     write_run_copy)
-from labkit.serving.startlog import (LOAD_FAILED_MARK, PORT_TAKEN, PortTaken, ServerStartError, first_error_in,
-                                     last_exception, startup_lines)
+from labkit.serving.startlog import (LOAD_FAILED_MARK, LOADED_MARK, PORT_TAKEN, SETTINGS_REFUSED_MARK, PortTaken,
+                                     ServerStartError, StartInterrupted, first_error_in, last_exception,
+                                     startup_lines)
 
 DEFAULT_PORTS = {"http_port": 8080, "grpc_port": 8081, "metrics_port": 8082}
 FREE_PORTS_ENV = config.FREE_PORTS  # on: never the default ports (grading runs side by side)
 # Seconds MLServer gets to shut down after SIGTERM before its process group is SIGKILLed
 # (labkit.serving.supervisor; MLServer can hang in its own shutdown).
 SHUTDOWN_GRACE = 10
+# Seconds a model may stay not ready after MLServer logged that it loaded it (in the main process,
+# after its workers): longer, and its load() did not return True.
+LOADED_BUT_NOT_READY = 5
 # Imported from here by notebooks (04 catches a failed start and prints its cause).
 __all__ = ["ModelServer", "ServerStartError", "PortTaken", "last_exception", "resolve_model_dir",
            "running_server", "DEFAULT_PORTS", "FREE_PORTS_ENV", "SHUTDOWN_GRACE"]
@@ -182,9 +186,12 @@ class ModelServer:
         write_pid_file(self.process.pid, self.run_dir)
         try:
             self._wait_until_ready(timeout, progress)
-        except BaseException:
+        except BaseException as error:
             _count_start(self.name, time.monotonic() - self.started_at)  # until it failed, not its stop
             self.stop()
+            if isinstance(error, KeyboardInterrupt) and not isinstance(error, StartInterrupted):
+                # One line in the notebook, not the frames of the loop that waited.
+                raise StartInterrupted(f"the start of {self.name} was interrupted; its server is stopped.") from None
             raise
         _count_start(self.name, time.monotonic() - self.started_at)
         return self
@@ -274,7 +281,8 @@ class ModelServer:
 
     def _read_model_settings(self) -> None:
         self.model_settings = folder_model_settings(self.model_dir, self.options)
-        self.name = self.model_settings["name"]
+        # MLServer names a model without a name after its folder (the run copy's has the same name).
+        self.name = self.model_settings.get("name") or self.model_dir.name
 
     def _folder_digests(self) -> dict:
         # Given model settings replace the folder's file: its edits do not make the server stale.
@@ -330,14 +338,24 @@ class ModelServer:
                    disable=not progress, leave=False,
                    bar_format="{desc}: {elapsed} (timeout {total}s)")
 
+        loaded = {"count": 0, "since": 0.0}  # the "Loaded model" lines seen, and since when
+
         def ready() -> bool:
-            taken = PORT_TAKEN.search(self.log[log_from:])
+            log = self.log[log_from:]
+            taken = PORT_TAKEN.search(log)
             if taken:
                 port = taken.group(1) or taken.group(2)
                 raise PortTaken(f"port {port} was taken by another program while {self.name} started")
             if self.process.poll() is not None:
                 raise self._start_error(f"MLServer exited with code {self.process.returncode}")
-            if LOAD_FAILED_MARK in self.log[log_from:]:
+            if SETTINGS_REFUSED_MARK in log:
+                # MLServer refused the file and runs on with no model: say so now, not at the timeout.
+                wait_until(lambda: "validation error" in self.log[log_from:].split(SETTINGS_REFUSED_MARK, 1)[-1]
+                           or self.process.poll() is not None, timeout=3)
+                time.sleep(0.2)  # the rest of the traceback
+                raise self._start_error(f"MLServer refused {self.model_dir.name}/model-settings.json and serves "
+                                        "no model", settings=True)
+            if LOAD_FAILED_MARK in log:
                 # MLServer logs "Couldn't load model" before the traceback that says why.
                 wait_until(lambda: "Traceback" in self.log[log_from:].split(LOAD_FAILED_MARK, 1)[-1]
                            or self.process.poll() is not None, timeout=5)
@@ -345,8 +363,16 @@ class ModelServer:
                 raise self._start_error(f"MLServer could not load model {self.name!r}")
             bar.n = min(int(time.monotonic() - started), bar.total)
             bar.refresh()
+            count = log.count(LOADED_MARK.format(name=self.name))
+            if count != loaded["count"]:
+                loaded.update(count=count, since=time.monotonic())
             try:
                 if requests.get(ready_url, timeout=2).status_code != 200:
+                    if count and time.monotonic() - loaded["since"] > LOADED_BUT_NOT_READY:
+                        raise self._start_error(
+                            f"MLServer ran load() of model {self.name!r}, but the model is not ready: MLServer "
+                            "serves a model only when its load() returns True, and this one returned "
+                            "something else (False, or nothing)")
                     return False
             except requests.RequestException:
                 return False
@@ -365,11 +391,18 @@ class ModelServer:
         finally:
             bar.close()
 
-    def _start_error(self, reason: str) -> ServerStartError:
+    def _start_error(self, reason: str, settings: bool = False) -> ServerStartError:
         # The student's own file and line first: the log's last traceback is often MLServer
-        # cleaning up (unloading a model that never loaded), not the cause.
-        yours = first_error_in(self.log, self.run_folder) if self.run_dir is not None else ""
-        yours = f"\nIn your code: {yours}" if yours else ""
+        # cleaning up (unloading a model that never loaded), not the cause. For refused
+        # settings, what MLServer refused in the student's terms.
+        if settings:
+            from labkit.serving.mlserver_settings import refused
+
+            yours = "\n  ".join(refused(self.model_settings, "model-settings"))
+            yours = f"\nIn your model-settings.json: {yours}" if yours else ""
+        else:
+            yours = first_error_in(self.log, self.run_folder) if self.run_dir is not None else ""
+            yours = f"\nIn your code: {yours}" if yours else ""
         cause = last_exception(self.log)
         cause = f"\nCause: {cause}" if cause else ""
         return ServerStartError(f"{reason}.{yours}{cause}\nLast lines of the server log:\n{self.log_tail()}")

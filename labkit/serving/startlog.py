@@ -13,6 +13,10 @@ from pathlib import Path
 
 # MLServer logs this before the traceback that says why a model did not load.
 LOAD_FAILED_MARK = "Couldn't load model"
+# ... and this when it refuses a model-settings.json (then it runs on, serving no model).
+SETTINGS_REFUSED_MARK = "Failed load model settings"
+# ... and this once load() returned, whatever it returned (not ready unless it was True).
+LOADED_MARK = "Loaded model '{name}' successfully"
 # The lines of a start that say where MLServer listens and what it loaded.
 STARTUP_MARKS = ("running on", "Loaded model", "Couldn't load", "WARNING")
 
@@ -24,6 +28,10 @@ class ServerStartError(RuntimeError):
         # In a notebook: the message (the student's file and line first), not the frames of
         # the lab's code that waited for the server.
         return [f"\x1b[1;31mServerStartError:\x1b[0m {self}"]
+
+
+class StartInterrupted(ServerStartError, KeyboardInterrupt):
+    """The start was interrupted (the notebook's stop button, Ctrl+C); the server was stopped."""
 
 
 class PortTaken(ServerStartError):
