@@ -12,6 +12,7 @@ free ports when the defaults are taken, stopped with the kernel) and says what i
 
 from __future__ import annotations
 
+import json
 import shlex
 import subprocess
 import sys
@@ -66,6 +67,8 @@ def executable(name: str) -> str:
 def _start(folder: str, command: str, timeout: float, overrides: dict) -> ModelServer:
     server = ModelServer(folder, **overrides)
     print(f"$ {command}")
+    for note in _ignored_keys(server.model_dir):
+        print(f"Note: {note}")  # MLServer itself says nothing about them
     server.start(timeout=timeout)  # on failure, the error ends with the server's log
     print(server.startup_lines())
     changes = settings_changes(server.model_dir / "settings.json", server.run_folder / "settings.json")
@@ -75,6 +78,21 @@ def _start(folder: str, command: str, timeout: float, overrides: dict) -> ModelS
               + "\n  (always loopback; ports 8080-8082 when free, other free ports when they are taken or "
               "LAB_FREE_PORTS is set)")
     return server
+
+
+def _ignored_keys(folder: Path) -> list[str]:
+    """Each key of the folder's two settings files that MLServer will ignore in silence."""
+    from labkit.serving.mlserver_settings import FILES, ignored_keys
+
+    notes = []
+    for kind, name in FILES.items():
+        try:
+            content = json.loads((folder / name).read_text())
+        except (OSError, ValueError):
+            continue  # no file (MLServer's defaults), or one the start itself names
+        if isinstance(content, dict):
+            notes += [f"{name}: {note}" for note in ignored_keys(content, kind)]
+    return notes
 
 
 def _run(arguments: list[str], command: str) -> None:

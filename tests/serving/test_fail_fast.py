@@ -102,3 +102,16 @@ def test_an_interrupted_start_stops_its_server_and_shows_one_line(tmp_path, monk
     assert caught.value._render_traceback_() == [
         "\x1b[1;31mServerStartError:\x1b[0m the start of svc was interrupted; its server is stopped."]
     assert not server.running and not psutil.pid_exists(server.process.pid)
+
+
+def test_the_start_command_notes_each_key_mlserver_will_ignore(tmp_path):
+    from labkit.serving.terminal import _ignored_keys
+
+    path = folder(tmp_path, {"name": "svc", "implementation": "service.Service",
+                             "parameters": {"max_batch_size": 8}})
+    (path / "settings.json").write_text(json.dumps({"host": "127.0.0.1", "paralel_workers": 2}))
+    notes = _ignored_keys(path)
+    assert notes[0].startswith("settings.json: \"paralel_workers\": MLServer has no such setting and ignores it; "
+                               "did you mean \"parallel_workers\"?")
+    assert notes[1].startswith("model-settings.json: parameters.max_batch_size: one level too deep")
+    assert len(notes) == 2
