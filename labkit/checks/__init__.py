@@ -6,6 +6,8 @@
 * in-process smoke calls of the student's class (``service_calls.py``), imported and run the
   way MLServer does (``student_code.py``);
 * the ``%%writefile`` hook that checks each file right after a cell writes it (``on_write.py``);
+* notebook 05's pick of a configuration within a latency budget, on the student's table and
+  on tables drawn per call (``budget_pick.py``);
 * live (``live.py``): what a running server or a student's function answers; the
   declared inputs and outputs against what the server does (``metadata.py``); the rate and
   p95 a student reads off two scrapes of ``/metrics`` (``server_numbers.py``);
@@ -23,8 +25,9 @@ from labkit.checks.server_numbers import served_rate_and_p95
 from labkit.checks.package_files import image_folder, requirements
 from labkit.checks.service_calls import metric_file, service, top5_file
 from labkit.checks.settings_files import hf_model_settings, model_settings, server_settings
-from labkit.checks.live import (custom_metric, remote_classifier, runtime_top_k, scaling_choice, scaling_turned_on,
-                                top5_batch, top5_service)
+from labkit.checks.budget_pick import scaling_choice
+from labkit.checks.live import (custom_metric, remote_classifier, runtime_top_k, scaling_turned_on, top5_batch,
+                                top5_service)
 
 __all__ = ["CheckFailed", "check_each_write", "model_settings", "server_settings", "service", "top5_file",
            "metric_file", "requirements", "image_folder", "remote_classifier", "top5_service", "top5_batch",

@@ -35,11 +35,23 @@ def requirements(folder: PathLike) -> None:
         raise CheckFailed(f"{path.parent.name}/requirements.txt does not exist yet.",
                           f"Write it with a cell that starts with %%writefile {path.parent.name}/requirements.txt")
     pins = _read_requirements(path.read_text())
+    if not pins:
+        raise CheckFailed(f"{path.parent.name}/requirements.txt lists no package yet.",
+                          "List every package the service's files import, each with the version you tested.")
     missing = [name for name in SERVICE_DISTRIBUTIONS if name not in pins]
     if missing:
-        raise CheckFailed(f"requirements.txt does not list {missing}, which serve-model.py and its helpers "
-                          "import: the image would not have them.",
-                          "List every package the service imports, by its name on PyPI (PIL's is pillow).")
+        # Named by the student's own code (the first import line that needs it), never by the
+        # list of packages to write.
+        where = _first_import(Path(folder), missing[0])
+        import_name = IMPORT_NAMES.get(missing[0], missing[0])
+        listed_instead = import_name.lower() in pins and import_name.lower() != missing[0]
+        raise CheckFailed((f"requirements.txt lists {import_name}: that is the name the code imports; pip knows "
+                           "the package that provides it by another name, so the image would not have it."
+                           if listed_instead else
+                           f"requirements.txt lists no package for {where}: the image would not have it.")
+                          + (f" ({len(missing) - 1} more import(s) lack theirs too.)" if len(missing) > 1 else ""),
+                          "Every module the service's files import comes from a package; list each package by "
+                          "its name on PyPI.")
     for name in SERVICE_DISTRIBUTIONS:
         _check_tested_series(pins[name], version(name))
     uvloop = pins.get("uvloop")
@@ -56,6 +68,30 @@ def requirements(folder: PathLike) -> None:
         raise CheckFailed(f"{uvloop} does not admit uvloop {version('uvloop')}, the one you tested.",
                           "Admit the uvloop this lab runs.")
     passed(f"requirements.txt: {len(pins)} packages in pip's format, each admitting the tested version only")
+
+
+# The module each distribution provides, where the two names differ.
+IMPORT_NAMES = {"pillow": "PIL"}
+
+
+def _first_import(folder: Path, distribution: str) -> str:
+    """``<file>, line <n>: <import line>`` of the first import of ``distribution``'s module
+    in the folder's Python files, or the module's name."""
+    import ast
+
+    module = IMPORT_NAMES.get(distribution, distribution)
+    for source in sorted(folder.glob("*.py"), key=lambda path: path.name != "serve-model.py"):
+        try:
+            tree = ast.parse(source.read_text())
+        except (SyntaxError, UnicodeDecodeError):
+            continue
+        for node in sorted(ast.walk(tree), key=lambda node: getattr(node, "lineno", 0)):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            if any(name.split(".")[0] == module for name in names):
+                line = ast.get_source_segment(source.read_text(), node) or f"import {module}"
+                return f"`{line}` ({source.name}, line {node.lineno})"
+    return f"the module {module}"
 
 
 def _read_requirements(text: str) -> dict:
@@ -138,12 +174,15 @@ def image_folder(context: PathLike) -> None:
     context = Path(context)
     dockerfile = context / "Dockerfile"
     if not dockerfile.is_file():
-        raise CheckFailed(f"{context.name}/ has no Dockerfile.",
-                          f"Run `mlserver dockerfile {context}` (the cell above).")
+        raise CheckFailed(f"{context.name}/, the build folder, has no Dockerfile"
+                          + (" (there is one in the notebook's own folder: MLServer wrote it where the command "
+                             "pointed it)." if Path(context.name, "Dockerfile").is_file() else "."),
+                          "The exercise's cell runs MLServer's command that writes a Dockerfile, on the build "
+                          "folder the cell before it made.")
     text = dockerfile.read_text()
     if "seldonio/mlserver:1.7.1" not in text or "requirements.tx" not in text:
         raise CheckFailed("The Dockerfile is not the one MLServer 1.7.1 writes (its base image and "
-                          "requirements step are missing).", f"Run `mlserver dockerfile {context}` again.")
+                          "requirements step are missing).", "Let MLServer write it, on the build folder.")
     if not (context / "requirements.txt").is_file():
         # Its content is Exercise 1's, checked there: one mistake costs one exercise.
         raise CheckFailed("The build folder has no requirements.txt: the image would install nothing for the "

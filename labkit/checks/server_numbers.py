@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from labkit.measure.loadgen import LoadResult
 
 BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, math.inf)
+# A drawn request's seconds, by its bucket (the middle; 15 s past the last bound), for the _sum.
+MIDPOINTS = np.array([(lower + upper) / 2 for lower, upper in zip((0.0,) + BOUNDS[:-2], BOUNDS[:-1])] + [15.0])
+CREATED = 1.7e9  # the _created samples: when the server first counted (a timestamp)
 RATE_TOLERANCE = 0.10  # against the load generator's own count over the same seconds
 Reader = Callable[[pd.DataFrame, pd.DataFrame, float], tuple]
 
@@ -86,6 +89,12 @@ def _compare(read: Reader, before: pd.DataFrame, after: pd.DataFrame, seconds: f
     # The +Inf bucket has no upper bound: Prometheus answers its lower one; anything above it is as right.
     if lower * (1 - 1e-9) <= p95 <= upper * (1 + 1e-9) or (math.isinf(upper) and p95 >= lower * (1 - 1e-9)):
         return rate, p95
+    mean = _mean_ms(before, after)
+    if math.isclose(p95, mean, rel_tol=1e-6) or math.isclose(1000 * p95, mean, rel_tol=1e-6):
+        raise CheckFailed(f"On {what}, the p95 is {p95:.4g}: that is the mean latency of these requests (their _sum "
+                          "over their _count), not the time 95% of them stayed within.",
+                          "A mean hides the slow tail that a p95 is about; the buckets say how many requests "
+                          "finished within each bound.")
     if lower <= 1000 * p95 <= (upper if math.isfinite(upper) else 10 * lower):  # in seconds, read as ms
         raise CheckFailed(f"On {what}, the p95 is {p95:.4g}: that is the right latency in seconds, and the exercise "
                           "asks for milliseconds.", "The histogram's bounds (le) are in seconds.")
@@ -124,6 +133,18 @@ def _between(before: pd.DataFrame, after: pd.DataFrame) -> tuple[float, pd.Serie
     return float(buckets[math.inf]), buckets
 
 
+def _mean_ms(before: pd.DataFrame, after: pd.DataFrame) -> float:
+    """The mean latency, in ms, of the successful inference requests between two scrapes."""
+    def summed(samples: pd.DataFrame, sample: str) -> float:
+        table = labelled(samples, f"{REST_DURATION}_{sample}")
+        if table.empty:
+            return 0.0
+        return float(table[(table["path"] == INFER_PATH) & (table["status_code"] == "200")]["value"].sum())
+
+    count = summed(after, "count") - summed(before, "count")
+    return 1000 * (summed(after, "sum") - summed(before, "sum")) / count if count > 0 else math.nan
+
+
 def _count_all(samples: pd.DataFrame) -> float:
     table = labelled(samples, f"{REST_DURATION}_count")
     return float(table["value"].sum()) if not table.empty else 0.0
@@ -155,6 +176,8 @@ def _drawn_case(rng: np.random.Generator, case: int) -> tuple:
     seconds = float(rng.uniform(5, 40))
 
     def scrape(infer: np.ndarray, probes: float, refused: float) -> pd.DataFrame:
+        # Every sample a real scrape of these requests has (starlette-exporter's histogram with
+        # its _sum and _created, its request counter), so that any correct way of reading them works.
         rows = []
         for path, status, counts in ((INFER_PATH, "200", infer), ("/v2/models/{model_name}/ready", "200",
                                                                    np.eye(len(BOUNDS))[0] * probes),
@@ -165,8 +188,14 @@ def _drawn_case(rng: np.random.Generator, case: int) -> tuple:
                 le = "+Inf" if math.isinf(bound) else repr(bound)
                 rows.append({"metric": REST_DURATION, "sample": f"{REST_DURATION}_bucket", "model": "",
                              "labels": labels.replace("method=", f"le={le},method="), "value": float(value)})
-            rows.append({"metric": REST_DURATION, "sample": f"{REST_DURATION}_count", "model": "", "labels": labels,
-                         "value": float(cumulative[-1])})
+            total = float(cumulative[-1])
+            for metric, sample, value in (
+                    (REST_DURATION, f"{REST_DURATION}_count", total),
+                    (REST_DURATION, f"{REST_DURATION}_sum", float(np.dot(counts, MIDPOINTS))),
+                    (f"{REST_DURATION}_created", f"{REST_DURATION}_created", CREATED),
+                    ("rest_server_requests", "rest_server_requests_total", total),
+                    ("rest_server_requests_created", "rest_server_requests_created", CREATED)):
+                rows.append({"metric": metric, "sample": sample, "model": "", "labels": labels, "value": value})
         rows.append({"metric": "model_infer_request_success", "sample": "model_infer_request_success_total",
                      "model": "tinyvit", "labels": "", "value": float(infer.sum())})
         return pd.DataFrame(rows, columns=["metric", "sample", "model", "labels", "value"])
@@ -179,4 +208,7 @@ def _drawn_case(rng: np.random.Generator, case: int) -> tuple:
     before = scrape(old, probes, refused)
     after = scrape(old + new, probes + 20 * new.sum(), refused + refused_new)
     count, buckets = _between(before, after)
-    return before, after, seconds, count / seconds, _bucket_of(buckets, 0.95)
+    bucket = _bucket_of(buckets, 0.95)
+    # The mean latency lies below the p95's bucket, so a mean given as the p95 is named.
+    assert _mean_ms(before, after) < 1000 * bucket[0], "a drawn case whose mean is in its p95's bucket"
+    return before, after, seconds, count / seconds, bucket

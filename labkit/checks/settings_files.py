@@ -69,7 +69,9 @@ def model_settings(folder: PathLike, batching: tuple[int, float] | None = None, 
     if batching:
         _check_batching_on(content, *batching)
     module, _, class_name = content["implementation"].rpartition(".")
-    if not require_code and "." not in module and not (folder / f"{module}.py").is_file():
+    # Not written yet: no file of that name (serve_model.py beside serve-model.py is a misnamed one).
+    alike = {module, module.replace("_", "-"), module.replace("-", "_")}
+    if not require_code and "." not in module and not any((folder / f"{name}.py").is_file() for name in alike):
         passed(f"model-settings.json: model {content['name']!r}; class {class_name} is checked once "
                f"{module}.py exists")
         return
@@ -205,7 +207,9 @@ def read_model_settings(folder: Path) -> dict:
                           f"Name a file inside {folder.name}/ (the lab put the checkpoint there), relative to it.")
     if uri and not (folder / uri).exists():
         raise CheckFailed(f"parameters.uri is {uri!r}, which does not exist (relative to {folder.name}/).",
-                          "The lab put the checkpoint into the folder, as tinyvit.safetensors.")
+                          "The lab put the checkpoint into the folder, as tinyvit.safetensors."
+                          if (folder / "tinyvit.safetensors").exists() else
+                          f"MLServer reads a uri relative to the folder of model-settings.json, {folder.name}/.")
     return content
 
 
@@ -254,15 +258,21 @@ def server_settings(folder: PathLike, expected_workers: int | None = None, debug
                           "model-settings.json: in settings.json these keys are ignored, silently, and "
                           "nothing would change.",
                           "Move them to model-settings.json (the course text puts them in the wrong file).")
+    root = content.get("model_repository_root")
+    if isinstance(root, str) and os.path.normpath(Path(folder).resolve() / root) != str(Path(folder).resolve()):
+        raise CheckFailed(f"settings.json has model_repository_root {root!r}, which points outside "
+                          f"{Path(folder).name}/: MLServer would serve the models found there, not this folder's.",
+                          "MLServer serves the folder `mlserver start` names; this setting overrides it.")
     workers = content.get("parallel_workers", 1)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
         raise CheckFailed(f"parallel_workers is {workers!r}; it is a whole number of processes (0 or more).",
                           "It counts inference worker processes.")
     _check_as_mlserver_reads(content, "settings")
     if content.get("host") not in LOOPBACK_HOSTS:
-        raise CheckFailed(f"settings.json has host {content.get('host', '(not set)')!r}. Without "
-                          "\"host\": \"127.0.0.1\" MLServer listens on 0.0.0.0: every network interface, "
-                          "reachable from other machines.",
+        where = ("MLServer listens on 0.0.0.0: every network interface" if content.get("host") in (None, "0.0.0.0")
+                 else "MLServer listens on a network interface")
+        raise CheckFailed(f"settings.json has host {content.get('host', '(not set)')!r}: {where}, reachable from "
+                          "other machines.",
                           "Bind the server to this machine's loopback address only while you develop.")
     if expected_workers is not None and workers != expected_workers:
         runs = (f"runs {workers} parallel worker(s)" if "parallel_workers" in content else
@@ -270,7 +280,7 @@ def server_settings(folder: PathLike, expected_workers: int | None = None, debug
         raise CheckFailed(f"settings.json {runs}; the exercise asks for {expected_workers}.",
                           "parallel_workers counts the worker processes that each load the model; with 0 "
                           "there is none and MLServer's own process runs it.")
-    if debug_off and content.get("debug", True) is not False:
+    if debug_off and mlserver_settings.read(content, "settings").debug is not False:  # "false" reads as false
         shown = content.get("debug", "(not set: MLServer 1.7 defaults to true)")
         raise CheckFailed(f"settings.json has debug {shown!r}; the exercise turns debug mode off.",
                           "JSON's booleans are lower case.")

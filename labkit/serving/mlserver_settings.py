@@ -30,6 +30,12 @@ def problems(content: dict, kind: Kind) -> list[str]:
     return refused(content, kind) + ignored_keys(content, kind)
 
 
+def read(content: dict, kind: Kind) -> Any:
+    """``content`` as MLServer reads it (its ``Settings`` or ``ModelSettings``); ValidationError
+    where :func:`refused` has sentences."""
+    return _model(kind).model_validate(dict(content))
+
+
 def refused(content: dict, kind: Kind) -> list[str]:
     """The values MLServer's own model refuses, as ``<where> is <value>: <why>``."""
     from pydantic import ValidationError
@@ -116,6 +122,8 @@ def _ignored(content: dict, model: type, kind: Kind, path: tuple):
         elif theirs:
             yield (f"{ignored}; did you mean {_where((theirs[1],))}? That is a setting of {server_or_model}, read "
                    f"from {FILES[other_kind]}.")
+        elif model is ModelParameters:
+            yield f"{ignored}: a runtime's own options go under parameters.extra."
         elif path:
             yield f"{ignored} (it knows {', '.join(known)})."
         else:
@@ -145,8 +153,8 @@ def _squash(key: str) -> str:
 
 def _match(key: str, known: dict) -> tuple[int, str] | None:
     """The known key ``key`` most likely meant, with how sure: 0, the same but for case or
-    separators; 1, part of it ("workers" of "parallel_workers", the shortest such key);
-    2, spelt alike. None when nothing is close."""
+    separators; 1, a part of it or it a part of ``key`` ("workers", "debug_mode"); 2, spelt
+    alike. None when nothing is close."""
     squashed = {_squash(name): name for name in known}
     mine = _squash(key)
     if mine in squashed:
@@ -154,6 +162,10 @@ def _match(key: str, known: dict) -> tuple[int, str] | None:
     containing = sorted((name for name in squashed if len(mine) >= 5 and mine in name), key=len)
     if containing:
         return 1, squashed[containing[0]]
+    # A known key inside it ("debug" of "debug_mode", "host" of "hostname"): the longest such key.
+    contained = sorted((name for name in squashed if len(name) >= 4 and name in mine), key=len, reverse=True)
+    if contained:
+        return 1, squashed[contained[0]]
     match = difflib.get_close_matches(mine, list(squashed), n=1, cutoff=0.75)
     return (2, squashed[match[0]]) if match else None
 

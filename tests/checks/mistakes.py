@@ -1,0 +1,464 @@
+"""The mistake catalogue: how students really go wrong, exercise by exercise, as tested data.
+
+Each :class:`Mistake` is an answer a student wrote (a file's content, or a function's source)
+and the verdicts the checks must give it: the check that runs when the ``%%writefile`` cell
+writes the file (``write``), the graded check of its exercise (``graded``), the words the
+graded message must contain (``says``: the mistake, in the student's terms) and must not
+(``hides``: the fix). The other checks of the same notebook must pass on it: one mistake
+costs its own exercise once. Correct answers written unlike the solution are entries too,
+whose verdict is ``PASS``.
+
+``tests/checks/test_mistakes.py`` runs every entry in process (in ``make test-fast``);
+``docs/checks.md`` gives the counts per class. Grow it whenever a review or a helper
+session playing a student finds a new way to go wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PASS, FAIL = "pass", "fail"
+
+# The classes of mistakes the catalogue must cover (issue 38), and correct answers written differently.
+KINDS = {
+    "misspelt key": "a key MLServer does not know, spelt like one it does",
+    "wrong level": "the right key at the wrong level of the file",
+    "wrong file": "a key that belongs in the other settings file",
+    "case or type": "a value of the wrong case or type",
+    "unit": "the wrong unit",
+    "ignores input": "an answer that ignores its input or gives a fixed one",
+    "stale state": "state carried between calls: cached, stale, computed before it is known",
+    "first row": "the first row only, or one row for all",
+    "position for label": "a position where a label is asked for",
+    "mean for quantile": "a mean for a quantile, a total for a delta",
+    "wrong path": "the wrong folder or path",
+    "wrong value": "a value other than the exercise asks for",
+    "format": "a file the tool cannot read",
+    "correct, written differently": "a right answer unlike the solution",
+}
+
+
+@dataclass(frozen=True)
+class Mistake:
+    exercise: str  # a key of test_mistakes.EXERCISES
+    kind: str  # a key of KINDS
+    answer: str  # the file's content, or the function's source
+    graded: str  # PASS or FAIL: the graded check of the exercise
+    says: tuple = ()  # words the graded check's message contains
+    hides: tuple = ()  # words it must not contain (the fix)
+    write: str | None = None  # the %%writefile check's verdict (None: the same as graded)
+    note: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.exercise}: {self.kind}: {self.note or self.answer[:40]}"
+
+
+def entry(exercise: str, kind: str, answer: str, graded: str = FAIL, says=(), hides=(), write=None,
+          note: str = "") -> Mistake:
+    return Mistake(exercise, kind, answer, graded, tuple([says] if isinstance(says, str) else says),
+                   tuple([hides] if isinstance(hides, str) else hides), write, note)
+
+
+S01 = "01 settings.json"
+M01 = "01 model-settings.json"
+M03 = "03 model-settings.json"
+H04 = "04 hf model-settings.json"
+S05 = "05 settings.json"
+M05 = "05 model-settings.json"
+R06 = "06 requirements.txt"
+P05 = "05 pick_configuration"
+N07 = "07 served_rate_and_p95"
+
+CATALOGUE = [
+    # ------------------------------------------------------------------ 01 settings.json
+    entry(S01, "misspelt key", '{"host": "127.0.0.1", "paralel_workers": 0, "debug": false}',
+          says=['"paralel_workers"', 'did you mean "parallel_workers"'], write=FAIL),
+    entry(S01, "misspelt key", '{"host": "127.0.0.1", "parallel_worker": 0, "debug": false}',
+          says=['"parallel_worker"', "ignores it"], write=FAIL),
+    entry(S01, "misspelt key", '{"host": "127.0.0.1", "parallelWorkers": 0, "debug": false}',
+          says=['"parallelWorkers"', 'did you mean "parallel_workers"'], write=FAIL, note="camelCase"),
+    entry(S01, "misspelt key", '{"hostname": "127.0.0.1", "parallel_workers": 0, "debug": false}',
+          says=['"hostname"', "ignores it"], write=FAIL),
+    entry(S01, "misspelt key", '{"host": "127.0.0.1", "parallel_workers": 0, "debug_mode": false}',
+          says=['"debug_mode"', 'did you mean "debug"'], write=FAIL),
+    entry(S01, "case or type", '{"Host": "127.0.0.1", "parallel_workers": 0, "debug": false}',
+          says=['"Host"', 'did you mean "host"'], write=FAIL),
+    entry(S01, "case or type", '{"host": "127.0.0.1", "parallel_workers": "0", "debug": false}',
+          says="whole number", write=FAIL, note="workers as text"),
+    entry(S01, "correct, written differently", '{"host": "127.0.0.1", "parallel_workers": 0, "debug": "false"}',
+          graded=PASS, write=PASS, note="debug as text, which MLServer reads as false"),
+    entry(S01, "case or type", '{"host": "127.0.0.1", "parallel_workers": 0, "debug": "no way"}',
+          says='"debug" is \'no way\'', write=FAIL, note="debug as words MLServer cannot read"),
+    entry(S01, "case or type", '{"host": "127.0.0.1", "parallel_workers": 0, "debug": False}',
+          says=["not valid JSON", "lower case"], write=FAIL, note="Python's False"),
+    entry(S01, "case or type", '{"host": "127.0.0.1", "parallel_workers": 0.0, "debug": false}',
+          says="whole number", write=FAIL),
+    entry(S01, "wrong file", '{"host": "127.0.0.1", "parallel_workers": 0, "debug": false, "max_batch_size": 8}',
+          says=["max_batch_size", "ignored, silently"], write=FAIL),
+    entry(S01, "wrong file", '{"host": "127.0.0.1", "parallel_workers": 0, "debug": false, "name": "my-tinyvit"}',
+          says=['"name" is a setting of one model', "model-settings.json"], write=FAIL),
+    entry(S01, "wrong file", '{"host": "127.0.0.1", "parallel_workers": 0, "debug": false, '
+          '"implementation": "serve-model.TinyViTModel"}', says='"implementation" is a setting of one model',
+          write=FAIL),
+    entry(S01, "wrong value", '{"host": "0.0.0.0", "parallel_workers": 0, "debug": false}',
+          says=["0.0.0.0", "every network interface"], hides="127.0.0.1", write=FAIL),
+    entry(S01, "wrong value", '{"host": "192.168.1.20", "parallel_workers": 0, "debug": false}',
+          says="192.168.1.20", hides="127.0.0.1", write=FAIL, note="the machine's own network address"),
+    entry(S01, "wrong value", '{"parallel_workers": 0, "debug": false}', says="host '(not set)'", write=FAIL),
+    entry(S01, "wrong value", '{"host": "127.0.0.1", "debug": false}', says="MLServer runs its default, 1 worker",
+          write=PASS, note="workers left at the default"),
+    entry(S01, "wrong value", '{"host": "127.0.0.1", "parallel_workers": 1, "debug": false}',
+          says="runs 1 parallel worker", hides='"parallel_workers": 0', write=PASS),
+    entry(S01, "wrong value", '{"host": "127.0.0.1", "parallel_workers": -1, "debug": false}',
+          says="whole number", write=FAIL),
+    entry(S01, "wrong value", '{"host": "127.0.0.1", "parallel_workers": 0}', says="(not set: MLServer 1.7",
+          write=PASS, note="debug left at its default"),
+    entry(S01, "format", '{"host": "127.0.0.1", "parallel_workers": 0, "debug": false,}',
+          says="trailing comma on line 1", write=FAIL),
+    entry(S01, "format", "host: 127.0.0.1\nparallel_workers: 0\ndebug: false\n", says="not valid JSON", write=FAIL,
+          note="YAML"),
+    entry(S01, "format", '["host", "127.0.0.1"]', says="a JSON list, not an object", write=FAIL),
+    entry(S01, "format", "", says="is empty", write=FAIL),
+    entry(S01, "correct, written differently", '{"debug": false, "parallel_workers": 0, "host": "localhost"}',
+          graded=PASS, write=PASS),
+    entry(S01, "correct, written differently",
+          '{\n  "host": "127.0.0.1",\n  "parallel_workers": 0,\n  "debug": false,\n  "http_port": 8080\n}',
+          graded=PASS, write=PASS, note="a port set too"),
+    entry(S01, "correct, written differently",
+          '{"host": "127.0.0.1", "parallel_workers": 0, "debug": false, "gzip_enabled": false, "metrics_port": 8082}',
+          graded=PASS, write=PASS, note="other real settings"),
+
+    # ------------------------------------------------------------------ 01 model-settings.json
+    entry(M01, "misspelt key", '{"name": "my-tinyvit", "implementaton": "serve-model.TinyViTModel"}',
+          says='"implementation" is', write=FAIL),
+    entry(M01, "misspelt key", '{"name": "my-tinyvit", "implementation": "serve-model.TinyViTModel", '
+          '"max_batch_sise": 4, "max_batch_time": 0.01}', says=['"max_batch_sise"', 'did you mean "max_batch_size"'],
+          write=FAIL),
+    entry(M01, "misspelt key", '{"name": "my-tinyvit", "implementation": "serve-model.TinyViTModel", '
+          '"parameters": {"uri": "tinyvit.safetensors", "extras": {}}}',
+          says=["parameters.extras", "did you mean parameters.extra"], write=FAIL),
+    entry(M01, "misspelt key", '{"Name": "my-tinyvit", "implementation": "serve-model.TinyViTModel"}',
+          says='no "name"', write=FAIL),
+    entry(M01, "wrong level", '{"name": "my-tinyvit", "implementation": "serve-model.TinyViTModel", '
+          '"uri": "tinyvit.safetensors"}', says=['"uri"', 'under "parameters"'], write=FAIL),
+    entry(M01, "wrong level", '{"name": "my-tinyvit", "implementation": "serve-model.TinyViTModel", '
+          '"parameters": {"max_batch_size": 4, "max_batch_time": 0.01}}',
+          says=["parameters.max_batch_size", "one level too deep"], write=FAIL),
+    entry(M01, "wrong file", '{"name": "my-tinyvit", "implementation": "serve-model.TinyViTModel", '
+          '"parallel_workers": 0}', says=["parallel_workers", "settings of the whole server"], write=FAIL),
+    entry(M01, "wrong file", '{"name": "my-tinyvit", "implementation": "serve-model.TinyViTModel", '
+          '"debug": false}', says=["debug", "settings of the whole server"], write=FAIL),
+    entry(M01, "case or type", '{"name": "my-tinyvit", "implementation": "serve-model.TinyViTModel", '
+          '"outputs": [{"name": "output-0", "datatype": "fp32", "shape": [-1, 21841]}]}',
+          says=["outputs[0].datatype is 'fp32'", "MLServer takes only"], hides="'FP32' or", write=FAIL,
+          note="a lowercase datatype"),
+    entry(M01, "case or type", '{"name": "my-tinyvit", "implementation": "serve-model.TinyViTModel", '
+          '"inputs": [{"name": "payload", "datatype": "UINT8", "shape": "-1, -1, 3"}]}',
+          says="inputs[0].shape is '-1, -1, 3'", write=FAIL, note="a shape as text"),
+    entry(M01, "misspelt key", '{"name": "my-tinyvit", "implementation": "serve-model.TinyViTModel", '
+          '"inputs": [{"name": "payload", "dtype": "UINT8", "shape": [-1, -1, 3]}]}',
+          says="inputs[0].datatype is missing", write=FAIL, note="dtype for datatype"),
+    entry(M01, "case or type", '{"name": "my-tinyvit", "implementation": "serve-model.tinyvitmodel"}',
+          says="defines no class tinyvitmodel", note="the class in lower case"),
+    entry(M01, "unit", '{"name": "my-tinyvit", "implementation": "serve-model.TinyViTModel", '
+          '"max_batch_size": 8, "max_batch_time": 10}', says=["wait 10 s", "milliseconds"], write=FAIL),
+    entry(M01, "wrong path", '{"name": "my-tinyvit", "implementation": "serve-model.TinyViTModel", '
+          '"parameters": {"uri": "../../weights/tinyvit.safetensors"}}', says="points outside my-tinyvit/",
+          write=FAIL),
+    entry(M01, "wrong path", '{"name": "my-tinyvit", "implementation": "my-tinyvit/serve-model.TinyViTModel"}',
+          says="not a file path", write=FAIL),
+    entry(M01, "wrong path", '{"name": "my-tinyvit", "implementation": "serve-model.py.TinyViTModel"}',
+          says="not a file path", write=FAIL),
+    entry(M01, "wrong value", '{"name": "tinyvit", "implementation": "serve-model.TinyViTModel"}',
+          says="this exercise's model is called 'my-tinyvit'", write=FAIL),
+    entry(M01, "wrong value", '{"name": "my-tinyvit", "implementation": "serve_model.TinyViTModel"}',
+          says="names serve_model.py", note="an underscore for the hyphen"),
+    entry(M01, "format", '{"name": "my-tinyvit", "implementation": "serve-model.TinyViTModel",}',
+          says="trailing comma", write=FAIL),
+    entry(M01, "format", "{'name': 'my-tinyvit', 'implementation': 'serve-model.TinyViTModel'}",
+          says=["not valid JSON", "double quotes"], write=FAIL, note="single quotes"),
+    entry(M01, "correct, written differently",
+          '{"implementation": "serve-model.TinyViTModel", "name": "my-tinyvit", "platform": "pytorch"}',
+          graded=PASS, write=PASS),
+    entry(M01, "correct, written differently",
+          '{"name": "my-tinyvit", "implementation": "serve-model.TinyViTModel", '
+          '"parameters": {"uri": "./tinyvit.safetensors", "version": "1"}}', graded=PASS, write=PASS),
+    entry(M01, "correct, written differently",
+          '{"name": "my-tinyvit", "implementation": "serve-model.TinyViTModel", "max_batch_size": 4, '
+          '"max_batch_time": 0.005}', graded=PASS, write=PASS, note="batching on"),
+
+    # ------------------------------------------------------------------ 03 model-settings.json
+    entry(M03, "wrong value", '{"name": "top5", "implementation": "serve-model.TinyViTModel"}',
+          says="defines no class TinyViTModel", note="01's class"),
+    entry(M03, "wrong value", '{"name": "my-tinyvit", "implementation": "serve-model.TopFiveModel"}',
+          says="called 'top5'", write=FAIL, note="01's name"),
+    entry(M03, "misspelt key", '{"name": "top5", "implementation": "serve-model.TopFiveModel", '
+          '"output": [{"name": "labels", "datatype": "BYTES", "shape": [-1, 5]}]}',
+          says=['"output"', 'did you mean "outputs"'], write=FAIL),
+    entry(M03, "case or type", '{"name": "top5", "implementation": "serve-model.TopFiveModel", '
+          '"outputs": [{"name": "labels", "datatype": "bytes", "shape": [-1, 5]}]}',
+          says="outputs[0].datatype is 'bytes'", write=FAIL, note="the issue's lowercase bytes"),
+    entry(M03, "case or type", '{"name": "top5", "implementation": "serve-model.TopFiveModel", '
+          '"outputs": [{"name": "labels", "datatype": "STRING", "shape": [-1, 5]}]}',
+          says="outputs[0].datatype is 'STRING'", write=FAIL),
+    entry(M03, "wrong level", '{"name": "top5", "implementation": "serve-model.TopFiveModel", '
+          '"parameters": {"outputs": [{"name": "labels", "datatype": "BYTES", "shape": [-1, 5]}]}}',
+          says=["parameters.outputs", "one level too deep"], write=FAIL),
+    entry(M03, "wrong level", '{"name": "top5", "implementation": "serve-model.TopFiveModel", '
+          '"content_type": "np"}', says=['"content_type"', 'under "parameters"'], write=FAIL),
+    entry(M03, "correct, written differently", '{"name": "top5", "implementation": "serve-model.TopFiveModel", '
+          '"outputs": [{"name": "labels", "datatype": "BYTES", "shape": [-1, 5]}, '
+          '{"name": "scores", "datatype": "FP32", "shape": [-1, 5]}]}', graded=PASS, write=PASS),
+    entry(M03, "correct, written differently",
+          '{"name": "top5", "implementation": "serve-model.TopFiveModel", "parameters": {"content_type": "np"}}',
+          graded=PASS, write=PASS),
+    entry(M03, "format", '{"name": "top5", "implementation": "serve-model.TopFiveModel"}}', says="not valid JSON",
+          write=FAIL, note="a brace too many"),
+
+    # ------------------------------------------------------------------ 04 Hugging Face model-settings.json
+    entry(H04, "misspelt key", '{"name": "tinyvit-hf", "implementation": "labkit.runtimes.huggingface.HuggingFaceRuntime", '
+          '"parameters": {"extra": {"tasks": "image-classification"}}}', says="parameters.extra.task is None"),
+    entry(H04, "wrong level", '{"name": "tinyvit-hf", "implementation": "labkit.runtimes.huggingface.HuggingFaceRuntime", '
+          '"parameters": {"task": "image-classification"}}', says=["parameters.task", "ignores it"]),
+    entry(H04, "wrong level", '{"name": "tinyvit-hf", "implementation": "labkit.runtimes.huggingface.HuggingFaceRuntime", '
+          '"extra": {"task": "image-classification"}}', says=['"extra"', 'under "parameters"']),
+    entry(H04, "case or type", '{"name": "tinyvit-hf", "implementation": "labkit.runtimes.huggingface.HuggingFaceRuntime", '
+          '"parameters": {"extra": {"task": "image_classification"}}}', says="task is 'image_classification'",
+          hides="image-classification"),
+    entry(H04, "case or type", '{"name": "tinyvit-hf", "implementation": "labkit.runtimes.huggingface.HuggingFaceRuntime", '
+          '"parameters": {"extra": {"task": "image-classification", "optimum_model": "false"}}}',
+          says="optimum_model is 'false'"),
+    entry(H04, "wrong value", '{"name": "tinyvit-hf", "implementation": "mlserver_huggingface.HuggingFaceRuntime", '
+          '"parameters": {"extra": {"task": "image-classification"}}}', says="MLServer's own module"),
+    entry(H04, "wrong path", '{"name": "tinyvit-hf", "implementation": "labkit.runtimes.huggingface.HuggingFaceRuntime", '
+          '"parameters": {"extra": {"task": "image-classification", "pretrained_model": "timm/tiny_vit_5m_224.dist_in22k"}}}',
+          says="a model on the Hugging Face hub"),
+    entry(H04, "wrong path", '{"name": "tinyvit-hf", "implementation": "labkit.runtimes.huggingface.HuggingFaceRuntime", '
+          '"parameters": {"uri": "./tinyvit-hf", "extra": {"task": "image-classification"}}}',
+          says="does not exist (relative to tinyvit-hf/)", hides="tinyvit.safetensors"),
+    entry(H04, "wrong value", '{"name": "tinyvit-hf", "implementation": "labkit.runtimes.huggingface.HuggingFaceRuntime", '
+          '"parameters": {"extra": {"task": "image-classification", "framework": "tf"}}}', says="framework is 'tf'"),
+    entry(H04, "correct, written differently",
+          '{"implementation": "labkit.runtimes.huggingface.HuggingFaceRuntime", "name": "tinyvit-hf", '
+          '"parameters": {"extra": {"framework": "pt", "task": "image-classification"}}}', graded=PASS),
+
+    # ------------------------------------------------------------------ 05 settings.json
+    entry(S05, "misspelt key", '{"host": "127.0.0.1", "paralel_workers": 2}',
+          says=['"paralel_workers"', 'did you mean "parallel_workers"'], write=FAIL,
+          note="the issue's misspelt key, ticked before"),
+    entry(S05, "misspelt key", '{"host": "127.0.0.1", "workers": 2}',
+          says=['"workers"', 'did you mean "parallel_workers"'], write=FAIL),
+    entry(S05, "wrong file", '{"host": "127.0.0.1", "parallel_workers": 2, "max_batch_size": 8, "max_batch_time": 0.01}',
+          says=["max_batch_size", "ignored, silently"], write=FAIL),
+    entry(S05, "case or type", '{"host": "127.0.0.1", "parallel_workers": "2"}', says="whole number", write=FAIL),
+    entry(S05, "wrong value", '{"host": "127.0.0.1", "parallel_workers": 8}', says="runs 8 parallel worker(s)",
+          hides='"parallel_workers": 2', write=PASS, note="a worker per caller"),
+    entry(S05, "wrong value", '{"host": "127.0.0.1"}', says="MLServer runs its default, 1 worker", write=PASS),
+    entry(S05, "wrong value", '{"host": "127.0.0.1", "parallel_workers": 0}', says="runs 0 parallel worker(s)",
+          write=PASS),
+    entry(S05, "correct, written differently", '{"parallel_workers": 2, "host": "localhost", "debug": false}',
+          graded=PASS, write=PASS),
+    entry(S05, "wrong level", '{"host": "127.0.0.1", "parallel_workers": {"count": 2}}', says="whole number",
+          write=FAIL),
+    entry(S05, "format", '{"host": "127.0.0.1", "parallel_workers": 2', says="not valid JSON", write=FAIL,
+          note="the closing brace left out"),
+    entry(S05, "wrong path", '{"host": "127.0.0.1", "parallel_workers": 2, "model_repository_root": "../tinyvit"}',
+          says=["model_repository_root", "outside"], write=FAIL, note="another folder's models"),
+
+    # ------------------------------------------------------------------ 05 model-settings.json
+    entry(M05, "wrong level", '{"name": "scaled", "implementation": "serve-model.TinyViTModel", '
+          '"parameters": {"max_batch_size": 8, "max_batch_time": 0.01}}',
+          says=["parameters.max_batch_size", "one level too deep"], write=FAIL,
+          note="the issue's batching under parameters, ticked before"),
+    entry(M05, "misspelt key", '{"name": "scaled", "implementation": "serve-model.TinyViTModel", '
+          '"max_batch_size": 8, "max_batch_timeout": 0.01}',
+          says=['"max_batch_timeout"', 'did you mean "max_batch_time"'], write=FAIL),
+    entry(M05, "misspelt key", '{"name": "scaled", "implementation": "serve-model.TinyViTModel", '
+          '"batch_size": 8, "max_batch_time": 0.01}', says=['"batch_size"', 'did you mean "max_batch_size"'],
+          write=FAIL),
+    entry(M05, "unit", '{"name": "scaled", "implementation": "serve-model.TinyViTModel", '
+          '"max_batch_size": 8, "max_batch_time": 10}', says=["wait 10 s", "milliseconds"], write=FAIL),
+    entry(M05, "unit", '{"name": "scaled", "implementation": "serve-model.TinyViTModel", '
+          '"max_batch_size": 8, "max_batch_time": 0.00001}', says="the exercise asks for other values",
+          write=PASS, note="microseconds"),
+    entry(M05, "case or type", '{"name": "scaled", "implementation": "serve-model.TinyViTModel", '
+          '"max_batch_size": "8", "max_batch_time": 0.01}', says="whole number", write=FAIL),
+    entry(M05, "wrong value", '{"name": "scaled", "implementation": "serve-model.TinyViTModel", '
+          '"max_batch_size": 1, "max_batch_time": 0.01}', says="batching stays off", write=PASS),
+    entry(M05, "wrong value", '{"name": "scaled", "implementation": "serve-model.TinyViTModel", '
+          '"max_batch_size": 8}', says="does not set ['max_batch_time']", write=PASS),
+    entry(M05, "wrong value", '{"name": "scaled", "implementation": "serve-model.TinyViTModel", '
+          '"max_batch_size": 4, "max_batch_time": 0.01}', says="the exercise asks for other values", write=PASS),
+    entry(M05, "wrong file", '{"name": "scaled", "implementation": "serve-model.TinyViTModel", '
+          '"max_batch_size": 8, "max_batch_time": 0.01, "parallel_workers": 2}',
+          says=["parallel_workers", "settings of the whole server"], write=FAIL),
+    entry(M05, "correct, written differently", '{"max_batch_time": 0.010, "max_batch_size": 8, '
+          '"implementation": "serve-model.TinyViTModel", "name": "scaled"}', graded=PASS, write=PASS),
+    entry(M05, "correct, written differently", '{"name": "scaled", "implementation": "serve-model.TinyViTModel", '
+          '"max_batch_size": 8, "max_batch_time": 1e-2, "parameters": {"uri": "tinyvit.safetensors"}}',
+          graded=PASS, write=PASS),
+]
+
+# ---------------------------------------------------------------------- 06 requirements.txt
+SOLUTION_REQUIREMENTS = ("mlserver==1.7.1\nuvloop==0.21.0\ntorch==2.14.1\ntimm==1.0.31\nsafetensors==0.8.0\n"
+                         "numpy==2.4.6\npillow==13.0.0\n")
+
+
+def requirements(old: str, new: str) -> str:
+    assert old in SOLUTION_REQUIREMENTS, old
+    return SOLUTION_REQUIREMENTS.replace(old, new)
+
+
+CATALOGUE += [
+    entry(R06, "format", requirements("torch==2.14.1", "torch=2.14.1=py311_cuda"), says="conda's format"),
+    entry(R06, "format", requirements("torch==2.14.1", "torch 2.14.1"), says="not a pip requirement",
+          note="a space for =="),
+    entry(R06, "format", requirements("torch==2.14.1", "-r ../requirements.txt"), says="the build folder does not have"),
+    entry(R06, "wrong value", requirements("torch==2.14.1", "torch"), says="torch has no version", hides="2.14.1"),
+    entry(R06, "wrong value", requirements("torch==2.14.1", "torch>=2.0"), says="admits torch releases before 2.14"),
+    entry(R06, "wrong value", requirements("torch==2.14.1", "torch==2.13.0"), says="does not admit torch"),
+    entry(R06, "wrong value", requirements("uvloop==0.21.0\n", ""), says="does not list uvloop",
+          hides=["<0.22", "==0.21"]),
+    entry(R06, "wrong value", requirements("uvloop==0.21.0", "uvloop>=0.21"), says="admits uvloop 0.22"),
+    entry(R06, "wrong value", requirements("pillow==13.0.0\n", ""), says=["from PIL import", "line"],
+          hides=["pillow", "13.0.0"], note="PIL's package left out"),
+    entry(R06, "wrong value", requirements("pillow==13.0.0", "PIL==13.0.0"),
+          says=["PIL", "the name the code imports"], hides="pillow", note="the import name for the package's"),
+    entry(R06, "wrong value", "", says="lists no package", hides=["torch", "timm", "mlserver==", "pillow"],
+          note="untouched: the packages are not handed over"),
+    entry(R06, "wrong path", requirements("torch==2.14.1", "torch @ file:///tmp/torch.whl"),
+          says="installs from a URL"),
+    entry(R06, "correct, written differently",
+          "# tested with the lab\nMLServer ~= 1.7.1\nuvloop>=0.21,<0.22\ntorch==2.14.1+cpu\ntimm==1.0.*\n"
+          "safetensors==0.8.0\nnumpy==2.4.6 ; python_version >= '3.10'\nPillow==13.0.0\n", graded=PASS),
+    entry(R06, "correct, written differently",
+          "--extra-index-url https://download.pytorch.org/whl/cpu\n" + SOLUTION_REQUIREMENTS, graded=PASS),
+]
+
+# ---------------------------------------------------------------------- 05 pick_configuration
+PICK = "def pick_configuration(results, budget_ms):\n"
+CATALOGUE += [
+    entry(P05, "correct, written differently",
+          PICK + "    within = results[results.p95_ms <= budget_ms]\n"
+          "    return None if within.empty else within.throughput_rps.idxmax()\n", graded=PASS, note="the solution"),
+    entry(P05, "correct, written differently",
+          PICK + "    ok = results.query('p95_ms <= @budget_ms and errors == 0')\n"
+          "    return ok.throughput_rps.idxmax() if len(ok) else None\n", graded=PASS, note="stricter: no errors"),
+    entry(P05, "correct, written differently",
+          PICK + "    best = None\n    for label, row in results.iterrows():\n"
+          "        if row.p95_ms <= budget_ms and (best is None or row.throughput_rps > "
+          "results.loc[best].throughput_rps):\n            best = label\n    return best\n",
+          graded=PASS, note="a loop"),
+    entry(P05, "correct, written differently",
+          PICK + "    within = results.loc[results['p95_ms'].le(budget_ms)]\n"
+          "    return within.sort_values('throughput_rps', ascending=False).index[0] if len(within) else None\n",
+          graded=PASS, note="sorted"),
+    entry(P05, "mean for quantile",
+          PICK + "    within = results[results.p50_ms <= budget_ms]\n"
+          "    return None if within.empty else within.throughput_rps.idxmax()\n",
+          says=["over the", "its p50 is within it"], note="the budget on the p50"),
+    entry(P05, "wrong value",
+          PICK + "    within = results[results.p95_ms <= budget_ms]\n"
+          "    return None if within.empty else within.p95_ms.idxmin()\n", says="It has the lowest p95",
+          note="the lowest p95"),
+    entry(P05, "wrong value", PICK + "    return results.throughput_rps.idxmax()\n", says="over the",
+          note="the fastest, budget ignored"),
+    entry(P05, "wrong value",
+          PICK + "    within = results[results.p95_ms < budget_ms]\n"
+          "    return None if within.empty else within.throughput_rps.idxmax()\n",
+          says="is the budget itself", note="strictly below the budget"),
+    entry(P05, "position for label",
+          PICK + "    within = results[results.p95_ms <= budget_ms]\n"
+          "    return None if within.empty else int(within.throughput_rps.to_numpy().argmax())\n",
+          says="a position", note="argmax"),
+    entry(P05, "position for label",
+          PICK + "    within = results.reset_index(drop=True)\n    within = within[within.p95_ms <= budget_ms]\n"
+          "    return None if within.empty else within.throughput_rps.idxmax()\n", says="a position",
+          note="labels dropped"),
+    entry(P05, "first row",
+          PICK + "    within = results[results.p95_ms <= budget_ms]\n"
+          "    return None if within.empty else within.index[0]\n", says="also meets the budget",
+          note="the first row within budget"),
+    entry(P05, "ignores input", PICK + "    return 3\n", says=["returned 3", "fixed in the code"],
+          note="a label written in"),
+    entry(P05, "first row",
+          PICK + "    within = results[results.p95_ms <= budget_ms]\n"
+          "    return within.loc[within.throughput_rps.idxmax()]\n", says="returned a Series", note="the row itself"),
+    entry(P05, "ignores input",
+          PICK + "    within = results[results.p95_ms <= 500]\n"
+          "    return None if within.empty else within.throughput_rps.idxmax()\n", says="budget",
+          note="a budget written in"),
+    entry(P05, "stale state",
+          "CHOSEN = {}\n\n\n" + PICK + "    if 'row' not in CHOSEN:\n"
+          "        within = results[results.p95_ms <= budget_ms]\n"
+          "        CHOSEN['row'] = None if within.empty else within.throughput_rps.idxmax()\n"
+          "    return CHOSEN['row']\n", says="pick_configuration", note="the first answer kept"),
+    entry(P05, "wrong value", PICK + "    raise NotImplementedError()\n", says="not written yet",
+          note="untouched"),
+]
+
+# ---------------------------------------------------------------------- 07 served_rate_and_p95
+READ = ("import math\n\nimport pandas as pd\n\nfrom labkit.measure import metrics\n\n\n"
+        "def served_rate_and_p95(before, after, seconds):\n")
+INFER_BUCKETS = ("    def infer_buckets(samples):\n"
+                 "        rows = metrics.labelled(samples, 'rest_server_request_duration_seconds_bucket')\n"
+                 "        rows = rows[(rows['path'] == '/v2/models/{model_name}/infer') & (rows['status_code'] == '200')]\n"
+                 "        return rows.groupby(rows['le'].astype(float))['value'].sum()\n\n"
+                 "    buckets = infer_buckets(after).subtract(infer_buckets(before), fill_value=0)\n"
+                 "    count = buckets[math.inf]\n")
+UPPER_BOUND = ("    for bound, cumulative in buckets.items():\n"
+               "        if cumulative >= 0.95 * count:\n"
+               "            return RATE, 1000 * (bound if math.isfinite(bound) else 10.0)\n")
+
+
+def read_with(rate: str, p95_lines: str = UPPER_BOUND, buckets: str = INFER_BUCKETS) -> str:
+    return READ + buckets + p95_lines.replace("RATE", rate)
+
+
+CATALOGUE += [
+    entry(N07, "correct, written differently", read_with("count / seconds"), graded=PASS,
+          note="the bucket's upper bound"),
+    entry(N07, "correct, written differently",
+          read_with("count / seconds", "    lower = 0.0\n    for bound, cumulative in buckets.items():\n"
+                    "        if cumulative >= 0.95 * count:\n            return RATE, 1000 * lower\n"
+                    "        lower = bound\n"), graded=PASS, note="the bucket's lower bound"),
+    entry(N07, "correct, written differently",
+          READ + "    def served(samples):\n"
+          "        rows = metrics.labelled(samples, 'rest_server_requests_total')\n"
+          "        rows = rows[(rows['path'] == '/v2/models/{model_name}/infer') & (rows['status_code'] == '200')]\n"
+          "        return rows['value'].sum()\n\n"
+          "    rate = (served(after) - served(before)) / seconds\n"
+          + INFER_BUCKETS + UPPER_BOUND.replace("RATE", "rate"), graded=PASS, note="the rate from the counter"),
+    entry(N07, "unit", read_with("count / seconds", UPPER_BOUND.replace("1000 * ", "")),
+          says="right latency in seconds", note="seconds for milliseconds"),
+    entry(N07, "unit", read_with("count / seconds / 60"), says="the rate is", note="per minute"),
+    entry(N07, "mean for quantile", read_with("count"), says="It is a count, not a rate", note="a total for a rate"),
+    entry(N07, "mean for quantile",
+          READ + INFER_BUCKETS +
+          "    def total(samples, sample):\n"
+          "        rows = metrics.labelled(samples, 'rest_server_request_duration_seconds_' + sample)\n"
+          "        rows = rows[(rows['path'] == '/v2/models/{model_name}/infer') & (rows['status_code'] == '200')]\n"
+          "        return rows['value'].sum()\n\n"
+          "    mean = (total(after, 'sum') - total(before, 'sum')) / (total(after, 'count') - total(before, 'count'))\n"
+          "    return count / seconds, 1000 * mean\n", says="that is the mean latency",
+          note="the issue's mean from _sum/_count, a crash before"),
+    entry(N07, "mean for quantile",
+          read_with("count / seconds", buckets=INFER_BUCKETS.replace(
+              "infer_buckets(after).subtract(infer_buckets(before), fill_value=0)", "infer_buckets(after)")),
+          says="every request since the server started", note="counts since the start"),
+    entry(N07, "wrong value",
+          read_with("count / seconds", buckets=INFER_BUCKETS.replace(
+              " & (rows['status_code'] == '200')", "")), says="the rate is", note="refused requests counted"),
+    entry(N07, "wrong value",
+          read_with("count / seconds", buckets=INFER_BUCKETS.replace(
+              "        rows = rows[(rows['path'] == '/v2/models/{model_name}/infer') & (rows['status_code'] == '200')]\n",
+              "")), says="health probes or refused requests", note="every path counted"),
+    entry(N07, "case or type",
+          read_with("count / seconds", buckets=INFER_BUCKETS.replace("== '200'", "== 200")),
+          says="Label values are text", note="200 as a number"),
+    entry(N07, "wrong value", read_with("count / seconds", UPPER_BOUND.replace("0.95", "0.5")),
+          says="another bucket", hides="0.95", note="the median"),
+    entry(N07, "ignores input", READ + "    return 12.5, 250.0\n", says="the rate is", note="fixed numbers"),
+    entry(N07, "wrong value", READ + "    raise NotImplementedError\n", says="not written yet", note="untouched"),
+]
