@@ -132,8 +132,12 @@ def set_up_course(root: Path, notebooks: list[str] | None = None, cell_timeout: 
         if notebooks is None or notebook.stem in notebooks:
             shutil.copy(notebook, source / notebook.name)
     timeout = f"c.Execute.timeout = {int(cell_timeout)}\n" if cell_timeout is not None else ""
+    # Feedback pages show a hidden check's points and verdict, never its code or messages.
+    feedback = ("c.GenerateFeedback.preprocessors = ['nbgrader.preprocessors.GetGrades', "
+                "'labkit.instructor.feedback.HideHiddenChecks', "
+                "'nbconvert.preprocessors.CSSHTMLHeaderPreprocessor']\n")
     (root / "nbgrader_config.py").write_text(f"c = get_config()\nc.CourseDirectory.root = {str(root)!r}\n"
-                                             f"c.CourseDirectory.course_id = 'mlserver-lab'\n{timeout}")
+                                             f"c.CourseDirectory.course_id = 'mlserver-lab'\n{timeout}{feedback}")
     run_nbgrader(["generate_assignment", ASSIGNMENT, "--force"], root)
     return root
 

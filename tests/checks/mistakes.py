@@ -60,6 +60,7 @@ def entry(exercise: str, kind: str, answer: str, graded: str = FAIL, says=(), hi
                    tuple([hides] if isinstance(hides, str) else hides), write, note)
 
 
+HF = '{"name": "tinyvit-hf", "implementation": "labkit.runtimes.huggingface.HuggingFaceRuntime", '
 S01 = "01 settings.json"
 M01 = "01 model-settings.json"
 M03 = "03 model-settings.json"
@@ -217,28 +218,29 @@ CATALOGUE = [
           write=FAIL, note="a brace too many"),
 
     # ------------------------------------------------------------------ 04 Hugging Face model-settings.json
-    entry(H04, "misspelt key", '{"name": "tinyvit-hf", "implementation": "labkit.runtimes.huggingface.HuggingFaceRuntime", '
-          '"parameters": {"extra": {"tasks": "image-classification"}}}', says="parameters.extra.task is None"),
-    entry(H04, "wrong level", '{"name": "tinyvit-hf", "implementation": "labkit.runtimes.huggingface.HuggingFaceRuntime", '
-          '"parameters": {"task": "image-classification"}}', says=["parameters.task", "ignores it"]),
-    entry(H04, "wrong level", '{"name": "tinyvit-hf", "implementation": "labkit.runtimes.huggingface.HuggingFaceRuntime", '
-          '"extra": {"task": "image-classification"}}', says=['"extra"', 'under "parameters"']),
-    entry(H04, "case or type", '{"name": "tinyvit-hf", "implementation": "labkit.runtimes.huggingface.HuggingFaceRuntime", '
-          '"parameters": {"extra": {"task": "image_classification"}}}', says="task is 'image_classification'",
+    entry(H04, "misspelt key", HF
+          + '"parameters": {"extra": {"tasks": "image-classification"}}}', says="parameters.extra.task is None"),
+    entry(H04, "wrong level", HF
+          + '"parameters": {"task": "image-classification"}}', says=["parameters.task", "ignores it"]),
+    entry(H04, "wrong level", HF
+          + '"extra": {"task": "image-classification"}}', says=['"extra"', 'under "parameters"']),
+    entry(H04, "case or type", HF
+          + '"parameters": {"extra": {"task": "image_classification"}}}', says="task is 'image_classification'",
           hides="image-classification"),
-    entry(H04, "case or type", '{"name": "tinyvit-hf", "implementation": "labkit.runtimes.huggingface.HuggingFaceRuntime", '
-          '"parameters": {"extra": {"task": "image-classification", "optimum_model": "false"}}}',
+    entry(H04, "case or type", HF
+          + '"parameters": {"extra": {"task": "image-classification", "optimum_model": "false"}}}',
           says="optimum_model is 'false'"),
     entry(H04, "wrong value", '{"name": "tinyvit-hf", "implementation": "mlserver_huggingface.HuggingFaceRuntime", '
           '"parameters": {"extra": {"task": "image-classification"}}}', says="MLServer's own module"),
-    entry(H04, "wrong path", '{"name": "tinyvit-hf", "implementation": "labkit.runtimes.huggingface.HuggingFaceRuntime", '
-          '"parameters": {"extra": {"task": "image-classification", "pretrained_model": "timm/tiny_vit_5m_224.dist_in22k"}}}',
+    entry(H04, "wrong path", HF
+          + '"parameters": {"extra": {"task": "image-classification", '
+          '"pretrained_model": "timm/tiny_vit_5m_224.dist_in22k"}}}',
           says="a model on the Hugging Face hub"),
-    entry(H04, "wrong path", '{"name": "tinyvit-hf", "implementation": "labkit.runtimes.huggingface.HuggingFaceRuntime", '
-          '"parameters": {"uri": "./tinyvit-hf", "extra": {"task": "image-classification"}}}',
+    entry(H04, "wrong path", HF
+          + '"parameters": {"uri": "./tinyvit-hf", "extra": {"task": "image-classification"}}}',
           says="does not exist (relative to tinyvit-hf/)", hides="tinyvit.safetensors"),
-    entry(H04, "wrong value", '{"name": "tinyvit-hf", "implementation": "labkit.runtimes.huggingface.HuggingFaceRuntime", '
-          '"parameters": {"extra": {"task": "image-classification", "framework": "tf"}}}', says="framework is 'tf'"),
+    entry(H04, "wrong value", HF
+          + '"parameters": {"extra": {"task": "image-classification", "framework": "tf"}}}', says="framework is 'tf'"),
     entry(H04, "correct, written differently",
           '{"implementation": "labkit.runtimes.huggingface.HuggingFaceRuntime", "name": "tinyvit-hf", '
           '"parameters": {"extra": {"framework": "pt", "task": "image-classification"}}}', graded=PASS),
@@ -249,7 +251,8 @@ CATALOGUE = [
           note="the issue's misspelt key, ticked before"),
     entry(S05, "misspelt key", '{"host": "127.0.0.1", "workers": 2}',
           says=['"workers"', 'did you mean "parallel_workers"'], write=FAIL),
-    entry(S05, "wrong file", '{"host": "127.0.0.1", "parallel_workers": 2, "max_batch_size": 8, "max_batch_time": 0.01}',
+    entry(S05, "wrong file",
+          '{"host": "127.0.0.1", "parallel_workers": 2, "max_batch_size": 8, "max_batch_time": 0.01}',
           says=["max_batch_size", "ignored, silently"], write=FAIL),
     entry(S05, "case or type", '{"host": "127.0.0.1", "parallel_workers": "2"}', says="whole number", write=FAIL),
     entry(S05, "wrong value", '{"host": "127.0.0.1", "parallel_workers": 8}', says="runs 8 parallel worker(s)",
@@ -314,7 +317,8 @@ CATALOGUE += [
     entry(R06, "format", requirements("torch==2.14.1", "torch=2.14.1=py311_cuda"), says="conda's format"),
     entry(R06, "format", requirements("torch==2.14.1", "torch 2.14.1"), says="not a pip requirement",
           note="a space for =="),
-    entry(R06, "format", requirements("torch==2.14.1", "-r ../requirements.txt"), says="the build folder does not have"),
+    entry(R06, "format", requirements("torch==2.14.1", "-r ../requirements.txt"),
+          says="the build folder does not have"),
     entry(R06, "wrong value", requirements("torch==2.14.1", "torch"), says="torch has no version", hides="2.14.1"),
     entry(R06, "wrong value", requirements("torch==2.14.1", "torch>=2.0"), says="admits torch releases before 2.14"),
     entry(R06, "wrong value", requirements("torch==2.14.1", "torch==2.13.0"), says="does not admit torch"),
@@ -401,9 +405,11 @@ CATALOGUE += [
 # ---------------------------------------------------------------------- 07 served_rate_and_p95
 READ = ("import math\n\nimport pandas as pd\n\nfrom labkit.measure import metrics\n\n\n"
         "def served_rate_and_p95(before, after, seconds):\n")
+INFER_ROWS = ("        rows = rows[(rows['path'] == '/v2/models/{model_name}/infer')"
+              " & (rows['status_code'] == '200')]\n")
 INFER_BUCKETS = ("    def infer_buckets(samples):\n"
                  "        rows = metrics.labelled(samples, 'rest_server_request_duration_seconds_bucket')\n"
-                 "        rows = rows[(rows['path'] == '/v2/models/{model_name}/infer') & (rows['status_code'] == '200')]\n"
+                 + INFER_ROWS +
                  "        return rows.groupby(rows['le'].astype(float))['value'].sum()\n\n"
                  "    buckets = infer_buckets(after).subtract(infer_buckets(before), fill_value=0)\n"
                  "    count = buckets[math.inf]\n")
@@ -451,9 +457,8 @@ CATALOGUE += [
           read_with("count / seconds", buckets=INFER_BUCKETS.replace(
               " & (rows['status_code'] == '200')", "")), says="the rate is", note="refused requests counted"),
     entry(N07, "wrong value",
-          read_with("count / seconds", buckets=INFER_BUCKETS.replace(
-              "        rows = rows[(rows['path'] == '/v2/models/{model_name}/infer') & (rows['status_code'] == '200')]\n",
-              "")), says="health probes or refused requests", note="every path counted"),
+          read_with("count / seconds", buckets=INFER_BUCKETS.replace(INFER_ROWS, "")),
+          says="health probes or refused requests", note="every path counted"),
     entry(N07, "case or type",
           read_with("count / seconds", buckets=INFER_BUCKETS.replace("== '200'", "== 200")),
           says="Label values are text", note="200 as a number"),

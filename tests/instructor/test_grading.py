@@ -314,12 +314,13 @@ EXPECTED = {
     # Exercise 4 adds to it); 02's written address; first image only (its one-image requests are
     # right); uvloop open: the requirements only, not the Dockerfile; 04's uri leaves the folder,
     # its Hugging Face model is the hub's; 05's batching keys in settings.json and 10 s for 10 ms:
-    # each its own file's points; a position: the pick's two checks; 07's p95 in seconds.
+    # each its own file's points; a position: the pick's visible check (the hidden one does not
+    # charge the same function again); 07's p95 in seconds.
     "carol": {**FULL, "model-settings-check": 0, "remote-classifier-check": 0,
               "top5-batch-check": 0, "top5-batching-check": 0, "requirements-check": 0, "runtime-check": 0,
               "hf-settings-check": 0,
               "scaled-settings-check": 0, "scaled-model-settings-check": 0, "scaling-choice-check": 0,
-              "scaling-function-check": 0, "server-numbers-check": 0, "custom-metric-check": 0},
+              "server-numbers-check": 0, "custom-metric-check": 0},
     # batching keys in settings.json; logits; the lab's output name declared for 01's service;
     # 03's service answers its first request to all; 07's metric file does not start.
     "dave": {**FULL, **ONLY_01, "server-settings-check": 0, "first-service-check": 0, "metadata-check": 0,
@@ -389,6 +390,21 @@ def test_feedback_names_the_mistake(graded):
     assert "running: False False" in dave_07 and "NameError" not in dave_07
     fay = (out / "feedback" / "fay" / "03_top5_labels.html").read_text()
     assert "defines no class Top5Model" in fay and "This check starts top5/serve-model.py itself" in fay
+
+
+def test_feedback_pages_keep_hidden_checks_hidden(graded):
+    # Every page of every student: no hidden check's code, name, data or message; its points
+    # and verdict in general terms only.
+    _, out, _ = graded
+    pages = {page: page.read_text() for page in (out / "feedback").rglob("*.html")}
+    assert pages
+    for page, text in pages.items():
+        for secret in ("BEGIN HIDDEN TESTS", "hidden_checks", "pick_configuration_function",
+                       "top5_under_adaptive_batching", "On another table", "the right row is", "2 rounds of"):
+            assert secret not in text, (page, secret)
+    hal = pages[out / "feedback" / "hal" / "03_top5_labels.html"]
+    assert "This hidden check failed: under adaptive batching, concurrent callers" in hal
+    assert "This hidden check passed" in pages[out / "feedback" / "alice" / "05_scaling.html"]
 
 
 def test_two_hand_ins_are_graded_side_by_side_and_timed(graded):
