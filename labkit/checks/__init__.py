@@ -27,9 +27,9 @@ from labkit.checks.service_calls import metric_file, service, top5_file
 from labkit.checks.settings_files import hf_model_settings, model_settings, server_settings
 from labkit.checks.budget_pick import scaling_choice
 from labkit.checks.live import (custom_metric, remote_classifier, runtime_top_k, scaling_turned_on, top5_batch,
-                                top5_service)
+                                top5_service, top5_under_batching)
 
 __all__ = ["CheckFailed", "check_each_write", "model_settings", "server_settings", "service", "top5_file",
            "metric_file", "requirements", "image_folder", "remote_classifier", "top5_service", "top5_batch",
-           "runtime_top_k", "hf_model_settings", "scaling_turned_on", "scaling_choice", "custom_metric",
+           "top5_under_batching", "runtime_top_k", "hf_model_settings", "scaling_turned_on", "scaling_choice", "custom_metric",
            "declared_metadata", "served_rate_and_p95"]

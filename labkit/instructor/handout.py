@@ -26,6 +26,8 @@ SHARED = ["tinyvit", "imgs", "runtimes", "deploy", "monitoring", "tools/jupyter"
 RENAMED = {"tools/lab.mk": "Makefile", "docs/handout-README.md": "README.md"}
 # The instructor's folder: the hidden checks, building/releasing notebooks, grading, this module.
 INSTRUCTOR_ONLY = ["labkit/instructor"]
+# Files that answer an exercise: the lab's own pinned requirements are notebook 06's Exercise 1.
+ANSWER_FILES = ["tinyvit/requirements.txt"]
 # Text that only solution notebooks, their sources or hidden tests contain.
 ANSWER_MARKERS = ["### BEGIN SOLUTION", "### BEGIN HIDDEN TESTS", "hidden_checks", "NBVAL_"]
 SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
@@ -54,6 +56,8 @@ def build(destination: PathLike = REPO_ROOT / "handout") -> Path:
         shutil.copy2(REPO_ROOT / source, folder / target)
     for name in INSTRUCTOR_ONLY:
         shutil.rmtree(folder / name)
+    for name in ANSWER_FILES:
+        (folder / name).unlink(missing_ok=True)
     leaks = answer_leaks(folder)
     if leaks:
         shutil.rmtree(folder)
@@ -66,7 +70,7 @@ def build(destination: PathLike = REPO_ROOT / "handout") -> Path:
 
 def answer_leaks(folder: Path) -> list[str]:
     """Files of ``folder`` that hold solution or hidden-test text, or instructor-only modules."""
-    leaks = [name for name in INSTRUCTOR_ONLY if (folder / name).exists()]
+    leaks = [name for name in INSTRUCTOR_ONLY + ANSWER_FILES if (folder / name).exists()]
     for path in sorted(folder.rglob("*")):
         if path.is_file() and path.suffix in (".py", ".ipynb", ".md", ".json", ".txt"):
             text = path.read_text(errors="replace")

@@ -1,7 +1,9 @@
 """Hidden checks: run only when an instructor grades (nbgrader keeps them out of the
-student notebooks, and the hand-out leaves this module out). They test what the visible
-checks do not: concurrent callers under adaptive batching, and a function on tables and
-budgets the student has not seen, so an answer fitted to the visible checks fails here.
+student notebooks, and the hand-out leaves this module out). Each has a visible twin the
+student can run first (what grading catches, the student can see): concurrent callers under
+adaptive batching (:func:`labkit.checks.top5_under_batching`, on images drawn anew), and a
+function on tables and budgets the student has not seen (beside the tables
+:func:`labkit.checks.scaling_choice` draws).
 """
 
 from __future__ import annotations
@@ -9,12 +11,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from labkit.model import weights
-from labkit.checks.common import CheckFailed, check_shapes, compare_best_labels, distinct_images, passed
+from labkit.checks.common import CheckFailed, passed
 from labkit.checks.budget_pick import already_failed
-from labkit.checks.live import ask_top5, service_server
-from labkit.client import files_request
+from labkit.checks.live import top5_under_batching
 from labkit.paths import PathLike
-from labkit.model.reference import reference_model
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,28 +24,9 @@ if TYPE_CHECKING:
 
 def top5_under_adaptive_batching(server: ModelServer | PathLike, checkpoint: PathLike = weights.DEFAULT_CHECKPOINT,
                                  callers: int = 8) -> None:
-    """Load the service again with adaptive batching (same process, MLServer's model
-    repository API) and send two rounds of concurrent requests of 1 or 2 images, each round
-    with images drawn for it: every caller must get exactly its own rows, labels and scores
-    (a service that answers every round as it answered the first, one merged batch, fails
-    the second)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    server = service_server(server)
-    server.reload(max_batch_size=callers, max_batch_time=0.1)
-    groups = [[index % 4] if index % 2 == 0 else [index % 4, (index + 1) % 4] for index in range(callers)]
-    for _ in range(2):
-        _, images, files = distinct_images(4, checkpoint, jpeg=True)
-        with ThreadPoolExecutor(len(groups)) as pool:
-            answers = list(pool.map(lambda group: ask_top5(server, files_request([files[i] for i in group]),
-                                                           "concurrent requests"), groups))
-        expected_labels, expected_scores = reference_model(checkpoint).best_labels(images, 6)
-        for group, (labels, scores) in zip(groups, answers):
-            check_shapes(labels, scores, images=len(group))
-            compare_best_labels(labels, scores, expected_labels[group], expected_scores[group],
-                                what="rows of a caller's answer under adaptive batching", k=5)
-    passed(f"2 rounds of {len(groups)} concurrent callers under adaptive batching, each caller got its own rows, "
-           "labels and scores")
+    """Notebook 03 (hidden, 2 points): the visible self-check the student can run,
+    :func:`labkit.checks.top5_under_batching`, on images drawn anew for the grade."""
+    top5_under_batching(server, checkpoint, callers)
 
 
 def pick_configuration_function(pick: Callable[[pd.DataFrame, float], object], like: pd.DataFrame) -> None:

@@ -16,6 +16,16 @@
 # In this lab you serve **TinyViT** (`tiny_vit_5m_224.dist_in22k` from `timm`, 21,841
 # ImageNet-22k classes) with **MLServer**. This first notebook starts the service and
 # looks at what it offers. Nothing here needs a GPU.
+#
+# **What you do here, and what is graded (6 points).** You write the three files of a service
+# folder and start it with `mlserver start`:
+#
+# * Exercise 1, `model-settings.json`: which model, which class (1 point);
+# * Exercise 2, `settings.json`: how the server runs (1 point);
+# * Exercise 3, `serve-model.py`: the service's `load()` and `predict()` (2 points);
+# * Exercise 4, the inputs and outputs your service declares (2 points).
+#
+# A check runs right after each exercise: it says what it tried, or names the mistake.
 
 # %%
 from labkit import show
@@ -430,11 +440,15 @@ for what, tensor in [("as declared", pixels), ("FP32, against the declaration", 
     answer = requests.post(server.infer_url, json={"inputs": [tensor]}, timeout=60)
     named = [output["name"] for output in answer.json()["outputs"]] if answer.ok else "-"
     print(f"{what:31} HTTP {answer.status_code}, outputs {named}")
+# What your server did with the FP32 request, read from its answer:
+print("MLServer passed the FP32 request on to your predict() without a word about the declaration; "
+      + ("your code failed on it (HTTP 500, from inside predict())." if answer.status_code == 500 else
+         "your code answered it anyway." if answer.ok else f"it answered HTTP {answer.status_code}."))
 
 # %% [markdown]
-# The FP32 request got your service's own error (a 500 from inside `predict()`), not a 400
-# from MLServer naming the declared datatype. A declaration is documentation that clients
-# trust: keep it true to the code, as the check did.
+# MLServer does not check a request against the declared datatypes: no 400 naming the
+# declaration, whatever your service then does with it. A declaration is documentation that
+# clients trust: keep it true to the code, as the check did.
 
 # %% [markdown]
 # ## Stop the server

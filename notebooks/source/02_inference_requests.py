@@ -13,6 +13,10 @@
 # caller's own, as the end of this notebook shows. It runs the model in MLServer's own process
 # (`parallel_workers: 0`, as your notebook 01 server): one process holds one TinyViT, which
 # keeps the notebook within a small hub's memory.
+#
+# **What you do here, and what is graded (3 points).** You build Open Inference Protocol
+# requests by hand and in code; the exercise is `classify_remote`, a function that asks the
+# server about any image (3 points).
 
 # %%
 from labkit import show

@@ -6,6 +6,13 @@
 # In this notebook you write that service, in the style of your notebook 01 service: its
 # `predict()` takes a batch of images and returns two outputs, `labels` (`[N, 5]` strings) and
 # `scores` (`[N, 5]` probabilities), best first, for every image of the batch.
+#
+# **What you do here, and what is graded (8 points).**
+#
+# * Exercise 1, `top5/model-settings.json` (1 point);
+# * Exercise 2, the service: one image at a time (3 points), a batch of images of different
+#   sizes (2 points) and, when your notebook is graded, concurrent callers under adaptive
+#   batching (2 points, a hidden check; a cell before it lets you try the same yourself).
 
 # %%
 import sys
@@ -156,7 +163,7 @@ checks.model_settings("top5")
 # Run this cell again after every change to `serve-model.py`: it replaces the running server
 # with one that runs your new code. (The checks below refuse to test a server that still runs
 # an older version of your files.) If the model fails to load, the error shows the end of the
-# server log; all of it is in `server.log`.
+# server log; all of it is `server.log` (`print(server.log)`).
 
 # %%
 from labkit.serving.terminal import terminal
@@ -222,6 +229,16 @@ checks.top5_service("top5")
 # %% tests id=top5-batch-check points=2
 checks.top5_batch("top5")
 
+# %% [markdown]
+# **Try it yourself before you hand in** (no points here): the hidden check below loads your
+# service again with adaptive batching and sends 8 concurrent requests of 1 or 2 images, in two
+# rounds; every caller must get exactly its own rows, labels and scores. This cell does the same
+# with images drawn for it (the hidden check draws its own), so what grading would find, you see
+# first. It takes about half a minute.
+
+# %%
+checks.top5_under_batching("top5")
+
 # %% tests id=top5-batching-check points=2
 # When your notebook is graded, this cell also restarts your service with adaptive
 # batching and checks that concurrent callers each get their own rows.
@@ -234,7 +251,7 @@ hidden_checks.top5_under_adaptive_batching("top5")
 # %% [markdown]
 # If a check fails, its message says what is wrong and gives a hint. Fix `serve-model.py`
 # (re-run the exercise cell), run the "Start (or restart)" cell, then the checks again. The
-# server log is in `server.log`.
+# whole server log is `server.log` (`print(server.log)`).
 #
 # ## Stop the server
 
@@ -242,3 +259,6 @@ hidden_checks.top5_under_adaptive_batching("top5")
 # NBVAL_CHECK_OUTPUT
 server.stop()
 print("running:", server.running)
+
+# %% [markdown]
+# **Next:** [04 · Inference runtimes](04_inference_runtimes.ipynb): serve models by configuration.

@@ -7,6 +7,14 @@
 # (scikit-learn, XGBoost, LightGBM, MLflow, Hugging Face…). With one of those, serving a model
 # is configuration only: a `model-settings.json` that names the runtime and passes its
 # options in `parameters.extra`, and no Python file at all.
+#
+# **What you do here, and what is graded (3 points).** You configure two ready-made runtimes:
+#
+# * the course text's Hugging Face runtime, on the local model (1 point);
+# * the timm runtime, a model served by configuration alone (2 points).
+#
+# The rest of the notebook measures what runtimes and faster engines change; no points
+# depend on those measurements.
 
 # %%
 import sys
@@ -32,8 +40,9 @@ random_weights = show.weights_banner()
 # notebook 01, so the folder itself is the model. Where does the runtime find it? When
 # `model-settings.json` names no model (no `pretrained_model`, no `parameters.uri`), MLServer
 # sets the model's `uri` to the folder that holds `model-settings.json`, and the runtime hands
-# that `uri` to the pipeline (read `mlserver/repository/load.py` and
-# `mlserver_huggingface/common.py`). A path you write yourself is different: the runtime passes
+# that `uri` to the pipeline (read `mlserver/repository/load.py` in your `.venv`, and the
+# runtime's `mlserver_huggingface/common.py`, which only `.venv-hf` has: `make hf-runtime`
+# installs it). A path you write yourself is different: the runtime passes
 # it to transformers as it is, relative to wherever the server was started.
 
 # %%
@@ -422,3 +431,6 @@ record.engines_table(record.CITED).round(2)
 #   thresholds, returning only the top-k;
 # * **several models in one answer** (an ensemble, a detector followed by a classifier);
 # * **its own metrics** (notebook 07) or business rules.
+
+# %% [markdown]
+# **Next:** [05 · Scaling](05_scaling.ipynb): parallel workers and adaptive batching.

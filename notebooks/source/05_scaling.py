@@ -13,6 +13,14 @@
 # In this notebook you first see both at work, then **turn them on in a service folder of your
 # own** by writing its `settings.json` and `model-settings.json`, measure what they change, and
 # pick a configuration for a latency budget from your own measurements.
+#
+# **What you do here, and what is graded (10 points).**
+#
+# * Exercise 1, your own scaled service: its `settings.json` (2 points) and its
+#   `model-settings.json` (2 points);
+# * Exercise 2, `pick_configuration` (2 points, and 2 more for a hidden check on tables you
+#   have not seen; a mistake the visible check finds is not charged again), and a written
+#   justification of your pick (2 points, graded by hand).
 
 # %%
 from labkit import show
@@ -494,3 +502,6 @@ pd.DataFrame([{"server": server, "transport": transport, "shape": str(answer.sha
 # OpenVINO in Triton, compared as notebook 04 compares engines).
 # That is what the protocol buys: you can pick the server by what it does best (Triton's
 # C++ request path, MLServer's Python services and runtimes) and keep your clients.
+
+# %% [markdown]
+# **Next:** [06 · Packaging](06_packaging.ipynb): ship the service as a container image.

@@ -6,6 +6,11 @@
 # in one command: `mlserver build <folder> -t <image>` writes a Dockerfile based on the
 # official `seldonio/mlserver` image, installs the folder's `requirements.txt` into it, and
 # builds the image with Docker.
+#
+# **What you do here, and what is graded (3 points).**
+#
+# * Exercise 1, the service's `requirements.txt`, in pip's format (2 points);
+# * Exercise 2, the Dockerfile MLServer writes for the build folder (1 point).
 
 # %%
 from labkit import show
@@ -206,3 +211,6 @@ import shutil
 
 shutil.rmtree(context.parent)
 print("build folder removed:", not context.exists())
+
+# %% [markdown]
+# **Next:** [07 · Monitoring](07_monitoring.ipynb): read and compute the server's metrics.

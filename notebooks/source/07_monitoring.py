@@ -6,6 +6,11 @@
 # inference requests succeeded or failed, how long they took, how full the batching queue
 # was. A Prometheus server scrapes such endpoints every few seconds and Grafana draws them;
 # here you read them straight into the notebook.
+#
+# **What you do here, and what is graded (4 points).**
+#
+# * Exercise 1, your server's request rate and p95 from two scrapes of its metrics (2 points);
+# * Exercise 2, a custom metric your service logs for every image (2 points).
 
 # %%
 from labkit import show
@@ -50,7 +55,8 @@ print("\n".join(per_model))
 # * `model_infer_request_success` / `_failure`: counters of inference requests.
 # * `model_infer_request_duration`: time spent per request (a summary: `_sum` and `_count`).
 # * `batch_request_queue`: requests waiting in the adaptive-batching queue, sampled per batch.
-# * `parallel_request_queue`: requests waiting for a parallel worker.
+# * `parallel_request_queue` (not in this list: it counts for the whole server, with no model
+#   label): requests in flight to the parallel workers.
 # * `tinyvit_batch_size`: a **custom** metric: the lab's service logs the images of every
 #   `predict()` call with `mlserver.log(...)`.
 #
@@ -334,3 +340,8 @@ else:
 # NBVAL_CHECK_OUTPUT
 server.stop()
 print("running:", server.running, confidence.running)
+
+# %% [markdown]
+# **The end of the lab.** You built a service, sent it requests, configured runtimes, scaled,
+# packaged and monitored it. `deploy/` (KServe, JupyterHub) and `monitoring/` (Prometheus) in
+# the lab's folder show the same service outside a notebook.

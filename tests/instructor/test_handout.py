@@ -48,6 +48,8 @@ def test_the_archive_holds_no_solutions_sources_or_hidden_checks(members):
     assert not [name for name in names if name.startswith(("notebooks/solutions", "notebooks/source"))]
     assert not [name for name in names if name.startswith(tuple(handout.INSTRUCTOR_ONLY))]
     assert not [name for name in names if "__pycache__" in name or name.startswith(("tests", "weights"))]
+    # No file that answers an exercise: the lab's pinned tinyvit/requirements.txt is 06's answer.
+    assert "tinyvit/requirements.txt" not in names and "tinyvit/serve-model.py" in names
     for name, (_, data) in members.items():
         if data is not None and name.endswith((".py", ".ipynb", ".md", ".json", ".txt", ".mk")):
             text = data.decode()

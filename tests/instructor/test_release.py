@@ -178,3 +178,23 @@ def test_no_prose_of_a_student_notebook_shows_a_line_of_the_solution():
                     assert not leaked, f"{notebook_path.name}'s prose shows the solution: {leaked}"
                     hinted = [fragment for fragment in telling if fragment in CHECK_MESSAGES]
                     assert not hinted, f"a check's feedback shows {notebook_path.name}'s solution: {hinted}"
+
+
+def test_every_notebook_says_what_is_graded_and_ends_with_the_next_step():
+    # The top says what the student will do and the points of each exercise; they add up to
+    # the notebook's graded cells. The last cell leads on.
+    sources = sorted(SOURCES.glob("*.py"))
+    for number, source in enumerate(sources):
+        notebook = parse_source(source.read_text())
+        points = sum(cell.metadata.get("nbgrader", {}).get("points", 0) for cell in notebook.cells)
+        top = notebook.cells[0].source
+        stated = re.search(r"\*\*What you do here, and what is graded \((\d+) points\)\.\*\*", top)
+        assert stated and int(stated.group(1)) == points, (source.stem, points)
+        parts = [int(count) for count in re.findall(r"\((\d+) points?", top[stated.end():])]
+        parts += [int(count) for count in re.findall(r", and (\d+) more", top[stated.end():])]
+        assert sum(parts) == points, (source.stem, parts, points)
+        last = notebook.cells[-1].source
+        if number + 1 < len(sources):
+            assert f"**Next:** [" in last and f"({sources[number + 1].stem}.ipynb)" in last, source.stem
+        else:
+            assert last.startswith("**The end of the lab.**")
