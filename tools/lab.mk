@@ -65,7 +65,11 @@ $(TRITON_STAMP):
 
 lab: $(STAMP) $(WEIGHTS)
 	@echo "JupyterLab on http://$(LAB_HOST):$(LAB_PORT)/lab (the token is in the URL printed below)"
-	$(VENV)/bin/jupyter lab --no-browser --ip=$(LAB_HOST) --port=$(LAB_PORT) --notebook-dir=notebooks \
+	@# .venv/bin first on the PATH: `!mlserver ...` in a cell and `mlserver` in a JupyterLab terminal are
+	@# the lab's, at home as under `make grade` (nbgrader runs the kernels with the same PATH); `exec`: the
+	@# shell that sets it becomes JupyterLab, so Ctrl+C and a stop reach JupyterLab itself.
+	PATH="$(abspath $(VENV))/bin:$$PATH" exec $(VENV)/bin/jupyter lab --no-browser --ip=$(LAB_HOST) --port=$(LAB_PORT) \
+		--notebook-dir=notebooks \
 		$(if $(filter 0,$(shell id -u)),--allow-root)
 
 lab-env:

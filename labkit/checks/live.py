@@ -100,11 +100,40 @@ def _refuse_a_written_address(function: Callable) -> None:
         return
     code = "\n".join(line.split("#", 1)[0] for line in source.splitlines())
     written = WRITTEN_ADDRESS.search(code)
-    if written:
-        raise CheckFailed(f"classify_remote has the address {written.group(0)!r} written into it. It works while "
-                          "this server has that port, and fails where it gets another: when your notebook is "
-                          "graded, or when a second notebook's server holds the port.",
+    kept = _address_kept_in_a_name(function)
+    if written or kept:
+        where = (f"has the address {written.group(0)!r} written into it" if written else
+                 f"reads the address {kept[1]!r} from {kept[0]}, which a cell of your notebook sets to text "
+                 "written by hand")
+        raise CheckFailed(f"classify_remote {where}. It works while this server has that port, and fails where "
+                          "it gets another: when your notebook is graded, or when a second notebook's server "
+                          "holds the port.",
                           "The server object knows the address it really got.")
+
+
+def _address_kept_in_a_name(function: Callable) -> tuple[str, str] | None:
+    """(name, address) of a module-level name the function reads that a cell of this
+    notebook assigned an address typed by hand (``URL = "http://127.0.0.1:8080/..."``); a
+    name computed from the server (``URL = server.infer_url``) is fine. Read from the
+    kernel's input history, which the notebook has at home and in grading alike."""
+    try:
+        from IPython import get_ipython
+
+        history = (get_ipython().user_ns.get("In") or []) if get_ipython() is not None else []
+    except ImportError:
+        return None
+    names = set(function.__code__.co_names)
+    for constant in function.__code__.co_consts:  # names read by nested functions
+        names |= set(getattr(constant, "co_names", ()))
+    for name in sorted(names):
+        value = function.__globals__.get(name)
+        if not isinstance(value, str) or not WRITTEN_ADDRESS.search(value):
+            continue
+        typed = re.compile(rf"^\s*{re.escape(name)}\s*=\s*[fr]?[\"'][^\"'\n]*"
+                           r"(localhost|127\.0\.0\.1|0\.0\.0\.0|:80[0-9]{2}\b)", re.M)
+        if any(typed.search(cell) for cell in history if isinstance(cell, str)):
+            return name, value
+    return None
 
 
 def _diagnose(exchanges: list, what: str) -> CheckFailed:

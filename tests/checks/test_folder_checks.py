@@ -370,3 +370,28 @@ def test_04s_hugging_face_check_needs_the_folder_the_lab_made(tmp_path):
     (tmp_path / "tinyvit-hf" / "model-settings.json").write_text(HF_SETTINGS)
     with pytest.raises(checks.CheckFailed, match="holds no model"):
         folder_checks.hf_model_settings(tmp_path / "tinyvit-hf")
+
+
+def test_an_address_typed_into_a_module_level_name_is_refused_at_home_as_in_grading(checkpoint):
+    # The address kept in a name outside the function: right at home on port 8080, wrong in
+    # grading on free ports. Found in the kernel's own input history, which grading has too.
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from labkit.checks.live import _address_kept_in_a_name
+
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_cell('INFER_URL = "http://127.0.0.1:8080/v2/models/tinyvit/infer"\n'
+                       "def classify_remote(image):\n    return requests.post(INFER_URL, json={}).json()\n",
+                       store_history=True)
+        with pytest.raises(checks.CheckFailed, match="reads the address 'http://127.0.0.1:8080/v2/models/tinyvit/"
+                                                     "infer' from INFER_URL"):
+            checks.remote_classifier(shell.user_ns["classify_remote"], checkpoint)
+        # Computed from the server object: the address it really got, at home and in grading.
+        shell.run_cell("class Server:\n    infer_url = 'http://127.0.0.1:40123/v2/models/tinyvit/infer'\n"
+                       "ADDRESS = Server.infer_url\n"
+                       "def classify_remote(image):\n    return requests.post(ADDRESS, json={}).json()\n",
+                       store_history=True)
+        assert _address_kept_in_a_name(shell.user_ns["classify_remote"]) is None
+    finally:
+        InteractiveShell.clear_instance()

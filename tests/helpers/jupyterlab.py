@@ -27,10 +27,22 @@ def lab_environment(folder: Path = REPO) -> dict:
 
 
 def make_lab_command(port: int, folder: Path = REPO) -> list:
-    """The `jupyter lab` line of the Makefile's `lab` target, for this port."""
+    """The `jupyter lab` line of the Makefile's `lab` target, for this port (without the
+    variables it sets in front: :func:`make_lab_path` has its PATH)."""
+    words = _make_lab_line(port, folder).split()
+    return [word for word in words if not re.match(r"^[A-Z_]+=", word) and word != "exec"]
+
+
+def make_lab_path(folder: Path = REPO) -> str:
+    """The PATH the `lab` target gives JupyterLab (its kernels and terminals)."""
+    match = re.search(r'PATH="([^"]*)"', _make_lab_line(free_port(), folder))
+    assert match, "the lab target sets no PATH"
+    return match.group(1).replace("$PATH", os.environ.get("PATH", ""))
+
+
+def _make_lab_line(port: int, folder: Path) -> str:
     done = subprocess.run(["make", "-n", "lab", f"LAB_PORT={port}"], cwd=folder, capture_output=True, text=True)
-    line = next(line for line in done.stdout.replace("\\\n", " ").splitlines() if "jupyter lab" in line)
-    return line.split()
+    return next(line for line in done.stdout.replace("\\\n", " ").splitlines() if "jupyter lab" in line)
 
 
 def wait_until_answering(port: int, token: str, timeout: float = 30) -> None:
@@ -62,7 +74,7 @@ def running_lab(env: dict = None, notebook_dir: Path = None, folder: Path = REPO
         if notebook_dir is not None:
             command = [f"--notebook-dir={notebook_dir}" if part.startswith("--notebook-dir=") else part
                        for part in command]
-        environment = {**os.environ, **lab_environment(folder), **(env or {})}
+        environment = {**os.environ, **lab_environment(folder), "PATH": make_lab_path(folder), **(env or {})}
     process = subprocess.Popen(command, cwd=folder, env=environment, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:

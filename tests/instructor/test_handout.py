@@ -2,6 +2,7 @@
 JupyterLab without solutions or instructor tools."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import requests
 from labkit.instructor import handout
 from labkit.instructor.notebooks import NOTEBOOKS
 from tests.conftest import REPO
-from tests.helpers.jupyterlab import running_lab
+from tests.helpers.jupyterlab import execute_in_kernel, running_lab
 
 HIDDEN_CHECKS = ["top5_under_adaptive_batching", "pick_configuration_function"]
 STUDENT_NEEDS = ["Makefile", "README.md", "requirements.txt", "pyproject.toml", "env.yaml",
@@ -93,8 +94,18 @@ def test_make_lab_of_the_handout_shows_students_no_solutions_or_instructor_tools
     # (same requirements.txt and pyproject.toml, so the same install stamp).
     (folder / ".venv").symlink_to(REPO / ".venv")
     (folder / "weights").symlink_to(REPO / "weights")
-    with running_lab(folder=folder, through_make=True) as (_, port, url):
+    # A PATH without the lab's environment, as a student's shell has before `make lab`.
+    path = os.pathsep.join(part for part in os.environ["PATH"].split(os.pathsep) if ".venv" not in part)
+    with running_lab(folder=folder, through_make=True, env={"PATH": path}) as (_, port, url):
         base, token = f"http://127.0.0.1:{port}", {"token": url.split("token=")[1]}
+        # `!mlserver ...` in a cell finds the lab's mlserver, as it does under `make grade`.
+        kernel = requests.post(f"{base}/api/kernels", params=token, json={"name": "python3"}, timeout=30).json()
+        channels = f"ws://127.0.0.1:{port}/api/kernels/{kernel['id']}/channels?token={token['token']}"
+        reply = execute_in_kernel(channels, "import shutil\nfound = shutil.which('mlserver')",
+                                  user_expressions={"found": "found"})
+        found = reply["user_expressions"]["found"]["data"]["text/plain"]
+        assert found.strip("'").startswith(str(folder / ".venv" / "bin")), found
+        requests.delete(f"{base}/api/kernels/{kernel['id']}", params=token, timeout=30)
         listing = requests.get(f"{base}/api/contents", params=token, timeout=10).json()["content"]
         assert {item["name"] for item in listing} == {path.name for path in NOTEBOOKS.glob("*.ipynb")}
         page = requests.get(f"{base}/lab", params=token, timeout=10).text

@@ -195,6 +195,6 @@ def test_every_notebook_says_what_is_graded_and_ends_with_the_next_step():
         assert sum(parts) == points, (source.stem, parts, points)
         last = notebook.cells[-1].source
         if number + 1 < len(sources):
-            assert f"**Next:** [" in last and f"({sources[number + 1].stem}.ipynb)" in last, source.stem
+            assert "**Next:** [" in last and f"({sources[number + 1].stem}.ipynb)" in last, source.stem
         else:
             assert last.startswith("**The end of the lab.**")
