@@ -31,5 +31,5 @@ from labkit.checks.live import (custom_metric, remote_classifier, runtime_top_k,
 
 __all__ = ["CheckFailed", "check_each_write", "model_settings", "server_settings", "service", "top5_file",
            "metric_file", "requirements", "image_folder", "remote_classifier", "top5_service", "top5_batch",
-           "top5_under_batching", "runtime_top_k", "hf_model_settings", "scaling_turned_on", "scaling_choice", "custom_metric",
-           "declared_metadata", "served_rate_and_p95"]
+           "top5_under_batching", "runtime_top_k", "hf_model_settings", "scaling_turned_on", "scaling_choice",
+           "custom_metric", "declared_metadata", "served_rate_and_p95"]

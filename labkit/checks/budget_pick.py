@@ -46,7 +46,10 @@ def scaling_choice(results: pd.DataFrame, pick: Pick, budget_ms: float) -> None:
         _judge(results, choice, budget_ms, "your table")
         rng = np.random.default_rng()
         for number in range(DRAWN_TABLES):
-            table, budget = drawn_table(results, rng, on_budget=number == 0, empty=number == DRAWN_TABLES - 1)
+            # Budgets far from the notebook's (0.4 and 2.5 times it): a function that reads the
+            # notebook's budget_ms instead of its argument, or compares text, names another row.
+            table, budget = drawn_table(results, rng, on_budget=number == 1, empty=number == DRAWN_TABLES - 1,
+                                        budget=budget_ms * (0.4 if number % 2 else 2.5))
             where = f"a table drawn for this check ({number + 1} of {DRAWN_TABLES})"
             _judge(table, _answer(table, pick, budget, where), budget, where)
     except CheckFailed:
@@ -76,7 +79,15 @@ def _answer(results: pd.DataFrame, pick: Pick, budget_ms: float, where: str) -> 
     if isinstance(choice, (pd.Series, pd.DataFrame)):
         raise CheckFailed(f"pick_configuration returned a {type(choice).__name__} (a row or rows of the table), not "
                           "a row label.", "Return the label that names the row, as the table shows it on the left.")
+    if isinstance(choice, (list, tuple, set, dict, np.ndarray, pd.Index)):
+        raise CheckFailed(f"On {where}, pick_configuration returned a {type(choice).__name__} ({_short(choice)}), not "
+                          "one row label.", "Return the label itself, not a collection that holds it.")
     return choice
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) < 60 else text[:57] + "..."
 
 
 def _judge(results: pd.DataFrame, choice: object, budget_ms: float, where: str) -> None:
@@ -89,6 +100,9 @@ def _judge(results: pd.DataFrame, choice: object, budget_ms: float, where: str) 
     if _is_right(choice, right):
         return
     on = f"On {where}, with a {budget_ms:.0f} ms budget"
+    if feasible.empty:
+        raise CheckFailed(f"{on}, no row meets the budget, and pick_configuration returned {choice!r}.",
+                          "Read the exercise again for what to return when no row qualifies.")
     if choice is None:
         raise CheckFailed(f"{on}, pick_configuration returned None, but {len(feasible)} row(s) meet the budget.",
                           "None is for a table in which no row meets the budget.")
@@ -105,8 +119,9 @@ def _judge(results: pd.DataFrame, choice: object, budget_ms: float, where: str) 
                           "Return the row's label, as the table shows it on the left.")
     row = results.loc[choice]
     if not row.p95_ms <= budget_ms:
-        median = " (its p50 is within it: the budget is on the p95)" if "p50_ms" in row and \
-            row.p50_ms <= budget_ms else ""
+        by_p50 = results[results.p50_ms <= budget_ms] if "p50_ms" in results else results.iloc[0:0]
+        median = " (its p50 is within it: the budget is on the p95)" \
+            if not by_p50.empty and by_p50.throughput_rps.idxmax() == choice else ""
         raise CheckFailed(f"{on}, pick_configuration chose row {choice} ({row.configuration}), whose p95 is "
                           f"{row.p95_ms:.0f} ms, over the {budget_ms:.0f} ms budget{median}.",
                           "Only rows whose p95_ms is within budget_ms qualify.")
@@ -137,25 +152,32 @@ def _is_label(choice: object, results: pd.DataFrame) -> bool:
 
 
 def drawn_table(like: pd.DataFrame, rng: np.random.Generator, on_budget: bool = False,
-                empty: bool = False) -> tuple[pd.DataFrame, float]:
+                empty: bool = False, budget: float | None = None) -> tuple[pd.DataFrame, float]:
     """A table with the columns of ``like`` (so a stricter function that reads ``errors`` works)
     and a budget, drawn so that the plausible wrong picks each name another row than the right
     one: the lowest p95, the fastest row (over budget, with a p50 within it), a slower row within
     budget; with ``on_budget`` the right row's p95 is the budget itself ("within" includes it).
-    With ``empty``, no row meets the budget (the answer is None). Labels are drawn too."""
+    With ``empty``, no row meets the budget (the answer is None). ``budget``: the table's
+    budget (drawn when None). Labels are drawn too."""
     import pandas as pd
 
-    budget = float(rng.integers(4, 16) * 50)
+    budget = float(budget if budget is not None else rng.integers(4, 16) * 50)
     best = float(rng.uniform(12, 30))
+    right = budget * rng.uniform(0.6, 0.95)
+    if budget >= 1000 and 0.6 * budget < 1000:
+        right = float(rng.uniform(0.6 * budget, 999.0))  # fewer digits than the budget: text compares otherwise
     rows = [  # (p95, p50, throughput)
-        (budget if on_budget else budget * rng.uniform(0.6, 0.95), budget * 0.4, best),  # the right one
+        (budget if on_budget else right, budget * 0.4, best),  # the right one
         (budget * rng.uniform(1.2, 2.0), budget * rng.uniform(0.5, 0.9), best * rng.uniform(1.3, 2.0)),  # fastest
         (budget * rng.uniform(0.1, 0.3), budget * 0.05, best * rng.uniform(0.3, 0.6)),  # lowest p95
         (budget * rng.uniform(0.4, 0.55), budget * 0.2, best * rng.uniform(0.65, 0.9)),  # within, slower
     ]
     if empty:
         rows = [(budget * rng.uniform(1.1, 2.0), budget * 0.5, throughput) for _, _, throughput in rows]
-    order = rng.permutation(len(rows))
+    order = [int(index) for index in rng.permutation(len(rows)) if index != 0]
+    # The right row first (on the budget) or last among the rows: "the first row within the
+    # budget" and "the last" each name another row on one of the tables.
+    order = [0] + order if on_budget else order + [0]
     if like.empty:
         table = pd.DataFrame(columns=like.columns, index=range(len(rows)))
     else:

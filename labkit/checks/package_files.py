@@ -34,7 +34,7 @@ def requirements(folder: PathLike) -> None:
     if not path.is_file():
         raise CheckFailed(f"{path.parent.name}/requirements.txt does not exist yet.",
                           f"Write it with a cell that starts with %%writefile {path.parent.name}/requirements.txt")
-    pins = _read_requirements(path.read_text())
+    pins, local_builds = _read_requirements(path.read_text().lstrip("\ufeff"))  # pip reads past a BOM
     if not pins:
         raise CheckFailed(f"{path.parent.name}/requirements.txt lists no package yet.",
                           "List every package the service's files import, each with the version you tested.")
@@ -54,6 +54,10 @@ def requirements(folder: PathLike) -> None:
                           "its name on PyPI.")
     for name in SERVICE_DISTRIBUTIONS:
         _check_tested_series(pins[name], version(name))
+    for number, line, build in local_builds:
+        raise CheckFailed(f"Line {number}, {line!r}, names a build ({build}) that PyPI does not have: pip finds such "
+                          "builds only on their maker's index, which this file does not name.",
+                          "Name the index that has it, or the release as PyPI has it.")
     uvloop = pins.get("uvloop")
     if uvloop is None:
         raise CheckFailed("requirements.txt does not list uvloop: MLServer 1.7.1 allows any uvloop, pip takes the "
@@ -94,15 +98,19 @@ def _first_import(folder: Path, distribution: str) -> str:
     return f"the module {module}"
 
 
-def _read_requirements(text: str) -> dict:
-    """{normalised name: Requirement} of a pip requirements file, for this environment
-    (a line whose marker is false here is left out); CheckFailed names a line pip refuses."""
+def _read_requirements(text: str) -> tuple[dict, list]:
+    """{normalised name: Requirement} of a pip requirements file, for this environment (a
+    line whose marker is false here is left out; a package's lines combined, as pip does),
+    and the (line number, line, build) of each local build no index of the file serves;
+    CheckFailed names a line pip refuses."""
     from packaging.markers import default_environment
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.utils import canonicalize_name
 
-    pins = {}
+    pins, first_line, local_builds = {}, {}, []
     lines = text.replace("\\\n", "").splitlines()  # pip joins lines that end with a backslash
+    # pip reads an index option wherever it stands in the file.
+    extra_index = any(re.match(r"\s*(--extra-index-url|--index-url|-i|-f|--find-links)\b", line) for line in lines)
     for number, raw in enumerate(lines, start=1):
         line = re.split(r"(^|\s)#", raw, maxsplit=1)[0].strip()  # pip: a comment starts at " #"
         if not line:
@@ -113,11 +121,21 @@ def _read_requirements(text: str) -> dict:
                               "pip's format: a package name, then a version specifier.")
         line = re.split(r"\s--?[a-z]", line, maxsplit=1)[0].strip() if not line.startswith("-") else line
         if line.startswith("-"):
-            if line.split()[0].split("=")[0] not in INDEX_OPTIONS:
-                raise CheckFailed(f"Line {number}, {line!r}: the image is built from this file alone, and that "
-                                  "option points pip at something the build folder does not have.",
+            option = line.split()[0].split("=")[0]
+            if option not in INDEX_OPTIONS:
+                raise CheckFailed(f"Line {number}, {line!r}: the image is built from this file alone, and pip "
+                                  "would stop on that option (it points at something the build folder does not have, "
+                                  "or is not an option of a requirements file).",
                                   "List the packages themselves; index options such as --extra-index-url are fine.")
+            address = line.split("=", 1)[1] if "=" in line.split()[0] else (line.split() + [""])[1]
+            if option in ("-i", "--index-url") and "pypi.org" not in address:
+                raise CheckFailed(f"Line {number}, {line!r}, replaces PyPI with another index: pip would look for "
+                                  "every package there, and MLServer, timm and uvloop are not on it.",
+                                  "An index that adds to PyPI has its own option.")
             continue
+        if line.startswith(("git+", "hg+", "svn+", "bzr+", "http://", "https://", "file:")):
+            raise CheckFailed(f"Line {number}, {line!r}, installs from a URL, not a tested release.",
+                              "Name the package and the versions it may take.")
         try:
             requirement = Requirement(line)
         except InvalidRequirement as error:
@@ -128,8 +146,36 @@ def _read_requirements(text: str) -> dict:
                               "Name the package and the versions it may take.")
         if requirement.marker is not None and not requirement.marker.evaluate(default_environment()):
             continue  # for another platform or Python: not installed here
-        pins[canonicalize_name(requirement.name)] = requirement
-    return pins
+        name = canonicalize_name(requirement.name)
+        if name == "python":
+            raise CheckFailed(f"Line {number}, {line!r}: Python is not a package pip installs; pip would stop "
+                              "there (no matching distribution).",
+                              "The image's Python comes from its base image; list packages only.")
+        local = [spec.version.split("+", 1)[1] for spec in requirement.specifier if "+" in spec.version]
+        if local and not extra_index:
+            local_builds.append((number, line, local[0]))
+        if name in first_line:
+            # pip takes every line of a package: together they must still admit the tested release.
+            combined = Requirement(str(requirement))
+            combined.specifier &= pins[name].specifier
+            tested = _installed(name)
+            if tested and not combined.specifier.contains(tested, prereleases=True):
+                raise CheckFailed(f"requirements.txt lists {requirement.name} twice (lines {first_line[name]} and "
+                                  f"{number}), and no release satisfies both together: pip would stop there.",
+                                  "List each package once.")
+            requirement = combined
+        first_line.setdefault(name, number)
+        pins[name] = requirement
+    return pins, local_builds
+
+
+def _installed(name: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
 
 
 def _check_tested_series(requirement: object, installed: str) -> None:

@@ -40,17 +40,25 @@ def served_rate_and_p95(read: Reader, before: pd.DataFrame, after: pd.DataFrame,
     """``read(before, after, seconds)`` returns (successful inference requests per second,
     their p95 latency in milliseconds) between two scrapes: right on three drawn pairs of
     scrapes and on the notebook's own, whose rate agrees with the load generator's."""
-    rng = np.random.default_rng()
-    for case in range(3):
-        made_before, made_after, span, expected_rate, bucket = _drawn_case(rng, case)
-        _compare(read, made_before, made_after, span, expected_rate, bucket, f"drawn scrapes {case + 1} of 3")
+    misses = []
+    for case, drawn in enumerate(_drawn_cases(np.random.default_rng())):
+        made_before, made_after, span, expected_rate, bucket = drawn
+        try:
+            _compare(read, made_before, made_after, span, expected_rate, bucket, f"drawn scrapes {case + 1} of 3")
+        except _P95Miss as miss:
+            misses.append(miss)
+    if misses:
+        raise _name_p95_misses(misses)
     passed("3 pairs of scrapes drawn for this check: the rate of successful inference requests between them and "
            "their p95, in the right bucket, in milliseconds")
     count, buckets = _between(before, after)
     if count <= 0:
         raise CheckFailed("The notebook's two scrapes hold no successful inference request between them.",
                           "Run the cells from the load test on: before, the load, after.")
-    rate, p95 = _compare(read, before, after, seconds, count / seconds, _bucket_of(buckets, 0.95), "your scrapes")
+    try:
+        rate, p95 = _compare(read, before, after, seconds, count / seconds, _bucket_of(buckets, 0.95), "your scrapes")
+    except _P95Miss as miss:
+        raise _name_p95_misses([miss]) from None
     if load is not None:
         measured = load.summary["throughput_rps"] * load.summary["seconds"] / seconds
         if abs(rate - measured) > RATE_TOLERANCE * measured:
@@ -70,7 +78,8 @@ def _compare(read: Reader, before: pd.DataFrame, after: pd.DataFrame, seconds: f
         raise CheckFailed("The function is not written yet (it raises NotImplementedError).",
                           "Replace the placeholder lines with your code.") from None
     except Exception as error:
-        empty = (" Did your selection keep any row? Label values are text ('200', not 200)."
+        empty = (" Did your selection keep any row? The REST histogram's rows carry path, method, status_code "
+                 "and le, and no model (their model column is empty); label values are text ('200', not 200)."
                  if isinstance(error, (KeyError, IndexError, ZeroDivisionError)) else "")
         raise CheckFailed(f"On {what}, the function raised {type(error).__name__}: {error}.{empty}",
                           "It gets two tables from metrics.scrape and the seconds between them.") from None
@@ -79,29 +88,81 @@ def _compare(read: Reader, before: pd.DataFrame, after: pd.DataFrame, seconds: f
     except (TypeError, ValueError):
         raise CheckFailed(f"On {what}, the function returned {answer!r}: not two numbers.",
                           "Return (requests per second, p95 in milliseconds).") from None
+    if math.isclose(p95, expected_rate, rel_tol=1e-6) and _in_bucket(rate, bucket):
+        raise CheckFailed(f"On {what}, the function returned ({rate:.4g}, {p95:.4g}): the right two numbers, in the "
+                          "other order.", "Return (requests per second, p95 in milliseconds).")
     if not math.isclose(rate, expected_rate, rel_tol=1e-6):
         mistake = _rate_mistake(rate, expected_rate, before, after, seconds)
         raise CheckFailed(f"On {what}, the rate is {rate:.4g} requests/s; between the scrapes the server answered "
                           f"another number of successful inference requests per second. {mistake}",
                           "Count successful (200) requests to the inference path only, between the two scrapes, and "
                           "divide by the seconds between them.")
-    lower, upper = (1000 * bound for bound in bucket)
     # The +Inf bucket has no upper bound: Prometheus answers its lower one; anything above it is as right.
-    if lower * (1 - 1e-9) <= p95 <= upper * (1 + 1e-9) or (math.isinf(upper) and p95 >= lower * (1 - 1e-9)):
-        return rate, p95
-    mean = _mean_ms(before, after)
-    if math.isclose(p95, mean, rel_tol=1e-6) or math.isclose(1000 * p95, mean, rel_tol=1e-6):
-        raise CheckFailed(f"On {what}, the p95 is {p95:.4g}: that is the mean latency of these requests (their _sum "
-                          "over their _count), not the time 95% of them stayed within.",
-                          "A mean hides the slow tail that a p95 is about; the buckets say how many requests "
-                          "finished within each bound.")
-    if lower <= 1000 * p95 <= (upper if math.isfinite(upper) else 10 * lower):  # in seconds, read as ms
-        raise CheckFailed(f"On {what}, the p95 is {p95:.4g}: that is the right latency in seconds, and the exercise "
-                          "asks for milliseconds.", "The histogram's bounds (le) are in seconds.")
-    raise CheckFailed(f"On {what}, the p95 is {p95:.4g} ms; 95% of these requests took at most a time in another "
-                      "bucket of the histogram.",
-                      "Find the first bound whose cumulative count, between the scrapes, reaches 95% of all "
-                      "requests; the p95 lies in the bucket that ends there.")
+    if not _in_bucket(p95, bucket):
+        raise _P95Miss(what, p95, before, after, bucket)
+    return rate, p95
+
+
+class _P95Miss(Exception):
+    """A p95 outside the right bucket: named once every drawn case is in (one number can fit
+    two mistakes; the cases together tell them apart)."""
+
+    def __init__(self, what: str, p95: float, before: pd.DataFrame, after: pd.DataFrame, bucket: tuple) -> None:
+        super().__init__(what)
+        self.what, self.p95, self.before, self.after, self.bucket = what, p95, before, after, bucket
+
+
+CARELESS_ROWS = {(True, False): "health probes", (False, True): "refused requests", (True, True): "every request"}
+
+
+def _name_p95_misses(misses: list[_P95Miss]) -> CheckFailed:
+    """The mistake that explains every missed p95, named on the first miss."""
+    first = misses[0]
+    on = f"On {first.what}, the p95 is {first.p95:.4g}"
+
+    def every(holds: Callable[[_P95Miss], bool]) -> bool:
+        return all(holds(miss) for miss in misses)
+
+    def mean_of(miss: _P95Miss) -> float:
+        return _mean_ms(miss.before, miss.after)
+
+    if every(lambda miss: math.isclose(miss.p95, mean_of(miss), rel_tol=1e-6)
+             or math.isclose(1000 * miss.p95, mean_of(miss), rel_tol=1e-6)):
+        return CheckFailed(f"{on}: that is the mean latency of these requests (their _sum over their _count), not the "
+                           "time 95% of them stayed within.",
+                           "A mean hides the slow tail that a p95 is about; the buckets say how many requests "
+                           "finished within each bound.")
+    if every(lambda miss: _in_bucket(1000 * miss.p95, miss.bucket) and (math.isfinite(miss.bucket[1])
+                                                                         or 1000 * miss.p95 <= 10_000 * 10)):
+        return CheckFailed(f"{on}: that is the right latency in seconds, and the exercise asks for milliseconds.",
+                           "The histogram's bounds (le) are in seconds.")
+    def read_as(miss: _P95Miss, **mistake: bool) -> bool:
+        """The miss lies in the bucket that ends at the bound the mistaken reading finds."""
+        _, buckets = _between(miss.before, miss.after)
+        bound = _first_bound(buckets, **mistake)
+        lower = max((other for other in BOUNDS if other < bound), default=0.0)
+        return not _in_bucket(1000 * bound, miss.bucket) and _in_bucket(miss.p95, (lower, bound))
+
+    if every(lambda miss: read_as(miss, text_order=True)):
+        return CheckFailed(f"{on} ms: the bounds were taken in the order of their text ('10.0' sorts before '2.5'), "
+                           "not of their values.",
+                           "The le labels are text, as every label value is.")
+    if every(lambda miss: read_as(miss, finite_only=True)):
+        return CheckFailed(f"{on} ms: 95% of the requests that took under 10 s, not of all of them (the +Inf bucket "
+                           "counts them all).",
+                           "The slowest requests are the ones a p95 is about.")
+    for (any_path, any_status), rows in CARELESS_ROWS.items():
+        def careless(miss: _P95Miss) -> tuple:
+            return _bucket_of(_infer_buckets(miss.after, any_path, any_status)
+                              - _infer_buckets(miss.before, any_path, any_status), 0.95)
+
+        if every(lambda miss: careless(miss) != miss.bucket and _in_bucket(miss.p95, careless(miss))):
+            return CheckFailed(f"{on} ms: the 95th percentile of {rows} and successful inference requests "
+                               "together.",
+                               "Keep the rows of successful inference requests only, for the p95 as for the rate.")
+    return CheckFailed(f"{on} ms; 95% of these requests took at most a time in another bucket of the histogram.",
+                       "Find the first bound whose cumulative count, between the scrapes, reaches 95% of all "
+                       "requests; the p95 lies in the bucket that ends there.")
 
 
 def _rate_mistake(rate: float, expected: float, before: pd.DataFrame, after: pd.DataFrame, seconds: float) -> str:
@@ -119,12 +180,13 @@ def _rate_mistake(rate: float, expected: float, before: pd.DataFrame, after: pd.
     return ""
 
 
-def _infer_buckets(samples: pd.DataFrame) -> pd.Series:
-    """Cumulative counts of successful REST inference requests, by upper bound (seconds)."""
+def _infer_buckets(samples: pd.DataFrame, any_path: bool = False, any_status: bool = False) -> pd.Series:
+    """Cumulative counts of successful REST inference requests, by upper bound (seconds);
+    with ``any_path`` or ``any_status``, the rows a careless selection keeps too."""
     table = labelled(samples, f"{REST_DURATION}_bucket")
     if table.empty:
         return pd.Series(0.0, index=list(BOUNDS))
-    table = table[(table["path"] == INFER_PATH) & (table["status_code"] == "200")]
+    table = table[((table["path"] == INFER_PATH) | any_path) & ((table["status_code"] == "200") | any_status)]
     return table.groupby(table["le"].astype(float))["value"].sum().reindex(list(BOUNDS), fill_value=0.0)
 
 
@@ -167,11 +229,22 @@ def _drawn_case(rng: np.random.Generator, case: int) -> tuple:
     case: the +Inf bucket, over 10 s), and requests a careless count includes: many fast
     readiness probes and slow refused requests, each enough to move the p95 to another bucket."""
     finite = len(BOUNDS) - 1
-    slow = finite if case == 2 else int(rng.integers(5, 11)) + case % 2  # the bucket that holds the tail
+    # The bucket that holds the tail: under 1 s (case 0, with requests over 10 s as well), from
+    # 1 to 7.5 s where text order and number order of the bounds part ('10.0' < '2.5'; case 1),
+    # over 10 s (case 2).
+    slow = (int(rng.integers(5, 10)), int(rng.integers(10, 13)), finite)[case]
     new = np.zeros(len(BOUNDS))
-    new[slow - 3: slow] = rng.integers(20, 60, 3)
-    new[slow] = rng.integers(3, 12) + new[: slow].sum() * 0.06  # over 5% of all: the p95 falls in it
-    new[min(slow + 1, finite - 1)] += rng.integers(0, 2)
+    if case == 0:
+        # A thin tail, and 4% over 10 s: counted in the total they put the p95 in the slow bucket,
+        # left out it falls two buckets lower.
+        new[slow - 3: slow - 1] = rng.integers(30, 60, 2)
+        below = new[: slow - 1].sum()
+        new[slow - 1], new[slow], new[finite] = max(1, round(0.02 * below)), max(1, round(0.03 * below)), \
+            max(2, round(0.04 * below))
+    else:
+        new[slow - 3: slow] = rng.integers(20, 60, 3)
+        new[slow] = rng.integers(3, 12) + new[: slow].sum() * 0.06  # over 5% of all: the p95 falls in it
+        new[min(slow + 1, finite - 1)] += rng.integers(0, 2)
     old = rng.integers(0, 30, len(BOUNDS)).astype(float)
     seconds = float(rng.uniform(5, 40))
 
@@ -209,6 +282,39 @@ def _drawn_case(rng: np.random.Generator, case: int) -> tuple:
     after = scrape(old + new, probes + 20 * new.sum(), refused + refused_new)
     count, buckets = _between(before, after)
     bucket = _bucket_of(buckets, 0.95)
-    # The mean latency lies below the p95's bucket, so a mean given as the p95 is named.
-    assert _mean_ms(before, after) < 1000 * bucket[0], "a drawn case whose mean is in its p95's bucket"
     return before, after, seconds, count / seconds, bucket
+
+
+def _drawn_cases(rng: np.random.Generator, tries: int = 500) -> list[tuple]:
+    """Three drawn cases (0, 1, 2) on which the ways of reading a p95 that students write
+    each miss the right bucket at least once: the mean (_sum over _count), the bounds in text
+    order (pandas groups the le labels as text: '10.0' before '2.5'), the 95% of the requests
+    under 10 s only. Drawn again until they do."""
+    for _ in range(tries):
+        cases = [_drawn_case(rng, case) for case in range(3)]
+        misses = {"mean": False, "text order": False, "finite only": False}
+        for before, after, _, _, bucket in cases:
+            _, buckets = _between(before, after)
+            for mistake, value in (("mean", _mean_ms(before, after)),
+                                   ("text order", 1000 * _first_bound(buckets, text_order=True)),
+                                   ("finite only", 1000 * _first_bound(buckets, finite_only=True))):
+                misses[mistake] |= not _in_bucket(value, bucket)
+        if all(misses.values()):
+            return cases
+    raise AssertionError(f"no three drawn cases tell every way of reading a p95 apart in {tries} tries")
+
+
+def _first_bound(buckets: pd.Series, text_order: bool = False, finite_only: bool = False) -> float:
+    """The upper bound (s) of the first bucket whose cumulative count reaches 95%, read the
+    way a student's mistake reads it (10 s when none does)."""
+    bounds = [bound for bound in buckets.index if math.isfinite(bound)]
+    if text_order:
+        bounds.sort(key=repr)
+    total = buckets[max(bounds)] if finite_only else buckets[math.inf]
+    return next((bound for bound in bounds if buckets[bound] >= 0.95 * total), 10.0)
+
+
+def _in_bucket(value_ms: float, bucket: tuple[float, float]) -> bool:
+    """Whether a p95 in ms is accepted for ``bucket`` (its bounds in s): inside it, bounds included."""
+    lower, upper = (1000 * bound for bound in bucket)
+    return lower * (1 - 1e-9) <= value_ms <= upper * (1 + 1e-9) or (math.isinf(upper) and value_ms >= lower)

@@ -12,6 +12,7 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import Callable
 
 from labkit.checks.common import CheckFailed, passed
 from labkit.checks.student_code import resolve_implementation
@@ -20,7 +21,6 @@ from labkit.paths import PathLike
 from labkit.serving import mlserver_settings
 
 BATCHING_KEYS = ("max_batch_size", "max_batch_time")
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost")  # this machine only
 SERVER_ONLY_KEYS = ("host", "http_port", "grpc_port", "metrics_port", "debug", "gzip_enabled")
 
 
@@ -34,7 +34,7 @@ def read_json(path: Path) -> dict:
         raise CheckFailed(f"{path.parent.name}/{path.name} is empty.",
                           "Write the JSON object on the lines under the %%writefile line, then run the cell.")
     try:
-        content = json.loads(text)
+        content = json.loads(text, object_pairs_hook=_refuse_duplicates(path.name))
     except json.JSONDecodeError as error:
         trailing = re.search(r",\s*[}\]]", text)
         if trailing:
@@ -50,6 +50,17 @@ def read_json(path: Path) -> dict:
         raise CheckFailed(f"{path.name} holds a JSON {type(content).__name__}, not an object.",
                           "Write one object: { \"key\": value, ... }.")
     return content
+
+
+def _refuse_duplicates(name: str) -> Callable[[list], dict]:
+    def pairs(items: list) -> dict:
+        keys = [key for key, _ in items]
+        twice = sorted({key for key in keys if keys.count(key) > 1})
+        if twice:
+            raise CheckFailed(f"{name} sets {twice[0]!r} twice: JSON keeps only the last one, so the first has no "
+                              "effect.", "Write each key once.")
+        return dict(items)
+    return pairs
 
 
 # A lone request waits up to max_batch_time for company: more than this is a unit mistake
@@ -69,6 +80,8 @@ def model_settings(folder: PathLike, batching: tuple[int, float] | None = None, 
     if batching:
         _check_batching_on(content, *batching)
     module, _, class_name = content["implementation"].rpartition(".")
+    if any(folder.glob("*.py")):  # a service folder (a runtime's folder, 04's top3/, has no code)
+        _check_own_class(module, class_name, folder)
     # Not written yet: no file of that name (serve_model.py beside serve-model.py is a misnamed one).
     alike = {module, module.replace("_", "-"), module.replace("-", "_")}
     if not require_code and "." not in module and not any((folder / f"{name}.py").is_file() for name in alike):
@@ -122,7 +135,9 @@ def hf_model_settings(folder: PathLike) -> None:
                          ("parameters.uri", parameters.get("uri"))):
         if value is None:
             continue
-        if isinstance(value, str) and not value.startswith((".", "/")) and not (folder / value).exists():
+        local = isinstance(value, str) and ((folder / value).exists() or Path(value).exists()
+                                            or value.rstrip("/") == folder.name)
+        if isinstance(value, str) and not value.startswith((".", "/")) and not local:
             raise CheckFailed(f"{where} is {value!r}, a model on the Hugging Face hub: the runtime would "
                               f"download it, and this lab has no internet. TinyViT is already in {folder.name}/.",
                               "Read again, above the exercise, where the runtime finds the model when the "
@@ -137,13 +152,26 @@ def hf_model_settings(folder: PathLike) -> None:
         raise CheckFailed(f"parameters.extra.framework is {framework!r}; TinyViT's weights here are PyTorch's.",
                           "Leave it out, or name PyTorch the way transformers does.")
     optimum = extra.get("optimum_model", False)
-    if optimum is not False:
+    if _as_bool(optimum) is not False:
         raise CheckFailed(f"parameters.extra.optimum_model is {optimum!r}. This file serves the model with "
                           "PyTorch; the cells after the check run it with Optimum, so both can be compared.",
                           "JSON's booleans are lower case and unquoted." if isinstance(optimum, str) else
                           "Turn Optimum off here, or leave the field out (off is its default).")
     passed(f"model-settings.json: model {content['name']!r}, the Hugging Face runtime, task {task}, the model "
            f"in {folder.name}/ itself, with PyTorch")
+
+
+def _check_own_class(module: str, class_name: str, folder: Path) -> None:
+    """The exercises of 01, 03 and 05 serve the class of the folder's own file: not MLServer's
+    base class, not a runtime installed elsewhere (notebook 04 configures those)."""
+    if module == "mlserver" and class_name == "MLModel":
+        raise CheckFailed("\"implementation\" names mlserver.MLModel, MLServer's base class: it has no load() "
+                          "or predict() of its own to serve.",
+                          f"Name the class that the service file of {folder.name}/ defines.")
+    if "." in module:
+        raise CheckFailed(f"\"implementation\" names {module}.{class_name}, a class from an installed package, "
+                          f"not from a file of {folder.name}/: this exercise serves the class you write there.",
+                          "Name the file (without .py) and the class in it.")
 
 
 def _check_name(content: dict, folder: Path) -> None:
@@ -232,8 +260,8 @@ def _check_batching_values(content: dict) -> None:
     """max_batch_size a whole number, max_batch_time a number of seconds a lone request can
     afford to wait (MLServer accepts any number and says nothing)."""
     size, wait = content.get("max_batch_size"), content.get("max_batch_time")
-    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
-        raise CheckFailed(f"max_batch_size is {size!r}; it is a whole number of requests (1 or more).",
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise CheckFailed(f"max_batch_size is {size!r}; it is a whole number of requests (0 or 1: no batching).",
                           "It counts requests merged into one predict() call.")
     if wait is None:
         return
@@ -248,6 +276,32 @@ def _check_batching_values(content: dict) -> None:
                           "Write the wait in seconds; a millisecond is 0.001.")
 
 
+def _is_host(host: str) -> bool:
+    """An address or a host name alone (no scheme, port, path or space)."""
+    return bool(re.fullmatch(r"[A-Za-z0-9.-]+|[0-9A-Fa-f:]+", host))
+
+
+def _is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: this machine only."""
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _as_bool(value: object) -> object:
+    """``value`` as pydantic settings read a boolean (0, "false", "off" are False), or
+    ``value`` itself when it is none."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return TypeAdapter(bool).validate_python(value)
+    except ValidationError:
+        return value
+
+
 def server_settings(folder: PathLike, expected_workers: int | None = None, debug_off: bool = False) -> None:
     """``settings.json``: how the server runs (with ``expected_workers``, the worker count
     the exercise asks for)."""
@@ -258,17 +312,21 @@ def server_settings(folder: PathLike, expected_workers: int | None = None, debug
                           "model-settings.json: in settings.json these keys are ignored, silently, and "
                           "nothing would change.",
                           "Move them to model-settings.json (the course text puts them in the wrong file).")
-    root = content.get("model_repository_root")
-    if isinstance(root, str) and os.path.normpath(Path(folder).resolve() / root) != str(Path(folder).resolve()):
-        raise CheckFailed(f"settings.json has model_repository_root {root!r}, which points outside "
-                          f"{Path(folder).name}/: MLServer would serve the models found there, not this folder's.",
-                          "MLServer serves the folder `mlserver start` names; this setting overrides it.")
     workers = content.get("parallel_workers", 1)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
         raise CheckFailed(f"parallel_workers is {workers!r}; it is a whole number of processes (0 or more).",
                           "It counts inference worker processes.")
     _check_as_mlserver_reads(content, "settings")
-    if content.get("host") not in LOOPBACK_HOSTS:
+    if mlserver_settings.read(content, "settings").load_models_at_startup is False:
+        raise CheckFailed("settings.json has load_models_at_startup false: MLServer would start without loading "
+                          "the model, and answer no request for it.",
+                          "Leave out the settings the exercise does not ask for.")
+    host = content.get("host")
+    if isinstance(host, str) and not _is_host(host):
+        raise CheckFailed(f"settings.json has host {host!r}, which is not an address MLServer can listen on: it "
+                          "would fail to start.",
+                          "host is an address or a host name alone: no scheme, no port, no spaces.")
+    if not (isinstance(host, str) and _is_loopback(host)):
         where = ("MLServer listens on 0.0.0.0: every network interface" if content.get("host") in (None, "0.0.0.0")
                  else "MLServer listens on a network interface")
         raise CheckFailed(f"settings.json has host {content.get('host', '(not set)')!r}: {where}, reachable from "
@@ -283,5 +341,6 @@ def server_settings(folder: PathLike, expected_workers: int | None = None, debug
     if debug_off and mlserver_settings.read(content, "settings").debug is not False:  # "false" reads as false
         shown = content.get("debug", "(not set: MLServer 1.7 defaults to true)")
         raise CheckFailed(f"settings.json has debug {shown!r}; the exercise turns debug mode off.",
-                          "JSON's booleans are lower case.")
+                          "JSON's booleans are lower case and unquoted." if isinstance(shown, str) and
+                          "not set" not in shown else "MLServer 1.7 runs in debug mode unless the file turns it off.")
     passed(f"settings.json: host {content['host']}, {workers} parallel worker(s)")

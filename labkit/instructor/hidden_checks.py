@@ -57,7 +57,7 @@ def pick_configuration_function(pick: Callable[[pd.DataFrame, float], object], l
             raise CheckFailed(f"On another table with a {budget} ms budget pick_configuration raised "
                               f"{type(error).__name__}: {error}",
                               "It must work on any table with these columns and any budget.") from None
-        if isinstance(got, (pd.Series, pd.DataFrame)):
+        if isinstance(got, (pd.Series, pd.DataFrame, pd.Index, np.ndarray, list, tuple, set, dict)):
             raise CheckFailed(f"pick_configuration returned a {type(got).__name__}, not a row label.",
                               "Return the label that names the row.")
         if got != expected:

@@ -107,6 +107,12 @@ def _ignored(content: dict, model: type, kind: Kind, path: tuple):
         other_kind: Kind = "settings" if kind == "model-settings" else "model-settings"
         other = known_fields(Settings if other_kind == "settings" else ModelSettings) if not path else {}
         mine, theirs = _match(key, known), _match(key, other)
+        if isinstance(value, dict) and value and sum(inner in known for inner in value) * 2 >= len(value):
+            level = f"at the top level of {FILES[kind]}" if not path else "one level up"
+            shown = ", ".join(map(repr, list(value)[:3])) + ("..." if len(value) > 3 else "")
+            yield (f"{where} holds {shown} inside an object of its own: MLServer reads them {level} and ignores "
+                   f"{where} with all it holds.")
+            continue
         server_or_model = "the whole server" if other_kind == "settings" else "one model"
         if theirs and theirs[0] == 0:
             yield (f"{where} is a setting of {server_or_model}: MLServer reads it from {FILES[other_kind]} and "

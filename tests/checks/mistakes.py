@@ -106,6 +106,22 @@ CATALOGUE = [
           says=["0.0.0.0", "every network interface"], hides="127.0.0.1", write=FAIL),
     entry(S01, "wrong value", '{"host": "192.168.1.20", "parallel_workers": 0, "debug": false}',
           says="192.168.1.20", hides="127.0.0.1", write=FAIL, note="the machine's own network address"),
+    entry(S01, "format", '{"host": "localhost:8080", "parallel_workers": 0, "debug": false}',
+          says="not an address MLServer can listen on", write=FAIL, note="a port in the host (helper session 1)"),
+    entry(S01, "format", '{"host": "127.0.0.1 ", "parallel_workers": 0, "debug": false}',
+          says="not an address MLServer can listen on", write=FAIL, note="a trailing space (helper session 1)"),
+    entry(S01, "correct, written differently", '{"host": "::1", "parallel_workers": 0, "debug": false}',
+          graded=PASS, write=PASS, note="IPv6 loopback (helper session 1)"),
+    entry(S01, "wrong level", '{"server": {"host": "127.0.0.1", "parallel_workers": 0, "debug": false}}',
+          says=['"server" holds', "inside an object of its own"], write=FAIL,
+          note="settings nested in an object (helper session 1)"),
+    entry(S01, "wrong value", '{"host": "127.0.0.1", "debug": false, "parallel_workers": 0, "debug": true}',
+          says="sets 'debug' twice", write=FAIL, note="a duplicate key (helper session 1)"),
+    entry(S01, "wrong value",
+          '{"host": "127.0.0.1", "parallel_workers": 0, "debug": false, "load_models_at_startup": false}',
+          says="without loading the model", write=FAIL, note="models not loaded (helper session 1)"),
+    entry(S01, "correct, written differently", '{"host": "127.0.0.1", "parallel_workers": 0, "debug": 0}',
+          graded=PASS, write=PASS, note="debug 0, which MLServer reads as false"),
     entry(S01, "wrong value", '{"parallel_workers": 0, "debug": false}', says="host '(not set)'", write=FAIL),
     entry(S01, "wrong value", '{"host": "127.0.0.1", "debug": false}', says="MLServer runs its default, 1 worker",
           write=PASS, note="workers left at the default"),
@@ -175,6 +191,13 @@ CATALOGUE = [
           says="this exercise's model is called 'my-tinyvit'", write=FAIL),
     entry(M01, "wrong value", '{"name": "my-tinyvit", "implementation": "serve_model.TinyViTModel"}',
           says="names serve_model.py", note="an underscore for the hyphen"),
+    entry(M01, "wrong value", '{"name": "my-tinyvit", "implementation": "labkit.runtimes.timm.TimmClassifier"}',
+          says="a class from an installed package", write=FAIL, note="the lab's runtime (helper session 1)"),
+    entry(M01, "wrong value", '{"name": "my-tinyvit", "implementation": "mlserver.MLModel"}',
+          says="MLServer's base class", write=FAIL, note="the base class (helper session 1)"),
+    entry(M01, "correct, written differently", '{"name": "my-tinyvit", "implementation": "serve-model.TinyViTModel", '
+          '"max_batch_size": 0, "max_batch_time": 0}', graded=PASS, write=PASS,
+          note="batching off, written out (helper session 1)"),
     entry(M01, "format", '{"name": "my-tinyvit", "implementation": "serve-model.TinyViTModel",}',
           says="trailing comma", write=FAIL),
     entry(M01, "format", "{'name': 'my-tinyvit', 'implementation': 'serve-model.TinyViTModel'}",
@@ -227,9 +250,18 @@ CATALOGUE = [
     entry(H04, "case or type", HF
           + '"parameters": {"extra": {"task": "image_classification"}}}', says="task is 'image_classification'",
           hides="image-classification"),
-    entry(H04, "case or type", HF
+    entry(H04, "correct, written differently", HF
           + '"parameters": {"extra": {"task": "image-classification", "optimum_model": "false"}}}',
-          says="optimum_model is 'false'"),
+          graded=PASS, note="the runtime reads 'false' as false"),
+    entry(H04, "correct, written differently", HF
+          + '"parameters": {"extra": {"task": "image-classification", "optimum_model": 0}}}',
+          graded=PASS, note="0 (helper session 1)"),
+    entry(H04, "case or type", HF
+          + '"parameters": {"extra": {"task": "image-classification", "optimum_model": "yes"}}}',
+          says="optimum_model is 'yes'"),
+    entry(H04, "wrong path", HF
+          + '"parameters": {"extra": {"task": "image-classification", "pretrained_model": "tinyvit-hf"}}}',
+          says="a path from where MLServer runs", note="the folder's name (helper session 1)"),
     entry(H04, "wrong value", '{"name": "tinyvit-hf", "implementation": "mlserver_huggingface.HuggingFaceRuntime", '
           '"parameters": {"extra": {"task": "image-classification"}}}', says="MLServer's own module"),
     entry(H04, "wrong path", HF
@@ -266,8 +298,11 @@ CATALOGUE = [
           write=FAIL),
     entry(S05, "format", '{"host": "127.0.0.1", "parallel_workers": 2', says="not valid JSON", write=FAIL,
           note="the closing brace left out"),
-    entry(S05, "wrong path", '{"host": "127.0.0.1", "parallel_workers": 2, "model_repository_root": "../tinyvit"}',
-          says=["model_repository_root", "outside"], write=FAIL, note="another folder's models"),
+    entry(S05, "correct, written differently",
+          '{"host": "127.0.0.1", "parallel_workers": 2, "model_repository_root": "../tinyvit"}', graded=PASS,
+          write=PASS, note="mlserver start <folder> overrides model_repository_root (helper session 1)"),
+    entry(S05, "wrong value", '{"host": "127.0.0.1", "parallel_workers": 2, "load_models_at_startup": false}',
+          says="without loading the model", write=FAIL, note="helper session 1"),
 
     # ------------------------------------------------------------------ 05 model-settings.json
     entry(M05, "wrong level", '{"name": "scaled", "implementation": "serve-model.TinyViTModel", '
@@ -334,8 +369,23 @@ CATALOGUE += [
     entry(R06, "wrong path", requirements("torch==2.14.1", "torch @ file:///tmp/torch.whl"),
           says="installs from a URL"),
     entry(R06, "correct, written differently",
-          "# tested with the lab\nMLServer ~= 1.7.1\nuvloop>=0.21,<0.22\ntorch==2.14.1+cpu\ntimm==1.0.*\n"
+          "# tested with the lab\n--extra-index-url https://download.pytorch.org/whl/cpu\nMLServer ~= 1.7.1\n"
+          "uvloop>=0.21,<0.22\ntorch==2.14.1+cpu\ntimm==1.0.*\n"
           "safetensors==0.8.0\nnumpy==2.4.6 ; python_version >= '3.10'\nPillow==13.0.0\n", graded=PASS),
+    entry(R06, "correct, written differently", "\ufeff" + SOLUTION_REQUIREMENTS, graded=PASS,
+          note="a BOM, which pip reads past (helper session 1)"),
+    entry(R06, "wrong path", "--index-url https://download.pytorch.org/whl/cpu\n" + SOLUTION_REQUIREMENTS,
+          says="replaces PyPI", hides="--extra-index-url", note="helper session 1"),
+    entry(R06, "wrong value", SOLUTION_REQUIREMENTS + "python==3.11\n", says="Python is not a package",
+          note="helper session 1"),
+    entry(R06, "wrong value", "torch==2.13.0\n" + SOLUTION_REQUIREMENTS, says="lists torch twice",
+          note="helper session 1"),
+    entry(R06, "correct, written differently", SOLUTION_REQUIREMENTS + "torch>=2.0\n", graded=PASS,
+          note="a second, looser line: pip combines both (helper session 1)"),
+    entry(R06, "wrong path", requirements("torch==2.14.1", "torch==2.14.1+cu121"), says="PyPI does not have",
+          note="a build only PyTorch's index has (helper session 1)"),
+    entry(R06, "wrong path", requirements("mlserver==1.7.1", "git+https://github.com/SeldonIO/MLServer@1.7.1"),
+          says="installs from a URL", note="helper session 1"),
     entry(R06, "correct, written differently",
           "--extra-index-url https://download.pytorch.org/whl/cpu\n" + SOLUTION_REQUIREMENTS, graded=PASS),
 ]
@@ -400,6 +450,26 @@ CATALOGUE += [
           "    return CHOSEN['row']\n", says="pick_configuration", note="the first answer kept"),
     entry(P05, "wrong value", PICK + "    raise NotImplementedError()\n", says="not written yet",
           note="untouched"),
+    entry(P05, "first row", PICK + "    within = results[results.p95_ms <= budget_ms]\n"
+          "    return within.throughput_rps.nlargest(1).index.tolist() if len(within) else None\n",
+          says="returned a list", note="a list that holds the label, a crash before (helper session 1)"),
+    entry(P05, "first row", PICK + "    within = results[results.p95_ms <= budget_ms]\n"
+          "    return within.nlargest(1, 'throughput_rps').index\n",
+          says="returned a Index", note="an Index, a crash before (helper session 1)"),
+    entry(P05, "first row", PICK + "    within = results[results.p95_ms <= budget_ms]\n"
+          "    best = within.index[within.throughput_rps == within.throughput_rps.max()].values\n"
+          "    return best if len(best) else None\n", says="returned a ndarray",
+          note="an array, a crash before (helper session 1)"),
+    entry(P05, "ignores input", "budget_ms = 650.0\n\n\ndef pick_configuration(results, budget):\n"
+          "    within = results[results.p95_ms <= budget_ms]\n"
+          "    return None if within.empty else within.throughput_rps.idxmax()\n", says="pick_configuration",
+          note="the notebook's budget, not the argument (helper session 1, ticked 9 in 30 before)"),
+    entry(P05, "case or type", PICK + "    within = results[results['p95_ms'].astype(str) <= str(budget_ms)]\n"
+          "    return None if within.empty else within.throughput_rps.idxmax()\n", says="pick_configuration",
+          note="compared as text (helper session 1, ticked 12 in 30 before)"),
+    entry(P05, "wrong value", PICK + "    within = results[results.p95_ms <= budget_ms]\n"
+          "    return within.throughput_rps.idxmax() if len(within) else -1\n",
+          says="no row meets the budget", note="-1 for none (helper session 1)"),
 ]
 
 # ---------------------------------------------------------------------- 07 served_rate_and_p95
@@ -461,9 +531,30 @@ CATALOGUE += [
           says="health probes or refused requests", note="every path counted"),
     entry(N07, "case or type",
           read_with("count / seconds", buckets=INFER_BUCKETS.replace("== '200'", "== 200")),
-          says="Label values are text", note="200 as a number"),
+          says="label values are text", note="200 as a number"),
     entry(N07, "wrong value", read_with("count / seconds", UPPER_BOUND.replace("0.95", "0.5")),
           says="another bucket", hides="0.95", note="the median"),
     entry(N07, "ignores input", READ + "    return 12.5, 250.0\n", says="the rate is", note="fixed numbers"),
     entry(N07, "wrong value", READ + "    raise NotImplementedError\n", says="not written yet", note="untouched"),
+    entry(N07, "case or type",
+          READ + "    def buckets(samples):\n"
+          "        rows = metrics.labelled(samples, 'rest_server_request_duration_seconds_bucket')\n"
+          + INFER_ROWS + "        return rows.groupby('le')['value'].sum()\n\n"
+          "    b = buckets(after) - buckets(before)\n    count = b['+Inf']\n"
+          "    for le, cumulative in b.drop('+Inf').items():\n"
+          "        if cumulative >= 0.95 * count:\n            return count / seconds, 1000 * float(le)\n"
+          "    return count / seconds, 10000.0\n", says="the order of their text",
+          note="the bounds in text order (helper session 1, ticked 27 in 40 before)"),
+    entry(N07, "mean for quantile", read_with("count / seconds", "    finite = buckets[buckets.index < math.inf]\n"
+          "    for bound, cumulative in finite.items():\n"
+          "        if cumulative >= 0.95 * finite.iloc[-1]:\n            return RATE, 1000 * bound\n"),
+          says="95% of the requests that took under 10 s",
+          note="95% of the requests under 10 s only (helper session 1, always ticked before)"),
+    entry(N07, "wrong value", read_with("count / seconds", UPPER_BOUND.replace(
+          "return RATE, 1000 * (bound if math.isfinite(bound) else 10.0)",
+          "return 1000 * (bound if math.isfinite(bound) else 10.0), RATE")),
+          says="in the other order", note="swapped (helper session 1)"),
+    entry(N07, "wrong value", read_with("count / seconds", buckets=INFER_BUCKETS.replace(
+          "(rows['path'] == '/v2/models/{model_name}/infer')", "(rows['model'] == 'tinyvit')")),
+          says="no model", note="filtered on the model (helper session 1)"),
 ]

@@ -354,7 +354,7 @@ def test_04s_hugging_face_settings_pass_as_the_solution_and_written_differently(
      "not the Hugging Face runtime"),
     ('"image-classification"', '"image_classification"', "task is 'image_classification'"),
     ('"optimum_model": false', '"optimum_model": true', "serves the model with PyTorch"),
-    ('"optimum_model": false', '"optimum_model": "false"', "lower case and unquoted"),
+    ('"optimum_model": false', '"optimum_model": "yes"', "lower case and unquoted"),
     ('"optimum_model": false', '"optimum_model": false, "framework": "tf"', "are PyTorch's"),
     ('"name": "tinyvit-hf"', '"name": "tinyvit"', "called 'tinyvit-hf', like its folder"),
     ('    "extra": {"task": "image-classification", "optimum_model": false}\n', '', "no parameters.extra"),
