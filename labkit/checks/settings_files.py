@@ -243,12 +243,13 @@ def read_model_settings(folder: Path) -> dict:
 
 def _check_as_mlserver_reads(content: dict, kind: mlserver_settings.Kind) -> None:
     """What MLServer's own settings model refuses, and every key it would ignore in silence."""
-    problems = mlserver_settings.problems(content, kind)
+    refused_values = mlserver_settings.refused(content, kind)
+    problems = refused_values + mlserver_settings.ignored_keys(content, kind)
     if not problems:
         return
     name = mlserver_settings.FILES[kind]
     more = f" (and {len(problems) - 1} more: each is named once this one is fixed)" if len(problems) > 1 else ""
-    refused = problems[0] in mlserver_settings.refused(content, kind)
+    refused = bool(refused_values)
     raise CheckFailed(f"{name}: {problems[0]}{more}",
                       (f"MLServer would refuse {name} and serve no model. " if refused and kind == "model-settings"
                        else f"MLServer would refuse {name} and not start. " if refused else
