@@ -15,9 +15,13 @@ from labkit.paths import PathLike
 
 
 class CheckFailed(AssertionError):
-    def __init__(self, what: str, hint: str):
+    """A check's verdict: ``what`` went wrong, a ``hint`` that does not hand over the fix, and
+    for the mistakes several checks of one exercise can meet, their ``kind`` (so that one
+    mistake is charged once: :func:`labkit.checks.live.charged_once`)."""
+
+    def __init__(self, what: str, hint: str, kind: str = ""):
         super().__init__(f"{what}\nHint: {hint}")
-        self.what, self.hint = what, hint
+        self.what, self.hint, self.kind = what, hint, kind
 
     def _render_traceback_(self) -> list:
         # IPython shows these lines instead of a traceback through the check's code (which
@@ -54,7 +58,7 @@ def check_shapes(labels: np.ndarray, scores: np.ndarray, images: int, k: int = 5
     if labels.shape != (images, k) or scores.shape != (images, k):
         raise CheckFailed(f"For {images} image(s) the service returned labels {labels.shape} and scores "
                           f"{scores.shape}; expected ({images}, {k}) for both.",
-                          f"Keep the batch axis: one row per image, the {k} best classes of that row.")
+                          f"Keep the batch axis: one row per image, the {k} best classes of that row.", kind="rows")
 
 
 TIE = 1e-5  # relative: scores this close are a tie (the reference and the service differ by ~1e-6)
@@ -74,23 +78,25 @@ def compare_best_labels(labels: np.ndarray, scores: np.ndarray, expected_labels:
     expected_labels, expected_scores = _boundary_tie_for(labels, expected_labels, expected_scores, k)
     if all(isinstance(label, (int, np.integer)) or str(label).strip().isdigit() for label in labels.ravel()):
         raise CheckFailed(f"The labels are numbers ({labels.ravel()[:3].tolist()}...): class indices, not names.",
-                          "A client wants the class names; timm's ImageNetInfo maps an index to its name.")
+                          "A client wants the class names; timm's ImageNetInfo maps an index to its name.",
+                          kind="indices")
     known = set(weights.labels())
     unknown = [label for label in labels.ravel() if label not in known]
     if unknown:
         raise CheckFailed(f"{unknown[:3]} are not ImageNet-22k class names.",
-                          "Map each class index to its description with timm's ImageNetInfo('imagenet-22k').")
+                          "Map each class index to its description with timm's ImageNetInfo('imagenet-22k').",
+                          kind="names")
     if len(labels) > 1 and (labels == labels[0]).all() and not (expected_labels == expected_labels[0]).all():
         raise CheckFailed(f"All {len(labels)} {what} got the same labels, though the images differ (the model "
                           "gives each a different top class): every row holds one image's answer.",
-                          "Compute the top of each row of the probabilities, one row per image.")
+                          "Compute the top of each row of the probabilities, one row per image.", kind="rows")
     for row in range(len(labels)):
         if set(labels[row]) != set(expected_labels[row]):
             other = [index for index in range(len(expected_labels)) if set(labels[row]) == set(expected_labels[index])]
             where = f" (they are image {other[0]}'s)" if other else ""
             raise CheckFailed(f"Row {row} of the {what} holds labels that are not image {row}'s {k} best{where}.",
                               f"Take the {k} most probable classes of each row of the probabilities, and keep the "
-                              "rows in the order of the images.")
+                              "rows in the order of the images.", kind="rows")
     for row in range(len(labels)):  # each label's own score, wherever it stands in the row
         # (label, score) pairs, not a dict: some ImageNet-22k classes share a name.
         unmatched = list(zip(expected_labels[row], expected_scores[row]))
@@ -103,21 +109,21 @@ def compare_best_labels(labels: np.ndarray, scores: np.ndarray, expected_labels:
                                   f"{scores[row, column]:.6g}; the model gives it "
                                   f"{model[0] if model else float('nan'):.6g}.",
                                   "A score is the softmax probability of its label's class, in that label's own "
-                                  "row.")
+                                  "row.", kind="scores")
             unmatched.remove(match)
     if (np.diff(scores, axis=1) >= -1e-7).all() and not (np.diff(scores, axis=1) <= 1e-7).all():
         raise CheckFailed("Within each row the scores go up: the worst of the five comes first.",
-                          "Best first: sort by probability from the largest down.")
+                          "Best first: sort by probability from the largest down.", kind="order")
     if not (np.diff(scores, axis=1) <= 1e-7).all():
         raise CheckFailed("Scores are not in descending order within a row.",
-                          "Sort by probability, not by label or class index.")
+                          "Sort by probability, not by label or class index.", kind="order")
     ties = np.isclose(expected_scores[:, :, None], expected_scores[:, None, :], rtol=TIE).sum(axis=2) > 1
     mismatched = (labels != expected_labels) & ~ties
     if mismatched.any():
         row, column = np.argwhere(mismatched)[0]
         raise CheckFailed(f"Image {row}, rank {column + 1}: the service says {labels[row, column]!r}, "
                           f"the model says {expected_labels[row, column]!r}.",
-                          "Each label must stand next to its own score, in score order.")
+                          "Each label must stand next to its own score, in score order.", kind="order")
 
 
 def _boundary_tie_for(labels: np.ndarray, expected_labels: np.ndarray, expected_scores: np.ndarray,

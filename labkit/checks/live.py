@@ -12,7 +12,7 @@ import json
 import re
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
@@ -229,6 +229,29 @@ def service_server(where: ModelServer | PathLike, implementation: str = TOP5_IMP
     return own
 
 
+# The kinds of mistake each version of a service was charged for in this kernel (notebook 03's
+# three service checks): {(folder, started_version): {kind, ...}}.
+_CHARGED: dict[tuple[str, str], set[str]] = {}
+
+
+@contextlib.contextmanager
+def charged_once(server: ModelServer) -> Iterator[None]:
+    """One mistake costs once: a check of ``server`` that fails with a kind of mistake an
+    earlier check of the same service version was charged for passes, and says where it
+    was counted; any other failure is recorded and raised."""
+    key = (str(server.model_dir), server.started_version())
+    try:
+        yield
+    except CheckFailed as failure:
+        if not failure.kind:
+            raise
+        if failure.kind in _CHARGED.get(key, set()):
+            passed(f"the mistake a check above named ({failure.kind}) shows here too; it is counted once, there")
+            return
+        _CHARGED.setdefault(key, set()).add(failure.kind)
+        raise
+
+
 def top5_service(server: ModelServer | PathLike, checkpoint: PathLike = weights.DEFAULT_CHECKPOINT) -> None:
     """Notebook 03, one image per request: two requests with different images to the same
     server, each answered with 5 valid labels and their scores, ordered, as the model says
@@ -236,15 +259,17 @@ def top5_service(server: ModelServer | PathLike, checkpoint: PathLike = weights.
     student's server, or their folder (see :func:`service_server`)."""
     server = service_server(server)
     _not_stale(server)
-    names, images, _ = distinct_images(2, checkpoint)
-    answers = [ask_top5(server, pixels_request([image]), name) for name, image in zip(names, images)]
-    for labels, scores in answers:
-        check_shapes(labels, scores, images=1)
-    passed("one row of 5 labels and 5 scores per image")
-    labels, scores = np.concatenate([a[0] for a in answers]), np.concatenate([a[1] for a in answers])
-    compare_best_labels(labels, scores, *reference_model(checkpoint).best_labels(images, 6), what="requests", k=5)
-    passed(f"{len(images)} requests with different images: each answered with its image's own top 5, labels "
-           "and scores, best first")
+    with charged_once(server):
+        names, images, _ = distinct_images(2, checkpoint)
+        answers = [ask_top5(server, pixels_request([image]), name) for name, image in zip(names, images)]
+        for labels, scores in answers:
+            check_shapes(labels, scores, images=1)
+        passed("one row of 5 labels and 5 scores per image")
+        labels, scores = np.concatenate([a[0] for a in answers]), np.concatenate([a[1] for a in answers])
+        compare_best_labels(labels, scores, *reference_model(checkpoint).best_labels(images, 6), what="requests",
+                            k=5)
+        passed(f"{len(images)} requests with different images: each answered with its image's own top 5, labels "
+               "and scores, best first")
 
 
 def top5_batch(server: ModelServer | PathLike, checkpoint: PathLike = weights.DEFAULT_CHECKPOINT) -> None:
@@ -252,11 +277,13 @@ def top5_batch(server: ModelServer | PathLike, checkpoint: PathLike = weights.DE
     3 right rows, labels and scores (a first-row-only or a constant answer fails)."""
     server = service_server(server)
     _not_stale(server)
-    _, decoded, files = distinct_images(3, checkpoint, jpeg=True)
-    labels, scores = ask_top5(server, files_request(files), "a batch of 3 different JPEG images of different sizes")
-    check_shapes(labels, scores, images=3)
-    compare_best_labels(labels, scores, *reference_model(checkpoint).best_labels(decoded, 6), k=5)
-    passed("a batch of 3 images of different sizes gets 3 correct rows, labels and scores")
+    with charged_once(server):
+        _, decoded, files = distinct_images(3, checkpoint, jpeg=True)
+        labels, scores = ask_top5(server, files_request(files), "a batch of 3 different JPEG images of different "
+                                  "sizes")
+        check_shapes(labels, scores, images=3)
+        compare_best_labels(labels, scores, *reference_model(checkpoint).best_labels(decoded, 6), k=5)
+        passed("a batch of 3 images of different sizes gets 3 correct rows, labels and scores")
 
 
 def top5_under_batching(server: ModelServer | PathLike, checkpoint: PathLike = weights.DEFAULT_CHECKPOINT,
@@ -271,18 +298,19 @@ def top5_under_batching(server: ModelServer | PathLike, checkpoint: PathLike = w
     server = service_server(server)
     server.reload(max_batch_size=callers, max_batch_time=0.1)
     groups = [[index % 4] if index % 2 == 0 else [index % 4, (index + 1) % 4] for index in range(callers)]
-    for _ in range(2):
-        _, images, files = distinct_images(4, checkpoint, jpeg=True)
-        with ThreadPoolExecutor(len(groups)) as pool:
-            answers = list(pool.map(lambda group: ask_top5(server, files_request([files[i] for i in group]),
-                                                           "concurrent requests"), groups))
-        expected_labels, expected_scores = reference_model(checkpoint).best_labels(images, 6)
-        for group, (labels, scores) in zip(groups, answers):
-            check_shapes(labels, scores, images=len(group))
-            compare_best_labels(labels, scores, expected_labels[group], expected_scores[group],
-                                what="rows of a caller's answer under adaptive batching", k=5)
-    passed(f"2 rounds of {len(groups)} concurrent callers under adaptive batching, each caller got its own rows, "
-           "labels and scores")
+    with charged_once(server):
+        for _ in range(2):
+            _, images, files = distinct_images(4, checkpoint, jpeg=True)
+            with ThreadPoolExecutor(len(groups)) as pool:
+                answers = list(pool.map(lambda group: ask_top5(server, files_request([files[i] for i in group]),
+                                                               "concurrent requests"), groups))
+            expected_labels, expected_scores = reference_model(checkpoint).best_labels(images, 6)
+            for group, (labels, scores) in zip(groups, answers):
+                check_shapes(labels, scores, images=len(group))
+                compare_best_labels(labels, scores, expected_labels[group], expected_scores[group],
+                                    what="rows of a caller's answer under adaptive batching", k=5)
+        passed(f"2 rounds of {len(groups)} concurrent callers under adaptive batching, each caller got its own "
+               "rows, labels and scores")
 
 
 def _not_stale(server: ModelServer) -> None:
@@ -309,7 +337,7 @@ def ask_top5(server: ModelServer, request: InferenceRequest, what: str) -> tuple
     except ValueError as error:
         raise CheckFailed(f"The answer to {what} does not fit its own shape ({error}).",
                           "Return exactly one row per image of the request: under adaptive batching "
-                          "MLServer splits your rows between the callers.") from None
+                          "MLServer splits your rows between the callers.", kind="rows") from None
     missing = {"labels", "scores"} - set(outputs)
     if missing:
         raise CheckFailed(f"The response has no output named {sorted(missing)} (it has {sorted(outputs)}).",

@@ -262,6 +262,11 @@ class ModelServer:
         """The lines of MLServer's log that say where it listens and what it loaded."""
         return startup_lines(self.log)
 
+    def started_version(self) -> str:
+        """A digest of the folder's files as this server started (or reloaded) them: the same
+        files, the same version, whatever server runs them."""
+        return hashlib.sha256(repr(sorted(self._started_files.items())).encode()).hexdigest()[:16]
+
     def changed_since_start(self) -> list:
         """Files of the model folder written after this server started: it still runs the
         old version of them until ``restart()``."""

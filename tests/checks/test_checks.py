@@ -356,3 +356,33 @@ def test_scaling_check_names_batching_keys_put_in_settings_json(two_workers_serv
 def test_scaling_check_wants_two_workers(batching_server):
     with pytest.raises(checks.CheckFailed, match=r"in 1 process\(es\)"):
         checks.scaling_turned_on(batching_server)
+
+
+def test_one_mistake_of_a_service_costs_one_check_however_many_meet_it(capsys):
+    # 03's three service checks: the first that meets a kind of mistake is charged; a later
+    # check of the same version of the service that meets it again passes and says so; another
+    # kind, or another version of the files, is charged again.
+    from types import SimpleNamespace
+
+    from labkit.checks.common import CheckFailed
+    from labkit.checks.live import charged_once
+
+    version = {"now": "v1"}
+    server = SimpleNamespace(model_dir="/lab/top5", started_version=lambda: version["now"])
+
+    def meets(kind):
+        with charged_once(server):
+            raise CheckFailed("Within each row the scores go up.", "Best first.", kind=kind)
+
+    with pytest.raises(CheckFailed):
+        meets("order")
+    meets("order")
+    assert "counted once, there" in capsys.readouterr().out
+    with pytest.raises(CheckFailed):
+        meets("rows")
+    version["now"] = "v2"
+    with pytest.raises(CheckFailed):
+        meets("order")
+    with pytest.raises(CheckFailed, match="no kind"):
+        with charged_once(server):
+            raise CheckFailed("no kind: always charged", "")

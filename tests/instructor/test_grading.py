@@ -312,21 +312,25 @@ EXPECTED = {
     "bob": dict.fromkeys(FULL, 0),
     # trailing comma: the file only (the service check does not need it, nor the declaration that
     # Exercise 4 adds to it); 02's written address; first image only (its one-image requests are
-    # right); uvloop open: the requirements only, not the Dockerfile; 04's uri leaves the folder,
+    # right; the batch check charges it, the hidden batching check meets it again and does not);
+    # uvloop open: the requirements only, not the Dockerfile; 04's uri leaves the folder,
     # its Hugging Face model is the hub's; 05's batching keys in settings.json and 10 s for 10 ms:
     # each its own file's points; a position: the pick's visible check (the hidden one does not
     # charge the same function again); 07's p95 in seconds.
     "carol": {**FULL, "model-settings-check": 0, "remote-classifier-check": 0,
-              "top5-batch-check": 0, "top5-batching-check": 0, "requirements-check": 0, "runtime-check": 0,
+              "top5-batch-check": 0, "requirements-check": 0, "runtime-check": 0,
               "hf-settings-check": 0,
               "scaled-settings-check": 0, "scaled-model-settings-check": 0, "scaling-choice-check": 0,
               "server-numbers-check": 0, "custom-metric-check": 0},
     # batching keys in settings.json; logits; the lab's output name declared for 01's service;
-    # 03's service answers its first request to all; 07's metric file does not start.
+    # 03's service answers its first request to all (charged once, by the one-image check: the
+    # batch checks meet the same rows again); 07's metric file does not start.
     "dave": {**FULL, **ONLY_01, "server-settings-check": 0, "first-service-check": 0, "metadata-check": 0,
-             "top5-settings-check": 1, "server-numbers-check": 2},
-    # 03's scores of the first row on every row: the one-image check passes, the batch checks fail.
-    "hal": {**dict.fromkeys(FULL, 0), "top5-settings-check": 1, "top5-check": 3},
+             "top5-settings-check": 1, "top5-check": 0, "top5-batch-check": 2, "top5-batching-check": 2,
+             "server-numbers-check": 2},
+    # 03's scores of the first row on every row: the one-image check passes, the batch check
+    # charges it, the hidden batching check meets the same scores again and does not.
+    "hal": {**dict.fromkeys(FULL, 0), "top5-settings-check": 1, "top5-check": 3, "top5-batching-check": 2},
     "eve": dict.fromkeys(FULL, 0),
     # a class name that does not resolve: the settings exercise only, in 01 and in 03.
     "fay": {**FULL, **ONLY_01, "model-settings-check": 0, **{check: FULL[check] for check in OF_03},
@@ -402,8 +406,10 @@ def test_feedback_pages_keep_hidden_checks_hidden(graded):
         for secret in ("BEGIN HIDDEN TESTS", "hidden_checks", "pick_configuration_function",
                        "top5_under_adaptive_batching", "On another table", "the right row is", "2 rounds of"):
             assert secret not in text, (page, secret)
-    hal = pages[out / "feedback" / "hal" / "03_top5_labels.html"]
-    assert "This hidden check failed: under adaptive batching, concurrent callers" in hal
+    bob = pages[out / "feedback" / "bob" / "03_top5_labels.html"]  # his service is not written
+    assert "This hidden check failed: under adaptive batching, concurrent callers" in bob
+    hal = pages[out / "feedback" / "hal" / "03_top5_labels.html"]  # the batch check took his points
+    assert "counted once, there" not in hal and "This hidden check passed" in hal
     assert "This hidden check passed" in pages[out / "feedback" / "alice" / "05_scaling.html"]
 
 
