@@ -87,8 +87,12 @@ def compare_best_labels(labels: np.ndarray, scores: np.ndarray, expected_labels:
                           "Map each class index to its description with timm's ImageNetInfo('imagenet-22k').",
                           kind="names")
     if len(labels) > 1 and (labels == labels[0]).all() and not (expected_labels == expected_labels[0]).all():
+        separate = what == "requests"  # one image per request: the answer ignores the request it is given
         raise CheckFailed(f"All {len(labels)} {what} got the same labels, though the images differ (the model "
-                          "gives each a different top class): every row holds one image's answer.",
+                          "gives each a different top class): "
+                          + ("each answer must come from its own request." if separate else
+                             "every row holds one image's answer."),
+                          "Read the images from the request predict() is given, on every call." if separate else
                           "Compute the top of each row of the probabilities, one row per image.", kind="rows")
     for row in range(len(labels)):
         if set(labels[row]) != set(expected_labels[row]):

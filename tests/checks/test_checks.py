@@ -386,3 +386,23 @@ def test_one_mistake_of_a_service_costs_one_check_however_many_meet_it(capsys):
     with pytest.raises(CheckFailed, match="no kind"):
         with charged_once(server):
             raise CheckFailed("no kind: always charged", "")
+
+
+def test_the_function_that_is_not_written_yet_is_named_not_its_caller():
+    # 07: predict() is written, the log_confidence() it calls is not.
+    from labkit.checks.common import CheckFailed
+    from labkit.checks.student_code import call
+
+    def log_confidence(probabilities):
+        raise NotImplementedError()
+
+    async def predict(payload):
+        log_confidence(payload)
+
+    async def unwritten_predict(payload):
+        raise NotImplementedError
+
+    with pytest.raises(CheckFailed, match=r"^log_confidence\(\) is not written yet"):
+        call(predict(None), "predict()")
+    with pytest.raises(CheckFailed, match=r"^unwritten_predict\(\) is not written yet"):
+        call(unwritten_predict(None), "predict()")
