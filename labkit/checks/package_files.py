@@ -20,7 +20,10 @@ CONDA_LINE = re.compile(r"^[A-Za-z0-9_.-]+=[^=\s]+=\S+$")  # name=version=build,
 
 # Options a requirements file may carry that change where pip looks, not what it installs.
 INDEX_OPTIONS = ("-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--trusted-host", "--pre",
-                 "--prefer-binary", "--only-binary", "--no-binary")
+                 "--prefer-binary", "--only-binary")
+# The Python of the image `mlserver build` makes (seldonio/mlserver:1.7.1): markers are read for it.
+IMAGE_PYTHON = {"python_version": "3.10", "python_full_version": "3.10.12", "implementation_version": "3.10.12",
+                "sys_platform": "linux", "platform_system": "Linux", "os_name": "posix"}
 
 
 def requirements(folder: PathLike) -> None:
@@ -99,16 +102,23 @@ def _first_import(folder: Path, distribution: str) -> str:
 
 
 def _read_requirements(text: str) -> tuple[dict, list]:
-    """{normalised name: Requirement} of a pip requirements file, for this environment (a
-    line whose marker is false here is left out; a package's lines combined, as pip does),
+    """{normalised name: Requirement} of a pip requirements file, for the image it builds (a
+    line whose marker is false there is left out; a package's lines combined, as pip does),
     and the (line number, line, build) of each local build no index of the file serves;
     CheckFailed names a line pip refuses."""
     from packaging.markers import default_environment
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.utils import canonicalize_name
 
-    pins, first_line, local_builds = {}, {}, []
+    pins, first_line, local_builds, left_out = {}, {}, [], {}
     lines = text.replace("\\\n", "").splitlines()  # pip joins lines that end with a backslash
+    hashed = [number for number, raw in enumerate(lines, start=1) if "--hash" in raw.split("#")[0]]
+    listed = [number for number, raw in enumerate(lines, start=1)
+              if raw.split("#")[0].strip() and not raw.strip().startswith("-")]
+    if hashed and set(listed) - set(hashed):
+        raise CheckFailed(f"Line {hashed[0]} gives a --hash: with one, pip checks a hash for every package, and line "
+                          f"{min(set(listed) - set(hashed))} gives none, so the build would stop there.",
+                          "Hashes on every line, or on none.")
     # pip reads an index option wherever it stands in the file.
     extra_index = any(re.match(r"\s*(--extra-index-url|--index-url|-i|-f|--find-links)\b", line) for line in lines)
     for number, raw in enumerate(lines, start=1):
@@ -144,8 +154,10 @@ def _read_requirements(text: str) -> tuple[dict, list]:
         if requirement.url:
             raise CheckFailed(f"Line {number}, {line!r}, installs from a URL, not a tested release.",
                               "Name the package and the versions it may take.")
-        if requirement.marker is not None and not requirement.marker.evaluate(default_environment()):
-            continue  # for another platform or Python: not installed here
+        if requirement.marker is not None and not requirement.marker.evaluate({**default_environment(),
+                                                                                **IMAGE_PYTHON}):
+            left_out[canonicalize_name(requirement.name)] = number
+            continue  # for another platform or Python: not installed in the image
         name = canonicalize_name(requirement.name)
         if name == "python":
             raise CheckFailed(f"Line {number}, {line!r}: Python is not a package pip installs; pip would stop "
@@ -166,6 +178,11 @@ def _read_requirements(text: str) -> tuple[dict, list]:
             requirement = combined
         first_line.setdefault(name, number)
         pins[name] = requirement
+    for name, number in left_out.items():
+        if name in SERVICE_DISTRIBUTIONS and name not in pins:
+            raise CheckFailed(f"Line {number}'s marker leaves {name} out of the image: `mlserver build` installs into "
+                              f"MLServer 1.7.1's image, which runs Python {IMAGE_PYTHON['python_full_version']}.",
+                              "A marker is read where pip runs, in the image.")
     return pins, local_builds
 
 

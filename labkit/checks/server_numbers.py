@@ -169,6 +169,8 @@ def _rate_mistake(rate: float, expected: float, before: pd.DataFrame, after: pd.
     """What the wrong rate looks like (each mistake has its own message)."""
     since_start = _between(after.iloc[0:0], after)[0] / seconds
     everything = _count_all(after) - _count_all(before)
+    if math.isclose(rate, -expected, rel_tol=1e-6):
+        return "It is negative: the counts went down from the first scrape to the second, taken the other way round."
     if math.isclose(rate, since_start, rel_tol=1e-6):
         return "It counts every request since the server started, not those between the scrapes."
     if math.isclose(rate, everything / seconds, rel_tol=1e-6):
@@ -248,14 +250,21 @@ def _drawn_case(rng: np.random.Generator, case: int) -> tuple:
     old = rng.integers(0, 30, len(BOUNDS)).astype(float)
     seconds = float(rng.uniform(5, 40))
 
-    def scrape(infer: np.ndarray, probes: float, refused: float) -> pd.DataFrame:
+    def scrape(infer: np.ndarray, probes: float, refused: float, metadata: float, unprocessable: float,
+               order: np.random.Generator | None = None) -> pd.DataFrame:
         # Every sample a real scrape of these requests has (starlette-exporter's histogram with
-        # its _sum and _created, its request counter), so that any correct way of reading them works.
+        # its _sum and _created, its request counter), so that any correct way of reading them works;
+        # two probe paths and two refusals (400, 422), so that "not the probe" or "not 400" is not
+        # "successful inference"; with ``order``, the rows in another order than the other scrape's.
+        fastest = np.eye(len(BOUNDS))[0]
         rows = []
         for path, status, counts in ((INFER_PATH, "200", infer), ("/v2/models/{model_name}/ready", "200",
-                                                                   np.eye(len(BOUNDS))[0] * probes),
-                                     (INFER_PATH, "400", np.eye(len(BOUNDS))[refused_at] * refused)):
-            labels = f"app_name=mlserver,method={'GET' if 'ready' in path else 'POST'},path={path},status_code={status}"
+                                                                   fastest * probes),
+                                     ("/v2/models/{model_name}", "200", fastest * metadata),
+                                     (INFER_PATH, "400", np.eye(len(BOUNDS))[refused_at] * refused),
+                                     (INFER_PATH, "422", np.eye(len(BOUNDS))[refused_at] * unprocessable)):
+            method = "POST" if path == INFER_PATH else "GET"
+            labels = f"app_name=mlserver,method={method},path={path},status_code={status}"
             cumulative = np.cumsum(counts)
             for bound, value in zip(BOUNDS, cumulative):
                 le = "+Inf" if math.isinf(bound) else repr(bound)
@@ -271,15 +280,18 @@ def _drawn_case(rng: np.random.Generator, case: int) -> tuple:
                 rows.append({"metric": metric, "sample": sample, "model": "", "labels": labels, "value": value})
         rows.append({"metric": "model_infer_request_success", "sample": "model_infer_request_success_total",
                      "model": "tinyvit", "labels": "", "value": float(infer.sum())})
-        return pd.DataFrame(rows, columns=["metric", "sample", "model", "labels", "value"])
+        table = pd.DataFrame(rows, columns=["metric", "sample", "model", "labels", "value"])
+        return table if order is None else table.sample(frac=1, random_state=order).reset_index(drop=True)
 
     # Probes: 20 times the new requests, in the fastest bucket (counted in, the p95 drops);
     # refused: a third of them two buckets slower (counted in, the p95 moves up), or, when
     # the tail is already in +Inf, 20 times them in a fast bucket.
     refused_at, refused_new = (slow + 2, np.ceil(new.sum() / 3)) if slow + 2 <= finite else (1, 20 * new.sum())
     probes, refused = float(rng.integers(5, 20)), float(rng.integers(1, 10))
-    before = scrape(old, probes, refused)
-    after = scrape(old + new, probes + 20 * new.sum(), refused + refused_new)
+    metadata, unprocessable = float(rng.integers(1, 5)), float(rng.integers(0, 4))
+    before = scrape(old, probes, refused, metadata, unprocessable)
+    after = scrape(old + new, probes + 20 * new.sum(), refused + refused_new, metadata + rng.integers(2, 9),
+                   unprocessable + rng.integers(1, 6), order=rng)
     count, buckets = _between(before, after)
     bucket = _bucket_of(buckets, 0.95)
     return before, after, seconds, count / seconds, bucket

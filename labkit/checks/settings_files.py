@@ -147,6 +147,10 @@ def hf_model_settings(folder: PathLike) -> None:
                           "elsewhere (when your notebook is graded, in a container).",
                           "Read again, above the exercise, where the runtime finds the model when the settings "
                           "name none.")
+    device = extra.get("device")
+    if device not in (None, -1, "cpu", "-1"):
+        raise CheckFailed(f"parameters.extra.device is {device!r}, a GPU: this lab runs on the CPU, and the model "
+                          "would fail to load there.", "Leave it out: the runtime's default is the CPU.")
     framework = extra.get("framework")
     if framework not in (None, "pt"):
         raise CheckFailed(f"parameters.extra.framework is {framework!r}; TinyViT's weights here are PyTorch's.",
@@ -164,6 +168,15 @@ def hf_model_settings(folder: PathLike) -> None:
 def _check_own_class(module: str, class_name: str, folder: Path) -> None:
     """The exercises of 01, 03 and 05 serve the class of the folder's own file: not MLServer's
     base class, not a runtime installed elsewhere (notebook 04 configures those)."""
+    first = module.split(".")[0]
+    if module.startswith("."):
+        raise CheckFailed(f"\"implementation\" is {module}.{class_name!s}, which starts with a dot: MLServer would "
+                          "look for a module with no name.", "\"<file>.<Class>\": the file without .py, a dot, the "
+                          "class.")
+    if "." in module and (folder / f"{first}.py").is_file():
+        raise CheckFailed(f"\"implementation\" is {module}.{class_name}: {first}.py is the file, and MLServer needs "
+                          "the class in it, not a part of the class (a method, say).",
+                          "\"<file>.<Class>\": two parts.")
     if module == "mlserver" and class_name == "MLModel":
         raise CheckFailed("\"implementation\" names mlserver.MLModel, MLServer's base class: it has no load() "
                           "or predict() of its own to serve.",
@@ -184,6 +197,13 @@ def _check_name(content: dict, folder: Path) -> None:
 
 def _check_batching_on(content: dict, size_asked: int, wait_asked: float) -> None:
     size, wait = content.get("max_batch_size"), content.get("max_batch_time")
+    extra = (content.get("parameters") or {}).get("extra") if isinstance(content.get("parameters"), dict) else None
+    nested = [key for key in BATCHING_KEYS if isinstance(extra, dict) and key in extra]
+    if nested and (size is None or wait is None):
+        raise CheckFailed(f"model-settings.json sets {nested} under parameters.extra, the options MLServer hands to "
+                          "the service's own code: MLServer itself reads adaptive batching at the top level of "
+                          "the file, and finds none, so batching stays off.",
+                          "Batching is MLServer's, not the service's: read where the text puts it.")
     if size is None or wait is None:
         missing = [key for key in BATCHING_KEYS if key not in content]
         raise CheckFailed(f"model-settings.json does not set {missing}: adaptive batching stays off.",
@@ -269,6 +289,9 @@ def _check_batching_values(content: dict) -> None:
     if not isinstance(wait, (int, float)) or isinstance(wait, bool) or wait < 0:
         raise CheckFailed(f"max_batch_time is {wait!r}; it is a number of seconds (0 or more).",
                           "It is how long MLServer holds the first request of a batch for others to join.")
+    if wait == float("inf"):
+        raise CheckFailed("max_batch_time is Infinity: a request that arrives alone would wait for company forever.",
+                          "It is how long MLServer holds the first request of a batch, in seconds.")
     if wait > LONGEST_BATCH_WAIT_SECONDS:
         raise CheckFailed(f"max_batch_time is {wait:g}. MLServer reads it in seconds: a request that arrives "
                           f"alone would wait {wait:g} s for company before the model sees it. Under a steady "
@@ -278,18 +301,22 @@ def _check_batching_values(content: dict) -> None:
 
 
 def _is_host(host: str) -> bool:
-    """An address or a host name alone (no scheme, port, path or space)."""
-    return bool(re.fullmatch(r"[A-Za-z0-9.-]+|[0-9A-Fa-f:]+", host))
+    """An address both of MLServer's servers can bind: a host name or a full IPv4 address (no
+    scheme, port, path or space). Not IPv6: MLServer gives gRPC "<host>:<port>", which gRPC
+    refuses for "::1"; not a short IPv4 form such as "127.1", which gRPC refuses too."""
+    if re.fullmatch(r"[0-9.]+", host):
+        return bool(re.fullmatch(r"(\d{1,3}\.){3}\d{1,3}", host))
+    return bool(re.fullmatch(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*", host))
 
 
 def _is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 or localhost: this machine only."""
+    """127.0.0.0/8 or localhost: this machine only."""
     import ipaddress
 
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
-        return host == "localhost"
+        return host.lower() == "localhost"
 
 
 def _as_bool(value: object) -> object:
@@ -326,7 +353,8 @@ def server_settings(folder: PathLike, expected_workers: int | None = None, debug
     if isinstance(host, str) and not _is_host(host):
         raise CheckFailed(f"settings.json has host {host!r}, which is not an address MLServer can listen on: it "
                           "would fail to start.",
-                          "host is an address or a host name alone: no scheme, no port, no spaces.")
+                          "host is an IPv4 address (four numbers) or a host name alone: no scheme, no port, no "
+                          "spaces.")
     if not (isinstance(host, str) and _is_loopback(host)):
         where = ("MLServer listens on 0.0.0.0: every network interface" if content.get("host") in (None, "0.0.0.0")
                  else "MLServer listens on a network interface")

@@ -110,8 +110,15 @@ CATALOGUE = [
           says="not an address MLServer can listen on", write=FAIL, note="a port in the host (helper session 1)"),
     entry(S01, "format", '{"host": "127.0.0.1 ", "parallel_workers": 0, "debug": false}',
           says="not an address MLServer can listen on", write=FAIL, note="a trailing space (helper session 1)"),
-    entry(S01, "correct, written differently", '{"host": "::1", "parallel_workers": 0, "debug": false}',
-          graded=PASS, write=PASS, note="IPv6 loopback (helper session 1)"),
+    entry(S01, "format", '{"host": "::1", "parallel_workers": 0, "debug": false}',
+          says="not an address MLServer can listen on", write=FAIL,
+          note="IPv6 loopback: MLServer's gRPC cannot bind it (helper session 2; helper session 1 took it for right)"),
+    entry(S01, "format", '{"host": "127.1", "parallel_workers": 0, "debug": false}',
+          says="not an address MLServer can listen on", write=FAIL, note="a short IPv4 form (helper session 2)"),
+    entry(S01, "correct, written differently", '{"host": "LOCALHOST", "parallel_workers": 0, "debug": false}',
+          graded=PASS, write=PASS, note="a host name in capitals (helper session 2)"),
+    entry(S01, "correct, written differently", '{"host": "127.0.0.2", "parallel_workers": 0, "debug": false}',
+          graded=PASS, write=PASS, note="another loopback address"),
     entry(S01, "wrong level", '{"server": {"host": "127.0.0.1", "parallel_workers": 0, "debug": false}}',
           says=['"server" holds', "inside an object of its own"], write=FAIL,
           note="settings nested in an object (helper session 1)"),
@@ -198,6 +205,10 @@ CATALOGUE = [
     entry(M01, "correct, written differently", '{"name": "my-tinyvit", "implementation": "serve-model.TinyViTModel", '
           '"max_batch_size": 0, "max_batch_time": 0}', graded=PASS, write=PASS,
           note="batching off, written out (helper session 1)"),
+    entry(M01, "wrong value", '{"name": "my-tinyvit", "implementation": "serve-model.TinyViTModel.predict"}',
+          says="not a part of the class", write=FAIL, note="a method named (helper session 2)"),
+    entry(M01, "format", '{"name": "my-tinyvit", "implementation": ".serve-model.TinyViTModel"}',
+          says="starts with a dot", write=FAIL, note="a leading dot (helper session 2)"),
     entry(M01, "format", '{"name": "my-tinyvit", "implementation": "serve-model.TinyViTModel",}',
           says="trailing comma", write=FAIL),
     entry(M01, "format", "{'name': 'my-tinyvit', 'implementation': 'serve-model.TinyViTModel'}",
@@ -273,6 +284,8 @@ CATALOGUE = [
           says="does not exist (relative to tinyvit-hf/)", hides="tinyvit.safetensors"),
     entry(H04, "wrong value", HF
           + '"parameters": {"extra": {"task": "image-classification", "framework": "tf"}}}', says="framework is 'tf'"),
+    entry(H04, "wrong value", HF + '"parameters": {"extra": {"task": "image-classification", "device": "cuda"}}}',
+          says="a GPU", note="helper session 2"),
     entry(H04, "correct, written differently",
           '{"implementation": "labkit.runtimes.huggingface.HuggingFaceRuntime", "name": "tinyvit-hf", '
           '"parameters": {"extra": {"framework": "pt", "task": "image-classification"}}}', graded=PASS),
@@ -328,6 +341,12 @@ CATALOGUE = [
           '"max_batch_size": 8}', says="does not set ['max_batch_time']", write=PASS),
     entry(M05, "wrong value", '{"name": "scaled", "implementation": "serve-model.TinyViTModel", '
           '"max_batch_size": 4, "max_batch_time": 0.01}', says="the exercise asks for other values", write=PASS),
+    entry(M05, "wrong level", '{"name": "scaled", "implementation": "serve-model.TinyViTModel", '
+          '"parameters": {"extra": {"max_batch_size": 8, "max_batch_time": 0.01}}}', says="under parameters.extra",
+          write=PASS, note="batching handed to the service's own options (helper session 2)"),
+    entry(M05, "unit", '{"name": "scaled", "implementation": "serve-model.TinyViTModel", '
+          '"max_batch_size": 8, "max_batch_time": Infinity}', says="forever", write=FAIL,
+          note="Infinity (helper session 2)"),
     entry(M05, "wrong file", '{"name": "scaled", "implementation": "serve-model.TinyViTModel", '
           '"max_batch_size": 8, "max_batch_time": 0.01, "parallel_workers": 2}',
           says=["parallel_workers", "settings of the whole server"], write=FAIL),
@@ -372,6 +391,12 @@ CATALOGUE += [
           "# tested with the lab\n--extra-index-url https://download.pytorch.org/whl/cpu\nMLServer ~= 1.7.1\n"
           "uvloop>=0.21,<0.22\ntorch==2.14.1+cpu\ntimm==1.0.*\n"
           "safetensors==0.8.0\nnumpy==2.4.6 ; python_version >= '3.10'\nPillow==13.0.0\n", graded=PASS),
+    entry(R06, "format", requirements("torch==2.14.1", "torch==2.14.1 --hash=sha256:" + "0" * 64),
+          says="with one, pip checks a hash for every package", note="one --hash (helper session 2)"),
+    entry(R06, "format", "--no-binary :all:\n" + SOLUTION_REQUIREMENTS, says="pip would stop on that option",
+          note="no wheels: torch has no source package (helper session 2)"),
+    entry(R06, "wrong value", requirements("torch==2.14.1", "torch==2.14.1 ; python_version >= '3.11'"),
+          says="marker leaves torch out of the image", note="a marker for the lab's Python (helper session 2)"),
     entry(R06, "correct, written differently", "\ufeff" + SOLUTION_REQUIREMENTS, graded=PASS,
           note="a BOM, which pip reads past (helper session 1)"),
     entry(R06, "wrong path", "--index-url https://download.pytorch.org/whl/cpu\n" + SOLUTION_REQUIREMENTS,
@@ -468,6 +493,12 @@ CATALOGUE += [
           "    return None if within.empty else within.throughput_rps.idxmax()\n", says="pick_configuration",
           note="compared as text (helper session 1, ticked 12 in 30 before)"),
     entry(P05, "wrong value", PICK + "    within = results[results.p95_ms <= budget_ms]\n"
+          "    return None if within.empty else within.p95_ms.idxmax()\n", says="also meets the budget",
+          note="the highest p95 within budget (helper session 2, ticked 15 of 15 before)"),
+    entry(P05, "unit", PICK + "    within = results[results.p95_ms <= budget_ms * 1.1]\n"
+          "    return None if within.empty else within.throughput_rps.idxmax()\n", says="over the",
+          note="a 10 % tolerance on the budget (helper session 2, ticked 15 of 15 before)"),
+    entry(P05, "wrong value", PICK + "    within = results[results.p95_ms <= budget_ms]\n"
           "    return within.throughput_rps.idxmax() if len(within) else -1\n",
           says="no row meets the budget", note="-1 for none (helper session 1)"),
 ]
@@ -554,6 +585,21 @@ CATALOGUE += [
           "return RATE, 1000 * (bound if math.isfinite(bound) else 10.0)",
           "return 1000 * (bound if math.isfinite(bound) else 10.0), RATE")),
           says="in the other order", note="swapped (helper session 1)"),
+    entry(N07, "wrong value", read_with("count / seconds", buckets=INFER_BUCKETS.replace(
+          "(rows['status_code'] == '200')", "(rows['status_code'] != '400')")),
+          says="the rate is", note="not 400 for successful (helper session 2, ticked before)"),
+    entry(N07, "wrong value", read_with("count / seconds", buckets=INFER_BUCKETS.replace(
+          "(rows['path'] == '/v2/models/{model_name}/infer')", "(rows['path'] != '/v2/models/{model_name}/ready')")),
+          says="the rate is", note="not the probe for inference (helper session 2, ticked before)"),
+    entry(N07, "stale state", READ + "    delta = after.value.to_numpy() - before.value.to_numpy()\n"
+          "    table = after.assign(value=delta)\n"
+          "    rows = metrics.labelled(table, 'rest_server_request_duration_seconds_bucket')\n"
+          + INFER_ROWS[4:] + "    buckets = rows.groupby(rows['le'].astype(float))['value'].sum()\n"
+          "    count = buckets[math.inf]\n" + UPPER_BOUND.replace("RATE", "count / seconds"),
+          says="the rate is", note="the scrapes subtracted row by row by position (helper session 2, ticked before)"),
+    entry(N07, "wrong value", READ.replace("(before, after, seconds)", "(after, before, seconds)") + INFER_BUCKETS
+          + UPPER_BOUND.replace("RATE", "count / seconds"), says="taken the other way round",
+          note="before and after swapped (helper session 2)"),
     entry(N07, "wrong value", read_with("count / seconds", buckets=INFER_BUCKETS.replace(
           "(rows['path'] == '/v2/models/{model_name}/infer')", "(rows['model'] == 'tinyvit')")),
           says="no model", note="filtered on the model (helper session 1)"),

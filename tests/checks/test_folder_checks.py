@@ -240,7 +240,8 @@ def shipped(tmp_path):
     ("torch==2.14.1", "torch>=2.14,<2.16", "admits torch 2.15.0"),
     ("timm==1.0.31", "timm==0.9.16", "does not admit timm 1.0.31"),
     ("pillow==13.0.0\n", "", "lists no package for the module PIL"),
-    ("pillow==13.0.0\n", "pillow==13.0.0; python_version < '3.0'\n", "lists no package for the module PIL"),
+    ("pillow==13.0.0\n", "pillow==13.0.0; python_version < '3.0'\n", "marker leaves pillow out of the image"),
+    ("numpy==2.4.6", "numpy==2.4.6 --hash=sha256:" + "0" * 64, "with one, pip checks a hash for every package"),
     ("uvloop==0.21.0\n", "", "does not list uvloop"),
     ("uvloop==0.21.0", "uvloop>=0.21", "admits uvloop 0.22.0"),
     ("uvloop==0.21.0", "uvloop~=0.21", "admits uvloop 0.22.0"),
@@ -266,7 +267,7 @@ safetensors==0.8.*
 NumPy>=2.4.6,<2.5
 Pillow==13.0.0 \\
     ; platform_system != "Nowhere"
-safetensors==0.8.0 --hash=sha256:0000000000000000000000000000000000000000000000000000000000000000
+safetensors==0.8.0
 """
 
 

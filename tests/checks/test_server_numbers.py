@@ -133,6 +133,6 @@ def test_a_p95_over_probes_or_refused_requests_is_named(unfiltered, rows):
     def read(before, after, seconds):
         return right(before, after, seconds)[0], careless(before, after, seconds)[1]
 
-    for _ in range(20):
+    for _ in range(10):
         with pytest.raises(checks.CheckFailed, match=f"the 95th percentile of {rows}"):
             checks.served_rate_and_p95(read, *scrapes())
