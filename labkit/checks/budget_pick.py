@@ -52,11 +52,12 @@ def scaling_choice(results: pd.DataFrame, pick: Pick, budget_ms: float) -> None:
                                         budget=budget_ms * (0.4 if number % 2 else 2.5))
             where = f"a table drawn for this check ({number + 1} of {DRAWN_TABLES})"
             _judge(table, _answer(table, pick, budget, where), budget, where)
-    except CheckFailed:
-        try:
-            _FAILED.add(pick)
-        except TypeError:  # not weak-referable (a callable object without __weakref__)
-            pass
+    except CheckFailed as failure:
+        if failure.kind != "unwritten":  # an untouched function earns no points anywhere
+            try:
+                _FAILED.add(pick)
+            except TypeError:  # not weak-referable (a callable object without __weakref__)
+                pass
         raise
     row = f"row {choice} ({results.loc[choice].configuration}, concurrency {results.loc[choice].concurrency})" \
         if choice is not None else "no row (None)"
@@ -72,7 +73,8 @@ def _answer(results: pd.DataFrame, pick: Pick, budget_ms: float, where: str) -> 
         choice = pick(results.copy(), budget_ms)
     except NotImplementedError:
         raise CheckFailed("pick_configuration is not written yet (it raises NotImplementedError).",
-                          "Replace the placeholder lines of its cell with your code, then run that cell.") from None
+                          "Replace the placeholder lines of its cell with your code, then run that cell.",
+                          kind="unwritten") from None
     except Exception as error:
         raise CheckFailed(f"On {where}, pick_configuration(results, budget_ms) raised {type(error).__name__}: {error}",
                           "It gets the table and the budget as arguments; read the error above.") from None

@@ -406,3 +406,24 @@ def test_the_function_that_is_not_written_yet_is_named_not_its_caller():
         call(predict(None), "predict()")
     with pytest.raises(CheckFailed, match=r"^unwritten_predict\(\) is not written yet"):
         call(unwritten_predict(None), "predict()")
+
+
+def test_an_untouched_pick_earns_no_hidden_points_and_a_wrong_one_is_charged_once():
+    # bob's untouched hand-in got the hidden check's 2 points once the visible check's failure
+    # counted for both: "not written" is no mistake to count once.
+    def untouched(results, budget_ms):
+        raise NotImplementedError()
+
+    def lowest(results, budget_ms):
+        within = results[results.p95_ms <= budget_ms]
+        return None if within.empty else within.p95_ms.idxmin()
+
+    table = scaling_table()
+    for pick, hidden_passes in ((untouched, False), (lowest, True)):
+        with pytest.raises(checks.CheckFailed):
+            checks.scaling_choice(table, pick, budget_ms=700)
+        if hidden_passes:
+            hidden_checks.pick_configuration_function(pick, table)
+        else:
+            with pytest.raises(checks.CheckFailed):
+                hidden_checks.pick_configuration_function(pick, table)

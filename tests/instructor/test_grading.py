@@ -403,8 +403,9 @@ def test_feedback_pages_keep_hidden_checks_hidden(graded):
     pages = {page: page.read_text() for page in (out / "feedback").rglob("*.html")}
     assert pages
     for page, text in pages.items():
+        # (03's hidden check has a visible twin, whose own pass line the student sees anyway.)
         for secret in ("BEGIN HIDDEN TESTS", "hidden_checks", "pick_configuration_function",
-                       "top5_under_adaptive_batching", "On another table", "the right row is", "2 rounds of"):
+                       "top5_under_adaptive_batching", "On another table", "the right row is"):
             assert secret not in text, (page, secret)
     bob = pages[out / "feedback" / "bob" / "03_top5_labels.html"]  # his service is not written
     assert "This hidden check failed: under adaptive batching, concurrent callers" in bob
