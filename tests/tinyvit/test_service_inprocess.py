@@ -119,14 +119,15 @@ def loaded_model(service, checkpoint, return_freed_memory: bool):
     return model
 
 
-def test_after_large_batches_resident_memory_is_back_within_the_limit(service, checkpoint):
-    """Issue 25: glibc keeps what a batch of 8 freed (about 0.1 GB a call, more over mixed
-    batches); the service hands it back once resident memory grew by more than GROWTH_LIMIT.
-    The same calls with ``return_freed_memory: false`` keep more: the check can fail."""
+def growth_by_arm(checkpoint: str) -> dict:
+    """Resident memory the same large batches left behind with freed memory handed back (True)
+    and kept (False), measured in the calling process, which must be fresh (see below)."""
+    service = service_module()
     freed = sys.modules["freed_memory"]
     if freed._LIBC is None:
-        pytest.skip("not glibc: the service leaves memory to the allocator")
-    grown, sizes = {}, (8, 3, 8, 5, 8)
+        return {}
+    # Mixed sizes, nine calls: kept memory 114-222 MB in 8 fresh processes (five calls: 44-178).
+    grown, sizes = {}, (8, 3, 8, 5, 8, 2, 8, 6, 8)
     warm = loaded_model(service, checkpoint, False)
     for size in sizes:  # first calls' one-off growth (lazy initialisation) counts against neither arm
         predict(warm, batch_of(size))
@@ -136,8 +137,31 @@ def test_after_large_batches_resident_memory_is_back_within_the_limit(service, c
         before = freed.resident_bytes()
         for size in sizes:
             assert predict(model, batch_of(size)).shape == (size, 21841)
-        grown[returned] = freed.resident_bytes() - before
-    assert grown[True] <= freed.GROWTH_LIMIT < grown[False], {key: value >> 20 for key, value in grown.items()}
+        grown[str(returned)] = freed.resident_bytes() - before
+    return {"grown": grown, "limit": freed.GROWTH_LIMIT}
+
+
+def test_after_large_batches_resident_memory_is_back_within_the_limit(checkpoint):
+    """Issue 25: glibc keeps what a batch of 8 freed (about 0.1 GB a call, more over mixed
+    batches); the service hands it back once resident memory grew by more than GROWTH_LIMIT.
+    The same calls with ``return_freed_memory: false`` keep more: the check can fail.
+    Measured in a process of its own: in the test run's process, the heap the earlier tests
+    left behind absorbs part of the growth (one run measured 53 MB kept, not over 199)."""
+    import json
+    import subprocess
+
+    from tests.conftest import REPO
+
+    done = subprocess.run([sys.executable, "-c", "import json, sys\n"
+                           "from tests.tinyvit.test_service_inprocess import growth_by_arm\n"
+                           "print(json.dumps(growth_by_arm(sys.argv[1])))", str(checkpoint)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    if not measured:
+        pytest.skip("not glibc: the service leaves memory to the allocator")
+    grown, limit = measured["grown"], measured["limit"]
+    assert grown["True"] <= limit < grown["False"], {key: value >> 20 for key, value in grown.items()}
 
 
 def test_without_glibc_returning_freed_memory_does_nothing(service, monkeypatch):
