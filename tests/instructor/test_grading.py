@@ -323,10 +323,13 @@ EXPECTED = {
               "scaled-settings-check": 0, "scaled-model-settings-check": 0, "scaling-choice-check": 0,
               "server-numbers-check": 0, "custom-metric-check": 0},
     # batching keys in settings.json; logits; the lab's output name declared for 01's service;
-    # 03's service answers its first request to all (charged once, by the one-image check: the
-    # batch checks meet the same rows again); 07's metric file does not start.
+    # 03's service answers its first request to all (charged by the one-image check; the batch
+    # check meets the same rows again and does not charge them; under adaptive batching, after
+    # the reload, the stale answer shows as another request's scores, another kind of mistake,
+    # and the hidden check charges it: a kind is read from the answer, and a stale answer can
+    # look like two); 07's metric file does not start.
     "dave": {**FULL, **ONLY_01, "server-settings-check": 0, "first-service-check": 0, "metadata-check": 0,
-             "top5-settings-check": 1, "top5-check": 0, "top5-batch-check": 2, "top5-batching-check": 2,
+             "top5-settings-check": 1, "top5-check": 0, "top5-batch-check": 2, "top5-batching-check": 0,
              "server-numbers-check": 2},
     # 03's scores of the first row on every row: the one-image check passes, the batch check
     # charges it, the hidden batching check meets the same scores again and does not.
@@ -410,7 +413,7 @@ def test_feedback_pages_keep_hidden_checks_hidden(graded):
     bob = pages[out / "feedback" / "bob" / "03_top5_labels.html"]  # his service is not written
     assert "This hidden check failed: under adaptive batching, concurrent callers" in bob
     hal = pages[out / "feedback" / "hal" / "03_top5_labels.html"]  # the batch check took his points
-    assert "counted once, there" not in hal and "This hidden check passed" in hal
+    assert "This hidden check passed" in hal
     assert "This hidden check passed" in pages[out / "feedback" / "alice" / "05_scaling.html"]
 
 
