@@ -48,6 +48,7 @@ class Mistake:
     hides: tuple = ()  # words it must not contain (the fix)
     write: str | None = None  # the %%writefile check's verdict (None: the same as graded)
     note: str = ""
+    others: str = PASS  # the notebook's other checks (FAIL only for an untouched answer: no points anywhere)
 
     @property
     def name(self) -> str:
@@ -55,9 +56,9 @@ class Mistake:
 
 
 def entry(exercise: str, kind: str, answer: str, graded: str = FAIL, says=(), hides=(), write=None,
-          note: str = "") -> Mistake:
+          note: str = "", others: str = PASS) -> Mistake:
     return Mistake(exercise, kind, answer, graded, tuple([says] if isinstance(says, str) else says),
-                   tuple([hides] if isinstance(hides, str) else hides), write, note)
+                   tuple([hides] if isinstance(hides, str) else hides), write, note, others)
 
 
 HF = '{"name": "tinyvit-hf", "implementation": "labkit.runtimes.huggingface.HuggingFaceRuntime", '
@@ -474,7 +475,7 @@ CATALOGUE += [
           "        CHOSEN['row'] = None if within.empty else within.throughput_rps.idxmax()\n"
           "    return CHOSEN['row']\n", says="pick_configuration", note="the first answer kept"),
     entry(P05, "wrong value", PICK + "    raise NotImplementedError()\n", says="not written yet",
-          note="untouched"),
+          note="untouched: the hidden check gives it nothing either", others=FAIL),
     entry(P05, "first row", PICK + "    within = results[results.p95_ms <= budget_ms]\n"
           "    return within.throughput_rps.nlargest(1).index.tolist() if len(within) else None\n",
           says="returned a list", note="a list that holds the label, a crash before (helper session 1)"),

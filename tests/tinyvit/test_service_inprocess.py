@@ -152,16 +152,25 @@ def test_after_large_batches_resident_memory_is_back_within_the_limit(checkpoint
 
     from tests.conftest import REPO
 
-    done = subprocess.run([sys.executable, "-c", "import json, sys\n"
-                           "from tests.tinyvit.test_service_inprocess import growth_by_arm\n"
-                           "print(json.dumps(growth_by_arm(sys.argv[1])))", str(checkpoint)],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    measured = json.loads(done.stdout.strip().splitlines()[-1])
-    if not measured:
-        pytest.skip("not glibc: the service leaves memory to the allocator")
-    grown, limit = measured["grown"], measured["limit"]
-    assert grown["True"] <= limit < grown["False"], {key: value >> 20 for key, value in grown.items()}
+    # What glibc keeps varies from process to process (44-222 MB seen with the trim off): up to
+    # three fresh processes. Handed back, every one stays within the limit; kept, one is enough
+    # to show the difference.
+    seen = []
+    for _ in range(3):
+        done = subprocess.run([sys.executable, "-c", "import json, sys\n"
+                               "from tests.tinyvit.test_service_inprocess import growth_by_arm\n"
+                               "print(json.dumps(growth_by_arm(sys.argv[1])))", str(checkpoint)],
+                              cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        measured = json.loads(done.stdout.strip().splitlines()[-1])
+        if not measured:
+            pytest.skip("not glibc: the service leaves memory to the allocator")
+        grown, limit = measured["grown"], measured["limit"]
+        seen.append({key: value >> 20 for key, value in grown.items()})
+        assert grown["True"] <= limit, seen
+        if grown["False"] > limit:
+            return
+    raise AssertionError(f"with the trim off, no process kept more than {limit >> 20} MB: {seen}")
 
 
 def test_without_glibc_returning_freed_memory_does_nothing(service, monkeypatch):
