@@ -68,13 +68,21 @@ def test_the_solution_passes_every_check(top5_server, checkpoint, capsys):
     assert capsys.readouterr().out.count("✔") == 4
 
 
-def test_a_service_that_answers_only_the_first_image_fails_the_batch_checks(top5_server, checkpoint):
+def test_a_service_that_answers_only_the_first_image_fails_the_batch_checks(top5_server, checkpoint, capsys):
+    from labkit.checks import live
+
     code = mutate(solution_service_code(), *FIRST_IMAGE_ONLY)
     server = serve(top5_server, code)
     checks.top5_service(server, checkpoint=checkpoint)
     with pytest.raises(checks.CheckFailed, match="expected \\(3, 5\\)"):
         checks.top5_batch(server, checkpoint=checkpoint)
-    # Merged batches get one row for many callers: a shape that does not fit, or too few rows.
+    # The hidden check meets the same rows again: one mistake costs once, in the batch check.
+    capsys.readouterr()
+    hidden_checks.top5_under_adaptive_batching(server, checkpoint=checkpoint)
+    assert "counted once, there" in capsys.readouterr().out
+    # On its own it catches them: merged batches get one row for many callers (a shape that
+    # does not fit, or too few rows).
+    live._CHARGED.clear()
     with pytest.raises(checks.CheckFailed, match="does not fit its own shape|expected \\(2, 5\\)"):
         hidden_checks.top5_under_adaptive_batching(server, checkpoint=checkpoint)
 
