@@ -156,7 +156,11 @@ def _name_p95_misses(misses: list[_P95Miss]) -> CheckFailed:
             return _bucket_of(_infer_buckets(miss.after, any_path, any_status)
                               - _infer_buckets(miss.before, any_path, any_status), 0.95)
 
-        if every(lambda miss: careless(miss) != miss.bucket and _in_bucket(miss.p95, careless(miss))):
+        def explained(miss: _P95Miss) -> bool:
+            bucket = careless(miss)
+            return bucket != miss.bucket and _in_bucket(miss.p95, bucket)
+
+        if every(explained):
             return CheckFailed(f"{on} ms: the 95th percentile of {rows} and successful inference requests "
                                "together.",
                                "Keep the rows of successful inference requests only, for the p95 as for the rate.")

@@ -345,7 +345,8 @@ def server_settings(folder: PathLike, expected_workers: int | None = None, debug
         raise CheckFailed(f"parallel_workers is {workers!r}; it is a whole number of processes (0 or more).",
                           "It counts inference worker processes.")
     _check_as_mlserver_reads(content, "settings")
-    if mlserver_settings.read(content, "settings").load_models_at_startup is False:
+    as_read = mlserver_settings.read(content, "settings")
+    if as_read.load_models_at_startup is False:
         raise CheckFailed("settings.json has load_models_at_startup false: MLServer would start without loading "
                           "the model, and answer no request for it.",
                           "Leave out the settings the exercise does not ask for.")
@@ -367,7 +368,7 @@ def server_settings(folder: PathLike, expected_workers: int | None = None, debug
         raise CheckFailed(f"settings.json {runs}; the exercise asks for {expected_workers}.",
                           "parallel_workers counts the worker processes that each load the model; with 0 "
                           "there is none and MLServer's own process runs it.")
-    if debug_off and mlserver_settings.read(content, "settings").debug is not False:  # "false" reads as false
+    if debug_off and as_read.debug is not False:  # "false" reads as false
         shown = content.get("debug", "(not set: MLServer 1.7 defaults to true)")
         raise CheckFailed(f"settings.json has debug {shown!r}; the exercise turns debug mode off.",
                           "JSON's booleans are lower case and unquoted." if isinstance(shown, str) and

@@ -15,6 +15,7 @@ Light: MLServer's settings models only (pydantic), no runtime.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from typing import Any, Literal
 
@@ -65,6 +66,7 @@ def ignored_keys(content: dict, kind: Kind) -> list[str]:
     return list(_ignored(content, _model(kind), kind, ()))
 
 
+@functools.cache
 def known_fields(model: type) -> dict[str, Any]:
     """{key as written in a file: field} of a pydantic model, aliases included."""
     known = {}
