@@ -16,8 +16,9 @@ from labkit.paths import PathLike
 
 class CheckFailed(AssertionError):
     """A check's verdict: ``what`` went wrong, a ``hint`` that does not hand over the fix, and
-    for the mistakes several checks of one exercise can meet, their ``kind`` (so that one
-    mistake is charged once: :func:`labkit.checks.live.charged_once`)."""
+    for a wrong answer (not an error or a missing one) its ``kind``: rows, scores, order,
+    names, indices (a later stage of notebook 03 that meets a wrong answer at an earlier
+    stage leaves it to that stage's check: :mod:`labkit.checks.live`)."""
 
     def __init__(self, what: str, hint: str, kind: str = ""):
         super().__init__(f"{what}\nHint: {hint}")

@@ -323,13 +323,11 @@ EXPECTED = {
               "scaled-settings-check": 0, "scaled-model-settings-check": 0, "scaling-choice-check": 0,
               "server-numbers-check": 0, "custom-metric-check": 0},
     # batching keys in settings.json; logits; the lab's output name declared for 01's service;
-    # 03's service answers its first request to all (charged by the one-image check; the batch
-    # check meets the same rows again and does not charge them; under adaptive batching, after
-    # the reload, the stale answer shows as another request's scores, another kind of mistake,
-    # and the hidden check charges it: a kind is read from the answer, and a stale answer can
-    # look like two); 07's metric file does not start.
+    # 03's service answers its first request to all (charged by the one-image check only: the
+    # batch check and the hidden batching check find the service wrong one image at a time and
+    # leave it there); 07's metric file does not start.
     "dave": {**FULL, **ONLY_01, "server-settings-check": 0, "first-service-check": 0, "metadata-check": 0,
-             "top5-settings-check": 1, "top5-check": 0, "top5-batch-check": 2, "top5-batching-check": 0,
+             "top5-settings-check": 1, "top5-check": 0, "top5-batch-check": 2, "top5-batching-check": 2,
              "server-numbers-check": 2},
     # 03's scores of the first row on every row: the one-image check passes, the batch check
     # charges it, the hidden batching check meets the same scores again and does not.
