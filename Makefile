@@ -1,6 +1,14 @@
 # mlserver-lab: every target sets up .venv itself (idempotent, keyed on requirements.txt).
 # The student's part (venv, weights, lab) is tools/lab.mk, which is also the hand-out's Makefile.
 include tools/lab.mk
+# The tests' own tools (requirements-dev.txt) on top of the lab's .venv: installed by the test
+# targets only, so a student's `make lab` never downloads them.
+DEV_STAMP := $(VENV)/.dev-installed-$(shell cat requirements-dev.txt | sha1sum | cut -c1-12)
+$(DEV_STAMP): requirements-dev.txt $(STAMP)
+	$(PY) -m pip install -qq -r requirements-dev.txt
+	rm -f $(VENV)/.dev-installed-*
+	touch $@
+
 # Debian packages some tests use; installed by `make test` when running as root.
 SYSTEM_PACKAGES := prometheus chromium chromium-driver
 
@@ -11,25 +19,23 @@ $(PROXY):
 		npm install --silent --prefix $(LAB_STATE)/node --no-save --no-package-lock configurable-http-proxy@5.3.0; \
 	else echo "note: no npm, so no configurable-http-proxy; the JupyterHub test will skip." >&2; fi
 
-.PHONY: test test-fast notebooks release handout grade bench bench-starts bench-memory bench-breakdown peers notebook-memory soak clean
+.PHONY: test test-fast notebooks release handout grade bench-grading bench bench-starts bench-memory bench-breakdown peers notebook-memory soak clean
 
-# Lint, the unit and live-server tests, then every solution notebook under nbval (quick mode);
-# prints how many MLServer processes the run started and their seconds until ready.
+# Lint, the unit and live-server tests, then every solution notebook under nbval (quick mode),
+# by tools/run_tests.py: it writes the run's record (phases, slowest tests, MLServer starts by
+# kind, the machine's load) to benchmarks/results/test-runs/, also when a phase fails.
 START_LOG := $(LAB_STATE)/mlserver-starts.log
+TEST_STARTED := $(shell date +%s.%N)
 # The optional Hugging Face runtime's environment too (make hf-runtime, once: about 3 minutes and
 # 9.2 GB on a fresh machine), so that its tests and notebook 04's cells that use it run; on a
 # machine without the disk for it, they skip and say why (hf-runtime-if-room).
-test: $(STAMP) $(WEIGHTS) $(PROXY) hf-runtime-if-room
+test: $(DEV_STAMP) $(WEIGHTS) $(PROXY) hf-runtime-if-room
 	tools/system-deps.sh $(SYSTEM_PACKAGES)
-	$(VENV)/bin/ruff check labkit tests benchmarks tinyvit
-	mkdir -p $(LAB_STATE) && rm -f $(START_LOG)
-	LAB_START_LOG=$(START_LOG) $(PY) -m pytest --durations=12 tests
-	LAB_START_LOG=$(START_LOG) LAB_QUICK=1 $(PY) -m pytest --nbval-lax -p no:cacheprovider notebooks/solutions
-	@touch $(START_LOG) && awk -F'\t' '{ n++; total += $$2 } END { printf "MLServer starts in this run: %d, %.1f s until ready on average, %.0f s in all\n", n, (n ? total / n : 0), total }' $(START_LOG)
+	$(PY) tools/run_tests.py --started $(TEST_STARTED) --start-log $(START_LOG) --state $(LAB_STATE)
 
 # The edit-test loop: lint, then every test that starts no MLServer (under a minute).
-test-fast: $(STAMP) $(WEIGHTS)
-	$(VENV)/bin/ruff check labkit tests benchmarks tinyvit
+test-fast: $(DEV_STAMP) $(WEIGHTS)
+	$(VENV)/bin/ruff check labkit tests benchmarks tinyvit tools
 	$(PY) -m pytest -q -m "not slow" tests
 
 # Regenerate solution notebooks (with outputs) from notebooks/source/*.py; NB=01_first_service for one.
@@ -52,6 +58,11 @@ handout:
 grade: $(STAMP) $(WEIGHTS)
 	@test -n "$(SUBMISSIONS)" || (echo "usage: make grade SUBMISSIONS=<folder> [OUT=grading]"; exit 2)
 	$(PY) -m labkit grade $(SUBMISSIONS) $(or $(OUT),grading)
+
+# What grading a class costs: COPIES hand-ins of all seven notebooks (default 6; one alone first),
+# one per core as `make grade`; writes benchmarks/results/grading-<date>.json and .md.
+bench-grading: $(STAMP) $(WEIGHTS)
+	$(PY) benchmarks/grading.py --alone --copies $(or $(COPIES),6)
 
 # Side-by-side serving benchmark; writes benchmarks/results/<date>.json and .md.
 bench: $(STAMP) $(WEIGHTS)

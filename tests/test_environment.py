@@ -8,11 +8,11 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 
 
-def requirement_names():
+def requirement_names(file: str = "requirements.txt"):
     names = {}
-    for line in (REPO / "requirements.txt").read_text().splitlines():
+    for line in (REPO / file).read_text().splitlines():
         line = line.split("#")[0].strip()
-        if line:
+        if line and not line.startswith("-r "):
             name, _, version = re.split(r"(==|<|>=)", line, maxsplit=1)
             names[name.lower()] = version
     return names
@@ -36,10 +36,23 @@ def test_requirements_pin_the_known_pitfalls():
         assert package in pins, package
 
 
+TEST_TOOLS = ["schemathesis", "playwright", "websocket-client", "jupyterhub", "ruff"]
+
+
+def test_the_students_environment_holds_what_the_lab_needs_and_not_the_tests_tools():
+    # The hand-out installs requirements.txt only; `make test` installs requirements-dev.txt too.
+    assert not set(TEST_TOOLS) & set(requirement_names())
+    assert set(requirement_names("requirements-dev.txt")) == set(TEST_TOOLS)
+    assert (REPO / "requirements-dev.txt").read_text().count("-r requirements.txt") == 1
+    makefile = (REPO / "Makefile").read_text()
+    assert "test: $(DEV_STAMP)" in makefile and "test-fast: $(DEV_STAMP)" in makefile
+    assert "requirements-dev" not in (REPO / "tools" / "lab.mk").read_text()
+
+
 def test_installed_versions_match_the_pins():
     from importlib.metadata import version
 
-    for name, pinned in requirement_names().items():
+    for name, pinned in {**requirement_names(), **requirement_names("requirements-dev.txt")}.items():
         assert version(name) == pinned, f"{name}: installed {version(name)}, pinned {pinned}"
 
 

@@ -214,8 +214,8 @@ def count_starts(start_logs: dict[str, Path]) -> dict[str, int]:
         with open(suite_log, "a") as handle:
             for user, user_lines in lines.items():
                 for line in user_lines:
-                    name, seconds = line.split("\t")[:2]  # and the kernel's folder, replaced here
-                    handle.write(f"{name}\t{seconds}\ttests/test_jupyterhub.py::{user}\n")
+                    name, seconds, _, kind = (line.split("\t") + ["", ""])[:4]  # the kernel's folder, replaced
+                    handle.write(f"{name}\t{seconds}\ttests/test_jupyterhub.py::{user}\t{kind}\n")
     return {user: len(user_lines) for user, user_lines in lines.items()}
 
 

@@ -9,8 +9,9 @@ notebooks (created anew on every run, so running it twice gives the same grades)
 copies the submissions in (the originals are never modified), runs ``nbgrader
 autograde`` for several students side by side (a hanging cell times out, a crashed
 kernel or a server left running costs only that student, and a hand-in that runs longer
-than ``--hand-in-timeout`` seconds, say an endless loop in ``predict()``, is stopped with
-its kernel and servers and scores 0), then writes
+than ``--hand-in-timeout`` seconds, say an endless loop in ``predict()``, or whose kernels
+and servers together hold more than ``--hand-in-memory`` GiB, is stopped with its kernel and
+servers and scores 0, its feedback saying why), then writes
 
 * ``OUT/grades.csv``: one row per student (nbgrader's gradebook export),
 * ``OUT/grades_by_check.csv``: one row per student and graded cell;
@@ -19,7 +20,9 @@ its kernel and servers and scores 0), then writes
 * ``OUT/feedback/<student>/<notebook>.html``: nbgrader's feedback per notebook.
 
 Grading runs the notebooks in quick mode (``LAB_QUICK=1``): short load tests,
-same code paths.
+same code paths; and it does not run the demonstrations no point depends on
+(measurements, sweeps, panels: :mod:`labkit.instructor.demonstrations`), whose output on
+the feedback page says "skipped while grading". ``--run-demonstrations`` runs them too.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from labkit.paths import PathLike
-from labkit.instructor.notebooks import ASSIGNMENT, NbgraderTimeout, run_nbgrader, set_up_course
+from labkit.instructor.notebooks import ASSIGNMENT, NbgraderOverMemory, NbgraderTimeout, run_nbgrader, set_up_course
 from labkit.serving.processes import stop_orphans
 from labkit.serving.server import FREE_PORTS_ENV
 
@@ -42,26 +45,32 @@ CELL_TIMEOUT_SECONDS = 300
 # One student's whole hand-in: all seven notebooks in quick mode took 10.6 minutes (2026-12-01) on
 # a 2-core machine, so twice that is a hang, not a slow machine.
 HAND_IN_TIMEOUT_SECONDS = 1800
+# One student's kernels and servers together (PSS): the memory a class's JupyterHub gives a
+# student (README), so a hand-in that grows past it (a predict() that keeps every batch) is
+# stopped before it takes the grader's memory from the hand-ins graded beside it.
+HAND_IN_MEMORY_GIB = 3.0
 
 
 def grade(submissions: PathLike, out: PathLike, notebooks: list[str] | None = None,
           cell_timeout: int = CELL_TIMEOUT_SECONDS, jobs: int | None = None,
-          hand_in_timeout: float = HAND_IN_TIMEOUT_SECONDS) -> list:
+          hand_in_timeout: float = HAND_IN_TIMEOUT_SECONDS, run_demonstrations: bool = False,
+          hand_in_memory_gib: float = HAND_IN_MEMORY_GIB) -> list:
     """Grade every student folder in ``submissions``, ``jobs`` students at a time (default:
-    one per core), each within ``hand_in_timeout`` seconds; return the rows of
-    grades_by_check.csv."""
+    one per core), each within ``hand_in_timeout`` seconds, without the demonstrations
+    unless ``run_demonstrations``; return the rows of grades_by_check.csv."""
     submissions, out = Path(submissions).resolve(), Path(out).resolve()
     students = sorted(path.name for path in submissions.iterdir() if path.is_dir())
     if not students:
         raise ValueError(f"{submissions} has no student folders (expected {submissions}/<student>/*.ipynb)")
-    template = _set_up_course(out / "course", notebooks, cell_timeout)
+    template = _set_up_course(out / "course", notebooks, cell_timeout, skip_demonstrations=not run_demonstrations)
     if (out / "courses").exists():
         shutil.rmtree(out / "courses")
     courses = {student: _student_course(template, out / "courses" / student, submissions / student)
                for student in students}
     jobs = jobs or len(os.sched_getaffinity(0))
     with ThreadPoolExecutor(max(1, min(jobs, len(students)))) as pool:
-        graded = pool.map(lambda student: _autograde(student, courses[student], hand_in_timeout), students)
+        graded = pool.map(lambda student: _autograde(student, courses[student], hand_in_timeout,
+                                                     hand_in_memory_gib * 2**30), students)
         outcomes = dict(zip(students, graded))
     if (out / "feedback").exists():
         shutil.rmtree(out / "feedback")
@@ -93,15 +102,23 @@ def _student_course(template: Path, course: Path, student_folder: Path) -> Path:
     return course
 
 
-def _autograde(student: str, course: Path, timeout: float) -> dict:
+def _autograde(student: str, course: Path, timeout: float, memory_cap: float) -> dict:
     """Run nbgrader autograde for one student; a failure (the kernel died, the hand-in ran
-    past ``timeout``) scores 0."""
+    past ``timeout`` or grew past ``memory_cap`` bytes) scores 0."""
     started = time.monotonic()
     failure = ""
+    usage: dict = {}
     try:
         # Free ports for every server: students graded side by side must not race for 8080.
         run_nbgrader(["autograde", ASSIGNMENT, f"--student={student}", "--force"], course,
-                     env={"LAB_QUICK": "1", FREE_PORTS_ENV: "1"}, timeout=timeout)
+                     env={"LAB_QUICK": "1", FREE_PORTS_ENV: "1"}, timeout=timeout, memory_cap=memory_cap,
+                     usage=usage)
+    except NbgraderOverMemory as error:
+        failure = (f"Your notebooks and the servers they started grew past {memory_cap / 2**30:.1f} GiB of memory "
+                   "together and were stopped (a class's JupyterHub gives each student about that much): for "
+                   "example a predict() or load() that keeps every batch it sees, or a list that grows in a "
+                   f"loop.\n\n{str(error)[-2500:]}")
+        print(f"{student}: stopped at {memory_cap / 2**30:.1f} GiB of memory, scored 0", file=sys.stderr)
     except NbgraderTimeout as error:
         failure = (f"Grading your notebooks took longer than {timeout:.0f} s and was stopped: a cell "
                    "that never finishes, for example an endless loop in predict() or a request "
@@ -112,13 +129,15 @@ def _autograde(student: str, course: Path, timeout: float) -> dict:
         print(f"{student}: autograde failed, scored 0", file=sys.stderr)
     finally:
         stop_orphans()  # a server a finished student's notebook left behind
-    return {"seconds": time.monotonic() - started, "started": started, "failure": failure}
+    return {"seconds": time.monotonic() - started, "started": started, "failure": failure,
+            "peak_mb": usage.get("peak_bytes", 0) / 2**20}
 
 
-def _set_up_course(course: Path, notebooks: list[str] | None, cell_timeout: int) -> Path:
+def _set_up_course(course: Path, notebooks: list[str] | None, cell_timeout: int,
+                   skip_demonstrations: bool) -> Path:
     if course.exists():
         shutil.rmtree(course)
-    return set_up_course(course, notebooks, cell_timeout)
+    return set_up_course(course, notebooks, cell_timeout, skip_demonstrations)
 
 
 def _collect(student_folder: Path, target: Path) -> None:
@@ -168,10 +187,10 @@ def _write_timing(path: Path, outcomes: dict) -> None:
     first = min(outcome["started"] for outcome in outcomes.values())
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student", "started_s", "seconds", "graded"])
+        writer.writerow(["student", "started_s", "seconds", "peak_memory_mb", "graded"])
         for student, outcome in outcomes.items():
             writer.writerow([student, f"{outcome['started'] - first:.1f}", f"{outcome['seconds']:.1f}",
-                             "no" if outcome["failure"] else "yes"])
+                             f"{outcome['peak_mb']:.0f}", "no" if outcome["failure"] else "yes"])
 
 
 def _write_csv(path: Path, rows: list) -> None:
@@ -215,8 +234,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, help="students graded side by side (default: one per core)")
     parser.add_argument("--hand-in-timeout", type=float, default=HAND_IN_TIMEOUT_SECONDS,
                         help="seconds one student's notebooks may take in all; then they score 0")
+    parser.add_argument("--hand-in-memory", type=float, default=HAND_IN_MEMORY_GIB,
+                        help="GiB one student's kernels and servers may hold together; then they score 0")
+    parser.add_argument("--run-demonstrations", action="store_true",
+                        help="run the demonstrations too (slower; the points are the same)")
     args = parser.parse_args(argv)
-    rows = grade(args.submissions, args.out, args.notebooks, args.cell_timeout, args.jobs, args.hand_in_timeout)
+    rows = grade(args.submissions, args.out, args.notebooks, args.cell_timeout, args.jobs, args.hand_in_timeout,
+                 args.run_demonstrations, args.hand_in_memory)
     totals = {}
     for row in rows:
         got, most = totals.get(row["student"], (0.0, 0.0))

@@ -30,7 +30,8 @@ INSTRUCTOR_ONLY = ["labkit/instructor"]
 ANSWER_FILES = ["tinyvit/requirements.txt"]
 # Text that only solution notebooks, their sources or hidden tests contain.
 ANSWER_MARKERS = ["### BEGIN SOLUTION", "### BEGIN HIDDEN TESTS", "hidden_checks", "NBVAL_"]
-SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
+# The records of test runs and of grading a class are the instructor's, not a student's.
+SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "test-runs", "grading-*")
 MARKER_FILE = ".mlserver-lab-handout"  # a folder with it is ours to replace
 
 

@@ -10,6 +10,11 @@ The notebooks are written as plain Python files in ``notebooks/source/``
                                an nbgrader autograded test cell worth 3 points
     # %% [markdown] answer id=why points=2
                                a written answer, graded by hand (the text is the model answer)
+    # %% demo                  a demonstration: no point depends on it, so `make grade`
+                               does not run it (:mod:`labkit.instructor.demonstrations`)
+    # %% while grading         right after a demonstration: what runs in its place when
+                               graded (the names later cells read, made without measuring);
+                               not a cell of its own
 
 ``python -m labkit notebooks build`` turns them into the solution notebooks in
 ``notebooks/solutions/`` and executes them there, so that the committed
@@ -55,7 +60,13 @@ def parse_source(text: str) -> nbformat.NotebookNode:
         if not match:
             lines.append(line)
             continue
-        if header is not None:
+        if header == "while grading":
+            previous = notebook.cells[-1] if notebook.cells else None
+            lab = previous.metadata.get("lab", {}) if previous is not None else {}
+            if not lab.get("demonstration") or lab.get("while_grading"):
+                raise ValueError("'# %% while grading' must follow a '# %% demo' cell, once")
+            previous.metadata["lab"]["while_grading"] = "\n".join(lines).strip("\n")
+        elif header is not None:
             cell = _make_cell(header, lines)
             cell.id = f"cell-{len(notebook.cells):03d}"  # stable ids: rebuilding gives the same notebook
             notebook.cells.append(cell)
@@ -77,7 +88,9 @@ def _make_cell(header: str, lines: list) -> nbformat.NotebookNode:
         return cell
     cell = nbformat.v4.new_code_cell(body)
     kind = header.split()[0] if header else ""
-    if kind == "solution":
+    if kind == "demo":
+        cell.metadata["lab"] = {"demonstration": True, "while_grading": ""}
+    elif kind == "solution":
         cell.metadata["nbgrader"] = _nbgrader(words["id"], solution=True)
     elif kind == "tests":
         cell.metadata["nbgrader"] = _nbgrader(words["id"], grade=True, points=int(words["points"]))
@@ -122,10 +135,12 @@ def _scrub(notebook: nbformat.NotebookNode) -> None:
         cell.metadata.pop("execution", None)
 
 
-def set_up_course(root: Path, notebooks: list[str] | None = None, cell_timeout: int | None = None) -> Path:
+def set_up_course(root: Path, notebooks: list[str] | None = None, cell_timeout: int | None = None,
+                  skip_demonstrations: bool = False) -> Path:
     """The one nbgrader course set-up, for release and for grading: the solution notebooks
     (all, or those named) as the assignment's source in ``root``, its config, and
-    ``nbgrader generate_assignment`` run; ``root``."""
+    ``nbgrader generate_assignment`` run; ``root``. With ``skip_demonstrations``, autograde
+    does not run the demonstrations (:mod:`labkit.instructor.demonstrations`)."""
     source = root / "source" / ASSIGNMENT
     source.mkdir(parents=True)
     for notebook in sorted(SOLUTIONS.glob("*.ipynb")):
@@ -136,10 +151,27 @@ def set_up_course(root: Path, notebooks: list[str] | None = None, cell_timeout: 
     feedback = ("c.GenerateFeedback.preprocessors = ['nbgrader.preprocessors.GetGrades', "
                 "'labkit.instructor.feedback.HideHiddenChecks', "
                 "'nbconvert.preprocessors.CSSHTMLHeaderPreprocessor']\n")
+    skip = _SKIP_DEMONSTRATIONS if skip_demonstrations else ""
     (root / "nbgrader_config.py").write_text(f"c = get_config()\nc.CourseDirectory.root = {str(root)!r}\n"
-                                             f"c.CourseDirectory.course_id = 'mlserver-lab'\n{timeout}{feedback}")
+                                             f"c.CourseDirectory.course_id = 'mlserver-lab'\n{timeout}{feedback}{skip}")
     run_nbgrader(["generate_assignment", ASSIGNMENT, "--force"], root)
     return root
+
+
+# nbgrader 0.9's own lists, with the lab's two steps: the demonstrations swapped out before
+# the hand-in runs (after the graded cells are restored from the source), back after it ran.
+_SKIP_DEMONSTRATIONS = """import os
+c.SkipDemonstrations.source = os.path.join(c.CourseDirectory.root, 'source', 'mlserver-lab')
+c.Autograde.sanitize_preprocessors = [
+    'nbgrader.preprocessors.ClearOutput', 'nbgrader.preprocessors.DeduplicateIds',
+    'nbgrader.preprocessors.OverwriteKernelspec', 'nbgrader.preprocessors.OverwriteCells',
+    'labkit.instructor.demonstrations.SkipDemonstrations', 'nbgrader.preprocessors.CheckCellMetadata']
+c.Autograde.autograde_preprocessors = [
+    'nbgrader.preprocessors.Execute', 'labkit.instructor.demonstrations.RestoreDemonstrations',
+    'nbgrader.preprocessors.IgnorePattern', 'nbconvert.preprocessors.ClearMetadataPreprocessor',
+    'nbgrader.preprocessors.LimitOutput', 'nbgrader.preprocessors.SaveAutoGrades',
+    'nbgrader.preprocessors.AssignLatePenalties', 'nbgrader.preprocessors.CheckCellMetadata']
+"""
 
 
 def generate_student_versions(workdir: Path) -> Path:
@@ -151,11 +183,47 @@ class NbgraderTimeout(RuntimeError):
     """nbgrader ran longer than its time bound and was stopped (with its kernels and servers)."""
 
 
-def run_nbgrader(arguments: list, workdir: Path, env: dict = None,
-                 timeout: float | None = None) -> subprocess.CompletedProcess:
+class NbgraderOverMemory(RuntimeError):
+    """nbgrader, its kernels and their servers together grew past their memory bound and were
+    stopped."""
+
+
+class _MemoryWatch:
+    """Every second, the memory (PSS) of a process and all its descendants (the kernels
+    nbgrader runs, the servers they start, in sessions of their own too): the peak, and past
+    ``cap`` bytes the whole tree is killed."""
+
+    def __init__(self, pid: int, cap: float | None):
+        import threading
+
+        self.pid, self.cap, self.peak, self.exceeded = pid, cap, 0, False
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        from labkit.serving.processes import kill_tree, process_tree, total_memory
+
+        while not self._done.wait(1.0):
+            used = total_memory(process_tree(self.pid))
+            self.peak = max(self.peak, used)
+            if self.cap and used > self.cap:
+                self.exceeded = True
+                kill_tree(self.pid)
+                return
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+def run_nbgrader(arguments: list, workdir: Path, env: dict = None, timeout: float | None = None,
+                 memory_cap: float | None = None, usage: dict | None = None) -> subprocess.CompletedProcess:
     """Run nbgrader in ``workdir`` (with extra environment variables ``env``); on failure
     raise with its own output. After ``timeout`` seconds nbgrader, the kernels it runs and
-    every server they started are killed, and :class:`NbgraderTimeout` is raised."""
+    every server they started are killed, and :class:`NbgraderTimeout` is raised; when they
+    together hold more than ``memory_cap`` bytes, likewise and :class:`NbgraderOverMemory`.
+    ``usage`` gets their peak memory ("peak_bytes")."""
     from labkit.serving.processes import kill_tree
 
     # nbgrader runs the `alembic` command: the virtualenv's bin must be on PATH.
@@ -164,6 +232,7 @@ def run_nbgrader(arguments: list, workdir: Path, env: dict = None,
     command = [sys.executable, "-m", "nbgrader", *arguments]
     with subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True) as process:
+        watch = _MemoryWatch(process.pid, memory_cap) if usage is not None or memory_cap else None
         try:
             stdout, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -171,6 +240,14 @@ def run_nbgrader(arguments: list, workdir: Path, env: dict = None,
             stdout, stderr = process.communicate()
             raise NbgraderTimeout(f"nbgrader {' '.join(arguments)} stopped after {timeout:.0f} s:\n"
                                   f"{stdout}\n{stderr}") from None
+        finally:
+            if watch is not None:
+                watch.stop()
+                if usage is not None:
+                    usage["peak_bytes"] = watch.peak
+    if watch is not None and watch.exceeded:
+        raise NbgraderOverMemory(f"nbgrader {' '.join(arguments)} was stopped at {memory_cap / 2**30:.1f} GiB:\n"
+                                 f"{stdout[-2000:]}\n{stderr[-2000:]}")
     if process.returncode != 0:
         raise RuntimeError(f"nbgrader {' '.join(arguments)} failed:\n{stdout}\n{stderr}")
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
@@ -220,6 +297,7 @@ def student_copy(text: str, solution: nbformat.NotebookNode | None = None) -> st
     notebook.metadata.pop("widgets", None)
     first_lines = _writefile_lines(solution) if solution is not None else {}
     for cell in notebook.cells:
+        cell.metadata.pop("lab", None)  # what grading skips is read from the solutions, never from here
         if cell.cell_type == "code":
             cell.source = NBVAL_MARKER.sub("", cell.source).lstrip("\n")
             grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")

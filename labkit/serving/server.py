@@ -187,14 +187,20 @@ class ModelServer:
         try:
             self._wait_until_ready(timeout, progress)
         except BaseException as error:
-            _count_start(self.name, time.monotonic() - self.started_at)  # until it failed, not its stop
+            _count_start(self.name, time.monotonic() - self.started_at, self._kind())  # until it failed
             self.stop()
             if isinstance(error, KeyboardInterrupt) and not isinstance(error, StartInterrupted):
                 # One line in the notebook, not the frames of the loop that waited.
                 raise StartInterrupted(f"the start of {self.name} was interrupted; its server is stopped.") from None
             raise
-        _count_start(self.name, time.monotonic() - self.started_at)
+        _count_start(self.name, time.monotonic() - self.started_at, self._kind())
         return self
+
+    def _kind(self) -> str:
+        """What the server imports to serve: "engine" (ONNX Runtime or OpenVINO, no torch) or
+        "torch" (every other runtime of the lab); counted per start by ``make test``."""
+        implementation = str((self.model_settings or {}).get("implementation", ""))
+        return "engine" if ".runtimes.engines." in implementation else "torch"
 
     def stop(self, timeout: float = 15) -> None:
         """SIGTERM to the server's process group, SIGKILL after ``timeout`` s."""
@@ -437,7 +443,7 @@ def _in_notebook() -> bool:
     return type(get_ipython()).__name__ == "ZMQInteractiveShell"
 
 
-def _count_start(name: str, seconds: float) -> None:
+def _count_start(name: str, seconds: float, kind: str) -> None:
     """One line per MLServer start, with its seconds until ready (or until it failed), in the
     file ``$LAB_START_LOG`` names (``make test`` sums them up: starts are what makes the suite
     slow)."""
@@ -446,4 +452,4 @@ def _count_start(name: str, seconds: float) -> None:
         # Who started it: the pytest test, else (a notebook's kernel) the working directory.
         caller = os.environ.get("PYTEST_CURRENT_TEST") or os.getcwd()
         with open(start_log, "a") as handle:
-            handle.write(f"{name}\t{seconds:.1f}\t{caller}\n")
+            handle.write(f"{name}\t{seconds:.1f}\t{caller}\t{kind}\n")

@@ -209,7 +209,7 @@ print("answer shape: ", infer(server.infer_url, pixels_request(two)).shape)
 # have different sizes. Compare the two side by side (sizes and the median of a few calls;
 # your numbers will differ, the ratio is what matters).
 
-# %%
+# %% demo
 import time
 
 import pandas as pd
@@ -235,7 +235,7 @@ comparison = pd.DataFrame({
 }).round(1)
 comparison
 
-# %%
+# %% demo
 import matplotlib.pyplot as plt
 
 figure, axes = plt.subplots(1, 2, figsize=(9, 3))
@@ -246,7 +246,7 @@ figure.tight_layout()
 # %% [markdown]
 # Both payloads describe the same picture, so the answers agree:
 
-# %%
+# %% demo
 # NBVAL_CHECK_OUTPUT
 import io
 
@@ -264,7 +264,7 @@ print("JPEG request and its decoded pixels agree:", jpeg_top == pixels_of_jpeg_t
 # messages instead of JSON, on a long-lived HTTP/2 connection. The request is built the same
 # way; MLServer's converters turn it into the protobuf message and the reply back:
 
-# %%
+# %% demo
 # NBVAL_CHECK_OUTPUT
 import grpc
 from mlserver.grpc import dataplane_pb2_grpc
@@ -286,7 +286,7 @@ print(grpc_probabilities.shape, "same top class as REST:", grpc_probabilities[0]
 # compared with TinyViT's answer for that caller's image, and the table shows what came back
 # to each caller: the output's name and declared shape, or the server's error.
 
-# %%
+# %% demo
 from IPython.display import display
 
 from labkit.measure.callers import judge_concurrent_callers, pixels_body
@@ -339,7 +339,7 @@ server.start();
 # Now the lab's server above, which takes `[N, H, W, 3]` with the same batching, and the same
 # six callers, each sending its image with a batch axis:
 
-# %%
+# %% demo
 # NBVAL_CHECK_OUTPUT
 with_batch_axis = judge_concurrent_callers(server.infer_url, [pixels_body(im[None]) for im in callers_images], expected)
 print(with_batch_axis.answer.value_counts().to_string())

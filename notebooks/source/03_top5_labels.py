@@ -29,7 +29,7 @@ random_weights = show.weights_banner()
 # in a Python process of its own (`%%script`): timm imports torch, about 0.6 GB that this
 # notebook would keep otherwise; your service imports it where the model runs.
 
-# %%
+# %% demo
 %%script {sys.executable}
 # NBVAL_CHECK_OUTPUT
 from timm.data import ImageNetInfo
@@ -175,7 +175,7 @@ server = terminal("mlserver start top5")
 #
 # `infer_outputs` returns every output of the answer, decoded.
 
-# %%
+# %% demo
 import pandas as pd
 
 from labkit.client import CAT, infer_outputs, load_image, pixels_request
@@ -194,7 +194,7 @@ pd.DataFrame({"label": outputs["labels"][0], "score": outputs["scores"][0].round
 #
 # Encoded images (JPEG bytes) can differ in size within one batch; every image gets its own row.
 
-# %%
+# %% demo
 # NBVAL_CHECK_OUTPUT
 import numpy as np
 
@@ -236,7 +236,7 @@ checks.top5_batch("top5")
 # with images drawn for it (the hidden check draws its own), so what grading would find, you see
 # first. It takes about half a minute.
 
-# %%
+# %% demo
 checks.top5_under_batching("top5")
 
 # %% tests id=top5-batching-check points=2

@@ -113,7 +113,7 @@ checks.hf_model_settings("tinyvit-hf")
 # NBVAL_CHECK_OUTPUT
 show.file("runtimes/tinyvit-timm/model-settings.json")
 
-# %%
+# %% demo
 from labkit.serving.server import ModelServer
 
 timm_server = ModelServer("runtimes/tinyvit-timm").start()
@@ -123,7 +123,7 @@ timm_server
 # It takes the same requests as the hand-written service (pixels with a batch axis, or encoded
 # images) and answers with labels and scores, like the service you wrote in notebook 03:
 
-# %%
+# %% demo
 # NBVAL_CHECK_OUTPUT
 import pandas as pd
 
@@ -133,7 +133,7 @@ cat = load_image()
 outputs = infer_outputs(timm_server.infer_url, files_request([encode_jpeg(cat), encode_jpeg(cat[:200, :300])]))
 print("labels", outputs["labels"].shape, " scores", outputs["scores"].shape)
 
-# %%
+# %% demo
 pd.DataFrame({"label": outputs["labels"][0], "score": outputs["scores"][0].round(4)})
 
 # %% [markdown]
@@ -145,7 +145,7 @@ pd.DataFrame({"label": outputs["labels"][0], "score": outputs["scores"][0].round
 # this notebook keeps at most two TinyViT servers running at a time, which keeps it within a
 # small JupyterHub slot.
 
-# %%
+# %% demo
 # NBVAL_CHECK_OUTPUT
 timm_server.stop()
 print("running:", timm_server.running)
@@ -207,7 +207,7 @@ checks.runtime_top_k("top3")
 # MLServer's own process (`parallel_workers: 0`, as `top3/settings.json` says), so that the
 # two fit in a small hub's memory side by side.
 
-# %%
+# %% demo
 import pandas as pd
 from labkit.config import quick_mode
 from labkit.measure.panel import measure
@@ -227,7 +227,7 @@ rounds.groupby("served by").agg({"throughput_rps": "max", "p50_ms": "min", "p95_
 # three JPEG images as the timm runtime, one request at a time (its pipeline takes encoded
 # images as base64 `BYTES`), compared label by label with the lab's TinyViT.
 
-# %%
+# %% demo
 import time
 
 import requests
@@ -299,11 +299,14 @@ if hf_ready:
 # The runtime servers have done their part: stop what still runs of them (stopping a stopped
 # server does nothing). The next section starts its servers one at a time.
 
-# %%
+# %% demo
 # NBVAL_CHECK_OUTPUT
 timm_server.stop()
 top3_server.stop()
 print("running:", timm_server.running, top3_server.running)
+
+# %% while grading
+top3_server.stop()
 
 # %% [markdown]
 # ## Faster engines: ONNX Runtime and OpenVINO
@@ -319,7 +322,7 @@ print("running:", timm_server.running, top3_server.running)
 # already a verified export of this checkpoint, it says so and keeps it (`--force` exports
 # again). In a terminal it is `make onnx`, or:
 
-# %%
+# %% demo
 from labkit.serving.terminal import terminal
 
 terminal("python -m labkit export")
@@ -333,7 +336,7 @@ terminal("python -m labkit export")
 # precision. The cell runs in a Python process of its own (`%%script`): it loads TinyViT with
 # PyTorch to compare against, about 0.6 GB that this notebook would keep otherwise.
 
-# %%
+# %% demo
 %%script {sys.executable}
 import openvino
 
@@ -364,7 +367,7 @@ for precision in (None, "f32"):
 # one is a line in `model-settings.json`. They load only a file that the export verified, against
 # today's weights:
 
-# %%
+# %% demo
 # NBVAL_CHECK_OUTPUT
 show.file("runtimes/tinyvit-onnxruntime/model-settings.json")
 
@@ -376,7 +379,7 @@ show.file("runtimes/tinyvit-onnxruntime/model-settings.json")
 # in NumPy and import no torch), so they run one after another, each measured in two rounds,
 # each row the better of its two.
 
-# %%
+# %% demo
 engines = {"PyTorch (tinyvit/)": "tinyvit", "ONNX Runtime": "runtimes/tinyvit-onnxruntime",
            "OpenVINO": "runtimes/tinyvit-openvino"}
 engine_rounds = []
@@ -401,7 +404,7 @@ by_engine.round(2)
 # one image per call and at each engine's best batch, and served with the lab's tuned settings
 # (notebook 05) at 4 callers over gRPC, as above:
 
-# %%
+# %% demo
 from labkit.measure import record
 
 print("the lab's record:", record.CITED.relative_to(record.RESULTS.parent.parent))

@@ -45,7 +45,7 @@ random_weights = show.weights_banner()
 # than it uses between two requests (the lab's memory benchmark measured it, with and without,
 # side by side). The server log says how many threads each worker chose:
 
-# %%
+# %% demo
 from labkit.measure.panel import ScalingLab
 
 lab = ScalingLab("tinyvit")
@@ -59,7 +59,7 @@ print("\n".join(line for line in lab.server.log.splitlines() if "torch thread" i
 # the model's (`model-settings.json`), and `lab.run` has MLServer unload the model and load
 # it again with them, in the running server (its model repository API), in seconds:
 
-# %%
+# %% demo
 lab.table()
 
 # %% [markdown]
@@ -79,7 +79,7 @@ lab.table()
 # `parallel_workers > 0`, MLServer issue #1151). The same two workers as above, so `lab.run`
 # only loads the model again with batching, in the same server process:
 
-# %%
+# %% demo
 pid = lab.server.process.pid
 batched = lab.run(parallel_workers=2, max_batch_size=8, max_batch_time=0.02, concurrency=8)
 print(f"average batch: {batched['avg_batch']:.1f} images per predict() call")
@@ -93,11 +93,14 @@ print("same server process:", lab.server.process.pid == pid)
 # axis), and its two settings files written by you. The lab's server is stopped first, so
 # that the two do not share the cores while you measure.
 
+# %% demo
+lab.stop()
+print("running:", lab.server.running)
+
 # %%
 from labkit import checks
 from labkit.workspace import lab_service_copy
 
-lab.stop()
 folder = lab_service_copy("scaled")
 checks.check_each_write(folder)
 
@@ -139,7 +142,7 @@ checks.model_settings("scaled", batching=(8, 0.01))
 # %% [markdown]
 # Start it, as in notebook 01:
 
-# %%
+# %% demo
 from labkit.serving.terminal import terminal
 
 server = terminal("mlserver start scaled")
@@ -152,9 +155,7 @@ print("\n".join(line for line in server.log.splitlines() if "torch thread" in li
 # them above, and a mistake in them costs its points once); it shows that the server runs
 # what the files say. After a change, run the start cell again, then the check.
 
-# %%
-from labkit import checks
-
+# %% demo
 checks.scaling_turned_on(server)
 
 # %% [markdown]
@@ -163,7 +164,7 @@ checks.scaling_turned_on(server)
 # Measure your server at 8 concurrent callers twice, over REST and over gRPC. Same server,
 # same model, same images (JPEG bytes in the request):
 
-# %%
+# %% demo
 import pandas as pd
 from labkit.measure.panel import measure
 
@@ -176,7 +177,7 @@ transports[["transport", "requests", "errors", "throughput_rps", "p50_ms", "p95_
 # number, and then, because `requests` (like a browser) says it accepts gzip, compresses on
 # the same CPU (`gzip_enabled` is on by default in MLServer 1.7). Here is one REST answer:
 
-# %%
+# %% demo
 import gzip
 
 import requests
@@ -201,7 +202,7 @@ print(f"gRPC served {grpc / rest:.1f}x the requests per second of REST on your s
 # answered 17.6 images/s over REST with compression off and 6.2 with it on, about a third).
 # Stop your server before the next part:
 
-# %%
+# %% demo
 server.stop()
 
 # %% [markdown]
@@ -211,7 +212,7 @@ server.stop()
 # table and the plot. Its controls start at the last run's settings. Payload `numpy` is the
 # course text's pixels in JSON, `jpeg` the compact encoded image (notebook 02).
 
-# %%
+# %% demo
 lab.panel()
 
 # %% [markdown]
@@ -223,7 +224,7 @@ lab.panel()
 # configurations done, and the cell prints how long it took. Throughput and latency differ
 # from machine to machine; compare rows with each other, not with numbers from elsewhere.
 
-# %%
+# %% demo
 import time
 
 from labkit.config import quick_mode
@@ -240,12 +241,17 @@ results = lab.sweep(grid)
 print(f"{len(grid)} configurations measured in {time.monotonic() - started:.0f} s")
 results[["configuration", "concurrency", "errors", "throughput_rps", "p50_ms", "p95_ms", "avg_batch"]].round(1)
 
-# %%
+# %% while grading
+from labkit.checks.budget_pick import sweep_for_grading
+
+results = sweep_for_grading()  # the sweep's table, drawn: the check grades pick_configuration on any table
+
+# %% demo
 # NBVAL_CHECK_OUTPUT
 print("configurations measured:", sorted(set(results.configuration)))
 print("failed requests:", int(results.errors.sum()))
 
-# %%
+# %% demo
 figure = lab.plot(results)
 
 # %% [markdown]
@@ -350,7 +356,7 @@ hidden_checks.pick_configuration_function(pick_configuration, at_8)
 # and for the model; with a worker also the trip to it and back), **HTTP handling** (REST only)
 # and **client and transport** (sending, receiving, and for gRPC the gRPC layer's own queue).
 
-# %%
+# %% demo
 from labkit.measure import record
 
 path = record.CITED
@@ -358,7 +364,7 @@ stages = record.breakdown_table(path)
 print("the lab's record:", path.relative_to(record.RESULTS.parent.parent))
 figure = record.plot_breakdown(stages)
 
-# %%
+# %% demo
 stages.round(1)
 
 # %% [markdown]
@@ -382,7 +388,7 @@ stages.round(1)
 # The lab's tuned settings, and what they reached in the same record, against the engine alone
 # in the benchmark's own process (the limit), in rounds that alternate the two:
 
-# %%
+# %% demo
 import json
 
 report = json.loads(path.read_text())
@@ -403,7 +409,7 @@ print(f"its p50 at 1 caller minus the engine's own time in process: "
 # the same two cores: images per second, the median latency, the CPU milliseconds the server's
 # processes spend per image, and the server's memory after the load:
 
-# %%
+# %% demo
 record.peers_table(path).set_index(["server", "transport", "callers"])
 
 # %% [markdown]
@@ -429,7 +435,7 @@ record.peers_table(path).set_index(["server", "transport", "callers"])
 # and the gRPC request of "gRPC" go to this notebook's MLServer first, then to Triton: the same
 # lines, only the address changes.
 
-# %%
+# %% demo
 import grpc
 import requests
 from mlserver.codecs import NumpyCodec
@@ -463,7 +469,7 @@ answers = {("MLServer", "REST"): over_rest(lab.server.infer_url),
 # %% [markdown]
 # MLServer has answered. Stop it before Triton starts, so that only one of them holds memory:
 
-# %%
+# %% demo
 # NBVAL_CHECK_OUTPUT
 lab.stop()
 print("running:", lab.server.running)
@@ -475,7 +481,7 @@ print("running:", lab.server.running)
 # sends it the same two requests, and stops it. If not, it says how to get it: `make triton` in a
 # terminal, in the lab's folder (about a minute and 570 MB), then this cell again.
 
-# %%
+# %% demo
 import pandas as pd
 
 from labkit.model.export import DEFAULT_ONNX

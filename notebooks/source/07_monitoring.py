@@ -188,7 +188,7 @@ checks.served_rate_and_p95(served_rate_and_p95, before, after, load.summary["sec
 # Your function, applied to every second of a new load: the rate and p95 of your own server
 # over time, as a dashboard would draw them from Prometheus.
 
-# %%
+# %% demo
 readings, _ = metrics.plot_reading(server, served_rate_and_p95, seconds=6 if quick_mode() else 20, concurrency=8,
                                    interval=2)
 
@@ -285,16 +285,19 @@ from labkit import checks
 
 checks.custom_metric(confidence)
 
-# %%
+# %% demo
 confidence.stop()
 server.start();
+
+# %% while grading
+confidence.stop()
 
 # %% [markdown]
 # See issue #1151 for yourself, with a custom metric the lab's own service logs
 # (`tinyvit_batch_size`, images per `predict()` call): present with a parallel worker, missing
 # with `parallel_workers: 0`.
 
-# %%
+# %% demo
 # NBVAL_CHECK_OUTPUT
 for workers in (1, 0):
     if server.scaling["parallel_workers"] != workers:  # the server above has one worker
@@ -313,7 +316,7 @@ for workers in (1, 0):
 # `labkit.serving.prometheus` starts it on loopback against the running server, and you can query it
 # through its HTTP API:
 
-# %%
+# %% demo
 from labkit.serving import prometheus
 
 if prometheus.available():

@@ -463,3 +463,44 @@ def test_a_hand_in_that_hangs_costs_its_points_after_the_bound(released, tmp_pat
     feedback = (tmp_path / "out" / "feedback" / "frank" / "01_first_service.html").read_text()
     assert "took longer than 60 s" in feedback and "endless loop" in feedback
     assert lab_servers() == []
+
+
+def test_a_hand_in_that_grows_without_end_is_stopped_at_the_memory_bound_and_costs_only_its_own_points(
+        released, tmp_path):
+    # A predict() that keeps what it allocates, without end (about 1 GB/s): the grader stops that
+    # hand-in's kernel and servers at the bound; the hand-in graded beside it keeps its points.
+    first_service = mutate(correct_but_different()[("01_first_service", "first-service")],
+                           "        with torch.no_grad():",
+                           "        import time\n        kept = []\n        while True:\n"
+                           "            kept.append(b'x' * 50_000_000)\n            time.sleep(0.05)\n"
+                           "        with torch.no_grad():")
+    answers = {**correct_but_different(), ("01_first_service", "first-service"): first_service}
+    hand_in(released, tmp_path / "submissions" / "ivy", answers, notebooks=["01_first_service"])
+    hand_in(released, tmp_path / "submissions" / "jay", correct_but_different(), notebooks=["01_first_service"])
+    grade(tmp_path / "submissions", tmp_path / "out", notebooks=["01_first_service"], cell_timeout=600,
+          jobs=2, hand_in_memory_gib=2.5)
+    points = read_points(tmp_path / "out")
+    checks_of_01 = ["model-settings-check", "server-settings-check", "first-service-check", "metadata-check"]
+    assert {check: value for (student, check), value in points.items() if student == "ivy"} \
+        == dict.fromkeys(checks_of_01, 0.0)
+    assert sum(value for (student, _), value in points.items() if student == "jay") == 6
+    feedback = (tmp_path / "out" / "feedback" / "ivy" / "01_first_service.html").read_text()
+    assert "grew past 2.5 GiB of memory" in feedback and "keeps every batch" in feedback
+    with open(tmp_path / "out" / "timing.csv") as handle:
+        timing = {row["student"]: row for row in csv.DictReader(handle)}
+    assert timing["ivy"]["graded"] == "no" and timing["jay"]["graded"] == "yes"
+    assert 0 < float(timing["jay"]["peak_memory_mb"]) < 2.5 * 1024
+    assert lab_servers() == []
+
+
+def test_grading_skips_the_demonstrations_and_the_feedback_says_so(graded):
+    # The points of every hand-in above are the ones they got with every cell run (the same
+    # EXPECTED, from before the demonstrations were skipped); here: that they were skipped.
+    from labkit.instructor.demonstrations import SKIPPED
+
+    _, out, _ = graded
+    feedback = (out / "feedback" / "alice" / "05_scaling.html").read_text()
+    assert feedback.count(SKIPPED) >= 10
+    assert "lab.sweep(grid)" in feedback  # the student's own source, shown as handed in
+    assert "sweep_for_grading" not in feedback
+    assert (out / "feedback" / "alice" / "06_packaging.html").read_text().count(SKIPPED) == 0
