@@ -21,7 +21,7 @@ from pathlib import Path
 
 import nbformat
 from nbconvert.preprocessors import Preprocessor
-from traitlets import Unicode
+from traitlets import Bool, Unicode
 
 SKIPPED = "skipped while grading: a demonstration (no points depend on it)"
 _NBVAL_MARKER = re.compile(r"^# NBVAL_\w+[ \t]*\n?", re.M)
@@ -44,6 +44,7 @@ class SkipDemonstrations(Preprocessor):
     form instead (or nothing), with one line that says so."""
 
     source = Unicode("", help="the folder of the assignment's solution notebooks").tag(config=True)
+    enabled = Bool(True)  # nbconvert's preprocessors are off unless enabled; nbgrader registers it by name
 
     def preprocess(self, nb: nbformat.NotebookNode, resources: dict) -> tuple[nbformat.NotebookNode, dict]:
         name = resources.get("unique_key") or resources["nbgrader"]["notebook"]
@@ -65,6 +66,8 @@ class SkipDemonstrations(Preprocessor):
 class RestoreDemonstrations(Preprocessor):
     """After the hand-in ran: the skipped cells show the student's source again (their output
     says they were skipped)."""
+
+    enabled = Bool(True)
 
     def preprocess(self, nb: nbformat.NotebookNode, resources: dict) -> tuple[nbformat.NotebookNode, dict]:
         for cell in nb.cells:

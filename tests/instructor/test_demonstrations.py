@@ -114,3 +114,15 @@ def test_a_demonstration_the_student_changed_runs_as_written_and_a_hand_in_canno
     skipped, _ = SkipDemonstrations(source=str(tmp_path)).preprocess(hand_in, {"unique_key": "05_scaling"})
     assert [cell.source for cell in skipped.cells] == ["x = 1", "slow = measure(longer=True)",
                                                        f"print({SKIPPED!r})\n", "answer = 2", "assert answer == 2"]
+
+
+def test_nbgrader_runs_the_two_steps_as_its_config_names_them():
+    # nbconvert calls a preprocessor only when it is enabled (off by default); nbgrader builds
+    # them by name from the course's config, as here.
+    from nbconvert.exporters import NotebookExporter
+
+    exporter = NotebookExporter()
+    for name in ("labkit.instructor.demonstrations.SkipDemonstrations",
+                 "labkit.instructor.demonstrations.RestoreDemonstrations"):
+        exporter.register_preprocessor(name)
+        assert exporter._preprocessors[-1].enabled, name

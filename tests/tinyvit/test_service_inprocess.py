@@ -141,6 +141,7 @@ def growth_by_arm(checkpoint: str) -> dict:
     return {"grown": grown, "limit": freed.GROWTH_LIMIT}
 
 
+@pytest.mark.slow  # fresh processes that import torch, up to three: 30-90 s
 def test_after_large_batches_resident_memory_is_back_within_the_limit(checkpoint):
     """Issue 25: glibc keeps what a batch of 8 freed (about 0.1 GB a call, more over mixed
     batches); the service hands it back once resident memory grew by more than GROWTH_LIMIT.
