@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     python = sys.executable
     began = time.time()
     phases = {}
-    if args.started:
+    if args.started is not None:
         phases["setup"] = {"seconds": round(began - args.started, 1), "exit_code": 0}
     plan = [("lint", [str(Path(python).parent / "ruff"), "check", "labkit", "tests", "benchmarks", "tinyvit", "tools"]),
             ("pytest", [python, "-m", "pytest", "--durations=12", f"--junitxml={args.state / 'pytest.xml'}", "tests"]),
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     RECORDS.mkdir(parents=True, exist_ok=True)
     target = RECORDS / f"{datetime.datetime.now():%Y-%m-%dT%H%M%S}.json"
     target.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"\nthe run's record: {target.relative_to(ROOT)}")
+    print(f"\nthe run's record: {target}")
     for name, phase in phases.items():
         share = phase.get("others_cpu_share")
         busy = f", other processes took {share:.0%} of the CPU" if share is not None else ""

@@ -232,7 +232,7 @@ checks.model_settings("my-tinyvit")
 # > it succeeded, which is fine for your service. The lab's full service
 # > (`../tinyvit/serve-model.py`) uses it to drop the network.
 
-# %%
+# %% demo
 # NBVAL_CHECK_OUTPUT
 import inspect
 import sys

@@ -501,6 +501,6 @@ def test_grading_skips_the_demonstrations_and_the_feedback_says_so(graded):
     _, out, _ = graded
     feedback = (out / "feedback" / "alice" / "05_scaling.html").read_text()
     assert feedback.count(SKIPPED) >= 10
-    assert "lab.sweep(grid)" in feedback  # the student's own source, shown as handed in
-    assert "sweep_for_grading" not in feedback
+    # The student's own source, shown as handed in (highlighted: one span per name).
+    assert '<span class="n">sweep</span>' in feedback and "sweep_for_grading" not in feedback
     assert (out / "feedback" / "alice" / "06_packaging.html").read_text().count(SKIPPED) == 0

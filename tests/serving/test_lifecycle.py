@@ -14,7 +14,7 @@ from jupyter_client.manager import KernelManager
 from labkit.measure import metrics
 from labkit.serving import processes
 from labkit.serving.processes import group_alive, port_is_free, wait_until
-from tests.conftest import REPO
+from tests.conftest import REPO, engine_folder
 
 pytestmark = pytest.mark.slow
 
@@ -58,10 +58,10 @@ def run(manager: KernelManager, code: str, timeout: float = 240) -> str:
     return "".join(printed)
 
 
-def start_server_code(checkpoint, ports: dict = None) -> str:
+def start_server_code(folder, ports: dict = None) -> str:
     ports = ports or {}
     return (f"from labkit.serving.server import ModelServer\n"
-            f"server = ModelServer('tinyvit', weights={str(checkpoint)!r}, **{ports!r}).start(progress=False)\n"
+            f"server = ModelServer({str(folder)!r}, **{ports!r}).start(progress=False)\n"
             f"import json; print(json.dumps({{'pid': server.process.pid, 'ports': server.ports,\n"
             f"                                 'run_dir': str(server.run_dir)}}))\n")
 
@@ -70,11 +70,13 @@ def started_server(output: str) -> dict:
     return json.loads(output.strip().splitlines()[-1])
 
 
-def test_two_kernels_side_by_side_and_one_killed_mid_load(kernels, checkpoint):
-    # One pair of kernels for both stories (each MLServer start costs 10-20 s).
+def test_two_kernels_side_by_side_and_one_killed_mid_load(kernels, checkpoint, tmp_path):
+    # One pair of kernels for both stories. The server's lifecycle is what is tested, not the
+    # PyTorch service: the engine runtime (no torch) starts in about half the time.
     left, right = kernels(), kernels()
+    folder = engine_folder(tmp_path, checkpoint)
     # Default ports, as the notebooks use them: the second server must move to free ones.
-    servers = [started_server(run(kernel, start_server_code(checkpoint))) for kernel in (left, right)]
+    servers = [started_server(run(kernel, start_server_code(folder))) for kernel in (left, right)]
     assert set(servers[0]["ports"].values()).isdisjoint(servers[1]["ports"].values())
     for kernel in (left, right):
         output = run(kernel, "from labkit.client import infer, pixels_request, load_image\n"
@@ -82,7 +84,7 @@ def test_two_kernels_side_by_side_and_one_killed_mid_load(kernels, checkpoint):
         assert "(1, 21841)" in output
     # Re-running the start cell after an edit replaces this kernel's server; the other
     # kernel's server of the same folder keeps running.
-    output = run(left, start_server_code(checkpoint))
+    output = run(left, start_server_code(folder))
     assert "Stopping the server this kernel already runs for tinyvit/" in output
     assert wait_until(lambda: not group_alive(servers[0]["pid"]), timeout=30), "the old server still runs"
     assert group_alive(servers[1]["pid"])
@@ -103,7 +105,7 @@ def test_two_kernels_side_by_side_and_one_killed_mid_load(kernels, checkpoint):
 
     left.restart_kernel(now=True)
     left.lab_client.wait_for_ready(timeout=60)
-    second = servers[0] = started_server(run(left, start_server_code(checkpoint, first["ports"])))
+    second = servers[0] = started_server(run(left, start_server_code(folder, first["ports"])))
     assert second["ports"] == first["ports"], "the restarted kernel's server did not get the same ports"
     assert not (processes.pid_dir() / f"{first['pid']}.json").exists(), "stale pid file left behind"
     assert not os.path.exists(first["run_dir"]), "the dead kernel's run folder was left in the temp dir"

@@ -24,7 +24,7 @@ from labkit.measure.loadgen import payload_body
 from labkit.serving.processes import port_is_free
 from labkit.serving.server import ModelServer, ServerStartError
 from tests.helpers.network import answer_encoding, folder_digest, is_loopback, listening_addresses
-from tests.conftest import FREE_PORTS, REPO
+from tests.conftest import FREE_PORTS, REPO, engine_folder
 
 pytestmark = pytest.mark.slow
 
@@ -97,7 +97,7 @@ def test_a_service_that_fails_to_load_shows_the_students_file_and_line_first(tmp
 CHILD = textwrap.dedent("""
     import sys, time
     from labkit.serving.server import ModelServer
-    server = ModelServer("tinyvit", weights=sys.argv[1], parallel_workers=1,
+    server = ModelServer(sys.argv[1], parallel_workers=1,
                          http_port=0, grpc_port=0, metrics_port=0).start(progress=False)
     print(server.process.pid, server.run_dir, flush=True)
     time.sleep(600)
@@ -108,10 +108,12 @@ def group_alive(pgid):
     return processes.group_alive(pgid)
 
 
-def test_a_killed_parent_leaves_no_server_running_and_no_file_behind(checkpoint):
+def test_a_killed_parent_leaves_no_server_running_and_no_file_behind(checkpoint, tmp_path):
     # A kernel killed, or a JupyterHub server stopped past its grace: nobody is left to
     # call stop(), so the server's supervisor removes its run copy and pid file itself.
-    parent = subprocess.Popen([sys.executable, "-c", CHILD, str(checkpoint)], stdout=subprocess.PIPE,
+    # (Plumbing: the engine runtime, without torch, with one worker.)
+    folder = engine_folder(tmp_path, checkpoint)
+    parent = subprocess.Popen([sys.executable, "-c", CHILD, str(folder)], stdout=subprocess.PIPE,
                               cwd=REPO, text=True)
     try:
         server_pid, run_dir = parent.stdout.readline().split()
@@ -133,7 +135,7 @@ def test_a_killed_parent_leaves_no_server_running_and_no_file_behind(checkpoint)
 def test_stop_orphans_stops_a_server_whose_parent_is_gone(checkpoint, tmp_path):
     # A server started without the parent-death signal (another OS, a detached
     # process): only its pid file can find it.
-    run = ModelServer("tinyvit", weights=checkpoint, parallel_workers=0, **FREE_PORTS)
+    run = ModelServer(engine_folder(tmp_path / "folder", checkpoint), parallel_workers=0, **FREE_PORTS)
     run._choose_ports()
     run.run_dir = tmp_path
     run._write_run_copy(tmp_path / "model")
@@ -165,7 +167,7 @@ class Impostor(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_a_port_taken_while_the_server_starts_is_never_mistaken_for_it(checkpoint, monkeypatch, capsys):
+def test_a_port_taken_while_the_server_starts_is_never_mistaken_for_it(checkpoint, monkeypatch, capsys, tmp_path):
     # On a shared host two students start servers at once: between choosing the default
     # port and MLServer binding it (seconds later), another user's server may take it,
     # answer "ready" for the same model name, and get this student's requests and reloads.
@@ -181,7 +183,7 @@ def test_a_port_taken_while_the_server_starts_is_never_mistaken_for_it(checkpoin
 
     monkeypatch.setattr(ModelServer, "_choose_ports", choose_then_lose_the_port)
     try:
-        with ModelServer("tinyvit", weights=checkpoint, parallel_workers=0, **FREE_PORTS) as server:
+        with ModelServer(engine_folder(tmp_path, checkpoint), parallel_workers=0, **FREE_PORTS) as server:
             taken = impostors[0].server_address[1]
             assert server.ports["http_port"] != taken
             assert ("127.0.0.1", server.ports["http_port"]) in listening_addresses(server.process.pid)
