@@ -51,6 +51,9 @@ def test_the_archive_holds_no_solutions_sources_or_hidden_checks(members):
     assert not [name for name in names if "__pycache__" in name or name.startswith(("tests", "weights"))]
     # No file that answers an exercise: the lab's pinned tinyvit/requirements.txt is 06's answer.
     assert "tinyvit/requirements.txt" not in names and "tinyvit/serve-model.py" in names
+    # The tests' own tools and the instructor's records stay out: a student installs what the lab needs.
+    assert "requirements-dev.txt" not in names and "requirements.txt" in names
+    assert not [name for name in names if "test-runs" in name or "/grading-" in name]
     for name, (_, data) in members.items():
         if data is not None and name.endswith((".py", ".ipynb", ".md", ".json", ".txt", ".mk")):
             text = data.decode()
