@@ -16,15 +16,15 @@ name a demonstration defines is read by a cell that runs when graded.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import nbformat
 from nbconvert.preprocessors import Preprocessor
 from traitlets import Bool, Unicode
 
+from labkit.instructor.notebooks import NBVAL_MARKER
+
 SKIPPED = "skipped while grading: a demonstration (no points depend on it)"
-_NBVAL_MARKER = re.compile(r"^# NBVAL_\w+[ \t]*\n?", re.M)
 _STASH = "lab_skipped_source"
 
 
@@ -36,7 +36,7 @@ def demonstrations(notebook: nbformat.NotebookNode) -> dict[str, str]:
 
 def _as_given(source: str) -> str:
     """A cell's source as the student was given it (the release drops nbval's markers)."""
-    return _NBVAL_MARKER.sub("", source).strip()
+    return NBVAL_MARKER.sub("", source).strip()
 
 
 class SkipDemonstrations(Preprocessor):
@@ -53,8 +53,9 @@ class SkipDemonstrations(Preprocessor):
             return nb, resources
         master = nbformat.read(master_file, as_version=4)
         given = {cell.id: _as_given(cell.source) for cell in master.cells}
+        forms = demonstrations(master)
         for cell in nb.cells:
-            form = demonstrations(master).get(cell.get("id"))
+            form = forms.get(cell.get("id"))
             if (form is None or cell.cell_type != "code" or "nbgrader" in cell.metadata
                     or _as_given(cell.source) != given[cell.id]):
                 continue
