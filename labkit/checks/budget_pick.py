@@ -49,7 +49,7 @@ def scaling_choice(results: pd.DataFrame, pick: Pick, budget_ms: float) -> None:
             # Budgets far from the notebook's (0.4 and 2.5 times it): a function that reads the
             # notebook's budget_ms instead of its argument, or compares text, names another row.
             table, budget = drawn_table(results, rng, on_budget=number == 1, empty=number == DRAWN_TABLES - 1,
-                                        budget=budget_ms * (0.4 if number % 2 else 2.5))
+                                        budget=budget_ms * (0.4 if number % 2 else 2.5), just_over=number == 0)
             where = f"a table drawn for this check ({number + 1} of {DRAWN_TABLES})"
             _judge(table, _answer(table, pick, budget, where), budget, where)
     except CheckFailed as failure:
@@ -124,8 +124,11 @@ def _judge(results: pd.DataFrame, choice: object, budget_ms: float, where: str) 
         by_p50 = results[results.p50_ms <= budget_ms] if "p50_ms" in results else results.iloc[0:0]
         median = " (its p50 is within it: the budget is on the p95)" \
             if not by_p50.empty and by_p50.throughput_rps.idxmax() == choice else ""
+        p95 = f"{row.p95_ms:.0f} ms"
+        if row.p95_ms - budget_ms < 1:  # a p95 rounded or cut to whole milliseconds looks within
+            p95, median = f"{row.p95_ms:.1f} ms", " by less than a millisecond"
         raise CheckFailed(f"{on}, pick_configuration chose row {choice} ({row.configuration}), whose p95 is "
-                          f"{row.p95_ms:.0f} ms, over the {budget_ms:.0f} ms budget{median}.",
+                          f"{p95}, over the {budget_ms:.0f} ms budget{median}.",
                           "Only rows whose p95_ms is within budget_ms qualify.")
     better = [label for label in right if label is not None and label != choice]
     best = better[0]
@@ -154,14 +157,17 @@ def _is_label(choice: object, results: pd.DataFrame) -> bool:
 
 
 def drawn_table(like: pd.DataFrame, rng: np.random.Generator, on_budget: bool = False,
-                empty: bool = False, budget: float | None = None) -> tuple[pd.DataFrame, float]:
+                empty: bool = False, budget: float | None = None,
+                just_over: bool = False) -> tuple[pd.DataFrame, float]:
     """A table with the columns of ``like`` (so a stricter function that reads ``errors`` works)
     and a budget, drawn so that the plausible wrong picks each name another row than the right
     one: the lowest p95, the highest p95 within budget, the fastest row (over budget, with a p50
     within it, and just over it where the right row is not on it), a slower row within budget;
     with ``on_budget`` the right row's p95 is the budget itself ("within" includes it). With
     ``empty``, no row meets the budget (the answer is None). ``budget``: the table's budget
-    (drawn when None). Labels are drawn too."""
+    (drawn when None). With ``just_over``, a row faster than the right one is over the budget by less
+    than half a millisecond (a p95 rounded or cut to whole milliseconds before the comparison
+    takes it). Labels are drawn too."""
     import pandas as pd
 
     budget = float(budget if budget is not None else rng.integers(4, 16) * 50)
@@ -180,6 +186,8 @@ def drawn_table(like: pd.DataFrame, rng: np.random.Generator, on_budget: bool = 
     ]
     if not on_budget:  # within, closer to the budget than the right row and slower: the highest p95 within
         rows.append((float(rng.uniform(right, budget)), budget * 0.3, best * rng.uniform(0.4, 0.8)))
+    if just_over and not (on_budget or empty):
+        rows.append((budget + float(rng.uniform(0.1, 0.4)), budget * 0.45, best * rng.uniform(1.1, 1.25)))
     if empty:
         rows = [(budget * rng.uniform(1.1, 2.0), budget * 0.5, throughput) for _, _, throughput in rows]
     order = [int(index) for index in rng.permutation(len(rows)) if index != 0]

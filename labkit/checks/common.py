@@ -74,7 +74,13 @@ def compare_best_labels(labels: np.ndarray, scores: np.ndarray, expected_labels:
     (the reference runs on ONNX Runtime, whose scores differ from torch's by about 1e-6)."""
     labels = np.vectorize(lambda label: label.decode() if isinstance(label, bytes) else label,
                           otypes=[object])(np.asarray(labels, dtype=object))
-    scores = np.asarray(scores, dtype=np.float64)
+    try:
+        scores = np.asarray(scores, dtype=np.float64)
+    except (TypeError, ValueError):
+        shown = [str(value) for value in np.asarray(scores, dtype=object).ravel()[:3]]
+        raise CheckFailed(f"The scores are not numbers ({shown}...).",
+                          "A score is the probability of its label's class: a number, in the output named "
+                          "scores.", kind="scores") from None
     k = k or expected_labels.shape[1]
     expected_labels, expected_scores = _boundary_tie_for(labels, expected_labels, expected_scores, k)
     if all(isinstance(label, (int, np.integer)) or str(label).strip().isdigit() for label in labels.ravel()):

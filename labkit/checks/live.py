@@ -262,16 +262,17 @@ _STAGES = {"one image per request": _one_image_per_request, "a batch of images i
 
 
 def _wrong_at_an_earlier_stage(server: ModelServer, checkpoint: PathLike, stages: int) -> bool:
-    """Whether the service gives a wrong answer at one of the first ``stages`` stages (then
-    this check passes, saying where it is counted). Failures without an answer to judge
-    (no server, an error, missing outputs) are this check's failures too: raised."""
-    for what, stage in list(_STAGES.items())[:stages]:
+    """Whether the service gives a wrong answer, or an error, at one of the first ``stages``
+    stages after the first it passes (then this check passes, saying where it is counted).
+    A service that fails the first stage without an answer to judge (no server, an error on
+    every request, missing outputs) fails this check too: raised."""
+    for index, (what, stage) in enumerate(list(_STAGES.items())[:stages]):
         try:
             stage(server, checkpoint)
         except CheckFailed as failure:
-            if not failure.kind:
-                raise
-            passed(f"not charged here: with {what} your service already answers wrong, and the check of "
+            if not failure.kind and index == 0:
+                raise  # no right answer at all (an error on every request, no outputs): nothing to spare
+            passed(f"not charged here: with {what} your service already goes wrong, and the check of "
                    f"{what} counts that mistake (it names it). Once that check passes, this one grades what it "
                    "adds.")
             return True
@@ -340,9 +341,21 @@ def _not_stale(server: ModelServer) -> None:
                           "checks again.")
 
 
+ANSWER_TIMEOUT = 60.0  # seconds a check waits for the service's answer to one request
+
+
 def ask_top5(server: ModelServer, request: InferenceRequest, what: str) -> tuple[np.ndarray, np.ndarray]:
+    import requests
+
     try:
-        outputs = infer_outputs(server.infer_url, request)
+        outputs = infer_outputs(server.infer_url, request, timeout=ANSWER_TIMEOUT)
+    except requests.ReadTimeout:
+        # The server took the request and never answered: it runs, its predict() does not return.
+        raise CheckFailed(f"The server took {what} and gave no answer within {ANSWER_TIMEOUT:.0f} s, though it "
+                          "is running: "
+                          "predict() did not return.",
+                          f"Look for a loop that never ends in {_service_file(server)}; "
+                          f"{_log_of(server)} shows where it is busy.") from None
     except requests_errors() as error:
         raise CheckFailed(f"The server did not answer {what} ({type(error).__name__}): it is not running.",
                           "Run the cell that starts it and read what it printed.") from None

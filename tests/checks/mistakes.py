@@ -438,6 +438,14 @@ CATALOGUE += [
           PICK + "    within = results[results.p50_ms <= budget_ms]\n"
           "    return None if within.empty else within.throughput_rps.idxmax()\n",
           says=["over the", "its p50 is within it"], note="the budget on the p50"),
+    entry(P05, "case or type",
+          PICK + "    within = results[results.p95_ms.astype(int) <= budget_ms]\n"
+          "    return None if within.empty else within.throughput_rps.idxmax()\n",
+          says=["over the", "by less than a millisecond"], note="the p95 cut to whole milliseconds (helper session 3)"),
+    entry(P05, "case or type",
+          PICK + "    within = results[results.p95_ms.round() <= budget_ms]\n"
+          "    return None if within.empty else within.throughput_rps.idxmax()\n",
+          says=["over the", "by less than a millisecond"], note="the p95 rounded (helper session 3)"),
     entry(P05, "wrong value",
           PICK + "    within = results[results.p95_ms <= budget_ms]\n"
           "    return None if within.empty else within.p95_ms.idxmin()\n", says="It has the lowest p95",

@@ -4,6 +4,8 @@ import json
 import re
 
 import nbformat
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -115,6 +117,51 @@ def test_a_service_that_answers_every_request_as_its_first_is_charged_once(top5_
         capsys.readouterr()
         check(server, checkpoint=checkpoint)
         assert "not charged here: with one image per request" in capsys.readouterr().out
+
+
+def test_scores_that_are_not_numbers_are_named_not_a_crash_of_the_check(top5_server, checkpoint):
+    # helper session 3: scores written as text ("0.0%") crashed the check with a ValueError.
+    code = mutate(solution_service_code(), "NumpyCodec.encode_output(\"scores\", scores.astype(np.float32))",
+                  "NumpyCodec.encode_output(\"scores\", np.char.add(np.round(100 * scores, 1).astype(str), \"%\"))")
+    server = serve(top5_server, code)
+    with pytest.raises(checks.CheckFailed, match="The scores are not numbers"):
+        checks.top5_service(server, checkpoint=checkpoint)
+
+
+def test_a_service_right_for_one_image_that_fails_on_batches_is_charged_once(top5_server, checkpoint, capsys):
+    # helper session 3: an error on every batch cost the batch check and the hidden batching check.
+    code = mutate(solution_service_code(), "scores = np.take_along_axis(probabilities, top, axis=1)",
+                  "scores = probabilities[np.arange(len(images)), top]")
+    server = serve(top5_server, code)
+    checks.top5_service(server, checkpoint=checkpoint)
+    with pytest.raises(checks.CheckFailed, match="HTTP 500"):
+        checks.top5_batch(server, checkpoint=checkpoint)
+    capsys.readouterr()
+    hidden_checks.top5_under_adaptive_batching(server, checkpoint=checkpoint)
+    assert "not charged here: with a batch of images in one request" in capsys.readouterr().out
+
+
+def test_a_predict_that_never_returns_is_named_as_such_not_as_a_server_that_is_not_running(monkeypatch):
+    # helper session 3: "it is not running" after the timeout, for a server that runs.
+    import socket
+    from types import SimpleNamespace
+
+    from labkit.checks import live
+    from labkit.client import pixels_request
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)  # takes the connection, never answers
+    monkeypatch.setattr(live, "ANSWER_TIMEOUT", 1.0)
+    server = SimpleNamespace(infer_url=f"http://127.0.0.1:{listener.getsockname()[1]}/v2/models/top5/infer",
+                             model_settings={"implementation": "serve-model.TopFiveModel"},
+                             model_dir=Path("top5"))
+    try:
+        with pytest.raises(checks.CheckFailed, match="predict\\(\\) did not return") as caught:
+            live.ask_top5(server, pixels_request([np.zeros((8, 8, 3), np.uint8)]), "one image")
+    finally:
+        listener.close()
+    assert "not running" not in str(caught.value) and "serve-model.py" in caught.value.hint
 
 
 def test_top5_ordered_by_label_fails_with_a_hint(top5_server, checkpoint):
