@@ -70,13 +70,20 @@ def test_the_solution_passes_every_check(top5_server, checkpoint, capsys):
     assert capsys.readouterr().out.count("✔") == 4
 
 
-def test_a_service_that_answers_only_the_first_image_fails_the_batch_checks(top5_server, checkpoint, capsys):
+@pytest.mark.parametrize("old, new, failure", [
+    # only the first image's row: a batch gets one row for three images
+    (*FIRST_IMAGE_ONLY, "expected \\(3, 5\\)"),
+    # helper session 3: an error on every batch cost the batch check and the hidden batching check
+    ("scores = np.take_along_axis(probabilities, top, axis=1)", "scores = probabilities[np.arange(len(images)), top]",
+     "HTTP 500"),
+], ids=["first image only", "error on batches"])
+def test_a_service_right_for_one_image_and_wrong_for_a_batch_is_charged_once_by_the_batch_check(
+        top5_server, checkpoint, capsys, old, new, failure):
     from labkit.checks import live
 
-    code = mutate(solution_service_code(), *FIRST_IMAGE_ONLY)
-    server = serve(top5_server, code)
+    server = serve(top5_server, mutate(solution_service_code(), old, new))
     checks.top5_service(server, checkpoint=checkpoint)
-    with pytest.raises(checks.CheckFailed, match="expected \\(3, 5\\)"):
+    with pytest.raises(checks.CheckFailed, match=failure):
         checks.top5_batch(server, checkpoint=checkpoint)
     # The hidden check meets a service already wrong at a batch: one mistake costs once, in the
     # batch check. Read from the service's answers, not from which checks ran before: the same
@@ -126,19 +133,6 @@ def test_scores_that_are_not_numbers_are_named_not_a_crash_of_the_check(top5_ser
     server = serve(top5_server, code)
     with pytest.raises(checks.CheckFailed, match="The scores are not numbers"):
         checks.top5_service(server, checkpoint=checkpoint)
-
-
-def test_a_service_right_for_one_image_that_fails_on_batches_is_charged_once(top5_server, checkpoint, capsys):
-    # helper session 3: an error on every batch cost the batch check and the hidden batching check.
-    code = mutate(solution_service_code(), "scores = np.take_along_axis(probabilities, top, axis=1)",
-                  "scores = probabilities[np.arange(len(images)), top]")
-    server = serve(top5_server, code)
-    checks.top5_service(server, checkpoint=checkpoint)
-    with pytest.raises(checks.CheckFailed, match="HTTP 500"):
-        checks.top5_batch(server, checkpoint=checkpoint)
-    capsys.readouterr()
-    hidden_checks.top5_under_adaptive_batching(server, checkpoint=checkpoint)
-    assert "not charged here: with a batch of images in one request" in capsys.readouterr().out
 
 
 def test_a_predict_that_never_returns_is_named_as_such_not_as_a_server_that_is_not_running(monkeypatch):
