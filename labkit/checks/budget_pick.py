@@ -43,15 +43,28 @@ def scaling_choice(results: pd.DataFrame, pick: Pick, budget_ms: float) -> None:
             # First: a label written into the function, or a position that is a label too,
             # names another row when the labels change (named as such, not as a wrong row).
             _same_row_under_other_labels(results, pick, budget_ms, choice)
-        _judge(results, choice, budget_ms, "your table")
         rng = np.random.default_rng()
-        for number in range(DRAWN_TABLES):
-            # Budgets far from the notebook's (0.4 and 2.5 times it): a function that reads the
-            # notebook's budget_ms instead of its argument, or compares text, names another row.
-            table, budget = drawn_table(results, rng, on_budget=number == 1, empty=number == DRAWN_TABLES - 1,
-                                        budget=budget_ms * (0.4 if number % 2 else 2.5), just_over=number == 0)
-            where = f"a table drawn for this check ({number + 1} of {DRAWN_TABLES})"
-            _judge(table, _answer(table, pick, budget, where), budget, where)
+        # Budgets far from the notebook's (0.4 and 2.5 times it): a function that reads the
+        # notebook's budget_ms instead of its argument, or compares text, names another row.
+        tables = [(results, budget_ms, "your table")] + [
+            (*drawn_table(results, rng, on_budget=number == 1, empty=number == DRAWN_TABLES - 1,
+                          budget=_whole(budget_ms * (0.4 if number % 2 else 2.5)), just_over=number == 0),
+             f"a table drawn for this check ({number + 1} of {DRAWN_TABLES})") for number in range(DRAWN_TABLES)]
+
+        def evidence() -> list:
+            """What the function chooses on every table, to name the misreading that agrees with
+            it on all of them (one table alone often fits several)."""
+            seen = []
+            for table, budget, _ in tables:
+                try:
+                    seen.append((table, budget, pick(table.copy(), budget)))
+                except Exception:  # named where it happens, if that table is reached
+                    continue
+            return seen
+
+        for number, (table, budget, where) in enumerate(tables):
+            chosen = choice if number == 0 else _answer(table, pick, budget, where)
+            _judge(table, chosen, budget, where, evidence)
     except CheckFailed as failure:
         if failure.kind != "unwritten":  # an untouched function earns no points anywhere
             try:
@@ -63,6 +76,12 @@ def scaling_choice(results: pd.DataFrame, pick: Pick, budget_ms: float) -> None:
         if choice is not None else "no row (None)"
     passed(f"on your table, {row} meets the {budget_ms:.0f} ms p95 budget with the best throughput; right on "
            f"{DRAWN_TABLES} tables drawn for this check too")
+
+
+def _whole(budget_ms: float) -> float:
+    """A drawn table's budget in whole tens of milliseconds, as budgets are written: a p95
+    rounded to tens (``round(-1)``) then takes the row just over it."""
+    return float(max(10, round(budget_ms / 10) * 10))
 
 
 def _answer(results: pd.DataFrame, pick: Pick, budget_ms: float, where: str) -> object:
@@ -92,8 +111,10 @@ def _short(value: object) -> str:
     return text if len(text) < 60 else text[:57] + "..."
 
 
-def _judge(results: pd.DataFrame, choice: object, budget_ms: float, where: str) -> None:
-    """CheckFailed naming what a wrong ``choice`` on ``results`` did."""
+def _judge(results: pd.DataFrame, choice: object, budget_ms: float, where: str,
+           evidence: Callable[[], list] = lambda: []) -> None:
+    """CheckFailed naming what a wrong ``choice`` on ``results`` did (``evidence``: the
+    function's choices on every table of the check, read only for a wrong one)."""
     feasible = results[results.p95_ms <= budget_ms]
     clean = feasible[feasible.errors == 0] if "errors" in feasible else feasible
     # The right answers: the best row within budget, or (stricter) the best without failed requests.
@@ -120,26 +141,74 @@ def _judge(results: pd.DataFrame, choice: object, budget_ms: float, where: str) 
         raise CheckFailed(f"{on}, pick_configuration returned {choice!r}, which is not a row label of the table.",
                           "Return the row's label, as the table shows it on the left.")
     row = results.loc[choice]
+    misreading = _misreading([(results, budget_ms, choice), *evidence()])
     if not row.p95_ms <= budget_ms:
-        by_p50 = results[results.p50_ms <= budget_ms] if "p50_ms" in results else results.iloc[0:0]
-        median = " (its p50 is within it: the budget is on the p95)" \
-            if not by_p50.empty and by_p50.throughput_rps.idxmax() == choice else ""
-        p95 = f"{row.p95_ms:.0f} ms"
+        p95, remark = f"{row.p95_ms:.0f} ms", f". {misreading}" if misreading else "."
         if row.p95_ms - budget_ms < 1:  # a p95 rounded or cut to whole milliseconds looks within
-            p95, median = f"{row.p95_ms:.1f} ms", " by less than a millisecond"
+            p95, remark = f"{row.p95_ms:.1f} ms", " by less than a millisecond."
         raise CheckFailed(f"{on}, pick_configuration chose row {choice} ({row.configuration}), whose p95 is "
-                          f"{p95}, over the {budget_ms:.0f} ms budget{median}.",
+                          f"{p95}, over the {budget_ms:.0f} ms budget{remark}",
                           "Only rows whose p95_ms is within budget_ms qualify.")
     better = [label for label in right if label is not None and label != choice]
     best = better[0]
-    lowest = " It has the lowest p95, which is not what the budget asks for." \
-        if results.p95_ms.idxmin() == choice else ""
     if results.p95_ms[best] == budget_ms:
-        lowest += f" Row {best}'s p95 is the budget itself: it is within the budget."
+        misreading = f"{misreading} Row {best}'s p95 is the budget itself: it is within the budget.".strip()
+    misreading = f" {misreading}" if misreading else ""
     raise CheckFailed(f"{on}, pick_configuration chose row {choice}. Row {best} also meets the budget and serves "
                       f"more requests per second ({results.throughput_rps[best]:.1f} vs "
-                      f"{row.throughput_rps:.1f}).{lowest}",
+                      f"{row.throughput_rps:.1f}).{misreading}",
                       "Among the rows within budget, the one with the highest throughput wins.")
+
+
+def _same(first: object, second: object) -> bool:
+    try:
+        return bool(first == second) if first is not None and second is not None else first is second
+    except (TypeError, ValueError):
+        return False
+
+
+def _fastest(rows: pd.DataFrame) -> object:
+    return None if rows.empty else rows.throughput_rps.idxmax()
+
+
+def _within(results: pd.DataFrame, column: str, budget_ms: float) -> pd.DataFrame:
+    return results[results[column] <= budget_ms] if column in results else results.iloc[0:0]
+
+
+# Plausible misreadings of the exercise, each as the row it chooses on a table: a wrong choice
+# that one of them reproduces is named by it (what the function did, not the code to write).
+MISREADINGS: list[tuple[str, Callable[[pd.DataFrame, float], object]]] = [
+    ("reads the budget off the p50", lambda t, b: _fastest(_within(t, "p50_ms", b))),
+    ("reads the budget off the p99", lambda t, b: _fastest(_within(t, "p99_ms", b))),
+    ("takes the fastest row whatever its p95 (a budget ignored, or read in other units)",
+     lambda t, b: _fastest(t)),
+    *[(f"lets the p95 exceed the budget by {share:.0%}",
+       lambda t, b, share=share: _fastest(t[t.p95_ms <= b * (1 + share)])) for share in (0.05, 0.1, 0.2)],
+    ("takes the lowest p95, which is not what the budget asks for",
+     lambda t, b: _within(t, "p95_ms", b).p95_ms.idxmin() if not _within(t, "p95_ms", b).empty else None),
+    ("takes the highest p95 within the budget", lambda t, b: _within(t, "p95_ms", b).p95_ms.idxmax()
+     if not _within(t, "p95_ms", b).empty else None),
+    ("takes the first row within the budget", lambda t, b: next(iter(_within(t, "p95_ms", b).index), None)),
+    ("takes the last row within the budget", lambda t, b: next(reversed(_within(t, "p95_ms", b).index), None)),
+    ("takes the largest avg_batch within the budget", lambda t, b: _within(t, "p95_ms", b).avg_batch.idxmax()
+     if "avg_batch" in t and not _within(t, "p95_ms", b).empty else None),
+]
+
+
+def _misreading(evidence: list) -> str:
+    """"That is the row a pick that ... chooses.", for the misreadings that choose what the
+    function chose on every table of ``evidence`` ((table, budget, choice); the first is the
+    table judged), at most two named; none: empty."""
+    named = []
+    for what, rule in MISREADINGS:
+        try:
+            if all(_same(rule(table, budget), choice) for table, budget, choice in evidence):
+                named.append(what)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue
+    if not named:
+        return ""
+    return f"That is the row a pick that {' or that '.join(named[:2])} chooses."
 
 
 def _is_right(choice: object, right: set) -> bool:
@@ -180,7 +249,11 @@ def drawn_table(like: pd.DataFrame, rng: np.random.Generator, on_budget: bool = 
     over = rng.uniform(1.2, 2.0) if on_budget else rng.uniform(1.02, 1.08)
     rows = [  # (p95, p50, throughput)
         (budget if on_budget else right, budget * 0.4, best),  # the right one
-        (budget * over, budget * rng.uniform(0.5, 0.9), best * rng.uniform(1.3, 2.0)),  # fastest
+        # The fastest; its p50 is within the budget, except on the table with a row on the budget
+        # (where a budget read off the p50 then picks the right row: the tables tell it apart
+        # from a budget ignored).
+        (budget * over, budget * (rng.uniform(1.05, 1.15) if on_budget else rng.uniform(0.5, 0.9)),
+         best * rng.uniform(1.3, 2.0)),
         (budget * rng.uniform(0.1, 0.3), budget * 0.05, best * rng.uniform(0.3, 0.6)),  # lowest p95
         (budget * rng.uniform(0.4, 0.55), budget * 0.2, best * rng.uniform(0.65, 0.9)),  # within, slower
     ]
@@ -204,9 +277,30 @@ def drawn_table(like: pd.DataFrame, rng: np.random.Generator, on_budget: bool = 
     if "p50_ms" in table:
         table["p50_ms"] = [round(rows[index][1], 1) for index in order]
     table["throughput_rps"] = [round(rows[index][2], 1) for index in order]
+    if "avg_batch" in table:  # the largest batches within budget: the slower row, neither the right one
+        # nor the lowest p95, so each of those picks is named by what it did
+        batches = {0: 1.0, 2: rng.uniform(1.2, 1.8), 3: rng.uniform(3.2, 4.0)}
+        table["avg_batch"] = [round(float(batches.get(index, rng.uniform(2.0, 3.0))), 1) for index in order]
+    return agreeing_columns(table, like, rng), budget
+
+
+def agreeing_columns(table: pd.DataFrame, like: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """``table`` (rows of ``like`` with new p95, p50 and throughput) with the other columns
+    made to agree with those, as in a measured table: a pick that reads one of them (the p99,
+    images or requests) meets the numbers it would meet in a sweep, not stale ones."""
+    if "p99_ms" in table:
+        table["p99_ms"] = [round(p95 * float(rng.uniform(1.05, 1.2)), 1) for p95 in table.p95_ms]
+    if "p50_ms" in table and (table.p50_ms.isna() | (table.p50_ms > table.p95_ms)).any():
+        table["p50_ms"] = [round(p95 * float(rng.uniform(0.4, 0.8)), 1) for p95 in table.p95_ms]
+    if "images_per_s" in table and not like.empty:
+        ratio = (like.images_per_s / like.throughput_rps).replace([np.inf, -np.inf], np.nan).fillna(1.0)
+        table["images_per_s"] = [round(rate * float(ratio.iloc[index % len(like)]), 1)
+                                 for index, rate in enumerate(table.throughput_rps)]
+    if "requests" in table and "seconds" in table:
+        table["requests"] = [int(rate * seconds) for rate, seconds in zip(table.throughput_rps, table.seconds)]
     if "errors" in table:
         table["errors"] = 0
-    return table, budget
+    return table
 
 
 def _same_row_under_other_labels(results: pd.DataFrame, pick: Pick, budget_ms: float, choice: object) -> None:

@@ -38,13 +38,16 @@ SAME_SIZE = 150  # pixels: every check image is at least this high and wide
 
 
 def distinct_images(count: int, checkpoint: PathLike = weights.DEFAULT_CHECKPOINT,
-                    jpeg: bool = False, same_size: bool = False) -> tuple[list, list, list]:
+                    jpeg: bool = False, same_size: bool = False,
+                    rng: np.random.Generator | None = None) -> tuple[list, list, list]:
     """``count`` check images (names, images, JPEG files or []) drawn for this call whose
     top classes all differ in the in-process model, so an answer for the wrong image, a
     constant or a cached answer fails. With ``jpeg`` the images are the decoded files (what
-    the server sees); ``same_size`` crops them all to one size (one pixels array)."""
+    the server sees); ``same_size`` crops them all to one size (one pixels array); ``rng``
+    draws them (default: a fresh generator, new images on every call)."""
+    rng = rng or np.random.default_rng()
     for _ in range(10):
-        named = check_images()[:count]
+        named = check_images(rng)[:count]
         if same_size:
             named = [(name, np.ascontiguousarray(image[:SAME_SIZE, :SAME_SIZE])) for name, image in named]
         files = [encode_jpeg(image) for _, image in named] if jpeg else []
@@ -81,6 +84,12 @@ def compare_best_labels(labels: np.ndarray, scores: np.ndarray, expected_labels:
         raise CheckFailed(f"The scores are not numbers ({shown}...).",
                           "A score is the probability of its label's class: a number, in the output named "
                           "scores.", kind="scores") from None
+    sums = scores.sum(axis=1) if scores.ndim == 2 else np.zeros(1)
+    if ((scores >= 0) & (scores <= 1 + 1e-6)).all() and (sums > 1 + 1e-3).any():
+        row = int(np.argmax(sums > 1 + 1e-3))
+        raise CheckFailed(f"The scores of row {row} add up to {sums[row]:.4g}: they are not the probabilities of one "
+                          "image's classes, which add up to at most 1.",
+                          "Take the softmax over the classes of each image, not over another axis.", kind="scores")
     k = k or expected_labels.shape[1]
     expected_labels, expected_scores = _boundary_tie_for(labels, expected_labels, expected_scores, k)
     if all(isinstance(label, (int, np.integer)) or str(label).strip().isdigit() for label in labels.ravel()):

@@ -234,13 +234,33 @@ def service_server(where: ModelServer | PathLike, implementation: str = TOP5_IMP
 # asks the service what the earlier stages ask, in silence; where the service already gives a
 # wrong answer there, that stage's check is charged and the later one is not. Read from the
 # service's behaviour, not from which checks ran before in the kernel: it grades the same at
-# home, in any order, and under `make grade`. A service that does not answer at all (an error,
-# no outputs) fails every stage: it earns nothing anywhere.
+# home, in any order, and under `make grade`. A service that does not answer at all (an error
+# on every request) fails every stage: it earns nothing anywhere. Outputs under other names are
+# charged by the first stage; later stages read them by their types (text and numbers) and
+# grade what they carry.
+#
+# Each stage draws its images from a generator seeded by the service's own code and the
+# stage: the silent run of a stage sees exactly the images its own check sees, so a mistake
+# that shows on some images only (a sort across the rows, say) gets one verdict, counted
+# once; and one hand-in gets the same images at home and under `make grade`. Another version
+# of the code draws other images.
 
 
-def _one_image_per_request(server: ModelServer, checkpoint: PathLike) -> list[str]:
-    names, images, _ = distinct_images(2, checkpoint)
-    answers = [ask_top5(server, pixels_request([image]), name) for name, image in zip(names, images)]
+def _draws(server: ModelServer, stage: str) -> np.random.Generator:
+    """The generator of a stage's images: seeded by the service's code and the stage's name."""
+    import hashlib
+
+    try:
+        code = (server.model_dir / _service_file(server)).read_bytes()
+    except OSError:
+        return np.random.default_rng()
+    digest = hashlib.sha256(code + stage.encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def _one_image_per_request(server: ModelServer, checkpoint: PathLike, by_type: bool = False) -> list[str]:
+    names, images, _ = distinct_images(2, checkpoint, rng=_draws(server, "one image per request"))
+    answers = [ask_top5(server, pixels_request([image]), name, by_type) for name, image in zip(names, images)]
     for labels, scores in answers:
         check_shapes(labels, scores, images=1)
     labels, scores = np.concatenate([a[0] for a in answers]), np.concatenate([a[1] for a in answers])
@@ -250,9 +270,10 @@ def _one_image_per_request(server: ModelServer, checkpoint: PathLike) -> list[st
             "scores, best first"]
 
 
-def _one_batch(server: ModelServer, checkpoint: PathLike) -> list[str]:
-    _, decoded, files = distinct_images(3, checkpoint, jpeg=True)
-    labels, scores = ask_top5(server, files_request(files), "a batch of 3 different JPEG images of different sizes")
+def _one_batch(server: ModelServer, checkpoint: PathLike, by_type: bool = False) -> list[str]:
+    _, decoded, files = distinct_images(3, checkpoint, jpeg=True, rng=_draws(server, "a batch"))
+    labels, scores = ask_top5(server, files_request(files), "a batch of 3 different JPEG images of different sizes",
+                              by_type)
     check_shapes(labels, scores, images=3)
     compare_best_labels(labels, scores, *reference_model(checkpoint).best_labels(decoded, 6), k=5)
     return ["a batch of 3 images of different sizes gets 3 correct rows, labels and scores"]
@@ -261,21 +282,34 @@ def _one_batch(server: ModelServer, checkpoint: PathLike) -> list[str]:
 _STAGES = {"one image per request": _one_image_per_request, "a batch of images in one request": _one_batch}
 
 
-def _wrong_at_an_earlier_stage(server: ModelServer, checkpoint: PathLike, stages: int) -> bool:
+def _wrong_at_an_earlier_stage(server: ModelServer, checkpoint: PathLike, stages: int) -> bool | None:
     """Whether the service gives a wrong answer, or an error, at one of the first ``stages``
-    stages after the first it passes (then this check passes, saying where it is counted).
-    A service that fails the first stage without an answer to judge (no server, an error on
-    every request, missing outputs) fails this check too: raised."""
+    stages after the first it passes: True (then this check passes, saying where it is
+    counted); False when it passes them all; None when it passes them with its outputs read by
+    their types (their names are counted by the first stage). A service that fails the first
+    stage without an answer to judge (no server, an error on every request) fails this check
+    too: raised."""
+    by_type = False
     for index, (what, stage) in enumerate(list(_STAGES.items())[:stages]):
         try:
-            stage(server, checkpoint)
+            try:
+                stage(server, checkpoint, by_type)
+            except CheckFailed as failure:
+                if failure.kind != "output names" or by_type:
+                    raise
+                by_type = True  # the first stage counts the names; grade what the outputs carry
+                stage(server, checkpoint, by_type)
         except CheckFailed as failure:
-            if not failure.kind and index == 0:
-                raise  # no right answer at all (an error on every request, no outputs): nothing to spare
+            if not failure.kind and index == 0 or failure.kind == "output names":
+                raise  # no right answer at all (an error on every request, no outputs to read): nothing to spare
             passed(f"not charged here: with {what} your service already goes wrong, and the check of "
                    f"{what} counts that mistake (it names it). Once that check passes, this one grades what it "
                    "adds.")
             return True
+    if by_type:
+        passed("your outputs read by their types (the labels are text, the scores numbers): their names are "
+               "counted by the check of one image per request")
+        return None
     return False
 
 
@@ -296,9 +330,10 @@ def top5_batch(server: ModelServer | PathLike, checkpoint: PathLike = weights.DE
     that answers one image per request wrong is charged by :func:`top5_service` only."""
     server = service_server(server)
     _not_stale(server)
-    if _wrong_at_an_earlier_stage(server, checkpoint, stages=1):
+    earlier = _wrong_at_an_earlier_stage(server, checkpoint, stages=1)
+    if earlier:
         return
-    for line in _one_batch(server, checkpoint):
+    for line in _one_batch(server, checkpoint, by_type=earlier is None):
         passed(line)
 
 
@@ -314,15 +349,17 @@ def top5_under_batching(server: ModelServer | PathLike, checkpoint: PathLike = w
 
     server = service_server(server)
     _not_stale(server)
-    if _wrong_at_an_earlier_stage(server, checkpoint, stages=2):
+    earlier = _wrong_at_an_earlier_stage(server, checkpoint, stages=2)
+    if earlier:
         return
+    by_type = earlier is None
     server.reload(max_batch_size=callers, max_batch_time=0.1)
     groups = [[index % 4] if index % 2 == 0 else [index % 4, (index + 1) % 4] for index in range(callers)]
-    for _ in range(2):
-        _, images, files = distinct_images(4, checkpoint, jpeg=True)
+    for round_ in range(2):
+        _, images, files = distinct_images(4, checkpoint, jpeg=True, rng=_draws(server, f"batching round {round_}"))
         with ThreadPoolExecutor(len(groups)) as pool:
             answers = list(pool.map(lambda group: ask_top5(server, files_request([files[i] for i in group]),
-                                                           "concurrent requests"), groups))
+                                                           "concurrent requests", by_type), groups))
         expected_labels, expected_scores = reference_model(checkpoint).best_labels(images, 6)
         for group, (labels, scores) in zip(groups, answers):
             check_shapes(labels, scores, images=len(group))
@@ -344,7 +381,11 @@ def _not_stale(server: ModelServer) -> None:
 ANSWER_TIMEOUT = 60.0  # seconds a check waits for the service's answer to one request
 
 
-def ask_top5(server: ModelServer, request: InferenceRequest, what: str) -> tuple[np.ndarray, np.ndarray]:
+def ask_top5(server: ModelServer, request: InferenceRequest, what: str,
+             by_type: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The labels and scores of the service's answer to ``request``; ``by_type``: outputs
+    under other names are read by their types, when there are two, one of text and one of
+    numbers (a later stage grades what they carry; the first stage counts the names)."""
     import requests
 
     try:
@@ -370,10 +411,15 @@ def ask_top5(server: ModelServer, request: InferenceRequest, what: str) -> tuple
                           "Return exactly one row per image of the request: under adaptive batching "
                           "MLServer splits your rows between the callers.", kind="rows") from None
     missing = {"labels", "scores"} - set(outputs)
+    if missing and by_type:
+        text = [value for value in outputs.values() if np.asarray(value).dtype.kind in "OUS"]
+        numbers = [value for value in outputs.values() if np.asarray(value).dtype.kind in "fiu"]
+        if len(text) == 1 and len(numbers) == 1:
+            return text[0], numbers[0]
     if missing:
         raise CheckFailed(f"The response has no output named {sorted(missing)} (it has {sorted(outputs)}).",
-                          "Return two outputs: NumpyCodec.encode_output('labels', ...) and "
-                          "NumpyCodec.encode_output('scores', ...).")
+                          "A client reads the outputs by name: the exercise names the two it reads.",
+                          kind="output names")
     return outputs["labels"], outputs["scores"]
 
 
@@ -464,9 +510,18 @@ def custom_metric(server: ModelServer, metric: str = CONFIDENCE_METRIC,
     images = sum(len(batch) for batch in batches)
     count = metrics.total(after, f"{metric}_count") - metrics.total(before, f"{metric}_count")
     if count <= 0:
+        others = sorted(name for name in metrics.custom_histograms(server.metrics_url) if name != metric
+                        and metrics.total(after, f"{name}_count") > metrics.total(before, f"{name}_count"))
+        if others:
+            raise CheckFailed(f"{metric} did not appear on /metrics after {len(batches)} requests; your service "
+                              f"logged {others} instead.",
+                              "The metric's name is the keyword you give mlserver.log: use the name the exercise "
+                              "gives.")
+        workers = server.scaling["parallel_workers"]
         raise CheckFailed(f"{metric} did not appear on /metrics after {len(batches)} requests.",
-                          "Log it with mlserver.log from predict(), and run the server with parallel_workers > 0 "
-                          "(MLServer issue #1151).")
+                          "Log it with mlserver.log from predict(), once per image."
+                          if workers else "Log it with mlserver.log from predict(), and run the server with "
+                          "parallel_workers > 0 (MLServer issue #1151).")
     if count != images:
         raise CheckFailed(f"{metric} got {count:g} observations for {images} images sent in {len(batches)} "
                           "requests of 2, 1 and 3 images.",

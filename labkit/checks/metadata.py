@@ -61,13 +61,14 @@ def declared_metadata(where: ModelServer | PathLike, declaration: dict | None = 
     inputs, outputs = metadata.get("inputs") or [], metadata.get("outputs") or []
     _check_declared({"inputs": inputs, "outputs": outputs}, f"GET /v2/models/{server.name}")
     names, images, _ = distinct_images(2, checkpoint)
+    _no_size_fixed_that_varies(server, inputs, names[0], images[0])
     for name, image in zip(names, images):
         body = {"inputs": [_tensor_for(f"inputs[{index}]", tensor, image) for index, tensor in enumerate(inputs)]}
         answer = requests.post(server.infer_url, json=body, timeout=120)
         if not answer.ok:
             raise CheckFailed(f"A request built from the metadata alone ({_describe(inputs)}), for {name} of "
                               f"{image.shape[0]}x{image.shape[1]} pixels, was refused: HTTP {answer.status_code} "
-                              f"{_message(answer)}. {_refused_field(server, inputs, image)}",
+                              f"{_message(answer)}. {_refused_field(server, inputs, image, _message(answer))}",
                               "Declare what your predict() takes, as a client has to send it: the input's name, "
                               "the datatype of its values, and its axes (-1 for one whose length varies).")
         _compare_outputs(outputs, answer.json().get("outputs") or [])
@@ -188,16 +189,44 @@ def _tensor_for(field: str, tensor: dict, image: np.ndarray, datatype: str | Non
 
 def _message(answer: requests.Response) -> str:
     try:
-        return str(answer.json().get("error", ""))[:300]
+        text = str(answer.json().get("error", ""))[:300]
     except ValueError:
-        return answer.text[:300]
+        text = answer.text[:300]
+    return text.rstrip(". ")
 
 
-def _refused_field(server: ModelServer, inputs: list, image: np.ndarray) -> str:
+def _no_size_fixed_that_varies(server: ModelServer, inputs: list, name: str, image: np.ndarray) -> None:
+    """A declared input that fixes the height or width of an image passes requests built
+    from it (the check resizes to it), but it does not describe a service that takes any
+    size: a client would resize every photo for nothing. Tried with the image at its own
+    size, laid out as notebook 01's service takes it."""
+    for index, tensor in enumerate(inputs):
+        shape = tensor["shape"]
+        if tensor["datatype"] == "BYTES" or len(shape) < 3 or shape[-3:-1] == [-1, -1]:
+            continue
+        field = f"inputs[{index}]"
+        others = [_tensor_for(f"inputs[{i}]", t, image) for i, t in enumerate(inputs) if i != index]
+        trial = _tensor_for(field, tensor, image, shape=[*shape[:-3], -1, -1, 3])
+        body = {"inputs": others[:index] + [trial] + others[index:]}
+        if not requests.post(server.infer_url, json=body, timeout=120).ok:
+            continue
+        looks_like = (" (3 first reads like colour channels first, but the colours are the last axis of the "
+                      "pixels your predict() receives)" if shape[-3] == 3 else "")
+        raise CheckFailed(f"{field}.shape {shape} fixes an image's height or width{looks_like}, but your service "
+                          f"takes any size: it answered {name} of {image.shape[0]}x{image.shape[1]} pixels sent as "
+                          "it is. A client reading the metadata would resize every photo for nothing.",
+                          "Describe the axes of the one image predict() receives, in their order, with -1 for a "
+                          "length that differs from request to request.")
+
+
+def _refused_field(server: ModelServer, inputs: list, image: np.ndarray, refusal: str) -> str:
     """The declared field the service does not accept: the same image sent again with only
     that field as the service takes it (uint8 pixels ``[H, W, 3]``, notebook 01's service)."""
     for index, tensor in enumerate(inputs):
         field = f"inputs[{index}]"
+        if f"Input '{tensor['name']}' was not found" in refusal:
+            return (f"{field}.name is {tensor['name']!r}, but your predict() reads an input of another name: "
+                    "MLServer looks the request's tensors up by name.")
         for key, fixed in (("datatype", {"datatype": "UINT8"}), ("shape", {"shape": [-1, -1, 3]}),
                            ("datatype and shape", {"datatype": "UINT8", "shape": [-1, -1, 3]})):
             others = [_tensor_for(f"inputs[{i}]", t, image) for i, t in enumerate(inputs) if i != index]
@@ -210,7 +239,8 @@ def _refused_field(server: ModelServer, inputs: list, image: np.ndarray) -> str:
                 return (f"The service accepts that image with another {key} in {field}: the declared "
                         f"{key} ({', '.join(str(tensor[part]) for part in key.split(' and '))}) is not what it "
                         "takes.")
-    return "No single declared field explains it: compare each with what your predict() receives."
+    return ("No single declared field explains it: compare each with what your predict() receives (MLServer's "
+            "answer above may name the input it looked for).")
 
 
 def _compare_outputs(declared: list, answered: list) -> None:

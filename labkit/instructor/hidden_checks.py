@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Callable
 
 from labkit.model import weights
 from labkit.checks.common import CheckFailed, passed
-from labkit.checks.budget_pick import already_failed
+from labkit.checks.budget_pick import agreeing_columns, already_failed
 from labkit.checks.live import top5_under_batching
 from labkit.paths import PathLike
 
@@ -46,8 +46,9 @@ def pick_configuration_function(pick: Callable[[pd.DataFrame, float], object], l
     template["configuration"] = ["a", "b", "c", "d"]
     template["throughput_rps"] = [10.0, 30.0, 20.0, 25.0]
     template["p95_ms"] = [100.0, 900.0, 300.0, 500.0]
-    if "errors" in template:
-        template["errors"] = 0
+    if "p50_ms" in template:
+        template["p50_ms"] = [60.0, 400.0, 200.0, 300.0]
+    template = agreeing_columns(template, like, np.random.default_rng())
     # 500 is a row's own p95: within budget ("within" includes the bound).
     for budget, position in ((1000, 1), (600, 3), (500, 3), (400, 2), (150, 0), (50, None)):
         expected = None if position is None else labels[position]

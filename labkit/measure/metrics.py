@@ -86,6 +86,17 @@ def labelled(samples: pd.DataFrame, sample: str) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
+def custom_histograms(url: str, timeout: float = 10) -> dict[str, float]:
+    """The histograms a service logged itself (``mlserver.log``: labelled ``model_name``,
+    where MLServer's own metrics say ``model``), each with its count of observations."""
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(fetch(url, timeout)):
+        for sample in family.samples:
+            if sample.name == f"{family.name}_count" and "model_name" in sample.labels:
+                counts[family.name] = counts.get(family.name, 0.0) + float(sample.value)
+    return counts
+
+
 def total(samples: pd.DataFrame, sample: str, model: str = None) -> float:
     """The sum of one sample's values (over label sets), optionally for one model."""
     chosen = samples[samples["sample"] == sample]

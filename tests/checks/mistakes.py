@@ -437,7 +437,7 @@ CATALOGUE += [
     entry(P05, "mean for quantile",
           PICK + "    within = results[results.p50_ms <= budget_ms]\n"
           "    return None if within.empty else within.throughput_rps.idxmax()\n",
-          says=["over the", "its p50 is within it"], note="the budget on the p50"),
+          says=["over the", "reads the budget off the p50"], note="the budget on the p50"),
     entry(P05, "case or type",
           PICK + "    within = results[results.p95_ms.astype(int) <= budget_ms]\n"
           "    return None if within.empty else within.throughput_rps.idxmax()\n",
@@ -448,7 +448,7 @@ CATALOGUE += [
           says=["over the", "by less than a millisecond"], note="the p95 rounded (helper session 3)"),
     entry(P05, "wrong value",
           PICK + "    within = results[results.p95_ms <= budget_ms]\n"
-          "    return None if within.empty else within.p95_ms.idxmin()\n", says="It has the lowest p95",
+          "    return None if within.empty else within.p95_ms.idxmin()\n", says="takes the lowest p95",
           note="the lowest p95"),
     entry(P05, "wrong value", PICK + "    return results.throughput_rps.idxmax()\n", says="over the",
           note="the fastest, budget ignored"),
@@ -505,8 +505,29 @@ CATALOGUE += [
           "    return None if within.empty else within.p95_ms.idxmax()\n", says="also meets the budget",
           note="the highest p95 within budget (helper session 2, ticked 15 of 15 before)"),
     entry(P05, "unit", PICK + "    within = results[results.p95_ms <= budget_ms * 1.1]\n"
-          "    return None if within.empty else within.throughput_rps.idxmax()\n", says="over the",
+          "    return None if within.empty else within.throughput_rps.idxmax()\n",
+          says=["over the", "lets the p95 exceed the budget by 10%"],
           note="a 10 % tolerance on the budget (helper session 2, ticked 15 of 15 before)"),
+    entry(P05, "wrong value", PICK + "    within = results[results.p99_ms <= budget_ms]\n"
+          "    return None if within.empty else within.throughput_rps.idxmax()\n",
+          says=["also meets the budget", "reads the budget off the p99"],
+          note="the p99 for the p95 (helper session 3: named as a p50 mistake on tables whose p99 was below the p95)"),
+    entry(P05, "unit", PICK + "    within = results[results.p95_ms / 1000 <= budget_ms]\n"
+          "    return None if within.empty else within.throughput_rps.idxmax()\n",
+          says=["over the", "whatever its p95"], note="the p95 in seconds (helper session 3: named as a p50 mistake)"),
+    entry(P05, "case or type", PICK + "    within = results[results.p95_ms.round(-1) <= budget_ms]\n"
+          "    return None if within.empty else within.throughput_rps.idxmax()\n",
+          says=["over the", "by less than a millisecond"],
+          note="the p95 rounded to tens (helper session 3: caught 9 of 20)"),
+    entry(P05, "wrong value", PICK + "    within = results[results.p95_ms <= budget_ms]\n"
+          "    return None if within.empty else within.avg_batch.idxmax()\n",
+          says=["also meets the budget", "largest avg_batch"], note="the largest batches (helper session 3)"),
+    entry(P05, "correct, written differently", PICK + "    within = results[results.p95_ms <= budget_ms]\n"
+          "    return None if within.empty else within.images_per_s.idxmax()\n", graded=PASS,
+          note="images per second: one image per request in the sweep, the same order as requests per second"),
+    entry(P05, "correct, written differently", PICK + "    within = results[results.p95_ms <= budget_ms]\n"
+          "    return None if within.empty else within.requests.idxmax()\n", graded=PASS,
+          note="the most requests in the sweep's equal durations: the same order as requests per second"),
     entry(P05, "wrong value", PICK + "    within = results[results.p95_ms <= budget_ms]\n"
           "    return within.throughput_rps.idxmax() if len(within) else -1\n",
           says="no row meets the budget", note="-1 for none (helper session 1)"),

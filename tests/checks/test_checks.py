@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from labkit import checks, contract
+from labkit.checks.common import distinct_images
 from labkit.instructor import hidden_checks
 from labkit.model import reference
 from labkit.instructor.notebooks import SOLUTIONS
@@ -124,6 +125,58 @@ def test_a_service_that_answers_every_request_as_its_first_is_charged_once(top5_
         capsys.readouterr()
         check(server, checkpoint=checkpoint)
         assert "not charged here: with one image per request" in capsys.readouterr().out
+
+
+def test_a_mistake_that_shows_on_some_images_only_gets_one_verdict_and_is_charged_once(top5_server, checkpoint,
+                                                                                       capsys):
+    # helper session 3: scores sorted across the rows (nothing changes for one image) were
+    # charged 0, 1 or 2 times in 8 runs: each check and its silent run of the earlier stage drew
+    # their own images. Now a stage's images are drawn from the service's code: one verdict.
+    code = mutate(solution_service_code(), "        scores = np.take_along_axis(probabilities, top, axis=1)\n",
+                  "        scores = np.take_along_axis(probabilities, top, axis=1)\n"
+                  "        scores = np.sort(scores, axis=0)[::-1]\n")
+    server = serve(top5_server, code)
+    from labkit.checks import live
+
+    draws = [distinct_images(3, checkpoint, rng=live._draws(server, "a batch"))[1] for _ in range(2)]
+    assert all(np.array_equal(first, again) for first, again in zip(*draws)), "one stage, one service: one draw"
+    checks.top5_service(server, checkpoint=checkpoint)
+    verdicts = []
+    for _ in range(2):
+        charged = 0
+        for check in (checks.top5_batch, hidden_checks.top5_under_adaptive_batching):
+            capsys.readouterr()
+            try:
+                check(server, checkpoint=checkpoint)
+            except checks.CheckFailed:
+                charged += 1
+            else:
+                assert "not charged here" in capsys.readouterr().out or check is checks.top5_batch
+        verdicts.append(charged)
+    assert verdicts == [1, 1], verdicts
+
+
+def test_outputs_under_other_names_are_charged_by_the_first_check_only(top5_server, checkpoint, capsys):
+    # helper session 3: outputs named "label" and "score" cost all three checks (7 points).
+    code = mutate(solution_service_code(), 'NumpyCodec.encode_output("labels", labels)',
+                  'NumpyCodec.encode_output("label", labels)')
+    server = serve(top5_server, code)
+    with pytest.raises(checks.CheckFailed, match=r"no output named \['labels'\]") as failure:
+        checks.top5_service(server, checkpoint=checkpoint)
+    assert "encode_output" not in failure.value.hint  # the line is not handed over
+    capsys.readouterr()
+    checks.top5_batch(server, checkpoint=checkpoint)
+    hidden_checks.top5_under_adaptive_batching(server, checkpoint=checkpoint)
+    out = capsys.readouterr().out
+    assert out.count("your outputs read by their types") == 2 and "batch of 3 images" in out
+
+
+def test_a_softmax_over_the_wrong_axis_is_named(top5_server, checkpoint):
+    # helper session 3: every score 1.0 made the first five classes every image's answer, and
+    # the check said the service ignored its request.
+    code = mutate(solution_service_code(), "softmax(dim=-1)", "softmax(dim=0)")
+    with pytest.raises(checks.CheckFailed, match="add up to 5: they are not the probabilities"):
+        checks.top5_service(serve(top5_server, code), checkpoint=checkpoint)
 
 
 def test_scores_that_are_not_numbers_are_named_not_a_crash_of_the_check(top5_server, checkpoint):
@@ -276,6 +329,16 @@ def test_the_top5_smoke_call_names_each_mistake(tmp_path, checkpoint, old, new, 
         folder_checks.top5_file(folder, checkpoint)
 
 
+def test_the_top5_smoke_call_accepts_an_extra_output_as_the_graded_checks_do(tmp_path, checkpoint, capsys):
+    # helper session 3: a third output got ✘ when written and full points when graded.
+    code = mutate(solution_service_code(), 'NumpyCodec.encode_output("labels", labels),',
+                  'NumpyCodec.encode_output("labels", labels), NumpyCodec.encode_output("indices", top),')
+    from labkit import checks as folder_checks
+
+    folder_checks.top5_file(top5_folder(tmp_path, checkpoint, code), checkpoint)
+    assert "each image's own top 5" in capsys.readouterr().out
+
+
 def test_the_top5_smoke_call_accepts_labels_as_a_numpy_string_array(tmp_path, checkpoint, capsys):
     # Right, and written unlike the solution: a fixed-width str array (NumPy's "<U" dtype).
     code = mutate(solution_service_code(), LABELS_LINE,
@@ -287,8 +350,6 @@ def test_the_top5_smoke_call_accepts_labels_as_a_numpy_string_array(tmp_path, ch
 
 
 def test_check_images_are_drawn_per_call_and_have_distinct_answers_under_the_test_weights(checkpoint):
-    from labkit.checks.common import distinct_images
-
     names, images, _ = distinct_images(4, checkpoint)
     probabilities = reference.in_process_model(checkpoint).probabilities(images)
     assert len(set(probabilities.argmax(axis=1).tolist())) == 4, "two check images share a top class"

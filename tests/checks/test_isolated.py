@@ -4,11 +4,12 @@ or kills its process gets feedback, not a hung or broken kernel."""
 
 import subprocess
 import sys
+import time
 
 import pytest
 
 from labkit import checks, config
-from labkit.checks import isolated
+from labkit.checks import isolated, student_code
 from labkit.workspace import service_folder
 from tests.helpers.solutions import solution_cell, written
 
@@ -68,6 +69,19 @@ def test_a_file_that_never_returns_is_stopped_with_feedback(folder, checkpoint, 
     edit(folder / "serve-model.py", "import torch\n", "import torch\nimport time\nwhile True:\n    time.sleep(1)\n")
     with pytest.raises(checks.CheckFailed, match="did not finish within 20 seconds"):
         checks.service(folder, checkpoint)
+
+
+def test_a_predict_that_never_returns_is_named_within_its_time_limit(folder, checkpoint, monkeypatch):
+    # Before: the check waited for the child's whole timeout (300 s) and blamed load() or predict().
+    monkeypatch.setattr(student_code, "TIME_LIMIT", 3.0)
+    monkeypatch.setenv(config.CHECK_IN_PROCESS, "1")  # the child's code path, in this (main) thread
+    edit(folder / "serve-model.py", "        batch = self.transform(Image.fromarray(payload))[None]\n",
+         "        while True:  # a loop that never ends\n            pass\n")
+    started = time.monotonic()
+    with pytest.raises(checks.CheckFailed, match=r"predict\(\) did not return within 3 s") as failure:
+        checks.service(folder, checkpoint)
+    assert time.monotonic() - started < 60
+    assert "loop that never ends" in failure.value.hint
 
 
 @pytest.mark.parametrize("ending, message", [("import os\nos._exit(3)\n", "exit code 3"),

@@ -44,11 +44,10 @@ def first_service(tmp_path_factory, checkpoint):
 
 @pytest.mark.parametrize("declaration", [
     RIGHT,
-    # Written differently: any colour axis, a batch-free output of any length, a content type,
-    # and a fixed image size the service also takes.
+    # Written differently: any colour axis, a batch-free output of any length, a content type.
     {"inputs": [{"name": "payload", "datatype": "UINT8", "shape": [-1, -1, -1], "parameters": {"content_type": "np"}}],
      "outputs": [{"name": "output-0", "datatype": "FP32", "shape": [-1, -1]}]},
-    {"inputs": [{"name": "payload", "datatype": "UINT8", "shape": [224, 224, 3]}],
+    {"inputs": [{"name": "payload", "datatype": "UINT8", "shape": [-1, -1, 3]}],
      "outputs": [{"name": "output-0", "datatype": "FP32", "shape": [-1, 21841]}]},
 ])
 def test_a_declaration_that_describes_the_service_passes(first_service, checkpoint, declaration, capsys):
@@ -63,7 +62,12 @@ def test_a_declaration_that_describes_the_service_passes(first_service, checkpoi
     ({"inputs": [{**RIGHT["inputs"][0], "datatype": "FP32"}]},
      "another datatype in inputs[0]: the declared datatype (FP32)"),
     ({"inputs": [{**RIGHT["inputs"][0], "shape": [-1, -1, -1, 3]}]}, "another shape in inputs[0]"),
-    ({"inputs": [{**RIGHT["inputs"][0], "name": "image"}]}, "Input 'image' was not found"),
+    ({"inputs": [{**RIGHT["inputs"][0], "name": "image"}]},
+     "inputs[0].name is 'image', but your predict() reads an input of another name"),
+    # Sizes fixed that the service takes in any size (requests resized to them would pass):
+    # a fixed size, and the channels-first order of torch's tensors.
+    ({"inputs": [{**RIGHT["inputs"][0], "shape": [224, 224, 3]}]}, "inputs[0].shape [224, 224, 3] fixes an image's"),
+    ({"inputs": [{**RIGHT["inputs"][0], "shape": [3, -1, -1]}]}, "3 first reads like colour channels first"),
     ({"inputs": [{**RIGHT["inputs"][0], "shape": [-1, -1, 4]}]}, "declares 4 values per pixel"),
     # The lab's service's name, copied: the answer of notebook 01's service is not called that.
     ({"outputs": [{**RIGHT["outputs"][0], "name": "probabilities"}]}, "outputs[0].name is 'probabilities'"),

@@ -2,6 +2,7 @@
 metric check; the live plot under load."""
 
 import json
+import re
 import http.server
 import threading
 
@@ -67,7 +68,10 @@ def test_the_students_reading_is_plotted_for_every_interval_with_requests(metric
 
 LOG_LINE = "            mlserver.log(tinyvit_top1_confidence=float(confidence))"
 CONFIDENCE_MISTAKES = {
-    "forgets to log": ("pass", "parallel_workers > 0"),
+    "forgets to log": ("pass", "did not appear on /metrics after 3 requests\\.$"),
+    # Before: told to run with parallel_workers > 0, which the server already does.
+    "logs under another name": ("            mlserver.log(top1_confidence=float(confidence))",
+                                r"logged \['top1_confidence'\] instead"),
     "logs once per call": ("            pass\n        mlserver.log(tinyvit_top1_confidence=float(probabilities.max()))",
                            "observations for 6 images"),
     "logs a constant": ("            mlserver.log(tinyvit_top1_confidence=0.5)", "not the mean top-1 probability"),
@@ -118,8 +122,10 @@ def test_custom_metric_check_passes_the_solution_and_a_different_right_answer(co
 def test_custom_metric_check_names_each_mistake(confidence_server, checkpoint, mistake):
     replacement, message = CONFIDENCE_MISTAKES[mistake]
     server = reload_with(confidence_server, {"confidence.py": confidence_code(replacement)})
-    with pytest.raises(checks.CheckFailed, match=message):
+    with pytest.raises(checks.CheckFailed) as failure:
         checks.custom_metric(server, checkpoint=checkpoint)
+    assert re.search(message, failure.value.what), failure.value.what
+    assert "parallel_workers" not in failure.value.hint  # the server runs with a worker
 
 
 def test_custom_metrics_are_missing_without_parallel_workers(server_without_workers, cat):
