@@ -19,7 +19,7 @@ $(PROXY):
 		npm install --silent --prefix $(LAB_STATE)/node --no-save --no-package-lock configurable-http-proxy@5.3.0; \
 	else echo "note: no npm, so no configurable-http-proxy; the JupyterHub test will skip." >&2; fi
 
-.PHONY: test test-fast notebooks release handout grade bench-grading bench bench-starts bench-memory bench-breakdown peers notebook-memory soak clean
+.PHONY: test test-setup system-deps test-fast notebooks release handout grade bench-grading bench bench-starts bench-memory bench-breakdown peers notebook-memory soak clean
 
 # Lint, the unit and live-server tests, then every solution notebook under nbval (quick mode),
 # by tools/run_tests.py: it writes the run's record (phases, slowest tests, MLServer starts by
@@ -29,9 +29,16 @@ TEST_STARTED := $(shell date +%s.%N)
 # The optional Hugging Face runtime's environment too (make hf-runtime, once: about 3 minutes and
 # 9.2 GB on a fresh machine), so that its tests and notebook 04's cells that use it run; on a
 # machine without the disk for it, they skip and say why (hf-runtime-if-room).
-test: $(DEV_STAMP) $(WEIGHTS) $(PROXY) hf-runtime-if-room
-	tools/system-deps.sh $(SYSTEM_PACKAGES)
+# The set-up's parts side by side (-j): the lab's .venv, the Hugging Face runtime's .venv-hf, the
+# proxy from npm and the Debian packages download and install at once.
+test:
+	@$(MAKE) --no-print-directory -j4 test-setup
 	$(PY) tools/run_tests.py --started $(TEST_STARTED) --start-log $(START_LOG) --state $(LAB_STATE)
+
+test-setup: $(DEV_STAMP) $(WEIGHTS) $(PROXY) hf-runtime-if-room system-deps
+
+system-deps:
+	tools/system-deps.sh $(SYSTEM_PACKAGES)
 
 # The edit-test loop: lint, then every test that starts no MLServer (under a minute).
 test-fast: $(DEV_STAMP) $(WEIGHTS)

@@ -3,7 +3,9 @@ MLServer starts by kind and the CPU other processes took, also when a phase fail
 
 import importlib.util
 import json
+import os
 import sys
+import time
 
 from tests.conftest import REPO
 
@@ -49,15 +51,33 @@ def test_a_run_writes_its_record_also_when_a_phase_fails(tmp_path, monkeypatch):
     monkeypatch.setattr(module, "RECORDS", tmp_path / "records")
     calls = []
 
-    def fake_call(command, cwd, env):
+    def failing_lint(command, cwd, env):
         calls.append(command)
-        return 0 if len(calls) == 1 else 3  # lint passes, pytest fails
+        return 2
 
-    monkeypatch.setattr(module.subprocess, "call", fake_call)
+    monkeypatch.setattr(module.subprocess, "call", failing_lint)
     code = module.main(["--started", "0", "--state", str(tmp_path / "state")])
-    assert code == 3 and len(calls) == 2  # nbval does not run after a failed phase
+    assert code == 2 and len(calls) == 1  # no test runs after a failed lint
     record = json.loads(next((tmp_path / "records").glob("*.json")).read_text())
-    assert list(record["phases"]) == ["setup", "lint", "pytest"]
-    assert record["phases"]["pytest"]["exit_code"] == 3
-    assert 0 <= record["phases"]["lint"]["others_cpu_share"] <= 1
-    assert record["cores"] >= 1 and sys.executable in calls[1][0]
+    assert list(record["phases"]) == ["setup", "lint"] and record["phases"]["lint"]["exit_code"] == 2
+    assert 0 <= record["phases"]["lint"]["others_cpu_share"] <= 1 and record["cores"] >= 1
+
+
+def test_two_streams_run_side_by_side_and_a_stream_stops_at_its_first_failure(tmp_path, capsys):
+    module = run_tests_module()
+
+    def command(code: int, seconds: float = 0.0) -> list:
+        code_line = f"import time, sys; print('hello {code}'); time.sleep({seconds}); sys.exit({code})"
+        return [sys.executable, "-c", code_line]
+
+    env = dict(os.environ)
+    started = time.monotonic()
+    phases = module.run_streams({"1": [("first", command(0, 1.5), env), ("broken", command(3), env),
+                                       ("never", command(0), env)],
+                                 "2": [("beside", command(0, 1.5), env)]}, tmp_path / "logs")
+    assert time.monotonic() - started < 3.5, "the streams ran one after the other"
+    assert {name: phase["exit_code"] for name, phase in phases.items() if name != "tests"} == \
+        {"first": 0, "broken": 3, "beside": 0}
+    assert phases["tests"]["exit_code"] == 3 and phases["first"]["stream"] == "1"
+    assert (tmp_path / "logs" / "broken.log").read_text() == "hello 3\n"
+    assert "hello 3" in capsys.readouterr().out  # each command's output is shown when it ends

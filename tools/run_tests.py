@@ -1,10 +1,17 @@
-"""`make test` after its set-up: lint, the tests, the solution notebooks under nbval; then a
-record of the run, written even when a phase fails:
-``benchmarks/results/test-runs/<date>T<time>.json`` (phases and their seconds, tests passed,
-failed and skipped, the slowest tests, MLServer starts by kind, and the machine's load: how
-much of the CPU other processes took while each phase ran). Exits with the first failure.
+"""`make test` after its set-up: lint, then the tests and the solution notebooks under nbval in
+two streams side by side (the machine has two cores, and one stream alone keeps about one
+busy: servers starting, kernels waiting); then a record of the run, written even when a phase
+fails: ``benchmarks/results/test-runs/<date>T<time>.json`` (phases and their seconds, tests
+passed, failed and skipped, the slowest tests, MLServer starts by kind, and the machine's
+load: how much of the CPU other processes took while each phase ran). Exits with the first
+failure.
 
-    python tools/run_tests.py [--started EPOCH] [--start-log FILE]
+Stream 1: the grading proof, the class on JupyterHub and what the lab writes (kernels running
+notebooks), then nbval. Stream 2: every other test, its servers on free ports only. Each
+stream has its own temp dir (TMPDIR), so a test that checks what the lab writes to the temp
+dir sees its own stream's writes only.
+
+    python tools/run_tests.py [--started EPOCH] [--start-log FILE] [--serial]
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
@@ -41,6 +49,10 @@ def run_phase(name: str, command: list[str], env: dict) -> dict:
     print(f"== {name}: {' '.join(command)}", flush=True)
     started, busy, ours = time.monotonic(), cpu_busy_seconds(), children_cpu_seconds()
     code = subprocess.call(command, cwd=ROOT, env=env)
+    return _measured(started, busy, ours, code)
+
+
+def _measured(started: float, busy: float, ours: float, code: int) -> dict:
     seconds = time.monotonic() - started
     others = max(0.0, (cpu_busy_seconds() - busy) - (children_cpu_seconds() - ours))
     cores = len(os.sched_getaffinity(0))
@@ -52,11 +64,60 @@ def run_phase(name: str, command: list[str], env: dict) -> dict:
             "load_1min_after": round(os.getloadavg()[0], 2)}
 
 
-def junit_summary(path: Path) -> dict:
-    if not path.is_file():
-        return {}
+def run_streams(streams: dict[str, list[tuple[str, list[str], dict]]], logs: Path) -> dict:
+    """Each stream's commands one after the other (a stream stops at its first failure), the
+    streams side by side. Each command's output goes to its own log under the state folder,
+    printed whole when it ends (interleaved lines of two pytest runs would not read). The
+    phase of each command: its seconds and exit code; ``tests``: the streams' wall time and
+    the machine's load over it."""
+    started, busy, ours = time.monotonic(), cpu_busy_seconds(), children_cpu_seconds()
+    phases: dict[str, dict] = {}
+    pending = {name: list(commands) for name, commands in streams.items()}
+    running: dict[str, tuple] = {}
+
+    def launch(stream: str) -> None:
+        name, command, env = pending[stream].pop(0)
+        logs.mkdir(parents=True, exist_ok=True)
+        log_path = logs / f"{name}.log"
+        log = log_path.open("w")
+        print(f"== {name} (stream {stream}): {' '.join(command)}\n   output: {log_path}", flush=True)
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        running[stream] = (name, process, time.monotonic(), log, log_path)
+
+    for stream in streams:
+        if pending[stream]:
+            launch(stream)
+    while running:
+        time.sleep(1)
+        for stream, (name, process, began, log, log_path) in list(running.items()):
+            code = process.poll()
+            if code is None:
+                continue
+            log.close()
+            del running[stream]
+            phases[name] = {"seconds": round(time.monotonic() - began, 1), "exit_code": code, "stream": stream}
+            print(f"\n== {name} ended with exit code {code} after {phases[name]['seconds'] / 60:.1f} min; "
+                  f"its output ({log_path}):", flush=True)
+            sys.stdout.write(_tail(log_path))
+            sys.stdout.flush()
+            if code == 0 and pending[stream]:
+                launch(stream)
+    phases["tests"] = {**_measured(started, busy, ours, max((p["exit_code"] for p in phases.values()), default=0)),
+                       "streams": {name: [command[0] for command in commands] for name, commands in streams.items()}}
+    return phases
+
+
+def _tail(path: Path, lines: int = 400) -> str:
+    text = path.read_text(errors="replace").splitlines()
+    shown = text[-lines:]
+    cut = f"[... {len(text) - lines} earlier lines in {path}]\n" if len(text) > lines else ""
+    return cut + "\n".join(shown) + "\n"
+
+
+def junit_summary(*paths: Path) -> dict:
     cases = []
-    for case in ElementTree.parse(path).getroot().iter("testcase"):
+    every = (case for path in paths if path.is_file() for case in ElementTree.parse(path).getroot().iter("testcase"))
+    for case in every:
         outcome = "passed"
         for child in case:
             if child.tag in ("failure", "error"):
@@ -64,6 +125,8 @@ def junit_summary(path: Path) -> dict:
             elif child.tag == "skipped":
                 outcome = "skipped"
         cases.append((f"{case.get('classname', '')}::{case.get('name', '')}", float(case.get("time", 0)), outcome))
+    if not cases:
+        return {}
     counts = {outcome: sum(1 for case in cases if case[2] == outcome) for outcome in ("passed", "failed", "skipped")}
     slowest = sorted(cases, key=lambda case: -case[1])[:SLOWEST]
     return {**counts, "failed_tests": [name for name, _, outcome in cases if outcome == "failed"],
@@ -83,11 +146,27 @@ def starts_summary(path: Path | None) -> dict:
                    "ready_s_total": round(sum(seconds))} for kind, seconds in sorted(kinds.items())}
 
 
+# The first stream's tests: nbgrader grading whole hand-ins, a class on JupyterHub, and a solution
+# notebook run in place (as nbval, after them, runs them all: on MLServer's default ports, in the
+# solutions' folders). The second stream's servers take free ports only (LAB_FREE_PORTS), so
+# that nbval's servers get the ports their checked outputs show.
+FIRST_STREAM = ["tests/instructor/test_grading.py", "tests/test_jupyterhub.py", "tests/test_writes.py"]
+
+
+def _stream_env(env: dict, stream: str, name: str) -> dict:
+    """``env`` with the stream's own temp dir (nbval: in quick mode)."""
+    tmp = Path(tempfile.gettempdir()) / f"lab-test-stream-{stream}"
+    tmp.mkdir(parents=True, exist_ok=True)
+    return {**env, "TMPDIR": str(tmp), **({"LAB_QUICK": "1"} if name == "nbval" else {}),
+            **({"LAB_FREE_PORTS": "1"} if stream == "2" else {})}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--started", type=float, help="when `make test` began (epoch seconds): its set-up phase")
     parser.add_argument("--start-log", type=Path)
     parser.add_argument("--state", type=Path, default=ROOT / ".lab")
+    parser.add_argument("--serial", action="store_true", help="one stream: every command one after the other")
     args = parser.parse_args(argv)
     env = dict(os.environ)
     if args.start_log:
@@ -99,23 +178,31 @@ def main(argv: list[str] | None = None) -> int:
     phases = {}
     if args.started is not None:
         phases["setup"] = {"seconds": round(began - args.started, 1), "exit_code": 0}
-    plan = [("lint", [str(Path(python).parent / "ruff"), "check", "labkit", "tests", "benchmarks", "tinyvit", "tools"]),
-            ("pytest", [python, "-m", "pytest", "--durations=12", f"--junitxml={args.state / 'pytest.xml'}", "tests"]),
-            ("nbval", [python, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider",
-                       f"--junitxml={args.state / 'nbval.xml'}", "notebooks/solutions"])]
-    for path in (args.state / "pytest.xml", args.state / "nbval.xml"):
+    xml = {name: args.state / f"{name}.xml" for name in ("pytest-grading", "pytest", "nbval")}
+    for path in xml.values():
         path.unlink(missing_ok=True)
-    for name, command in plan:
-        phase_env = {**env, "LAB_QUICK": "1"} if name == "nbval" else env
-        phases[name] = run_phase(name, command, phase_env)
-        if phases[name]["exit_code"] != 0:
-            break
+    phases["lint"] = run_phase("lint", [str(Path(python).parent / "ruff"), "check", "labkit", "tests", "benchmarks",
+                                        "tinyvit", "tools"], env)
+    if phases["lint"]["exit_code"] == 0:
+        pytest = [python, "-m", "pytest", "-p", "no:cacheprovider", "--durations=12"]
+        nbval = ("nbval", [python, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider",
+                           f"--junitxml={xml['nbval']}", "notebooks/solutions"])
+        first = [("pytest-grading", [*pytest, f"--junitxml={xml['pytest-grading']}", *FIRST_STREAM]), nbval]
+        second = [("pytest", [*pytest, f"--junitxml={xml['pytest']}", "tests",
+                              *[f"--ignore={path}" for path in FIRST_STREAM]])]
+        streams = {"1": [(name, command, _stream_env(env, "1", name)) for name, command in first],
+                   "2": [(name, command, _stream_env(env, "2", name)) for name, command in second]}
+        if args.serial:
+            streams = {"1": streams["1"][:1] + streams["2"] + streams["1"][1:]}
+        phases.update(run_streams(streams, args.state / "test-logs"))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
     record = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "commit": commit,
               "cores": len(os.sched_getaffinity(0)), "ci": bool(os.environ.get("CI")),
-              "total_s": round(sum(phase["seconds"] for phase in phases.values()), 1), "phases": phases,
-              "tests": junit_summary(args.state / "pytest.xml"), "notebooks": junit_summary(args.state / "nbval.xml"),
+              "total_s": round(sum(phases[name]["seconds"] for name in ("setup", "lint", "tests") if name in phases),
+                               1),
+              "phases": phases,
+              "tests": junit_summary(xml["pytest-grading"], xml["pytest"]), "notebooks": junit_summary(xml["nbval"]),
               "starts": starts_summary(args.start_log)}
     RECORDS.mkdir(parents=True, exist_ok=True)
     target = RECORDS / f"{datetime.datetime.now():%Y-%m-%dT%H%M%S}.json"
