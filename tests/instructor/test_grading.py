@@ -234,6 +234,44 @@ def wrong_d() -> dict:
     }
 
 
+def catalogued(exercise: str, kind: str, index: int = 0) -> str:
+    """The answer of the catalogue's ``index``-th entry of ``kind`` for ``exercise``
+    (tests/checks/mistakes.py), so that the proof grades the very answers the catalogue holds."""
+    from tests.checks.mistakes import CATALOGUE
+
+    return [m.answer for m in CATALOGUE if m.exercise == exercise and m.kind == kind][index]
+
+
+def wrong_k() -> dict:
+    """Catalogue entries of the classes no other hand-in carries: a misspelt key (01's
+    settings.json), batching keys one level too deep (05's model-settings.json), the budget
+    read off the p50 (05's pick)."""
+    return {
+        ("01_first_service", "server-settings"): "%%writefile my-tinyvit/settings.json\n"
+                                                 + catalogued("01 settings.json", "misspelt key"),
+        ("01_first_service", "model-settings"): solution("01_first_service", "model-settings"),
+        ("01_first_service", "first-service"): solution("01_first_service", "first-service"),
+        ("01_first_service", "metadata"): solution("01_first_service", "metadata"),
+        ("05_scaling", "scaled-settings"): solution("05_scaling", "scaled-settings"),
+        ("05_scaling", "scaled-model-settings"): "%%writefile scaled/model-settings.json\n"
+                                                 + catalogued("05 model-settings.json", "wrong level"),
+        ("05_scaling", "scaling-choice"): catalogued("05 pick_configuration", "mean for quantile"),
+    }
+
+
+# Each class of the mistake catalogue, and the hand-in and check of this proof that carry a
+# sample of it through the real `make grade` pipeline (its points: EXPECTED).
+CLASS_SAMPLES = {
+    "misspelt key": ("kim", "server-settings-check"), "wrong level": ("kim", "scaled-model-settings-check"),
+    "mean for quantile": ("kim", "scaling-choice-check"), "wrong file": ("carol", "scaled-settings-check"),
+    "case or type": ("fay", "model-settings-check"), "unit": ("carol", "scaled-model-settings-check"),
+    "ignores input": ("carol", "remote-classifier-check"), "stale state": ("dave", "top5-check"),
+    "first row": ("carol", "top5-batch-check"), "position for label": ("carol", "scaling-choice-check"),
+    "wrong path": ("carol", "runtime-check"), "wrong value": ("dave", "first-service-check"),
+    "format": ("carol", "model-settings-check"), "correct, written differently": ("alice", "top5-check"),
+}
+
+
 def hand_in(released, folder, answers=None, edit=None, notebooks=NOTEBOOKS):
     """The released notebooks with ``answers[(notebook, grade_id)]`` in the exercise cells."""
     folder.mkdir(parents=True)
@@ -273,7 +311,7 @@ HANDED_IN = {"alice": NOTEBOOKS, "bob": NOTEBOOKS, "carol": NOTEBOOKS,
              "dave": ["01_first_service", "03_top5_labels", "07_monitoring"], "eve": ["01_first_service"],
              "fay": ["01_first_service", "03_top5_labels"],
              "gus": ["01_first_service", "03_top5_labels", "06_packaging"],
-             "hal": ["03_top5_labels"]}
+             "hal": ["03_top5_labels"], "kim": ["01_first_service", "05_scaling"]}
 
 
 @pytest.fixture(scope="module")
@@ -287,6 +325,7 @@ def graded(tmp_path_factory, released):
             notebooks=["01_first_service"])
     hand_in(released, submissions / "fay", wrong_c(), notebooks=HANDED_IN["fay"])
     hand_in(released, submissions / "hal", wrong_d(), notebooks=HANDED_IN["hal"])
+    hand_in(released, submissions / "kim", wrong_k(), notebooks=HANDED_IN["kim"])
     # Passed at home: the solution notebooks as nbval ran them, in notebooks/solutions/ on the
     # default ports, 03 on the my-tinyvit/ folder that 01 wrote there; graded in another folder
     # on free ports, they keep every point.
@@ -333,6 +372,11 @@ EXPECTED = {
     # charges it, the hidden batching check meets the same scores again and does not.
     "hal": {**dict.fromkeys(FULL, 0), "top5-settings-check": 1, "top5-check": 3, "top5-batching-check": 2},
     "eve": dict.fromkeys(FULL, 0),
+    # catalogue entries: "paralel_workers" (01's settings.json only), batching under "parameters"
+    # (05's model-settings.json only), the p50 for the p95 (the pick's visible check only).
+    "kim": {**dict.fromkeys(FULL, 0), "model-settings-check": 1, "server-settings-check": 0, "first-service-check": 2,
+            "metadata-check": 2, "scaled-settings-check": 2, "scaled-model-settings-check": 0,
+            "scaling-choice-check": 0, "scaling-function-check": 2},
     # a class name that does not resolve: the settings exercise only, in 01 and in 03.
     "fay": {**FULL, **ONLY_01, "model-settings-check": 0, **{check: FULL[check] for check in OF_03},
             "top5-settings-check": 0},
@@ -348,6 +392,17 @@ def test_points_per_check(graded):
              for student, checks in EXPECTED.items() for check, value in checks.items()
              if points.get((student, check)) != value}
     assert not wrong, wrong
+
+
+def test_every_class_of_the_catalogue_has_a_sample_graded_through_make_grade(graded):
+    from tests.checks.mistakes import KINDS
+
+    _, out, _ = graded
+    points = read_points(out)
+    assert set(CLASS_SAMPLES) == set(KINDS)
+    for kind, (student, check) in CLASS_SAMPLES.items():
+        expected = FULL[check] if kind == "correct, written differently" else 0
+        assert points[(student, check)] == expected == EXPECTED[student][check], (kind, student, check)
 
 
 def test_gradebook_csv_and_feedback_files(graded):

@@ -158,3 +158,79 @@ def test_make_handout_needs_no_virtual_environment():
     plan = subprocess.run(["make", "-n", "-B", "handout", "OUT=/nonexistent"], cwd=REPO, capture_output=True,
                           text=True, check=True).stdout
     assert "-m labkit handout" in plan and "pip install" not in plan and "venv" not in plan, plan
+
+
+# `name.attribute` in a notebook's prose, and where the name comes from for the student.
+DOTTED = re.compile(r"`([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)(?:\(\))?`")
+FILE_NAME = re.compile(r"^[\w-]+\.(py|json|txt|yml|yaml|safetensors)$")
+
+
+def _resolve(dotted: str) -> bool:
+    """Whether ``dotted`` names something that exists for the student: a module path and its
+    attributes, or an attribute of the object a notebook's variable of that name holds."""
+    import importlib
+
+    from labkit.measure.panel import ScalingLab
+    from labkit.serving.server import ModelServer
+    from timm.data import ImageNetInfo
+
+    roots = {"server": ModelServer, "lab": ScalingLab, "LABELS": ImageNetInfo}
+    first, *rest = dotted.split(".")
+    if first in roots:
+        value = roots[first]
+    else:
+        module = {"np": "numpy", "metrics": "labkit.measure.metrics"}.get(first, first)
+        value = None
+        for cut in range(len(rest), -1, -1):  # the longest importable prefix, then attributes
+            try:
+                value = importlib.import_module(".".join([module, *rest[:cut]]))
+            except ImportError:
+                continue
+            rest = rest[cut:]
+            break
+        if value is None:
+            return False
+    for part in rest:
+        if not hasattr(value, part):
+            return False
+        value = getattr(value, part)
+    return True
+
+
+def _defined_in(members: dict, dotted: str) -> bool:
+    """A lab module's name defined in the hand-out's copy of its file (a module that imports
+    what only an optional environment holds, such as .venv-hf's runtime, is read, not imported)."""
+    *module, name = dotted.split(".")
+    member = members.get("/".join(module) + ".py")
+    source = member[1].decode() if member and member[1] else ""
+    return bool(re.search(rf"^(class|def) {name}\b|^{name} =|^from \S+ import .*\b{name}\b", source, re.M))
+
+
+def test_every_attribute_and_file_a_notebook_names_exists_where_the_student_is(members):
+    # What the prose names in backticks: a module's attribute (`labkit.measure.metrics.scrape`,
+    # `mlserver.log`), an attribute of a notebook's object (`server.infer_url`), a file (in the
+    # hand-out, or one a cell writes). Names of the student's own class (`self.model`) and of
+    # packages outside the lab's environment are not the lab's to keep.
+    outside = {"self", "transformers", "parameters", "rows", "tiny_vit_5m_224", "InferenceRequest"}
+    # Files the prose names that are not the hand-out's: made by `make weights`, or named as
+    # what another tool reads (a hub's model folder, `mlserver build`'s conda file).
+    elsewhere = {"tinyvit.safetensors", "config.json", "environment.yml"}
+    written = set(elsewhere)
+    unknown, absent = [], []
+    texts = {}
+    for notebook in sorted(NOTEBOOKS.glob("*.ipynb")):
+        cells = json.loads(notebook.read_text())["cells"]
+        written |= {line.split()[1].rsplit("/", 1)[-1] for cell in cells for line in "".join(cell["source"]).split("\n")
+                    if line.startswith("%%writefile")}
+        texts[notebook.name] = "\n".join("".join(cell["source"]) for cell in cells if cell["cell_type"] == "markdown")
+    files = {name.rsplit("/", 1)[-1] for name in members}
+    assert not _resolve("server.log_tails") and not _resolve("labkit.measure.metrics.scrapes")  # it can fail
+    for notebook, text in texts.items():
+        for dotted in set(DOTTED.findall(text)):
+            if FILE_NAME.match(dotted):
+                if dotted not in files | written:
+                    absent.append((notebook, dotted))
+            elif dotted.split(".")[0] not in outside and not (_resolve(dotted) or _defined_in(members, dotted)):
+                unknown.append((notebook, dotted))
+    assert not unknown, f"named in a notebook, but not there for the student: {unknown}"
+    assert not absent, f"files named in a notebook, neither in the hand-out nor written by a cell: {absent}"
