@@ -60,9 +60,12 @@ def distinct_images(count: int, checkpoint: PathLike = weights.DEFAULT_CHECKPOIN
 
 def check_shapes(labels: np.ndarray, scores: np.ndarray, images: int, k: int = 5) -> None:
     if labels.shape != (images, k) or scores.shape != (images, k):
+        rows_right = labels.ndim == scores.ndim == 2 and len(labels) == len(scores) == images
         raise CheckFailed(f"For {images} image(s) the service returned labels {labels.shape} and scores "
                           f"{scores.shape}; expected ({images}, {k}) for both.",
-                          f"Keep the batch axis: one row per image, the {k} best classes of that row.", kind="rows")
+                          f"Each row holds the {k} best classes of its image, no more and no fewer." if rows_right
+                          else f"Keep the batch axis: one row per image, the {k} best classes of that row.",
+                          kind="rows")
 
 
 TIE = 1e-5  # relative: scores this close are a tie (the reference and the service differ by ~1e-6)
@@ -97,11 +100,21 @@ def compare_best_labels(labels: np.ndarray, scores: np.ndarray, expected_labels:
                           "A client wants the class names; timm's ImageNetInfo maps an index to its name.",
                           kind="indices")
     known = set(weights.labels())
+    detailed = [label for label in labels.ravel() if label not in known and str(label).split(":")[0] in known]
+    if detailed and len(detailed) == labels.size:
+        raise CheckFailed(f"The labels carry a definition after the class name ({str(detailed[0])[:60]!r}...).",
+                          "A label is the class's short name, as ImageNetInfo gives it by default.", kind="names")
     unknown = [label for label in labels.ravel() if label not in known]
     if unknown:
         raise CheckFailed(f"{unknown[:3]} are not ImageNet-22k class names.",
                           "Map each class index to its description with timm's ImageNetInfo('imagenet-22k').",
                           kind="names")
+    for row in range(len(labels)):
+        repeated = [label for label in set(labels[row]) if list(labels[row]).count(label) > 1]
+        if repeated and len(set(expected_labels[row])) == len(expected_labels[row]):
+            raise CheckFailed(f"Row {row} holds {repeated[0]!r} {list(labels[row]).count(repeated[0])} times: its "
+                              f"{k} labels are {k} different classes.",
+                              f"Take the {k} most probable classes of each row, each once.", kind="rows")
     if len(labels) > 1 and (labels == labels[0]).all() and not (expected_labels == expected_labels[0]).all():
         separate = what == "requests"  # one image per request: the answer ignores the request it is given
         raise CheckFailed(f"All {len(labels)} {what} got the same labels, though the images differ (the model "
@@ -109,7 +122,8 @@ def compare_best_labels(labels: np.ndarray, scores: np.ndarray, expected_labels:
                           + ("each answer must come from its own request." if separate else
                              "every row holds one image's answer."),
                           "Read the images from the request predict() is given, on every call." if separate else
-                          "Compute the top of each row of the probabilities, one row per image.", kind="rows")
+                          "Each image of the request goes through the model, and each row of the answer comes from "
+                          "its own image's probabilities.", kind="rows")
     for row in range(len(labels)):
         if set(labels[row]) != set(expected_labels[row]):
             other = [index for index in range(len(expected_labels)) if set(labels[row]) == set(expected_labels[index])]

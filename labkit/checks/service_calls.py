@@ -14,7 +14,7 @@ import contextlib
 import importlib
 from typing import Iterator
 
-from labkit.checks.common import CheckFailed, compare_best_labels, distinct_images, passed
+from labkit.checks.common import CheckFailed, check_shapes, compare_best_labels, distinct_images, passed
 from labkit.checks.isolated import in_child
 from labkit.checks.student_code import call, load_service
 from labkit.client import decode_output
@@ -94,10 +94,7 @@ def top5_file(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
                           "'scores'.", "Return an InferenceResponse with an output of each of those names.")
     labels = _decoded(outputs["labels"])
     scores = _decoded(outputs["scores"])
-    if labels.shape != (2, 5) or scores.shape != (2, 5):
-        raise CheckFailed(f"For 2 images predict() returned labels {list(labels.shape)} and scores "
-                          f"{list(scores.shape)}; expected [2, 5] for both.",
-                          "One row per image of the batch, the top 5 of that row.")
+    check_shapes(labels, scores, images=2)
     compare_best_labels(labels, scores, *reference_model(checkpoint).best_labels(images, 6),
                         what="images of the batch", k=5)
     passed("serve-model.py answers a batch of 2 different images with each image's own top 5, labels and scores")

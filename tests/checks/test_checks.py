@@ -300,7 +300,7 @@ def test_the_top5_smoke_call_catches_a_first_row_only_service(tmp_path, checkpoi
     folder_checks.top5_file(top5_folder(tmp_path / "right", checkpoint, solution_service_code()), checkpoint)
     assert "each image's own top 5" in capsys.readouterr().out
     wrong = top5_folder(tmp_path / "wrong", checkpoint, mutate(solution_service_code(), *FIRST_IMAGE_ONLY))
-    with pytest.raises(checks.CheckFailed, match="expected \\[2, 5\\]"):
+    with pytest.raises(checks.CheckFailed, match="expected \\(2, 5\\)"):
         folder_checks.top5_file(wrong, checkpoint)
 
 
@@ -320,6 +320,12 @@ LABELS_LINE = "        labels = np.vectorize(LABELS.index_to_description, otypes
      "labels are right but the scores"),
     (LABELS_LINE, LABELS_LINE + "        labels = labels[::-1]\n", "Row 0 of the images of the batch holds labels "
      "that are not image 0's 5 best (they are image 1's)"),
+    # helper session 3: each named by what it did (before: "not image 0's 5 best", "not class names", and a
+    # hint to keep the batch axis for six columns)
+    (TOP, '        top = np.repeat(probabilities.argmax(axis=1)[:, None], 5, axis=1)\n', "times: its 5 labels are 5"),
+    (LABELS_LINE, "        labels = np.vectorize(lambda i: LABELS.index_to_description(i, detailed=True), "
+     "otypes=[object])(top)\n", "carry a definition after the class name"),
+    (TOP, '        top = np.argsort(-probabilities, axis=1, kind="stable")[:, :6]\n', "no more and no fewer"),
 ])
 def test_the_top5_smoke_call_names_each_mistake(tmp_path, checkpoint, old, new, message):
     from labkit import checks as folder_checks
