@@ -634,3 +634,56 @@ CATALOGUE += [
           "(rows['path'] == '/v2/models/{model_name}/infer')", "(rows['model'] == 'tinyvit')")),
           says="no model", note="filtered on the model (helper session 1)"),
 ]
+
+
+# ---------------------------------------------------------------------- 03 the top-5 service (live)
+# Not in CATALOGUE (which runs in process in make test-fast): each entry is a change of the
+# solution's predict() served by a real MLServer, graded by 03's three service checks in order
+# (tests/checks/test_checks.py, one shared server reloaded per entry). ``charged``: the one check
+# whose points the mistake costs (None: a right answer); ``says``: words of that check's message.
+@dataclass(frozen=True)
+class ServiceMistake:
+    kind: str
+    old: str  # a line of the solution's predict()
+    new: str  # what the student wrote instead
+    charged: str | None  # "top5_service", "top5_batch", "top5_under_batching" or None
+    says: tuple = ()
+    note: str = ""
+
+
+TOP_LINE = '        top = np.argsort(-probabilities, axis=1, kind="stable")[:, :5]\n'
+SCORES_LINE = "        scores = np.take_along_axis(probabilities, top, axis=1)\n"
+LABELS_OF_TOP = "        labels = np.vectorize(LABELS.index_to_description, otypes=[object])(top)\n"
+SCORES_OUT = 'NumpyCodec.encode_output("scores", scores.astype(np.float32))'
+IMAGES_LINE = "        images = decode_images(payload)\n"
+SERVICE_03 = [
+    ServiceMistake("correct, written differently", LABELS_OF_TOP,
+                   "        labels = np.vectorize(lambda i: LABELS.index_to_description(i).encode(), "
+                   "otypes=[object])(top)\n", None, note="labels as bytes (helper session 3)"),
+    ServiceMistake("correct, written differently", SCORES_OUT, 'NumpyCodec.encode_output("scores", scores)', None,
+                   note="scores as float64 (helper session 3)"),
+    ServiceMistake("correct, written differently", 'NumpyCodec.encode_output("labels", labels),',
+                   'NumpyCodec.encode_output("labels", labels), NumpyCodec.encode_output("indices", top),', None,
+                   note="a third output (helper session 3: ✘ when written before)"),
+    ServiceMistake("unit", SCORES_OUT, 'NumpyCodec.encode_output("scores", (100 * scores).astype(np.float32))',
+                   "top5_service", ("labels are right but the scores are not",), note="percent"),
+    ServiceMistake("wrong value", "softmax(dim=-1)", "softmax(dim=0)", "top5_service",
+                   ("add up to 5",), note="a softmax over the batch axis (helper session 3: misnamed)"),
+    ServiceMistake("wrong value", TOP_LINE, '        top = np.argsort(-probabilities, axis=1, kind="stable")[:, :4]\n',
+                   "top5_service", ("expected (1, 5)",), note="four columns"),
+    ServiceMistake("case or type", 'NumpyCodec.encode_output("labels", labels)',
+                   'NumpyCodec.encode_output("label", labels)', "top5_service", ("no output named ['labels']",),
+                   note="an output renamed (helper session 3: charged three times)"),
+    ServiceMistake("first row", LABELS_OF_TOP, LABELS_OF_TOP + "        labels = np.roll(labels, 1, axis=0)\n",
+                   "top5_batch", ("they are image",), note="labels of another image's row"),
+    ServiceMistake("first row", IMAGES_LINE, "        images = decode_images(payload)[::-1]\n", "top5_batch",
+                   ("they are image",), note="the rows reversed"),
+    ServiceMistake("stale state", SCORES_LINE, SCORES_LINE + "        scores = np.sort(scores, axis=0)[::-1]\n",
+                   "top5_batch", ("labels are right but the scores are not",),
+                   note="scores sorted across the rows (helper session 3: charged 0, 1 or 2 times)"),
+    ServiceMistake("first row", SCORES_LINE, "        scores = probabilities[np.arange(len(images)), top]\n",
+                   "top5_batch", ("HTTP 500",), note="an error on every batch (helper session 3: charged twice)"),
+    ServiceMistake("first row", IMAGES_LINE, "        images = decode_images(payload)[:3]\n", "top5_under_batching",
+                   ("does not fit its own shape", "expected (1, 5)", "expected (2, 5)"),
+                   note="at most 3 images per call: only merged batches are bigger"),
+]

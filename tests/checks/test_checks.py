@@ -11,6 +11,7 @@ import pytest
 
 from labkit import checks, contract
 from labkit.checks.common import distinct_images
+from tests.checks.mistakes import SERVICE_03
 from labkit.instructor import hidden_checks
 from labkit.model import reference
 from labkit.instructor.notebooks import SOLUTIONS
@@ -74,10 +75,7 @@ def test_the_solution_passes_every_check(top5_server, checkpoint, capsys):
 @pytest.mark.parametrize("old, new, failure", [
     # only the first image's row: a batch gets one row for three images
     (*FIRST_IMAGE_ONLY, "expected \\(3, 5\\)"),
-    # helper session 3: an error on every batch cost the batch check and the hidden batching check
-    ("scores = np.take_along_axis(probabilities, top, axis=1)", "scores = probabilities[np.arange(len(images)), top]",
-     "HTTP 500"),
-], ids=["first image only", "error on batches"])
+], ids=["first image only"])  # more in the service catalogue (SERVICE_03)
 def test_a_service_right_for_one_image_and_wrong_for_a_batch_is_charged_once_by_the_batch_check(
         top5_server, checkpoint, capsys, old, new, failure):
     from labkit.checks import live
@@ -93,18 +91,6 @@ def test_a_service_right_for_one_image_and_wrong_for_a_batch_is_charged_once_by_
     hidden_checks.top5_under_adaptive_batching(server, checkpoint=checkpoint)
     assert "not charged here: with a batch of images in one request" in capsys.readouterr().out
     assert not hasattr(live, "_CHARGED")
-
-
-def test_a_service_right_without_batching_and_wrong_with_it_loses_the_batching_points(top5_server, checkpoint,
-                                                                                       capsys):
-    # A cap on the images per predict() call: every request of the unbatched checks fits it (3
-    # at most), the merged batches of concurrent callers (up to 12 images) do not.
-    code = mutate(solution_service_code(), "images = decode_images(payload)", "images = decode_images(payload)[:3]")
-    server = serve(top5_server, code)
-    checks.top5_service(server, checkpoint=checkpoint)
-    checks.top5_batch(server, checkpoint=checkpoint)
-    with pytest.raises(checks.CheckFailed, match="does not fit its own shape|expected \\([12], 5\\)"):
-        hidden_checks.top5_under_adaptive_batching(server, checkpoint=checkpoint)
 
 
 def test_a_service_that_answers_every_request_as_its_first_is_charged_once(top5_server, checkpoint, capsys):
@@ -177,6 +163,23 @@ def test_a_softmax_over_the_wrong_axis_is_named(top5_server, checkpoint):
     code = mutate(solution_service_code(), "softmax(dim=-1)", "softmax(dim=0)")
     with pytest.raises(checks.CheckFailed, match="add up to 5: they are not the probabilities"):
         checks.top5_service(serve(top5_server, code), checkpoint=checkpoint)
+
+
+@pytest.mark.parametrize("mistake", SERVICE_03, ids=[f"{m.kind}: {m.note}" for m in SERVICE_03])
+def test_the_service_catalogue_each_entry_costs_its_one_check(top5_server, checkpoint, capsys, mistake):
+    server = serve(top5_server, mutate(solution_service_code(), mistake.old, mistake.new))
+    verdicts = {}
+    for check in (checks.top5_service, checks.top5_batch, hidden_checks.top5_under_adaptive_batching):
+        name = "top5_under_batching" if check is hidden_checks.top5_under_adaptive_batching else check.__name__
+        try:
+            check(server, checkpoint=checkpoint)
+            verdicts[name] = None
+        except checks.CheckFailed as failure:
+            verdicts[name] = failure.what
+    charged = {name: what for name, what in verdicts.items() if what is not None}
+    assert list(charged) == ([mistake.charged] if mistake.charged else []), charged
+    if mistake.charged:
+        assert any(words in charged[mistake.charged] for words in mistake.says), charged[mistake.charged]
 
 
 def test_scores_that_are_not_numbers_are_named_not_a_crash_of_the_check(top5_server, checkpoint):
