@@ -81,19 +81,9 @@ class ScalingLab:
 
     def plot(self, results: pd.DataFrame | None = None) -> plt.Figure:
         """Throughput and p95 latency per configuration and concurrency (bar charts)."""
-        import matplotlib.pyplot as plt
 
         results = self.results if results is None else results
-        labels = [f"{row.configuration}\nC={row.concurrency}" for row in results.itertuples()]
-        figure, (left, right) = plt.subplots(1, 2, figsize=(11, 0.5 * len(labels) + 1.5), sharey=True)
-        left.barh(labels, results.throughput_rps, color="#188038")
-        left.set_xlabel("throughput (requests/s)")
-        right.barh(labels, results.p95_ms, color="#f9ab00")
-        right.set_xlabel("p95 latency (ms)")
-        left.invert_yaxis()
-        figure.tight_layout()
-        return figure
-
+        return plot_rows(results)
     def panel(self) -> widgets.VBox:
         """ipywidgets controls: choose settings, press Run, see the table and plot grow."""
         import ipywidgets as widgets
@@ -193,6 +183,27 @@ def measure(server: ModelServer, concurrency: int = 8, duration: float | None = 
     after = metrics.scrape(server.metrics_url)
     return {**result.summary, "transport": transport,
             "avg_batch": metrics.histogram_mean(before, after, BATCH_SIZE_METRIC, server.name)}
+
+
+def plot_rows(results: pd.DataFrame) -> plt.Figure:
+    """One bar pair (throughput, p95) per row of ``results``, labelled by its configuration,
+    concurrency and payload: bars sit at their row's position, so two rows that differ only
+    in payload (or repeat a configuration) get a pair each instead of sharing one."""
+    import matplotlib.pyplot as plt
+
+    labels = [f"{row.configuration}\nC={row.concurrency}"
+              + (f", {row.payload}" if "payload" in results and isinstance(row.payload, str) else "")
+              for row in results.itertuples()]
+    positions = list(range(len(labels)))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 0.5 * len(labels) + 1.5), sharey=True)
+    left.barh(positions, results.throughput_rps, color="#188038")
+    left.set_xlabel("throughput (requests/s)")
+    right.barh(positions, results.p95_ms, color="#f9ab00")
+    right.set_xlabel("p95 latency (ms)")
+    left.set_yticks(positions, labels)
+    left.invert_yaxis()
+    figure.tight_layout()
+    return figure
 
 
 def describe(settings: dict) -> str:
