@@ -80,10 +80,10 @@ class ScalingLab:
         return self.results[columns].round(1) if len(self.results) else self.results
 
     def plot(self, results: pd.DataFrame | None = None) -> plt.Figure:
-        """Throughput and p95 latency per configuration and concurrency (bar charts)."""
-
+        """Throughput and p95 latency per row of the results (bar charts): :func:`plot_rows`."""
         results = self.results if results is None else results
         return plot_rows(results)
+
     def panel(self) -> widgets.VBox:
         """ipywidgets controls: choose settings, press Run, see the table and plot grow."""
         import ipywidgets as widgets
