@@ -22,6 +22,7 @@ from labkit.contract import BATCH_SIZE_METRIC
 from labkit.measure import metrics
 from labkit.config import quick_mode
 from labkit.measure.loadgen import payload_body, run_load
+from labkit.measure.machine import OtherLoad
 from labkit.paths import PathLike
 from labkit.serving.server import ModelServer
 
@@ -159,8 +160,10 @@ def measure(server: ModelServer, concurrency: int = 8, duration: float | None = 
 
     Returns:
         The load's summary (``requests``, ``errors``, ``throughput_rps``, ``p50_ms``,
-        ``p95_ms``, ...) with ``transport`` and ``avg_batch``, the average batch size the
-        server itself counted (``tinyvit_batch_size``; NaN where the model does not log it).
+        ``p95_ms``, ...) with ``transport``, ``avg_batch``, the average batch size the
+        server itself counted (``tinyvit_batch_size``; NaN where the model does not log it),
+        and ``others_cpu_share``, the share of the machine's CPU that processes other than
+        this kernel and its servers took meanwhile (:mod:`labkit.measure.machine`).
 
     Raises:
         ValueError: an unknown ``transport``.
@@ -179,10 +182,12 @@ def measure(server: ModelServer, concurrency: int = 8, duration: float | None = 
     run_load(concurrency=concurrency, duration=30, max_requests=warm_up, body=body, payload=payload,
              progress=False, **target)
     before = metrics.scrape(server.metrics_url)
-    result = run_load(concurrency=concurrency, duration=duration, body=body, payload=payload, **target)
+    with OtherLoad() as load:
+        result = run_load(concurrency=concurrency, duration=duration, body=body, payload=payload, **target)
     after = metrics.scrape(server.metrics_url)
     return {**result.summary, "transport": transport,
-            "avg_batch": metrics.histogram_mean(before, after, BATCH_SIZE_METRIC, server.name)}
+            "avg_batch": metrics.histogram_mean(before, after, BATCH_SIZE_METRIC, server.name),
+            "others_cpu_share": round(load.share, 3)}
 
 
 def plot_rows(results: pd.DataFrame) -> plt.Figure:
