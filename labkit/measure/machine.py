@@ -78,9 +78,15 @@ class OtherLoad:
 
     def sentence(self) -> str:
         """What the reader should know about the machine while this ran."""
-        said = f"other processes used {self.share:.0%} of the CPU ({self.cores} cores) while this ran"
-        if not self.busy:
-            return said + "."
-        return (said + ": the measurement shared the machine, so its numbers are lower and its spread wider "
-                "than on a quiet one. Compare the rows measured side by side by their ratio, and run it again "
-                "when the machine is quieter to read absolute numbers.")
+        return describe(self.share, self.cores)
+
+
+def describe(share: float, cores: int | None = None) -> str:
+    """A sentence on a measurement during which other processes took ``share`` of the CPU."""
+    cores = cores or len(os.sched_getaffinity(0))
+    said = f"other processes used {share:.0%} of the CPU ({cores} cores) while this ran"
+    if share <= BUSY_SHARE:
+        return said + "."
+    return (said + ": the measurement shared the machine, so its numbers are lower and its spread wider than "
+            "on a quiet one. Compare the rows measured side by side by their ratio, and run it again when the "
+            "machine is quieter to read absolute numbers.")

@@ -1,0 +1,44 @@
+"""Comparisons measured side by side: rows of interleaved rounds (A, B, A, B, ...) summed up
+as each candidate's median, its spread over the rounds, and its ratio to a baseline, with how
+busy the machine was while they ran. Ratios carry the conclusion: on a shared CPU absolute
+rates move, and rounds taken in turn share the same disturbances."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pandas as pd
+
+from labkit.measure.machine import describe
+
+
+def interleaved(candidates: dict, measure_one: Callable[[object], dict], rounds: int) -> pd.DataFrame:
+    """``measure_one(candidate)`` for each candidate in turn, ``rounds`` times (A, B, A, B):
+    one row per measurement, with ``round`` and ``candidate`` columns."""
+    rows = []
+    for round_ in range(rounds):
+        for name, candidate in candidates.items():
+            rows.append({"candidate": name, "round": round_ + 1, **measure_one(candidate)})
+    return pd.DataFrame(rows)
+
+
+def side_by_side(rows: pd.DataFrame, baseline: str, by: str = "candidate",
+                 rate: str = "throughput_rps") -> pd.DataFrame:
+    """Per candidate: the rounds, the median ``rate`` and its spread (lowest to highest
+    round), the median p50 and p95 where measured, and the median rate's ratio to
+    ``baseline``'s."""
+    grouped = rows.groupby(by, sort=False)
+    table = pd.DataFrame({"rounds": grouped.size(), rate: grouped[rate].median(),
+                          f"{rate} spread": grouped[rate].agg(lambda values: f"{values.min():.1f}-{values.max():.1f}")})
+    for column in ("p50_ms", "p95_ms"):
+        if column in rows:
+            table[column] = grouped[column].median()
+    table[f"vs {baseline}"] = table[rate] / table.loc[baseline, rate]
+    return table
+
+
+def machine_note(rows: pd.DataFrame) -> str:
+    """The sentence on the machine's load over the rounds: the busiest round's share."""
+    if "others_cpu_share" not in rows or rows["others_cpu_share"].isna().all():
+        return "how busy the machine was is not known for these rows."
+    return describe(float(rows["others_cpu_share"].max())).replace("while this ran", "in the busiest round")
