@@ -42,3 +42,31 @@ def machine_note(rows: pd.DataFrame) -> str:
     if "others_cpu_share" not in rows or rows["others_cpu_share"].isna().all():
         return "how busy the machine was is not known for these rows."
     return describe(float(rows["others_cpu_share"].max())).replace("while this ran", "in the busiest round")
+
+
+def scaling_findings(results: pd.DataFrame, concurrency: int = 8) -> list[str]:
+    """What a sweep of workers x batching (notebook 05) shows at ``concurrency`` callers, read
+    from its own rows: two workers against one (same batching), batching against none (same
+    workers), as ratios of throughput, with the batches that formed. The story of the
+    notebook follows these lines, not a number from elsewhere."""
+    rows = results[results.concurrency == concurrency]
+    if rows.empty or not {"parallel_workers", "max_batch_size"} <= set(rows):
+        return []
+    rate = rows.groupby(["parallel_workers", "max_batch_size"]).throughput_rps.median()
+    batches = rows.groupby(["parallel_workers", "max_batch_size"]).avg_batch.median() \
+        if "avg_batch" in rows else None
+    lines = []
+    sizes = sorted({size for _, size in rate.index})
+    workers = sorted({count for count, _ in rate.index})
+    for size in sizes:
+        if (1, size) in rate and (2, size) in rate:
+            batching = "with batching" if size > 1 else "without batching"
+            lines.append(f"two workers served {rate[(2, size)] / rate[(1, size)]:.2f}x what one worker did, "
+                         f"{batching}")
+    for count in workers:
+        if (count, 1) in rate and any(size > 1 and (count, size) in rate for size in sizes):
+            size = max(size for size in sizes if (count, size) in rate)
+            formed = f" (batches of {batches[(count, size)]:.1f} images on average)" if batches is not None else ""
+            lines.append(f"batching served {rate[(count, size)] / rate[(count, 1)]:.2f}x no batching, with "
+                         f"{count} worker{'s' if count > 1 else ''}{formed}")
+    return [f"At {concurrency} callers in your run, {line}." for line in lines]
