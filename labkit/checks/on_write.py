@@ -54,6 +54,9 @@ def check_each_write(folder: PathLike, service_check: Callable[[Path], None] = s
             # it once more in a Python that imports torch (10-14 s), for no point.
             print(f"(while grading, {path.name} is checked by the graded cells below)")
             return
+        if path.suffix == ".py":  # seconds with no other sign of life: say what runs, and for how long
+            print(f"Checking {path.name}: importing it and calling it on drawn images, in a Python process of its "
+                  "own (about 10 s; longer on a busy machine)...", flush=True)
         try:
             check(folder)
         except CheckFailed as failure:

@@ -32,6 +32,7 @@ def test_a_service_file_is_checked_when_written_at_home_and_left_to_the_graded_c
     out = capsys.readouterr().out
     assert checked == ([] if grading else [tmp_path.resolve()])
     assert ("checked by the graded cells below" in out) == grading
+    assert ("in a Python process of its own (about 10 s" in out) != grading  # no silent wait at home
     # A settings file is checked either way (in milliseconds).
     write(shell, tmp_path / "settings.json", '{"parallel_workers": 0,}')
     assert "trailing comma" in capsys.readouterr().out
