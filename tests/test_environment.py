@@ -69,3 +69,15 @@ def test_installing_again_is_a_no_op_when_nothing_changed():
     # requirements.txt and pyproject.toml means no reinstall.
     done = subprocess.run(["make", "-q", "venv"], cwd=REPO, capture_output=True)
     assert done.returncode == 0, "make venv would reinstall although nothing changed"
+
+
+def test_make_lab_says_what_it_will_download_and_shows_pips_progress():
+    # Before: pip ran with -qq for minutes, a 3 GB download in silence.
+    import subprocess
+
+    plan = subprocess.run(["make", "-n", "-B", "-f", "tools/lab.mk", "venv"], cwd=REPO, capture_output=True,
+                          text=True, check=True).stdout
+    assert "about 3.3 GB to download, about 7 GB on disk" in plan
+    install = next(line for line in plan.splitlines() if "pip install" in line and "-r requirements.txt" in line)
+    assert "-q" not in install.split() and "-qq" not in install.split(), install
+    assert plan.index("GB to download") < plan.index("-r requirements.txt")  # said before it starts

@@ -28,10 +28,14 @@ LAB_ENV_VARS := JUPYTER_CONFIG_DIR JUPYTER_CONFIG_PATH JUPYTER_DATA_DIR JUPYTER_
 
 venv: $(STAMP)
 
+# The sizes: pip's resolver report of requirements.txt and PyPI's file sizes (3.3 GB of wheels,
+# torch and NVIDIA's libraries most of it), and du of the installed .venv, measured 2026-12-07.
 $(STAMP): requirements.txt pyproject.toml
+	@echo "Installing the lab's Python packages into .venv: about 3.3 GB to download, about 7 GB on disk."
+	@echo "A few minutes on a fast network, longer on a slow one; pip shows each download below."
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -qq --upgrade pip
-	$(PY) -m pip install -qq -r requirements.txt
+	$(PY) -m pip install --progress-bar on -r requirements.txt
 	$(PY) -m pip install -qq --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-*
 	touch $@
