@@ -11,7 +11,7 @@ One run, one machine, one checkpoint, one image (the lab's cat as a JPEG):
 (c) course text  MLServer as the course text configures it: the tinyvit folder's
                  defaults with MLServer's gzip_enabled (on), NumPy pixels in JSON over REST;
 (d) tuned        MLServer with the lab's tuned settings (``benchmarks/tuned.py``: one process,
-                 adaptive batching of up to 8 within 2 ms), JPEG bytes over gRPC;
+                 adaptive batching of up to 8 within 4 ms), JPEG bytes over gRPC;
                  (d-rest) is the same server over REST, with the lab's gzip_enabled: false
                  (tinyvit/settings.json); (d-rest-gzip) the same over REST with MLServer's
                  default, gzip on: every answer of 21,841 floats in JSON is compressed on the

@@ -559,3 +559,24 @@ def test_grading_skips_the_demonstrations_and_the_feedback_says_so(graded):
     # The student's own source, shown as handed in (highlighted: one span per name).
     assert '<span class="n">sweep</span>' in feedback and "sweep_for_grading" not in feedback
     assert (out / "feedback" / "alice" / "06_packaging.html").read_text().count(SKIPPED) == 0
+
+
+def test_a_hand_in_graded_with_its_demonstrations_run_gets_the_same_points(graded, released, tmp_path, monkeypatch):
+    # Skipping the demonstrations changes no grade: alice's 05 (its sweep skipped when graded,
+    # its table then drawn by the grading form) graded again with every cell run, in quick
+    # mode (the sweep's short form, as nbval runs it), gets the points the proof gave it.
+    _, out, _ = graded
+    monkeypatch.setenv("LAB_QUICK", "1")
+    hand_in(released, tmp_path / "submissions" / "alice", correct_but_different(), notebooks=["05_scaling"])
+    grade(tmp_path / "submissions", tmp_path / "out", notebooks=["05_scaling"], cell_timeout=600, jobs=1,
+          run_demonstrations=True)
+    every_cell = read_points(tmp_path / "out")
+    skipped = read_points(out)
+    checks_of_05 = [check for (student, check) in every_cell if student == "alice"]
+    assert len(checks_of_05) == 4  # the graded cells of 05 (the written answer is graded by hand)
+    assert {check: every_cell[("alice", check)] for check in checks_of_05} == \
+        {check: skipped[("alice", check)] for check in checks_of_05}
+    feedback = (tmp_path / "out" / "feedback" / "alice" / "05_scaling.html").read_text()
+    from labkit.instructor.demonstrations import SKIPPED
+
+    assert SKIPPED not in feedback  # every cell ran
