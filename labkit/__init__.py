@@ -8,7 +8,7 @@
   side and how busy the machine was, the lab's benchmark record;
 * ``model``: the weights, the reference model the checks compare with, the ONNX export;
 * ``runtimes``: the MLServer runtimes the lab ships (timm, the engines, Hugging Face);
-* ``instructor``: release, hand-out and grading (not in the student's hand-out's notebooks);
+* ``instructor``: release, hand-out and grading (the hand-out leaves it out);
 * top-level modules: the client's requests (``client``), what notebooks show (``show``),
   paths, switches (``config``), the service's contract (``contract``), the checks' images.
 
