@@ -7,9 +7,9 @@ load: how much of the CPU other processes took while each phase ran). Exits with
 failure.
 
 Stream 1: the grading proof, the class on JupyterHub and what the lab writes (kernels running
-notebooks), then nbval. Stream 2: every other test, its servers on free ports only. Each
-stream has its own temp dir (TMPDIR), so a test that checks what the lab writes to the temp
-dir sees its own stream's writes only.
+notebooks), then nbval. Stream 2: every other test, its servers on free ports only, in a temp
+dir of its own (TMPDIR), so that a test of stream 1 that checks what the lab writes to the
+system's temp dir sees stream 1's writes only.
 
     python tools/run_tests.py [--started EPOCH] [--start-log FILE] [--serial]
 """
@@ -154,11 +154,17 @@ FIRST_STREAM = ["tests/instructor/test_grading.py", "tests/test_jupyterhub.py", 
 
 
 def _stream_env(env: dict, stream: str, name: str) -> dict:
-    """``env`` with the stream's own temp dir (nbval: in quick mode)."""
-    tmp = Path(tempfile.gettempdir()) / f"lab-test-stream-{stream}"
-    tmp.mkdir(parents=True, exist_ok=True)
-    return {**env, "TMPDIR": str(tmp), **({"LAB_QUICK": "1"} if name == "nbval" else {}),
-            **({"LAB_FREE_PORTS": "1"} if stream == "2" else {})}
+    """``env`` for a command of ``stream``. The second stream gets a temp dir of its own and
+    free ports only; the first keeps the system's temp dir, which the hub test's Unix users
+    share with it (their servers' pid files) and which tests/test_writes.py watches: the
+    second stream's writes land in its own dir, not there. nbval runs in quick mode."""
+    extra: dict = {"LAB_QUICK": "1"} if name == "nbval" else {}
+    if stream == "2":
+        tmp = Path(tempfile.gettempdir()) / "lab-test-stream-2"
+        tmp.mkdir(parents=True, exist_ok=True)
+        tmp.chmod(0o1777)  # as /tmp
+        extra.update(TMPDIR=str(tmp), LAB_FREE_PORTS="1")
+    return {**env, **extra}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,14 +43,19 @@ def remote_classifier(classify_remote: Callable[[np.ndarray], np.ndarray],
     named = list(zip(names, images))
     expected = reference_model(checkpoint).probabilities(images)
     exchanges, answers = [], []
+    served_before = _requests_served()
     with _recording_http(exchanges), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for name, image in named:
             try:
                 answers.append(classify_remote(image.copy()))
             except Exception as error:
-                raise _diagnose(exchanges, f"classify_remote({name}) raised {type(error).__name__}: {error}")
-    if not exchanges:
+                reached = not exchanges and _requests_served() > served_before
+                raise _diagnose(exchanges, f"classify_remote({name}) raised {type(error).__name__}: {error}",
+                                reached)
+    # Requests through `requests` are recorded one by one; any other client (gRPC, urllib) is
+    # seen by the servers this kernel runs, which count every inference request they take.
+    if not exchanges and _requests_served() - served_before < len(named):
         raise CheckFailed("classify_remote sent no request to the server.",
                           "POST the request to server.infer_url inside the function: a stored answer "
                           "cannot know which image the check passes in.")
@@ -98,8 +103,7 @@ def _refuse_a_written_address(function: Callable) -> None:
         source = inspect.getsource(function)
     except (OSError, TypeError):
         return
-    code = "\n".join(line.split("#", 1)[0] for line in source.splitlines())
-    written = WRITTEN_ADDRESS.search(code)
+    written = next((found for text in _strings_in_use(source) if (found := WRITTEN_ADDRESS.search(text))), None)
     kept = _address_kept_in_a_name(function)
     if written or kept:
         where = (f"has the address {written.group(0)!r} written into it" if written else
@@ -109,6 +113,33 @@ def _refuse_a_written_address(function: Callable) -> None:
                           "it gets another: when your notebook is graded, or when a second notebook's server "
                           "holds the port.",
                           "The server object knows the address it really got.")
+
+
+def _strings_in_use(source: str) -> list[str]:
+    """The text constants of a function's code that it uses: not its docstring, its comments,
+    or a comparison's other side (``url.endswith(":8080")`` checks an address, it does not
+    send to it)."""
+    import ast
+    import textwrap
+
+    try:
+        tree = ast.parse(textwrap.dedent(source))
+    except SyntaxError:
+        return ["\n".join(line.split("#", 1)[0] for line in source.splitlines())]
+    ignored = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            ignored.add(id(body[0].value))  # a docstring
+        if isinstance(node, ast.Compare) or (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                                             and node.func.attr in ("endswith", "startswith")):
+            ignored.update(id(inner) for inner in ast.walk(node) if isinstance(inner, ast.Constant))
+        if isinstance(node, ast.Assert):
+            ignored.update(id(inner) for inner in ast.walk(node) if isinstance(inner, ast.Constant))
+    return [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)
+            and isinstance(node.value, str) and id(node) not in ignored] + \
+        [ast.unparse(node) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr)]
 
 
 def _address_kept_in_a_name(function: Callable) -> tuple[str, str] | None:
@@ -136,8 +167,31 @@ def _address_kept_in_a_name(function: Callable) -> tuple[str, str] | None:
     return None
 
 
-def _diagnose(exchanges: list, what: str) -> CheckFailed:
-    """Name the mistake from the last request the student's code sent and its answer."""
+def _requests_served() -> float:
+    """Inference requests (answered or refused) the servers this kernel runs have taken, over
+    REST and gRPC alike (MLServer's own counters on /metrics)."""
+    from labkit.measure import metrics
+    from labkit.serving import registry
+
+    total = 0.0
+    for server in registry.servers():
+        try:
+            if not server.running:
+                continue
+            samples = metrics.scrape(server.metrics_url)
+        except Exception:  # a server that does not answer counts nothing
+            continue
+        total += sum(metrics.total(samples, f"model_infer_request_{outcome}_total") for outcome in ("success",
+                                                                                                  "failure"))
+    return total
+
+
+def _diagnose(exchanges: list, what: str, reached: bool = False) -> CheckFailed:
+    """Name the mistake from the last request the student's code sent and its answer
+    (``reached``: a request reached a server by another client than ``requests``)."""
+    if not exchanges and reached:
+        return CheckFailed(what, "The request reached the server, and the error came with or after its answer: "
+                                 "read its message above.")
     if not exchanges:
         return CheckFailed(what, "The error came before any request was sent: read its message above.")
     body, status, answer = exchanges[-1]

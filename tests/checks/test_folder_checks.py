@@ -210,6 +210,38 @@ def test_the_request_check(server, checkpoint, cat, capsys):
         checks.remote_classifier(lambda image: stored, checkpoint)
 
 
+@pytest.mark.slow
+def test_the_request_check_passes_right_clients_that_do_not_use_requests(server, checkpoint, capsys):
+    # helper session 4: a gRPC client built as notebook 02's own gRPC cell, and a urllib client,
+    # got 0 of 3 ("sent no request"): only requests' calls were recorded. The server's own
+    # count of inference requests sees every client.
+    import urllib.request
+
+    import grpc
+    from mlserver.grpc import dataplane_pb2_grpc
+    from mlserver.grpc.converters import ModelInferRequestConverter, ModelInferResponseConverter
+
+    def over_grpc(image):
+        """Sends the image over gRPC (no localhost:8080 typed here: server.grpc_address)."""
+        request = InferenceRequest(inputs=[NumpyCodec.encode_input("payload", image[None])])
+        message = ModelInferRequestConverter.from_types(request, model_name="tinyvit", model_version=None)
+        with grpc.insecure_channel(server.grpc_address) as channel:
+            reply = dataplane_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(message, timeout=60)
+        return NumpyCodec.decode_output(ModelInferResponseConverter.to_types(reply).outputs[0])
+
+    def over_urllib(image):
+        assert not server.infer_url.endswith(":8080")  # checks an address, does not send to it
+        body = InferenceRequest(inputs=[NumpyCodec.encode_input("payload", image[None])]).model_dump_json()
+        call = urllib.request.Request(server.infer_url, data=body.encode(),
+                                      headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(call, timeout=60) as answer:
+            return NumpyCodec.decode_output(InferenceResponse.model_validate_json(answer.read()).outputs[0])
+
+    for client in (over_grpc, over_urllib):
+        checks.remote_classifier(client, checkpoint)
+        assert "✔ classify_remote answered 3 images" in capsys.readouterr().out
+
+
 def test_the_request_check_refuses_an_address_written_into_the_code(checkpoint):
     # Right at home, where the server got port 8080; wrong in grading, which uses free ports.
     def classify_remote(image):
