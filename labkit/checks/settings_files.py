@@ -247,6 +247,13 @@ def read_model_settings(folder: Path) -> dict:
     uri = parameters.get("uri")
     if uri is not None and not isinstance(uri, str):
         raise CheckFailed(f"parameters.uri is {uri!r}; it is a path, a string.", "Write the path in double quotes.")
+    if uri and os.path.isabs(uri):
+        # Even a path to the folder's own file: it names this folder where it is now, and the
+        # copy that grading (or the image of notebook 06) serves is elsewhere.
+        raise CheckFailed(f"parameters.uri is {uri!r}, an absolute path. It works where your notebook is, and "
+                          "breaks where the folder is copied: when your notebook is graded, and in the image of "
+                          "notebook 06.", f"Name the file relative to {folder.name}/, the folder of "
+                          "model-settings.json.")
     inside = os.path.normpath(folder / uri) if uri else ""  # no symlinks followed: the link is the lab's
     if uri and not inside.startswith(os.path.normpath(folder) + os.sep) and inside != os.path.normpath(folder):
         raise CheckFailed(f"parameters.uri is {uri!r}, which points outside {folder.name}/. It works where your "

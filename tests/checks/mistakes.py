@@ -191,6 +191,9 @@ CATALOGUE = [
     entry(M01, "wrong path", '{"name": "my-tinyvit", "implementation": "serve-model.TinyViTModel", '
           '"parameters": {"uri": "../../weights/tinyvit.safetensors"}}', says="points outside my-tinyvit/",
           write=FAIL),
+    entry(M01, "wrong path", '{"name": "my-tinyvit", "implementation": "serve-model.TinyViTModel", '
+          '"parameters": {"uri": "{folder}/tinyvit.safetensors"}}', says="an absolute path", write=FAIL,
+          note="the folder's own file by its absolute path: right at home, wrong on grading's copy (helper session 4)"),
     entry(M01, "wrong path", '{"name": "my-tinyvit", "implementation": "my-tinyvit/serve-model.TinyViTModel"}',
           says="not a file path", write=FAIL),
     entry(M01, "wrong path", '{"name": "my-tinyvit", "implementation": "serve-model.py.TinyViTModel"}',

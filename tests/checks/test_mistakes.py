@@ -76,7 +76,9 @@ def answered(folder: Path, name: str, answer: str):
 def file_exercise(notebook: str, name: str, write, graded, others=()):
     """An exercise whose answer is one file of the notebook's folder."""
     def run(mistake: Mistake, folders: dict) -> dict:
-        with answered(folders[notebook], name, mistake.answer) as folder:
+        # {folder}: the folder's absolute path, as a student's own machine would have it
+        answer = mistake.answer.replace("{folder}", str(folders[notebook]))
+        with answered(folders[notebook], name, answer) as folder:
             return {"write": verdict(lambda: write(folder)) if write else None,
                     "graded": verdict(lambda: graded(folder)),
                     "others": [verdict(lambda check=check: check(folder)) for check in others]}
