@@ -468,8 +468,9 @@ def ask_top5(server: ModelServer, request: InferenceRequest, what: str,
     if missing and by_type:
         text = [value for value in outputs.values() if np.asarray(value).dtype.kind in "OUS"]
         numbers = [value for value in outputs.values() if np.asarray(value).dtype.kind in "fiu"]
-        if len(text) == 1 and len(numbers) == 1:
-            return text[0], numbers[0]
+        fractions = [value for value in numbers if np.asarray(value).dtype.kind == "f"]
+        if len(text) == 1 and (len(numbers) == 1 or len(fractions) == 1):  # class indices beside them: not scores
+            return text[0], (numbers if len(numbers) == 1 else fractions)[0]
     if missing:
         raise CheckFailed(f"The response has no output named {sorted(missing)} (it has {sorted(outputs)}).",
                           "A client reads the outputs by name: the exercise names the two it reads.",
