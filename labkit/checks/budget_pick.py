@@ -132,8 +132,10 @@ def _judge(results: pd.DataFrame, choice: object, budget_ms: float, where: str,
     position = isinstance(choice, (int, np.integer)) and not isinstance(choice, bool)
     positions = {results.index.get_loc(label) for label in right if label is not None}
     positions |= {feasible.index.get_loc(label) for label in right if label in feasible.index}
-    if position and int(choice) in positions or (choice not in results.index and position
-                                                  and 0 <= choice < len(results)):
+    # A label of the table is judged as the row it names (a function that returns positions
+    # is caught on the student's own table under other labels, before this); a number that is
+    # no label but a position is named as one.
+    if position and not _is_label(choice, results) and (int(choice) in positions or 0 <= choice < len(results)):
         raise CheckFailed(f"{on}, pick_configuration returned {choice!r}: a position in the table, not one of its "
                           f"row labels ({list(results.index)}).",
                           "Return the row's label, as the table shows it on the left.")
@@ -182,8 +184,7 @@ MISREADINGS: list[tuple[str, Callable[[pd.DataFrame, float], object]]] = [
     ("reads the budget off the p99", lambda t, b: _fastest(_within(t, "p99_ms", b))),
     ("takes the fastest row whatever its p95 (a budget ignored, or read in other units)",
      lambda t, b: _fastest(t)),
-    *[(f"lets the p95 exceed the budget by {share:.0%}",
-       lambda t, b, share=share: _fastest(t[t.p95_ms <= b * (1 + share)])) for share in (0.05, 0.1, 0.2)],
+    ("lets the p95 exceed the budget by a tolerance", lambda t, b: _fastest(t[t.p95_ms <= b * 1.1])),
     ("takes the lowest p95, which is not what the budget asks for",
      lambda t, b: _within(t, "p95_ms", b).p95_ms.idxmin() if not _within(t, "p95_ms", b).empty else None),
     ("takes the highest p95 within the budget", lambda t, b: _within(t, "p95_ms", b).p95_ms.idxmax()
@@ -192,6 +193,16 @@ MISREADINGS: list[tuple[str, Callable[[pd.DataFrame, float], object]]] = [
     ("takes the last row within the budget", lambda t, b: next(reversed(_within(t, "p95_ms", b).index), None)),
     ("takes the largest avg_batch within the budget", lambda t, b: _within(t, "p95_ms", b).avg_batch.idxmax()
      if "avg_batch" in t and not _within(t, "p95_ms", b).empty else None),
+    # Misreadings that name no specific mistake of the above, listed so that a choice they
+    # also explain is not pinned on one of those (more than two that fit: none is named).
+    ("keeps a margin below the budget", lambda t, b: _fastest(t[t.p95_ms <= b * 0.9])),
+    ("takes the slowest row within the budget", lambda t, b: _within(t, "p95_ms", b).throughput_rps.idxmin()
+     if not _within(t, "p95_ms", b).empty else None),
+    ("takes the lowest p50 within the budget", lambda t, b: _within(t, "p95_ms", b).p50_ms.idxmin()
+     if "p50_ms" in t and not _within(t, "p95_ms", b).empty else None),
+    ("takes only rows that formed batches", lambda t, b: _fastest(_within(t, "p95_ms", b).query("avg_batch > 1"))
+     if "avg_batch" in t else None),
+    ("turns the comparison around (p95 at or over the budget)", lambda t, b: _fastest(t[t.p95_ms >= b])),
 ]
 
 
@@ -206,9 +217,9 @@ def _misreading(evidence: list) -> str:
                 named.append(what)
         except (KeyError, TypeError, ValueError, AttributeError):
             continue
-    if not named:
+    if not named or len(named) > 2:  # none, or too many to tell which
         return ""
-    return f"That is the row a pick that {' or that '.join(named[:2])} chooses."
+    return f"That is the row a pick that {' or that '.join(named)} chooses."
 
 
 def _is_right(choice: object, right: set) -> bool:
@@ -254,11 +265,15 @@ def drawn_table(like: pd.DataFrame, rng: np.random.Generator, on_budget: bool = 
         # from a budget ignored).
         (budget * over, budget * (rng.uniform(1.05, 1.15) if on_budget else rng.uniform(0.5, 0.9)),
          best * rng.uniform(1.3, 2.0)),
-        (budget * rng.uniform(0.1, 0.3), budget * 0.05, best * rng.uniform(0.3, 0.6)),  # lowest p95
-        (budget * rng.uniform(0.4, 0.55), budget * 0.2, best * rng.uniform(0.65, 0.9)),  # within, slower
+        # Within the budget, each slower than the right one and each the answer of one misreading
+        # only (helper session 4: they coincided, and a message named a misreading the function
+        # did not make): the lowest p95; the slowest row, with the lowest p50; the highest p95
+        # within, with the largest batches.
+        (budget * rng.uniform(0.1, 0.3), budget * 0.08, best * rng.uniform(0.55, 0.7)),  # lowest p95
+        (budget * rng.uniform(0.4, 0.55), budget * 0.03, best * rng.uniform(0.3, 0.45)),  # slowest, lowest p50
     ]
     if not on_budget:  # within, closer to the budget than the right row and slower: the highest p95 within
-        rows.append((float(rng.uniform(right, budget)), budget * 0.3, best * rng.uniform(0.4, 0.8)))
+        rows.append((float(rng.uniform(right, budget)), budget * 0.3, best * rng.uniform(0.75, 0.9)))
     if just_over and not (on_budget or empty):
         rows.append((budget + float(rng.uniform(0.1, 0.4)), budget * 0.45, best * rng.uniform(1.1, 1.25)))
     if empty:
@@ -277,9 +292,9 @@ def drawn_table(like: pd.DataFrame, rng: np.random.Generator, on_budget: bool = 
     if "p50_ms" in table:
         table["p50_ms"] = [round(rows[index][1], 1) for index in order]
     table["throughput_rps"] = [round(rows[index][2], 1) for index in order]
-    if "avg_batch" in table:  # the largest batches within budget: the slower row, neither the right one
-        # nor the lowest p95, so each of those picks is named by what it did
-        batches = {0: 1.0, 2: rng.uniform(1.2, 1.8), 3: rng.uniform(3.2, 4.0)}
+    if "avg_batch" in table:  # the largest batches within budget: the highest p95 within (where there is
+        # one), so each pick is named by what it did
+        batches = {0: 1.0, 2: rng.uniform(1.2, 1.8), 3: rng.uniform(2.0, 2.5), 4: rng.uniform(3.2, 4.0)}
         table["avg_batch"] = [round(float(batches.get(index, rng.uniform(2.0, 3.0))), 1) for index in order]
     return agreeing_columns(table, like, rng), budget
 

@@ -509,12 +509,31 @@ CATALOGUE += [
           note="the highest p95 within budget (helper session 2, ticked 15 of 15 before)"),
     entry(P05, "unit", PICK + "    within = results[results.p95_ms <= budget_ms * 1.1]\n"
           "    return None if within.empty else within.throughput_rps.idxmax()\n",
-          says=["over the", "lets the p95 exceed the budget by 10%"],
+          says=["over the", "lets the p95 exceed the budget by a tolerance"],
           note="a 10 % tolerance on the budget (helper session 2, ticked 15 of 15 before)"),
     entry(P05, "wrong value", PICK + "    within = results[results.p99_ms <= budget_ms]\n"
           "    return None if within.empty else within.throughput_rps.idxmax()\n",
-          says=["also meets the budget", "reads the budget off the p99"],
-          note="the p99 for the p95 (helper session 3: named as a p50 mistake on tables whose p99 was below the p95)"),
+          says="also meets the budget", hides="p50",
+          note="the p99 for the p95 (helper session 3: named as a p50 mistake on tables whose p99 was below the "
+               "p95; a margin below the budget chooses the same rows, so neither is named)"),
+    entry(P05, "wrong value", PICK + "    within = results[results.p95_ms <= 0.9 * budget_ms]\n"
+          "    return None if within.empty else within.throughput_rps.idxmax()\n", says="the budget",
+          hides="p99", note="a 10 % safety margin (helper session 4: named as a p99 mistake)"),
+    entry(P05, "wrong value", PICK + "    within = results[results.p95_ms >= budget_ms]\n"
+          "    return None if within.empty else within.throughput_rps.idxmax()\n", says="over the",
+          hides="a position", note=">= for <= (helper session 4: named as a position)"),
+    entry(P05, "wrong value", PICK + "    within = results[results.p95_ms <= budget_ms]\n"
+          "    return None if within.empty else within.throughput_rps.idxmin()\n",
+          says=["also meets the budget", "slowest row"], hides="lowest p95",
+          note="the slowest row within budget (helper session 4: named as the lowest p95)"),
+    entry(P05, "mean for quantile", PICK + "    within = results[results.p95_ms <= budget_ms]\n"
+          "    return None if within.empty else within.p50_ms.idxmin()\n",
+          says=["also meets the budget", "lowest p50"], hides="lowest p95",
+          note="the lowest p50 within budget (helper session 4: named as the lowest p95)"),
+    entry(P05, "wrong value", PICK + "    within = results[(results.p95_ms <= budget_ms) & (results.avg_batch > 1)]\n"
+          "    return None if within.empty else within.throughput_rps.idxmax()\n",
+          says=["also meets the budget", "formed batches"], hides="largest avg_batch",
+          note="only rows that batched (helper session 4: named as the largest avg_batch)"),
     entry(P05, "unit", PICK + "    within = results[results.p95_ms / 1000 <= budget_ms]\n"
           "    return None if within.empty else within.throughput_rps.idxmax()\n",
           says=["over the", "whatever its p95"], note="the p95 in seconds (helper session 3: named as a p50 mistake)"),
