@@ -89,8 +89,41 @@ def model_settings(folder: PathLike, batching: tuple[int, float] | None = None, 
                f"{module}.py exists")
         return
     resolve_implementation(folder, content["implementation"])
+    if content["implementation"] == TIMM_RUNTIME:
+        _check_timm_parameters(content, folder)
     passed(f"model-settings.json: model {content['name']!r}, class {class_name} from {module}, a subclass "
            "of MLModel")
+
+
+TIMM_RUNTIME = "labkit.runtimes.timm.TimmClassifier"
+TIMM_EXTRA = ("model", "top_k", "threads")  # what labkit.runtimes.base.RuntimeOptions reads
+
+
+def _check_timm_parameters(content: dict, folder: Path) -> None:
+    """The timm runtime's own fields, named here rather than at the server's start (helper
+    session 4: a missing uri, a top_k written as text and an unknown key passed when written)."""
+    import difflib
+
+    parameters = content.get("parameters") or {}
+    extra = parameters.get("extra") if isinstance(parameters, dict) else None
+    if not parameters.get("uri"):
+        raise CheckFailed("parameters has no \"uri\": the timm runtime builds the architecture, and reads its "
+                          "weights from the file uri names.",
+                          f"Name the checkpoint's file, relative to {folder.name}/.")
+    if not isinstance(extra, dict) or not extra.get("model"):
+        raise CheckFailed("parameters.extra has no \"model\": the timm runtime does not know which architecture "
+                          "to build.", "Give the timm model's name, as the exercise states it.")
+    unknown = [key for key in extra if key not in TIMM_EXTRA]
+    if unknown:
+        near = difflib.get_close_matches(unknown[0], TIMM_EXTRA, n=1)
+        raise CheckFailed(f"parameters.extra.{unknown[0]} is not a field the timm runtime reads; it ignores it"
+                          + (f" (did you mean \"{near[0]}\"?)." if near else "."),
+                          f"It reads {', '.join(TIMM_EXTRA)}.")
+    k = extra.get("top_k")
+    if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
+        raise CheckFailed(f"parameters.extra.top_k is {k!r}: the runtime takes a whole number of labels (1 or "
+                          "more), and refuses anything else when it starts.", "Write the number without quotes or "
+                          "decimals.")
 
 
 # Notebook 04's Hugging Face exercise: the stock module fails at import with the transformers

@@ -38,6 +38,10 @@ class TimmClassifier(LabRuntime):
         options = RuntimeOptions.from_settings(self.settings)
         if options.model is None:
             raise MLServerError("TimmClassifier needs parameters.extra.model (a timm model name)")
+        if not (self.settings.parameters and self.settings.parameters.uri):
+            # Without it MLServer's get_model_uri says only FileNotFoundError.
+            raise MLServerError("TimmClassifier needs parameters.uri (the checkpoint's file, relative to the model's "
+                                "folder)")
         self.options = options if options.top_k is not None else RuntimeOptions(options.model, 5, options.threads)
         torch.set_num_threads(options.threads)
         self.model = timm.create_model(options.model, pretrained=False)

@@ -1,6 +1,7 @@
 """Notebook 01's file checks, notebook 02's request check and notebook 06's packaging
 checks: a right answer passes, each plausible mistake fails with a message that names it."""
 
+import json
 import re
 import shutil
 
@@ -428,3 +429,30 @@ def test_an_address_typed_into_a_module_level_name_is_refused_at_home_as_in_grad
         assert _address_kept_in_a_name(shell.user_ns["classify_remote"]) is None
     finally:
         InteractiveShell.clear_instance()
+
+
+TOP3 = {"name": "top3", "implementation": "labkit.runtimes.timm.TimmClassifier",
+        "parameters": {"uri": "tinyvit.safetensors", "extra": {"model": "tiny_vit_5m_224.dist_in22k", "top_k": 3}}}
+
+
+@pytest.mark.parametrize("change, message", [
+    # helper session 4: each passed when written, and failed only at the server's start
+    ({"parameters": {"extra": TOP3["parameters"]["extra"]}}, 'parameters has no "uri"'),
+    ({"parameters": {**TOP3["parameters"], "extra": {"model": "tiny_vit_5m_224.dist_in22k", "top_k": "3"}}},
+     "top_k is '3'"),
+    ({"parameters": {**TOP3["parameters"], "extra": {"model": "tiny_vit_5m_224.dist_in22k", "top_k": 3.0}}},
+     "top_k is 3.0"),
+    ({"parameters": {**TOP3["parameters"], "extra": {"model_name": "tiny_vit_5m_224.dist_in22k", "top_k": 3}}},
+     'parameters.extra has no "model"'),
+    ({"parameters": {**TOP3["parameters"], "extra": {**TOP3["parameters"]["extra"], "topk": 3}}},
+     'did you mean "top_k"'),
+])
+def test_the_timm_runtimes_settings_are_checked_when_written(tmp_path, checkpoint, change, message):
+    from labkit.workspace import runtime_folder
+
+    folder = runtime_folder(tmp_path / "top3", checkpoint=checkpoint)
+    (folder / "model-settings.json").write_text(json.dumps(TOP3))
+    folder_checks.model_settings(folder, require_code=False)  # the solution passes
+    (folder / "model-settings.json").write_text(json.dumps({**TOP3, **change}))
+    with pytest.raises(checks.CheckFailed, match=re.escape(message)):
+        folder_checks.model_settings(folder, require_code=False)
