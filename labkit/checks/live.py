@@ -78,6 +78,11 @@ def remote_classifier(classify_remote: Callable[[np.ndarray], np.ndarray],
                               "one image it has one row.")
         rows.append(row.reshape(-1))
     rows = np.stack(rows)
+    _sent_other_pixels(exchanges, named)
+    if np.allclose(rows, _softmax(expected), rtol=1e-3, atol=1e-7):
+        raise CheckFailed("classify_remote returned a softmax of the server's probabilities: the server already "
+                          "answers probabilities, and a second softmax flattens them (every value near 1/21841).",
+                          "Return the server's answer as it is.")
     if np.allclose(rows, rows[0]):
         raise CheckFailed(f"classify_remote returned the same probabilities for {len(named)} different images.",
                           "Build the request from the function's argument `image`, not from a variable "
@@ -88,6 +93,30 @@ def remote_classifier(classify_remote: Callable[[np.ndarray], np.ndarray],
                               "Send the image's pixels unchanged (uint8, with a batch axis in front) and "
                               "return the server's answer as it is.")
     passed(f"classify_remote answered {len(named)} images the check chose, each like the model")
+
+
+def _softmax(rows: np.ndarray) -> np.ndarray:
+    shifted = np.exp(rows - rows.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _sent_other_pixels(exchanges: list, named: list) -> None:
+    """CheckFailed when the requests recorded carried other pixels than the images given
+    (scaled, cast, a constant image): named from what was sent, not from the answers."""
+    from mlserver.codecs import NumpyCodec
+    from mlserver.types import InferenceRequest
+
+    for (body, status, _), (name, image) in zip([e for e in exchanges if e[1] == 200], named):
+        try:
+            sent = NumpyCodec.decode_input(InferenceRequest.model_validate_json(body).inputs[0])
+        except Exception:  # not a request the codec reads (another shape of body): nothing to say here
+            return
+        pixels = np.asarray(sent).reshape(-1)
+        if pixels.size == image.size and not np.array_equal(pixels.astype(np.int64), image.reshape(-1)):
+            raise CheckFailed(f"For {name} the request carried other pixels than the image classify_remote was "
+                              f"given (values {pixels.min():.3g} to {pixels.max():.3g}; the image's {image.min()} "
+                              f"to {image.max()}).",
+                              "Send the image's pixels as they are: the service does its own preprocessing.")
 
 
 WRITTEN_ADDRESS = re.compile(r"(localhost|127\.0\.0\.1|0\.0\.0\.0)(:\d+)?|:80[0-9]{2}\b")
@@ -195,6 +224,21 @@ def _diagnose(exchanges: list, what: str, reached: bool = False) -> CheckFailed:
     if not exchanges:
         return CheckFailed(what, "The error came before any request was sent: read its message above.")
     body, status, answer = exchanges[-1]
+    if status is None:
+        return CheckFailed(f"{what}\nThe request was sent and no answer came back ({answer[:200]}).",
+                           "Send it to the address the server object gives, and give the answer time to come.")
+    try:
+        sent = json.loads(body) if body else None
+    except (ValueError, TypeError):
+        sent = None
+    if isinstance(sent, str):
+        return CheckFailed(f"{what}\nThe body is a JSON string that holds the request's JSON: it was encoded "
+                           "twice (model_dump_json() already returns JSON text, and json= encodes its argument "
+                           "again).", "Send the JSON text as the body as it is, or give json= the plain dict.")
+    if isinstance(sent, dict) and "inputs" not in sent:
+        return CheckFailed(f"{what}\nThe body has no \"inputs\" (it has {sorted(sent)[:5]}): an inference "
+                           "request lists its input tensors under \"inputs\".",
+                           "Send the whole InferenceRequest, not one of its tensors.")
     if status == 404:
         return CheckFailed(f"{what}\nThe server answered 404: no such model or address.",
                            "POST to server.infer_url (/v2/models/tinyvit/infer).")
@@ -227,8 +271,12 @@ def _recording_http(exchanges: list):
     original = requests.Session.send
 
     def send(session: requests.Session, prepared: requests.PreparedRequest, **kwargs) -> requests.Response:
-        response = original(session, prepared, **kwargs)
         body = prepared.body.decode() if isinstance(prepared.body, bytes) else prepared.body
+        try:
+            response = original(session, prepared, **kwargs)
+        except Exception as error:  # sent, and no answer came (a timeout, a refused connection)
+            exchanges.append((body, None, f"{type(error).__name__}: {error}"))
+            raise
         exchanges.append((body, response.status_code, response.text if response.status_code != 200 else ""))
         return response
 

@@ -243,6 +243,46 @@ def test_the_request_check_passes_right_clients_that_do_not_use_requests(server,
         assert "✔ classify_remote answered 3 images" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+def test_the_request_check_names_what_the_client_did(server, checkpoint):
+    # helper session 4: each was named as something the function did not do ("build the request
+    # from the argument", "input is named None" with the name handed over, "before any request
+    # was sent", "send model_dump_json() as the body" to a student who did).
+    def post(body, **kwargs):
+        answer = requests.post(server.infer_url, timeout=60, **kwargs, data=body) if body is not None else \
+            requests.post(server.infer_url, timeout=60, **kwargs)
+        answer.raise_for_status()
+        return NumpyCodec.decode_output(InferenceResponse.model_validate(answer.json()).outputs[0])
+
+    def request_of(array):
+        return InferenceRequest(inputs=[NumpyCodec.encode_input("payload", array)])
+
+    def softmax_again(image):
+        probabilities = post(request_of(image[None]).model_dump_json())
+        shifted = np.exp(probabilities - probabilities.max())
+        return shifted / shifted.sum()
+
+    def scaled_pixels(image):
+        return post(request_of((image[None] / 255).astype(np.uint8)).model_dump_json())
+
+    def encoded_twice(image):
+        return post(None, json=request_of(image[None]).model_dump_json())
+
+    def one_tensor(image):
+        return post(None, json=request_of(image[None]).inputs[0].model_dump())
+
+    def times_out(image):  # waits a millisecond for an answer that takes longer
+        return requests.post(server.infer_url, data=request_of(image[None]).model_dump_json(), timeout=0.001)
+
+    cases = [(softmax_again, "a softmax of the server's probabilities"),
+             (scaled_pixels, "carried other pixels than the image"), (encoded_twice, "encoded twice"),
+             (one_tensor, 'The body has no "inputs"'), (times_out, "was sent and no answer came back")]
+    for client, message in cases:
+        with pytest.raises(checks.CheckFailed, match=re.escape(message)) as caught:
+            checks.remote_classifier(client, checkpoint)
+        assert "'payload'" not in caught.value.hint, caught.value.hint
+
+
 def test_the_request_check_refuses_an_address_written_into_the_code(checkpoint):
     # Right at home, where the server got port 8080; wrong in grading, which uses free ports.
     def classify_remote(image):
