@@ -92,7 +92,7 @@ def compare_best_labels(labels: np.ndarray, scores: np.ndarray, expected_labels:
         row = int(np.argmax(sums > 1 + 1e-3))
         raise CheckFailed(f"The scores of row {row} add up to {sums[row]:.4g}: they are not the probabilities of one "
                           "image's classes, which add up to at most 1.",
-                          "Take the softmax over the classes of each image, not over another axis.", kind="scores")
+                          "A score is a softmax probability: taken over the classes of each image.", kind="scores")
     k = k or expected_labels.shape[1]
     expected_labels, expected_scores = _boundary_tie_for(labels, expected_labels, expected_scores, k)
     if all(isinstance(label, (int, np.integer)) or str(label).strip().isdigit() for label in labels.ravel()):
@@ -139,6 +139,12 @@ def compare_best_labels(labels: np.ndarray, scores: np.ndarray, expected_labels:
                           and np.isclose(scores[row, column], pair[1], rtol=1e-3, atol=1e-6)), None)
             if match is None:
                 model = [float(score) for name, score in unmatched if name == label]
+                if model and scores[row, column] <= 0 and np.isclose(np.exp(scores[row, column]), model[0],
+                                                                       rtol=1e-3, atol=1e-7):
+                    raise CheckFailed(f"The labels are right but the scores are log-probabilities: in row {row}, "
+                                      f"{label!r} has score {scores[row, column]:.6g}, the logarithm of the "
+                                      f"model's {model[0]:.6g}.", "A score is the probability itself.",
+                                      kind="scores")
                 raise CheckFailed(f"The labels are right but the scores are not: in row {row}, {label!r} has score "
                                   f"{scores[row, column]:.6g}; the model gives it "
                                   f"{model[0] if model else float('nan'):.6g}.",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,10 @@ def declared_metadata(where: ModelServer | PathLike, declaration: dict | None = 
                           "Run the cell that starts it and read what it printed.") from None
     inputs, outputs = metadata.get("inputs") or [], metadata.get("outputs") or []
     _check_declared({"inputs": inputs, "outputs": outputs}, f"GET /v2/models/{server.name}")
+    if len(inputs) > 1:  # notebook 01's predict() takes one tensor
+        raise CheckFailed(f"GET /v2/models/{server.name} lists {len(inputs)} inputs "
+                          f"({', '.join(str(t.get('name')) for t in inputs)}); your predict() takes one tensor.",
+                          "Declare the inputs predict() receives, no more.")
     names, images, _ = distinct_images(2, checkpoint)
     _no_size_fixed_that_varies(server, inputs, names[0], images[0])
     for name, image in zip(names, images):
@@ -166,8 +171,9 @@ def _pixels_for(field: str, shape: list, image: np.ndarray) -> np.ndarray:
                           "width, colour).", "Count the axes of the array your predict() receives.")
     height, width, colours = shape[-3:]
     if colours not in (-1, 3):
-        raise CheckFailed(f"{field}.shape {shape} declares {colours} values per pixel: an image has 3 (RGB).",
-                          "The last axis of an RGB image has length 3.")
+        raise CheckFailed(f"{field}.shape {shape} declares {colours} values per pixel, which is not what the "
+                          "images your predict() receives have.",
+                          "Count the values of one pixel of the images the service takes.")
     if height != -1 or width != -1:
         size = (width if width != -1 else image.shape[1], height if height != -1 else image.shape[0])
         image = np.asarray(Image.fromarray(image).resize(size))
@@ -188,10 +194,13 @@ def _tensor_for(field: str, tensor: dict, image: np.ndarray, datatype: str | Non
 
 
 def _message(answer: requests.Response) -> str:
+    """MLServer's error text, without the list of the inputs it would have taken (that names
+    the answer; the check names the field)."""
     try:
         text = str(answer.json().get("error", ""))[:300]
     except ValueError:
         text = answer.text[:300]
+    text = re.sub(r"\.?\s*Available inputs are [^.]*\.?", ".", text)
     return text.rstrip(". ")
 
 

@@ -691,6 +691,8 @@ SERVICE_03 = [
                    "top5_service", ("labels are right but the scores are not",), note="percent"),
     ServiceMistake("wrong value", "softmax(dim=-1)", "softmax(dim=0)", "top5_service",
                    ("add up to 5",), note="a softmax over the batch axis (helper session 3: misnamed)"),
+    ServiceMistake("wrong value", "softmax(dim=-1)", "log_softmax(dim=-1)", "top5_service", ("log-probabilities",),
+                   note="log-probabilities (helper session 4: named as scores that are not the model's)"),
     ServiceMistake("wrong value", TOP_LINE, '        top = np.argsort(-probabilities, axis=1, kind="stable")[:, :4]\n',
                    "top5_service", ("expected (1, 5)",), note="four columns"),
     ServiceMistake("case or type", 'NumpyCodec.encode_output("labels", labels)',

@@ -69,6 +69,8 @@ def test_a_declaration_that_describes_the_service_passes(first_service, checkpoi
     ({"inputs": [{**RIGHT["inputs"][0], "shape": [224, 224, 3]}]}, "inputs[0].shape [224, 224, 3] fixes an image's"),
     ({"inputs": [{**RIGHT["inputs"][0], "shape": [3, -1, -1]}]}, "3 first reads like colour channels first"),
     ({"inputs": [{**RIGHT["inputs"][0], "shape": [-1, -1, 4]}]}, "declares 4 values per pixel"),
+    # helper session 4: a second input was named as an image with too few axes
+    ({"inputs": [RIGHT["inputs"][0], {"name": "scale", "datatype": "FP32", "shape": [1]}]}, "lists 2 inputs"),
     # The lab's service's name, copied: the answer of notebook 01's service is not called that.
     ({"outputs": [{**RIGHT["outputs"][0], "name": "probabilities"}]}, "outputs[0].name is 'probabilities'"),
     ({"outputs": [{**RIGHT["outputs"][0], "datatype": "FP64"}]}, "outputs[0].datatype is 'FP64'"),
@@ -81,6 +83,7 @@ def test_a_declaration_the_service_contradicts_fails_naming_the_field(first_serv
     with pytest.raises(checks.CheckFailed, match=re.escape(message)) as caught:
         checks.declared_metadata(server, checkpoint=checkpoint)
     assert "output-0" not in caught.value.hint and "UINT8" not in caught.value.hint  # the fix is not handed over
+    assert "Available inputs" not in caught.value.what and "length 3" not in caught.value.hint
 
 
 def test_mlserver_enforces_none_of_the_declaration(first_service):
