@@ -29,15 +29,10 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # labkit, as in the checkout (installed or not)
+from labkit.measure.machine import busy_cpu_seconds  # noqa: E402
 RECORDS = ROOT / "benchmarks" / "results" / "test-runs"
 SLOWEST = 15
-
-
-def cpu_busy_seconds() -> float:
-    """Seconds every core of the machine spent busy since boot (/proc/stat)."""
-    fields = [float(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def children_cpu_seconds() -> float:
@@ -47,14 +42,14 @@ def children_cpu_seconds() -> float:
 
 def run_phase(name: str, command: list[str], env: dict) -> dict:
     print(f"== {name}: {' '.join(command)}", flush=True)
-    started, busy, ours = time.monotonic(), cpu_busy_seconds(), children_cpu_seconds()
+    started, busy, ours = time.monotonic(), busy_cpu_seconds(), children_cpu_seconds()
     code = subprocess.call(command, cwd=ROOT, env=env)
     return _measured(started, busy, ours, code)
 
 
 def _measured(started: float, busy: float, ours: float, code: int) -> dict:
     seconds = time.monotonic() - started
-    others = max(0.0, (cpu_busy_seconds() - busy) - (children_cpu_seconds() - ours))
+    others = max(0.0, (busy_cpu_seconds() - busy) - (children_cpu_seconds() - ours))
     cores = len(os.sched_getaffinity(0))
     return {"seconds": round(seconds, 1), "exit_code": code,
             "cpu_of_the_run_s": round(children_cpu_seconds() - ours, 1),
@@ -70,7 +65,7 @@ def run_streams(streams: dict[str, list[tuple[str, list[str], dict]]], logs: Pat
     printed whole when it ends (interleaved lines of two pytest runs would not read). The
     phase of each command: its seconds and exit code; ``tests``: the streams' wall time and
     the machine's load over it."""
-    started, busy, ours = time.monotonic(), cpu_busy_seconds(), children_cpu_seconds()
+    started, busy, ours = time.monotonic(), busy_cpu_seconds(), children_cpu_seconds()
     phases: dict[str, dict] = {}
     pending = {name: list(commands) for name, commands in streams.items()}
     running: dict[str, tuple] = {}
