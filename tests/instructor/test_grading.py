@@ -573,7 +573,7 @@ def test_a_hand_in_graded_with_its_demonstrations_run_gets_the_same_points(grade
     every_cell = read_points(tmp_path / "out")
     skipped = read_points(out)
     checks_of_05 = [check for (student, check) in every_cell if student == "alice"]
-    assert len(checks_of_05) == 4  # the graded cells of 05 (the written answer is graded by hand)
+    assert len(checks_of_05) == 5  # the four autograded cells of 05 and the written answer (0 until a human grades it)
     assert {check: every_cell[("alice", check)] for check in checks_of_05} == \
         {check: skipped[("alice", check)] for check in checks_of_05}
     feedback = (tmp_path / "out" / "feedback" / "alice" / "05_scaling.html").read_text()
