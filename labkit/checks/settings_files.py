@@ -130,6 +130,9 @@ def _check_timm_parameters(content: dict, folder: Path) -> None:
 # that reads timm folders (labkit/runtimes/huggingface.py), HF_IMPLEMENTATION imports it after a fix.
 HF_STOCK_IMPLEMENTATION = "mlserver_huggingface.HuggingFaceRuntime"
 HF_TASK = "image-classification"
+# The fields of mlserver_huggingface.settings.HuggingFaceSettings (MLServer 1.7.1).
+HF_EXTRA = ("task", "task_suffix", "pretrained_model", "model_kwargs", "pretrained_tokenizer", "framework",
+            "optimum_model", "device", "inter_op_threads", "intra_op_threads")
 
 
 def hf_model_settings(folder: PathLike) -> None:
@@ -159,6 +162,14 @@ def hf_model_settings(folder: PathLike) -> None:
     if not isinstance(extra, dict):
         raise CheckFailed("model-settings.json has no parameters.extra: the runtime reads its own options there.",
                           "parameters.extra is an object; the runtime needs at least the pipeline's task.")
+    unknown = [key for key in extra if key not in HF_EXTRA]
+    if unknown:  # the runtime's settings ignore unknown keys in silence (pydantic's Extra.ignore)
+        import difflib
+
+        near = difflib.get_close_matches(unknown[0], HF_EXTRA, n=1)
+        raise CheckFailed(f"parameters.extra.{unknown[0]} is not a setting of the Hugging Face runtime, which "
+                          "ignores it in silence" + (f" (did you mean \"{near[0]}\"?)." if near else "."),
+                          "Its settings are those of mlserver_huggingface's HuggingFaceSettings.")
     task = extra.get("task")
     if task != HF_TASK:
         raise CheckFailed(f"parameters.extra.task is {task!r}: the runtime builds a transformers pipeline for "
@@ -166,7 +177,7 @@ def hf_model_settings(folder: PathLike) -> None:
                           "Task names are transformers' pipeline names: lower case, words joined by hyphens.")
     for where, value in (("parameters.extra.pretrained_model", extra.get("pretrained_model")),
                          ("parameters.uri", parameters.get("uri"))):
-        if value is None:
+        if value is None or value == "":  # empty: the runtime falls back as when it is left out
             continue
         local = isinstance(value, str) and ((folder / value).exists() or Path(value).exists()
                                             or value.rstrip("/") == folder.name)
@@ -175,9 +186,12 @@ def hf_model_settings(folder: PathLike) -> None:
                               f"download it, and this lab has no internet. TinyViT is already in {folder.name}/.",
                               "Read again, above the exercise, where the runtime finds the model when the "
                               "settings name none.")
-        raise CheckFailed(f"{where} is {value!r}: the runtime passes it to transformers as it is, a path from "
-                          f"where MLServer runs, not from {folder.name}/. It breaks when the server starts "
-                          "elsewhere (when your notebook is graded, in a container).",
+        how = ("an absolute path: it names this machine's folder, which the copy that grading (or a container) "
+               "serves is not" if isinstance(value, str) and value.startswith("/") else
+               f"a path the runtime passes to transformers as it is, read from where MLServer runs, not from "
+               f"{folder.name}/. It breaks when the server starts elsewhere (when your notebook is graded, in a "
+               "container)")
+        raise CheckFailed(f"{where} is {value!r}, {how}.",
                           "Read again, above the exercise, where the runtime finds the model when the settings "
                           "name none.")
     device = extra.get("device")

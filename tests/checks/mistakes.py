@@ -257,7 +257,8 @@ CATALOGUE = [
 
     # ------------------------------------------------------------------ 04 Hugging Face model-settings.json
     entry(H04, "misspelt key", HF
-          + '"parameters": {"extra": {"tasks": "image-classification"}}}', says="parameters.extra.task is None"),
+          + '"parameters": {"extra": {"tasks": "image-classification"}}}',
+          says=["parameters.extra.tasks", 'did you mean "task"']),
     entry(H04, "wrong level", HF
           + '"parameters": {"task": "image-classification"}}', says=["parameters.task", "ignores it"]),
     entry(H04, "wrong level", HF
@@ -276,7 +277,18 @@ CATALOGUE = [
           says="optimum_model is 'yes'"),
     entry(H04, "wrong path", HF
           + '"parameters": {"extra": {"task": "image-classification", "pretrained_model": "tinyvit-hf"}}}',
-          says="a path from where MLServer runs", note="the folder's name (helper session 1)"),
+          says="read from where MLServer runs", note="the folder's name (helper session 1)"),
+    entry(H04, "wrong path", HF
+          + '"parameters": {"extra": {"task": "image-classification", "pretrained_model": "{folder}"}}}',
+          says="an absolute path", hides="from where MLServer runs",
+          note="the folder by its absolute path (helper session 4: described as a path read from where MLServer runs)"),
+    entry(H04, "correct, written differently", HF
+          + '"parameters": {"extra": {"task": "image-classification", "pretrained_model": ""}}}', graded=PASS,
+          note="an empty pretrained_model: the runtime falls back to the folder (helper session 4: refused)"),
+    entry(H04, "misspelt key", HF
+          + '"parameters": {"extra": {"task": "image-classification", "optimum_modle": false}}}',
+          says=["optimum_modle", 'did you mean "optimum_model"'],
+          note="a key the runtime ignores in silence (helper session 4: passed)"),
     entry(H04, "wrong value", '{"name": "tinyvit-hf", "implementation": "mlserver_huggingface.HuggingFaceRuntime", '
           '"parameters": {"extra": {"task": "image-classification"}}}', says="MLServer's own module"),
     entry(H04, "wrong path", HF
