@@ -206,8 +206,10 @@ print("answer shape: ", infer(server.infer_url, pixels_request(two)).shape)
 # The pixel request spells out every byte of the image as a decimal number in JSON. The file
 # itself is much smaller. The service also accepts encoded images: datatype `BYTES`, one
 # file per element, base64 in JSON (`content_type: base64`). Images in one batch may then
-# have different sizes. Compare the two side by side (sizes and the median of a few calls;
-# your numbers will differ, the ratio is what matters).
+# have different sizes. Compare the two side by side: calls taken in turn (pixels, JPEG,
+# pixels, JPEG, ...), so that both meet the same moments of a shared machine; each row gives
+# the request's size, the median of its calls, their spread and its ratio to the pixels. Your
+# numbers will differ; the ratio is what matters.
 
 # %% demo
 import time
@@ -215,31 +217,33 @@ import time
 import pandas as pd
 
 from labkit.client import encode_jpeg, files_request, request_body
+from labkit.measure.compare import interleaved, side_by_side
+from labkit.measure.machine import OtherLoad
 
 jpeg = encode_jpeg(image)
 payloads = {"pixels (NumPy JSON)": pixels_request([image]), "JPEG bytes (base64)": files_request([jpeg])}
 
 
-def median_latency_ms(request, repeats=5):
-    timings = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        infer(server.infer_url, request)
-        timings.append((time.perf_counter() - started) * 1000)
-    return float(np.median(timings))
+def one_call(request) -> dict:
+    started = time.perf_counter()
+    infer(server.infer_url, request)
+    return {"latency_ms": (time.perf_counter() - started) * 1000}
 
 
-comparison = pd.DataFrame({
-    "request size (KB)": {name: len(request_body(request)) / 1024 for name, request in payloads.items()},
-    "median latency (ms)": {name: median_latency_ms(request) for name, request in payloads.items()},
-}).round(1)
-comparison
+with OtherLoad() as load:  # how much of the CPU other processes took while the calls ran
+    calls = interleaved(payloads, one_call, rounds=5)
+print(load.sentence())
+comparison = side_by_side(calls, baseline="pixels (NumPy JSON)", rate="latency_ms")
+comparison.insert(0, "request size (KB)", [len(request_body(payloads[name])) / 1024 for name in comparison.index])
+comparison = comparison.rename(columns={"latency_ms": "median latency (ms)", "latency_ms spread": "spread (ms)",
+                                        "vs pixels (NumPy JSON)": "latency vs pixels"})
+comparison.round(2)
 
 # %% demo
 import matplotlib.pyplot as plt
 
 figure, axes = plt.subplots(1, 2, figsize=(9, 3))
-for axis, column in zip(axes, comparison.columns):
+for axis, column in zip(axes, ["request size (KB)", "median latency (ms)"]):
     comparison[column].plot.barh(ax=axis, color=["#f9ab00", "#188038"], title=column)
 figure.tight_layout()
 
