@@ -93,13 +93,13 @@ FREE_GB = $$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}')
 # the Hugging Face tests then skip with that reason, also under CI: the runtime is an optional
 # extra, and the machine's disk is not the lab's to fix.
 HF_SKIPPED := .lab/hf-runtime-skipped
-hf-runtime:
+hf-runtime: $(STAMP)
 	@$(MAKE) --no-print-directory $(HF_STAMP)
 
 # make test: the same environment when the disk has room for it, or when an install was begun
 # (as the stamp's own rule decides: a half-built .venv-hf is finished, not skipped, since the
 # tests would find its python); otherwise says so loudly.
-hf-runtime-if-room:
+hf-runtime-if-room: $(STAMP)
 	@rm -f $(HF_SKIPPED)
 	@if [ -f $(HF_STAMP) ] || [ -x .venv-hf/bin/python ] || [ "$(FREE_GB)" -ge $(HF_DISK_GB) ]; then \
 		$(MAKE) --no-print-directory $(HF_STAMP); \
@@ -109,7 +109,7 @@ hf-runtime-if-room:
 		echo "!!! NOT INSTALLED: the optional Hugging Face runtime ($$(cat $(HF_SKIPPED))); its tests skip." >&2; \
 	fi
 
-$(HF_STAMP):
+$(HF_STAMP): $(STAMP)
 	@free=$(FREE_GB); \
 	if [ ! -x .venv-hf/bin/python ] && [ "$$free" -lt $(HF_DISK_GB) ]; then \
 		echo "make hf-runtime needs about $(HF_DISK_GB) GB of free disk (9.2 GB for .venv-hf, the rest for" \
