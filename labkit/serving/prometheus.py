@@ -30,7 +30,7 @@ def available() -> bool:
 
 
 class Prometheus:
-    def __init__(self, metrics_url: str, scrape_interval: str = "1s"):
+    def __init__(self, metrics_url: str, scrape_interval: str = "2s"):
         parsed = urlparse(metrics_url)
         self.target = f"{parsed.hostname}:{parsed.port}"
         self.scrape_interval = scrape_interval
@@ -48,7 +48,10 @@ class Prometheus:
                                     "(as root: tools/system-deps.sh prometheus).")
         self.folder = Path(tempfile.mkdtemp(prefix="mlserver-lab-prometheus-"))
         config = yaml.safe_load(CONFIG_TEMPLATE.read_text())
+        # Each scrape may take the whole interval: MLServer's /metrics gathers its workers' files,
+        # which takes over a second on a busy machine (Prometheus would cut it at its default).
         config["global"]["scrape_interval"] = self.scrape_interval
+        config["global"]["scrape_timeout"] = self.scrape_interval
         config["scrape_configs"][0]["static_configs"] = [{"targets": [self.target]}]
         (self.folder / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.port = free_port()
@@ -83,7 +86,7 @@ class Prometheus:
             raise ValueError(f"PromQL {promql!r} failed: {answer.get('error')}")
         return answer["data"]["result"]
 
-    def wait_for(self, promql: str, timeout: float = 30) -> list:
+    def wait_for(self, promql: str, timeout: float = 60) -> list:
         """Query until the result is not empty (Prometheus scrapes every few seconds)."""
         results = []
         wait_until(lambda: bool(results.append(self.query(promql)) or results[-1]), timeout, interval=0.5)

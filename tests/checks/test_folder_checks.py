@@ -420,7 +420,7 @@ def test_04s_hugging_face_settings_pass_as_the_solution_and_written_differently(
                                        '"pretrained_model": "timm/tiny_vit_5m_224.dist_in22k"',
      "a model on the Hugging Face hub"),
     ('"task": "image-classification"', '"task": "image-classification", "pretrained_model": "."',
-     "a path from where MLServer runs"),
+     "read from where MLServer runs"),
     ('"extra"', '"uri": "./config.json", "extra"', "parameters.uri is './config.json'"),
     ('labkit.runtimes.huggingface.HuggingFaceRuntime', 'mlserver_huggingface.HuggingFaceRuntime',
      "cannot import name 'Conversation'"),

@@ -27,7 +27,7 @@ def test_prometheus_scrapes_the_lab_server_and_answers_promql(server, cat):
     with prometheus.Prometheus(server.metrics_url) as running:
         assert all(is_loopback(host) for host, _ in listening_addresses(running.process.pid))
         result = running.wait_for(f'model_infer_request_success_total{{model="tinyvit"}} >= {successes}')
-        assert len(result) == 1 and float(result[0]["value"][1]) == successes
+        assert len(result) == 1 and float(result[0]["value"][1]) == successes, running.log[-2000:]
         batch = running.wait_for(f'tinyvit_batch_size_count{{model_name="tinyvit"}} >= {batches}')
         assert float(batch[0]["value"][1]) == batches
         with pytest.raises(ValueError, match="failed"):
