@@ -29,10 +29,9 @@ TEST_STARTED := $(shell date +%s.%N)
 # The optional Hugging Face runtime's environment too (make hf-runtime, once: about 3 minutes and
 # 9.2 GB on a fresh machine), so that its tests and notebook 04's cells that use it run; on a
 # machine without the disk for it, they skip and say why (hf-runtime-if-room).
-# The tests in one stream (TEST_MODE=--serial) until the Prometheus test is understood: it failed
-# in both runs with two streams side by side, and never in one stream. `make test TEST_MODE=` runs
-# the two streams (docs/testing.md).
-TEST_MODE ?= --serial
+# The tests in two streams side by side (docs/testing.md); `make test TEST_MODE=--serial` runs
+# them in one.
+TEST_MODE ?=
 # The set-up's parts side by side (-j): the lab's .venv, the proxy from npm and the Debian packages
 # download and install at once; .venv-hf after .venv, when the disk still has room for it (the
 # two at once need about 20 GB at their peak: a run here ran out of disk).
