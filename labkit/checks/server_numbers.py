@@ -136,6 +136,9 @@ def _name_p95_misses(misses: list[_P95Miss]) -> CheckFailed:
                                                                          or 1000 * miss.p95 <= 10_000 * 10)):
         return CheckFailed(f"{on}: that is the right latency in seconds, and the exercise asks for milliseconds.",
                            "The histogram's bounds (le) are in seconds.")
+    if every(lambda miss: _in_bucket(miss.p95 / 1000, miss.bucket)):
+        return CheckFailed(f"{on}: that is the right latency in microseconds, and the exercise asks for "
+                           "milliseconds.", "The histogram's bounds (le) are in seconds.")
     def read_as(miss: _P95Miss, **mistake: bool) -> bool:
         """The miss lies in the bucket that ends at the bound the mistaken reading finds."""
         _, buckets = _between(miss.before, miss.after)
@@ -147,6 +150,10 @@ def _name_p95_misses(misses: list[_P95Miss]) -> CheckFailed:
         return CheckFailed(f"{on} ms: the bounds were taken in the order of their text ('10.0' sorts before '2.5'), "
                            "not of their values.",
                            "The le labels are text, as every label value is.")
+    if every(lambda miss: read_as(miss, strict=True)):
+        return CheckFailed(f"{on} ms: the first bound whose count is over 95% of the requests; on these scrapes "
+                           "one bound holds exactly 95% of them, and the p95 is that bound.",
+                           "95% of the requests took at most a bound once its cumulative count reaches 95%.")
     if every(lambda miss: read_as(miss, finite_only=True)):
         return CheckFailed(f"{on} ms: 95% of the requests that took under 10 s, not of all of them (the +Inf bucket "
                            "counts them all).",
@@ -241,12 +248,13 @@ def _drawn_case(rng: np.random.Generator, case: int) -> tuple:
     slow = (int(rng.integers(5, 10)), int(rng.integers(10, 13)), finite)[case]
     new = np.zeros(len(BOUNDS))
     if case == 0:
-        # A thin tail, and 4% over 10 s: counted in the total they put the p95 in the slow bucket,
-        # left out it falls two buckets lower.
-        new[slow - 3: slow - 1] = rng.integers(30, 60, 2)
-        below = new[: slow - 1].sum()
-        new[slow - 1], new[slow], new[finite] = max(1, round(0.02 * below)), max(1, round(0.03 * below)), \
-            max(2, round(0.04 * below))
+        # 20a requests: exactly 95% of them within the slow bucket's bound (a reading with > for >=
+        # passes it), and the other 5% over 10 s: left out of the total, the p95 falls two buckets
+        # lower (the slow bucket and the one below it hold at most 95% of the 5% together).
+        above = int(rng.integers(5, 12))
+        new[finite], new[slow] = above, rng.integers(1, 3)
+        new[slow - 1] = rng.integers(1, int(0.95 * above) - new[slow] + 1)
+        new[slow - 3: slow - 1] = rng.multinomial(int(19 * above - new[slow - 1: slow + 1].sum()) - 2, [0.5] * 2) + 1
     else:
         new[slow - 3: slow] = rng.integers(20, 60, 3)
         new[slow] = rng.integers(3, 12) + new[: slow].sum() * 0.06  # over 5% of all: the p95 falls in it
@@ -308,26 +316,29 @@ def _drawn_cases(rng: np.random.Generator, tries: int = 500) -> list[tuple]:
     under 10 s only. Drawn again until they do."""
     for _ in range(tries):
         cases = [_drawn_case(rng, case) for case in range(3)]
-        misses = {"mean": False, "text order": False, "finite only": False}
+        misses = {"mean": False, "text order": False, "finite only": False, "strict": False}
         for before, after, _, _, bucket in cases:
             _, buckets = _between(before, after)
             for mistake, value in (("mean", _mean_ms(before, after)),
                                    ("text order", 1000 * _first_bound(buckets, text_order=True)),
-                                   ("finite only", 1000 * _first_bound(buckets, finite_only=True))):
+                                   ("finite only", 1000 * _first_bound(buckets, finite_only=True)),
+                                   ("strict", 1000 * _first_bound(buckets, strict=True))):
                 misses[mistake] |= not _in_bucket(value, bucket)
         if all(misses.values()):
             return cases
     raise AssertionError(f"no three drawn cases tell every way of reading a p95 apart in {tries} tries")
 
 
-def _first_bound(buckets: pd.Series, text_order: bool = False, finite_only: bool = False) -> float:
+def _first_bound(buckets: pd.Series, text_order: bool = False, finite_only: bool = False,
+                 strict: bool = False) -> float:
     """The upper bound (s) of the first bucket whose cumulative count reaches 95%, read the
-    way a student's mistake reads it (10 s when none does)."""
+    way a student's mistake reads it (10 s when none does); ``strict``: passes 95%."""
     bounds = [bound for bound in buckets.index if math.isfinite(bound)]
     if text_order:
         bounds.sort(key=repr)
     total = buckets[max(bounds)] if finite_only else buckets[math.inf]
-    return next((bound for bound in bounds if buckets[bound] >= 0.95 * total), 10.0)
+    return next((bound for bound in bounds
+                 if (buckets[bound] > 0.95 * total if strict else buckets[bound] >= 0.95 * total)), 10.0)
 
 
 def _in_bucket(value_ms: float, bucket: tuple[float, float]) -> bool:

@@ -667,6 +667,20 @@ CATALOGUE += [
     entry(N07, "wrong value", read_with("count / seconds", buckets=INFER_BUCKETS.replace(
           "(rows['path'] == '/v2/models/{model_name}/infer')", "(rows['model'] == 'tinyvit')")),
           says="no model", note="filtered on the model (helper session 1)"),
+    entry(N07, "wrong value", read_with("count / seconds", UPPER_BOUND.replace(">= 0.95 * count", "> 0.95 * count")),
+          says="one bound holds exactly 95%", hides=">=",
+          note="> for >= (helper session 4, ticked 8 in 8 before: no drawn bound held exactly 95%)"),
+    entry(N07, "unit", read_with("count / seconds", UPPER_BOUND.replace("1000 * ", "1e6 * ")),
+          says="right latency in microseconds", note="microseconds (helper session 4, named another bucket)"),
+    entry(N07, "correct, written differently",
+          read_with("count / seconds", "    index = int(np.searchsorted(buckets.to_numpy(), 0.95 * count))\n"
+                    "    bound = buckets.index[index]\n"
+                    "    return RATE, 1000 * (bound if math.isfinite(bound) else 10.0)\n").replace(
+              "import math\n", "import math\n\nimport numpy as np\n"),
+          graded=PASS, note="np.searchsorted, left side"),
+    entry(N07, "correct, written differently",
+          read_with("count / seconds", UPPER_BOUND.replace("cumulative >= 0.95 * count", "cumulative / count >= 0.95")),
+          graded=PASS, note="the share of the count compared with 0.95"),
 ]
 
 
