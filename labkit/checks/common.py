@@ -127,10 +127,17 @@ def compare_best_labels(labels: np.ndarray, scores: np.ndarray, expected_labels:
     for row in range(len(labels)):
         if set(labels[row]) != set(expected_labels[row]):
             other = [index for index in range(len(expected_labels)) if set(labels[row]) == set(expected_labels[index])]
-            where = f" (they are image {other[0]}'s)" if other else ""
-            raise CheckFailed(f"Row {row} of the {what} holds labels that are not image {row}'s {k} best{where}.",
-                              f"Take the {k} most probable classes of each row of the probabilities, and keep the "
-                              "rows in the order of the images.", kind="rows")
+            if other:
+                raise CheckFailed(f"Row {row} of the {what} holds labels that are not image {row}'s {k} best (they "
+                                  f"are image {other[0]}'s).",
+                                  f"Take the {k} most probable classes of each row of the probabilities, and keep "
+                                  "the rows in the order of the images.", kind="rows")
+            # No image's best: the model saw another picture than this image (a crop, a stretch,
+            # swapped axes or colours), or the row was taken from something else than its probabilities.
+            raise CheckFailed(f"Row {row} of the {what} holds labels that are not image {row}'s {k} best, nor any "
+                              f"other image's: the model did not see image {row} as it is.",
+                              "Look at what predict() does to each image before the model (its size, its axes, its "
+                              "colours), for images of every size and shape.", kind="rows")
     for row in range(len(labels)):  # each label's own score, wherever it stands in the row
         # (label, score) pairs, not a dict: some ImageNet-22k classes share a name.
         unmatched = list(zip(expected_labels[row], expected_scores[row]))

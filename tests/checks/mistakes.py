@@ -728,6 +728,9 @@ SERVICE_03 = [
                    'NumpyCodec.encode_output("label", labels), NumpyCodec.encode_output("indices", top),',
                    "top5_service", ("no output named ['labels']",),
                    note="an output renamed, and class indices beside it (helper session 4: charged three times)"),
+    ServiceMistake("wrong value", "Image.fromarray(image)", "Image.fromarray(image[:, :, ::-1].copy())",
+                   "top5_service", ("nor any other image's",), note="BGR for RGB (helper session 4: preprocessing "
+                   "mistakes were told to keep the rows in order)"),
     ServiceMistake("first row", LABELS_OF_TOP, LABELS_OF_TOP + "        labels = np.roll(labels, 1, axis=0)\n",
                    "top5_batch", ("they are image",), note="labels of another image's row"),
     ServiceMistake("first row", IMAGES_LINE, "        images = decode_images(payload)[::-1]\n", "top5_batch",
