@@ -321,7 +321,7 @@ from labkit.serving import prometheus
 
 if prometheus.available():
     with prometheus.Prometheus(server.metrics_url) as prom:
-        query = 'model_infer_request_success_total{model="tinyvit"}'
+        query = 'sum(model_infer_request_success_total{model="tinyvit"})'
         start = float(prom.wait_for(query)[0]["value"][1])
         for _ in range(5):
             infer(server.infer_url, pixels_request([load_image()]))
@@ -334,6 +334,9 @@ else:
           "  prometheus --config.file=monitoring/prometheus.yml --web.listen-address=127.0.0.1:9090")
 
 # %% [markdown]
+# The query adds up with `sum(...)`: MLServer keeps one series of the counter per label set, and
+# it labels a REST request `version=""` and a gRPC one `version="None"`, so a server that took
+# both has two series for one model; without the sum a query compares each one alone.
 # A query such as `rate(model_infer_request_success_total[1m])` is the request rate per model;
 # Grafana (not needed for this lab) turns such queries into dashboards and alerts.
 #
