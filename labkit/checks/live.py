@@ -481,6 +481,14 @@ def _not_stale(server: ModelServer) -> None:
 
 
 ANSWER_TIMEOUT = 60.0  # seconds a check waits for the service's answer to one request
+# Servers (address and process) whose predict() took a request and never returned: their worker
+# stays busy with it, so a later check fails at once instead of waiting ANSWER_TIMEOUT again.
+_UNANSWERED: set[tuple] = set()
+
+
+def _identity(server: ModelServer) -> tuple:
+    process = getattr(server, "process", None)
+    return server.infer_url, getattr(process, "pid", None)
 
 
 def ask_top5(server: ModelServer, request: InferenceRequest, what: str,
@@ -490,15 +498,19 @@ def ask_top5(server: ModelServer, request: InferenceRequest, what: str,
     numbers (a later stage grades what they carry; the first stage counts the names)."""
     import requests
 
+    hung = CheckFailed(f"The server took {what} and gave no answer within {ANSWER_TIMEOUT:.0f} s, though it is "
+                       "running: predict() did not return.",
+                       f"Look for a loop that never ends in {_service_file(server)}; {_log_of(server)} shows where "
+                       "it is busy.")
+    if _identity(server) in _UNANSWERED:
+        raise CheckFailed(f"This server is still busy with an earlier request its predict() never returned from, "
+                          f"so it cannot answer {what} either.", hung.hint)
     try:
         outputs = infer_outputs(server.infer_url, request, timeout=ANSWER_TIMEOUT)
     except requests.ReadTimeout:
         # The server took the request and never answered: it runs, its predict() does not return.
-        raise CheckFailed(f"The server took {what} and gave no answer within {ANSWER_TIMEOUT:.0f} s, though it "
-                          "is running: "
-                          "predict() did not return.",
-                          f"Look for a loop that never ends in {_service_file(server)}; "
-                          f"{_log_of(server)} shows where it is busy.") from None
+        _UNANSWERED.add(_identity(server))
+        raise hung from None
     except requests_errors() as error:
         raise CheckFailed(f"The server did not answer {what} ({type(error).__name__}): it is not running.",
                           "Run the cell that starts it and read what it printed.") from None

@@ -2,6 +2,7 @@
 
 import json
 import re
+import time
 
 import nbformat
 from pathlib import Path
@@ -209,8 +210,14 @@ def test_a_predict_that_never_returns_is_named_as_such_not_as_a_server_that_is_n
     try:
         with pytest.raises(checks.CheckFailed, match="predict\\(\\) did not return") as caught:
             live.ask_top5(server, pixels_request([np.zeros((8, 8, 3), np.uint8)]), "one image")
+        # The next check on the same server does not wait again: its worker is still busy.
+        started = time.monotonic()
+        with pytest.raises(checks.CheckFailed, match="still busy with an earlier request") as again:
+            live.ask_top5(server, pixels_request([np.zeros((8, 8, 3), np.uint8)]), "a batch")
+        assert time.monotonic() - started < 0.5 and again.value.hint == caught.value.hint
     finally:
         listener.close()
+        live._UNANSWERED.clear()
     assert "not running" not in str(caught.value) and "serve-model.py" in caught.value.hint
 
 
