@@ -47,6 +47,14 @@ random_weights = show.weights_banner()
 # | `settings.json` | **how the server runs**: address, ports, number of parallel workers |
 # | `serve-model.py` | **the code**: a subclass of `mlserver.MLModel` with `load()` and `predict()` |
 #
+# ![The lab's setup: the notebook's client sends requests over REST or gRPC to MLServer's main process, which reads the service folder, queues requests for adaptive batching and hands them to workers that run your class](../imgs/serving-setup.svg)
+#
+# Where each file acts: `settings.json` configures MLServer's main process (its address, its
+# ports, how many workers it starts); `model-settings.json` names the model, the class in
+# `serve-model.py` that each worker runs, and the model's own knobs such as the batching queue.
+# Today you start one worker and no batching; notebook 05 turns on the second worker and the
+# queue, and measures what they change.
+#
 # You write all three, into `my-tinyvit/` next to this notebook. The cell below creates the
 # folder with what is not yours to write: a link to the TinyViT checkpoint
 # (`tinyvit.safetensors`) and the lab's small helper modules (`model_weights.py` finds the

@@ -10,6 +10,8 @@
 # * **Adaptive batching** (`max_batch_size` and `max_batch_time` in `model-settings.json`):
 #   the main process holds requests for a short while and hands them to the model as one batch.
 #
+# ![Where the two levers act: the batching queue in MLServer's main process, the workers that run the model's class](../imgs/serving-setup.svg)
+#
 # In this notebook you first see both at work, then **turn them on in a service folder of your
 # own** by writing its `settings.json` and `model-settings.json`, measure what they change, and
 # pick a configuration for a latency budget from your own measurements.

@@ -3,6 +3,7 @@ JupyterLab without solutions or instructor tools."""
 
 import json
 import os
+import posixpath
 import re
 import subprocess
 import sys
@@ -234,3 +235,20 @@ def test_every_attribute_and_file_a_notebook_names_exists_where_the_student_is(m
                 unknown.append((notebook, dotted))
     assert not unknown, f"named in a notebook, but not there for the student: {unknown}"
     assert not absent, f"files named in a notebook, neither in the hand-out nor written by a cell: {absent}"
+
+
+IMAGE_LINK = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def test_every_picture_a_notebook_shows_is_in_the_handout(members):
+    # A markdown image's path, from the notebook's folder (notebooks/), names a file of the
+    # hand-out: JupyterLab shows a broken image, without a word, for one that is not there.
+    shown = []
+    for notebook in sorted(NOTEBOOKS.glob("*.ipynb")):
+        for cell in json.loads(notebook.read_text())["cells"]:
+            if cell["cell_type"] == "markdown":
+                shown += [(notebook.name, link) for link in IMAGE_LINK.findall("".join(cell["source"]))]
+    assert ("01_first_service.ipynb", "../imgs/serving-setup.svg") in shown
+    missing = [(name, link) for name, link in shown
+               if posixpath.normpath(posixpath.join("notebooks", link)) not in members]
+    assert not missing, f"pictures a notebook shows that the hand-out lacks: {missing}"
