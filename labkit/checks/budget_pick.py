@@ -177,6 +177,15 @@ def _within(results: pd.DataFrame, column: str, budget_ms: float) -> pd.DataFram
     return results[results[column] <= budget_ms] if column in results else results.iloc[0:0]
 
 
+def _extreme_within(results: pd.DataFrame, budget_ms: float, column: str, highest: bool) -> object:
+    """The label of the row with the highest (or lowest) ``column`` among the rows whose p95 is
+    within the budget; None when no row is, or the table has no such column."""
+    rows = _within(results, "p95_ms", budget_ms)
+    if rows.empty or column not in rows:
+        return None
+    return rows[column].idxmax() if highest else rows[column].idxmin()
+
+
 # Plausible misreadings of the exercise, each as the row it chooses on a table: a wrong choice
 # that one of them reproduces is named by it (what the function did, not the code to write).
 MISREADINGS: list[tuple[str, Callable[[pd.DataFrame, float], object]]] = [
@@ -186,20 +195,17 @@ MISREADINGS: list[tuple[str, Callable[[pd.DataFrame, float], object]]] = [
      lambda t, b: _fastest(t)),
     ("lets the p95 exceed the budget by a tolerance", lambda t, b: _fastest(t[t.p95_ms <= b * 1.1])),
     ("takes the lowest p95, which is not what the budget asks for",
-     lambda t, b: _within(t, "p95_ms", b).p95_ms.idxmin() if not _within(t, "p95_ms", b).empty else None),
-    ("takes the highest p95 within the budget", lambda t, b: _within(t, "p95_ms", b).p95_ms.idxmax()
-     if not _within(t, "p95_ms", b).empty else None),
+     lambda t, b: _extreme_within(t, b, "p95_ms", highest=False)),
+    ("takes the highest p95 within the budget", lambda t, b: _extreme_within(t, b, "p95_ms", highest=True)),
     ("takes the first row within the budget", lambda t, b: next(iter(_within(t, "p95_ms", b).index), None)),
     ("takes the last row within the budget", lambda t, b: next(reversed(_within(t, "p95_ms", b).index), None)),
-    ("takes the largest avg_batch within the budget", lambda t, b: _within(t, "p95_ms", b).avg_batch.idxmax()
-     if "avg_batch" in t and not _within(t, "p95_ms", b).empty else None),
+    ("takes the largest avg_batch within the budget", lambda t, b: _extreme_within(t, b, "avg_batch", highest=True)),
     # Misreadings that name no specific mistake of the above, listed so that a choice they
     # also explain is not pinned on one of those (more than two that fit: none is named).
     ("keeps a margin below the budget", lambda t, b: _fastest(t[t.p95_ms <= b * 0.9])),
-    ("takes the slowest row within the budget", lambda t, b: _within(t, "p95_ms", b).throughput_rps.idxmin()
-     if not _within(t, "p95_ms", b).empty else None),
-    ("takes the lowest p50 within the budget", lambda t, b: _within(t, "p95_ms", b).p50_ms.idxmin()
-     if "p50_ms" in t and not _within(t, "p95_ms", b).empty else None),
+    ("takes the slowest row within the budget",
+     lambda t, b: _extreme_within(t, b, "throughput_rps", highest=False)),
+    ("takes the lowest p50 within the budget", lambda t, b: _extreme_within(t, b, "p50_ms", highest=False)),
     ("takes only rows that formed batches", lambda t, b: _fastest(_within(t, "p95_ms", b).query("avg_batch > 1"))
      if "avg_batch" in t else None),
     ("turns the comparison around (p95 at or over the budget)", lambda t, b: _fastest(t[t.p95_ms >= b])),
