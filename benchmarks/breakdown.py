@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks.serving, run as a script
+from benchmarks import record  # noqa: E402
 
 from benchmarks.cpu import ROLES, cpu_seconds, per_image  # noqa: E402
 from benchmarks.tuned import TUNED, verified_onnx  # noqa: E402
@@ -188,10 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"date": today, "seconds_per_row": args.seconds, "settings": {**TUNED, "payload": "jpeg"},
               "weights": "random" if weights.is_random(checkpoint) else "pretrained",
               "rows": run(args.seconds, tuple(args.concurrency), checkpoint, args.configurations)}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"breakdown-{today}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / f"breakdown-{today}.md").write_text(markdown(report))
-    print(markdown(report))
+    record.write(args.out, f"breakdown-{today}", report, markdown)
     return 0
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import statistics
 import sys
 import threading
@@ -36,6 +35,7 @@ from labkit.serving.server import ModelServer
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 sys.path.insert(0, str(REPO))
+from benchmarks import record  # noqa: E402
 from benchmarks.tuned import TUNED  # noqa: E402
 
 SERVERS = {"two workers, batching": {"parallel_workers": 2, "max_batch_size": 8, "max_batch_time": 0.01},
@@ -127,11 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no checkpoint at {DEFAULT_CHECKPOINT}: run `make weights` first")
     report = {"date": datetime.date.today().isoformat(), "rounds": args.rounds, "seconds": args.seconds,
               **summary(run(args.rounds, args.seconds, args.servers), args.servers)}
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"freed-memory-{report['date']}"
-    (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / f"{stem}.md").write_text(markdown(report))
-    print(markdown(report))
+    record.write(args.out, f"freed-memory-{report['date']}", report, markdown)
     return 0
 
 

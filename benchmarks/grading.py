@@ -16,16 +16,15 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
-import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import record  # noqa: E402
 
 from labkit.instructor.grading import grade  # noqa: E402
 from labkit.instructor.notebooks import SOLUTIONS  # noqa: E402
@@ -91,13 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(run(1, 1, args.run_demonstrations))
     rows.append(run(args.copies, jobs, args.run_demonstrations))
     today = datetime.date.today().isoformat()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                            text=True).stdout.strip() or "unknown"
-    report = {"date": today, "commit": commit, "cores": cores, "rows": rows}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"grading-{today}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / f"grading-{today}.md").write_text(markdown(report))
-    print(markdown(report))
+    report = {"date": today, "commit": record.commit(), "cores": cores, "rows": rows}
+    record.write(args.out, f"grading-{today}", report, markdown)
     return 0
 
 

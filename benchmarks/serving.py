@@ -37,7 +37,8 @@ the served best and the tuned PyTorch server (``benchmarks/breakdown.py``).
 Each server gets a closed-loop load (labkit.measure.loadgen) at concurrency 1, 4, 8 and 16.
 The report gives throughput and p50/p95 latency per row and the ratios
 (d)/(a), (d)/(b), (d)/(c), (e)/(d), (e)/(a) and (e)/(f) per concurrency, as JSON and as a markdown table in
-benchmarks/results/. ``--quick`` runs every row briefly (CI).
+benchmarks/results/. ``--quick`` runs every row briefly, at concurrency 1 and 8 only, after one
+warm-up request instead of eight (CI: a test that the script runs end to end, not a measurement).
 """
 
 import argparse
@@ -49,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +58,7 @@ import requests
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks.peers, run as a script
+from benchmarks import record  # noqa: E402
 
 from benchmarks import breakdown, peers  # noqa: E402
 from benchmarks.tuned import TUNED, verified_onnx  # noqa: E402
@@ -69,6 +72,7 @@ from labkit.serving.server import ModelServer  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CONCURRENCY = (1, 4, 8, 16)
+QUICK_CONCURRENCY = (1, 8)  # quick mode (CI): every row at one caller and at the targets' eight
 BATCH_SIZES = (1, 2, 4, 8, 16)
 QUICK_BATCH_SIZES = (1, 4, 8)
 # Issue 27: the best served configuration (tuned OpenVINO over gRPC) at 8 callers reaches 0.8 of the
@@ -163,13 +167,15 @@ def measure_targets(server: ModelServer, limit: dict, classify: dict, engine: st
 REQUEST_TIMEOUT = 120.0  # seconds
 
 
-def measure(target: str, body: bytes, seconds: float, grpc_model: str = None, pid: int = None) -> dict:
+def measure_at_levels(target: str, body: bytes, seconds: float, grpc_model: str = None, pid: int = None,
+                      levels: tuple = CONCURRENCY, warmup: int = 8) -> dict:
     """Closed-loop load at each concurrency: {concurrency: summary}; with the server's ``pid``, also
     the CPU milliseconds per image of each of its processes by role (MLServer's main process and
     workers; ``other`` for any other server's) and of the load generator, this process."""
-    run_load(target, 4, duration=30, max_requests=8, body=body, grpc_model=grpc_model, progress=False)
+    run_load(target, min(4, warmup), duration=30, max_requests=warmup, body=body, grpc_model=grpc_model,
+             progress=False)
     rows = {}
-    for concurrency in CONCURRENCY:
+    for concurrency in levels:
         cpu_before = cpu_seconds(pid) if pid else None
         # A generous bound per request: at 16 callers on a busy machine the one-process servers
         # (naive) queue for tens of seconds; an answer that slow is slow, not failed.
@@ -221,7 +227,9 @@ def kernel_pss_mb() -> float:
 
 
 def run(seconds: float, limit_seconds: float, limit_rounds: int, checkpoint, compiled: bool,
-        batch_sizes: tuple = BATCH_SIZES, target_rounds: int = 5) -> dict:
+        batch_sizes: tuple = BATCH_SIZES, target_rounds: int = 5, levels: tuple = CONCURRENCY,
+        warmup: int = 8) -> dict:
+    measure = partial(measure_at_levels, levels=levels, warmup=warmup)
     jpeg = encode_jpeg(load_image(CAT))
     jpeg_body, numpy_body = payload_body("jpeg"), payload_body("numpy")
     onnx_path = verified_onnx(checkpoint)
@@ -376,10 +384,11 @@ def markdown(report: dict) -> str:
     memory = report["memory_pss_mb"]
     lines += ["", "| memory after the load (PSS, MB) | " + " | ".join(memory) + " |", "|---|" + "---:|" * len(memory),
               "| | " + " | ".join(f"{value:.0f}" for value in memory.values()) + " |"]
-    lines += ["", "| ratio | " + " | ".join(f"C={c}" for c in map(str, CONCURRENCY)) + " |",
-              "|---|" + "---:|" * len(CONCURRENCY)]
+    levels = list(rows["tuned"])  # the concurrency levels measured (fewer in quick mode)
+    lines += ["", "| ratio | " + " | ".join(f"C={c}" for c in levels) + " |",
+              "|---|" + "---:|" * len(levels)]
     for name, values in report["ratios"].items():
-        lines.append(f"| {name} | " + " | ".join(f"{values[str(c)]:.2f}" for c in CONCURRENCY) + " |")
+        lines.append(f"| {name} | " + " | ".join(f"{values[c]:.2f}" for c in levels) + " |")
     lines += ["", "Peers: " + "; ".join(f"{name}: {note}" for name, note in report["peers"].items())]
     best = report["served_best"]
     lines += ["", f"Served best ({best['server']}, gRPC) against the limit ({best['limit']}) and {best['engine']} at "
@@ -427,7 +436,8 @@ def main(argv=None) -> int:
         checkpoint = weights.write_random_checkpoint(Path(tempfile.mkdtemp()) / "tinyvit.safetensors")
     rows = run(seconds, limit_seconds=0.5 if args.quick else 3.0, limit_rounds=1 if args.quick else 3,
                checkpoint=checkpoint, compiled=not (args.quick or args.no_compile),
-               batch_sizes=QUICK_BATCH_SIZES if args.quick else BATCH_SIZES, target_rounds=1 if args.quick else 5)
+               batch_sizes=QUICK_BATCH_SIZES if args.quick else BATCH_SIZES, target_rounds=1 if args.quick else 5,
+               levels=QUICK_CONCURRENCY if args.quick else CONCURRENCY, warmup=1 if args.quick else 8)
     memory = rows.pop("memory_pss_mb")
     peer_notes = rows.pop("peers")
     served_best = rows.pop("targets")
@@ -444,10 +454,7 @@ def main(argv=None) -> int:
         # mode only, it adds three servers).
         report["breakdown"] = breakdown.run(seconds, (1, 8), checkpoint,
                                             ["OpenVINO, tuned", "OpenVINO, tuned, 1 worker", "PyTorch, tuned"])
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{today}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / f"{today}.md").write_text(markdown(report))
-    print(markdown(report))
+    record.write(args.out, today, report, markdown)
     return 0
 
 

@@ -13,7 +13,6 @@ Writes benchmarks/results/soak-<date>.json.
 
 import argparse
 import datetime
-import json
 import sys
 import tempfile
 import threading
@@ -29,6 +28,9 @@ from labkit.model import reference, weights
 from labkit.client import CAT, decode_outputs, encode_jpeg, files_request, load_image, request_body
 from labkit.serving.processes import group_alive, port_is_free, process_tree, total_memory
 from labkit.serving.server import ModelServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks, run as a script
+from benchmarks import record  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SETTINGS = {"parallel_workers": 2, "max_batch_size": 4, "max_batch_time": 0.01}
@@ -171,9 +173,7 @@ def main(argv=None) -> int:
     if not checkpoint.is_file():
         checkpoint = weights.write_random_checkpoint(Path(tempfile.mkdtemp()) / "tinyvit.safetensors")
     report = soak(checkpoint, args.seconds)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"soak-{report['date']}.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    record.write(args.out, f"soak-{report['date']}", report)
     healthy = not report["failed"] and not report["wrong"] and not any(report["left_behind"].values())
     return 0 if healthy else 1
 

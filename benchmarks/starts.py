@@ -47,6 +47,9 @@ from labkit.serving.server import ModelServer
 from labkit.model.export import DEFAULT_ONNX, verified_record
 from labkit.workspace import lab_service_copy
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks, run as a script
+from benchmarks import record  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 BARE = "bare import"
@@ -189,10 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"date": today, "rounds": args.rounds,
               "weights": "random" if checkpoint_is_random(checkpoint) else "pretrained",
               "rows": summary(run(args.rounds, checkpoint, args.rows))}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"starts-{today}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / f"starts-{today}.md").write_text(markdown(report))
-    print(markdown(report))
+    record.write(args.out, f"starts-{today}", report, markdown)
     return 0
 
 

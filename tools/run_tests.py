@@ -31,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # labkit, as in the checkout (installed or not)
 from labkit.measure.machine import busy_cpu_seconds  # noqa: E402
+from benchmarks import record as records  # noqa: E402
 RECORDS = ROOT / "benchmarks" / "results" / "test-runs"
 SLOWEST = 15
 
@@ -196,9 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.serial:
             streams = {"1": streams["1"][:1] + streams["2"] + streams["1"][1:]}
         phases.update(run_streams(streams, args.state / "test-logs"))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
-    record = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "commit": commit,
+    record = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "commit": records.commit(),
               "cores": len(os.sched_getaffinity(0)), "ci": bool(os.environ.get("CI")),
               "total_s": round(sum(phases[name]["seconds"] for name in ("setup", "lint", "tests") if name in phases),
                                1),

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.slow
 
 def test_quick_benchmark_produces_every_row_and_the_ratios(tmp_path):
     done = subprocess.run([sys.executable, "benchmarks/serving.py", "--quick", "--seconds", "0.7",
-                           "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=400)
+                           "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True,
+                          timeout=900)  # a guard against a hang: on a loaded machine the torch rows take minutes
     assert done.returncode == 0, done.stderr[-3000:]
     [report_file] = tmp_path.glob("*.json")
     report = json.loads(report_file.read_text())
@@ -37,7 +38,7 @@ def test_quick_benchmark_produces_every_row_and_the_ratios(tmp_path):
     assert limit["images_per_s"] == max(max(rates.values()) for rates in by_backend.values()) > 0
     assert limit["backend"] in by_backend and limit["batch1_p50_ms"] > 0
     for row in (*served, *triton, *litserve):
-        assert set(report["rows"][row]) == {"1", "4", "8", "16"}
+        assert set(report["rows"][row]) == {"1", "8"}  # quick mode: one caller and the targets' eight
         assert all(level["images_per_s"] > 0 and level["p95_ms"] >= level["p50_ms"]
                    for level in report["rows"][row].values())
     # The CPU each server process spent per image, and the load generator's (every MLServer row, the peers).
@@ -62,7 +63,7 @@ def test_quick_benchmark_produces_every_row_and_the_ratios(tmp_path):
     assert set(report["targets"]) == {"served_best_over_limit_c8", "served_best_p50_c1_minus_in_process_ms",
                                       "tuned_over_naive_c8"}
     for values in report["ratios"].values():
-        assert set(values) == {"1", "4", "8", "16"} and all(value > 0 for value in values.values())
+        assert set(values) == {"1", "8"} and all(value > 0 for value in values.values())
     assert report["machine"]["cores"] >= 1
     memory = report["memory_pss_mb"]
     assert set(memory) == {"notebook_kernel", "naive", "course_text", "tuned", "tuned_onnxruntime", "tuned_openvino",
