@@ -19,7 +19,7 @@ import numpy as np
 from labkit.checks.common import CheckFailed, check_shapes, compare_best_labels, distinct_images, passed
 from labkit.checks.service_calls import metric_file
 from labkit.checks.settings_files import BATCHING_KEYS, read_json, read_model_settings
-from labkit.checks.student_code import require_service_file
+from labkit.checks.student_code import defined_classes, require_service_file
 from labkit.contract import BATCH_SIZE_METRIC, CONFIDENCE_METRIC, INPUT_NAME, MODEL_LOAD_LINE
 from labkit.client import InferenceFailed, files_request, infer_outputs, pixels_request
 from labkit.model import weights
@@ -316,6 +316,15 @@ def service_server(where: ModelServer | PathLike, implementation: str = TOP5_IMP
         own.stop()
     module_file = f"{implementation.rpartition('.')[0]}.py"
     require_service_file(folder / module_file)
+    class_name = implementation.rpartition(".")[2]
+    defined = defined_classes(folder / module_file, class_name)
+    if defined is not None:
+        # Named here, in the exercise's words: MLServer's own message ("Invalid python path: No
+        # module named 'serve-model.TopFiveModel'") points at the hyphen, after a 15 s start.
+        raise CheckFailed(f"{module_file} defines no class {class_name} (it defines {defined}): the exercise's "
+                          f"service is the class {class_name}.",
+                          f"The exercise's class is called {class_name}, upper and lower case included: MLServer "
+                          f"looks it up by that name in {module_file}.")
     print(f"No server of {folder.name}/ runs in this kernel (did its start cell fail?). This check starts "
           f"{folder.name}/{module_file} itself, with the model name and class the exercise gives: it grades "
           "your service; model-settings.json is graded by its own check.")

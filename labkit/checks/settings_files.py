@@ -88,7 +88,16 @@ def model_settings(folder: PathLike, batching: tuple[int, float] | None = None, 
         passed(f"model-settings.json: model {content['name']!r}; class {class_name} is checked once "
                f"{module}.py exists")
         return
-    resolve_implementation(folder, content["implementation"])
+    try:
+        resolve_implementation(folder, content["implementation"])
+    except CheckFailed as failure:
+        # The settings name the class the exercise asks for, and the service file calls its class
+        # otherwise: the file's mistake, which its own check names (one mistake, one exercise).
+        if content["implementation"] != EXERCISE_CLASSES.get(folder.name) or "defines no class" not in failure.what:
+            raise
+        passed(f"model-settings.json: model {content['name']!r}, class {class_name} from {module}, as the exercise "
+               f"asks ({module}.py defines no class of that name: the service's own check counts that)")
+        return
     if content["implementation"] == TIMM_RUNTIME:
         _check_timm_parameters(content, folder)
     passed(f"model-settings.json: model {content['name']!r}, class {class_name} from {module}, a subclass "
@@ -96,6 +105,9 @@ def model_settings(folder: PathLike, batching: tuple[int, float] | None = None, 
 
 
 TIMM_RUNTIME = "labkit.runtimes.timm.TimmClassifier"
+# The class each exercise's service folder serves, as the notebooks ask for it.
+EXERCISE_CLASSES = {"my-tinyvit": "serve-model.TinyViTModel", "top5": "serve-model.TopFiveModel",
+                    "scaled": "serve-model.TinyViTModel"}
 TIMM_EXTRA = ("model", "top_k", "threads")  # what labkit.runtimes.base.RuntimeOptions reads
 
 

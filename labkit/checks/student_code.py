@@ -55,6 +55,32 @@ def resolve_implementation(folder: Path, implementation: str) -> None:
     model_class(module, module_name, class_name)
 
 
+def defined_classes(module_file: Path, name: str) -> list[str] | None:
+    """The classes the file defines at its top level (read, not imported), when none of them
+    and no other top-level binding (an import, an assignment) is called ``name``; None when
+    the file binds ``name`` somehow, or does not parse (its own check names the syntax error)."""
+    try:
+        tree = ast.parse(module_file.read_text())
+    except (SyntaxError, ValueError, UnicodeDecodeError, OSError):
+        return None
+    bound = set()
+    for node in tree.body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            bound.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound |= {alias.asname or alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            bound |= {target.id for target in targets if isinstance(target, ast.Name)}
+        elif not isinstance(node, (ast.Expr, ast.If, ast.Try, ast.With)):
+            continue
+        if isinstance(node, (ast.If, ast.Try, ast.With)):
+            return None  # conditional definitions: left to the import
+    if name in bound or "*" in bound:
+        return None
+    return [node.name for node in tree.body if isinstance(node, ast.ClassDef)]
+
+
 def _declares_model_class(module_file: Path, class_name: str) -> bool:
     """Whether the file (it parses) defines ``class <class_name>(...MLModel...)`` at its top level."""
     try:
@@ -117,8 +143,10 @@ def load_service(folder: PathLike, implementation: str) -> MLModel:
     try:
         cls = model_class(module, module_name, class_name)
     except CheckFailed as failure:
+        hint = (f"The exercise's class is called {class_name}, upper and lower case included: MLServer looks it up "
+                f"by that name in {module_file.name}." if "defines no class" in failure.what else failure.hint)
         raise CheckFailed(f"{failure.what} The exercise asks for a class {class_name} in {module_file.name}.",
-                          failure.hint) from None
+                          hint) from None
     # MLServer's default parameters.uri is the model's folder, where the checkpoint link is.
     settings = ModelSettings(name=folder.name, implementation=cls,
                              parameters=ModelParameters(uri=str(folder)))

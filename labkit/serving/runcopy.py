@@ -35,7 +35,8 @@ class ServerOptions:
     (other settings.json fields, e.g. ``{"gzip_enabled": True}``); ``env`` (environment
     variables); ``python`` (the interpreter of an environment with MLServer); and
     ``model_settings`` (the copy's whole model-settings.json instead of the folder's: a check
-    that grades a service on its own, whatever the student's settings file says)."""
+    that grades a service on its own, whatever the student's settings files say; the folder's
+    settings.json is then left out too, MLServer's defaults apply)."""
 
     parallel_workers: int | None = None
     max_batch_size: int | None = None
@@ -64,8 +65,29 @@ class ServerOptions:
 
 
 def read_settings_file(path: Path) -> dict:
-    """A JSON settings file as a dict; {} when there is none (MLServer's defaults apply)."""
-    return json.loads(path.read_text()) if path.is_file() else {}
+    """A JSON settings file as a dict; {} when there is none (MLServer's defaults apply). One
+    that is not a JSON object stops the start with its name and line (ServerStartError)."""
+    if not path.is_file():
+        return {}
+    from labkit.serving.startlog import ServerStartError
+
+    text, where = path.read_text(), f"{path.parent.name}/{path.name}"
+    try:
+        content = json.loads(text)
+    except json.JSONDecodeError as error:
+        what = "is empty" if not text.strip() else (f"is not valid JSON: {error.msg} (line {error.lineno}, "
+                                                    f"column {error.colno})")
+        raise ServerStartError(f"{where} {what}: MLServer would not start. Fix the file, run its cell, then "
+                               "start the server again.") from None
+    if not isinstance(content, dict):
+        raise ServerStartError(f"{where} holds a JSON {type(content).__name__}, not an object: MLServer would not "
+                               "start.")
+    return content
+
+
+def _folder_server_settings(model_dir: Path, options: ServerOptions) -> dict:
+    """The folder's settings.json, unless the start grades a service on its own (``model_settings``)."""
+    return {} if options.model_settings is not None else read_settings_file(model_dir / "settings.json")
 
 
 def folder_model_settings(model_dir: Path, options: ServerOptions) -> dict:
@@ -96,7 +118,7 @@ def workers(model_dir: Path, options: ServerOptions) -> int:
     """The parallel workers the server runs: the option, else settings.json, else MLServer's 1."""
     if options.parallel_workers is not None:
         return options.parallel_workers
-    return read_settings_file(model_dir / "settings.json").get("parallel_workers", 1)
+    return _folder_server_settings(model_dir, options).get("parallel_workers", 1)
 
 
 def run_model_settings(model_dir: Path, model_settings: dict, options: ServerOptions) -> dict:
@@ -120,7 +142,7 @@ def run_model_settings(model_dir: Path, model_settings: dict, options: ServerOpt
 
 def run_server_settings(model_dir: Path, options: ServerOptions, ports: dict) -> dict:
     """settings.json as the copy has it: loopback, the chosen ports, debug off unless set."""
-    settings = read_settings_file(model_dir / "settings.json")
+    settings = _folder_server_settings(model_dir, options)
     settings.update(options.server_settings)
     settings.update(ports, host="127.0.0.1")  # gRPC binds to `host` too
     settings.setdefault("debug", False)

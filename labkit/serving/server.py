@@ -140,7 +140,10 @@ class ModelServer:
 
     def __repr__(self) -> str:
         state = f"running on {self.http_url}" if self.running else "stopped"
-        scaling = self.scaling  # reads settings.json once
+        try:
+            scaling = self.scaling  # reads settings.json once
+        except ServerStartError:  # the folder's settings.json does not read: its start says so
+            scaling = {}
         knobs = ", ".join(f"{key}={value}" for key, value in scaling.items())
         return f"<ModelServer {self.name!r} {state} ({knobs})>"
 

@@ -152,6 +152,34 @@ def test_a_wrong_implementation_costs_the_settings_exercise_only(folder, checkpo
     folder_checks.service(folder, checkpoint)
 
 
+def test_a_class_renamed_in_the_service_file_costs_the_service_exercise_only(folder, checkpoint, capsys):
+    # helper session 5: `class TinyVitModel` in serve-model.py failed model-settings-check too, whose
+    # hint said to change "implementation", which was right.
+    path = folder / "serve-model.py"
+    path.write_text(mutate(path.read_text(), "class TinyViTModel(", "class TinyVitModel("))
+    folder_checks.model_settings(folder)
+    assert "defines no class of that name" in capsys.readouterr().out
+    with pytest.raises(checks.CheckFailed, match="defines no class TinyViTModel") as caught:
+        folder_checks.service(folder, checkpoint)
+    assert "The exercise's class is called TinyViTModel" in caught.value.hint and "implementation" not in \
+        caught.value.hint
+
+
+def test_a_settings_file_that_does_not_read_stops_the_start_with_its_name_and_a_check_starts_without_it(folder):
+    # helper session 5: a trailing comma in settings.json raised a bare JSONDecodeError from the
+    # lab's code at the start, and crashed Exercise 4's check, which starts the service itself.
+    from labkit.serving.runcopy import ServerOptions, run_server_settings
+    from labkit.serving.server import ModelServer, ServerStartError
+
+    path = folder / "settings.json"
+    path.write_text(mutate(path.read_text(), "\"debug\": false", "\"debug\": false,"))
+    with pytest.raises(ServerStartError, match="my-tinyvit/settings.json is not valid JSON: .*line 5"):
+        ModelServer(folder, http_port=0, grpc_port=0, metrics_port=0).start(progress=False)
+    given = ServerOptions(model_settings={"name": "my-tinyvit", "implementation": "serve-model.TinyViTModel"})
+    assert run_server_settings(folder, given, {"http_port": 1})["host"] == "127.0.0.1"
+    assert "not a server" in repr(ModelServer(folder)) or "stopped" in repr(ModelServer(folder))
+
+
 @pytest.mark.parametrize("file, old, new, message", [
     ("serve-model.py", "class TinyViTModel(", "class MyModel(", "asks for a class TinyViTModel"),
     ("serve-model.py", ".softmax(dim=-1)", "", "logits, not probabilities"),
@@ -496,3 +524,21 @@ def test_the_timm_runtimes_settings_are_checked_when_written(tmp_path, checkpoin
     (folder / "model-settings.json").write_text(json.dumps({**TOP3, **change}))
     with pytest.raises(checks.CheckFailed, match=re.escape(message)):
         folder_checks.model_settings(folder, require_code=False)
+
+
+def test_03s_class_renamed_in_the_file_is_named_before_any_start_and_spares_the_settings(tmp_path, checkpoint,
+                                                                                          capsys):
+    # helper session 5: `class TopFiveModels` failed top5-settings-check too, and each service check
+    # waited 15-20 s for MLServer's "Invalid python path: No module named 'serve-model.TopFiveModel'".
+    from labkit.checks import live
+
+    folder = service_folder(tmp_path / "top5", checkpoint=checkpoint)
+    (folder / "model-settings.json").write_text(json.dumps({"name": "top5",
+                                                            "implementation": "serve-model.TopFiveModel"}))
+    code = written(solution_cell("03_top5_labels.ipynb", "top5-service"))
+    (folder / "serve-model.py").write_text(mutate(code, "class TopFiveModel(", "class TopFiveModels("))
+    folder_checks.model_settings(folder)
+    assert "as the exercise asks" in capsys.readouterr().out
+    with pytest.raises(checks.CheckFailed, match=r"defines no class TopFiveModel \(it defines \['TopFiveModels'\]\)"):
+        live.service_server(folder)
+    assert "No server of top5/ runs" not in capsys.readouterr().out  # named before any start
