@@ -100,8 +100,25 @@ def model_settings(folder: PathLike, batching: tuple[int, float] | None = None, 
         return
     if content["implementation"] == TIMM_RUNTIME:
         _check_timm_parameters(content, folder)
+    _check_batching_fits_the_service(content, folder / f"{module}.py")
     passed(f"model-settings.json: model {content['name']!r}, class {class_name} from {module}, a subclass "
            "of MLModel")
+
+
+def _check_batching_fits_the_service(content: dict, service_file: Path) -> None:
+    """Adaptive batching on (both knobs set) for a predict() that ``@decode_args`` wraps:
+    MLServer 1.7.1 refuses every request then ("Method predict can't be used for adaptive
+    batching: method is not bound", HTTP 400; notebook 02 shows it), so the file passes
+    nothing (helper session 5: ticked, and charged to notebook 01's declaration check)."""
+    size, wait = content.get("max_batch_size") or 0, content.get("max_batch_time") or 0
+    if not (size > 1 and wait > 0) or not service_file.is_file():
+        return
+    if re.search(r"^\s*@\s*(\w+\.)*decode_args\b", service_file.read_text(errors="replace"), re.M):
+        raise CheckFailed(f"max_batch_size {size} and max_batch_time {wait:g} turn adaptive batching on, and "
+                          f"{service_file.name}'s predict() is wrapped by @decode_args, which MLServer 1.7.1 "
+                          "cannot batch: it would refuse every request with HTTP 400 (\"Method predict can't be "
+                          "used for adaptive batching\").",
+                          "This exercise's service takes one request at a time; leave batching off here.")
 
 
 TIMM_RUNTIME = "labkit.runtimes.timm.TimmClassifier"

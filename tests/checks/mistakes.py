@@ -223,9 +223,11 @@ CATALOGUE = [
     entry(M01, "correct, written differently",
           '{"name": "my-tinyvit", "implementation": "serve-model.TinyViTModel", '
           '"parameters": {"uri": "./tinyvit.safetensors", "version": "1"}}', graded=PASS, write=PASS),
-    entry(M01, "correct, written differently",
+    entry(M01, "wrong value",
           '{"name": "my-tinyvit", "implementation": "serve-model.TinyViTModel", "max_batch_size": 4, '
-          '"max_batch_time": 0.005}', graded=PASS, write=PASS, note="batching on"),
+          '"max_batch_time": 0.005}', says=["@decode_args", "cannot batch", "HTTP 400"],
+          note="batching on, which MLServer refuses for a predict() under @decode_args (helper session 5: ticked "
+          "as correct, then every request got HTTP 400 and the declaration check was charged)"),
 
     # ------------------------------------------------------------------ 03 model-settings.json
     entry(M03, "wrong value", '{"name": "top5", "implementation": "serve-model.TinyViTModel"}',

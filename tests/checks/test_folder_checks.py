@@ -397,6 +397,31 @@ def test_the_image_folder_needs_the_dockerfile_mlserver_writes(shipped, checkpoi
         folder_checks.image_folder(context)
 
 
+def test_the_image_folder_check_wants_mlservers_dockerfile_and_spares_exercise_1s_mistake(tmp_path, checkpoint,
+                                                                                         monkeypatch, capsys):
+    # helper session 5: a hand-written Dockerfile with MLServer's base image passed; a requirements
+    # file written to the wrong place cost this check too. As notebook 06: the student's shipped/
+    # next to the notebook, the build folder a copy of it elsewhere, under the same name.
+    notebook = tmp_path / "notebook"
+    service = lab_service_copy(notebook / "shipped", checkpoint=checkpoint, with_settings=True)
+    monkeypatch.chdir(notebook)
+    context = packaging.build_context(service, target=tmp_path / "build" / "shipped", checkpoint=checkpoint,
+                                      dockerfile=False)
+    (context / "Dockerfile").write_text("FROM seldonio/mlserver:1.7.1-slim\nCOPY requirements.txt .\n"
+                                        "RUN pip install -r requirements.txt\n")
+    with pytest.raises(checks.CheckFailed, match="not the one MLServer 1.7.1 writes: the copy of the build folder "
+                       "into the image, the command that starts MLServer on the models are missing"):
+        folder_checks.image_folder(context)
+    (context / "Dockerfile").unlink()
+    terminal(f"mlserver dockerfile {context}")
+    assert not (service / "requirements.txt").exists() and not (context / "requirements.txt").exists()
+    folder_checks.image_folder(context)  # Exercise 1's file was never written: its own check counts it
+    assert "not charged here" in capsys.readouterr().out
+    (service / "requirements.txt").write_text(written(solution_cell("06_packaging.ipynb", "requirements")))
+    with pytest.raises(checks.CheckFailed, match="the folder was built before it"):
+        folder_checks.image_folder(context)
+
+
 def test_the_runtime_check_given_a_folder_whose_start_failed_names_the_settings_not_a_name_error(tmp_path):
     # Notebook 04 passes its folder: when the start cell failed, top3_server is never defined.
     folder = tmp_path / "top3"
