@@ -71,9 +71,20 @@ def declared_metadata(where: ModelServer | PathLike, declaration: dict | None = 
         body = {"inputs": [_tensor_for(f"inputs[{index}]", tensor, image) for index, tensor in enumerate(inputs)]}
         answer = requests.post(server.infer_url, json=body, timeout=120)
         if not answer.ok:
+            field = _refused_field(server, inputs, image, _message(answer))
+            if field is None:
+                # Refused even as notebook 01's service takes an image: the service fails, not the
+                # declaration (helper session 5: this was blamed on the declaration). A declaration
+                # is checked against a service that answers, as 03's checks grade answers.
+                raise CheckFailed(f"Your service refused {name} even sent as notebook 01's service takes an image "
+                                  f"(uint8 pixels, height x width x 3): HTTP {answer.status_code} "
+                                  f"{_message(answer)}. The error is in the service, which first-service-check "
+                                  "names; the declaration is checked once the service answers.",
+                                  f"Fix {FIRST_SERVICE.split('.')[0]}.py (Exercise 3), start the server again, then "
+                                  "run this check again.")
             raise CheckFailed(f"A request built from the metadata alone ({_describe(inputs)}), for {name} of "
                               f"{image.shape[0]}x{image.shape[1]} pixels, was refused: HTTP {answer.status_code} "
-                              f"{_message(answer)}. {_refused_field(server, inputs, image, _message(answer))}",
+                              f"{_message(answer)}. {field}",
                               "Declare what your predict() takes, as a client has to send it: the input's name, "
                               "the datatype of its values, and its axes (-1 for one whose length varies).")
         _compare_outputs(outputs, answer.json().get("outputs") or [])
@@ -228,7 +239,7 @@ def _no_size_fixed_that_varies(server: ModelServer, inputs: list, name: str, ima
                           "length that differs from request to request.")
 
 
-def _refused_field(server: ModelServer, inputs: list, image: np.ndarray, refusal: str) -> str:
+def _refused_field(server: ModelServer, inputs: list, image: np.ndarray, refusal: str) -> str | None:
     """The declared field the service does not accept: the same image sent again with only
     that field as the service takes it (uint8 pixels ``[H, W, 3]``, notebook 01's service)."""
     for index, tensor in enumerate(inputs):
@@ -248,8 +259,7 @@ def _refused_field(server: ModelServer, inputs: list, image: np.ndarray, refusal
                 return (f"The service accepts that image with another {key} in {field}: the declared "
                         f"{key} ({', '.join(str(tensor[part]) for part in key.split(' and '))}) is not what it "
                         "takes.")
-    return ("No single declared field explains it: compare each with what your predict() receives (MLServer's "
-            "answer above may name the input it looked for).")
+    return None
 
 
 def _compare_outputs(declared: list, answered: list) -> None:

@@ -130,8 +130,19 @@ def test_a_class_name_mistake_of_exercise_1_does_not_cost_the_declaration(tmp_pa
     (folder / "serve-model.py").write_text(first_service_code())
     settings = json.loads(settings_with(RIGHT)["model-settings.json"])
     (folder / "model-settings.json").write_text(json.dumps({**settings, "implementation": "serve-model.TinyVitModel"}))
+    # Exercise 2's trailing comma too (helper session 5: it crashed this check, whose own server
+    # read the student's settings.json): the check's server leaves that file out.
+    (folder / "settings.json").write_text('{"host": "127.0.0.1", "parallel_workers": 0, "debug": false,}')
     try:
         checks.declared_metadata(folder, checkpoint=checkpoint)
+        # Exercise 3's mistake, a tensor returned: every request refused, whatever is declared.
+        # Named as the service's, not as a field of the declaration (helper session 5).
+        code = first_service_code()
+        assert ".numpy()" in code
+        (folder / "serve-model.py").write_text(code.replace(".numpy()", ""))
+        with pytest.raises(checks.CheckFailed, match="even sent as notebook 01's service takes an image") as caught:
+            checks.declared_metadata(folder, checkpoint=checkpoint)
+        assert "first-service-check" in str(caught.value) and "Exercise 3" in caught.value.hint
     finally:
         from labkit.checks import live
 
