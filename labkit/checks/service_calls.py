@@ -57,15 +57,30 @@ def service(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
                         "the classes")
             elif (row <= 0).all() and np.isclose(np.exp(row).sum(), 1, atol=1e-3):
                 what = "they are log-probabilities (their exponentials sum to 1), not probabilities"
+            elif np.isclose(row.sum(), 100, rtol=1e-3) and (row >= 0).all():
+                what = "they sum to 100: percentages, not probabilities (fractions of 1)"
+            elif ((row > 0) & (row < 1)).all():
+                what = (f"each lies between 0 and 1, but together they sum to {row.sum():.4g}: a probability per "
+                        "class on its own (a sigmoid, say), not one distribution over the classes")
             else:
                 what = "they are logits, not probabilities"
             raise CheckFailed(f"The values predict() returned do not sum to 1: {what}.",
                               "The network returns logits; probabilities come from a softmax over the classes.")
         if not np.allclose(row, reference, rtol=1e-3, atol=1e-6):
-            what = ("the same probabilities as for the first image, though the model tells them apart: it does "
-                    "not classify the image it is given" if first is not None and np.allclose(row, first, rtol=1e-6)
-                    else "probabilities that differ from TinyViT's for the same image")
-            raise CheckFailed(f"For image {number} of {len(images)}, predict() returned {what}.",
+            if first is not None and np.allclose(row, first, rtol=1e-6):
+                raise CheckFailed(f"For image {number} of {len(images)}, predict() returned the same probabilities as "
+                                  "for the first image, though the model tells them apart: it does not classify the "
+                                  "image it is given.",
+                                  "Preprocess the payload it gets with the transform from load(), and run the model "
+                                  "that load() built.")
+            if np.array_equal(np.argsort(-row, kind="stable")[:10], np.argsort(-reference, kind="stable")[:10]):
+                # The network saw the image right (its ranking is TinyViT's); the numbers were
+                # changed after it (helper session 5: a second softmax, a temperature).
+                raise CheckFailed(f"For image {number} of {len(images)}, predict() ranks the classes as TinyViT "
+                                  "does, but its probabilities differ from the model's: they were changed after "
+                                  "the network.", "A softmax over the classes of the network's logits, as they come.")
+            raise CheckFailed(f"For image {number} of {len(images)}, predict() returned probabilities that differ "
+                              "from TinyViT's for the same image.",
                               "Preprocess the payload it gets with the transform from load(), and run the model "
                               "that load() built.")
         first = row

@@ -183,6 +183,10 @@ def test_a_settings_file_that_does_not_read_stops_the_start_with_its_name_and_a_
 @pytest.mark.parametrize("file, old, new, message", [
     ("serve-model.py", "class TinyViTModel(", "class MyModel(", "asks for a class TinyViTModel"),
     ("serve-model.py", ".softmax(dim=-1)", "", "logits, not probabilities"),
+    # helper session 5: these were all called logits, or blamed on the preprocessing.
+    ("serve-model.py", ".softmax(dim=-1)", ".softmax(dim=-1).mul(100)", "percentages, not probabilities"),
+    ("serve-model.py", ".softmax(dim=-1)", ".sigmoid()", "a probability per class on its own"),
+    ("serve-model.py", ".softmax(dim=-1)", ".softmax(dim=-1).softmax(dim=-1)", "changed after the network"),
     ("serve-model.py", "        return True\n", "", "returned None"),
     ("serve-model.py", "from model_weights import load_tinyvit", "from model_weight import load_tinyvit",
      "Importing serve-model.py failed"),
