@@ -138,6 +138,20 @@ def compare_best_labels(labels: np.ndarray, scores: np.ndarray, expected_labels:
                               f"other image's: the model did not see image {row} as it is.",
                               "Look at what predict() does to each image before the model (its size, its axes, its "
                               "colours), for images of every size and shape.", kind="rows")
+    for row in range(len(labels)):
+        # The model's scores, best first, beside labels in another order (sorted by name, say):
+        # the labels moved, not the scores (helper session 5: named as scores that are wrong).
+        if scores.shape != expected_scores.shape or not np.allclose(scores[row], expected_scores[row], rtol=1e-3,
+                                                                    atol=1e-6):
+            continue
+        tied = np.isclose(expected_scores[row][:, None], expected_scores[row][None, :], rtol=TIE).sum(axis=1) > 1
+        moved = [column for column in range(k) if labels[row][column] != expected_labels[row][column]
+                 and not tied[column]]
+        if moved:
+            raise CheckFailed(f"Row {row}'s scores are the model's {k} best, best first, but its labels are in another "
+                              f"order: {labels[row][moved[0]]!r} stands beside the score of "
+                              f"{expected_labels[row][moved[0]]!r}.",
+                              "Each label must stand next to its own score, in score order.", kind="order")
     for row in range(len(labels)):  # each label's own score, wherever it stands in the row
         # (label, score) pairs, not a dict: some ImageNet-22k classes share a name.
         unmatched = list(zip(expected_labels[row], expected_scores[row]))

@@ -33,3 +33,15 @@ def test_a_tie_does_not_excuse_a_wrong_score():
     answer = np.array([NAMES[:4] + (NAMES[5],)], dtype=object)
     with pytest.raises(CheckFailed, match="scores are not"):
         compare_best_labels(answer, np.array([[0.30, 0.20, 0.10, 0.05, 0.02]]), *expected(), k=5)
+
+
+def test_labels_moved_beside_the_models_scores_are_named_as_labels_out_of_order():
+    # helper session 5: each row's labels sorted by name, the scores left best first, was told
+    # "the labels are right but the scores are not".
+    scores = np.array([[0.30, 0.20, 0.10, 0.05, 0.03, 0.01]])
+    answer = np.array([sorted(NAMES[:5])], dtype=object)
+    assert list(answer[0]) != list(NAMES[:5])
+    with pytest.raises(CheckFailed, match="scores are the model's 5 best, best first, but its labels are in another "
+                       "order") as caught:
+        compare_best_labels(answer, scores[:, :5], *expected(scores), k=5)
+    assert caught.value.kind == "order"
