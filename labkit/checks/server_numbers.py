@@ -139,38 +139,45 @@ def _name_p95_misses(misses: list[_P95Miss]) -> CheckFailed:
     if every(lambda miss: _in_bucket(miss.p95 / 1000, miss.bucket)):
         return CheckFailed(f"{on}: that is the right latency in microseconds, and the exercise asks for "
                            "milliseconds.", "The histogram's bounds (le) are in seconds.")
-    def read_as(miss: _P95Miss, **mistake: bool) -> bool:
+    def read_as(miss: _P95Miss, **mistake) -> bool:
         """The miss lies in the bucket that ends at the bound the mistaken reading finds."""
         _, buckets = _between(miss.before, miss.after)
         bound = _first_bound(buckets, **mistake)
         lower = max((other for other in BOUNDS if other < bound), default=0.0)
         return not _in_bucket(1000 * bound, miss.bucket) and _in_bucket(miss.p95, (lower, bound))
 
-    if every(lambda miss: read_as(miss, text_order=True)):
-        return CheckFailed(f"{on} ms: the bounds were taken in the order of their text ('10.0' sorts before '2.5'), "
-                           "not of their values.",
-                           "The le labels are text, as every label value is.")
-    if every(lambda miss: read_as(miss, strict=True)):
-        return CheckFailed(f"{on} ms: the first bound whose count is over 95% of the requests; on these scrapes "
-                           "one bound holds exactly 95% of them, and the p95 is that bound.",
-                           "95% of the requests took at most a bound once its cumulative count reaches 95%.")
-    if every(lambda miss: read_as(miss, finite_only=True)):
-        return CheckFailed(f"{on} ms: 95% of the requests that took under 10 s, not of all of them (the +Inf bucket "
-                           "counts them all).",
-                           "The slowest requests are the ones a p95 is about.")
-    for (any_path, any_status), rows in CARELESS_ROWS.items():
-        def careless(miss: _P95Miss) -> tuple:
-            return _bucket_of(_infer_buckets(miss.after, any_path, any_status)
-                              - _infer_buckets(miss.before, any_path, any_status), 0.95)
-
+    def careless(any_path: bool, any_status: bool) -> Callable[[_P95Miss], bool]:
         def explained(miss: _P95Miss) -> bool:
-            bucket = careless(miss)
+            bucket = _bucket_of(_infer_buckets(miss.after, any_path, any_status)
+                                - _infer_buckets(miss.before, any_path, any_status), 0.95)
             return bucket != miss.bucket and _in_bucket(miss.p95, bucket)
+        return explained
 
-        if every(explained):
-            return CheckFailed(f"{on} ms: the 95th percentile of {rows} and successful inference requests "
-                               "together.",
-                               "Keep the rows of successful inference requests only, for the p95 as for the rate.")
+    # Each way of reading the buckets wrong: (what it did, the hint, whether it gives a miss).
+    # One number can fit several (helper session 5: a p99 was named as "> for >=", which gives
+    # the same bound on the drawn scrapes): named when one or two fit every miss, else none.
+    readings = [
+        ("the bounds were taken in the order of their text ('10.0' sorts before '2.5'), not of their values",
+         "The le labels are text, as every label value is.", lambda miss: read_as(miss, text_order=True)),
+        ("a bound past the first one that 95% of the requests reach (on these scrapes one bound holds exactly 95% "
+         "of them, and the p95 is that bound)",
+         "95% of the requests took at most a bound once its cumulative count reaches 95%.",
+         lambda miss: read_as(miss, strict=True)),
+        ("95% of the requests that took under 10 s, not of all of them (the +Inf bucket counts them all)",
+         "The slowest requests are the ones a p95 is about.", lambda miss: read_as(miss, finite_only=True)),
+        *[(f"the {round(100 * q):g}th percentile of these requests, not the 95th",
+           "Read the bound that 95% of the requests reach.", lambda miss, q=q: read_as(miss, quantile=q))
+          for q in (0.5, 0.75, 0.9, 0.99)],
+        *[(f"the 95th percentile of {rows} and successful inference requests together",
+           "Keep the rows of successful inference requests only, for the p95 as for the rate.",
+           careless(any_path, any_status)) for (any_path, any_status), rows in CARELESS_ROWS.items()],
+    ]
+    fitting = [(what, hint) for what, hint, gives in readings if every(gives)]
+    if len(fitting) == 1:
+        return CheckFailed(f"{on} ms: {fitting[0][0]}.", fitting[0][1])
+    if len(fitting) == 2:
+        return CheckFailed(f"{on} ms, which two readings give on these scrapes: {fitting[0][0]}; or "
+                           f"{fitting[1][0]}.", f"{fitting[0][1]} {fitting[1][1]}")
     return CheckFailed(f"{on} ms; 95% of these requests took at most a time in another bucket of the histogram.",
                        "Find the first bound whose cumulative count, between the scrapes, reaches 95% of all "
                        "requests; the p95 lies in the bucket that ends there.")
@@ -249,12 +256,15 @@ def _drawn_case(rng: np.random.Generator, case: int) -> tuple:
     new = np.zeros(len(BOUNDS))
     if case == 0:
         # 20a requests: exactly 95% of them within the slow bucket's bound (a reading with > for >=
-        # passes it), and the other 5% over 10 s: left out of the total, the p95 falls two buckets
-        # lower (the slow bucket and the one below it hold at most 95% of the 5% together).
+        # passes it), the other 5% over 10 s. Exactly 90% within the bound three below (the p90
+        # there; the p75 one lower), and the slow bucket and the one below it hold at most 95% of the 5%: left out of
+        # the total, the p95 falls two buckets lower, where neither the p90 nor the p95 is.
         above = int(rng.integers(5, 12))
         new[finite], new[slow] = above, rng.integers(1, 3)
-        new[slow - 1] = rng.integers(1, int(0.95 * above) - new[slow] + 1)
-        new[slow - 3: slow - 1] = rng.multinomial(int(19 * above - new[slow - 1: slow + 1].sum()) - 2, [0.5] * 2) + 1
+        new[slow - 1] = rng.integers(1, above - new[slow])
+        new[slow - 2] = above - new[slow] - new[slow - 1]
+        first = int(rng.integers(15 * above, 18 * above))  # the median and the p75 below the p90's bucket
+        new[slow - 4], new[slow - 3] = first, 18 * above - first
     else:
         new[slow - 3: slow] = rng.integers(20, 60, 3)
         new[slow] = rng.integers(3, 12) + new[: slow].sum() * 0.06  # over 5% of all: the p95 falls in it
@@ -330,15 +340,16 @@ def _drawn_cases(rng: np.random.Generator, tries: int = 500) -> list[tuple]:
 
 
 def _first_bound(buckets: pd.Series, text_order: bool = False, finite_only: bool = False,
-                 strict: bool = False) -> float:
-    """The upper bound (s) of the first bucket whose cumulative count reaches 95%, read the
-    way a student's mistake reads it (10 s when none does); ``strict``: passes 95%."""
+                 strict: bool = False, quantile: float = 0.95) -> float:
+    """The upper bound (s) of the first bucket whose cumulative count reaches 95% (or
+    ``quantile``), read the way a student's mistake reads it (10 s when none does); ``strict``:
+    passes it."""
     bounds = [bound for bound in buckets.index if math.isfinite(bound)]
     if text_order:
         bounds.sort(key=repr)
     total = buckets[max(bounds)] if finite_only else buckets[math.inf]
     return next((bound for bound in bounds
-                 if (buckets[bound] > 0.95 * total if strict else buckets[bound] >= 0.95 * total)), 10.0)
+                 if (buckets[bound] > quantile * total if strict else buckets[bound] >= quantile * total)), 10.0)
 
 
 def _in_bucket(value_ms: float, bucket: tuple[float, float]) -> bool:
