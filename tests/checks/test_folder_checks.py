@@ -208,7 +208,7 @@ def test_an_untouched_service_says_it_is_not_written(folder, checkpoint):
 
 # ---------------------------------------------------------------- notebook 02's request check
 
-def remote(server, batch_axis=True, name="payload", dtype=None, use_dict=False, fixed_image=None):
+def remote(server, batch_axis=True, name="payload", dtype=None, use_dict=False, fixed_image=None, pydantic1=False):
     """classify_remote as a student might write it, right or with one mistake."""
     def classify_remote(image):
         image = fixed_image if fixed_image is not None else image
@@ -218,6 +218,11 @@ def remote(server, batch_axis=True, name="payload", dtype=None, use_dict=False, 
         request = InferenceRequest(inputs=[NumpyCodec.encode_input(name, array)])
         if use_dict:
             answer = requests.post(server.infer_url, json=request.dict(), timeout=60)
+        elif pydantic1:  # pydantic 1's other methods, deprecated alike (helper session 5: they passed)
+            answer = requests.post(server.infer_url, data=request.json(), timeout=60,
+                                   headers={"Content-Type": "application/json"})
+            answer.raise_for_status()
+            return NumpyCodec.decode_output(InferenceResponse.parse_obj(answer.json()).outputs[0])
         else:
             answer = requests.post(server.infer_url, data=request.model_dump_json(), timeout=60,
                                    headers={"Content-Type": "application/json"})
@@ -232,6 +237,7 @@ def test_the_request_check(server, checkpoint, cat, capsys):
     assert "✔" in capsys.readouterr().out
     cases = [(dict(batch_axis=False), "without the batch axis"), (dict(name="image"), "named 'image'"),
              (dict(dtype=np.float32), "datatype is FP32"), (dict(use_dict=True), "deprecated"),
+             (dict(pydantic1=True), r"uses \.json\(\), which is deprecated"),
              (dict(fixed_image=cat), "same probabilities for 3 different images")]
     for mistake, message in cases:
         with pytest.raises(checks.CheckFailed, match=message) as caught:
