@@ -142,6 +142,14 @@ def _check_timm_parameters(content: dict, folder: Path) -> None:
     if not isinstance(extra, dict) or not extra.get("model"):
         raise CheckFailed("parameters.extra has no \"model\": the timm runtime does not know which architecture "
                           "to build.", "Give the timm model's name, as the exercise states it.")
+    model = extra["model"]
+    if isinstance(model, str) and (model.startswith(("hf_hub:", "hf-hub:")) or "/" in model):
+        # timm.create_model would look it up on the Hugging Face hub and, offline, fail after
+        # 30 s with "check your connection" (helper session 5: ✔ when written).
+        raise CheckFailed(f"parameters.extra.model is {model!r}, a model on the Hugging Face hub: the runtime "
+                          "would download it, and the lab runs offline with the weights the uri names.",
+                          "Give the architecture's timm name, as the exercise states it; the weights come from "
+                          "the uri.")
     unknown = [key for key in extra if key not in TIMM_EXTRA]
     if unknown:
         near = difflib.get_close_matches(unknown[0], TIMM_EXTRA, n=1)

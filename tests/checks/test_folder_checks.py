@@ -549,6 +549,9 @@ TOP3 = {"name": "top3", "implementation": "labkit.runtimes.timm.TimmClassifier",
      'parameters.extra has no "model"'),
     ({"parameters": {**TOP3["parameters"], "extra": {**TOP3["parameters"]["extra"], "topk": 3}}},
      'did you mean "top_k"'),
+    # helper session 5: the course text's hub name, ✔ when written, then "check your connection" after 30 s
+    ({"parameters": {**TOP3["parameters"], "extra": {"model": "hf_hub:timm/tiny_vit_5m_224.dist_in22k",
+                                                     "top_k": 3}}}, "a model on the Hugging Face hub"),
 ])
 def test_the_timm_runtimes_settings_are_checked_when_written(tmp_path, checkpoint, change, message):
     from labkit.workspace import runtime_folder
