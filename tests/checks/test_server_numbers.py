@@ -74,7 +74,7 @@ def test_an_answer_written_differently_passes():
     (' & (rows["status_code"] == "200")', "", "another number of successful inference requests"),
     ('rows = rows[(rows["path"] == "/v2/models/{model_name}/infer") & (rows["status_code"] == "200")]', "",
      "health probes or refused requests too"),
-    ("rank = 0.95 * count", "rank = 0.5 * count", "another bucket of the histogram"),
+    ("rank = 0.95 * count", "rank = 0.5 * count", "the 50th percentile of these requests"),
     ("    ### BEGIN SOLUTION\n", "    ### BEGIN SOLUTION\n    raise NotImplementedError()\n", "not written yet"),
 ])
 def test_each_mistake_is_named(old, new, message):
