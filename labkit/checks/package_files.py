@@ -129,6 +129,13 @@ def _read_requirements(text: str) -> tuple[dict, list]:
             raise CheckFailed(f"Line {number}, {line!r}, is conda's format (name=version=build, what `conda list "
                               "-e` writes); pip, which `mlserver build` runs, cannot read it.",
                               "pip's format: a package name, then a version specifier.")
+        on_the_line = re.search(r"\s(--extra-index-url|--index-url|-i|-f|--find-links)\b", line)
+        if on_the_line and not line.startswith("-"):
+            # pip takes only --hash (and build settings) after a requirement: an index there is
+            # ignored without a word (helper session 5: misnamed as "this file does not name" one).
+            raise CheckFailed(f"Line {number}, {line!r}, gives {on_the_line.group(1)} on a requirement's own line, "
+                              "where pip ignores it: the package would come from PyPI as if it were not there.",
+                              "pip reads an index option on a line of its own.")
         line = re.split(r"\s--?[a-z]", line, maxsplit=1)[0].strip() if not line.startswith("-") else line
         if line.startswith("-"):
             option = line.split()[0].split("=")[0]

@@ -417,6 +417,12 @@ CATALOGUE += [
           says="marker leaves torch out of the image", note="a marker for the lab's Python (helper session 2)"),
     entry(R06, "correct, written differently", "\ufeff" + SOLUTION_REQUIREMENTS, graded=PASS,
           note="a BOM, which pip reads past (helper session 1)"),
+    entry(R06, "wrong path", requirements("torch==2.14.1", "torch==2.14.1+cpu --extra-index-url "
+                                                           "https://download.pytorch.org/whl/cpu"),
+          says="on a requirement's own line, where pip ignores it",
+          note="the index on the package's line (helper session 5: \"which this file does not name\")"),
+    entry(R06, "wrong path", requirements("torch==2.14.1", "torch==2.14.1 --index-url https://download.pytorch.org/whl/cpu"),
+          says="where pip ignores it", note="helper session 5: ticked, pip installs PyPI's build"),
     entry(R06, "wrong path", "--index-url https://download.pytorch.org/whl/cpu\n" + SOLUTION_REQUIREMENTS,
           says="replaces PyPI", hides="--extra-index-url", note="helper session 1"),
     entry(R06, "wrong value", SOLUTION_REQUIREMENTS + "python==3.11\n", says="Python is not a package",
