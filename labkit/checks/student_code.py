@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import importlib
+import inspect
 import importlib.util
 import re
 import signal
@@ -152,7 +153,14 @@ def load_service(folder: PathLike, implementation: str) -> MLModel:
                              parameters=ModelParameters(uri=str(folder)))
     with quiet_mlserver_logs():
         model = cls(settings)
-        loaded = call(model.load(), "load()")
+        loaded = call(_awaitable_load(model), "load()")
+    kept = [name for name, value in vars(model).items() if inspect.iscoroutine(value)]
+    if kept:
+        for name in kept:
+            vars(model)[name].close()  # never awaited: said here, not warned about later
+        raise CheckFailed(f"load() kept a coroutine in self.{kept[0]}, not its result: a coroutine function's call "
+                          "does nothing until it is awaited.",
+                          "The template's load() awaits what it calls.")
     if loaded is not True:
         # MLServer sets model.ready = await model.load(): anything but True never gets ready.
         raise CheckFailed(f"load() returned {loaded!r}, so MLServer would never mark the model as ready "
@@ -162,6 +170,27 @@ def load_service(folder: PathLike, implementation: str) -> MLModel:
         raise CheckFailed("load() did not keep the network: self.model is not set.",
                           "predict() runs on what load() kept on self.")
     return model
+
+
+def _awaitable_load(model: MLModel) -> Coroutine:
+    """``model.load()`` as a coroutine, as MLServer awaits it. A plain ``def load`` whose
+    result is not awaitable is named as such (helper session 5: "load() raised ValueError: a
+    coroutine was expected, got True", about a load() that raised nothing)."""
+    if inspect.iscoroutinefunction(type(model).load):
+        return model.load()
+    try:
+        result = model.load()
+    except Exception as error:
+        raise CheckFailed(f"load() raised {type(error).__name__}: {error}",
+                          "MLServer would not load the model; fix the code and write the file again.") from None
+    if not inspect.isawaitable(result):
+        raise CheckFailed(f"load() is a plain function (def) that returned {result!r}, and MLServer awaits what "
+                          "load() returns: it must be a coroutine function.",
+                          "MLModel's load() is async, as in the template.")
+
+    async def awaited() -> object:
+        return await result
+    return awaited()
 
 
 def require_service_file(module_file: Path) -> None:
