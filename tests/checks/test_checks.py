@@ -460,8 +460,10 @@ def test_hidden_scaling_check_tells_within_from_below_the_budget():
         within = results[results.p95_ms < budget_ms]
         return None if within.empty else within.throughput_rps.idxmax()
 
-    with pytest.raises(checks.CheckFailed, match="500 ms budget"):
+    with pytest.raises(checks.CheckFailed, match="500 ms budget") as caught:
         hidden_checks.pick_configuration_function(below, scaling_table())
+    # It reads only its arguments (helper session 5: told to use "nothing from the notebook").
+    assert "nothing from the notebook" not in caught.value.hint and "within the budget" in caught.value.hint
 
 
 def test_hidden_scaling_check_catches_a_hard_coded_or_budget_blind_pick():
@@ -473,6 +475,10 @@ def test_hidden_scaling_check_catches_a_hard_coded_or_budget_blind_pick():
     hidden_checks.pick_configuration_function(correct, table)
     with pytest.raises(checks.CheckFailed, match=r"returned 1; the right row is \d+"):
         hidden_checks.pick_configuration_function(lambda results, budget_ms: 1, table)
+    notebook_table = table  # a function that reads the notebook's own table, not its argument
+    with pytest.raises(checks.CheckFailed, match="nothing from the notebook"):
+        hidden_checks.pick_configuration_function(
+            lambda results, budget_ms: correct(notebook_table, budget_ms), table)
     with pytest.raises(checks.CheckFailed, match="budget"):
         hidden_checks.pick_configuration_function(lambda results, budget_ms: results.throughput_rps.idxmax(), table)
 
