@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+from pathlib import Path
 from typing import Iterator
 
 from labkit.checks.common import CheckFailed, check_shapes, compare_best_labels, distinct_images, passed
@@ -175,6 +176,14 @@ def metric_file(folder: PathLike, metric: str = CONFIDENCE_METRIC,
     expected = np.sort(reference_model(checkpoint).probabilities(images).max(axis=1))
     others = sorted({name for name, _ in observations} - {metric})
     if not values:
+        source = Path(folder) / f"{implementation.rpartition('.')[0]}.py"
+        named = source.is_file() and metric in source.read_text(errors="replace")
+        if named and not others:
+            # The name is in the file, and nothing was logged: the line did not run for these
+            # images (helper session 5: a log under `if confidence > 0.5` was told to log the metric).
+            raise CheckFailed(f"predict() logged no {metric} for a batch of 3 images, though {source.name} names "
+                              "it: the line that logs it did not run for them.",
+                              "Every image's value is logged, whatever it is.")
         raise CheckFailed(f"predict() logged no {metric} for a batch of 3 images"
                           + (f" (it logged {others})." if others else "."),
                           "Log the metric by that name, with mlserver.log, inside predict().")

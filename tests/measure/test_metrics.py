@@ -173,3 +173,14 @@ def test_a_passing_server_error_is_retried_and_a_lasting_one_is_explained():
             metrics.scrape(url)
     finally:
         endpoint.shutdown()
+
+
+def test_the_metric_file_check_names_a_log_line_that_did_not_run(tmp_path, checkpoint):
+    # helper session 5: a log under a condition no image met was told to "log the metric by that name".
+    folder = lab_service_copy(tmp_path / "confidence", checkpoint=checkpoint)
+    (folder / "model-settings.json").write_text(json.dumps(
+        {"name": "confidence", "implementation": "confidence.ConfidenceModel"}))
+    (folder / "confidence.py").write_text(confidence_code(
+        "            if confidence > 2:  # never: a probability is at most 1\n    " + LOG_LINE))
+    with pytest.raises(checks.CheckFailed, match="though confidence.py names it: the line that logs it did not run"):
+        checks.metric_file(folder, checkpoint=checkpoint)
