@@ -545,3 +545,15 @@ def test_an_untouched_pick_earns_no_hidden_points_and_a_wrong_one_is_charged_onc
         else:
             with pytest.raises(checks.CheckFailed):
                 hidden_checks.pick_configuration_function(pick, table)
+
+
+def test_a_check_says_when_the_server_holds_each_request_for_seconds(capsys):
+    # helper session 5: 03's checks waited about 2 minutes in silence on max_batch_time 10.
+    from types import SimpleNamespace
+
+    from labkit.checks import live
+
+    live._say_the_batching_wait(SimpleNamespace(scaling={"max_batch_size": 8, "max_batch_time": 10}))
+    assert "holds each request up to 10 s" in capsys.readouterr().out
+    live._say_the_batching_wait(SimpleNamespace(scaling={"max_batch_size": 8, "max_batch_time": 0.01}))
+    assert capsys.readouterr().out == ""
