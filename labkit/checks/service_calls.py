@@ -47,6 +47,12 @@ def service(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
             raise CheckFailed(f"predict() returned {type(response).__name__}, not an answer with an output.",
                               "With @decode_args on predict(), the array you return becomes the output.")
         probabilities = _decoded(response.outputs[0])
+        if getattr(probabilities, "dtype", None) == np.float16:
+            # Most of 21,841 probabilities lie below float16's smallest normal number (6.1e-5): they
+            # lose their digits or become 0, within the comparison's tolerance (helper session 5).
+            raise CheckFailed("predict() returned float16 probabilities: most of TinyViT's 21,841 probabilities are "
+                              "smaller than float16 keeps exactly (6.1e-5), so they lose their digits or become 0.",
+                              "Keep the precision the network computes in.")
         if probabilities.size != reference.size:
             raise CheckFailed(f"predict() returned {probabilities.size} values of shape {list(probabilities.shape)} "
                               f"for one image; TinyViT has {reference.size} classes.",

@@ -189,6 +189,7 @@ def test_a_settings_file_that_does_not_read_stops_the_start_with_its_name_and_a_
     ("serve-model.py", ".softmax(dim=-1)", ".softmax(dim=-1).softmax(dim=-1)", "changed after the network"),
     # helper session 5: named as predict()'s TypeError, and as a ValueError load() never raised
     ("serve-model.py", "await load_tinyvit(", "load_tinyvit(", r"load\(\) kept a coroutine in self.model"),
+    ("serve-model.py", ".softmax(dim=-1)", ".softmax(dim=-1).half()", "float16 probabilities"),
     ("serve-model.py", "    async def load(self) -> bool:\n        ### BEGIN SOLUTION\n"
      "        self.model = await load_tinyvit(self.settings)\n",
      "    def load(self) -> bool:\n        ### BEGIN SOLUTION\n"
