@@ -258,14 +258,15 @@ def _diagnose(exchanges: list, what: str, reached: bool = False) -> CheckFailed:
                            "Send request.model_dump_json() as the body.")
     if request_input.get("name") != INPUT_NAME:
         return CheckFailed(f"{what}\nThe request's input is named {request_input.get('name')!r}.",
-                           "The service reads the input named 'payload' (see the model's metadata).")
+                           "The model's metadata (GET server.model_url) names the input the service reads.")
     if len(request_input.get("shape") or []) == 3:
         return CheckFailed(f"{what}\nThe request's shape is {request_input.get('shape')}: one image without the "
                            "batch axis.",
-                           "The service takes a batch [N, H, W, 3]; add the leading axis before encoding.")
+                           "The model's metadata (GET server.model_url) gives the axes the service takes.")
     if request_input.get("datatype") != "UINT8":
         return CheckFailed(f"{what}\nThe request's datatype is {request_input.get('datatype')}.",
-                           "Send the pixels as they are, uint8 (NumpyCodec reads the datatype off the array).")
+                           "The model's metadata gives the datatype the service takes; NumpyCodec reads the "
+                           "datatype off the array it encodes.")
     return CheckFailed(f"{what}\nThe server answered {status}: {answer[:300]}",
                        "Read the server's message; it says what it expected.")
 

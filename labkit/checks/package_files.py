@@ -244,9 +244,11 @@ def image_folder(context: PathLike) -> None:
     context = Path(context)
     dockerfile = context / "Dockerfile"
     if not dockerfile.is_file():
-        raise CheckFailed(f"{context.name}/, the build folder, has no Dockerfile"
-                          + (" (there is one in the notebook's own folder: MLServer wrote it where the command "
-                             "pointed it)." if Path(context.name, "Dockerfile").is_file() else "."),
+        # The build folder is a copy under the same name elsewhere: named by its path, so that
+        # "shipped/ has no Dockerfile" is not read about the notebook's shipped/ (helper session 5).
+        raise CheckFailed(f"The build folder ({context}) has no Dockerfile"
+                          + (f" (there is one in {context.name}/ next to the notebook: MLServer wrote it where the "
+                             "command pointed it)." if Path(context.name, "Dockerfile").is_file() else "."),
                           "The exercise's cell runs MLServer's command that writes a Dockerfile, on the build "
                           "folder the cell before it made.")
     text = dockerfile.read_text()
