@@ -66,6 +66,8 @@ def defined_classes(module_file: Path, name: str) -> list[str] | None:
         return None
     bound = set()
     for node in tree.body:
+        if isinstance(node, (ast.If, ast.Try, ast.With)):
+            return None  # conditional definitions: left to the import
         if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             bound.add(node.name)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -73,10 +75,6 @@ def defined_classes(module_file: Path, name: str) -> list[str] | None:
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             bound |= {target.id for target in targets if isinstance(target, ast.Name)}
-        elif not isinstance(node, (ast.Expr, ast.If, ast.Try, ast.With)):
-            continue
-        if isinstance(node, (ast.If, ast.Try, ast.With)):
-            return None  # conditional definitions: left to the import
     if name in bound or "*" in bound:
         return None
     return [node.name for node in tree.body if isinstance(node, ast.ClassDef)]
