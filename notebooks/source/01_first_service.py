@@ -52,8 +52,9 @@ random_weights = show.weights_banner()
 # Where each file acts: `settings.json` configures MLServer's main process (its address, its
 # ports, how many workers it starts); `model-settings.json` names the model, the class in
 # `serve-model.py` that each worker runs, and the model's own knobs such as the batching queue.
-# Today you start one worker and no batching; notebook 05 turns on the second worker and the
-# queue, and measures what they change.
+# The picture shows two workers and the queue. Here your service has neither: with
+# `"parallel_workers": 0` (Exercise 2) the main process runs your class itself, one request at a
+# time. Notebook 05 turns both on and measures what they change.
 #
 # You write all three, into `my-tinyvit/` next to this notebook. The cell below creates the
 # folder with what is not yours to write: a link to the TinyViT checkpoint
