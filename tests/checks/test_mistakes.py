@@ -205,7 +205,7 @@ def test_a_dockerfile_written_into_the_notebooks_own_folder_is_named_as_such(tmp
     (tmp_path / "shipped").mkdir()
     (tmp_path / "shipped" / "Dockerfile").write_text("FROM seldonio/mlserver:1.7.1\n")
     outcome, message = verdict(lambda: checks.image_folder(context))
-    assert outcome == FAIL and "there is one in the notebook's own folder" in message
+    assert outcome == FAIL and "there is one in shipped/ next to the notebook" in message
     assert "mlserver dockerfile" not in message, "the command is the exercise's answer"
     shutil.rmtree(tmp_path / "shipped")
     outcome, message = verdict(lambda: checks.image_folder(context))
