@@ -140,11 +140,13 @@ def _name_p95_misses(misses: list[_P95Miss]) -> CheckFailed:
         return CheckFailed(f"{on}: that is the right latency in microseconds, and the exercise asks for "
                            "milliseconds.", "The histogram's bounds (le) are in seconds.")
     def read_as(miss: _P95Miss, **mistake) -> bool:
-        """The miss lies in the bucket that ends at the bound the mistaken reading finds."""
+        """The miss lies in the bucket that ends at the bound the mistaken reading finds, another
+        bucket than the right one (a neighbour's shared bound included: a p50 read inside the
+        bucket just below the p95's was left unnamed in 1 run of 5)."""
         _, buckets = _between(miss.before, miss.after)
         bound = _first_bound(buckets, **mistake)
         lower = max((other for other in BOUNDS if other < bound), default=0.0)
-        return not _in_bucket(1000 * bound, miss.bucket) and _in_bucket(miss.p95, (lower, bound))
+        return (lower, bound) != tuple(miss.bucket) and _in_bucket(miss.p95, (lower, bound))
 
     def careless(any_path: bool, any_status: bool) -> Callable[[_P95Miss], bool]:
         def explained(miss: _P95Miss) -> bool:
@@ -167,7 +169,7 @@ def _name_p95_misses(misses: list[_P95Miss]) -> CheckFailed:
          "The slowest requests are the ones a p95 is about.", lambda miss: read_as(miss, finite_only=True)),
         *[(f"the {round(100 * q):g}th percentile of these requests, not the 95th",
            "Read the bound that 95% of the requests reach.", lambda miss, q=q: read_as(miss, quantile=q))
-          for q in (0.5, 0.75, 0.9, 0.99)],
+          for q in (0.5, 0.9, 0.99)],
         *[(f"the 95th percentile of {rows} and successful inference requests together",
            "Keep the rows of successful inference requests only, for the p95 as for the rate.",
            careless(any_path, any_status)) for (any_path, any_status), rows in CARELESS_ROWS.items()],

@@ -64,11 +64,10 @@ class ServerOptions:
         return dataclasses.replace(self, **overrides)
 
 
-def read_settings_file(path: Path) -> dict:
-    """A JSON settings file as a dict; {} when there is none (MLServer's defaults apply). One
-    that is not a JSON object stops the start with its name and line (ServerStartError)."""
-    if not path.is_file():
-        return {}
+def _json_object(path: Path, consequence: str, fix: str) -> dict:
+    """A settings file that must hold a JSON object; one that does not stops the start with its
+    name and line (ServerStartError): ``consequence`` says what MLServer would do, ``fix`` what
+    the student does (each file's own words)."""
     from labkit.serving.startlog import ServerStartError
 
     text, where = path.read_text(), f"{path.parent.name}/{path.name}"
@@ -77,12 +76,19 @@ def read_settings_file(path: Path) -> dict:
     except json.JSONDecodeError as error:
         what = "is empty" if not text.strip() else (f"is not valid JSON: {error.msg} (line {error.lineno}, "
                                                     f"column {error.colno})")
-        raise ServerStartError(f"{where} {what}: MLServer would not start. Fix the file, run its cell, then "
-                               "start the server again.") from None
+        raise ServerStartError(f"{where} {what}: {consequence}. {fix}") from None
     if not isinstance(content, dict):
-        raise ServerStartError(f"{where} holds a JSON {type(content).__name__}, not an object: MLServer would not "
-                               "start.")
+        raise ServerStartError(f"{where} holds a JSON {type(content).__name__}, not an object: {consequence}.")
     return content
+
+
+def read_settings_file(path: Path) -> dict:
+    """A JSON settings file as a dict; {} when there is none (MLServer's defaults apply). One
+    that is not a JSON object stops the start with its name and line (ServerStartError)."""
+    if not path.is_file():
+        return {}
+    return _json_object(path, "MLServer would not start",
+                        "Fix the file, run its cell, then start the server again.")
 
 
 def _folder_server_settings(model_dir: Path, options: ServerOptions) -> dict:
@@ -94,24 +100,11 @@ def folder_model_settings(model_dir: Path, options: ServerOptions) -> dict:
     """The model settings the copy starts from: the given ones, else the folder's file."""
     if options.model_settings is not None:
         return dict(options.model_settings)
-    from labkit.serving.startlog import ServerStartError
-
     path = model_dir / "model-settings.json"
     if not path.is_file():
         raise FileNotFoundError(f"{model_dir} has no model-settings.json")
-    text = path.read_text()
-    where = f"{model_dir.name}/model-settings.json"
-    try:
-        content = json.loads(text)
-    except json.JSONDecodeError as error:
-        what = "is empty" if not text.strip() else (f"is not valid JSON: {error.msg} (line {error.lineno}, "
-                                                    f"column {error.colno})")
-        raise ServerStartError(f"{where} {what}: MLServer would find no model in it. Write the file, run its "
-                               "cell, then start the server again.") from None
-    if not isinstance(content, dict):
-        raise ServerStartError(f"{where} holds a JSON {type(content).__name__}, not an object: MLServer would find "
-                               "no model in it.")
-    return content
+    return _json_object(path, "MLServer would find no model in it",
+                        "Write the file, run its cell, then start the server again.")
 
 
 def workers(model_dir: Path, options: ServerOptions) -> int:
