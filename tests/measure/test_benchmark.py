@@ -135,7 +135,12 @@ def test_the_breakdown_accounts_for_a_request_stage_by_stage(tmp_path):
         assert set(stages) == {"decode", "preprocess", "forward", "answer", *residuals}, stages
         assert all(stages[name] > -1.0 for name in residuals), stages
         cpu = row["cpu_ms_per_image"]
-        assert row["avg_batch"] >= 1 and cpu["main"] > 0
+        # The kernel counts CPU time in ticks of 10 ms: the main process's share of a handful of
+        # requests beside a worker can round to 0 (a CI run under load served 2 in its second).
+        assert row["avg_batch"] >= 1 and min(cpu.values()) >= 0, row
         # Where the model runs, the CPU goes: a forward pass is tens of milliseconds here.
-        assert (cpu["worker"] > cpu["main"]) if "worker" in row["configuration"] else (cpu["worker"] == 0), row
+        if "worker" in row["configuration"]:
+            assert cpu["worker"] > cpu["main"], row
+        else:
+            assert cpu["main"] > 0 and cpu["worker"] == 0, row
     assert "| rest | 2 |" in (tmp_path / report_file.name.replace(".json", ".md")).read_text()
