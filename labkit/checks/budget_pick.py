@@ -27,6 +27,23 @@ DRAWN_TABLES = 3
 _FAILED: weakref.WeakSet = weakref.WeakSet()
 
 
+def notebook_data_read(function: Callable) -> list[str]:
+    """The names of the notebook's values (a table, a number) the function reads rather than
+    only its arguments, modules and functions (a value it closes over counts as "a closed-over
+    value"); empty when it reads none (helper session 5: a function that used only its
+    arguments was told to use "nothing from the notebook")."""
+    import inspect
+
+    def data(value: object) -> bool:
+        return not (inspect.ismodule(value) or callable(value))
+
+    names = getattr(getattr(function, "__code__", None), "co_names", ())
+    values = getattr(function, "__globals__", {})
+    closed = [cell.cell_contents for cell in getattr(function, "__closure__", None) or ()]
+    read = [name for name in dict.fromkeys(names) if name in values and data(values[name])]
+    return read + (["a closed-over value"] if any(data(value) for value in closed) else [])
+
+
 def already_failed(pick: Pick) -> bool:
     """``pick`` failed :func:`scaling_choice` in this kernel (its points are taken there)."""
     return pick in _FAILED
@@ -88,15 +105,26 @@ def _answer(results: pd.DataFrame, pick: Pick, budget_ms: float, where: str) -> 
     """What ``pick`` returns for ``results``: CheckFailed if it raises or returns rows."""
     import pandas as pd
 
+    given = results.copy()
     try:
-        choice = pick(results.copy(), budget_ms)
+        choice = pick(given, budget_ms)
     except NotImplementedError:
         raise CheckFailed("pick_configuration is not written yet (it raises NotImplementedError).",
                           "Replace the placeholder lines of its cell with your code, then run that cell.",
                           kind="unwritten") from None
     except Exception as error:
+        if "p95_ms" in results and (results.p95_ms > budget_ms).all():
+            # helper session 6: a bare "attempt to get argmax of an empty sequence"
+            raise CheckFailed(f"On {where}, with a {budget_ms:.0f} ms budget, no row meets the budget, and "
+                              f"pick_configuration raised {type(error).__name__}: {error}",
+                              "Read the exercise again for what to return when no row qualifies.") from None
         raise CheckFailed(f"On {where}, pick_configuration(results, budget_ms) raised {type(error).__name__}: {error}",
                           "It gets the table and the budget as arguments; read the error above.") from None
+    if not given.sort_index().equals(results.sort_index()):
+        # helper session 6: drop(..., inplace=True) deleted rows of the notebook's own table
+        raise CheckFailed(f"On {where}, pick_configuration changed the table it was given ({_change(results, given)}): "
+                          "the caller's table is not the function's to change.",
+                          "Choose from the table without changing it: filter into a new table instead.")
     if isinstance(choice, (pd.Series, pd.DataFrame)):
         raise CheckFailed(f"pick_configuration returned a {type(choice).__name__} (a row or rows of the table), not "
                           "a row label.", "Return the label that names the row, as the table shows it on the left.")
@@ -104,6 +132,15 @@ def _answer(results: pd.DataFrame, pick: Pick, budget_ms: float, where: str) -> 
         raise CheckFailed(f"On {where}, pick_configuration returned a {type(choice).__name__} ({_short(choice)}), not "
                           "one row label.", "Return the label itself, not a collection that holds it.")
     return choice
+
+
+def _change(before: pd.DataFrame, after: pd.DataFrame) -> str:
+    gone = len(before) - len(after)
+    if gone > 0:
+        return f"{gone} of its {len(before)} rows are gone"
+    if gone < 0:
+        return f"{-gone} rows were added"
+    return "its values or columns changed"
 
 
 def _short(value: object) -> str:
@@ -340,6 +377,15 @@ def _same_row_under_other_labels(results: pd.DataFrame, pick: Pick, budget_ms: f
         raise CheckFailed(f"On your table with other row labels pick_configuration raised {type(error).__name__}: "
                           f"{error}", "It must work whatever the table's row labels are.") from None
     if isinstance(again, (pd.Series, pd.DataFrame)) or again != expected:
+        tables = [name for name in notebook_data_read(pick)
+                  if isinstance(pick.__globals__.get(name), pd.DataFrame)] if hasattr(pick, "__globals__") else []
+        if tables and not isinstance(again, (pd.Series, pd.DataFrame)) and again == choice:
+            # helper session 6: named as a position or a value fixed in the code
+            raise CheckFailed(f"On your table with other row labels ({labels}), pick_configuration returned "
+                              f"{again!r} again, a label of the notebook's own table: it reads {tables[0]}, not "
+                              "the table it is given.",
+                              "The function chooses from its argument: the check passes it tables the notebook "
+                              "does not have.")
         raise CheckFailed(f"On your table with other row labels ({labels}), pick_configuration returned "
                           f"{again!r}, not the label of the same row ({expected!r}): it returns a position or a "
                           "value fixed in the code, not the label of the row it chose.",

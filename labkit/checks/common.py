@@ -38,18 +38,25 @@ SAME_SIZE = 150  # pixels: every check image is at least this high and wide
 
 
 def distinct_images(count: int, checkpoint: PathLike = weights.DEFAULT_CHECKPOINT,
-                    jpeg: bool = False, same_size: bool = False,
+                    jpeg: bool = False, same_size: bool = False, twin: bool = False,
                     rng: np.random.Generator | None = None) -> tuple[list, list, list]:
     """``count`` check images (names, images, JPEG files or []) drawn for this call whose
     top classes all differ in the in-process model, so an answer for the wrong image, a
     constant or a cached answer fails. With ``jpeg`` the images are the decoded files (what
-    the server sees); ``same_size`` crops them all to one size (one pixels array); ``rng``
-    draws them (default: a fresh generator, new images on every call)."""
+    the server sees); ``same_size`` crops them all to one size (one pixels array); ``twin``
+    crops the first and the last to one size, the others keep theirs (an answer kept by the
+    image's size fails: helper session 6); ``rng`` draws them (default: a fresh generator, new
+    images on every call)."""
     rng = rng or np.random.default_rng()
     for _ in range(10):
         named = check_images(rng)[:count]
         if same_size:
             named = [(name, np.ascontiguousarray(image[:SAME_SIZE, :SAME_SIZE])) for name, image in named]
+        if twin and count > 2:
+            height = min(named[0][1].shape[0], named[-1][1].shape[0])
+            width = min(named[0][1].shape[1], named[-1][1].shape[1])
+            for index in (0, -1):
+                named[index] = (named[index][0], np.ascontiguousarray(named[index][1][:height, :width]))
         files = [encode_jpeg(image) for _, image in named] if jpeg else []
         images = [load_image(io.BytesIO(data)) for data in files] if jpeg else [image for _, image in named]
         top = reference_model(checkpoint).probabilities(images).argmax(axis=1)
@@ -94,6 +101,7 @@ def compare_best_labels(labels: np.ndarray, scores: np.ndarray, expected_labels:
                           "image's classes, which add up to at most 1.",
                           "A score is a softmax probability: taken over the classes of each image.", kind="scores")
     k = k or expected_labels.shape[1]
+    ranked = expected_labels  # every column the reference gave: the next best after the k-th too
     expected_labels, expected_scores = _boundary_tie_for(labels, expected_labels, expected_scores, k)
     if all(isinstance(label, (int, np.integer)) or str(label).strip().isdigit() for label in labels.ravel()):
         raise CheckFailed(f"The labels are numbers ({labels.ravel()[:3].tolist()}...): class indices, not names.",
@@ -132,6 +140,12 @@ def compare_best_labels(labels: np.ndarray, scores: np.ndarray, expected_labels:
                                   f"are image {other[0]}'s).",
                                   f"Take the {k} most probable classes of each row of the probabilities, and keep "
                                   "the rows in the order of the images.", kind="rows")
+            if ranked.shape[1] > k and set(labels[row]) == set(ranked[row][1:k + 1]):
+                # helper session 6: [:, 1:6] was sent to look at the preprocessing
+                raise CheckFailed(f"Row {row} of the {what} holds image {row}'s 2nd to {k + 1}th best labels: its "
+                                  "most probable class is missing.",
+                                  "Count where the sorted classes begin: the first position holds the best.",
+                                  kind="rows")
             # No image's best: the model saw another picture than this image (a crop, a stretch,
             # swapped axes or colours), or the row was taken from something else than its probabilities.
             raise CheckFailed(f"Row {row} of the {what} holds labels that are not image {row}'s {k} best, nor any "

@@ -19,6 +19,8 @@ CONDA_LINE = re.compile(r"^[A-Za-z0-9_.-]+=[^=\s]+=\S+$")  # name=version=build,
 
 
 # Options a requirements file may carry that change where pip looks, not what it installs.
+# What pip reads after a requirement on its own line (pip's requirement options).
+REQUIREMENT_OPTIONS = ("--hash", "--config-settings", "-C", "--global-option")
 INDEX_OPTIONS = ("-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--trusted-host", "--pre",
                  "--prefer-binary", "--only-binary")
 # The Python of the image `mlserver build` makes (seldonio/mlserver:1.7.1): markers are read for it.
@@ -136,6 +138,14 @@ def _read_requirements(text: str) -> tuple[dict, list]:
             raise CheckFailed(f"Line {number}, {line!r}, gives {on_the_line.group(1)} on a requirement's own line, "
                               "where pip ignores it: the package would come from PyPI as if it were not there.",
                               "pip reads an index option on a line of its own.")
+        given = [option.split("=")[0] for option in re.findall(r"\s(--?[A-Za-z][\w-]*(?:=\S*)?)", line)] \
+            if not line.startswith("-") else []
+        stops = [option for option in given if option not in REQUIREMENT_OPTIONS]
+        if stops:
+            # helper session 6: `mlserver==1.7.1 --no-deps` passed, and pip stops on it
+            raise CheckFailed(f"Line {number}, {line!r}, gives {stops[0]} after a requirement: pip takes only a "
+                              "--hash and build settings there, and stops the build on any other option (\"no such "
+                              "option\").", "A requirement's line holds the package, its versions and a marker.")
         line = re.split(r"\s--?[a-z]", line, maxsplit=1)[0].strip() if not line.startswith("-") else line
         if line.startswith("-"):
             option = line.split()[0].split("=")[0]
@@ -246,9 +256,13 @@ def image_folder(context: PathLike) -> None:
     if not dockerfile.is_file():
         # The build folder is a copy under the same name elsewhere: named by its path, so that
         # "shipped/ has no Dockerfile" is not read about the notebook's shipped/ (helper session 5).
+        # helper session 6: `mlserver dockerfile .` writes it next to the notebook itself
+        elsewhere = next((folder for folder in (Path(context.name), Path(".")) if (folder / "Dockerfile").is_file()),
+                         None)
+        there = "the folder of the notebook" if elsewhere == Path(".") else f"{elsewhere}/ next to the notebook"
         raise CheckFailed(f"The build folder ({context}) has no Dockerfile"
-                          + (f" (there is one in {context.name}/ next to the notebook: MLServer wrote it where the "
-                             "command pointed it)." if Path(context.name, "Dockerfile").is_file() else "."),
+                          + (f" (there is one in {there}: MLServer wrote it where the command pointed it)."
+                             if elsewhere else "."),
                           "The exercise's cell runs MLServer's command that writes a Dockerfile, on the build "
                           "folder the cell before it made.")
     text = dockerfile.read_text()

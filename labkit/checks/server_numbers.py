@@ -167,6 +167,12 @@ def _name_p95_misses(misses: list[_P95Miss]) -> CheckFailed:
          lambda miss: read_as(miss, strict=True)),
         ("95% of the requests that took under 10 s, not of all of them (the +Inf bucket counts them all)",
          "The slowest requests are the ones a p95 is about.", lambda miss: read_as(miss, finite_only=True)),
+        # helper session 6: a bound times 100 was named as another bucket. A bucket's bounds are
+        # often ten times apart, so this reading may fit beside a percentile's: both are named.
+        ("the latency in hundredths of a second (seconds times 100), not in milliseconds",
+         "The histogram's bounds (le) are in seconds; a second has 1000 milliseconds.",
+         lambda miss: _in_bucket(10 * miss.p95, miss.bucket) if math.isfinite(miss.bucket[1])
+         else math.isclose(10 * miss.p95, 1000 * miss.bucket[0])),  # +Inf: read at the last bound
         *[(f"the {round(100 * q):g}th percentile of these requests, not the 95th",
            "Read the bound that 95% of the requests reach.", lambda miss, q=q: read_as(miss, quantile=q))
           for q in (0.5, 0.9, 0.99)],

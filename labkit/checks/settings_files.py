@@ -55,7 +55,10 @@ def read_json(path: Path) -> dict:
 def _refuse_duplicates(name: str) -> Callable[[list], dict]:
     def pairs(items: list) -> dict:
         keys = [key for key, _ in items]
-        twice = sorted({key for key in keys if keys.count(key) > 1})
+        # The same key twice with one value means what was asked (helper session 6: refused);
+        # with two values, the first is silently lost.
+        twice = sorted({key for key in keys if len({json.dumps(value, sort_keys=True)
+                                                     for other, value in items if other == key}) > 1})
         if twice:
             raise CheckFailed(f"{name} sets {twice[0]!r} twice: JSON keeps only the last one, so the first has no "
                               "effect.", "Write each key once.")
@@ -151,6 +154,12 @@ def _check_timm_parameters(content: dict, folder: Path) -> None:
                           "would download it, and the lab runs offline with the weights the uri names.",
                           "Give the architecture's timm name, as the exercise states it; the weights come from "
                           "the uri.")
+    _timm_model_fits_the_checkpoint(model)
+    uri = parameters["uri"]
+    if isinstance(uri, str) and (folder / uri).is_dir():
+        # helper session 6: ✔ when written, then a bare FileNotFoundError at the start
+        raise CheckFailed(f"parameters.uri is {uri!r}, a folder: the timm runtime reads its weights from one "
+                          "checkpoint file.", f"Name the checkpoint's file, relative to {folder.name}/.")
     unknown = [key for key in extra if key not in TIMM_EXTRA]
     if unknown:
         near = difflib.get_close_matches(unknown[0], TIMM_EXTRA, n=1)
@@ -162,6 +171,30 @@ def _check_timm_parameters(content: dict, folder: Path) -> None:
         raise CheckFailed(f"parameters.extra.top_k is {k!r}: the runtime takes a whole number of labels (1 or "
                           "more), and refuses anything else when it starts.", "Write the number without quotes or "
                           "decimals.")
+
+
+def _timm_model_fits_the_checkpoint(model: object) -> None:
+    """The timm name builds the checkpoint's network: TinyViT 5M, with ImageNet-22k's classes
+    (helper session 6: another size, the 1,000-class version and a trailing space passed when
+    written, and failed at the start with a state_dict mismatch)."""
+    from labkit.model.weights import ARCHITECTURE
+
+    if not isinstance(model, str):
+        raise CheckFailed(f"parameters.extra.model is {model!r}: the timm runtime takes a model's name, as text.",
+                          "Write the name in double quotes.")
+    if model != model.strip():
+        raise CheckFailed(f"parameters.extra.model is {model!r}: it has a space at one end, and timm knows no "
+                          "such model.", "The name alone, nothing around it inside the quotes.")
+    architecture, _, tag = model.partition(".")
+    wanted, _, wanted_tag = ARCHITECTURE.partition(".")
+    if architecture != wanted:
+        raise CheckFailed(f"parameters.extra.model is {model!r}: {architecture!r} is another network than the one "
+                          f"whose weights the uri names ({wanted}), so they would not fit it.",
+                          "The architecture's name, as the exercise states it.")
+    if tag and tag != wanted_tag:
+        raise CheckFailed(f"parameters.extra.model is {model!r}: the '.{tag}' version of TinyViT has other classes "
+                          "than the checkpoint the uri names (ImageNet-22k's 21,841), so its weights would not fit.",
+                          "The model's name as the exercise states it, tag included, or the architecture alone.")
 
 
 # Notebook 04's Hugging Face exercise: the stock module fails at import with the transformers
@@ -422,6 +455,29 @@ def _as_bool(value: object) -> object:
         return value
 
 
+PORT_NAMES = {"http_port": "the REST API", "grpc_port": "gRPC", "metrics_port": "the metrics"}
+
+
+def _ports_mlserver_can_take(as_read: object) -> None:
+    """The three ports, as MLServer reads them (defaults 8080-8082 where the file sets none):
+    one each, none below 1024 (helper session 6: both were ticked; `mlserver start` stops on
+    them)."""
+    ports = {name: getattr(as_read, name, None) for name in PORT_NAMES}
+    ports = {name: port for name, port in ports.items() if isinstance(port, int)}
+    for name, port in ports.items():
+        if 0 < port < 1024:
+            raise CheckFailed(f"settings.json puts {PORT_NAMES[name]} on port {port}: ports below 1024 are reserved "
+                              "for the system, and MLServer, run as you, would fail to start.",
+                              "Leave the ports out (MLServer's defaults), or pick numbers above 1023.")
+    for name, port in ports.items():
+        shared = [other for other, value in ports.items() if other != name and value == port and port]
+        if shared:
+            raise CheckFailed(f"settings.json puts {PORT_NAMES[name]} and {PORT_NAMES[shared[0]]} on one port, {port} "
+                              f"(counting MLServer's defaults, 8080, 8081 and 8082, for the ports the file leaves "
+                              "out): MLServer would open two servers on it, and the second fails to start.",
+                              "One port each.")
+
+
 def server_settings(folder: PathLike, expected_workers: int | None = None, debug_off: bool = False) -> None:
     """``settings.json``: how the server runs (with ``expected_workers``, the worker count
     the exercise asks for)."""
@@ -454,6 +510,7 @@ def server_settings(folder: PathLike, expected_workers: int | None = None, debug
         raise CheckFailed(f"settings.json has host {content.get('host', '(not set)')!r}: {where}, reachable from "
                           "other machines.",
                           "Bind the server to this machine's loopback address only while you develop.")
+    _ports_mlserver_can_take(as_read)
     if expected_workers is not None and workers != expected_workers:
         runs = (f"runs {workers} parallel worker(s)" if "parallel_workers" in content else
                 "sets no parallel_workers, so MLServer runs its default, 1 worker")

@@ -159,9 +159,12 @@ def load_service(folder: PathLike, implementation: str) -> MLModel:
         raise CheckFailed(f"load() kept a coroutine in self.{kept[0]}, not its result: a coroutine function's call "
                           "does nothing until it is awaited.",
                           "The template's load() awaits what it calls.")
-    if loaded is not True:
-        # MLServer sets model.ready = await model.load(): anything but True never gets ready.
-        raise CheckFailed(f"load() returned {loaded!r}, so MLServer would never mark the model as ready "
+    if not loaded:
+        # MLServer sets model.ready = await model.load() and asks `if not model.ready`: a value
+        # that is false (None, False) never gets ready; any true one does (helper session 6: a
+        # load() that returned the network was refused, and MLServer served it).
+        shown = repr(loaded) if len(repr(loaded)) <= 60 else f"a {type(loaded).__name__}"
+        raise CheckFailed(f"load() returned {shown}, so MLServer would never mark the model as ready "
                           "(the server would start and wait forever for it).",
                           "MLServer reads load()'s return value as \"ready\".")
     if not hasattr(model, "model"):
@@ -211,11 +214,29 @@ def import_fresh(module_file: Path) -> ModuleType:
         raise CheckFailed(f"{module_file.name} line {error.lineno}: {error.msg}.",
                           "Fix the syntax error, then run the cell that writes the file again.") from None
     except Exception as error:
-        raise CheckFailed(f"Importing {module_file.name} failed: {type(error).__name__}: {error}",
+        where = _line_in(error, module_file)
+        if type(error).__name__ == "CodecNotFound":
+            # helper session 6: `-> list` on predict() was told to check the import lines
+            raise CheckFailed(f"Importing {module_file.name} failed{where}: MLServer's @decode_args found no codec for "
+                              f"a type annotation of the function it decorates ({error}).",
+                              "@decode_args picks its codecs from the annotations of predict()'s argument and "
+                              "return value: the template's annotations are ones it has codecs for.") from None
+        raise CheckFailed(f"Importing {module_file.name} failed{where}: {type(error).__name__}: {error}",
                           "MLServer imports the file the same way; check the import lines.") from None
     finally:
         sys.path.remove(folder)
     return module
+
+
+def _line_in(error: BaseException, module_file: Path) -> str:
+    """" on line N (<the line>)": the last place in the student's file the error passed."""
+    import traceback
+
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__)
+              if Path(frame.filename).resolve() == module_file.resolve()]
+    if not frames:
+        return ""
+    return f" on line {frames[-1].lineno} ({(frames[-1].line or '').strip()[:80]})"
 
 
 # Seconds one call of the student's code may take before the check names it as one that does

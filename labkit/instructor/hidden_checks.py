@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Callable
 
 from labkit.model import weights
 from labkit.checks.common import CheckFailed, passed
-from labkit.checks.budget_pick import agreeing_columns, already_failed
+from labkit.checks.budget_pick import agreeing_columns, already_failed, notebook_data_read
 from labkit.checks.live import top5_under_batching
 from labkit.paths import PathLike
 
@@ -27,21 +27,6 @@ def top5_under_adaptive_batching(server: ModelServer | PathLike, checkpoint: Pat
     """Notebook 03 (hidden, 2 points): the visible self-check the student can run,
     :func:`labkit.checks.top5_under_batching`, on images drawn anew for the grade."""
     top5_under_batching(server, checkpoint, callers)
-
-
-def _reads_notebook_data(function: Callable) -> bool:
-    """Whether the function reads a value of the notebook's (a table, a number) rather than
-    only its arguments, modules and functions (helper session 5: a function that used only its
-    arguments was told to use "nothing from the notebook")."""
-    import inspect
-
-    def data(value: object) -> bool:
-        return not (inspect.ismodule(value) or callable(value))
-
-    names = set(getattr(getattr(function, "__code__", None), "co_names", ()))
-    values = getattr(function, "__globals__", {})
-    closed = [cell.cell_contents for cell in getattr(function, "__closure__", None) or ()]
-    return any(name in values and data(values[name]) for name in names) or any(data(value) for value in closed)
 
 
 def pick_configuration_function(pick: Callable[[pd.DataFrame, float], object], like: pd.DataFrame) -> None:
@@ -80,7 +65,7 @@ def pick_configuration_function(pick: Callable[[pd.DataFrame, float], object], l
             raise CheckFailed(f"On another table with a {budget} ms budget pick_configuration returned {got!r}; "
                               f"the right row is {expected!r}.",
                               "Use the table and the budget it is given, nothing from the notebook; None when "
-                              "no row is within budget." if _reads_notebook_data(pick) else
+                              "no row is within budget." if notebook_data_read(pick) else
                               "Among the rows whose p95 is within the budget, the one with the highest "
                               "throughput; None when no row is within budget.")
     passed("pick_configuration picks the best row within budget on other tables too")

@@ -125,6 +125,14 @@ CATALOGUE = [
           note="settings nested in an object (helper session 1)"),
     entry(S01, "wrong value", '{"host": "127.0.0.1", "debug": false, "parallel_workers": 0, "debug": true}',
           says="sets 'debug' twice", write=FAIL, note="a duplicate key (helper session 1)"),
+    entry(S01, "wrong value", '{"host": "127.0.0.1", "parallel_workers": 0, "debug": false, "http_port": 8081}',
+          says=["the REST API and gRPC on one port, 8081", "MLServer's defaults"], write=FAIL,
+          note="the REST port on gRPC's default (helper session 6: ticked; the second server fails to start)"),
+    entry(S01, "wrong value", '{"host": "127.0.0.1", "parallel_workers": 0, "debug": false, "http_port": 80}',
+          says="below 1024", write=FAIL, note="a system port (helper session 6: ticked)"),
+    entry(S01, "correct, written differently",
+          '{"host": "127.0.0.1", "parallel_workers": 0, "debug": false, "parallel_workers": 0}', graded=PASS,
+          write=PASS, note="a key written twice with one value (helper session 6: refused)"),
     entry(S01, "wrong value",
           '{"host": "127.0.0.1", "parallel_workers": 0, "debug": false, "load_models_at_startup": false}',
           says="without loading the model", write=FAIL, note="models not loaded (helper session 1)"),
@@ -387,6 +395,8 @@ def requirements(old: str, new: str) -> str:
 
 CATALOGUE += [
     entry(R06, "format", requirements("torch==2.14.1", "torch=2.14.1=py311_cuda"), says="conda's format"),
+    entry(R06, "format", requirements("mlserver==1.7.1", "mlserver==1.7.1 --no-deps"), says="gives --no-deps after a "
+          "requirement", note="an install option on a requirement's line (helper session 6: ticked; pip stops)"),
     entry(R06, "format", requirements("torch==2.14.1", "torch 2.14.1"), says="not a pip requirement",
           note="a space for =="),
     entry(R06, "format", requirements("torch==2.14.1", "-r ../requirements.txt"),
@@ -521,6 +531,17 @@ CATALOGUE += [
           "    within = results[results.p95_ms <= budget_ms]\n"
           "    return None if within.empty else within.throughput_rps.idxmax()\n", says="pick_configuration",
           note="the notebook's budget, not the argument (helper session 1, ticked 9 in 30 before)"),
+    entry(P05, "ignores input", "from tests.checks.test_mistakes import sweep_table\n\nat_8 = sweep_table()\n\n\n"
+          + PICK + "    within = at_8[at_8.p95_ms <= budget_ms]\n"
+          "    return None if within.empty else within.throughput_rps.idxmax()\n", says="it reads at_8",
+          note="the notebook's table, not the argument (helper session 6: named as a position or a fixed value)"),
+    entry(P05, "stale state", PICK + "    results.drop(results[results.p95_ms > budget_ms].index, inplace=True)\n"
+          "    return None if results.empty else results.throughput_rps.idxmax()\n",
+          says="changed the table it was given", note="rows dropped from the caller's table in place (helper "
+          "session 6: ticked)"),
+    entry(P05, "wrong value", PICK + "    within = results[results.p95_ms <= budget_ms]\n"
+          "    return within.throughput_rps.idxmax()\n", says="no row meets the budget, and pick_configuration raised",
+          note="no case for an empty table (helper session 6: a bare ValueError)"),
     entry(P05, "case or type", PICK + "    within = results[results['p95_ms'].astype(str) <= str(budget_ms)]\n"
           "    return None if within.empty else within.throughput_rps.idxmax()\n", says="pick_configuration",
           note="compared as text (helper session 1, ticked 12 in 30 before)"),
@@ -685,6 +706,8 @@ CATALOGUE += [
           note="> for >= (helper session 4, ticked 8 in 8 before: no drawn bound held exactly 95%)"),
     entry(N07, "unit", read_with("count / seconds", UPPER_BOUND.replace("1000 * ", "1e6 * ")),
           says="right latency in microseconds", note="microseconds (helper session 4, named another bucket)"),
+    entry(N07, "unit", read_with("count / seconds", UPPER_BOUND.replace("1000 * ", "100 * ")),
+          says="hundredths of a second", note="seconds times 100 (helper session 6, named another bucket)"),
     entry(N07, "correct, written differently",
           read_with("count / seconds", "    index = int(np.searchsorted(buckets.to_numpy(), 0.95 * count))\n"
                     "    bound = buckets.index[index]\n"
@@ -737,6 +760,9 @@ SERVICE_03 = [
     ServiceMistake("case or type", 'NumpyCodec.encode_output("labels", labels)',
                    'NumpyCodec.encode_output("label", labels)', "top5_service", ("no output named ['labels']",),
                    note="an output renamed (helper session 3: charged three times)"),
+    ServiceMistake("wrong value", TOP_LINE, '        top = np.argsort(-probabilities, axis=1, kind="stable")[:, 1:6]\n',
+                   "top5_service", ("most probable class is missing",),
+                   note="the best class skipped (helper session 6: sent to look at the preprocessing)"),
     ServiceMistake("case or type", 'NumpyCodec.encode_output("labels", labels),',
                    'NumpyCodec.encode_output("label", labels), NumpyCodec.encode_output("indices", top),',
                    "top5_service", ("no output named ['labels']",),

@@ -4,6 +4,7 @@ checks: a right answer passes, each plausible mistake fails with a message that 
 import json
 import re
 import shutil
+import socket
 
 import numpy as np
 import pytest
@@ -190,19 +191,49 @@ def test_a_settings_file_that_does_not_read_stops_the_start_with_its_name_and_a_
     # helper session 5: named as predict()'s TypeError, and as a ValueError load() never raised
     ("serve-model.py", "await load_tinyvit(", "load_tinyvit(", r"load\(\) kept a coroutine in self.model"),
     ("serve-model.py", ".softmax(dim=-1)", ".softmax(dim=-1).half()", "float16 probabilities"),
+    # helper session 6: named as changed after the network (its top ten ranks are TinyViT's)
+    ("serve-model.py", "resolve_data_config({}, model=self.model)",
+     "{**resolve_data_config({}, model=self.model), 'interpolation': 'bilinear'}",
+     "differ from TinyViT's for the same image"),
     ("serve-model.py", "    async def load(self) -> bool:\n        ### BEGIN SOLUTION\n"
      "        self.model = await load_tinyvit(self.settings)\n",
      "    def load(self) -> bool:\n        ### BEGIN SOLUTION\n"
      "        self.model = __import__('asyncio').run(load_tinyvit(self.settings))\n",
      r"load\(\) is a plain function \(def\) that returned True"),
     ("serve-model.py", "        return True\n", "", "returned None"),
+    # helper session 6: an answer kept by the payload's shape passed (the two images always
+    # differed in size).
+    ("serve-model.py", "    async def predict(self, payload: np.ndarray) -> np.ndarray:\n",
+     "    async def predict(self, payload: np.ndarray) -> np.ndarray:\n"
+     "        if payload.shape in getattr(self, 'kept', {}):\n            return self.kept[payload.shape]\n"
+     "        self.kept = getattr(self, 'kept', {})\n        self.kept[payload.shape] = await self.answer(payload)\n"
+     "        return self.kept[payload.shape]\n\n    async def answer(self, payload: np.ndarray) -> np.ndarray:\n",
+     r"same probabilities as for image 1 \(an image of the same size\)"),
     ("serve-model.py", "from model_weights import load_tinyvit", "from model_weight import load_tinyvit",
      "Importing serve-model.py failed"),
+    # helper session 6: only Python's words about the request
+    ("serve-model.py", "    @decode_args\n", "", "was given MLServer's InferenceRequest itself"),
+    # helper session 6: told to check the import lines
+    ("serve-model.py", "async def predict(self, payload: np.ndarray) -> np.ndarray:",
+     "async def predict(self, payload: np.ndarray) -> list:", r"failed on line \d+ \(@decode_args\): MLServer's "
+     "@decode_args found no codec"),
 ])
 def test_service_mistakes_are_named(folder, checkpoint, file, old, new, message):
     path = folder / file
     path.write_text(mutate(path.read_text(), old, new))
     with pytest.raises(checks.CheckFailed, match=message):
+        folder_checks.service(folder, checkpoint)
+
+
+def test_a_load_that_returns_a_true_value_other_than_true_passes(folder, checkpoint, capsys):
+    # helper session 6: `return self.model` was refused as "never ready" with the network's
+    # 17 kB repr; MLServer asks only whether the value is true, and served it.
+    path = folder / "serve-model.py"
+    path.write_text(mutate(path.read_text(), "        return True\n", "        return self.model\n"))
+    folder_checks.service(folder, checkpoint)
+    assert "✔" in capsys.readouterr().out
+    path.write_text(mutate(path.read_text(), "        return self.model\n", "        return []\n"))
+    with pytest.raises(checks.CheckFailed, match=r"load\(\) returned \[\], so MLServer would never mark"):
         folder_checks.service(folder, checkpoint)
 
 
@@ -320,9 +351,61 @@ def test_the_request_check_names_what_the_client_did(server, checkpoint):
     def times_out(image):  # waits a millisecond for an answer that takes longer
         return requests.post(server.infer_url, data=request_of(image[None]).model_dump_json(), timeout=0.001)
 
+    kept = {}
+
+    def kept_by_shape(image):  # helper session 6: passed, the images always differed in size
+        if image.shape not in kept:
+            kept[image.shape] = post(request_of(image[None]).model_dump_json())
+        return kept[image.shape]
+
+    def percent(image):
+        return 100 * post(request_of(image[None]).model_dump_json())
+
+    def mirrored(image):
+        return post(request_of(np.ascontiguousarray(image[None, :, ::-1])).model_dump_json())
+
+    def grpc_to(model, address=None):
+        import grpc
+        from mlserver.grpc import dataplane_pb2_grpc
+        from mlserver.grpc.converters import ModelInferRequestConverter
+
+        def over_grpc(image):
+            message = ModelInferRequestConverter.from_types(request_of(image[None]), model_name=model,
+                                                            model_version=None)
+            with grpc.insecure_channel(address or server.grpc_address) as channel:
+                dataplane_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(message, timeout=60)
+        return over_grpc
+
+    def urllib_to(path):
+        import urllib.request
+
+        def over_urllib(image):
+            urllib.request.urlopen(urllib.request.Request(
+                server.infer_url.replace("/v2/models/tinyvit/infer", path),
+                data=request_of(image[None]).model_dump_json().encode(),
+                headers={"Content-Type": "application/json"}), timeout=60)
+        return over_urllib
+
+    # helper session 6: each was blamed on a request body ("send model_dump_json()"): the
+    # check's own read of /metrics, through requests, was taken for the student's request.
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    nobody = f"127.0.0.1:{free.getsockname()[1]}"
+    cases = [(grpc_to("my-tinyvit"), "gRPC NOT_FOUND"), (grpc_to(server.name, nobody), "gRPC UNAVAILABLE"),
+             (urllib_to("/v2/models/my-tinyvit/infer"), "The server answered 404")]
+    try:
+        for client, message in cases:
+            with pytest.raises(checks.CheckFailed, match=re.escape(message)) as caught:
+                checks.remote_classifier(client, checkpoint)
+            assert "model_dump_json" not in caught.value.hint, caught.value.hint
+    finally:
+        free.close()
+
     cases = [(softmax_again, "a softmax of the server's probabilities"),
              (scaled_pixels, "carried other pixels than the image"), (encoded_twice, "encoded twice"),
-             (one_tensor, 'The body has no "inputs"'), (times_out, "was sent and no answer came back")]
+             (one_tensor, 'The body has no "inputs"'), (times_out, "was sent and no answer came back"),
+             (kept_by_shape, "returned the answer it gave for"), (percent, "returned percentages"),
+             (mirrored, "the same values in another order")]
     for client, message in cases:
         with pytest.raises(checks.CheckFailed, match=re.escape(message)) as caught:
             checks.remote_classifier(client, checkpoint)
@@ -560,6 +643,15 @@ TOP3 = {"name": "top3", "implementation": "labkit.runtimes.timm.TimmClassifier",
     # helper session 5: the course text's hub name, ✔ when written, then "check your connection" after 30 s
     ({"parameters": {**TOP3["parameters"], "extra": {"model": "hf_hub:timm/tiny_vit_5m_224.dist_in22k",
                                                      "top_k": 3}}}, "a model on the Hugging Face hub"),
+    # helper session 6: ✔ when written, then a state_dict mismatch, an invalid tag or a bare
+    # FileNotFoundError at the server's start
+    ({"parameters": {**TOP3["parameters"], "extra": {"model": "tiny_vit_5m_224.dist_in22k_ft_in1k", "top_k": 3}}},
+     "the '.dist_in22k_ft_in1k' version of TinyViT has other classes"),
+    ({"parameters": {**TOP3["parameters"], "extra": {"model": "tiny_vit_11m_224.dist_in22k", "top_k": 3}}},
+     "'tiny_vit_11m_224' is another network"),
+    ({"parameters": {**TOP3["parameters"], "extra": {"model": "tiny_vit_5m_224.dist_in22k ", "top_k": 3}}},
+     "it has a space at one end"),
+    ({"parameters": {**TOP3["parameters"], "uri": "."}}, "parameters.uri is '.', a folder"),
 ])
 def test_the_timm_runtimes_settings_are_checked_when_written(tmp_path, checkpoint, change, message):
     from labkit.workspace import runtime_folder
@@ -567,6 +659,10 @@ def test_the_timm_runtimes_settings_are_checked_when_written(tmp_path, checkpoin
     folder = runtime_folder(tmp_path / "top3", checkpoint=checkpoint)
     (folder / "model-settings.json").write_text(json.dumps(TOP3))
     folder_checks.model_settings(folder, require_code=False)  # the solution passes
+    # and the architecture alone (timm's default version of it), helper session 6
+    (folder / "model-settings.json").write_text(json.dumps(
+        {**TOP3, "parameters": {**TOP3["parameters"], "extra": {"model": "tiny_vit_5m_224", "top_k": 3}}}))
+    folder_checks.model_settings(folder, require_code=False)
     (folder / "model-settings.json").write_text(json.dumps({**TOP3, **change}))
     with pytest.raises(checks.CheckFailed, match=re.escape(message)):
         folder_checks.model_settings(folder, require_code=False)

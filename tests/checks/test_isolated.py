@@ -59,7 +59,8 @@ def test_the_student_sees_their_prints_and_the_same_feedback(folder, checkpoint,
     assert "loading my model" in out and "✔" in out and isolated.OUTCOME not in out
 
     edit(path, "import torch\n", "import torch\nimport no_such_module\n")
-    with pytest.raises(checks.CheckFailed, match="Importing serve-model.py failed: ModuleNotFoundError") as failure:
+    failed = r"Importing serve-model.py failed on line \d+ \(import no_such_module\): ModuleNotFoundError"
+    with pytest.raises(checks.CheckFailed, match=failed) as failure:
         checks.service(folder, checkpoint)
     assert failure.value.hint == "MLServer imports the file the same way; check the import lines."
 

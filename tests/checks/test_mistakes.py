@@ -210,6 +210,11 @@ def test_a_dockerfile_written_into_the_notebooks_own_folder_is_named_as_such(tmp
     shutil.rmtree(tmp_path / "shipped")
     outcome, message = verdict(lambda: checks.image_folder(context))
     assert "notebook's own folder" not in message and "mlserver dockerfile" not in message
+    assert "there is one" not in message
+    # helper session 6: `mlserver dockerfile .` writes it beside the notebook itself
+    (tmp_path / "Dockerfile").write_text("FROM seldonio/mlserver:1.7.1\n")
+    outcome, message = verdict(lambda: checks.image_folder(context))
+    assert outcome == FAIL and "there is one in the folder of the notebook" in message
 
 
 def test_the_mistakes_that_were_ticked_by_chance_fail_every_time(folders):

@@ -184,3 +184,26 @@ def test_the_metric_file_check_names_a_log_line_that_did_not_run(tmp_path, check
         "            if confidence > 2:  # never: a probability is at most 1\n    " + LOG_LINE))
     with pytest.raises(checks.CheckFailed, match="though confidence.py names it: the line that logs it did not run"):
         checks.metric_file(folder, checkpoint=checkpoint)
+
+
+def test_the_metric_file_check_names_an_answer_changed_by_the_measuring(tmp_path, checkpoint, capsys):
+    # helper session 6: sorting the probabilities in place to read the largest logged the right
+    # values (✔ 2/2) and sent every client its row sorted.
+    folder = lab_service_copy(tmp_path / "confidence", checkpoint=checkpoint)
+    (folder / "model-settings.json").write_text(json.dumps(
+        {"name": "confidence", "implementation": "confidence.ConfidenceModel"}))
+    code = confidence_code()
+    loop = "        for confidence in probabilities.max(axis=1):\n"
+    assert loop in code
+    (folder / "confidence.py").write_text(code.replace(
+        loop, "        probabilities.sort(axis=1)\n        for confidence in probabilities[:, -1]:\n"))
+    with pytest.raises(checks.CheckFailed, match="no longer answers with the model's probabilities: each row holds "
+                                                 "them in another order"):
+        checks.metric_file(folder, checkpoint=checkpoint)
+    (folder / "confidence.py").write_text(confidence_code(LOG_LINE.replace("float(confidence)",
+                                                                          "100 * float(confidence)")))
+    with pytest.raises(checks.CheckFailed, match="in percent"):
+        checks.metric_file(folder, checkpoint=checkpoint)
+    (folder / "confidence.py").write_text(code)
+    checks.metric_file(folder, checkpoint=checkpoint)
+    assert "✔" in capsys.readouterr().out
