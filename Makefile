@@ -19,7 +19,7 @@ $(PROXY):
 		npm install --silent --prefix $(LAB_STATE)/node --no-save --no-package-lock configurable-http-proxy@5.3.0; \
 	else echo "note: no npm, so no configurable-http-proxy; the JupyterHub test will skip." >&2; fi
 
-.PHONY: test test-setup system-deps test-fast notebooks release handout grade bench-grading bench bench-starts bench-memory bench-breakdown peers notebook-memory soak clean
+.PHONY: test test-setup system-deps test-fast notebooks release handout grade bench-grading bench bench-starts bench-memory bench-breakdown bench-shared peers notebook-memory soak clean
 
 # Lint, the unit and live-server tests, then every solution notebook under nbval (quick mode),
 # by tools/run_tests.py: it writes the run's record (phases, slowest tests, MLServer starts by
@@ -103,6 +103,12 @@ $(LITSERVE_STAMP):
 # Where a served request's milliseconds and CPU go, stage by stage (issue 27).
 bench-breakdown: $(STAMP) $(WEIGHTS)
 	$(PY) benchmarks/breakdown.py
+
+# Each comparison the notebooks measure (02, 04, 05), quiet and beside a process spinning on one
+# core, in alternating rounds: does the ratio that carries its conclusion hold on a shared CPU?
+# About 15 minutes; writes benchmarks/results/shared-cpu-<date>.json and .md.
+bench-shared: $(STAMP) $(WEIGHTS)
+	$(PY) benchmarks/shared_cpu.py
 
 # Memory one student needs: each solution notebook in a kernel, peak PSS of the kernel and the
 # servers it starts, and JupyterLab idle; writes benchmarks/results/notebook-memory-<date>.json,

@@ -88,5 +88,24 @@ def describe(share: float, cores: int | None = None) -> str:
     if share <= BUSY_SHARE:
         return said + "."
     return (said + ": the measurement shared the machine, so its numbers are lower and its spread wider than "
-            "on a quiet one. Compare the rows measured side by side by their ratio, and run it again when the "
-            "machine is quieter to read absolute numbers.")
+            "on a quiet one, and even its ratios may not hold. " + _what_a_busy_core_does() + " Run it again when "
+            "the machine is quieter; until then, read the lab's records rather than this run.")
+
+
+def _what_a_busy_core_does() -> str:
+    """Why a ratio does not survive a busy core, from the lab's shared-CPU record."""
+    said = ("PyTorch splits each forward pass over a thread per core, and while another process holds a core "
+            "those threads wait for each other: a PyTorch server then slows many times more than an engine, or "
+            "than a process with one thread.")
+    try:
+        from labkit.measure.record import shared_cpu_summary
+
+        record = shared_cpu_summary()
+    except Exception:  # the record is a citation, never a reason for a measurement to fail
+        record = None
+    if not record:
+        return said
+    label, quiet, busy = record["worst"]
+    return (f"{said} In the lab's record ({record['path']}), {record['held']} of the notebooks' {record['ratios']} "
+            f"ratios held within {record['within']:.0%} beside one busy core; {label} went from {quiet:.1f} on a "
+            f"quiet machine to {busy:.1f}.")

@@ -26,6 +26,26 @@ RESULTS = REPO_ROOT / "benchmarks" / "results"
 CITED = RESULTS / "2026-12-06.json"
 STAGES = ("decode", "preprocess", "forward", "answer", "batch wait and hop", "HTTP handling",
           "client and transport")
+# The notebooks' comparisons quiet and beside a process that takes one core (make bench-shared),
+# which the machine note cites when a measurement shared the machine.
+SHARED_CPU = RESULTS / "shared-cpu-2026-12-07.json"
+
+
+def shared_cpu_summary(path: PathLike = SHARED_CPU) -> dict | None:
+    """What the shared-CPU record found: how many of its ratios held within its bound beside
+    the busy core, of how many, and the one that moved most (label, quiet, beside the hog);
+    None without the record."""
+    try:
+        report = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    ratios = [(label, ratio) for comparison in report["comparisons"].values()
+              if comparison["notebook"][:1].isdigit()  # the notebooks' own, not the reason given for them
+              for label, ratio in comparison["ratios"].items()]
+    label, worst = max(ratios, key=lambda item: abs(item[1]["change"]))
+    return {"path": Path(path).relative_to(REPO_ROOT).with_suffix(".md").as_posix(), "ratios": len(ratios),
+            "held": sum(ratio["holds"] for _, ratio in ratios), "within": report["holds_within"],
+            "worst": (label, worst["quiet"], worst["hog"])}
 
 
 def breakdown_table(path: PathLike) -> pd.DataFrame:

@@ -1,0 +1,64 @@
+"""benchmarks/shared_cpu.py: the conditions alternate, the hog spins meanwhile, and a ratio holds
+when the hog moves it by at most 25 %. In process, with made-up candidates (no server: what is
+tested is the comparison's bookkeeping, not MLServer)."""
+
+import contextlib
+import time
+
+import pytest
+
+from benchmarks import shared_cpu
+
+
+class MadeUp(shared_cpu.Comparison):
+    """Candidate "a" serves twice what "b" does when quiet; beside the hog, ``hog_ratio`` times."""
+
+    def __init__(self, hog_ratio: float):
+        super().__init__("00", "a serves more than b", "throughput_rps", [("a / b", "a", "b")])
+        self.hog_ratio = hog_ratio
+        self.seen = []
+
+    @contextlib.contextmanager
+    def running(self, seconds):
+        def one(name):
+            time.sleep(seconds)  # the hog spins meanwhile
+            hogged = self._hogged()
+            self.seen.append((name, hogged))
+            return {"throughput_rps": (self.hog_ratio if hogged else 2.0) if name == "a" else 1.0}
+
+        yield {"a": "a", "b": "b"}, one
+
+    @staticmethod
+    def _hogged() -> bool:
+        import psutil
+
+        return any(shared_cpu.SPIN.splitlines()[0] in " ".join(process.cmdline())
+                   for process in psutil.process_iter() if process.pid != 0 and _readable(process))
+
+
+def _readable(process) -> bool:
+    try:
+        process.cmdline()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.mark.parametrize("hog_ratio, holds", [(2.2, True), (1.2, False)])
+def test_quiet_and_hog_rounds_alternate_and_a_ratio_holds_within_a_quarter(hog_ratio, holds):
+    comparison = MadeUp(hog_ratio)
+    result = shared_cpu.compare(comparison, rounds=2, seconds=0.3)
+    # quiet, hog, quiet, hog: each round measures every candidate, in turn
+    assert comparison.seen == [("a", False), ("b", False), ("a", True), ("b", True)] * 2
+    ratio = result["ratios"]["a / b"]
+    assert (ratio["quiet"], ratio["hog"]) == (2.0, hog_ratio)
+    assert ratio["holds"] is holds and ratio["same_side_of_1"] is True
+    rounds = result["rounds"]
+    assert [(entry["condition"], entry["round"]) for entry in rounds] == [("quiet", 1), ("hog", 1), ("quiet", 2),
+                                                                           ("hog", 2)]
+    # The hog spun on a core through its rounds (0.6 s each), and was gone in the quiet ones.
+    assert all(entry["hog_cpu_s"] >= 0.2 for entry in rounds if entry["condition"] == "hog"), rounds
+    assert all(entry["hog_cpu_s"] == 0 for entry in rounds if entry["condition"] == "quiet")
+    assert not MadeUp._hogged()
+    assert "| 00 | a / b | 2.00 |" in shared_cpu.markdown(
+        {"date": "d", "commit": "c", "cores": 2, "rounds": 2, "seconds": 0.3, "comparisons": {"made up": result}})
