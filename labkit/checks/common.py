@@ -148,10 +148,19 @@ def compare_best_labels(labels: np.ndarray, scores: np.ndarray, expected_labels:
                                   kind="rows")
             # No image's best: the model saw another picture than this image (a crop, a stretch,
             # swapped axes or colours), or the row was taken from something else than its probabilities.
+            # helper session 7: the worst classes, other positions, the next class's names
+            # were all sent to the preprocessing; either end may be the cause.
             raise CheckFailed(f"Row {row} of the {what} holds labels that are not image {row}'s {k} best, nor any "
-                              f"other image's: the model did not see image {row} as it is.",
-                              "Look at what predict() does to each image before the model (its size, its axes, its "
-                              "colours), for images of every size and shape.", kind="rows")
+                              f"other image's: either the model did not see image {row} as it is, or the row was "
+                              "not taken from the image's most probable classes.",
+                              "Check both ends for one image: what predict() does to it before the model (its size, "
+                              "axes, colours), and which classes it takes from the probabilities and the names it "
+                              "gives them.", kind="rows")
+    if scores.shape == expected_scores.shape and np.allclose(scores, 100 * expected_scores, rtol=1e-3, atol=1e-6):
+        # helper session 7: named only as scores that are not the model's
+        raise CheckFailed("The labels are right, and the scores are the model's probabilities in percent (100 times "
+                          "each).", "A score is a probability: a fraction of 1, as the softmax gives it.",
+                          kind="scores")
     for row in range(len(labels)):
         # The model's scores, best first, beside labels in another order (sorted by name, say):
         # the labels moved, not the scores (helper session 5: named as scores that are wrong).

@@ -75,6 +75,10 @@ def service(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
                 what = "they are log-probabilities (their exponentials sum to 1), not probabilities"
             elif np.isclose(row.sum(), 100, rtol=1e-3) and (row >= 0).all():
                 what = "they sum to 100: percentages, not probabilities (fractions of 1)"
+            elif (row == 0).mean() > 0.99:
+                # helper session 7: the best class's probability alone was called logits
+                what = (f"{int((row != 0).sum())} of them are not 0: the rest of the distribution was dropped "
+                        "after the network")
             elif ((row > 0) & (row < 1)).all():
                 what = (f"each lies between 0 and 1, but together they sum to {row.sum():.4g}: a probability per "
                         "class on its own (a sigmoid, say), not one distribution over the classes")
@@ -92,6 +96,12 @@ def service(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
                                   "the model tells them apart: it does not classify the image it is given.",
                                   "Preprocess the payload it gets with the transform from load(), and run the model "
                                   "that load() built, on every call.")
+            if np.allclose(np.sort(row), np.sort(reference), rtol=1e-3, atol=1e-6):
+                # helper session 7: sorted probabilities were sent to the preprocessing
+                raise CheckFailed(f"For image {number} of {len(images)}, predict() returned TinyViT's probabilities "
+                                  "in another order: each value belongs to another class now (sorted?).",
+                                  "Position i of the answer is class i's probability, as the network's output "
+                                  "has it.")
             if _same_order(row, reference):
                 # The network saw the image right (its whole ranking is TinyViT's); the numbers
                 # were changed after it (helper session 5: a second softmax, a temperature). A
@@ -102,8 +112,8 @@ def service(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
                                   "the network.", "A softmax over the classes of the network's logits, as they come.")
             raise CheckFailed(f"For image {number} of {len(images)}, predict() returned probabilities that differ "
                               "from TinyViT's for the same image.",
-                              "Preprocess the payload it gets with the transform from load(), and run the model "
-                              "that load() built.")
+                              "Check both ends: the image as the transform from load() prepares it for the model "
+                              "load() built, and the softmax returned as it comes, for this call's image alone.")
         answered.append(row)
     passed(f"serve-model.py imports, load() builds TinyViT, predict() answers {len(images)} different images "
            "like the model")
@@ -223,6 +233,7 @@ def metric_file(folder: PathLike, metric: str = CONFIDENCE_METRIC,
         raise CheckFailed(f"predict() logged {len(values)} value(s) of {metric} for a batch of {len(images)} "
                           "images.", "One value per image of the batch: a request, or a merged batch, holds "
                           "several.")
+    _answers_unchanged(response, reference_model(checkpoint).probabilities(images))
     if np.allclose(values, 100 * expected, rtol=1e-4, atol=1e-9):
         # helper session 6: named only as "not their top-1 probabilities"
         raise CheckFailed(f"The {len(values)} values predict() logged are the images' top-1 probabilities in percent "
@@ -232,7 +243,6 @@ def metric_file(folder: PathLike, metric: str = CONFIDENCE_METRIC,
         raise CheckFailed(f"The {len(values)} values predict() logged for 3 different images are not their top-1 "
                           "probabilities" + (": all three are the same value." if same else "."),
                           "Each image's own value, from its own row of the probabilities.")
-    _answers_unchanged(response, reference_model(checkpoint).probabilities(images))
     passed(f"{metric}: one value per image, each image's own top-1 probability (a batch of 3, in this process)")
 
 
@@ -250,8 +260,8 @@ def _answers_unchanged(response: object, expected: object) -> None:
                           f"{list(expected.shape)}.", "Logging a metric leaves the service's answer as it was.")
     if not np.allclose(answer, expected, rtol=1e-3, atol=1e-6):
         in_order = np.allclose(np.sort(answer, axis=1), np.sort(expected, axis=1), rtol=1e-3, atol=1e-6)
-        raise CheckFailed("The values logged are right, but predict() no longer answers with the model's "
-                          "probabilities" + (": each row holds them in another order (sorted?), so a client "
-                                             "reads the wrong classes." if in_order else "."),
+        raise CheckFailed("predict() no longer answers with the model's probabilities"
+                          + (": each row holds them in another order (sorted?), so a client reads the wrong "
+                             "classes." if in_order else ": the code that logs the metric changed them."),
                           "Logging a metric leaves the service's answer as it was: read the probabilities without "
                           "changing the array the answer is made of.")

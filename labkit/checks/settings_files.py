@@ -465,6 +465,9 @@ def _ports_mlserver_can_take(as_read: object) -> None:
     ports = {name: getattr(as_read, name, None) for name in PORT_NAMES}
     ports = {name: port for name, port in ports.items() if isinstance(port, int)}
     for name, port in ports.items():
+        if port > 65535 or port < 0:
+            raise CheckFailed(f"settings.json puts {PORT_NAMES[name]} on port {port}: a port is a number from 0 to "
+                              "65535, and MLServer would fail to start.", "Pick a number in that range, above 1023.")
         if 0 < port < 1024:
             raise CheckFailed(f"settings.json puts {PORT_NAMES[name]} on port {port}: ports below 1024 are reserved "
                               "for the system, and MLServer, run as you, would fail to start.",

@@ -211,6 +211,12 @@ def test_a_settings_file_that_does_not_read_stops_the_start_with_its_name_and_a_
      r"same probabilities as for image 1 \(an image of the same size\)"),
     ("serve-model.py", "from model_weights import load_tinyvit", "from model_weight import load_tinyvit",
      "Importing serve-model.py failed"),
+    # helper session 7: sent to the preprocessing, and called logits
+    ("serve-model.py", ".softmax(dim=-1)", ".softmax(dim=-1).sort(dim=-1, descending=True).values",
+     "TinyViT's probabilities in another order"),
+    ("serve-model.py", ".softmax(dim=-1)", ".softmax(dim=-1).topk(1).values.new_zeros(1, 21841).scatter(1, "
+     "self.model(batch).softmax(dim=-1).topk(1).indices, self.model(batch).softmax(dim=-1).topk(1).values)",
+     "1 of them are not 0"),
     # helper session 6: only Python's words about the request
     ("serve-model.py", "    @decode_args\n", "", "was given MLServer's InferenceRequest itself"),
     # helper session 6: told to check the import lines
@@ -361,6 +367,9 @@ def test_the_request_check_names_what_the_client_did(server, checkpoint):
     def percent(image):
         return 100 * post(request_of(image[None]).model_dump_json())
 
+    def half_precision(image):  # helper session 7: passed here, refused in 01's service
+        return post(request_of(image[None]).model_dump_json()).astype(np.float16)
+
     def mirrored(image):
         return post(request_of(np.ascontiguousarray(image[None, :, ::-1])).model_dump_json())
 
@@ -405,7 +414,7 @@ def test_the_request_check_names_what_the_client_did(server, checkpoint):
              (scaled_pixels, "carried other pixels than the image"), (encoded_twice, "encoded twice"),
              (one_tensor, 'The body has no "inputs"'), (times_out, "was sent and no answer came back"),
              (kept_by_shape, "returned the answer it gave for"), (percent, "returned percentages"),
-             (mirrored, "the same values in another order")]
+             (mirrored, "the same values in another order"), (half_precision, "float16 probabilities")]
     for client, message in cases:
         with pytest.raises(checks.CheckFailed, match=re.escape(message)) as caught:
             checks.remote_classifier(client, checkpoint)
