@@ -215,7 +215,8 @@ def metric_file(folder: PathLike, metric: str = CONFIDENCE_METRIC,
         kinds = sorted({type(value).__name__ for name, value in observations if name == metric})
         raise CheckFailed(f"predict() logged {metric} values of type {kinds}: a histogram observes one number at a "
                           "time.", "One plain number per image.") from None
-    expected = np.sort(reference_model(checkpoint).probabilities(images).max(axis=1))
+    probabilities = reference_model(checkpoint).probabilities(images)
+    expected = np.sort(probabilities.max(axis=1))
     others = sorted({name for name, _ in observations} - {metric})
     if not values:
         source = Path(folder) / f"{implementation.rpartition('.')[0]}.py"
@@ -233,7 +234,7 @@ def metric_file(folder: PathLike, metric: str = CONFIDENCE_METRIC,
         raise CheckFailed(f"predict() logged {len(values)} value(s) of {metric} for a batch of {len(images)} "
                           "images.", "One value per image of the batch: a request, or a merged batch, holds "
                           "several.")
-    _answers_unchanged(response, reference_model(checkpoint).probabilities(images))
+    _answers_unchanged(response, probabilities)
     if np.allclose(values, 100 * expected, rtol=1e-4, atol=1e-9):
         # helper session 6: named only as "not their top-1 probabilities"
         raise CheckFailed(f"The {len(values)} values predict() logged are the images' top-1 probabilities in percent "
