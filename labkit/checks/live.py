@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from labkit.checks.common import CheckFailed, check_shapes, compare_best_labels, distinct_images, passed
+from labkit.checks.common import (FLOAT16_LOSS, CheckFailed, check_shapes, compare_best_labels, distinct_images,
+                                  passed)
 from labkit.checks.service_calls import metric_file
 from labkit.checks.settings_files import BATCHING_KEYS, read_json, read_model_settings
 from labkit.checks.student_code import defined_classes, require_service_file
@@ -51,9 +52,9 @@ def remote_classifier(classify_remote: Callable[[np.ndarray], np.ndarray],
                 answers.append(classify_remote(image.copy()))
             except Exception as error:
                 what = f"classify_remote({name}) raised {type(error).__name__}: {error}"
-                named = _grpc_diagnosis(error, what) or _urllib_diagnosis(error, what)
-                if named is not None:
-                    raise named from None
+                diagnosis = _grpc_diagnosis(error, what) or _urllib_diagnosis(error, what)
+                if diagnosis is not None:
+                    raise diagnosis from None
                 # The count is read through `requests` too: its read is the check's, not the
                 # student's (helper session 6: it was diagnosed as their request body).
                 recorded = len(exchanges)
@@ -101,11 +102,9 @@ def remote_classifier(classify_remote: Callable[[np.ndarray], np.ndarray],
         raise CheckFailed(f"classify_remote returned the same probabilities for {len(named)} different images.",
                           "Each call must ask the server about the image it is given: not a variable defined "
                           "outside the function, nor an answer kept from an earlier call.")
-    kinds = {np.asarray(answer).dtype for answer in answers if hasattr(answer, "dtype")}
-    if np.dtype(np.float16) in kinds:
+    if any(getattr(answer, "dtype", None) == np.float16 for answer in answers):
         # helper session 7: passed here, refused in 01's service
-        raise CheckFailed("classify_remote returned float16 probabilities: most of TinyViT's 21,841 probabilities are "
-                          "smaller than float16 keeps exactly (6.1e-5), so they lose their digits or become 0.",
+        raise CheckFailed(f"classify_remote returned float16 probabilities: {FLOAT16_LOSS}",
                           "Return the server's answer as it is.")
     if np.allclose(rows / 100, expected, rtol=1e-3, atol=1e-6):
         raise CheckFailed("classify_remote returned percentages (each row sums to 100), not the server's "
@@ -252,6 +251,11 @@ def _requests_served() -> float:
     return total
 
 
+# A 404 from the server, whichever client got it: what it means, and the hint.
+NOT_FOUND = ("The server answered 404: no such model or address.",
+             "POST to server.infer_url (/v2/models/tinyvit/infer).")
+
+
 def _grpc_diagnosis(error: Exception, what: str) -> CheckFailed | None:
     """A gRPC client's error named by its status (helper session 6: a wrong model name and a
     wrong address were both blamed on a request body no one sent); None for other errors."""
@@ -283,8 +287,7 @@ def _urllib_diagnosis(error: Exception, what: str) -> CheckFailed | None:
     if not isinstance(error, urllib.error.HTTPError):
         return None
     if error.code == 404:
-        return CheckFailed(f"{what}\nThe server answered 404: no such model or address.",
-                           "POST to server.infer_url (/v2/models/tinyvit/infer).")
+        return CheckFailed(f"{what}\n{NOT_FOUND[0]}", NOT_FOUND[1])
     return CheckFailed(f"{what}\nThe server answered HTTP {error.code}: read its message above.",
                        "The server's log (its .log_tail()) says why it refused the request.")
 
@@ -314,8 +317,7 @@ def _diagnose(exchanges: list, what: str, reached: bool = False) -> CheckFailed:
                            "request lists its input tensors under \"inputs\".",
                            "Send the whole InferenceRequest, not one of its tensors.")
     if status == 404:
-        return CheckFailed(f"{what}\nThe server answered 404: no such model or address.",
-                           "POST to server.infer_url (/v2/models/tinyvit/infer).")
+        return CheckFailed(f"{what}\n{NOT_FOUND[0]}", NOT_FOUND[1])
     try:
         request_input = (json.loads(body).get("inputs") or [{}])[0]
     except (ValueError, AttributeError, TypeError):

@@ -18,9 +18,9 @@ SERVICE_DISTRIBUTIONS = ("mlserver", "torch", "timm", "numpy", "pillow", "safete
 CONDA_LINE = re.compile(r"^[A-Za-z0-9_.-]+=[^=\s]+=\S+$")  # name=version=build, `conda list -e`
 
 
-# Options a requirements file may carry that change where pip looks, not what it installs.
 # What pip reads after a requirement on its own line (pip's requirement options).
 REQUIREMENT_OPTIONS = ("--hash", "--config-settings", "-C", "--global-option")
+# Options a requirements file may carry that change where pip looks, not what it installs.
 INDEX_OPTIONS = ("-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--trusted-host", "--pre",
                  "--prefer-binary", "--only-binary")
 # The Python of the image `mlserver build` makes (seldonio/mlserver:1.7.1): markers are read for it.

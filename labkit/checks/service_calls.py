@@ -15,7 +15,8 @@ import importlib
 from pathlib import Path
 from typing import Iterator
 
-from labkit.checks.common import CheckFailed, check_shapes, compare_best_labels, distinct_images, passed
+from labkit.checks.common import (FLOAT16_LOSS, CheckFailed, check_shapes, compare_best_labels, distinct_images,
+                                  passed)
 from labkit.checks.isolated import in_child
 from labkit.checks.student_code import call, load_service
 from labkit.client import decode_output
@@ -59,8 +60,7 @@ def service(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
         if getattr(probabilities, "dtype", None) == np.float16:
             # Most of 21,841 probabilities lie below float16's smallest normal number (6.1e-5): they
             # lose their digits or become 0, within the comparison's tolerance (helper session 5).
-            raise CheckFailed("predict() returned float16 probabilities: most of TinyViT's 21,841 probabilities are "
-                              "smaller than float16 keeps exactly (6.1e-5), so they lose their digits or become 0.",
+            raise CheckFailed(f"predict() returned float16 probabilities: {FLOAT16_LOSS}",
                               "Keep the precision the network computes in.")
         if probabilities.size != reference.size:
             raise CheckFailed(f"predict() returned {probabilities.size} values of shape {list(probabilities.shape)} "
