@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from labkit.checks.common import (FLOAT16_LOSS, CheckFailed, check_shapes, compare_best_labels, distinct_images,
-                                  passed)
+                                  passed, same_probabilities)
 from labkit.checks.service_calls import metric_file
 from labkit.checks.settings_files import BATCHING_KEYS, read_json, read_model_settings
 from labkit.checks.student_code import defined_classes, require_service_file
@@ -106,12 +106,12 @@ def remote_classifier(classify_remote: Callable[[np.ndarray], np.ndarray],
         # helper session 7: passed here, refused in 01's service
         raise CheckFailed(f"classify_remote returned float16 probabilities: {FLOAT16_LOSS}",
                           "Return the server's answer as it is.")
-    if np.allclose(rows / 100, expected, rtol=1e-3, atol=1e-6):
+    if same_probabilities(rows / 100, expected):
         raise CheckFailed("classify_remote returned percentages (each row sums to 100), not the server's "
                           "probabilities.", "Return the server's answer as it is.")
     for index, ((name, image), row, reference) in enumerate(zip(named, rows, expected)):
         kept = next((earlier for earlier in range(index) if np.allclose(row, rows[earlier], rtol=1e-6)), None)
-        if kept is not None and not np.allclose(row, reference, rtol=1e-3, atol=1e-6):
+        if kept is not None and not same_probabilities(row, reference):
             # helper session 6: an answer kept by the image's shape passed (the images always
             # differed in size); now two of them share one.
             size = " (an image of the same size)" if named[kept][1].shape == image.shape else ""
@@ -119,7 +119,7 @@ def remote_classifier(classify_remote: Callable[[np.ndarray], np.ndarray],
                               "though the model tells the two apart.",
                               "Each call must ask the server about the image it is given: a kept answer cannot "
                               "know which image the check passes in.")
-        if not np.allclose(row, reference, rtol=1e-3, atol=1e-6):
+        if not same_probabilities(row, reference):
             raise CheckFailed(f"For {name} the probabilities differ from TinyViT's for that image.",
                               "Send the image's pixels unchanged (uint8, with a batch axis in front) and "
                               "return the server's answer as it is.")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from labkit.checks.common import (FLOAT16_LOSS, CheckFailed, check_shapes, compare_best_labels, distinct_images,
-                                  passed)
+                                  passed, same_probabilities)
 from labkit.checks.isolated import in_child
 from labkit.checks.student_code import call, load_service
 from labkit.client import decode_output
@@ -86,7 +86,7 @@ def service(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
                 what = "they are logits, not probabilities"
             raise CheckFailed(f"The values predict() returned do not sum to 1: {what}.",
                               "The network returns logits; probabilities come from a softmax over the classes.")
-        if not np.allclose(row, reference, rtol=1e-3, atol=1e-6):
+        if not same_probabilities(row, reference):
             earlier = next((index for index, before in enumerate(answered, start=1)
                             if np.allclose(row, before, rtol=1e-6)), None)
             if earlier is not None:
@@ -96,7 +96,7 @@ def service(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
                                   "the model tells them apart: it does not classify the image it is given.",
                                   "Preprocess the payload it gets with the transform from load(), and run the model "
                                   "that load() built, on every call.")
-            if np.allclose(np.sort(row), np.sort(reference), rtol=1e-3, atol=1e-6):
+            if same_probabilities(np.sort(row), np.sort(reference)):
                 # helper session 7: sorted probabilities were sent to the preprocessing
                 raise CheckFailed(f"For image {number} of {len(images)}, predict() returned TinyViT's probabilities "
                                   "in another order: each value belongs to another class now (sorted?).",
@@ -259,8 +259,8 @@ def _answers_unchanged(response: object, expected: object) -> None:
         raise CheckFailed(f"predict() answered {'nothing' if answer is None else f'shape {list(answer.shape)}'} "
                           f"for a batch of {len(expected)} images; the lab's service answers their probabilities "
                           f"{list(expected.shape)}.", "Logging a metric leaves the service's answer as it was.")
-    if not np.allclose(answer, expected, rtol=1e-3, atol=1e-6):
-        in_order = np.allclose(np.sort(answer, axis=1), np.sort(expected, axis=1), rtol=1e-3, atol=1e-6)
+    if not same_probabilities(answer, expected):
+        in_order = same_probabilities(np.sort(answer, axis=1), np.sort(expected, axis=1))
         raise CheckFailed("predict() no longer answers with the model's probabilities"
                           + (": each row holds them in another order (sorted?), so a client reads the wrong "
                              "classes." if in_order else ": the code that logs the metric changed them."),

@@ -45,3 +45,31 @@ def test_labels_moved_beside_the_models_scores_are_named_as_labels_out_of_order(
                        "order") as caught:
         compare_best_labels(answer, scores[:, :5], *expected(scores), k=5)
     assert caught.value.kind == "order"
+
+
+@pytest.mark.slow
+def test_another_resize_interpolation_differs_on_every_image_it_changes(reference, checkpoint):
+    # CI, stop 47: a random checkpoint's probabilities lie near 1/21841; with an absolute floor of
+    # 1e-6, bilinear resizing matched TinyViT's bicubic on some drawn images, and its sorted values
+    # were taken for TinyViT's reordered.
+    import torch
+    from PIL import Image
+    from timm.data import create_transform, resolve_data_config
+
+    from labkit.checks.common import distinct_images, same_probabilities
+
+    bilinear = create_transform(**{**resolve_data_config({}, model=reference.model), "interpolation": "bilinear"})
+    changed = 0
+    for seed in range(6):
+        _, images, _ = distinct_images(3, checkpoint, twin=True, rng=np.random.default_rng(seed))
+        expected = reference.probabilities(images).astype(np.float64)
+        with torch.no_grad():
+            answers = torch.cat([reference.model(bilinear(Image.fromarray(image)).unsqueeze(0)).softmax(dim=-1)
+                                 for image in images]).numpy().astype(np.float64)
+        for image, answer, row in zip(images, answers, expected):
+            if torch.equal(bilinear(Image.fromarray(image)), reference.transform(Image.fromarray(image))):
+                continue  # an image the size the model takes: nothing is resized
+            changed += 1
+            assert not same_probabilities(answer, row)
+            assert not same_probabilities(np.sort(answer), np.sort(row))
+    assert changed >= 12

@@ -30,22 +30,41 @@ class MadeUp(shared_cpu.Comparison):
 
     @staticmethod
     def _hogged() -> bool:
-        import psutil
+        """Whether a hog this test started spins now (CI, stop 47: a search by command line also
+        found another process on the machine)."""
+        return any(_spinning(pid) for pid in HOGS)
 
-        return any(shared_cpu.SPIN.splitlines()[0] in " ".join(process.cmdline())
-                   for process in psutil.process_iter() if process.pid != 0 and _readable(process))
+
+HOGS: list[int] = []
 
 
-def _readable(process) -> bool:
+def _spinning(pid: int) -> bool:
+    import psutil
+
     try:
-        process.cmdline()
-        return True
-    except Exception:
+        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.NoSuchProcess:
         return False
 
 
+@pytest.fixture
+def recorded_hogs(monkeypatch):
+    """shared_cpu.hog, with the pid of each hog it starts kept in HOGS."""
+    started = shared_cpu.hog
+
+    @contextlib.contextmanager
+    def hog():
+        with started() as pid:
+            HOGS.append(pid)
+            yield pid
+
+    HOGS.clear()
+    monkeypatch.setattr(shared_cpu, "hog", hog)
+    yield HOGS
+
+
 @pytest.mark.parametrize("hog_ratio, holds", [(2.2, True), (1.2, False)])
-def test_quiet_and_hog_rounds_alternate_and_a_ratio_holds_within_a_quarter(hog_ratio, holds):
+def test_quiet_and_hog_rounds_alternate_and_a_ratio_holds_within_a_quarter(hog_ratio, holds, recorded_hogs):
     comparison = MadeUp(hog_ratio)
     result = shared_cpu.compare(comparison, rounds=2, seconds=0.3)
     # quiet, hog, quiet, hog: each round measures every candidate, in turn
@@ -59,6 +78,10 @@ def test_quiet_and_hog_rounds_alternate_and_a_ratio_holds_within_a_quarter(hog_r
     # The hog spun on a core through its rounds (0.6 s each), and was gone in the quiet ones.
     assert all(entry["hog_cpu_s"] >= 0.2 for entry in rounds if entry["condition"] == "hog"), rounds
     assert all(entry["hog_cpu_s"] == 0 for entry in rounds if entry["condition"] == "quiet")
+    assert len(recorded_hogs) == 2
+    gone = time.monotonic() + 2  # SIGKILL is sent; the process ends when it is next scheduled
+    while MadeUp._hogged() and time.monotonic() < gone:
+        time.sleep(0.05)
     assert not MadeUp._hogged()
     assert "| 00 | a / b | 2.00 |" in shared_cpu.markdown(
         {"date": "d", "commit": "c", "cores": 2, "rounds": 2, "seconds": 0.3, "comparisons": {"made up": result}})
