@@ -237,6 +237,11 @@ MISREADINGS: list[tuple[str, Callable[[pd.DataFrame, float], object]]] = [
     ("takes the first row within the budget", lambda t, b: next(iter(_within(t, "p95_ms", b).index), None)),
     ("takes the last row within the budget", lambda t, b: next(reversed(_within(t, "p95_ms", b).index), None)),
     ("takes the largest avg_batch within the budget", lambda t, b: _extreme_within(t, b, "avg_batch", highest=True)),
+    ("ranks the request counts, not the rates (the runs differ in length)",
+     lambda t, b: _extreme_within(t, b, "requests", highest=True)),
+    # helper session 7: named as the lowest p95 alone
+    ("ranks throughput per millisecond of p95", lambda t, b: (lambda w: (w.throughput_rps / w.p95_ms).idxmax())(
+        _within(t, "p95_ms", b)) if len(_within(t, "p95_ms", b)) else None),
     # Misreadings that name no specific mistake of the above, listed so that a choice they
     # also explain is not pinned on one of those (more than two that fit: none is named).
     ("keeps a margin below the budget", lambda t, b: _fastest(t[t.p95_ms <= b * 0.9])),
@@ -317,6 +322,11 @@ def drawn_table(like: pd.DataFrame, rng: np.random.Generator, on_budget: bool = 
     ]
     if not on_budget:  # within, closer to the budget than the right row and slower: the highest p95 within
         rows.append((float(rng.uniform(right, budget)), budget * 0.3, best * rng.uniform(0.75, 0.9)))
+    # Within, slower than the right row, in a run 2.5 times as long as the others: the most
+    # requests, so a pick that ranks the counts, not the rates, names it and no other misreading
+    # does (helper session 7: such a pick passed, every run lasting alike).
+    long_run = len(rows)
+    rows.append((budget * rng.uniform(0.56, 0.59), budget * 0.2, best * rng.uniform(0.47, 0.52)))
     if just_over and not (on_budget or empty):
         rows.append((budget + float(rng.uniform(0.1, 0.4)), budget * 0.45, best * rng.uniform(1.1, 1.25)))
     if empty:
@@ -337,8 +347,14 @@ def drawn_table(like: pd.DataFrame, rng: np.random.Generator, on_budget: bool = 
     table["throughput_rps"] = [round(rows[index][2], 1) for index in order]
     if "avg_batch" in table:  # the largest batches within budget: the highest p95 within (where there is
         # one), so each pick is named by what it did
-        batches = {0: 1.0, 2: rng.uniform(1.2, 1.8), 3: rng.uniform(2.0, 2.5), 4: rng.uniform(3.2, 4.0)}
+        batches = {0: 1.0, 2: rng.uniform(1.2, 1.8), 3: rng.uniform(2.0, 2.5), 4: rng.uniform(3.2, 4.0),
+                   long_run: 1.1}
         table["avg_batch"] = [round(float(batches.get(index, rng.uniform(2.0, 3.0))), 1) for index in order]
+    if "seconds" in table and "requests" in table:
+        base = float(pd.to_numeric(like.get("seconds"), errors="coerce").median()) if not like.empty else 6.0
+        base = base if np.isfinite(base) and base > 0 else 6.0
+        table["seconds"] = [round(base * (2.5 if index == long_run else float(rng.uniform(0.95, 1.05))), 1)
+                            for index in order]
     return agreeing_columns(table, like, rng), budget
 
 

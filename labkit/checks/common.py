@@ -47,8 +47,9 @@ def distinct_images(count: int, checkpoint: PathLike = weights.DEFAULT_CHECKPOIN
     top classes all differ in the in-process model, so an answer for the wrong image, a
     constant or a cached answer fails. With ``jpeg`` the images are the decoded files (what
     the server sees); ``same_size`` crops them all to one size (one pixels array); ``twin``
-    crops the first and the last to one size, the others keep theirs (an answer kept by the
-    image's size fails: helper session 6); ``rng`` draws them (default: a fresh generator, new
+    makes the last image the first's twin: its size and its border of ``TWIN_EDGE`` pixels, with
+    the last image's content inside (an answer kept by the image's size, its first row or its
+    corner fails: helper sessions 6 and 7); ``rng`` draws them (default: a fresh generator, new
     images on every call)."""
     rng = rng or np.random.default_rng()
     for _ in range(10):
@@ -56,16 +57,29 @@ def distinct_images(count: int, checkpoint: PathLike = weights.DEFAULT_CHECKPOIN
         if same_size:
             named = [(name, np.ascontiguousarray(image[:SAME_SIZE, :SAME_SIZE])) for name, image in named]
         if twin and count > 2:
-            height = min(named[0][1].shape[0], named[-1][1].shape[0])
-            width = min(named[0][1].shape[1], named[-1][1].shape[1])
-            for index in (0, -1):
-                named[index] = (named[index][0], np.ascontiguousarray(named[index][1][:height, :width]))
+            named[-1] = (f"{named[-1][0]} inside the border of {named[0][0]}", _twin(named[0][1], named[-1][1]))
         files = [encode_jpeg(image) for _, image in named] if jpeg else []
         images = [load_image(io.BytesIO(data)) for data in files] if jpeg else [image for _, image in named]
         top = reference_model(checkpoint).probabilities(images).argmax(axis=1)
         if len(set(top.tolist())) == count:
             return [name for name, _ in named], images, files
     raise AssertionError(f"ten draws of check images shared a top class ({top}): the checkpoint answers alike")
+
+
+TWIN_EDGE = 8  # pixels of the first image's border that its twin shares
+TWINS = (f" (an image of the same size, whose border of {TWIN_EDGE} pixels is the same: only what lies "
+         "inside differs)")
+
+
+def _twin(first: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """An image of ``first``'s size and border, ``inside`` (tiled to fit) within it: the first
+    image's size is kept (a crop of the photo stays larger than the model's 224 pixels, so a
+    service that crops before its transform fails on it: helper session 7)."""
+    height, width = first.shape[:2]
+    tiled = np.tile(inside, (-(-height // inside.shape[0]), -(-width // inside.shape[1]), 1))
+    twin = first.copy()
+    twin[TWIN_EDGE:, TWIN_EDGE:] = tiled[:height - TWIN_EDGE, :width - TWIN_EDGE]
+    return twin
 
 
 def check_shapes(labels: np.ndarray, scores: np.ndarray, images: int, k: int = 5) -> None:

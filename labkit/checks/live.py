@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from labkit.checks.common import (FLOAT16_LOSS, CheckFailed, check_shapes, compare_best_labels, distinct_images,
-                                  passed, same_probabilities)
+                                  TWINS, passed, same_probabilities)
 from labkit.checks.service_calls import metric_file
 from labkit.checks.settings_files import BATCHING_KEYS, read_json, read_model_settings
 from labkit.checks.student_code import defined_classes, require_service_file
@@ -40,7 +40,7 @@ def remote_classifier(classify_remote: Callable[[np.ndarray], np.ndarray],
     and returns its 21841 probabilities. Called with images the student did not choose;
     what it sent is recorded to name a mistake."""
     _refuse_a_written_address(classify_remote)
-    names, images, _ = distinct_images(3, checkpoint, twin=True)  # the first and the last of one size
+    names, images, _ = distinct_images(3, checkpoint, twin=True)  # the last: the first's size and border
     named = list(zip(names, images))
     expected = reference_model(checkpoint).probabilities(images)
     exchanges, answers = [], []
@@ -114,7 +114,7 @@ def remote_classifier(classify_remote: Callable[[np.ndarray], np.ndarray],
         if kept is not None and not same_probabilities(row, reference):
             # helper session 6: an answer kept by the image's shape passed (the images always
             # differed in size); now two of them share one.
-            size = " (an image of the same size)" if named[kept][1].shape == image.shape else ""
+            size = TWINS if kept == 0 and index == len(named) - 1 else ""
             raise CheckFailed(f"For {name} classify_remote returned the answer it gave for {named[kept][0]}{size}, "
                               "though the model tells the two apart.",
                               "Each call must ask the server about the image it is given: a kept answer cannot "

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from labkit.checks.common import (FLOAT16_LOSS, CheckFailed, check_shapes, compare_best_labels, distinct_images,
-                                  passed, same_probabilities)
+                                  TWINS, passed, same_probabilities)
 from labkit.checks.isolated import in_child
 from labkit.checks.student_code import call, load_service
 from labkit.client import decode_output
@@ -38,7 +38,7 @@ def service(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
     from labkit.model.reference import reference_model
 
     model = load_service(folder, implementation)
-    _, images, _ = distinct_images(3, checkpoint, twin=True)  # the first and the last of one size
+    _, images, _ = distinct_images(3, checkpoint, twin=True)  # the last: the first's size and border
     expected = reference_model(checkpoint).probabilities(images)
     answered: list = []
     for number, (image, reference) in enumerate(zip(images, expected), start=1):
@@ -90,9 +90,9 @@ def service(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
             earlier = next((index for index, before in enumerate(answered, start=1)
                             if np.allclose(row, before, rtol=1e-6)), None)
             if earlier is not None:
-                same_size = images[earlier - 1].shape == images[number - 1].shape
+                twins = earlier == 1 and number == len(images)
                 raise CheckFailed(f"For image {number} of {len(images)}, predict() returned the same probabilities as "
-                                  f"for image {earlier}{' (an image of the same size)' if same_size else ''}, though "
+                                  f"for image {earlier}{TWINS if twins else ''}, though "
                                   "the model tells them apart: it does not classify the image it is given.",
                                   "Preprocess the payload it gets with the transform from load(), and run the model "
                                   "that load() built, on every call.")

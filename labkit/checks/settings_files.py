@@ -461,13 +461,18 @@ PORT_NAMES = {"http_port": "the REST API", "grpc_port": "gRPC", "metrics_port": 
 def _ports_mlserver_can_take(as_read: object) -> None:
     """The three ports, as MLServer reads them (defaults 8080-8082 where the file sets none):
     one each, none below 1024 (helper session 6: both were ticked; `mlserver start` stops on
-    them)."""
+    them), none 0 (any free port, unknown to the client)."""
     ports = {name: getattr(as_read, name, None) for name in PORT_NAMES}
     ports = {name: port for name, port in ports.items() if isinstance(port, int)}
     for name, port in ports.items():
         if port > 65535 or port < 0:
             raise CheckFailed(f"settings.json puts {PORT_NAMES[name]} on port {port}: a port is a number from 0 to "
                               "65535, and MLServer would fail to start.", "Pick a number in that range, above 1023.")
+        if port == 0:
+            # helper session 7: ticked; the server starts on a port nobody can know beforehand
+            raise CheckFailed(f"settings.json puts {PORT_NAMES[name]} on port 0: the system then gives it any free "
+                              "port, another at each start, and no client knows where to send its requests.",
+                              "Leave the ports out (MLServer's defaults), or pick numbers above 1023.")
         if 0 < port < 1024:
             raise CheckFailed(f"settings.json puts {PORT_NAMES[name]} on port {port}: ports below 1024 are reserved "
                               "for the system, and MLServer, run as you, would fail to start.",

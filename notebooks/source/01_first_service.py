@@ -220,7 +220,7 @@ checks.service("my-tinyvit")
 
 # %% [markdown]
 # The check imported your file as MLServer will, ran `load()` and called `predict()` on three
-# images (two of them of one size), and compared each answer with TinyViT's. It did so in a Python process of its own:
+# images (the third of the first's size and border, other content inside), and compared each answer with TinyViT's. It did so in a Python process of its own:
 # your file imports torch, about 0.6 GB that this notebook would otherwise keep for the rest of
 # the session. Now that the class exists,
 # Exercise 1's check reads `model-settings.json` the way MLServer does: the model's name, and

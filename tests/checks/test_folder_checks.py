@@ -208,7 +208,23 @@ def test_a_settings_file_that_does_not_read_stops_the_start_with_its_name_and_a_
      "        if payload.shape in getattr(self, 'kept', {}):\n            return self.kept[payload.shape]\n"
      "        self.kept = getattr(self, 'kept', {})\n        self.kept[payload.shape] = await self.answer(payload)\n"
      "        return self.kept[payload.shape]\n\n    async def answer(self, payload: np.ndarray) -> np.ndarray:\n",
-     r"same probabilities as for image 1 \(an image of the same size\)"),
+     r"same probabilities as for image 1 \(an image of the same size, whose border"),
+    # helper session 7: caches keyed by a fragment of the image, and a crop before the
+    # transform, passed (the twin was cut to the smaller image's size, the photo's crop too).
+    ("serve-model.py", "    async def predict(self, payload: np.ndarray) -> np.ndarray:\n",
+     "    async def predict(self, payload: np.ndarray) -> np.ndarray:\n"
+     "        key = payload[0].tobytes()\n        self.kept = getattr(self, 'kept', {})\n"
+     "        if key not in self.kept:\n            self.kept[key] = await self.answer(payload)\n"
+     "        return self.kept[key]\n\n    async def answer(self, payload: np.ndarray) -> np.ndarray:\n",
+     r"same probabilities as for image 1 \(an image of the same size, whose border"),
+    ("serve-model.py", "    async def predict(self, payload: np.ndarray) -> np.ndarray:\n",
+     "    async def predict(self, payload: np.ndarray) -> np.ndarray:\n"
+     "        key = tuple(payload[0, 0])\n        self.kept = getattr(self, 'kept', {})\n"
+     "        if key not in self.kept:\n            self.kept[key] = await self.answer(payload)\n"
+     "        return self.kept[key]\n\n    async def answer(self, payload: np.ndarray) -> np.ndarray:\n",
+     r"same probabilities as for image 1 \(an image of the same size, whose border"),
+    ("serve-model.py", "Image.fromarray(payload)", "Image.fromarray(payload[:224, :224])",
+     "differ from TinyViT's for the same image"),
     ("serve-model.py", "from model_weights import load_tinyvit", "from model_weight import load_tinyvit",
      "Importing serve-model.py failed"),
     # helper session 7: sent to the preprocessing, and called logits
@@ -292,6 +308,17 @@ def test_the_request_check(server, checkpoint, cat, capsys):
     stored = remote(server)(cat)
     with pytest.raises(checks.CheckFailed, match="sent no request"):
         checks.remote_classifier(lambda image: stored, checkpoint)
+    # helper session 7: an answer kept by the image's first row passed (no two drawn images shared one)
+    kept = {}
+
+    def by_first_row(image):
+        key = image[0].tobytes()
+        if key not in kept:
+            kept[key] = remote(server)(image)
+        return kept[key]
+
+    with pytest.raises(checks.CheckFailed, match=r"the answer it gave for .*\(an image of the same size, whose border"):
+        checks.remote_classifier(by_first_row, checkpoint)
 
 
 @pytest.mark.slow
