@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 Pick = Callable[["pd.DataFrame", float], object]
-DRAWN_TABLES = 3
+DRAWN_TABLES = 4
 # The functions that failed this check in this kernel: one mistake costs one exercise.
 _FAILED: weakref.WeakSet = weakref.WeakSet()
 
@@ -65,7 +65,8 @@ def scaling_choice(results: pd.DataFrame, pick: Pick, budget_ms: float) -> None:
         # notebook's budget_ms instead of its argument, or compares text, names another row.
         tables = [(results, budget_ms, "your table")] + [
             (*drawn_table(results, rng, on_budget=number == 1, empty=number == DRAWN_TABLES - 1,
-                          budget=_whole(budget_ms * (0.4 if number % 2 else 2.5)), just_over=number == 0),
+                          budget=_whole(budget_ms * (0.4 if number % 2 else 2.5)), just_over=number == 0,
+                          batched_right=number == 2),
              f"a table drawn for this check ({number + 1} of {DRAWN_TABLES})") for number in range(DRAWN_TABLES)]
 
         def evidence() -> list:
@@ -286,7 +287,7 @@ def _is_label(choice: object, results: pd.DataFrame) -> bool:
 
 def drawn_table(like: pd.DataFrame, rng: np.random.Generator, on_budget: bool = False,
                 empty: bool = False, budget: float | None = None,
-                just_over: bool = False) -> tuple[pd.DataFrame, float]:
+                just_over: bool = False, batched_right: bool = False) -> tuple[pd.DataFrame, float]:
     """A table with the columns of ``like`` (so a stricter function that reads ``errors`` works)
     and a budget, drawn so that the plausible wrong picks each name another row than the right
     one: the lowest p95, the highest p95 within budget, the fastest row (over budget, with a p50
@@ -347,8 +348,11 @@ def drawn_table(like: pd.DataFrame, rng: np.random.Generator, on_budget: bool = 
     table["throughput_rps"] = [round(rows[index][2], 1) for index in order]
     if "avg_batch" in table:  # the largest batches within budget: the highest p95 within (where there is
         # one), so each pick is named by what it did
-        batches = {0: 1.0, 2: rng.uniform(1.2, 1.8), 3: rng.uniform(2.0, 2.5), 4: rng.uniform(3.2, 4.0),
-                   long_run: 1.1}
+        # With ``batched_right`` the right row forms batches (helper session 8: a pick by throughput
+        # over avg_batch chose it on every drawn table); on the other tables it does not, so that a
+        # pick of "only rows that formed batches" names another row there.
+        batches = {0: rng.uniform(2.6, 3.0) if batched_right else 1.0, 2: rng.uniform(1.2, 1.8),
+                   3: rng.uniform(2.0, 2.5), 4: rng.uniform(3.2, 4.0), long_run: 1.1}
         table["avg_batch"] = [round(float(batches.get(index, rng.uniform(2.0, 3.0))), 1) for index in order]
     if "seconds" in table and "requests" in table:
         base = float(pd.to_numeric(like.get("seconds"), errors="coerce").median()) if not like.empty else 6.0
@@ -402,6 +406,14 @@ def _same_row_under_other_labels(results: pd.DataFrame, pick: Pick, budget_ms: f
                               "the table it is given.",
                               "The function chooses from its argument: the check passes it tables the notebook "
                               "does not have.")
+        if not isinstance(again, (pd.Series, pd.DataFrame)) and again == choice and choice not in labels:
+            # helper session 8: an answer kept by the budget was named as a position alone
+            raise CheckFailed(f"On your table with other row labels ({labels}), pick_configuration returned "
+                              f"{again!r} again, its answer for the table as labelled before, not the label of the "
+                              f"same row ({expected!r}): an answer kept from an earlier call, a value fixed in the "
+                              "code, or a position.",
+                              "Each call chooses from the table it is given, by the labels that table shows on "
+                              "the left.")
         raise CheckFailed(f"On your table with other row labels ({labels}), pick_configuration returned "
                           f"{again!r}, not the label of the same row ({expected!r}): it returns a position or a "
                           "value fixed in the code, not the label of the row it chose.",

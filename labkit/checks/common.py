@@ -95,6 +95,29 @@ def check_shapes(labels: np.ndarray, scores: np.ndarray, images: int, k: int = 5
 TIE = 1e-5  # relative: scores this close are a tie (the reference and the service differ by ~1e-6)
 
 
+def why_not_probabilities(row: np.ndarray) -> str | None:
+    """Why one image's values are not a distribution over the classes (they do not sum to 1),
+    in the student's terms; None when they sum to 1."""
+    if np.isclose(row.sum(), 1, atol=1e-3):
+        return None
+    if (row == 0).all():
+        # helper session 8: an answer decoded as whole numbers was called an answer kept
+        return "every one of them is 0: the numbers were lost on the way (read as whole numbers?)"
+    if np.allclose(row, 1):
+        return "every one of them is 1: a softmax over an axis of length 1 (the batch axis), not over the classes"
+    if (row <= 0).all() and np.isclose(np.exp(row).sum(), 1, atol=1e-3):
+        return "they are log-probabilities (their exponentials sum to 1), not probabilities"
+    if np.isclose(row.sum(), 100, rtol=1e-3) and (row >= 0).all():
+        return "they sum to 100: percentages, not probabilities (fractions of 1)"
+    if (row == 0).mean() > 0.99:
+        # helper session 7: the best class's probability alone was called logits
+        return f"{int((row != 0).sum())} of them are not 0: the rest of the distribution was dropped after the network"
+    if ((row > 0) & (row < 1)).all():
+        return (f"each lies between 0 and 1, but together they sum to {row.sum():.4g}: a probability per class on "
+                "its own (a sigmoid, say), not one distribution over the classes")
+    return "they are logits, not probabilities"
+
+
 def same_probabilities(values: object, expected: object) -> bool:
     """Whether each value is within 0.1 % of the reference's (which differs from torch by about
     2e-6 of a value). The absolute floor is tiny on purpose: a random checkpoint's probabilities

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from labkit.checks.common import (FLOAT16_LOSS, CheckFailed, check_shapes, compare_best_labels, distinct_images,
-                                  TWINS, passed, same_probabilities)
+                                  TWINS, passed, same_probabilities, why_not_probabilities)
 from labkit.checks.service_calls import metric_file
 from labkit.checks.settings_files import BATCHING_KEYS, read_json, read_model_settings
 from labkit.checks.student_code import defined_classes, require_service_file
@@ -98,6 +98,16 @@ def remote_classifier(classify_remote: Callable[[np.ndarray], np.ndarray],
         raise CheckFailed("classify_remote returned a softmax of the server's probabilities: the server already "
                           "answers probabilities, and a second softmax flattens them (every value near 1/21841).",
                           "Return the server's answer as it is.")
+    if same_probabilities(rows / 100, expected):
+        raise CheckFailed("classify_remote returned percentages (each row sums to 100), not the server's "
+                          "probabilities.", "Return the server's answer as it is.")
+    for (name, _), row in zip(named, rows):
+        what = why_not_probabilities(row)
+        if what:
+            # helper session 8: zeros (an answer decoded as uint8) were named as an answer kept,
+            # log-probabilities sent the student to the pixels
+            raise CheckFailed(f"For {name} the values classify_remote returned do not sum to 1: {what}.",
+                              "Return the server's answer as it is, decoded as it was encoded.")
     if np.allclose(rows, rows[0]):
         raise CheckFailed(f"classify_remote returned the same probabilities for {len(named)} different images.",
                           "Each call must ask the server about the image it is given: not a variable defined "
@@ -106,9 +116,6 @@ def remote_classifier(classify_remote: Callable[[np.ndarray], np.ndarray],
         # helper session 7: passed here, refused in 01's service
         raise CheckFailed(f"classify_remote returned float16 probabilities: {FLOAT16_LOSS}",
                           "Return the server's answer as it is.")
-    if same_probabilities(rows / 100, expected):
-        raise CheckFailed("classify_remote returned percentages (each row sums to 100), not the server's "
-                          "probabilities.", "Return the server's answer as it is.")
     for index, ((name, image), row, reference) in enumerate(zip(named, rows, expected)):
         kept = next((earlier for earlier in range(index) if np.allclose(row, rows[earlier], rtol=1e-6)), None)
         if kept is not None and not same_probabilities(row, reference):

@@ -28,6 +28,27 @@ IMAGE_PYTHON = {"python_version": "3.10", "python_full_version": "3.10.12", "imp
                 "sys_platform": "linux", "platform_system": "Linux", "os_name": "posix"}
 
 
+def _text_as_pip_reads_it(path: Path) -> str:
+    """The file's text as pip decodes it: past a byte order mark (UTF-8, UTF-16 or UTF-32: helper
+    session 8, a file Windows Notepad saved as "Unicode" crashed the check), else UTF-8."""
+    import codecs
+
+    data = path.read_bytes()
+    for mark, encoding in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF32_LE, "utf-32-le"),
+                           (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF16_LE, "utf-16-le"),
+                           (codecs.BOM_UTF16_BE, "utf-16-be")):
+        if data.startswith(mark):
+            data, chosen = data[len(mark):], encoding
+            break
+    else:
+        chosen = "utf-8"
+    try:
+        return data.decode(chosen)
+    except UnicodeDecodeError as error:
+        raise CheckFailed(f"{path.parent.name}/{path.name} is not text pip can read: byte {error.start} is not "
+                          f"{chosen}.", "Save it as plain text (UTF-8).") from None
+
+
 def requirements(folder: PathLike) -> None:
     """Notebook 06: ``requirements.txt`` for ``mlserver build``: any valid pip requirements
     file (comments, index options, extras, markers, any spelling of a name) in which every
@@ -39,7 +60,7 @@ def requirements(folder: PathLike) -> None:
     if not path.is_file():
         raise CheckFailed(f"{path.parent.name}/requirements.txt does not exist yet.",
                           f"Write it with a cell that starts with %%writefile {path.parent.name}/requirements.txt")
-    pins, local_builds = _read_requirements(path.read_text().lstrip("\ufeff"))  # pip reads past a BOM
+    pins, local_builds = _read_requirements(_text_as_pip_reads_it(path))
     if not pins:
         raise CheckFailed(f"{path.parent.name}/requirements.txt lists no package yet.",
                           "List every package the service's files import, each with the version you tested.")

@@ -165,6 +165,9 @@ def _name_p95_misses(misses: list[_P95Miss]) -> CheckFailed:
          "of them, and the p95 is that bound)",
          "95% of the requests took at most a bound once its cumulative count reaches 95%.",
          lambda miss: read_as(miss, strict=True)),
+        ("the bound after the one that 95% of the requests reach: one bucket too far",
+         "The p95 lies in the first bucket whose cumulative count reaches 95%.",
+         lambda miss: read_as(miss, one_past=True)),
         ("95% of the requests that took under 10 s, not of all of them (the +Inf bucket counts them all)",
          "The slowest requests are the ones a p95 is about.", lambda miss: read_as(miss, finite_only=True)),
         # helper session 6: a bound times 100 was named as another bucket. A bucket's bounds are
@@ -314,9 +317,12 @@ def _drawn_case(rng: np.random.Generator, case: int) -> tuple:
         return table if order is None else table.sample(frac=1, random_state=order).reset_index(drop=True)
 
     # Probes: 20 times the new requests, in the fastest bucket (counted in, the p95 drops);
-    # refused: a third of them two buckets slower (counted in, the p95 moves up), or, when
-    # the tail is already in +Inf, 20 times them in a fast bucket.
-    refused_at, refused_new = (slow + 2, np.ceil(new.sum() / 3)) if slow + 2 <= finite else (1, 20 * new.sum())
+    # refused: a third of them three buckets slower (counted in, the p95 moves up, past the bucket
+    # after the right one: helper session 8, a bound one bucket too far was named as refused
+    # requests counted, whose bucket began at that bound), two where three is past +Inf, or,
+    # when the tail is already in +Inf, 20 times them in a fast bucket.
+    refused_at, refused_new = ((min(slow + 3, finite), np.ceil(new.sum() / 3)) if slow + 2 <= finite
+                               else (1, 20 * new.sum()))
     probes, refused = float(rng.integers(5, 20)), float(rng.integers(1, 10))
     metadata, unprocessable = float(rng.integers(1, 5)), float(rng.integers(0, 4))
     before = scrape(old, probes, refused, metadata, unprocessable)
@@ -348,16 +354,20 @@ def _drawn_cases(rng: np.random.Generator, tries: int = 500) -> list[tuple]:
 
 
 def _first_bound(buckets: pd.Series, text_order: bool = False, finite_only: bool = False,
-                 strict: bool = False, quantile: float = 0.95) -> float:
+                 strict: bool = False, quantile: float = 0.95, one_past: bool = False) -> float:
     """The upper bound (s) of the first bucket whose cumulative count reaches 95% (or
     ``quantile``), read the way a student's mistake reads it (10 s when none does); ``strict``:
-    passes it."""
+    passes it; ``one_past``: the bound after it (helper session 8: named as rows kept carelessly)."""
     bounds = [bound for bound in buckets.index if math.isfinite(bound)]
     if text_order:
         bounds.sort(key=repr)
     total = buckets[max(bounds)] if finite_only else buckets[math.inf]
-    return next((bound for bound in bounds
-                 if (buckets[bound] > quantile * total if strict else buckets[bound] >= quantile * total)), 10.0)
+    reached = [index for index, bound in enumerate(bounds)
+               if (buckets[bound] > quantile * total if strict else buckets[bound] >= quantile * total)]
+    if not reached:
+        return 10.0
+    index = reached[0] + (1 if one_past else 0)
+    return bounds[index] if index < len(bounds) else math.inf
 
 
 def _in_bucket(value_ms: float, bucket: tuple[float, float]) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from labkit.checks.common import (FLOAT16_LOSS, CheckFailed, check_shapes, compare_best_labels, distinct_images,
-                                  TWINS, passed, same_probabilities)
+                                  TWINS, passed, same_probabilities, why_not_probabilities)
 from labkit.checks.isolated import in_child
 from labkit.checks.student_code import call, load_service
 from labkit.client import decode_output
@@ -67,23 +67,8 @@ def service(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
                               f"for one image; TinyViT has {reference.size} classes.",
                               "Return the network's output for the image: one row of class probabilities.")
         row = np.asarray(probabilities, dtype=np.float64).reshape(-1)
-        if not np.isclose(row.sum(), 1, atol=1e-3):
-            if np.allclose(row, 1):
-                what = ("every one of them is 1: a softmax over an axis of length 1 (the batch axis), not over "
-                        "the classes")
-            elif (row <= 0).all() and np.isclose(np.exp(row).sum(), 1, atol=1e-3):
-                what = "they are log-probabilities (their exponentials sum to 1), not probabilities"
-            elif np.isclose(row.sum(), 100, rtol=1e-3) and (row >= 0).all():
-                what = "they sum to 100: percentages, not probabilities (fractions of 1)"
-            elif (row == 0).mean() > 0.99:
-                # helper session 7: the best class's probability alone was called logits
-                what = (f"{int((row != 0).sum())} of them are not 0: the rest of the distribution was dropped "
-                        "after the network")
-            elif ((row > 0) & (row < 1)).all():
-                what = (f"each lies between 0 and 1, but together they sum to {row.sum():.4g}: a probability per "
-                        "class on its own (a sigmoid, say), not one distribution over the classes")
-            else:
-                what = "they are logits, not probabilities"
+        what = why_not_probabilities(row)
+        if what:
             raise CheckFailed(f"The values predict() returned do not sum to 1: {what}.",
                               "The network returns logits; probabilities come from a softmax over the classes.")
         if not same_probabilities(row, reference):

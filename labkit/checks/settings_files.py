@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from labkit.checks.common import CheckFailed, passed
-from labkit.checks.student_code import resolve_implementation
+from labkit.checks.student_code import installed_elsewhere, resolve_implementation
 from labkit.model.hf_runtime import HF_IMPLEMENTATION
 from labkit.paths import PathLike
 from labkit.serving import mlserver_settings
@@ -87,7 +87,8 @@ def model_settings(folder: PathLike, batching: tuple[int, float] | None = None, 
         _check_own_class(module, class_name, folder)
     # Not written yet: no file of that name (serve_model.py beside serve-model.py is a misnamed one).
     alike = {module, module.replace("_", "-"), module.replace("-", "_")}
-    if not require_code and "." not in module and not any((folder / f"{name}.py").is_file() for name in alike):
+    if (not require_code and "." not in module and not any((folder / f"{name}.py").is_file() for name in alike)
+            and not installed_elsewhere(module)):
         passed(f"model-settings.json: model {content['name']!r}; class {class_name} is checked once "
                f"{module}.py exists")
         return
@@ -107,6 +108,15 @@ def model_settings(folder: PathLike, batching: tuple[int, float] | None = None, 
         _check_batching_fits_the_service(content, folder / f"{module}.py")
     passed(f"model-settings.json: model {content['name']!r}, class {class_name} from {module}, a subclass "
            "of MLModel")
+
+
+def _names_a_gpu(device: object) -> bool:
+    """A device number 0 or more, or a GPU's name as torch writes it."""
+    if isinstance(device, bool):
+        return False
+    if isinstance(device, int):
+        return device >= 0
+    return isinstance(device, str) and (device.isdigit() or device.split(":")[0] in ("cuda", "mps", "xpu"))
 
 
 def _check_batching_fits_the_service(content: dict, service_file: Path) -> None:
@@ -129,7 +139,10 @@ TIMM_RUNTIME = "labkit.runtimes.timm.TimmClassifier"
 # The class each exercise's service folder serves, as the notebooks ask for it.
 EXERCISE_CLASSES = {"my-tinyvit": "serve-model.TinyViTModel", "top5": "serve-model.TopFiveModel",
                     "scaled": "serve-model.TinyViTModel"}
-TIMM_EXTRA = ("model", "top_k", "threads")  # what labkit.runtimes.base.RuntimeOptions reads
+# What the timm runtime reads of parameters.extra: RuntimeOptions (labkit/runtimes/base.py) and
+# tinyvit/cpu_threads.py (tests/runtimes/test_options.py keeps the two in step; helper session 8:
+# the list said "threads", which nothing reads, and refused "torch_threads", which is read).
+TIMM_EXTRA = ("model", "top_k", "torch_threads", "parallel_workers")
 
 
 def _check_timm_parameters(content: dict, folder: Path) -> None:
@@ -171,6 +184,11 @@ def _check_timm_parameters(content: dict, folder: Path) -> None:
         raise CheckFailed(f"parameters.extra.top_k is {k!r}: the runtime takes a whole number of labels (1 or "
                           "more), and refuses anything else when it starts.", "Write the number without quotes or "
                           "decimals.")
+    for key in ("torch_threads", "parallel_workers"):
+        value = extra.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise CheckFailed(f"parameters.extra.{key} is {value!r}: the runtime takes a whole number (1 or more) "
+                              "and fails to load on anything else.", "Write the number without quotes or decimals.")
 
 
 def _timm_model_fits_the_checkpoint(model: object) -> None:
@@ -266,9 +284,18 @@ def hf_model_settings(folder: PathLike) -> None:
                           "Read again, above the exercise, where the runtime finds the model when the settings "
                           "name none.")
     device = extra.get("device")
-    if device not in (None, -1, "cpu", "-1"):
-        raise CheckFailed(f"parameters.extra.device is {device!r}, a GPU: this lab runs on the CPU, and the model "
-                          "would fail to load there.", "Leave it out: the runtime's default is the CPU.")
+    # The CPU as the pipeline takes it: -1, or a name torch reads as the CPU (helper session 8:
+    # "cpu:0" was called a GPU, "CPU" too).
+    on_cpu = device in (None, -1, "-1") or (isinstance(device, str) and re.fullmatch(r"cpu(:\d+)?", device))
+    if not on_cpu:
+        if isinstance(device, str) and device.strip().lower().startswith("cpu"):
+            what = "not a name torch knows: it reads device names as written, in lower case"
+        elif _names_a_gpu(device):
+            what = "a GPU: this lab runs on the CPU, and the model would fail to load there"
+        else:
+            what = "not a device torch knows, and the model would fail to load"
+        raise CheckFailed(f"parameters.extra.device is {device!r}, {what}.",
+                          "Leave it out: the runtime's default is the CPU.")
     framework = extra.get("framework")
     if framework not in (None, "pt"):
         raise CheckFailed(f"parameters.extra.framework is {framework!r}; TinyViT's weights here are PyTorch's.",

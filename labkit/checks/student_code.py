@@ -45,6 +45,12 @@ def resolve_implementation(folder: Path, implementation: str) -> None:
             return
         _import_and_find(str(folder), implementation)
         return
+    if "." not in module_name and installed_elsewhere(module_name):
+        # helper session 8: "timm.TimmClassifier" (not imported here: timm brings torch)
+        raise CheckFailed(f"\"implementation\" names {module_name}.{class_name}, and {folder.name}/ has no "
+                          f"{module_name}.py: MLServer would import the installed package {module_name} instead, "
+                          f"which is not a runtime of this lab.",
+                          "Name the module that defines the class by its full dotted path.")
     try:
         if "." not in module_name:  # a file of the folder, not written yet (sys.modules may hold another)
             raise ImportError(module_name)
@@ -54,6 +60,25 @@ def resolve_implementation(folder: Path, implementation: str) -> None:
         raise CheckFailed(f"\"implementation\" names {module_name}.py, but {folder.name}/ has {files}.",
                           "Spell the file name exactly as on disk, without .py (a hyphen is fine).") from None
     model_class(module, module_name, class_name)
+
+
+def installed_elsewhere(module_name: str) -> bool:
+    """Whether an installed package (site-packages, the standard library) answers to
+    ``module_name``, found without importing it; a file of another folder that an earlier
+    import put on ``sys.path`` does not count."""
+    import sysconfig
+
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):
+        return False
+    origin = spec and (spec.origin if spec.origin not in (None, "namespace") else
+                       next(iter(spec.submodule_search_locations or []), None))
+    if not origin or origin in ("built-in", "frozen"):
+        return bool(origin)
+    paths = sysconfig.get_paths()
+    roots = {Path(paths[key]).resolve() for key in ("purelib", "platlib", "stdlib", "platstdlib") if key in paths}
+    return any(Path(origin).resolve().is_relative_to(root) for root in roots)
 
 
 def defined_classes(module_file: Path, name: str) -> list[str] | None:
@@ -116,6 +141,16 @@ def model_class(module: ModuleType, module_name: str, class_name: str) -> type:
     from mlserver import MLModel
 
     cls = getattr(module, class_name, None)
+    if cls is None and class_name != class_name.strip() and getattr(module, class_name.strip(), None) is not None:
+        # helper session 8: "defines no class X (it defines ['X'])", the space unseen
+        raise CheckFailed(f"\"implementation\" names the class {class_name!r}, with a space at one end: MLServer "
+                          "looks it up as written, and no class has that name.",
+                          "The class name exactly as the file defines it, with nothing around it.")
+    if isinstance(cls, ModuleType) and cls.__name__ == f"{module_name}.{class_name}":
+        # helper session 8: "timm is not a subclass of mlserver.MLModel"
+        raise CheckFailed(f"\"implementation\" ends with {class_name}, which is a module ({module_name}.{class_name}), "
+                          "not a class: MLServer imports what comes before the last dot and takes the last part "
+                          "as the class's name.", "The module, a dot, then the name of the class it defines.")
     if cls is None:
         classes = [name for name, value in vars(module).items() if isinstance(value, type)
                    and value.__module__ == module.__name__]

@@ -317,6 +317,11 @@ CATALOGUE = [
     entry(H04, "wrong value", HF + '"parameters": {"extra": {"task": "image-classification", "device": "cuda"}}}',
           says="a GPU", note="helper session 2"),
     entry(H04, "correct, written differently",
+          HF + '"parameters": {"extra": {"task": "image-classification", "device": "cpu:0"}}}', graded=PASS,
+          write=PASS, note="torch's name of the first CPU (helper session 8: called a GPU)"),
+    entry(H04, "case or type", HF + '"parameters": {"extra": {"task": "image-classification", "device": "CPU"}}}',
+          says=["'CPU'", "lower case"], hides="a GPU", note="the CPU in capitals (helper session 8: called a GPU)"),
+    entry(H04, "correct, written differently",
           '{"implementation": "labkit.runtimes.huggingface.HuggingFaceRuntime", "name": "tinyvit-hf", '
           '"parameters": {"extra": {"framework": "pt", "task": "image-classification"}}}', graded=PASS),
 
@@ -519,6 +524,12 @@ CATALOGUE += [
           "        within = results[results.p95_ms <= budget_ms]\n"
           "        CHOSEN['row'] = None if within.empty else within.throughput_rps.idxmax()\n"
           "    return CHOSEN['row']\n", says="pick_configuration", note="the first answer kept"),
+    entry(P05, "stale state",
+          "CHOSEN = {}\n\n\n" + PICK + "    if budget_ms not in CHOSEN:\n"
+          "        within = results[results.p95_ms <= budget_ms]\n"
+          "        CHOSEN[budget_ms] = None if within.empty else within.throughput_rps.idxmax()\n"
+          "    return CHOSEN[budget_ms]\n", says="an answer kept from an earlier call",
+          note="an answer kept by the budget (helper session 8: named as a position or a fixed value)"),
     entry(P05, "wrong value", PICK + "    raise NotImplementedError()\n", says="not written yet",
           note="untouched: the hidden check gives it nothing either", others=FAIL),
     entry(P05, "first row", PICK + "    within = results[results.p95_ms <= budget_ms]\n"
@@ -584,6 +595,11 @@ CATALOGUE += [
           "    return None if within.empty else (within.throughput_rps / within.p95_ms).idxmax()\n",
           says=["also meets the budget", "throughput per millisecond of p95"],
           note="throughput over p95 (helper session 7: named as the lowest p95 alone)"),
+    entry(P05, "wrong value", PICK + "    within = results[results.p95_ms <= budget_ms]\n"
+          "    return None if within.empty else (within.throughput_rps / within.avg_batch).idxmax()\n",
+          says="also meets the budget", hides="lowest p95",
+          note="throughput per image of a batch (helper session 8: right on every drawn table, charged by the "
+          "hidden check only)"),
     entry(P05, "wrong value", PICK + "    within = results[(results.p95_ms <= budget_ms) & (results.avg_batch > 1)]\n"
           "    return None if within.empty else within.throughput_rps.idxmax()\n",
           says=["also meets the budget", "formed batches"], hides="largest avg_batch",
@@ -714,6 +730,12 @@ CATALOGUE += [
     entry(N07, "wrong value", read_with("count / seconds", UPPER_BOUND.replace(">= 0.95 * count", "> 0.95 * count")),
           says="one bound holds exactly 95%", hides=">=",
           note="> for >= (helper session 4, ticked 8 in 8 before: no drawn bound held exactly 95%)"),
+    entry(N07, "wrong value", read_with("count / seconds",
+          "    bounds = list(buckets.index)\n    for index, (bound, cumulative) in enumerate(buckets.items()):\n"
+          "        if cumulative >= 0.95 * count:\n            after_it = bounds[min(index + 1, len(bounds) - 1)]\n"
+          "            return RATE, 1000 * (after_it if math.isfinite(after_it) else 10.0)\n"),
+          says="one bucket too far", hides="Keep the rows",
+          note="the bound after the right one (helper session 8: named as refused requests kept)"),
     entry(N07, "unit", read_with("count / seconds", UPPER_BOUND.replace("1000 * ", "1e6 * ")),
           says="right latency in microseconds", note="microseconds (helper session 4, named another bucket)"),
     entry(N07, "unit", read_with("count / seconds", UPPER_BOUND.replace("1000 * ", "100 * ")),

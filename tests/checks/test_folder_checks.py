@@ -308,6 +308,12 @@ def test_the_request_check(server, checkpoint, cat, capsys):
     stored = remote(server)(cat)
     with pytest.raises(checks.CheckFailed, match="sent no request"):
         checks.remote_classifier(lambda image: stored, checkpoint)
+    # helper session 8: named as an answer kept, and sent to the pixels
+    right = remote(server)
+    with pytest.raises(checks.CheckFailed, match="do not sum to 1: every one of them is 0"):
+        checks.remote_classifier(lambda image: right(image).astype(np.uint8), checkpoint)
+    with pytest.raises(checks.CheckFailed, match="do not sum to 1: they are log-probabilities"):
+        checks.remote_classifier(lambda image: np.log(right(image)), checkpoint)
     # helper session 7: an answer kept by the image's first row passed (no two drawn images shared one)
     kept = {}
 
@@ -514,6 +520,18 @@ def test_any_valid_requirements_file_that_admits_only_tested_versions_passes(shi
     folder_checks.requirements(shipped)
 
 
+def test_requirements_in_any_encoding_pip_reads_pass_and_others_are_named(shipped):
+    # helper session 8: a file Windows Notepad saved as "Unicode" (UTF-16, with its byte order
+    # mark) crashed the check with a UnicodeDecodeError; pip reads it.
+    text = CORRECT_BUT_DIFFERENT_REQUIREMENTS
+    for encoding in ("utf-16", "utf-8-sig", "utf-32"):
+        (shipped / "requirements.txt").write_bytes(text.encode(encoding))
+        folder_checks.requirements(shipped)
+    (shipped / "requirements.txt").write_bytes(("# caf\u00e9\n" + text).encode("latin-1"))
+    with pytest.raises(checks.CheckFailed, match="is not text pip can read: byte 5 is not utf-8"):
+        folder_checks.requirements(shipped)
+
+
 def test_the_image_folder_needs_the_dockerfile_mlserver_writes(shipped, checkpoint, capsys):
     folder_checks.requirements(shipped)
     service = lab_service_copy(shipped.parent / "service", checkpoint=checkpoint, with_settings=True)
@@ -688,6 +706,16 @@ TOP3 = {"name": "top3", "implementation": "labkit.runtimes.timm.TimmClassifier",
     ({"parameters": {**TOP3["parameters"], "extra": {"model": "tiny_vit_5m_224.dist_in22k ", "top_k": 3}}},
      "it has a space at one end"),
     ({"parameters": {**TOP3["parameters"], "uri": "."}}, "parameters.uri is '.', a folder"),
+    # helper session 8: "threads" passed (nothing reads it) and torch_threads was refused
+    ({"parameters": {**TOP3["parameters"], "extra": {**TOP3["parameters"]["extra"], "threads": 2}}},
+     'parameters.extra.threads is not a field the timm runtime reads; it ignores it (did you mean "torch_threads"?)'),
+    ({"parameters": {**TOP3["parameters"], "extra": {**TOP3["parameters"]["extra"], "torch_threads": "two"}}},
+     "parameters.extra.torch_threads is 'two'"),
+    # helper session 8: the space unseen ("defines no class X (it defines ['X'])"), the module
+    # called "not a subclass", an installed package taken for a file still to be written
+    ({"implementation": "labkit.runtimes.timm.TimmClassifier "}, "names the class 'TimmClassifier ', with a space"),
+    ({"implementation": "labkit.runtimes.timm"}, "ends with timm, which is a module (labkit.runtimes.timm)"),
+    ({"implementation": "timm.TimmClassifier"}, "MLServer would import the installed package timm instead"),
 ])
 def test_the_timm_runtimes_settings_are_checked_when_written(tmp_path, checkpoint, change, message):
     from labkit.workspace import runtime_folder
@@ -698,6 +726,10 @@ def test_the_timm_runtimes_settings_are_checked_when_written(tmp_path, checkpoin
     # and the architecture alone (timm's default version of it), helper session 6
     (folder / "model-settings.json").write_text(json.dumps(
         {**TOP3, "parameters": {**TOP3["parameters"], "extra": {"model": "tiny_vit_5m_224", "top_k": 3}}}))
+    folder_checks.model_settings(folder, require_code=False)
+    # and the threads the runtime reads, set (helper session 8: refused)
+    (folder / "model-settings.json").write_text(json.dumps(
+        {**TOP3, "parameters": {**TOP3["parameters"], "extra": {**TOP3["parameters"]["extra"], "torch_threads": 1}}}))
     folder_checks.model_settings(folder, require_code=False)
     (folder / "model-settings.json").write_text(json.dumps({**TOP3, **change}))
     with pytest.raises(checks.CheckFailed, match=re.escape(message)):
