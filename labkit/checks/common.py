@@ -82,6 +82,19 @@ def _twin(first: np.ndarray, inside: np.ndarray) -> np.ndarray:
     return twin
 
 
+def _classes_at_an_end(row: np.ndarray) -> str:
+    """"first 5" or "last 5" when the row's labels are the names of the first or the last classes
+    of the list (in any order), else ""."""
+    from labkit.model.weights import labels as class_names
+
+    names = class_names()
+    k = len(row)
+    for where, end in (("first", names[:k]), ("last", names[-k:])):
+        if sorted(map(str, row)) == sorted(end):
+            return f"{where} {k}"
+    return ""
+
+
 def check_shapes(labels: np.ndarray, scores: np.ndarray, images: int, k: int = 5) -> None:
     if labels.shape != (images, k) or scores.shape != (images, k):
         rows_right = labels.ndim == scores.ndim == 2 and len(labels) == len(scores) == images
@@ -173,6 +186,14 @@ def compare_best_labels(labels: np.ndarray, scores: np.ndarray, expected_labels:
                               f"Take the {k} most probable classes of each row, each once.", kind="rows")
     if len(labels) > 1 and (labels == labels[0]).all() and not (expected_labels == expected_labels[0]).all():
         separate = what == "requests"  # one image per request: the answer ignores the request it is given
+        edge = _classes_at_an_end(labels[0])
+        if edge:
+            # helper session 8: probabilities sorted in place before the ranking were sent to the request
+            raise CheckFailed(f"All {len(labels)} {what} got the same labels, those of the {edge} classes of the "
+                              "list, whatever the image: the ranking read positions that hold the same classes for "
+                              "every image, not this image's probabilities (were they sorted before the ranking?).",
+                              "Rank the classes by the probabilities as the network returns them, class i at "
+                              "position i.", kind="rows")
         raise CheckFailed(f"All {len(labels)} {what} got the same labels, though the images differ (the model "
                           "gives each a different top class): "
                           + ("each answer must come from its own request." if separate else
@@ -183,6 +204,14 @@ def compare_best_labels(labels: np.ndarray, scores: np.ndarray, expected_labels:
     for row in range(len(labels)):
         if set(labels[row]) != set(expected_labels[row]):
             other = [index for index in range(len(expected_labels)) if set(labels[row]) == set(expected_labels[index])]
+            if other and what == "requests" and other[0] < row:
+                # helper session 8: an answer kept by the request's shape in 03 (the twin image of
+                # the same size) was told to keep the rows in order
+                raise CheckFailed(f"Request {row + 1} got the labels of request {other[0] + 1}, whose image differs "
+                                  f"from it{TWINS if other[0] == 0 and row == len(labels) - 1 else ''}: an answer "
+                                  "kept from an earlier request.",
+                                  "Each request's answer comes from the images it carries, on every call.",
+                                  kind="rows")
             if other:
                 raise CheckFailed(f"Row {row} of the {what} holds labels that are not image {row}'s {k} best (they "
                                   f"are image {other[0]}'s).",

@@ -454,7 +454,9 @@ def _draws(server: ModelServer, stage: str) -> np.random.Generator:
 
 
 def _one_image_per_request(server: ModelServer, checkpoint: PathLike, by_type: bool = False) -> list[str]:
-    names, images, _ = distinct_images(2, checkpoint, rng=_draws(server, "one image per request"))
+    # The last image: the first's twin (its size and border), so an answer kept by the request's
+    # shape fails here (helper session 8: it passed this stage and the batch's).
+    names, images, _ = distinct_images(3, checkpoint, twin=True, rng=_draws(server, "one image per request"))
     answers = [ask_top5(server, pixels_request([image]), name, by_type) for name, image in zip(names, images)]
     for labels, scores in answers:
         check_shapes(labels, scores, images=1)
@@ -522,9 +524,10 @@ def _say_the_batching_wait(server: ModelServer) -> None:
 
 
 def top5_service(server: ModelServer | PathLike, checkpoint: PathLike = weights.DEFAULT_CHECKPOINT) -> None:
-    """Notebook 03, one image per request: two requests with different images to the same
-    server, each answered with 5 valid labels and their scores, ordered, as the model says
-    (an answer that ignores its image, or repeats the first one, fails). ``server``: the
+    """Notebook 03, one image per request: three requests with different images to the same
+    server (the third of the first's size and border), each answered with 5 valid labels and
+    their scores, ordered, as the model says (an answer that ignores its image, or repeats an
+    earlier one, fails). ``server``: the
     student's server, or their folder (see :func:`service_server`)."""
     server = service_server(server)
     _not_stale(server)
@@ -698,7 +701,12 @@ def scaling_turned_on(server: ModelServer, concurrency: int = 8) -> None:
         raise CheckFailed(f"The server runs the model in {workers} process(es): one at a time, whatever the "
                           "load.",
                           "Parallel workers are a server setting; after changing it, start the server again.")
-    row = measure(server, concurrency, duration=3)
+    try:
+        row = measure(server, concurrency, duration=3)
+    except OSError as error:  # requests' ConnectionError is one: the metrics endpoint is off or moved
+        raise CheckFailed(f"The server's metrics ({server.metrics_url}) did not answer ({type(error).__name__}): the "
+                          f"check reads the batch sizes there, from the server's own {BATCH_SIZE_METRIC} metric.",
+                          "Leave the metrics settings out of settings.json, and start the server again.") from None
     if row["errors"]:
         raise CheckFailed(f"{row['errors']} of {row['requests']} requests under {concurrency} concurrent callers "
                           "failed.", f"The tracebacks are in {_log_of(server)}.")

@@ -176,6 +176,10 @@ def _read_requirements(text: str) -> tuple[dict, list]:
                                   "or is not an option of a requirements file).",
                                   "List the packages themselves; index options such as --extra-index-url are fine.")
             address = line.split("=", 1)[1] if "=" in line.split()[0] else (line.split() + [""])[1]
+            if not address.strip():
+                # helper session 8: passed; pip stops ("option requires 1 argument")
+                raise CheckFailed(f"Line {number}, {line!r}, gives {option} without an address: pip stops the "
+                                  "build there.", "An index option names the index it adds.")
             if option in ("-i", "--index-url") and "pypi.org" not in address:
                 raise CheckFailed(f"Line {number}, {line!r}, replaces PyPI with another index: pip would look for "
                                   "every package there, and MLServer, timm and uvloop are not on it.",
@@ -217,7 +221,8 @@ def _read_requirements(text: str) -> tuple[dict, list]:
         first_line.setdefault(name, number)
         pins[name] = requirement
     for name, number in left_out.items():
-        if name in SERVICE_DISTRIBUTIONS and name not in pins:
+        # uvloop too (helper session 8: its marker was read as uvloop not listed)
+        if (name in SERVICE_DISTRIBUTIONS or name == "uvloop") and name not in pins:
             raise CheckFailed(f"Line {number}'s marker leaves {name} out of the image: `mlserver build` installs into "
                               f"MLServer 1.7.1's image, which runs Python {IMAGE_PYTHON['python_full_version']}.",
                               "A marker is read where pip runs, in the image.")

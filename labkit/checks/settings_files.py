@@ -457,7 +457,8 @@ def _is_host(host: str) -> bool:
     scheme, port, path or space). Not IPv6: MLServer gives gRPC "<host>:<port>", which gRPC
     refuses for "::1"; not a short IPv4 form such as "127.1", which gRPC refuses too."""
     if re.fullmatch(r"[0-9.]+", host):
-        return bool(re.fullmatch(r"(\d{1,3}\.){3}\d{1,3}", host))
+        # four numbers of 0 to 255 (helper session 8: 127.0.0.256 was called an interface)
+        return bool(re.fullmatch(r"(\d{1,3}\.){3}\d{1,3}", host)) and all(int(part) <= 255 for part in host.split("."))
     return bool(re.fullmatch(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*", host))
 
 
@@ -546,6 +547,12 @@ def server_settings(folder: PathLike, expected_workers: int | None = None, debug
                           "other machines.",
                           "Bind the server to this machine's loopback address only while you develop.")
     _ports_mlserver_can_take(as_read)
+    if not as_read.metrics_endpoint:
+        # helper session 8: passed, then 05's measurement failed with a bare ConnectionError
+        raise CheckFailed(f"settings.json sets metrics_endpoint {content.get('metrics_endpoint')!r}: MLServer then "
+                          "serves no metrics, and the lab reads the server's own counters there (the batch sizes "
+                          "of notebook 05, the monitoring of notebook 07, the checks' count of your requests).",
+                          "Leave out the settings the exercise does not ask for.")
     if expected_workers is not None and workers != expected_workers:
         runs = (f"runs {workers} parallel worker(s)" if "parallel_workers" in content else
                 "sets no parallel_workers, so MLServer runs its default, 1 worker")

@@ -210,7 +210,8 @@ print("labels:", batch_outputs["labels"].shape, " scores:", batch_outputs["score
 # The checks send images of their own (drawn anew on every run, not the cat) and compare your
 # answers, labels and scores row by row, with TinyViT's own answers on the same weights (an
 # export checked against PyTorch, run here with ONNX Runtime so this notebook does not hold
-# torch): two requests of one image each, 5 real ImageNet-22k names per image ordered by score,
+# torch): three requests of one image each (the third the size of the first, with the same
+# border), 5 real ImageNet-22k names per image ordered by score,
 # the same top 5 and scores as the model (3 points), and a batch of three different
 # images of different sizes, each with its own row (2 points). When your notebook
 # is graded, hidden tests also run your service under adaptive batching (2 points).

@@ -132,6 +132,12 @@ CATALOGUE = [
           says="from 0 to 65535", write=FAIL, note="a port past 65535 (helper session 7: ticked)"),
     entry(S01, "wrong value", '{"host": "127.0.0.1", "parallel_workers": 0, "debug": false, "http_port": 80}',
           says="below 1024", write=FAIL, note="a system port (helper session 6: ticked)"),
+    entry(S01, "wrong value", '{"host": "127.0.0.256", "parallel_workers": 0, "debug": false}',
+          says="not an address MLServer can listen on", write=FAIL,
+          note="a number past 255 (helper session 8: called a network interface)"),
+    entry(S01, "wrong value", '{"host": "127.0.0.1", "parallel_workers": 0, "debug": false, "metrics_endpoint": null}',
+          says="serves no metrics", write=FAIL,
+          note="metrics turned off (helper session 8: passed, then 05's measurement failed with a ConnectionError)"),
     entry(S01, "wrong value", '{"host": "127.0.0.1", "parallel_workers": 0, "debug": false, "http_port": 0}',
           says="port 0", write=FAIL, note="any free port (helper session 7: ticked; no client knows where it is)"),
     entry(S01, "correct, written differently",
@@ -404,6 +410,11 @@ def requirements(old: str, new: str) -> str:
 
 CATALOGUE += [
     entry(R06, "format", requirements("torch==2.14.1", "torch=2.14.1=py311_cuda"), says="conda's format"),
+    entry(R06, "format", "--extra-index-url\n" + SOLUTION_REQUIREMENTS, says="without an address",
+          note="an index option with no address (helper session 8: ticked; pip stops)"),
+    entry(R06, "wrong value", requirements("uvloop==0.21.0", "uvloop==0.21.0 ; python_version < '3.10'"),
+          says="marker leaves uvloop out of the image",
+          note="uvloop left out by its marker (helper session 8: named as not listed)"),
     entry(R06, "format", requirements("mlserver==1.7.1", "mlserver==1.7.1 --no-deps"), says="gives --no-deps after a "
           "requirement", note="an install option on a requirement's line (helper session 6: ticked; pip stops)"),
     entry(R06, "format", requirements("torch==2.14.1", "torch 2.14.1"), says="not a pip requirement",
@@ -736,6 +747,9 @@ CATALOGUE += [
           "            return RATE, 1000 * (after_it if math.isfinite(after_it) else 10.0)\n"),
           says="one bucket too far", hides="Keep the rows",
           note="the bound after the right one (helper session 8: named as refused requests kept)"),
+    entry(N07, "case or type", read_with("count / seconds", buckets=INFER_BUCKETS.replace(
+          "rows['le'].astype(float)", "rows.le.astype(float)")), says="a pandas method where a column was meant",
+          note="rows.le, the pandas method (helper session 8: Python's AttributeError alone)"),
     entry(N07, "unit", read_with("count / seconds", UPPER_BOUND.replace("1000 * ", "1e6 * ")),
           says="right latency in microseconds", note="microseconds (helper session 4, named another bucket)"),
     entry(N07, "unit", read_with("count / seconds", UPPER_BOUND.replace("1000 * ", "100 * ")),
@@ -811,6 +825,18 @@ SERVICE_03 = [
                    note="scores sorted across the rows (helper session 3: charged 0, 1 or 2 times)"),
     ServiceMistake("first row", SCORES_LINE, "        scores = probabilities[np.arange(len(images)), top]\n",
                    "top5_batch", ("HTTP 500",), note="an error on every batch (helper session 3: charged twice)"),
+    ServiceMistake("stale state", "            probabilities = self.model(batch).softmax(dim=-1).numpy()\n",
+                   "            key = (len(images), *images[0].shape)\n"
+                   "            self.kept = getattr(self, 'kept', {})\n"
+                   "            if key not in self.kept:\n"
+                   "                self.kept[key] = self.model(batch).softmax(dim=-1).numpy()\n"
+                   "            probabilities = self.kept[key]\n", "top5_service",
+                   ("an answer kept from an earlier request",),
+                   note="an answer kept by the request's shape (helper session 8: 5 of 8 points, then blamed on the "
+                   "preprocessing by the hidden check)"),
+    ServiceMistake("first row", TOP_LINE, "        probabilities.sort(axis=1)\n" + TOP_LINE, "top5_service",
+                   ("those of the last 5 classes",),
+                   note="sorted in place before the ranking (helper session 8: told to read the request's images)"),
     ServiceMistake("first row", IMAGES_LINE, "        images = decode_images(payload)[:3]\n", "top5_under_batching",
                    ("does not fit its own shape", "expected (1, 5)", "expected (2, 5)"),
                    note="at most 3 images per call: only merged batches are bigger"),

@@ -191,6 +191,9 @@ def test_a_settings_file_that_does_not_read_stops_the_start_with_its_name_and_a_
     # helper session 5: named as predict()'s TypeError, and as a ValueError load() never raised
     ("serve-model.py", "await load_tinyvit(", "load_tinyvit(", r"load\(\) kept a coroutine in self.model"),
     ("serve-model.py", ".softmax(dim=-1)", ".softmax(dim=-1).half()", "float16 probabilities"),
+    # helper session 8: passed, and charged to 01's declaration check
+    ("serve-model.py", ".softmax(dim=-1).numpy()", ".softmax(dim=-1).numpy()[None]",
+     r"returned shape \[1, 1, 21841\] for one image"),
     # helper session 6: named as changed after the network (its top ten ranks are TinyViT's)
     ("serve-model.py", "resolve_data_config({}, model=self.model)",
      "{**resolve_data_config({}, model=self.model), 'interpolation': 'bilinear'}",
