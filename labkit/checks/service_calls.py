@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Iterator
 
 from labkit.checks.common import (FLOAT16_LOSS, CheckFailed, check_shapes, compare_best_labels, distinct_images,
-                                  TWINS, passed, same_probabilities, why_not_probabilities)
+                                  TWINS, passed, same_probabilities, same_values_in_another_order,
+                                  why_not_probabilities)
 from labkit.checks.isolated import in_child
 from labkit.checks.student_code import call, load_service
 from labkit.client import decode_output
@@ -89,7 +90,7 @@ def service(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
                                   "the model tells them apart: it does not classify the image it is given.",
                                   "Preprocess the payload it gets with the transform from load(), and run the model "
                                   "that load() built, on every call.")
-            if same_probabilities(np.sort(row), np.sort(reference)):
+            if same_values_in_another_order(row, reference):
                 # helper session 7: sorted probabilities were sent to the preprocessing
                 raise CheckFailed(f"For image {number} of {len(images)}, predict() returned TinyViT's probabilities "
                                   "in another order: each value belongs to another class now (sorted?).",
@@ -253,7 +254,7 @@ def _answers_unchanged(response: object, expected: object) -> None:
                           f"for a batch of {len(expected)} images; the lab's service answers their probabilities "
                           f"{list(expected.shape)}.", "Logging a metric leaves the service's answer as it was.")
     if not same_probabilities(answer, expected):
-        in_order = same_probabilities(np.sort(answer, axis=1), np.sort(expected, axis=1))
+        in_order = same_values_in_another_order(answer, expected)
         raise CheckFailed("predict() no longer answers with the model's probabilities"
                           + (": each row holds them in another order (sorted?), so a client reads the wrong "
                              "classes." if in_order else ": the code that logs the metric changed them."),

@@ -48,28 +48,27 @@ def test_labels_moved_beside_the_models_scores_are_named_as_labels_out_of_order(
 
 
 @pytest.mark.slow
-def test_another_resize_interpolation_differs_on_every_image_it_changes(reference, checkpoint):
+def test_another_resize_interpolation_fails_every_draw_and_is_never_taken_for_reordered_values(reference,
+                                                                                               checkpoint):
     # CI, stop 47: a random checkpoint's probabilities lie near 1/21841; with an absolute floor of
-    # 1e-6, bilinear resizing matched TinyViT's bicubic on some drawn images, and its sorted values
-    # were taken for TinyViT's reordered.
+    # 1e-6, bilinear resizing matched TinyViT's bicubic on a draw, and its sorted values were taken
+    # for TinyViT's reordered. An image barely resized may match within 0.1 % (6e-4 at least, over
+    # 120 images); the photo's crop, resized most, differs by over 10 %: every draw fails.
     import torch
     from PIL import Image
     from timm.data import create_transform, resolve_data_config
 
-    from labkit.checks.common import distinct_images, same_probabilities
+    from labkit.checks.common import distinct_images, same_probabilities, same_values_in_another_order
 
     bilinear = create_transform(**{**resolve_data_config({}, model=reference.model), "interpolation": "bilinear"})
-    changed = 0
-    for seed in range(6):
+    for seed in range(8):
         _, images, _ = distinct_images(3, checkpoint, twin=True, rng=np.random.default_rng(seed))
         expected = reference.probabilities(images).astype(np.float64)
         with torch.no_grad():
             answers = torch.cat([reference.model(bilinear(Image.fromarray(image)).unsqueeze(0)).softmax(dim=-1)
                                  for image in images]).numpy().astype(np.float64)
+        differ = [not same_probabilities(answer, row) for answer, row in zip(answers, expected)]
+        assert differ[0], seed  # the photo's crop: the check names the draw on its first image
         for image, answer, row in zip(images, answers, expected):
-            if torch.equal(bilinear(Image.fromarray(image)), reference.transform(Image.fromarray(image))):
-                continue  # an image the size the model takes: nothing is resized
-            changed += 1
-            assert not same_probabilities(answer, row)
-            assert not same_probabilities(np.sort(answer), np.sort(row))
-    assert changed >= 12
+            if not torch.equal(bilinear(Image.fromarray(image)), reference.transform(Image.fromarray(image))):
+                assert not same_values_in_another_order(answer, row)

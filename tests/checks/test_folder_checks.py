@@ -317,6 +317,8 @@ def test_the_request_check(server, checkpoint, cat, capsys):
         checks.remote_classifier(lambda image: right(image).astype(np.uint8), checkpoint)
     with pytest.raises(checks.CheckFailed, match="do not sum to 1: they are log-probabilities"):
         checks.remote_classifier(lambda image: np.log(right(image)), checkpoint)
+    with pytest.raises(checks.CheckFailed, match=r"returned shape \[21841, 1\]"):
+        checks.remote_classifier(lambda image: right(image).reshape(-1, 1), checkpoint)
     # helper session 7: an answer kept by the image's first row passed (no two drawn images shared one)
     kept = {}
 

@@ -27,9 +27,12 @@ def test_count_bound_sends_exactly_that_many_requests(load_server):
 
 def test_duration_bound_stops_in_time(load_server):
     result = run_load(load_server.infer_url, concurrency=2, duration=1.5, progress=False)
-    # The last requests may be in flight at the deadline: allow one request's time.
-    assert result.summary["seconds"] < 1.5 + 2
-    assert result.table.sent_s.max() < 1.5
+    # The last requests may be in flight at the deadline: the run ends when they come back, and
+    # no later (CI, stop 48: a fixed 2 s for them failed beside another stream, a request took 3.6 s).
+    table = result.table
+    last_back = float((table.sent_s + table.latency_ms / 1000).max())
+    assert result.summary["seconds"] < max(1.5, last_back) + 0.5
+    assert table.sent_s.max() < 1.5
     assert result.summary["requests"] >= 2
 
 
