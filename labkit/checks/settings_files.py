@@ -110,6 +110,11 @@ def model_settings(folder: PathLike, batching: tuple[int, float] | None = None, 
            "of MLModel")
 
 
+def _counts(value: object) -> bool:
+    """A whole number, 1 or more, as JSON gives it (true is not 1 here)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 def _names_a_gpu(device: object) -> bool:
     """A device number 0 or more, or a GPU's name as torch writes it."""
     if isinstance(device, bool):
@@ -180,13 +185,13 @@ def _check_timm_parameters(content: dict, folder: Path) -> None:
                           + (f" (did you mean \"{near[0]}\"?)." if near else "."),
                           f"It reads {', '.join(TIMM_EXTRA)}.")
     k = extra.get("top_k")
-    if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
+    if k is not None and not _counts(k):
         raise CheckFailed(f"parameters.extra.top_k is {k!r}: the runtime takes a whole number of labels (1 or "
                           "more), and refuses anything else when it starts.", "Write the number without quotes or "
                           "decimals.")
     for key in ("torch_threads", "parallel_workers"):
         value = extra.get(key)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        if value is not None and not _counts(value):
             raise CheckFailed(f"parameters.extra.{key} is {value!r}: the runtime takes a whole number (1 or more) "
                               "and fails to load on anything else.", "Write the number without quotes or decimals.")
 
