@@ -73,8 +73,9 @@ def served_rate_and_p95(read: Reader, before: pd.DataFrame, after: pd.DataFrame,
 
 def _compare(read: Reader, before: pd.DataFrame, after: pd.DataFrame, seconds: float, expected_rate: float,
              bucket: tuple[float, float], what: str) -> tuple[float, float]:
+    given_before, given_after = before.copy(), after.copy()
     try:
-        answer = read(before.copy(), after.copy(), seconds)
+        answer = read(given_before, given_after, seconds)
     except NotImplementedError:
         raise CheckFailed("The function is not written yet (it raises NotImplementedError).",
                           "Replace the placeholder lines with your code.") from None
@@ -88,6 +89,13 @@ def _compare(read: Reader, before: pd.DataFrame, after: pd.DataFrame, seconds: f
                      "(le, count, sum) read as table.name is the method, not the column.")
         raise CheckFailed(f"On {what}, the function raised {type(error).__name__}: {error}.{empty}",
                           "It gets two tables from metrics.scrape and the seconds between them.") from None
+    for name, given, kept in (("before", given_before, before), ("after", given_after, after)):
+        if not given.equals(kept):
+            # helper session 8: rows dropped from the caller's scrape in place passed; the notebook's
+            # own scrapes are read again by later cells
+            raise CheckFailed(f"On {what}, the function changed the scrape it was given as {name} (its rows or "
+                              "values): the caller's tables are not the function's to change.",
+                              "Select from the scrapes into new tables instead of changing them.")
     try:
         rate, p95 = (float(value) for value in answer)
     except (TypeError, ValueError):
@@ -170,6 +178,10 @@ def _name_p95_misses(misses: list[_P95Miss]) -> CheckFailed:
          "of them, and the p95 is that bound)",
          "95% of the requests took at most a bound once its cumulative count reaches 95%.",
          lambda miss: read_as(miss, strict=True)),
+        ("95% of the count rounded down to a whole request, a rank one short of 95% where the count is not a "
+         "multiple of 20 (on these scrapes a bucket ends one request short of it)",
+         "The rank is 0.95 times the count as it is; a cumulative count reaches it only at or past it.",
+         lambda miss: read_as(miss, floored=True)),
         ("the bound after the one that 95% of the requests reach: one bucket too far",
          "The p95 lies in the first bucket whose cumulative count reaches 95%.",
          lambda miss: read_as(miss, one_past=True)),
@@ -212,7 +224,9 @@ def _rate_mistake(rate: float, expected: float, before: pd.DataFrame, after: pd.
     if math.isclose(rate, expected * seconds, rel_tol=1e-6):
         return "It is a count, not a rate."
     if rate == 0:
-        return "It found no request at all: label values are text (compare with '200', not 200)."
+        # helper session 8: a rate read from gRPC's counter (no row here) was blamed on '200' alone
+        return ("It found no request at all: label values are text (compare with '200', not 200), and the "
+                "requests were sent over REST (MLServer's gRPC metrics count gRPC calls only).")
     return ""
 
 
@@ -282,12 +296,21 @@ def _drawn_case(rng: np.random.Generator, case: int) -> tuple:
         new[slow - 2] = above - new[slow] - new[slow - 1]
         first = int(rng.integers(15 * above, 18 * above))  # the median and the p75 below the p90's bucket
         new[slow - 4], new[slow - 3] = first, 18 * above - first
+    elif case == 1:
+        # Most in the bucket three below the tail's (the median and the p90 there: a median read on
+        # the bound that starts the tail's bucket passed, in 1 run of 100), a few in the next, none
+        # just below the tail's, and just over 5% of all in the tail's. The bucket two below the
+        # tail's then holds floor(0.95 * count), one request short of the rank: a rank rounded down
+        # (int(0.95 * count)) stops there, below the right bucket's lower bound (helper session 8:
+        # ticked 12 of 12). A count that is a multiple of 20 has no fraction to drop: never drawn.
+        new[slow - 3] = rng.integers(20, 60)
+        new[slow - 2] = rng.integers(1, new[slow - 3] // 20 + 1)
+        if (new[: slow].sum() + new[: slow].sum() // 19 + 1) % 20 == 0:
+            new[slow - 3] += 1
+        new[slow] = new[: slow].sum() // 19 + 1
     else:
         new[slow - 3: slow] = rng.integers(20, 60, 3)
-        # Few in the bucket just below the tail's: the median lies two buckets or more below it,
-        # not on the bound that starts the tail's bucket (read as its lower bound, it passed: a
-        # p50 was then named on case 0 alone, where four readings fit, in 1 run of 100).
-        new[slow - 1] = rng.integers(1, 6)
+        new[slow - 1] = rng.integers(1, 6)  # few below the tail's bucket, as in case 1
         new[slow] = rng.integers(3, 12) + new[: slow].sum() * 0.06  # over 5% of all: the p95 falls in it
         new[min(slow + 1, finite - 1)] += rng.integers(0, 2)
     old = rng.integers(0, 30, len(BOUNDS)).astype(float)
@@ -350,13 +373,14 @@ def _drawn_cases(rng: np.random.Generator, tries: int = 500) -> list[tuple]:
     under 10 s only. Drawn again until they do."""
     for _ in range(tries):
         cases = [_drawn_case(rng, case) for case in range(3)]
-        misses = {"mean": False, "text order": False, "finite only": False, "strict": False}
+        misses = {"mean": False, "text order": False, "finite only": False, "strict": False, "floored": False}
         for before, after, _, _, bucket in cases:
             _, buckets = _between(before, after)
             for mistake, value in (("mean", _mean_ms(before, after)),
                                    ("text order", 1000 * _first_bound(buckets, text_order=True)),
                                    ("finite only", 1000 * _first_bound(buckets, finite_only=True)),
-                                   ("strict", 1000 * _first_bound(buckets, strict=True))):
+                                   ("strict", 1000 * _first_bound(buckets, strict=True)),
+                                   ("floored", 1000 * _first_bound(buckets, floored=True))):
                 misses[mistake] |= not _in_bucket(value, bucket)
         if all(misses.values()):
             return cases
@@ -364,16 +388,19 @@ def _drawn_cases(rng: np.random.Generator, tries: int = 500) -> list[tuple]:
 
 
 def _first_bound(buckets: pd.Series, text_order: bool = False, finite_only: bool = False,
-                 strict: bool = False, quantile: float = 0.95, one_past: bool = False) -> float:
+                 strict: bool = False, quantile: float = 0.95, one_past: bool = False,
+                 floored: bool = False) -> float:
     """The upper bound (s) of the first bucket whose cumulative count reaches 95% (or
     ``quantile``), read the way a student's mistake reads it (10 s when none does); ``strict``:
-    passes it; ``one_past``: the bound after it (helper session 8: named as rows kept carelessly)."""
+    passes it; ``one_past``: the bound after it (helper session 8: named as rows kept carelessly);
+    ``floored``: reaches the rank rounded down to a whole request."""
     bounds = [bound for bound in buckets.index if math.isfinite(bound)]
     if text_order:
         bounds.sort(key=repr)
     total = buckets[max(bounds)] if finite_only else buckets[math.inf]
+    rank = math.floor(quantile * total) if floored else quantile * total
     reached = [index for index, bound in enumerate(bounds)
-               if (buckets[bound] > quantile * total if strict else buckets[bound] >= quantile * total)]
+               if (buckets[bound] > rank if strict else buckets[bound] >= rank)]
     if not reached:
         return math.inf if one_past else 10.0  # the +Inf bucket has none after it
     index = reached[0] + (1 if one_past else 0)

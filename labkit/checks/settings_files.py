@@ -115,6 +115,17 @@ def _counts(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
+def _pydantic_whole(value: object) -> bool:
+    """Whether pydantic (MLServer's settings) reads ``value`` as an int, as its runtimes do."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        TypeAdapter(int).validate_python(value)
+    except ValidationError:
+        return False
+    return True
+
+
 def _names_a_gpu(device: object) -> bool:
     """A device number 0 or more, or a GPU's name as torch writes it."""
     if isinstance(device, bool):
@@ -301,6 +312,13 @@ def hf_model_settings(folder: PathLike) -> None:
             what = "not a device torch knows, and the model would fail to load"
         raise CheckFailed(f"parameters.extra.device is {device!r}, {what}.",
                           "Leave it out: the runtime's default is the CPU.")
+    for key in ("inter_op_threads", "intra_op_threads"):
+        value = extra.get(key)
+        # helper session 8: "two" passed; HuggingFaceSettings reads these as whole numbers, the way
+        # pydantic does ("2" and 2.0 are 2; "two", 2.5 and a list fail when the runtime loads)
+        if value is not None and not _pydantic_whole(value):
+            raise CheckFailed(f"parameters.extra.{key} is {value!r}: the runtime reads a whole number of threads "
+                              "and fails to load on this.", "Write the number without quotes or decimals.")
     framework = extra.get("framework")
     if framework not in (None, "pt"):
         raise CheckFailed(f"parameters.extra.framework is {framework!r}; TinyViT's weights here are PyTorch's.",

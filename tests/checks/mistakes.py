@@ -325,6 +325,12 @@ CATALOGUE = [
     entry(H04, "correct, written differently",
           HF + '"parameters": {"extra": {"task": "image-classification", "device": "cpu:0"}}}', graded=PASS,
           write=PASS, note="torch's name of the first CPU (helper session 8: called a GPU)"),
+    entry(H04, "case or type",
+          HF + '"parameters": {"extra": {"task": "image-classification", "inter_op_threads": "two"}}}',
+          says=["inter_op_threads", "whole number"], note="a number in words (helper session 8: ticked)"),
+    entry(H04, "correct, written differently",
+          HF + '"parameters": {"extra": {"task": "image-classification", "intra_op_threads": "2"}}}', graded=PASS,
+          write=PASS, note="a number in quotes, which pydantic reads as 2"),
     entry(H04, "case or type", HF + '"parameters": {"extra": {"task": "image-classification", "device": "CPU"}}}',
           says=["'CPU'", "lower case"], hides="a GPU", note="the CPU in capitals (helper session 8: called a GPU)"),
     entry(H04, "correct, written differently",
@@ -747,6 +753,17 @@ CATALOGUE += [
           "            return RATE, 1000 * (after_it if math.isfinite(after_it) else 10.0)\n"),
           says="one bucket too far", hides="Keep the rows",
           note="the bound after the right one (helper session 8: named as refused requests kept)"),
+    entry(N07, "wrong value", read_with("count / seconds", UPPER_BOUND.replace(
+          ">= 0.95 * count", ">= int(0.95 * count)")), says="rounded down to a whole request", hides="int(",
+          note="the rank floored to a whole request (helper session 8: ticked 12 of 12)"),
+    entry(N07, "stale state", READ + "    before.drop(before[before['sample'] != "
+          "'rest_server_request_duration_seconds_bucket'].index, inplace=True)\n" + INFER_BUCKETS
+          + UPPER_BOUND.replace("RATE", "count / seconds"), says="changed the scrape it was given as before",
+          hides="inplace", note="rows dropped from the caller's scrape in place (helper session 8: ticked)"),
+    entry(N07, "wrong file", READ + INFER_BUCKETS + "    calls = metrics.labelled(after, 'grpc_server_handled_total')"
+          "['value'].sum() - metrics.labelled(before, 'grpc_server_handled_total')['value'].sum()\n"
+          + UPPER_BOUND.replace("RATE", "calls / seconds"), says="gRPC metrics count gRPC calls",
+          note="the rate from gRPC's counter (helper session 8: blamed on '200' alone)"),
     entry(N07, "case or type", read_with("count / seconds", buckets=INFER_BUCKETS.replace(
           "rows['le'].astype(float)", "rows.le.astype(float)")), says="a pandas method where a column was meant",
           note="rows.le, the pandas method (helper session 8: Python's AttributeError alone)"),
