@@ -4,6 +4,7 @@ pip requirements file that pins what the lab was tested with) and the build fold
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -274,6 +275,42 @@ def _check_tested_series(requirement: object, installed: str) -> None:
                           "Narrow the specifier to the version you tested (or its patch releases).")
 
 
+def _mlserver_dockerfile() -> str:
+    """The Dockerfile ``mlserver dockerfile`` writes, from MLServer's own template."""
+    from mlserver.cli.build import generate_dockerfile
+
+    return generate_dockerfile()
+
+
+def _lines(text: str) -> list[str]:
+    """A Dockerfile's lines as Docker reads them: line endings and trailing spaces do not count."""
+    return [line.rstrip() for line in text.strip().splitlines()]
+
+
+def _missing_steps(text: str) -> list[str]:
+    """The steps of MLServer 1.7.1's Dockerfile a file lacks, read by instruction (comments
+    left out; a CMD in exec form read as its words)."""
+    instructions = []
+    for line in text.replace("\\\n", " ").splitlines():
+        words = line.strip().split(None, 1)
+        if words and not words[0].startswith("#"):
+            instruction, rest = words[0].upper(), (words[1] if len(words) > 1 else "")
+            if instruction in ("CMD", "ENTRYPOINT") and rest.lstrip().startswith("["):
+                try:
+                    rest = " ".join(str(word) for word in json.loads(rest))
+                except ValueError:
+                    pass
+            instructions.append((instruction, " ".join(rest.split())))
+    steps = (("its base image", lambda op, rest: op == "FROM" and rest.split()[0].startswith("seldonio/mlserver:1.7.1")
+              if rest else False),
+             ("its requirements step", lambda op, rest: op in ("RUN", "COPY") and "requirements.tx" in rest),
+             ("the copy of the build folder into the image", lambda op, rest: op in ("COPY", "ADD")
+              and rest.split()[:1] == ["."]),
+             ("the command that starts MLServer on the models", lambda op, rest: op in ("CMD", "ENTRYPOINT", "RUN")
+              and "mlserver start" in rest))
+    return [what for what, holds in steps if not any(holds(op, rest) for op, rest in instructions)]
+
+
 def image_folder(context: PathLike) -> None:
     """Notebook 06: a build folder that ``mlserver dockerfile`` has run on, and that carries
     everything the image needs: the weights as a file, the service, its requirements."""
@@ -283,26 +320,33 @@ def image_folder(context: PathLike) -> None:
         # The build folder is a copy under the same name elsewhere: named by its path, so that
         # "shipped/ has no Dockerfile" is not read about the notebook's shipped/ (helper session 5).
         # helper session 6: `mlserver dockerfile .` writes it next to the notebook itself
-        elsewhere = next((folder for folder in (Path(context.name), Path(".")) if (folder / "Dockerfile").is_file()),
-                         None)
-        there = "the folder of the notebook" if elsewhere == Path(".") else f"{elsewhere}/ next to the notebook"
+        # helper session 8: `mlserver dockerfile` on the build folder's parent, one folder too high
+        elsewhere = next((folder for folder in (Path(context.name), Path("."), context.parent)
+                          if (folder / "Dockerfile").is_file()), None)
+        there = ("the folder of the notebook" if elsewhere == Path(".") else
+                 f"{elsewhere}, the folder above the build folder" if elsewhere == context.parent else
+                 f"{elsewhere}/ next to the notebook")
         raise CheckFailed(f"The build folder ({context}) has no Dockerfile"
                           + (f" (there is one in {there}: MLServer wrote it where the command pointed it)."
                              if elsewhere else "."),
                           "The exercise's cell runs MLServer's command that writes a Dockerfile, on the build "
                           "folder the cell before it made.")
     text = dockerfile.read_text()
-    # What MLServer 1.7.1's Dockerfile does, step by step (helper session 5: three hand-written
-    # lines with its base image and a pip install passed, for an image that serves nothing).
-    missing = [what for what, line in (("its base image", "seldonio/mlserver:1.7.1"),
-                                       ("its requirements step", "requirements.tx"),
-                                       ("the copy of the build folder into the image", "COPY . ."),
-                                       ("the command that starts MLServer on the models", "mlserver start"))
-               if line not in text]
-    if missing:
-        raise CheckFailed(f"The Dockerfile is not the one MLServer 1.7.1 writes: {', '.join(missing)} "
-                          f"{'is' if len(missing) == 1 else 'are'} missing, so the image would not serve the model.",
-                          "Let MLServer write it, on the build folder.")
+    if _lines(text) != _lines(_mlserver_dockerfile()):
+        # helper session 8: a hand-written Dockerfile held the four steps checked as text; an
+        # exec-form CMD was taken for none. What MLServer writes is known exactly: any other file
+        # is named by the first step it lacks, read as Docker reads it, or by the first line it changes.
+        missing = _missing_steps(text)
+        if missing:
+            raise CheckFailed(f"The Dockerfile is not the one MLServer 1.7.1 writes: {', '.join(missing)} "
+                              f"{'is' if len(missing) == 1 else 'are'} missing, so the image would not serve the "
+                              "model.", "Let MLServer write it, on the build folder.")
+        ours, theirs = _lines(text), _lines(_mlserver_dockerfile())
+        line = next((index for index, (mine, its) in enumerate(zip(ours, theirs)) if mine != its),
+                    min(len(ours), len(theirs)))
+        raise CheckFailed(f"The Dockerfile has the steps of MLServer's, and is not the file MLServer 1.7.1 writes: "
+                          f"it differs from line {line + 1} on, so it was written or changed by hand. The exercise "
+                          "is MLServer's command, which writes it.", "Let MLServer write it, on the build folder.")
     if not (context / "requirements.txt").is_file():
         if not Path(context.name, "requirements.txt").is_file():
             # Exercise 1's file is not written (or not where it belongs): its check counts that,

@@ -217,6 +217,32 @@ def test_a_dockerfile_written_into_the_notebooks_own_folder_is_named_as_such(tmp
     assert outcome == FAIL and "there is one in the folder of the notebook" in message
 
 
+def test_a_hand_written_or_misplaced_dockerfile_is_named_and_mlservers_own_passes(tmp_path, monkeypatch):
+    # helper session 8: five hand-written lines with the four steps passed; an exec-form CMD was
+    # read as none (and a base image named in a comment as one); a Dockerfile written one folder
+    # above the build folder was not found. Only the Dockerfile is looked at up to its verdict.
+    from labkit.checks.package_files import _mlserver_dockerfile
+
+    context = tmp_path / "build" / "shipped"
+    context.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "build" / "Dockerfile").write_text(_mlserver_dockerfile())
+    outcome, message = verdict(lambda: checks.image_folder(context))
+    assert outcome == FAIL and "the folder above the build folder" in message, message
+    (context / "Dockerfile").write_text("FROM seldonio/mlserver:1.7.1-slim\nCOPY requirements.txt .\n"
+                                        "RUN pip install -r requirements.txt\nCOPY . .\nCMD mlserver start .\n")
+    outcome, message = verdict(lambda: checks.image_folder(context))
+    assert outcome == FAIL and "written or changed by hand" in message and "line 1" in message, message
+    assert "mlserver dockerfile" not in message, "the command is the exercise's answer"
+    (context / "Dockerfile").write_text("FROM python:3.10\n# seldonio/mlserver:1.7.1 would be better\nCOPY . .\n"
+                                        "RUN pip install -r requirements.txt\nCMD [\"mlserver\", \"start\", \".\"]\n")
+    outcome, message = verdict(lambda: checks.image_folder(context))
+    assert outcome == FAIL and "its base image is missing" in message, message
+    (context / "Dockerfile").write_text(_mlserver_dockerfile().replace("\n", "\r\n") + "\n\n")
+    outcome, message = verdict(lambda: checks.image_folder(context))
+    assert outcome == PASS and "the build folder has MLServer's Dockerfile" in message, message
+
+
 def test_the_mistakes_that_were_ticked_by_chance_fail_every_time(folders):
     # The tables and scrapes are drawn per call: a wrong answer that a draw can miss is a
     # grade by luck. These passed in some runs before the draws were made to tell them apart.
