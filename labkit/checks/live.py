@@ -145,7 +145,7 @@ def _sent_other_pixels(exchanges: list, named: list) -> None:
     from mlserver.codecs import NumpyCodec
     from mlserver.types import InferenceRequest
 
-    for (body, status, _), (name, image) in zip([e for e in exchanges if e[1] == 200], named):
+    for (body, status, *_), (name, image) in zip([e for e in exchanges if e[1] == 200], named):
         try:
             sent = NumpyCodec.decode_input(InferenceRequest.model_validate_json(body).inputs[0])
         except Exception:  # not a request the codec reads (another shape of body): nothing to say here
@@ -308,10 +308,16 @@ def _diagnose(exchanges: list, what: str, reached: bool = False) -> CheckFailed:
                                  "read its message above.")
     if not exchanges:
         return CheckFailed(what, "The error came before any request was sent: read its message above.")
-    body, status, answer = exchanges[-1]
+    body, status, answer, content_type = exchanges[-1]
     if status is None:
         return CheckFailed(f"{what}\nThe request was sent and no answer came back ({answer[:200]}).",
                            "Send it to the address the server object gives, and give the answer time to come.")
+    if status == 422 and content_type and "json" not in content_type.lower():
+        # helper session 8: a text/plain header got the server's pydantic text alone ("Input
+        # should be a valid dictionary"), which does not say that the header is why
+        return CheckFailed(f"{what}\nThe request said its body is {content_type!r}: MLServer then does not read it "
+                           "as JSON, and finds no inference request in it (HTTP 422).",
+                           "The header that says what the body is must name the format the body is written in.")
     try:
         sent = json.loads(body) if body else None
     except (ValueError, TypeError):
@@ -350,19 +356,21 @@ def _diagnose(exchanges: list, what: str, reached: bool = False) -> CheckFailed:
 
 @contextlib.contextmanager
 def _recording_http(exchanges: list):
-    """Record (body, status, text) of every HTTP request sent through ``requests``."""
+    """Record (body, status, text, Content-Type) of every HTTP request sent through ``requests``."""
     import requests
 
     original = requests.Session.send
 
     def send(session: requests.Session, prepared: requests.PreparedRequest, **kwargs) -> requests.Response:
         body = prepared.body.decode() if isinstance(prepared.body, bytes) else prepared.body
+        content_type = prepared.headers.get("Content-Type")
         try:
             response = original(session, prepared, **kwargs)
         except Exception as error:  # sent, and no answer came (a timeout, a refused connection)
-            exchanges.append((body, None, f"{type(error).__name__}: {error}"))
+            exchanges.append((body, None, f"{type(error).__name__}: {error}", content_type))
             raise
-        exchanges.append((body, response.status_code, response.text if response.status_code != 200 else ""))
+        exchanges.append((body, response.status_code, response.text if response.status_code != 200 else "",
+                          content_type))
         return response
 
     requests.Session.send = send

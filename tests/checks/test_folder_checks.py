@@ -392,6 +392,9 @@ def test_the_request_check_names_what_the_client_did(server, checkpoint):
     def one_tensor(image):
         return post(None, json=request_of(image[None]).inputs[0].model_dump())
 
+    def said_plain_text(image):  # helper session 8: the server's pydantic text alone
+        return post(request_of(image[None]).model_dump_json(), headers={"Content-Type": "text/plain"})
+
     def times_out(image):  # waits a millisecond for an answer that takes longer
         return requests.post(server.infer_url, data=request_of(image[None]).model_dump_json(), timeout=0.001)
 
@@ -452,7 +455,8 @@ def test_the_request_check_names_what_the_client_did(server, checkpoint):
              (scaled_pixels, "carried other pixels than the image"), (encoded_twice, "encoded twice"),
              (one_tensor, 'The body has no "inputs"'), (times_out, "was sent and no answer came back"),
              (kept_by_shape, "returned the answer it gave for"), (percent, "returned percentages"),
-             (mirrored, "the same values in another order"), (half_precision, "float16 probabilities")]
+             (mirrored, "the same values in another order"), (half_precision, "float16 probabilities"),
+             (said_plain_text, "said its body is 'text/plain'")]
     for client, message in cases:
         with pytest.raises(checks.CheckFailed, match=re.escape(message)) as caught:
             checks.remote_classifier(client, checkpoint)
