@@ -636,6 +636,11 @@ def ask_top5(server: ModelServer, request: InferenceRequest, what: str,
                           "Run the cell that starts it and read what it printed.") from None
     except InferenceFailed as error:
         cause = last_exception(server.log) if error.status >= 500 else ""
+        if re.search(r"Cannot handle this data type: \(1, 1\), [<|>]?[USO]", f"{error.message} {cause}"):
+            # helper session 8: a service that decodes the request itself handed PIL the JPEG bytes
+            # as text; PIL's words about a NumPy type did not say so
+            cause += (" (PIL was given text or bytes, not pixels: the images of this request are encoded "
+                      "files, JPEG bytes, which predict() must decode into pixels before it makes images of them)")
         cause = f"\nThe server log ends with: {cause}" if cause else ""
         raise CheckFailed(f"The service answered {what} with HTTP {error.status}: {error.message}{cause}",
                           f"The traceback is in {_log_of(server)}; fix {_service_file(server)}, "

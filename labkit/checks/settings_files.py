@@ -349,6 +349,11 @@ def _check_own_class(module: str, class_name: str, folder: Path) -> None:
         raise CheckFailed("\"implementation\" names mlserver.MLModel, MLServer's base class: it has no load() "
                           "or predict() of its own to serve.",
                           f"Name the class that the service file of {folder.name}/ defines.")
+    if "." in module and first == folder.name:
+        # helper session 8: "top5.serve-model.TopFiveModel" was called a class of an installed package
+        raise CheckFailed(f"\"implementation\" is {module}.{class_name}: it starts with the folder's name, "
+                          f"{folder.name}. MLServer imports from inside the model's folder, where no module "
+                          f"{folder.name} exists.", "Leave out the folder: \"<file>.<Class>\".")
     if "." in module:
         raise CheckFailed(f"\"implementation\" names {module}.{class_name}, a class from an installed package, "
                           f"not from a file of {folder.name}/: this exercise serves the class you write there.",

@@ -248,6 +248,9 @@ CATALOGUE = [
           "as correct, then every request got HTTP 400 and the declaration check was charged)"),
 
     # ------------------------------------------------------------------ 03 model-settings.json
+    entry(M03, "wrong path", '{"name": "top5", "implementation": "top5.serve-model.TopFiveModel"}',
+          says="starts with the folder's name", hides="serve-model.TopFiveModel\"", write=FAIL,
+          note="the folder in front of the module (helper session 8: called an installed package's class)"),
     entry(M03, "wrong value", '{"name": "top5", "implementation": "serve-model.TinyViTModel"}',
           says="defines no class TinyViTModel", note="01's class"),
     entry(M03, "wrong value", '{"name": "my-tinyvit", "implementation": "serve-model.TopFiveModel"}',
@@ -561,8 +564,14 @@ CATALOGUE += [
           note="an array, a crash before (helper session 1)"),
     entry(P05, "ignores input", "budget_ms = 650.0\n\n\ndef pick_configuration(results, budget):\n"
           "    within = results[results.p95_ms <= budget_ms]\n"
-          "    return None if within.empty else within.throughput_rps.idxmax()\n", says="pick_configuration",
+          "    return None if within.empty else within.throughput_rps.idxmax()\n",
+          says="as if the budget were budget_ms = 650, whatever budget it is given",
           note="the notebook's budget, not the argument (helper session 1, ticked 9 in 30 before)"),
+    entry(P05, "ignores input", "BUDGET = 650.0\n\n\ndef pick_configuration(results, budget_ms=BUDGET):\n"
+          "    budget_ms = BUDGET\n    within = results[results.p95_ms <= budget_ms]\n"
+          "    return None if within.empty else within.throughput_rps.idxmax()\n",
+          says="as if the budget were BUDGET = 650, whatever budget it is given",
+          note="its argument overwritten by a constant of another name (helper session 8: named as a wrong row)"),
     entry(P05, "ignores input", "from tests.checks.test_mistakes import sweep_table\n\nat_8 = sweep_table()\n\n\n"
           + PICK + "    within = at_8[at_8.p95_ms <= budget_ms]\n"
           "    return None if within.empty else within.throughput_rps.idxmax()\n", says="it reads at_8",
@@ -804,6 +813,10 @@ LABELS_OF_TOP = "        labels = np.vectorize(LABELS.index_to_description, otyp
 SCORES_OUT = 'NumpyCodec.encode_output("scores", scores.astype(np.float32))'
 IMAGES_LINE = "        images = decode_images(payload)\n"
 SERVICE_03 = [
+    ServiceMistake("wrong value", "images = decode_images(payload)",
+                   "images = list(NumpyCodec.decode_input(payload.inputs[0]))", "top5_batch",
+                   ("PIL was given text or bytes",), note="the request decoded by NumpyCodec, JPEG bytes kept as "
+                   "text (helper session 8: PIL's words about a NumPy type alone)"),
     ServiceMistake("correct, written differently", LABELS_OF_TOP,
                    "        labels = np.vectorize(lambda i: LABELS.index_to_description(i).encode(), "
                    "otypes=[object])(top)\n", None, note="labels as bytes (helper session 3)"),
