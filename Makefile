@@ -19,7 +19,7 @@ $(PROXY):
 		npm install --silent --prefix $(LAB_STATE)/node --no-save --no-package-lock configurable-http-proxy@5.3.0; \
 	else echo "note: no npm, so no configurable-http-proxy; the JupyterHub test will skip." >&2; fi
 
-.PHONY: test test-setup system-deps test-fast notebooks release handout grade bench-grading bench bench-starts bench-memory bench-breakdown bench-shared peers notebook-memory soak clean
+.PHONY: test test-setup system-deps test-fast notebooks release handout grade bench-grading bench bench-starts bench-memory bench-breakdown bench-shared bench-validate peers notebook-memory soak clean
 
 # Lint, the unit and live-server tests, then every solution notebook under nbval (quick mode),
 # by tools/run_tests.py: it writes the run's record (phases, slowest tests, MLServer starts by
@@ -109,6 +109,11 @@ bench-breakdown: $(STAMP) $(WEIGHTS)
 # About 15 minutes; writes benchmarks/results/shared-cpu-<date>.json and .md.
 bench-shared: $(STAMP) $(WEIGHTS)
 	$(PY) benchmarks/shared_cpu.py
+
+# What the students' Validate button costs per notebook (the lab's Jupyter config, tools/jupyter):
+# each solution notebook validated as the button does it; writes benchmarks/results/validate-<date>.
+bench-validate: $(STAMP) $(WEIGHTS)
+	JUPYTER_CONFIG_PATH=$(CURDIR)/tools/jupyter $(PY) benchmarks/validate.py
 
 # Memory one student needs: each solution notebook in a kernel, peak PSS of the kernel and the
 # servers it starts, and JupyterLab idle; writes benchmarks/results/notebook-memory-<date>.json,

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from labkit.serving.processes import wait_until
-from tests.conftest import REPO, lab_servers, skip_unless_ci
+from tests.helpers.lab import REPO, lab_servers, skip_unless_ci
 from tests.helpers.jupyterlab import running_lab
 
 pytestmark = pytest.mark.slow

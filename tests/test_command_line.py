@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 from labkit.__main__ import COMMANDS
-from tests.conftest import REPO
+from tests.helpers.lab import REPO
 
 
 def run(*arguments):

@@ -4,7 +4,7 @@ import pytest
 
 from labkit import config
 from labkit.serving.server import ModelServer
-from tests.conftest import REPO
+from tests.helpers.lab import REPO
 
 
 @pytest.mark.parametrize("value, on", [("1", True), ("true", True), ("TRUE", True), ("yes", True), ("on", True),

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from labkit.instructor import handout
-from tests.conftest import REPO
+from tests.helpers.lab import REPO
 
 DEPLOY = REPO / "deploy" / "jupyterhub"
 GiB = 1024 ** 3

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from labkit.client import infer_outputs, pixels_request
-from tests.conftest import REPO, start_server
+from tests.helpers.lab import REPO, start_server
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import matplotlib.font_manager as font_manager
 import pytest
 from PIL import ImageFont
 
-from tests.conftest import REPO
+from tests.helpers.lab import REPO
 
 SVG = "{http://www.w3.org/2000/svg}"
 PICTURES = sorted((REPO / "imgs").glob("*.svg"))

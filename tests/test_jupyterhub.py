@@ -31,7 +31,7 @@ import requests
 from labkit.serving.processes import wait_until
 from labkit.serving.server import DEFAULT_PORTS, FREE_PORTS_ENV
 from tests.helpers import classhub
-from tests.conftest import REPO, skip_unless_ci
+from tests.helpers.lab import REPO, skip_unless_ci
 from tests.helpers.jupyterlab import execute_in_kernel
 
 pytestmark = pytest.mark.slow

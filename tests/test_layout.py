@@ -5,7 +5,7 @@ import ast
 import json
 import re
 
-from tests.conftest import REPO
+from tests.helpers.lab import REPO
 
 LABKIT = REPO / "labkit"
 # Each folder (or group of top-level modules) and what it may import. Read from the bottom:
@@ -134,6 +134,14 @@ def test_no_test_module_imports_another():
     # What several tests share lives in tests/helpers/ (and conftest's fixtures).
     wrong = [f"{path.name} imports {name}" for path in (REPO / "tests").rglob("test_*.py")
              for name in imports(path) if name.startswith("tests.") and name.rpartition(".")[2].startswith("test_")]
+    assert not wrong, wrong
+
+
+def test_shared_test_code_is_imported_from_helpers_not_from_conftest():
+    # conftest.py holds pytest's fixtures, which pytest hands to tests by name; the names a test
+    # imports (free ports, the repository's root, servers reloaded) live in tests/helpers/.
+    wrong = [f"{path.relative_to(REPO)} imports {name}" for path in (REPO / "tests").rglob("*.py")
+             for name in imports(path) if name.split(".")[-1] == "conftest" or ".conftest." in name]
     assert not wrong, wrong
 
 

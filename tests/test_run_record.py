@@ -6,7 +6,7 @@ import json
 import os
 import sys
 
-from tests.conftest import REPO
+from tests.helpers.lab import REPO
 
 
 def run_tests_module():

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import REPO
+from tests.helpers.lab import REPO
 from tests.helpers.jupyterlab import execute_in_kernel, lab_environment, running_lab
 
 pytestmark = pytest.mark.slow

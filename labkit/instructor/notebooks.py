@@ -147,6 +147,9 @@ def set_up_course(root: Path, notebooks: list[str] | None = None, cell_timeout: 
         if notebooks is None or notebook.stem in notebooks:
             shutil.copy(notebook, source / notebook.name)
     timeout = f"c.Execute.timeout = {int(cell_timeout)}\n" if cell_timeout is not None else ""
+    # nbgrader fails a notebook whose kernel is silent for 4 s after a cell (a busy machine, a
+    # class graded two at a time); a minute, as the students' Validate (tools/jupyter) waits.
+    timeout += "c.Execute.iopub_timeout = 60\n"
     # Feedback pages show a hidden check's points and verdict, never its code or messages.
     feedback = ("c.GenerateFeedback.preprocessors = ['nbgrader.preprocessors.GetGrades', "
                 "'labkit.instructor.feedback.HideHiddenChecks', "

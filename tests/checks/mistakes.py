@@ -795,7 +795,7 @@ CATALOGUE += [
 # ---------------------------------------------------------------------- 03 the top-5 service (live)
 # Not in CATALOGUE (which runs in process in make test-fast): each entry is a change of the
 # solution's predict() served by a real MLServer, graded by 03's three service checks in order
-# (tests/checks/test_checks.py, one shared server reloaded per entry). ``charged``: the one check
+# (tests/checks/test_live.py, one shared server reloaded per entry). ``charged``: the one check
 # whose points the mistake costs (None: a right answer); ``says``: words of that check's message.
 @dataclass(frozen=True)
 class ServiceMistake:

@@ -14,7 +14,7 @@ from labkit.client import load_image
 from labkit.instructor.notebooks import SOLUTIONS
 from labkit.serving.server import ModelServer
 from labkit.workspace import service_folder
-from tests.conftest import FREE_PORTS, reload_with
+from tests.helpers.lab import FREE_PORTS, reload_with
 
 pytestmark = pytest.mark.slow
 

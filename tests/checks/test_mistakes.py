@@ -180,7 +180,7 @@ def test_the_catalogue_covers_every_class_and_each_exercise_has_ten_entries():
 
 
 def test_docs_give_the_catalogues_counts():
-    from tests.conftest import REPO
+    from tests.helpers.lab import REPO
 
     docs = (REPO / "docs" / "checks.md").read_text()
     assert f"{len(CATALOGUE)} entries" in docs, "docs/checks.md: the catalogue's size"

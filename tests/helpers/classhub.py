@@ -24,7 +24,7 @@ import psutil
 import requests
 
 from labkit.serving.processes import free_port, stop_group, total_memory, wait_until
-from tests.conftest import REPO
+from tests.helpers.lab import REPO
 
 VENV_BIN = Path(sys.executable).parent
 PROXY = REPO / ".lab" / "node" / "node_modules" / ".bin" / "configurable-http-proxy"

@@ -16,7 +16,7 @@ import requests
 import websocket
 
 from labkit.serving.processes import free_port, group_alive, stop_group, wait_until
-from tests.conftest import REPO
+from tests.helpers.lab import REPO
 
 
 def lab_environment(folder: Path = REPO) -> dict:

@@ -20,7 +20,7 @@ import pytest
 
 from labkit.instructor.grading import grade
 from labkit.instructor.notebooks import SOLUTIONS, release
-from tests.conftest import lab_servers
+from tests.helpers.lab import lab_servers
 
 pytestmark = pytest.mark.slow
 NOTEBOOKS = ["01_first_service", "02_inference_requests", "03_top5_labels", "04_inference_runtimes",

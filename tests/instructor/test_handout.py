@@ -14,14 +14,15 @@ import requests
 
 from labkit.instructor import handout
 from labkit.instructor.notebooks import NOTEBOOKS
-from tests.conftest import REPO
+from tests.helpers.lab import REPO
 from tests.helpers.jupyterlab import execute_in_kernel, running_lab
 
 HIDDEN_CHECKS = ["top5_under_adaptive_batching", "pick_configuration_function"]
 STUDENT_NEEDS = ["Makefile", "README.md", "requirements.txt", "pyproject.toml", "env.yaml",
                  "tinyvit/serve-model.py", "tinyvit/model-settings.json", "imgs/cat.jpg",
                  "labkit/checks/live.py", "labkit/checks/settings_files.py", "labkit/serving/server.py",
-                 "tools/jupyter/labconfig/page_config.json", "runtimes/tinyvit-timm/model-settings.json"]
+                 "tools/jupyter/labconfig/page_config.json", "tools/jupyter/nbgrader_config.py",
+                 "runtimes/tinyvit-timm/model-settings.json"]
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +44,26 @@ def test_the_archive_holds_what_a_student_needs(members):
         assert members[f"notebooks/{notebook.name}"][1] == notebook.read_bytes(), notebook.name
     assert members["Makefile"][1] == (REPO / "tools" / "lab.mk").read_bytes()
     assert all(member.uname == "" and member.uid == 0 for member, _ in members.values())
+
+
+def test_validate_gives_a_notebooks_longest_cell_time_and_a_silent_kernel_patience(monkeypatch, tmp_path):
+    # This session: Validate failed notebooks 04 and 05 when right, on a busy machine
+    # ("Timeout waiting for IOPub output" after 4 s; nbgrader also stops a cell after 30 s, and
+    # 04's measurements take minutes there). The config as the Validate button's server
+    # extension loads it: nbgrader's app over the Jupyter config path the lab sets.
+    from jupyter_core.paths import jupyter_config_path
+    from nbgrader.apps import NbGrader
+    from nbgrader.validator import Validator
+    from nbgrader.preprocessors import Execute
+
+    monkeypatch.setenv("JUPYTER_CONFIG_PATH", str(REPO / "tools" / "jupyter"))
+    monkeypatch.chdir(tmp_path)  # the extension also reads the working folder's config: none here
+    app = NbGrader()
+    app.config_file_paths.append(jupyter_config_path())
+    app.load_config_file()
+    execute = Execute(config=Validator(config=app.config).config)
+    assert execute.timeout >= 600, execute.timeout
+    assert execute.iopub_timeout >= 30
 
 
 def test_the_archive_holds_no_solutions_sources_or_hidden_checks(members):

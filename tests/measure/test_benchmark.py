@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from benchmarks import peers
-from tests.conftest import REPO
+from tests.helpers.lab import REPO
 
 pytestmark = pytest.mark.slow
 

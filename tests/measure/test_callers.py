@@ -10,7 +10,7 @@ from labkit.client import load_image
 from labkit.measure.callers import judge_concurrent_callers, pixels_body
 from labkit.serving.server import ModelServer
 from labkit.workspace import service_folder
-from tests.conftest import FREE_PORTS
+from tests.helpers.lab import FREE_PORTS
 from tests.helpers.solutions import solution_cell, written
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ from labkit.client import infer, pixels_request
 from labkit.instructor.notebooks import SOLUTIONS
 from labkit.serving.server import ModelServer
 from labkit.workspace import lab_service_copy
-from tests.conftest import FREE_PORTS, reload_with
+from tests.helpers.lab import FREE_PORTS, reload_with
 
 pytestmark = pytest.mark.slow
 BAD = b'{"inputs": [{"name": "payload", "shape": [8, 8, 3], "datatype": "UINT8", "data": [0]}]}'

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from labkit.measure.panel import ScalingLab, describe
-from tests.conftest import FREE_PORTS
+from tests.helpers.lab import FREE_PORTS
 
 pytestmark = pytest.mark.slow
 

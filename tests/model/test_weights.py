@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from labkit.model import weights
 from labkit.client import infer, pixels_request
 from labkit.serving.server import ModelServer, ServerStartError
-from tests.conftest import FREE_PORTS, REPO
+from tests.helpers.lab import FREE_PORTS, REPO
 from tests.helpers.answers import assert_same
 
 QUICK = {"parallel_workers": 0, **FREE_PORTS}

@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from labkit.model import weights
 from labkit.serving.processes import free_port
-from tests.conftest import REPO
+from tests.helpers.lab import REPO
 
 pytestmark = pytest.mark.slow
 

@@ -22,7 +22,7 @@ from labkit.client import encode_jpeg, files_request, infer_grpc, infer_outputs,
 from labkit.runtimes.engines import ENGINES, engine_model, openvino_forward
 from labkit.serving.server import ModelServer
 from labkit.model.service import loaded_service
-from tests.conftest import FREE_PORTS, REPO, reload_with
+from tests.helpers.lab import FREE_PORTS, REPO, reload_with
 from tests.helpers.network import answer_encoding
 from tests.helpers.answers import decode_jpeg
 

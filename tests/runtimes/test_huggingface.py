@@ -13,7 +13,7 @@ from labkit.checks.common import distinct_images
 from labkit.model import hf_runtime
 from labkit.model.reference import in_process_model
 from labkit.serving.server import ModelServer
-from tests.conftest import FREE_PORTS, skip_unless_ci
+from tests.helpers.lab import FREE_PORTS, skip_unless_ci
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import pytest
 
 from labkit.measure import metrics
 from labkit.client import InferenceFailed, encode_jpeg, files_request, infer, pixels_request
-from tests.conftest import BATCH_CALLERS as CALLERS
+from tests.helpers.lab import BATCH_CALLERS as CALLERS
 from tests.helpers.answers import assert_same, decode_jpeg
 
 pytestmark = pytest.mark.slow

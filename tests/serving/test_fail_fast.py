@@ -13,7 +13,7 @@ import pytest
 
 from labkit.serving.server import ModelServer, ServerStartError
 from labkit.serving.startlog import StartInterrupted
-from tests.conftest import FREE_PORTS
+from tests.helpers.lab import FREE_PORTS
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from jupyter_client.manager import KernelManager
 from labkit.measure import metrics
 from labkit.serving import processes
 from labkit.serving.processes import group_alive, port_is_free, wait_until
-from tests.conftest import REPO, engine_folder
+from tests.helpers.lab import REPO, engine_folder
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import yaml
 
 from labkit.serving import packaging
 from labkit.serving.terminal import terminal
-from tests.conftest import REPO
+from tests.helpers.lab import REPO
 from tests.helpers.network import folder_digest
 
 

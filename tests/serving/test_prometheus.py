@@ -5,7 +5,7 @@ import pytest
 from labkit.measure import metrics
 from labkit.serving import prometheus
 from labkit.client import infer, infer_grpc, pixels_request
-from tests.conftest import skip_unless_ci
+from tests.helpers.lab import skip_unless_ci
 from tests.helpers.network import is_loopback, listening_addresses
 
 pytestmark = pytest.mark.slow

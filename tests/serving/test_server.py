@@ -24,7 +24,7 @@ from labkit.measure.loadgen import payload_body
 from labkit.serving.processes import port_is_free
 from labkit.serving.server import ModelServer, ServerStartError
 from tests.helpers.network import answer_encoding, folder_digest, is_loopback, listening_addresses
-from tests.conftest import FREE_PORTS, REPO, engine_folder
+from tests.helpers.lab import FREE_PORTS, REPO, engine_folder
 
 pytestmark = pytest.mark.slow
 

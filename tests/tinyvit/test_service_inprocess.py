@@ -156,7 +156,7 @@ def test_after_large_batches_resident_memory_is_back_within_the_limit(checkpoint
     import json
     import subprocess
 
-    from tests.conftest import REPO
+    from tests.helpers.lab import REPO
 
     # What glibc keeps varies from process to process (44-222 MB seen with the trim off): up to
     # three fresh processes. Handed back, every one stays within the limit; kept, one is enough

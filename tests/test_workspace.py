@@ -19,7 +19,7 @@ from mlserver.types import InferenceRequest, InferenceResponse
 
 from labkit.serving.processes import free_port, wait_until
 from labkit.workspace import HELPERS, SERVER_SETTINGS, lab_service_copy, service_folder
-from tests.conftest import REPO
+from tests.helpers.lab import REPO
 
 SERVICE = REPO / "tinyvit"
 
