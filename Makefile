@@ -44,9 +44,10 @@ test-setup: $(DEV_STAMP) $(WEIGHTS) $(PROXY) hf-runtime-if-room system-deps
 system-deps:
 	tools/system-deps.sh $(SYSTEM_PACKAGES)
 
-# The edit-test loop: lint, then every test that starts no MLServer (under a minute).
+# The edit-test loop: lint, type check, then every test that starts no MLServer (under a minute).
 test-fast: $(DEV_STAMP) $(WEIGHTS)
 	$(VENV)/bin/ruff check labkit tests benchmarks tinyvit tools
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -m "not slow" tests
 
 # Regenerate solution notebooks (with outputs) from notebooks/source/*.py; NB=01_first_service for one.

@@ -54,8 +54,8 @@ def load_image(path: PathLike | io.BytesIO = CAT, size: tuple[int, int] | None =
         >>> load_image(size=(224, 224)).shape
         (224, 224, 3)
     """
-    with Image.open(path) as image:
-        image = image.convert("RGB")
+    with Image.open(path) as opened:
+        image = opened.convert("RGB")
         if size is not None:
             image = image.resize(size)
         return np.asarray(image)
@@ -174,7 +174,7 @@ def decode_output(output: ResponseOutput) -> np.ndarray:
     return NumpyCodec.decode_output(output)
 
 
-def _pick(outputs: dict, output: str = None) -> np.ndarray:
+def _pick(outputs: dict, output: str | None = None) -> np.ndarray:
     if output is None:
         return next(iter(outputs.values()))
     if output not in outputs:
@@ -192,7 +192,7 @@ def _checked(answer: requests.Response) -> requests.Response:
     return answer
 
 
-def infer_grpc(address: str, model: str, request: InferenceRequest, output: str = None,
+def infer_grpc(address: str, model: str, request: InferenceRequest, output: str | None = None,
                timeout: float = 60) -> np.ndarray:
     """The same inference over gRPC (``address`` is ``host:port``)."""
     import grpc

@@ -36,7 +36,7 @@ def test_requirements_pin_the_known_pitfalls():
         assert package in pins, package
 
 
-TEST_TOOLS = ["schemathesis", "playwright", "websocket-client", "jupyterhub", "ruff"]
+TEST_TOOLS = ["schemathesis", "playwright", "websocket-client", "jupyterhub", "ruff", "mypy"]
 
 
 def test_the_students_environment_holds_what_the_lab_needs_and_not_the_tests_tools():

@@ -76,5 +76,5 @@ class TinyViTModel(MLModel):
 
     async def unload(self) -> bool:
         """Drop the network when MLServer unloads the model (also after a failed load)."""
-        self.model = None
+        self.model = None  # type: ignore[assignment]  # released; MLServer calls no predict() after unload
         return True

@@ -202,13 +202,14 @@ def _judge(results: pd.DataFrame, choice: object, budget_ms: float, where: str,
     if choice is None:
         raise CheckFailed(f"{on}, pick_configuration returned None, but {len(feasible)} row(s) meet the budget.",
                           "None is for a table in which no row meets the budget.")
-    position = isinstance(choice, (int, np.integer)) and not isinstance(choice, bool)
     positions = {results.index.get_loc(label) for label in right if label is not None}
     positions |= {feasible.index.get_loc(label) for label in right if label in feasible.index}
     # A label of the table is judged as the row it names (a function that returns positions
     # is caught on the student's own table under other labels, before this); a number that is
     # no label but a position is named as one.
-    if position and not _is_label(choice, results) and (int(choice) in positions or 0 <= choice < len(results)):
+    position = isinstance(choice, (int, np.integer)) and not isinstance(choice, bool)
+    if (isinstance(choice, (int, np.integer)) and position and not _is_label(choice, results)  # isinstance: for mypy
+            and (int(choice) in positions or 0 <= choice < len(results))):
         raise CheckFailed(f"{on}, pick_configuration returned {choice!r}: a position in the table, not one of its "
                           f"row labels ({list(results.index)}).",
                           "Return the row's label, as the table shows it on the left.")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from labkit.client import encode_jpeg, load_image
 from labkit.images import check_images
@@ -139,7 +140,7 @@ def why_not_probabilities(row: np.ndarray) -> str | None:
     return "they are logits, not probabilities"
 
 
-def same_probabilities(values: object, expected: object) -> bool:
+def same_probabilities(values: ArrayLike, expected: ArrayLike) -> bool:
     """Whether each value is within 0.1 % of the reference's (which differs from torch by about
     2e-6 of a value). The absolute floor is tiny on purpose: a random checkpoint's probabilities
     lie near 1/21841 (4.6e-5), where a floor of 1e-6 let another resize interpolation pass on

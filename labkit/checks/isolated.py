@@ -73,12 +73,12 @@ def in_child(check: Callable[..., None]) -> Callable[..., None]:
                               "return.", "Look for a loop that never ends, or code that waits for input.") from None
         outcomes, lines = [], []
         for line in done.stdout.split("\n"):  # not splitlines(): it splits at the separator too
-            printed, _, outcome = line.partition(OUTCOME)
-            if printed:
-                print(printed)
-                lines.append(printed)
-            if outcome:
-                outcomes.append(outcome)
+            text, _, answer = line.partition(OUTCOME)
+            if text:
+                print(text)
+                lines.append(text)
+            if answer:
+                outcomes.append(answer)
         if not outcomes:  # only the student's code runs there besides the check: it ended the process
             last = (done.stderr.strip().splitlines() or ["(nothing on stderr)"])[-1]
             raise CheckFailed(f"Python stopped (exit code {done.returncode}) while the check ran your code, before "
@@ -140,7 +140,7 @@ def main() -> int:
     check = getattr(importlib.import_module(call["module"]), call["name"])
     try:
         check(*call["args"], **call["kwargs"])
-        outcome = {"failed": False}
+        outcome: dict[str, object] = {"failed": False}
     except CheckFailed as failure:
         outcome = {"failed": True, "what": failure.what, "hint": failure.hint}
     except SystemExit as stop:
@@ -153,6 +153,7 @@ def main() -> int:
         outcome = {"failed": False, "error": traceback.format_exc()}
     sys.stdout.flush()
     # The student's code may have replaced sys.stdout; the outcome goes to the real one.
+    assert sys.__stdout__ is not None  # the parent reads it through a pipe
     sys.__stdout__.write(f"{OUTCOME}{json.dumps(outcome)}\n")
     sys.__stdout__.flush()
     return 0

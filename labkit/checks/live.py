@@ -43,7 +43,8 @@ def remote_classifier(classify_remote: Callable[[np.ndarray], np.ndarray],
     names, images, _ = distinct_images(3, checkpoint, twin=True)  # the last: the first's size and border
     named = list(zip(names, images))
     expected = reference_model(checkpoint).probabilities(images)
-    exchanges, answers = [], []
+    exchanges: list[tuple] = []
+    answers: list = []
     served_before = _requests_served()
     with _recording_http(exchanges), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -78,7 +79,7 @@ def remote_classifier(classify_remote: Callable[[np.ndarray], np.ndarray],
                           "(pydantic 2) and will go away.",
                           "pydantic 2 models have their own methods to turn a model into JSON text and to read "
                           "one back.")
-    rows = []
+    read_rows = []
     for (name, _), answer in zip(named, answers):
         try:
             row = np.asarray(answer, dtype=np.float64)
@@ -92,8 +93,8 @@ def remote_classifier(classify_remote: Callable[[np.ndarray], np.ndarray],
                               f"{expected.shape[1]} probabilities (shape [21841] or [1, 21841]).",
                               "Decode the answer's first output with the codec that encoded the input; for "
                               "one image it has one row.")
-        rows.append(row.reshape(-1))
-    rows = np.stack(rows)
+        read_rows.append(row.reshape(-1))
+    rows = np.stack(read_rows)
     _sent_other_pixels(exchanges, named)
     if np.allclose(rows, _softmax(expected), rtol=1e-3, atol=1e-7):
         raise CheckFailed("classify_remote returned a softmax of the server's probabilities: the server already "
@@ -103,11 +104,11 @@ def remote_classifier(classify_remote: Callable[[np.ndarray], np.ndarray],
         raise CheckFailed("classify_remote returned percentages (each row sums to 100), not the server's "
                           "probabilities.", "Return the server's answer as it is.")
     for (name, _), row in zip(named, rows):
-        what = why_not_probabilities(row)
-        if what:
+        wrong = why_not_probabilities(row)
+        if wrong:
             # helper session 8: zeros (an answer decoded as uint8) were named as an answer kept,
             # log-probabilities sent the student to the pixels
-            raise CheckFailed(f"For {name} the values classify_remote returned do not sum to 1: {what}.",
+            raise CheckFailed(f"For {name} the values classify_remote returned do not sum to 1: {wrong}.",
                               "Return the server's answer as it is, decoded as it was encoded.")
     if np.allclose(rows, rows[0]):
         raise CheckFailed(f"classify_remote returned the same probabilities for {len(named)} different images.",
@@ -178,14 +179,17 @@ def _refuse_a_written_address(function: Callable) -> None:
         return
     written = next((found for text in _strings_in_use(source) if (found := WRITTEN_ADDRESS.search(text))), None)
     kept = _address_kept_in_a_name(function)
-    if written or kept:
-        where = (f"has the address {written.group(0)!r} written into it" if written else
-                 f"reads the address {kept[1]!r} from {kept[0]}, which a cell of your notebook sets to text "
+    if written:
+        where = f"has the address {written.group(0)!r} written into it"
+    elif kept:
+        where = (f"reads the address {kept[1]!r} from {kept[0]}, which a cell of your notebook sets to text "
                  "written by hand")
-        raise CheckFailed(f"classify_remote {where}. It works while this server has that port, and fails where "
-                          "it gets another: when your notebook is graded, or when a second notebook's server "
-                          "holds the port.",
-                          "The server object knows the address it really got.")
+    else:
+        return
+    raise CheckFailed(f"classify_remote {where}. It works while this server has that port, and fails where "
+                      "it gets another: when your notebook is graded, or when a second notebook's server "
+                      "holds the port.",
+                      "The server object knows the address it really got.")
 
 
 def _strings_in_use(source: str) -> list[str]:
@@ -373,11 +377,11 @@ def _recording_http(exchanges: list):
                           content_type))
         return response
 
-    requests.Session.send = send
+    requests.Session.send = send  # type: ignore[method-assign, assignment]  # deliberate: records each request
     try:
         yield
     finally:
-        requests.Session.send = original
+        requests.Session.send = original  # type: ignore[method-assign]  # put back
 
 
 # Notebook 03's service: the class its exercise asks for, in the folder's serve-model.py.

@@ -199,7 +199,7 @@ def _tensor_for(field: str, tensor: dict, image: np.ndarray, datatype: str | Non
         data = [base64.b64encode(encode_jpeg(image)).decode()]
         return {"name": tensor["name"], "datatype": "BYTES", "shape": [1], "data": data,
                 "parameters": {"content_type": "base64"}}
-    pixels = _pixels_for(field, shape, image).astype(NUMERIC[datatype])
+    pixels: np.ndarray = _pixels_for(field, shape, image).astype(NUMERIC[datatype])
     return {"name": tensor["name"], "datatype": datatype, "shape": list(pixels.shape),
             "data": pixels.ravel().tolist()}
 

@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 
 
 # Right after a cell writes the file: model-settings.json may come before the code it names.
-CHECKS_BY_FILE = {"model-settings.json": lambda folder: model_settings(folder, require_code=False),
-                  "settings.json": server_settings, "requirements.txt": requirements}
+CHECKS_BY_FILE: dict[str, Callable[[Path], None]] = {
+    "model-settings.json": lambda folder: model_settings(folder, require_code=False),
+    "settings.json": server_settings, "requirements.txt": requirements}
 
 
 def check_each_write(folder: PathLike, service_check: Callable[[Path], None] = service,
@@ -37,12 +38,14 @@ def check_each_write(folder: PathLike, service_check: Callable[[Path], None] = s
     folder = Path(folder).resolve()
 
     def after_cell(result: ExecutionResult) -> None:
-        match = re.match(r"\s*%%writefile\s+(?:-a\s+)?(\S+)", result.info.raw_cell or "")
+        # IPython declares info = None on the class; a finished cell's result has its ExecutionInfo
+        match = re.match(r"\s*%%writefile\s+(?:-a\s+)?(\S+)", result.info.raw_cell or "")  # type: ignore[attr-defined]
         if not match or result.error_in_exec is not None:
             return
         path = Path(match.group(1)).resolve()
         if path.parent != folder:
             return
+        check: Callable[[Path], None] | None
         if path.name == "model-settings.json" and settings_check is not None:
             check = settings_check
         else:
@@ -62,7 +65,7 @@ def check_each_write(folder: PathLike, service_check: Callable[[Path], None] = s
         except CheckFailed as failure:
             print(f"✘ {failure}")
 
-    after_cell.lab_checked_folder = str(folder)
+    after_cell.lab_checked_folder = str(folder)  # type: ignore[attr-defined]  # finds it again when run twice
     for callback in list(shell.events.callbacks["post_run_cell"]):
         if getattr(callback, "lab_checked_folder", None) == str(folder):
             shell.events.unregister("post_run_cell", callback)

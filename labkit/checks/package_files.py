@@ -7,10 +7,14 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from labkit.checks.common import CheckFailed, passed
 from labkit.checks.settings_files import read_json
 from labkit.paths import PathLike
+
+if TYPE_CHECKING:  # imported where used
+    from packaging.requirements import Requirement
 
 
 # What the service imports (its distribution names), and the pin MLServer 1.7.1 itself needs:
@@ -119,7 +123,8 @@ def _first_import(folder: Path, distribution: str) -> str:
         for node in sorted(ast.walk(tree), key=lambda node: getattr(node, "lineno", 0)):
             names = ([alias.name for alias in node.names] if isinstance(node, ast.Import) else
                      [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
-            if any(name.split(".")[0] == module for name in names):
+            # the isinstance: names come only from imports (it tells mypy the node has a line)
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and any(name.split(".")[0] == module for name in names):
                 line = ast.get_source_segment(source.read_text(), node) or f"import {module}"
                 return f"`{line}` ({source.name}, line {node.lineno})"
     return f"the module {module}"
@@ -134,7 +139,9 @@ def _read_requirements(text: str) -> tuple[dict, list]:
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.utils import canonicalize_name
 
-    pins, first_line, local_builds, left_out = {}, {}, [], {}
+    pins: dict[str, Requirement] = {}
+    first_line: dict[str, int] = {}
+    local_builds, left_out = [], {}
     lines = text.replace("\\\n", "").splitlines()  # pip joins lines that end with a backslash
     hashed = [number for number, raw in enumerate(lines, start=1) if "--hash" in raw.split("#")[0]]
     listed = [number for number, raw in enumerate(lines, start=1)
@@ -197,8 +204,9 @@ def _read_requirements(text: str) -> tuple[dict, list]:
         if requirement.url:
             raise CheckFailed(f"Line {number}, {line!r}, installs from a URL, not a tested release.",
                               "Name the package and the versions it may take.")
-        if requirement.marker is not None and not requirement.marker.evaluate({**default_environment(),
-                                                                                **IMAGE_PYTHON}):
+        # packaging's Environment is a TypedDict of str values, which mypy reads as object
+        environment: dict[str, str] = {**default_environment(), **IMAGE_PYTHON}  # type: ignore[dict-item]
+        if requirement.marker is not None and not requirement.marker.evaluate(environment):
             left_out[canonicalize_name(requirement.name)] = number
             continue  # for another platform or Python: not installed in the image
         name = canonicalize_name(requirement.name)
@@ -239,7 +247,7 @@ def _installed(name: str) -> str | None:
         return None
 
 
-def _check_tested_series(requirement: object, installed: str) -> None:
+def _check_tested_series(requirement: Requirement, installed: str) -> None:
     """``requirement`` admits ``installed`` and no release of another series (the next or
     previous minor, the next major): what the image installs is what was tested."""
     from packaging.specifiers import SpecifierSet

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from labkit.checks.common import (FLOAT16_LOSS, CheckFailed, check_shapes, compare_best_labels, distinct_images,
                                   TWINS, passed, same_probabilities, same_values_in_another_order,
@@ -23,6 +23,10 @@ from labkit.checks.student_code import call, load_service
 from labkit.client import decode_output
 from labkit.contract import CONFIDENCE_METRIC, INPUT_NAME
 from labkit.paths import DEFAULT_CHECKPOINT, PathLike
+
+if TYPE_CHECKING:  # at run time imported inside the checks, which run in a child process
+    import numpy as np
+    from mlserver.types import ResponseOutput
 
 
 @in_child
@@ -152,7 +156,7 @@ def _same_order(row: object, reference: object) -> bool:
     return bool(rises.mean() < 0.001)
 
 
-def _decoded(output: object) -> object:
+def _decoded(output: ResponseOutput) -> np.ndarray:
     """An output of the student's response as an array, the way a client would read it."""
     try:
         return decode_output(output)
@@ -175,7 +179,8 @@ def recorded_metrics(observations: list) -> Iterator[list]:
         observations.extend(metrics.items())
 
     for module in modules:
-        module.log, module.register = log, lambda *args, **kwargs: None
+        setattr(module, "log", log)
+        setattr(module, "register", lambda *args, **kwargs: None)
     try:
         yield observations
     finally:
@@ -198,7 +203,7 @@ def metric_file(folder: PathLike, metric: str = CONFIDENCE_METRIC,
     from labkit.model.reference import reference_model
 
     _, images, _ = distinct_images(3, checkpoint, same_size=True)
-    observations = []
+    observations: list = []
     with recorded_metrics(observations):
         model = load_service(folder, implementation)
         request = InferenceRequest(inputs=[NumpyCodec.encode_input(INPUT_NAME, np.stack(images))])
@@ -241,7 +246,7 @@ def metric_file(folder: PathLike, metric: str = CONFIDENCE_METRIC,
     passed(f"{metric}: one value per image, each image's own top-1 probability (a batch of 3, in this process)")
 
 
-def _answers_unchanged(response: object, expected: object) -> None:
+def _answers_unchanged(response: object, expected: np.ndarray) -> None:
     """The service still answers every image with the model's probabilities: measuring must
     not change what the clients get (helper session 6: probabilities sorted in place to read
     the largest logged the right values and sent every client its row sorted)."""

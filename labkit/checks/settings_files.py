@@ -518,8 +518,8 @@ def _ports_mlserver_can_take(as_read: object) -> None:
     """The three ports, as MLServer reads them (defaults 8080-8082 where the file sets none):
     one each, none below 1024 (helper session 6: both were ticked; `mlserver start` stops on
     them), none 0 (any free port, unknown to the client)."""
-    ports = {name: getattr(as_read, name, None) for name in PORT_NAMES}
-    ports = {name: port for name, port in ports.items() if isinstance(port, int)}
+    read = {name: getattr(as_read, name, None) for name in PORT_NAMES}
+    ports = {name: port for name, port in read.items() if isinstance(port, int)}
     for name, port in ports.items():
         if port > 65535 or port < 0:
             raise CheckFailed(f"settings.json puts {PORT_NAMES[name]} on port {port}: a port is a number from 0 to "

@@ -243,6 +243,7 @@ def import_fresh(module_file: Path) -> ModuleType:
     sys.path.insert(0, folder)
     try:
         spec = importlib.util.spec_from_file_location(f"student_{uuid.uuid4().hex}", module_file)
+        assert spec is not None and spec.loader is not None  # a .py file's, which has its loader
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     except SyntaxError as error:

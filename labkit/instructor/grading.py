@@ -187,6 +187,7 @@ def _merge_csv(parts: list, target: Path) -> None:
             reader = csv.DictReader(handle)
             header = header or reader.fieldnames
             rows += list(reader)
+    assert header is not None, "no part with a header"  # grade() refuses a class without students
     with open(target, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=header)
         writer.writeheader()
@@ -252,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows = grade(args.submissions, args.out, args.notebooks, args.cell_timeout, args.jobs, args.hand_in_timeout,
                  args.run_demonstrations, args.hand_in_memory)
-    totals = {}
+    totals: dict[str, tuple[float, float]] = {}
     for row in rows:
         got, most = totals.get(row["student"], (0.0, 0.0))
         totals[row["student"]] = (got + row["points"], most + row["max_points"])

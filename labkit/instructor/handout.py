@@ -53,8 +53,8 @@ def build(destination: PathLike = REPO_ROOT / "handout") -> Path:
         else:
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, folder / name)
-    for source, target in RENAMED.items():
-        shutil.copy2(REPO_ROOT / source, folder / target)
+    for original, target in RENAMED.items():
+        shutil.copy2(REPO_ROOT / original, folder / target)
     for name in INSTRUCTOR_ONLY:
         shutil.rmtree(folder / name)
     for name in ANSWER_FILES:

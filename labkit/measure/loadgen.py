@@ -47,9 +47,9 @@ class LoadResult:
         return pd.DataFrame([self.summary])._repr_html_()
 
 
-def run_load(url: str, concurrency: int = 4, duration: float = 10, max_requests: int = None,
-             payload: str = "jpeg", body: bytes = None, images_per_request: int = 1,
-             timeout: float = 30, progress: bool = True, grpc_model: str = None) -> LoadResult:
+def run_load(url: str, concurrency: int = 4, duration: float = 10, max_requests: int | None = None,
+             payload: str = "jpeg", body: bytes | None = None, images_per_request: int = 1,
+             timeout: float = 30, progress: bool = True, grpc_model: str | None = None) -> LoadResult:
     """Send load to an ``.../infer`` URL on loopback (or, with ``grpc_model``, to
     that model on a ``host:port`` gRPC address); see the module docstring."""
     _check_loopback(url if grpc_model is None else f"grpc://{url}")

@@ -97,7 +97,7 @@ def custom_histograms(url: str, timeout: float = 10) -> dict[str, float]:
     return counts
 
 
-def total(samples: pd.DataFrame, sample: str, model: str = None) -> float:
+def total(samples: pd.DataFrame, sample: str, model: str | None = None) -> float:
     """The sum of one sample's values (over label sets), optionally for one model."""
     chosen = samples[samples["sample"] == sample]
     if model is not None:
@@ -105,7 +105,7 @@ def total(samples: pd.DataFrame, sample: str, model: str = None) -> float:
     return float(chosen["value"].sum())
 
 
-def histogram_mean(before: pd.DataFrame, after: pd.DataFrame, metric: str, model: str = None) -> float:
+def histogram_mean(before: pd.DataFrame, after: pd.DataFrame, metric: str, model: str | None = None) -> float:
     """Mean of the observations a histogram received between two scrapes (NaN if none)."""
     count = total(after, f"{metric}_count", model) - total(before, f"{metric}_count", model)
     if count <= 0:
@@ -146,7 +146,7 @@ def _ratio(samples: pd.DataFrame, metric: str, model: str) -> float:
 
 
 def plot_under_load(server: ModelServer, seconds: float = 10, concurrency: int = 4, interval: float = 1.0,
-          payload: str = "jpeg") -> tuple[pd.DataFrame, LoadResult]:
+          payload: str = "jpeg") -> tuple[pd.DataFrame, LoadResult | None]:
     """Run a load for ``seconds`` while plotting, live, the requests per second the server's
     own counters report. Returns (timeline table, load result)."""
     load, outcome = _load_in_background(server, seconds, concurrency, payload)
@@ -172,7 +172,7 @@ def plot_under_load(server: ModelServer, seconds: float = 10, concurrency: int =
 
 def plot_reading(server: ModelServer, read: Callable[[pd.DataFrame, pd.DataFrame, float], tuple],
                  seconds: float = 10, concurrency: int = 4, interval: float = 1.0,
-                 payload: str = "jpeg") -> tuple[pd.DataFrame, LoadResult]:
+                 payload: str = "jpeg") -> tuple[pd.DataFrame, LoadResult | None]:
     """Run a load for ``seconds`` while plotting, live, what ``read(before, after, seconds)``
     (the student's own function of two scrapes: requests per second, p95 in ms) makes of each
     ``interval`` of the server's metrics. Returns (timeline table, load result)."""
@@ -203,7 +203,7 @@ def _load_in_background(server: ModelServer, seconds: float, concurrency: int,
 
     from labkit.measure.loadgen import run_load
 
-    outcome = {}
+    outcome: dict[str, LoadResult] = {}
     load = threading.Thread(target=lambda: outcome.update(result=run_load(
         server.infer_url, concurrency, seconds, payload=payload, progress=False)), daemon=True)
     return load, outcome

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -45,8 +45,8 @@ class ScalingLab:
         self.server = ModelServer(model_dir, weights=weights, **server_options)
         self.duration = duration or default_duration()
         self.results = pd.DataFrame()
-        self._settings = None
-        self._bodies = {}
+        self._settings: dict | None = None
+        self._bodies: dict[str, bytes] = {}
 
     def run(self, parallel_workers: int = 1, max_batch_size: int = 1, max_batch_time: float = 0.0,
             concurrency: int = 4, payload: str = "jpeg") -> dict:
@@ -170,6 +170,7 @@ def measure(server: ModelServer, concurrency: int = 8, duration: float | None = 
     """
     duration = duration or default_duration()
     body = payload_body(payload) if body is None else body
+    target: dict[str, Any]  # run_load's url, and grpc_model for gRPC
     if transport == "grpc":
         target = {"url": server.grpc_address, "grpc_model": server.name}
     elif transport == "rest":

@@ -69,7 +69,7 @@ def plot_breakdown(table: pd.DataFrame) -> Figure:
               for row in table.itertuples()]
     figure, axes = plt.subplots(figsize=(10, 0.45 * len(table) + 1.5))
     left = pd.Series(0.0, index=table.index)
-    colors = plt.get_cmap("tab10").colors
+    colors = plt.get_cmap("tab10").colors  # type: ignore[attr-defined]  # tab10 is a ListedColormap
     for stage, color in zip(STAGES, colors):
         width = table[stage].fillna(0).clip(lower=0)
         axes.barh(labels, width, left=left, label=stage, color=color)
@@ -128,7 +128,7 @@ def engines_table(path: PathLike, callers: int = 4) -> pd.DataFrame:
     rows = []
     for engine, (backend, served) in ENGINES.items():
         batches = {int(batch): rate for batch, rate in by_batch[backend].items()}
-        best = max(batches, key=batches.get)
+        best = max(batches, key=lambda batch: batches[batch])
         served_rate = report["rows"][served][str(callers)]["images_per_s"]
         rows.append({"engine": engine, "in process, batch 1": batches[1], "in process, best batch": batches[best],
                      "best batch": best, f"served, {callers} callers": served_rate})

@@ -35,11 +35,15 @@ import tempfile
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from labkit.paths import DEFAULT_CHECKPOINT, REPO_ROOT, PathLike
+
+if TYPE_CHECKING:  # imported where used: torch takes seconds to import
+    import torch
+    from mlserver import MLModel
 
 DEFAULT_ONNX = REPO_ROOT / "weights" / "tinyvit.onnx"
 INPUT_NAME, OUTPUT_NAME = "pixels", "logits"
@@ -89,7 +93,7 @@ def record_path(onnx_path: PathLike) -> Path:
     return Path(f"{onnx_path}.json")
 
 
-def comparison_batch(service: object) -> object:
+def comparison_batch(service: MLModel) -> torch.Tensor:
     """The checks' images through the service's own preprocessing: a ``[N, 3, 224, 224]`` tensor."""
     import torch
     from PIL import Image
@@ -100,7 +104,8 @@ def comparison_batch(service: object) -> object:
     return torch.stack([service.transform(Image.fromarray(image)) for _, image in images])
 
 
-def compare(forward: object, model: object, batch: object, limit: float = MAX_ABS_DIFF) -> Comparison:
+def compare(forward: Callable[[np.ndarray], np.ndarray], model: torch.nn.Module, batch: torch.Tensor,
+            limit: float = MAX_ABS_DIFF) -> Comparison:
     """``forward`` (numpy ``[N, 3, H, W]`` -> logits) against the PyTorch ``model`` on ``batch``,
     as one batch and one image at a time (a wrong dynamic batch axis shows in one of them)."""
     import torch
@@ -116,7 +121,8 @@ def compare(forward: object, model: object, batch: object, limit: float = MAX_AB
     return Comparison(worst, identical, len(pixels), [len(pixels), 1], limit)
 
 
-def onnx_runtime_forward(path: PathLike, threads: int = 0, spinning: bool = False) -> object:
+def onnx_runtime_forward(path: PathLike, threads: int = 0,
+                         spinning: bool = False) -> Callable[[np.ndarray], np.ndarray]:
     """A callable numpy pixels -> numpy logits running ``path`` in ONNX Runtime on the CPU.
 
     ``spinning=False``: ONNX Runtime's threads otherwise busy-wait for work between calls, and
@@ -141,7 +147,7 @@ def openvino_forward(path: PathLike, threads: int = 0,
     ``None`` keeps OpenVINO's default."""
     import openvino
 
-    config = {"PERFORMANCE_HINT": "LATENCY"}
+    config: dict[str, str | int] = {"PERFORMANCE_HINT": "LATENCY"}
     if precision:
         config["INFERENCE_PRECISION_HINT"] = precision
     if threads:
@@ -179,7 +185,7 @@ def export(checkpoint: PathLike = DEFAULT_CHECKPOINT, out: PathLike = DEFAULT_ON
         return install(candidate, service, checkpoint, out, limit)
 
 
-def install(candidate: Path, service: object, checkpoint: PathLike, out: PathLike,
+def install(candidate: Path, service: MLModel, checkpoint: PathLike, out: PathLike,
             limit: float = MAX_ABS_DIFF) -> Comparison:
     """Compare the ONNX file ``candidate`` with the PyTorch model of ``service`` (loaded from
     ``checkpoint``); if it matches, move it to ``out`` and write its record, otherwise raise
@@ -200,7 +206,7 @@ def install(candidate: Path, service: object, checkpoint: PathLike, out: PathLik
     return comparison
 
 
-def export_file(model: object, example: object, path: Path) -> None:
+def export_file(model: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
     """Write ``model`` as ONNX to ``path`` with torch's dynamo exporter, batch axis dynamic."""
     import torch
 
@@ -211,10 +217,10 @@ def export_file(model: object, example: object, path: Path) -> None:
         warnings.filterwarnings("ignore", message="The tensor attributes .*attention_bias_cache")
         program = torch.onnx.export(model, (example,), dynamo=True, dynamic_shapes=({0: batch},), verbose=False,
                                     input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
-    program.save(str(path))
+    program.save(str(path))  # type: ignore[union-attr]  # typed Optional; dynamo=True returns the program
 
 
-def data_config(model: object) -> dict:
+def data_config(model: torch.nn.Module) -> dict:
     """timm's preprocessing settings for ``model`` (what the runtimes rebuild the transform from)."""
     from timm.data import resolve_data_config
 

@@ -20,7 +20,8 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
-RESAMPLING = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST}
+RESAMPLING = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
+              "nearest": Image.Resampling.NEAREST}
 
 
 def check_config(config: dict) -> None:

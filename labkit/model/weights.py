@@ -140,7 +140,9 @@ def labels() -> tuple:
     """The 21841 ImageNet-22k class names, from timm's bundled metadata (the files that
     ``timm.data.ImageNetInfo("imagenet-22k").index_to_description`` reads, read without
     importing timm, which imports torch)."""
-    info = Path(importlib.util.find_spec("timm").submodule_search_locations[0]) / "data" / "_info"
+    # timm is a requirement and a package: its spec and its folder are there
+    timm_folder = importlib.util.find_spec("timm").submodule_search_locations[0]  # type: ignore[union-attr, index]
+    info = Path(timm_folder) / "data" / "_info"
     synsets = (info / "imagenet22k_synsets.txt").read_text(encoding="utf-8").splitlines()
     with open(info / "imagenet_synset_to_lemma.txt", encoding="utf-8", newline="") as handle:
         lemmas = dict(csv.reader(handle, delimiter="\t"))

@@ -19,6 +19,8 @@ and checks, preprocessing and forward in ``classify()``), and the top-k is the r
 (FP32 ``[N, top_k]``), best first.
 """
 
+from typing import cast
+
 from mlserver.errors import MLServerError
 from mlserver.utils import get_model_uri
 
@@ -48,7 +50,9 @@ class TimmClassifier(LabRuntime):
         timm.models.load_checkpoint(self.model, await get_model_uri(self.settings))
         self.model.eval()
         self.transform = create_transform(**resolve_data_config({}, model=self.model))
-        info = ImageNetInfo(LABEL_SETS.get(self.model.num_classes, "imagenet-1k"))
-        self.labels = [info.index_to_description(i) for i in range(self.model.num_classes)]
+        # An int that timm's classifiers set (torch types a module's attributes as Tensor | Module).
+        num_classes = cast(int, self.model.num_classes)
+        info = ImageNetInfo(LABEL_SETS.get(num_classes, "imagenet-1k"))
+        self.labels = [info.index_to_description(i) for i in range(num_classes)]
         self.register_metrics()
         return True

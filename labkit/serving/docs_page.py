@@ -55,7 +55,7 @@ def page_html(spec_url: str, title: str) -> str:
                                swagger_js_url=f"{ASSETS}swagger-ui-bundle.js",
                                swagger_css_url=f"{ASSETS}swagger-ui.css",
                                swagger_favicon_url=f"{ASSETS}favicon-32x32.png")
-    return page.body.decode()
+    return bytes(page.body).decode()  # typed bytes | memoryview; a page's body is bytes
 
 
 class ApiDocs:

@@ -17,10 +17,13 @@ from __future__ import annotations
 import difflib
 import functools
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 Kind = Literal["settings", "model-settings"]
-FILES = {"settings": "settings.json", "model-settings": "model-settings.json"}
+FILES: dict[Kind, str] = {"settings": "settings.json", "model-settings": "model-settings.json"}
 # Free-form objects MLServer hands to the runtime as they are: their keys are the runtime's.
 FREE_FORM = ("extra",)
 
@@ -67,7 +70,7 @@ def ignored_keys(content: dict, kind: Kind) -> list[str]:
 
 
 @functools.cache
-def known_fields(model: type) -> dict[str, Any]:
+def known_fields(model: type[BaseModel]) -> dict[str, Any]:
     """{key as written in a file: field} of a pydantic model, aliases included."""
     known = {}
     for name, field in model.model_fields.items():
@@ -81,7 +84,7 @@ def known_fields(model: type) -> dict[str, Any]:
     return known
 
 
-def _model(kind: Kind) -> type:
+def _model(kind: Kind) -> type[BaseModel]:
     from mlserver.settings import ModelSettings, Settings
 
     return Settings if kind == "settings" else ModelSettings

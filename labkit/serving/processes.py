@@ -187,7 +187,7 @@ def pid_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"mlserver-lab-pids-{os.getuid()}"
 
 
-def write_pid_file(pid: int, run_dir: Path = None) -> None:
+def write_pid_file(pid: int, run_dir: Path | None = None) -> None:
     folder = pid_dir()
     record = {"pid": pid, "parent": os.getpid(), "run_dir": str(run_dir) if run_dir else None}
     for _ in range(3):  # another kernel of this user may remove the folder as it empties
@@ -226,7 +226,7 @@ def stop_orphans(keep: Collection[int] | None = None) -> list:
     ``keep``: the pids of this process's servers that are running (``ModelServer`` knows
     them); a record of this process outside it is stale. ``None``: every server this
     process started is its own business, never an orphan (e.g. for the grader)."""
-    stopped = []
+    stopped: list[int] = []
     if not pid_dir().is_dir():
         return stopped
     for pid_file in pid_dir().glob("*.json"):
@@ -250,8 +250,9 @@ def stop_orphans(keep: Collection[int] | None = None) -> list:
 
 def remove_run_dir(run_dir: str | None) -> None:
     """The temporary copy a dead kernel's server ran from (only the lab's own folders)."""
-    lab_folder = run_dir and Path(run_dir).name.startswith("mlserver-lab-")
-    if lab_folder and Path(run_dir).parent == Path(tempfile.gettempdir()):
+    if not run_dir:
+        return
+    if Path(run_dir).name.startswith("mlserver-lab-") and Path(run_dir).parent == Path(tempfile.gettempdir()):
         shutil.rmtree(run_dir, ignore_errors=True)
 
 

@@ -34,9 +34,9 @@ class Prometheus:
         parsed = urlparse(metrics_url)
         self.target = f"{parsed.hostname}:{parsed.port}"
         self.scrape_interval = scrape_interval
-        self.port = None
-        self.process = None
-        self.folder = None
+        self.port: int | None = None
+        self.process: subprocess.Popen | None = None
+        self.folder: Path | None = None
 
     @property
     def url(self) -> str:
@@ -56,13 +56,13 @@ class Prometheus:
         (self.folder / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.port = free_port()
         with open(self.folder / "prometheus.log", "wb") as log:  # the child keeps its own copy
-            self.process = subprocess.Popen(
+            self.process = process = subprocess.Popen(
                 ["prometheus", f"--config.file={self.folder / 'prometheus.yml'}",
                  f"--storage.tsdb.path={self.folder / 'data'}", f"--web.listen-address=127.0.0.1:{self.port}"],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, preexec_fn=die_with_parent)
         def ready() -> bool:
-            if self.process.poll() is not None:
+            if process.poll() is not None:
                 raise RuntimeError(f"prometheus exited: {self.log[-2000:]}")
             try:
                 return requests.get(f"{self.url}/-/ready", timeout=2).status_code == 200
@@ -88,8 +88,13 @@ class Prometheus:
 
     def wait_for(self, promql: str, timeout: float = 60) -> list:
         """Query until the result is not empty (Prometheus scrapes every few seconds)."""
-        results = []
-        wait_until(lambda: bool(results.append(self.query(promql)) or results[-1]), timeout, interval=0.5)
+        results: list[list] = []
+
+        def found() -> bool:
+            results.append(self.query(promql))
+            return bool(results[-1])
+
+        wait_until(found, timeout, interval=0.5)
         return results[-1]
 
     def stop(self) -> None:

@@ -21,7 +21,9 @@ class Server(Protocol):
     model_dir: Path
     options: ServerOptions
     started_at: float
-    process: object
+
+    @property
+    def process(self) -> object: ...  # read only: ModelServer's is a Popen or None
 
     @property
     def running(self) -> bool: ...

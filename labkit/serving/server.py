@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
 
 import requests
 
@@ -71,15 +72,18 @@ class ModelServer:
                  python: PathLike | None = None, model_settings: dict | None = None):
         self.model_dir = resolve_model_dir(model_dir)
         self.options = ServerOptions(parallel_workers=parallel_workers, max_batch_size=max_batch_size,
-                                     max_batch_time=max_batch_time, weights=weights, extra=extra,
-                                     server_settings=server_settings, env=env, python=python,
+                                     max_batch_time=max_batch_time, weights=weights,
+                                     # ServerOptions turns None into {} (and sys.executable) itself
+                                     extra=extra, server_settings=server_settings,  # type: ignore[arg-type]
+                                     env=env, python=python,  # type: ignore[arg-type]
                                      model_settings=model_settings)
         self._read_model_settings()
-        self.ports = {"http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port}
-        self.process = None
-        self.run_dir = None
+        self.ports: dict[str, int | None] = {"http_port": http_port, "grpc_port": grpc_port,
+                                             "metrics_port": metrics_port}
+        self.process: subprocess.Popen | None = None
+        self.run_dir: Path | None = None
         self._final_log = ""
-        self._started_files = {}
+        self._started_files: dict = {}
         self.started_at = 0.0
 
     # ----------------------------------------------------------- addresses
@@ -110,6 +114,7 @@ class ModelServer:
     @property
     def run_folder(self) -> Path:
         """The copy of the model folder that MLServer runs (same name as the original)."""
+        assert self.run_dir is not None, "no run copy before start()"
         return self.run_dir / self.model_dir.name
 
     @property
@@ -148,7 +153,7 @@ class ModelServer:
         return f"<ModelServer {self.name!r} {state} ({knobs})>"
 
     # ----------------------------------------------------------- lifecycle
-    def start(self, timeout: float = 180, progress: bool = None) -> "ModelServer":
+    def start(self, timeout: float = 180, progress: bool | None = None) -> "ModelServer":
         """Start the server and wait until the model is ready (a progress line
         in notebooks and terminals; ``progress=False`` hides it)."""
         if progress is None:
@@ -172,21 +177,21 @@ class ModelServer:
 
     def _launch(self, timeout: float, progress: bool) -> "ModelServer":
         """Run MLServer on the chosen ports from a fresh run copy; wait until it is ready."""
-        self.run_dir = Path(tempfile.mkdtemp(prefix=f"mlserver-lab-{self.name}-"))
+        run_dir = self.run_dir = Path(tempfile.mkdtemp(prefix=f"mlserver-lab-{self.name}-"))
         self._write_run_copy(self.run_folder)
         self._started_files = self._folder_digests()
-        with open(self.run_dir / "server.log", "wb") as log_file:  # the child keeps its own copy
-            self.process = subprocess.Popen(
+        with open(run_dir / "server.log", "wb") as log_file:  # the child keeps its own copy
+            self.process = process = subprocess.Popen(
                 [sys.executable, "-m", "labkit.serving.supervisor", "--grace", str(SHUTDOWN_GRACE),
-                 "--run-dir", str(self.run_dir), "--pid-dir", str(pid_dir()), "--",
+                 "--run-dir", str(run_dir), "--pid-dir", str(pid_dir()), "--",
                  *self.command(self.run_folder)],
-                cwd=self.run_dir, stdout=log_file, stderr=subprocess.STDOUT,
+                cwd=run_dir, stdout=log_file, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, env=self._environment(),
                 start_new_session=True, preexec_fn=die_with_parent,
             )
         registry.add(self)
         self.started_at = time.monotonic()
-        write_pid_file(self.process.pid, self.run_dir)
+        write_pid_file(process.pid, run_dir)
         try:
             self._wait_until_ready(timeout, progress)
         except BaseException as error:
@@ -353,6 +358,8 @@ class ModelServer:
                    bar_format="{desc}: {elapsed} (timeout {total}s)")
 
         loaded = {"count": 0, "since": 0.0}  # the "Loaded model" lines seen, and since when
+        process = self.process
+        assert process is not None, "started by _launch()"
 
         def ready() -> bool:
             log = self.log[log_from:]
@@ -360,19 +367,19 @@ class ModelServer:
             if taken:
                 port = taken.group(1) or taken.group(2)
                 raise PortTaken(f"port {port} was taken by another program while {self.name} started")
-            if self.process.poll() is not None:
-                raise self._start_error(f"MLServer exited with code {self.process.returncode}")
+            if process.poll() is not None:
+                raise self._start_error(f"MLServer exited with code {process.returncode}")
             if SETTINGS_REFUSED_MARK in log:
                 # MLServer refused the file and runs on with no model: say so now, not at the timeout.
                 wait_until(lambda: "validation error" in self.log[log_from:].split(SETTINGS_REFUSED_MARK, 1)[-1]
-                           or self.process.poll() is not None, timeout=3)
+                           or process.poll() is not None, timeout=3)
                 time.sleep(0.2)  # the rest of the traceback
                 raise self._start_error(f"MLServer refused {self.model_dir.name}/model-settings.json and serves "
                                         "no model", settings=True)
             if LOAD_FAILED_MARK in log:
                 # MLServer logs "Couldn't load model" before the traceback that says why.
                 wait_until(lambda: "Traceback" in self.log[log_from:].split(LOAD_FAILED_MARK, 1)[-1]
-                           or self.process.poll() is not None, timeout=5)
+                           or process.poll() is not None, timeout=5)
                 time.sleep(0.2)  # the rest of the traceback
                 raise self._start_error(f"MLServer could not load model {self.name!r}")
             bar.n = min(int(time.monotonic() - started), bar.total)
@@ -390,7 +397,8 @@ class ModelServer:
                     return False
             except requests.RequestException:
                 return False
-            if group_listens_on(self.process.pid, self.ports["http_port"]) is False:
+            http_port = cast(int, self.ports["http_port"])  # chosen by _choose_ports()
+            if group_listens_on(process.pid, http_port) is False:
                 # Someone else's server answered: same model name, another user's process.
                 raise PortTaken(f"port {self.ports['http_port']} was taken by another server while "
                                 f"{self.name} started (on a shared machine, perhaps another user's)")
@@ -425,7 +433,7 @@ class ModelServer:
 def running_server(model_dir: PathLike) -> ModelServer | None:
     """The server of ``model_dir`` this kernel started last from the folder's own settings
     and still runs, or None."""
-    return registry.running_server(resolve_model_dir(model_dir))
+    return cast("ModelServer | None", registry.running_server(resolve_model_dir(model_dir)))  # it holds ModelServers
 
 
 def resolve_model_dir(model_dir: PathLike) -> Path:

@@ -54,7 +54,7 @@ def first_error_in(log: str, folder: Path) -> str:
     starts = [index for index, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
     for start, end in zip(starts, starts[1:] + [len(lines)]):
         block = lines[start + 1:end]
-        frames = [(index, FRAME.match(line)) for index, line in enumerate(block) if FRAME.match(line)]
+        frames = [(index, match) for index, line in enumerate(block) if (match := FRAME.match(line))]
         mine = [(index, match) for index, match in frames if Path(match["path"]).parent == Path(folder)]
         if not mine:
             continue

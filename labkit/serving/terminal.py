@@ -98,6 +98,7 @@ def _ignored_keys(folder: Path) -> list[str]:
 def _run(arguments: list[str], command: str) -> None:
     """Print what the command prints, as it prints it; fail as it fails."""
     process = subprocess.Popen(arguments, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None  # stdout=PIPE
     with process.stdout:
         for line in process.stdout:
             print(line, end="")
