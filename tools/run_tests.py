@@ -7,7 +7,7 @@ load: how much of the CPU other processes took while each phase ran). Exits with
 failure.
 
 Stream 1: the grading proof, the class on JupyterHub and what the lab writes (kernels running
-notebooks), then nbval. Stream 2: every other test, its servers on free ports only, in a temp
+notebooks), then nbval, then mypy (types). Stream 2: every other test, its servers on free ports only, in a temp
 dir of its own (TMPDIR), so that a test of stream 1 that checks what the lab writes to the
 system's temp dir sees stream 1's writes only.
 
@@ -194,7 +194,10 @@ def main(argv: list[str] | None = None) -> int:
         pytest = [python, "-m", "pytest", "-p", "no:cacheprovider", "--durations=12"]
         nbval = ("nbval", [python, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider",
                            f"--junitxml={xml['nbval']}", "notebooks/solutions"])
-        first = [("pytest-grading", [*pytest, f"--junitxml={xml['pytest-grading']}", *FIRST_STREAM]), nbval]
+        # mypy (pyproject's [tool.mypy]) last in the shorter stream: half a minute of one core that
+        # the lint step would keep both streams waiting for; `make test-fast` runs it first.
+        types = ("types", [str(Path(python).parent / "mypy")])
+        first = [("pytest-grading", [*pytest, f"--junitxml={xml['pytest-grading']}", *FIRST_STREAM]), nbval, types]
         second = [("pytest", [*pytest, f"--junitxml={xml['pytest']}", "tests",
                               *[f"--ignore={path}" for path in FIRST_STREAM]])]
         streams = {"1": [(name, command, _stream_env(env, "1", name)) for name, command in first],
