@@ -3,6 +3,7 @@ real MLServer processes: a correct service passes, a subtly wrong one fails with
 
 import json
 import re
+import socket
 import time
 
 import nbformat
@@ -10,6 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
+from mlserver.codecs import NumpyCodec
+from mlserver.types import InferenceRequest, InferenceResponse
 
 from labkit import checks, contract
 from labkit.checks.common import distinct_images
@@ -20,8 +24,10 @@ from labkit.instructor.notebooks import SOLUTIONS
 from labkit.serving.server import ModelServer
 from labkit.workspace import service_folder
 from tests.helpers.lab import FREE_PORTS, reload_with
+from tests.helpers.solutions import mutate
 
 pytestmark = pytest.mark.slow
+
 
 
 def solution_service_code() -> str:
@@ -53,9 +59,6 @@ def serve(server, code):
     return reload_with(server, {"serve-model.py": code}, max_batch_size=None, max_batch_time=None)
 
 
-def mutate(code: str, old: str, new: str) -> str:
-    assert old in code, f"the solution no longer contains {old!r}"
-    return code.replace(old, new)
 
 
 FIRST_IMAGE_ONLY = ("images = decode_images(payload)", "images = decode_images(payload)[:1]")
@@ -306,13 +309,12 @@ def test_a_check_refuses_a_server_that_runs_older_code(top5_server, checkpoint):
 
 
 def test_the_top5_smoke_call_catches_a_first_row_only_service(tmp_path, checkpoint, capsys):
-    from labkit import checks as folder_checks
 
-    folder_checks.top5_file(top5_folder(tmp_path / "right", checkpoint, solution_service_code()), checkpoint)
+    checks.top5_file(top5_folder(tmp_path / "right", checkpoint, solution_service_code()), checkpoint)
     assert "each image's own top 5" in capsys.readouterr().out
     wrong = top5_folder(tmp_path / "wrong", checkpoint, mutate(solution_service_code(), *FIRST_IMAGE_ONLY))
     with pytest.raises(checks.CheckFailed, match="expected \\(2, 5\\)"):
-        folder_checks.top5_file(wrong, checkpoint)
+        checks.top5_file(wrong, checkpoint)
 
 
 TOP = '        top = np.argsort(-probabilities, axis=1, kind="stable")[:, :5]\n'
@@ -339,20 +341,18 @@ LABELS_LINE = "        labels = np.vectorize(LABELS.index_to_description, otypes
     (TOP, '        top = np.argsort(-probabilities, axis=1, kind="stable")[:, :6]\n', "no more and no fewer"),
 ])
 def test_the_top5_smoke_call_names_each_mistake(tmp_path, checkpoint, old, new, message):
-    from labkit import checks as folder_checks
 
     folder = top5_folder(tmp_path, checkpoint, mutate(solution_service_code(), old, new))
     with pytest.raises(checks.CheckFailed, match=re.escape(message)):
-        folder_checks.top5_file(folder, checkpoint)
+        checks.top5_file(folder, checkpoint)
 
 
 def test_the_top5_smoke_call_accepts_an_extra_output_as_the_graded_checks_do(tmp_path, checkpoint, capsys):
     # helper session 3: a third output got ✘ when written and full points when graded.
     code = mutate(solution_service_code(), 'NumpyCodec.encode_output("labels", labels),',
                   'NumpyCodec.encode_output("labels", labels), NumpyCodec.encode_output("indices", top),')
-    from labkit import checks as folder_checks
 
-    folder_checks.top5_file(top5_folder(tmp_path, checkpoint, code), checkpoint)
+    checks.top5_file(top5_folder(tmp_path, checkpoint, code), checkpoint)
     assert "each image's own top 5" in capsys.readouterr().out
 
 
@@ -360,9 +360,8 @@ def test_the_top5_smoke_call_accepts_labels_as_a_numpy_string_array(tmp_path, ch
     # Right, and written unlike the solution: a fixed-width str array (NumPy's "<U" dtype).
     code = mutate(solution_service_code(), LABELS_LINE,
                   "        labels = np.array([[LABELS.index_to_description(i) for i in row] for row in top])\n")
-    from labkit import checks as folder_checks
 
-    folder_checks.top5_file(top5_folder(tmp_path, checkpoint, code), checkpoint)
+    checks.top5_file(top5_folder(tmp_path, checkpoint, code), checkpoint)
     assert "each image's own top 5" in capsys.readouterr().out
 
 
@@ -429,3 +428,243 @@ def test_a_check_says_when_the_server_holds_each_request_for_seconds(capsys):
     assert "holds each request up to 10 s" in capsys.readouterr().out
     live._say_the_batching_wait(SimpleNamespace(scaling={"max_batch_size": 8, "max_batch_time": 0.01}))
     assert capsys.readouterr().out == ""
+
+
+def remote(server, batch_axis=True, name="payload", dtype=None, use_dict=False, fixed_image=None, pydantic1=False):
+    """classify_remote as a student might write it, right or with one mistake."""
+    def classify_remote(image):
+        image = fixed_image if fixed_image is not None else image
+        array = image[None] if batch_axis else image
+        if dtype is not None:
+            array = array.astype(dtype)
+        request = InferenceRequest(inputs=[NumpyCodec.encode_input(name, array)])
+        if use_dict:
+            answer = requests.post(server.infer_url, json=request.dict(), timeout=60)
+        elif pydantic1:  # pydantic 1's other methods, deprecated alike (helper session 5: they passed)
+            answer = requests.post(server.infer_url, data=request.json(), timeout=60,
+                                   headers={"Content-Type": "application/json"})
+            answer.raise_for_status()
+            return NumpyCodec.decode_output(InferenceResponse.parse_obj(answer.json()).outputs[0])
+        else:
+            answer = requests.post(server.infer_url, data=request.model_dump_json(), timeout=60,
+                                   headers={"Content-Type": "application/json"})
+        answer.raise_for_status()
+        return NumpyCodec.decode_output(InferenceResponse.model_validate(answer.json()).outputs[0])
+    return classify_remote
+
+
+@pytest.mark.slow
+def test_the_request_check(server, checkpoint, cat, capsys):
+    checks.remote_classifier(remote(server), checkpoint)
+    assert "✔" in capsys.readouterr().out
+    cases = [(dict(batch_axis=False), "without the batch axis"), (dict(name="image"), "named 'image'"),
+             (dict(dtype=np.float32), "datatype is FP32"), (dict(use_dict=True), "deprecated"),
+             (dict(pydantic1=True), r"uses \.json\(\), which is deprecated"),
+             (dict(fixed_image=cat), "same probabilities for 3 different images")]
+    for mistake, message in cases:
+        with pytest.raises(checks.CheckFailed, match=message) as caught:
+            checks.remote_classifier(remote(server, **mistake), checkpoint)
+        # Feedback names the mistake; it does not hand over the line that fixes it.
+        assert not any(code in str(caught.value) for code in ("[None]", "np.newaxis", "image["))
+    stored = remote(server)(cat)
+    with pytest.raises(checks.CheckFailed, match="sent no request"):
+        checks.remote_classifier(lambda image: stored, checkpoint)
+    # helper session 8: named as an answer kept, and sent to the pixels
+    right = remote(server)
+    with pytest.raises(checks.CheckFailed, match="do not sum to 1: every one of them is 0"):
+        checks.remote_classifier(lambda image: right(image).astype(np.uint8), checkpoint)
+    with pytest.raises(checks.CheckFailed, match="do not sum to 1: they are log-probabilities"):
+        checks.remote_classifier(lambda image: np.log(right(image)), checkpoint)
+    with pytest.raises(checks.CheckFailed, match=r"returned shape \[21841, 1\]"):
+        checks.remote_classifier(lambda image: right(image).reshape(-1, 1), checkpoint)
+    # helper session 7: an answer kept by the image's first row passed (no two drawn images shared one)
+    kept = {}
+
+    def by_first_row(image):
+        key = image[0].tobytes()
+        if key not in kept:
+            kept[key] = remote(server)(image)
+        return kept[key]
+
+    with pytest.raises(checks.CheckFailed, match=r"the answer it gave for .*\(an image of the same size, whose border"):
+        checks.remote_classifier(by_first_row, checkpoint)
+
+
+@pytest.mark.slow
+def test_the_request_check_passes_right_clients_that_do_not_use_requests(server, checkpoint, capsys):
+    # helper session 4: a gRPC client built as notebook 02's own gRPC cell, and a urllib client,
+    # got 0 of 3 ("sent no request"): only requests' calls were recorded. The server's own
+    # count of inference requests sees every client.
+    import urllib.request
+
+    import grpc
+    from mlserver.grpc import dataplane_pb2_grpc
+    from mlserver.grpc.converters import ModelInferRequestConverter, ModelInferResponseConverter
+
+    def over_grpc(image):
+        """Sends the image over gRPC (no localhost:8080 typed here: server.grpc_address)."""
+        request = InferenceRequest(inputs=[NumpyCodec.encode_input("payload", image[None])])
+        message = ModelInferRequestConverter.from_types(request, model_name="tinyvit", model_version=None)
+        with grpc.insecure_channel(server.grpc_address) as channel:
+            reply = dataplane_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(message, timeout=60)
+        return NumpyCodec.decode_output(ModelInferResponseConverter.to_types(reply).outputs[0])
+
+    def over_urllib(image):
+        assert not server.infer_url.endswith(":8080")  # checks an address, does not send to it
+        body = InferenceRequest(inputs=[NumpyCodec.encode_input("payload", image[None])]).model_dump_json()
+        call = urllib.request.Request(server.infer_url, data=body.encode(),
+                                      headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(call, timeout=60) as answer:
+            return NumpyCodec.decode_output(InferenceResponse.model_validate_json(answer.read()).outputs[0])
+
+    for client in (over_grpc, over_urllib):
+        checks.remote_classifier(client, checkpoint)
+        assert "✔ classify_remote answered 3 images" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_the_request_check_names_what_the_client_did(server, checkpoint):
+    # helper session 4: each was named as something the function did not do ("build the request
+    # from the argument", "input is named None" with the name handed over, "before any request
+    # was sent", "send model_dump_json() as the body" to a student who did).
+    def post(body, **kwargs):
+        answer = requests.post(server.infer_url, timeout=60, **kwargs, data=body) if body is not None else \
+            requests.post(server.infer_url, timeout=60, **kwargs)
+        answer.raise_for_status()
+        return NumpyCodec.decode_output(InferenceResponse.model_validate(answer.json()).outputs[0])
+
+    def request_of(array):
+        return InferenceRequest(inputs=[NumpyCodec.encode_input("payload", array)])
+
+    def softmax_again(image):
+        probabilities = post(request_of(image[None]).model_dump_json())
+        shifted = np.exp(probabilities - probabilities.max())
+        return shifted / shifted.sum()
+
+    def scaled_pixels(image):
+        return post(request_of((image[None] / 255).astype(np.uint8)).model_dump_json())
+
+    def encoded_twice(image):
+        return post(None, json=request_of(image[None]).model_dump_json())
+
+    def one_tensor(image):
+        return post(None, json=request_of(image[None]).inputs[0].model_dump())
+
+    def said_plain_text(image):  # helper session 8: the server's pydantic text alone
+        return post(request_of(image[None]).model_dump_json(), headers={"Content-Type": "text/plain"})
+
+    def times_out(image):  # waits a millisecond for an answer that takes longer
+        return requests.post(server.infer_url, data=request_of(image[None]).model_dump_json(), timeout=0.001)
+
+    kept = {}
+
+    def kept_by_shape(image):  # helper session 6: passed, the images always differed in size
+        if image.shape not in kept:
+            kept[image.shape] = post(request_of(image[None]).model_dump_json())
+        return kept[image.shape]
+
+    def percent(image):
+        return 100 * post(request_of(image[None]).model_dump_json())
+
+    def half_precision(image):  # helper session 7: passed here, refused in 01's service
+        return post(request_of(image[None]).model_dump_json()).astype(np.float16)
+
+    def mirrored(image):
+        return post(request_of(np.ascontiguousarray(image[None, :, ::-1])).model_dump_json())
+
+    def grpc_to(model, address=None):
+        import grpc
+        from mlserver.grpc import dataplane_pb2_grpc
+        from mlserver.grpc.converters import ModelInferRequestConverter
+
+        def over_grpc(image):
+            message = ModelInferRequestConverter.from_types(request_of(image[None]), model_name=model,
+                                                            model_version=None)
+            with grpc.insecure_channel(address or server.grpc_address) as channel:
+                dataplane_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(message, timeout=60)
+        return over_grpc
+
+    def urllib_to(path):
+        import urllib.request
+
+        def over_urllib(image):
+            urllib.request.urlopen(urllib.request.Request(
+                server.infer_url.replace("/v2/models/tinyvit/infer", path),
+                data=request_of(image[None]).model_dump_json().encode(),
+                headers={"Content-Type": "application/json"}), timeout=60)
+        return over_urllib
+
+    # helper session 6: each was blamed on a request body ("send model_dump_json()"): the
+    # check's own read of /metrics, through requests, was taken for the student's request.
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    nobody = f"127.0.0.1:{free.getsockname()[1]}"
+    cases = [(grpc_to("my-tinyvit"), "gRPC NOT_FOUND"), (grpc_to(server.name, nobody), "gRPC UNAVAILABLE"),
+             (urllib_to("/v2/models/my-tinyvit/infer"), "The server answered 404")]
+    try:
+        for client, message in cases:
+            with pytest.raises(checks.CheckFailed, match=re.escape(message)) as caught:
+                checks.remote_classifier(client, checkpoint)
+            assert "model_dump_json" not in caught.value.hint, caught.value.hint
+    finally:
+        free.close()
+
+    cases = [(softmax_again, "a softmax of the server's probabilities"),
+             (scaled_pixels, "carried other pixels than the image"), (encoded_twice, "encoded twice"),
+             (one_tensor, 'The body has no "inputs"'), (times_out, "was sent and no answer came back"),
+             (kept_by_shape, "returned the answer it gave for"), (percent, "returned percentages"),
+             (mirrored, "the same values in another order"), (half_precision, "float16 probabilities"),
+             (said_plain_text, "said its body is 'text/plain'")]
+    for client, message in cases:
+        with pytest.raises(checks.CheckFailed, match=re.escape(message)) as caught:
+            checks.remote_classifier(client, checkpoint)
+        assert "'payload'" not in caught.value.hint, caught.value.hint
+
+
+def test_the_request_check_refuses_an_address_written_into_the_code(checkpoint):
+    # Right at home, where the server got port 8080; wrong in grading, which uses free ports.
+    def classify_remote(image):
+        body = InferenceRequest(inputs=[NumpyCodec.encode_input("payload", image[None])]).model_dump_json()
+        answer = requests.post("http://127.0.0.1:8080/v2/models/tinyvit/infer", data=body, timeout=60)
+        return NumpyCodec.decode_output(InferenceResponse.model_validate(answer.json()).outputs[0])
+
+    with pytest.raises(checks.CheckFailed, match="'127.0.0.1:8080' written into it"):
+        checks.remote_classifier(classify_remote, checkpoint)
+
+
+def test_the_runtime_check_given_a_folder_whose_start_failed_names_the_settings_not_a_name_error(tmp_path):
+    # Notebook 04 passes its folder: when the start cell failed, top3_server is never defined.
+    folder = tmp_path / "top3"
+    folder.mkdir()
+    settings = '{"name": "top3", "implementation": "labkit.runtimes.timm.TimmClassifier"'
+    (folder / "model-settings.json").write_text(settings + ",}")
+    with pytest.raises(checks.CheckFailed, match="trailing comma"):
+        checks.runtime_top_k(folder)
+    (folder / "model-settings.json").write_text(settings + "}")
+    with pytest.raises(checks.CheckFailed, match="No server of top3/ runs in this kernel"):
+        checks.runtime_top_k(folder)
+
+
+def test_an_address_typed_into_a_module_level_name_is_refused_at_home_as_in_grading(checkpoint):
+    # The address kept in a name outside the function: right at home on port 8080, wrong in
+    # grading on free ports. Found in the kernel's own input history, which grading has too.
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from labkit.checks.live import _address_kept_in_a_name
+
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_cell('INFER_URL = "http://127.0.0.1:8080/v2/models/tinyvit/infer"\n'
+                       "def classify_remote(image):\n    return requests.post(INFER_URL, json={}).json()\n",
+                       store_history=True)
+        with pytest.raises(checks.CheckFailed, match="reads the address 'http://127.0.0.1:8080/v2/models/tinyvit/"
+                                                     "infer' from INFER_URL"):
+            checks.remote_classifier(shell.user_ns["classify_remote"], checkpoint)
+        # Computed from the server object: the address it really got, at home and in grading.
+        shell.run_cell("class Server:\n    infer_url = 'http://127.0.0.1:40123/v2/models/tinyvit/infer'\n"
+                       "ADDRESS = Server.infer_url\n"
+                       "def classify_remote(image):\n    return requests.post(ADDRESS, json={}).json()\n",
+                       store_history=True)
+        assert _address_kept_in_a_name(shell.user_ns["classify_remote"]) is None
+    finally:
+        InteractiveShell.clear_instance()
