@@ -176,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serial", action="store_true", help="one stream: every command one after the other")
     args = parser.parse_args(argv)
     env = dict(os.environ)
+    # Two streams keep both cores busy: a torch process with a thread per core waits on its
+    # slowest thread beside the other stream (03's checks took 5-6 times as long with two threads
+    # as with one on a busy machine, this session). One thread each, unless the caller chose.
+    env.setdefault("OMP_NUM_THREADS", "1")
     if args.start_log:
         args.start_log.unlink(missing_ok=True)
         env["LAB_START_LOG"] = str(args.start_log)
@@ -207,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         phases.update(run_streams(streams, args.state / "test-logs"))
     record = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "commit": records.commit(),
               "cores": len(os.sched_getaffinity(0)), "ci": bool(os.environ.get("CI")),
+              "omp_num_threads": env["OMP_NUM_THREADS"],
               "total_s": round(sum(phases[name]["seconds"] for name in ("setup", "lint", "tests") if name in phases),
                                1),
               "phases": phases,

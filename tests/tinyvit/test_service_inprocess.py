@@ -77,13 +77,19 @@ def test_predict_answers_one_row_per_image_like_the_reference(model, reference, 
     np.testing.assert_allclose(answer, reference.probabilities(decoded), rtol=1e-4, atol=1e-7)
 
 
-def test_threads_are_split_between_workers(service):
+def test_threads_are_split_between_workers(service, monkeypatch):
     threads = sys.modules["cpu_threads"]
     cores = threads.os.sched_getaffinity(0)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # make test sets it (tools/run_tests.py)
     assert threads.torch_threads({"torch_threads": 3}) == 3
     # In the main process the model only runs with parallel_workers: 0, so it takes every core.
     assert threads.torch_threads({"parallel_workers": 2}) == len(cores)
     assert threads.parallel_workers({"parallel_workers": 4}) == 4
+    # OpenMP's variable caps the share (a busy machine's runs ask for one thread); extra still wins.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert threads.torch_threads({}) == 1 and threads.torch_threads({"torch_threads": 2}) == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "64")
+    assert threads.torch_threads({}) == len(cores)
 
 
 def test_unload_drops_the_network(service, checkpoint):
