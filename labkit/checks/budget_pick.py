@@ -200,6 +200,14 @@ def _judge(results: pd.DataFrame, choice: object, budget_ms: float, where: str,
         raise CheckFailed(f"{on}, no row meets the budget, and pick_configuration returned {choice!r}.",
                           "Read the exercise again for what to return when no row qualifies.")
     if choice is None:
+        seen = evidence()
+        if len(seen) > 1 and all(chosen is None for _, _, chosen in seen):
+            # helper session 9: a print instead of a return, or the budget turned into seconds, got
+            # the hint about empty tables
+            raise CheckFailed(f"{on}, pick_configuration returned None, but {len(feasible)} row(s) meet the budget; "
+                              "it returns None on every table of this check.",
+                              "Does it return its choice (print only shows it)? Does it compare p95_ms with "
+                              "budget_ms as they are, both in milliseconds?")
         raise CheckFailed(f"{on}, pick_configuration returned None, but {len(feasible)} row(s) meet the budget.",
                           "None is for a table in which no row meets the budget.")
     positions = {results.index.get_loc(label) for label in right if label is not None}

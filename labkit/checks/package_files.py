@@ -27,7 +27,10 @@ CONDA_LINE = re.compile(r"^[A-Za-z0-9_.-]+=[^=\s]+=\S+$")  # name=version=build,
 REQUIREMENT_OPTIONS = ("--hash", "--config-settings", "-C", "--global-option")
 # Options a requirements file may carry that change where pip looks, not what it installs.
 INDEX_OPTIONS = ("-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--trusted-host", "--pre",
-                 "--prefer-binary", "--only-binary")
+                 "--prefer-binary", "--only-binary", "--use-feature")
+# Those of them that take no value (helper session 9: --pre and --prefer-binary were refused as
+# options without an address).
+FLAG_OPTIONS = ("--pre", "--prefer-binary")
 # The Python of the image `mlserver build` makes (seldonio/mlserver:1.7.1): markers are read for it.
 IMAGE_PYTHON = {"python_version": "3.10", "python_full_version": "3.10.12", "implementation_version": "3.10.12",
                 "sys_platform": "linux", "platform_system": "Linux", "os_name": "posix"}
@@ -102,7 +105,39 @@ def requirements(folder: PathLike) -> None:
     if not uvloop.specifier.contains(version("uvloop"), prereleases=True):
         raise CheckFailed(f"{uvloop} does not admit uvloop {version('uvloop')}, the one you tested.",
                           "Admit the uvloop this lab runs.")
-    passed(f"requirements.txt: {len(pins)} packages in pip's format, each admitting the tested version only")
+    _check_the_other_packages(Path(folder), pins)
+    others = len(pins) - len(SERVICE_DISTRIBUTIONS) - 1
+    passed(f"requirements.txt in pip's format: the {len(SERVICE_DISTRIBUTIONS)} packages the service imports, each "
+           "admitting the tested version only, and uvloop below 0.22"
+           + (f"; {others} more package(s), none pinned to a version other than this lab's" if others > 0 else ""))
+
+
+def _check_the_other_packages(folder: Path, pins: dict) -> None:
+    """The file's other lines: no module of the service folder itself listed as a package, and
+    a package this lab has installed, when pinned, admits the version installed here (helper
+    session 9: the helpers' own modules and torchvision==0.1.0 were told "each admitting the
+    tested version only")."""
+    from importlib.metadata import PackageNotFoundError, version
+    from packaging.utils import canonicalize_name
+
+    own = {canonicalize_name(path.stem): path.name for path in folder.glob("*.py")}
+    for name, requirement in pins.items():
+        if name in own:
+            raise CheckFailed(f"requirements.txt lists {requirement.name}, which is {own[name]} of the service folder "
+                              "itself: the image gets it with the folder's files, and pip would look for a package "
+                              "of that name on PyPI (none, or a stranger's).",
+                              "List the packages the service's files import from outside the folder.")
+        if name in SERVICE_DISTRIBUTIONS or name == "uvloop" or not str(requirement.specifier):
+            continue
+        try:
+            installed = version(name)
+        except PackageNotFoundError:
+            continue
+        if not requirement.specifier.contains(installed, prereleases=True):
+            raise CheckFailed(f"{requirement} does not admit {requirement.name} {installed}, the version the lab runs "
+                              "and your service was tested with.",
+                              "Pin it to the version installed here, or leave it out: pip installs what the "
+                              "service's packages need.")
 
 
 # The module each distribution provides, where the two names differ.
@@ -150,6 +185,9 @@ def _read_requirements(text: str) -> tuple[dict, list]:
         raise CheckFailed(f"Line {hashed[0]} gives a --hash: with one, pip checks a hash for every package, and line "
                           f"{min(set(listed) - set(hashed))} gives none, so the build would stop there.",
                           "Hashes on every line, or on none.")
+    # PyPI added back beside another index (helper session 9: --index-url with PyPI as an extra
+    # index was refused as replacing PyPI).
+    pypi_kept = any(re.match(r"\s*--extra-index-url[=\s]+\S*pypi\.org", line) for line in lines)
     # pip reads an index option wherever it stands in the file.
     extra_index = any(re.match(r"\s*(--extra-index-url|--index-url|-i|-f|--find-links)\b", line) for line in lines)
     for number, raw in enumerate(lines, start=1):
@@ -183,12 +221,14 @@ def _read_requirements(text: str) -> tuple[dict, list]:
                                   "would stop on that option (it points at something the build folder does not have, "
                                   "or is not an option of a requirements file).",
                                   "List the packages themselves; index options such as --extra-index-url are fine.")
+            if option in FLAG_OPTIONS:
+                continue
             address = line.split("=", 1)[1] if "=" in line.split()[0] else (line.split() + [""])[1]
             if not address.strip():
                 # helper session 8: passed; pip stops ("option requires 1 argument")
                 raise CheckFailed(f"Line {number}, {line!r}, gives {option} without an address: pip stops the "
                                   "build there.", "An index option names the index it adds.")
-            if option in ("-i", "--index-url") and "pypi.org" not in address:
+            if option in ("-i", "--index-url") and "pypi.org" not in address and not pypi_kept:
                 raise CheckFailed(f"Line {number}, {line!r}, replaces PyPI with another index: pip would look for "
                                   "every package there, and MLServer, timm and uvloop are not on it.",
                                   "An index that adds to PyPI has its own option.")

@@ -39,6 +39,7 @@ def terminal(command: str, timeout: float = 180, **overrides) -> ModelServer | N
     Raises:
         ValueError: the command is not an ``mlserver`` or ``python`` command line, or
             ``mlserver start`` names no single folder.
+        TypeError: the command is not text (a list of words, say).
         ServerStartError: the model did not get ready; the message names the first error in
             your own file and line, then the end of the server's log.
         RuntimeError: another command ended with a non-zero exit status.
@@ -46,6 +47,10 @@ def terminal(command: str, timeout: float = 180, **overrides) -> ModelServer | N
     Example:
         >>> server = terminal("mlserver start my-tinyvit")
     """
+    if not isinstance(command, str):
+        # helper session 9: a list, as subprocess takes it, crashed inside shlex
+        raise TypeError(f"terminal() takes the command as one line of text, as typed in a terminal "
+                        f"(\"mlserver dockerfile shipped\"), not a {type(command).__name__}.")
     words = shlex.split(command)
     if not words or words[0] not in COMMANDS:
         raise ValueError(f"{command!r}: expected a command that starts with 'mlserver' or 'python'")

@@ -419,6 +419,18 @@ def requirements(old: str, new: str) -> str:
 
 CATALOGUE += [
     entry(R06, "format", requirements("torch==2.14.1", "torch=2.14.1=py311_cuda"), says="conda's format"),
+    entry(R06, "correct, written differently", "--pre\n--prefer-binary\n" + SOLUTION_REQUIREMENTS, graded=PASS,
+          note="pip's flags without a value (helper session 9: refused as options without an address)"),
+    entry(R06, "correct, written differently", "--index-url https://download.pytorch.org/whl/cpu\n"
+          "--extra-index-url https://pypi.org/simple\n" + SOLUTION_REQUIREMENTS, graded=PASS,
+          note="another index, and PyPI added back (helper session 9: refused as replacing PyPI)"),
+    entry(R06, "correct, written differently", SOLUTION_REQUIREMENTS + "requests\n", graded=PASS,
+          note="a package the service does not import, unpinned"),
+    entry(R06, "wrong file", SOLUTION_REQUIREMENTS + "image_batch\nmodel_weights\n",
+          says="of the service folder itself", note="the service's own modules listed as packages (helper "
+          "session 9: ticked, \"each admitting the tested version only\")"),
+    entry(R06, "wrong value", SOLUTION_REQUIREMENTS + "torchvision==0.1.0\n", says="does not admit torchvision",
+          note="a package the lab has installed, pinned to another version (helper session 9: ticked)"),
     entry(R06, "format", "--extra-index-url\n" + SOLUTION_REQUIREMENTS, says="without an address",
           note="an index option with no address (helper session 8: ticked; pip stops)"),
     entry(R06, "wrong value", requirements("uvloop==0.21.0", "uvloop==0.21.0 ; python_version < '3.10'"),
@@ -567,6 +579,12 @@ CATALOGUE += [
           "    return None if within.empty else within.throughput_rps.idxmax()\n",
           says="as if the budget were budget_ms = 650, whatever budget it is given",
           note="the notebook's budget, not the argument (helper session 1, ticked 9 in 30 before)"),
+    entry(P05, "wrong value", PICK + "    within = results[results.p95_ms <= budget_ms]\n"
+          "    print(within.throughput_rps.idxmax())\n", says="returns None on every table",
+          note="print instead of return (helper session 9: sent to the empty-table case)"),
+    entry(P05, "unit", PICK + "    within = results[results.p95_ms <= budget_ms / 1000]\n"
+          "    return None if within.empty else within.throughput_rps.idxmax()\n", says="both in milliseconds",
+          note="the budget turned into seconds (helper session 9: sent to the empty-table case)"),
     entry(P05, "ignores input", "BUDGET = 650.0\n\n\ndef pick_configuration(results, budget_ms=BUDGET):\n"
           "    budget_ms = BUDGET\n    within = results[results.p95_ms <= budget_ms]\n"
           "    return None if within.empty else within.throughput_rps.idxmax()\n",

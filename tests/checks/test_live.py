@@ -550,6 +550,9 @@ def test_the_request_check_names_what_the_client_did(server, checkpoint):
     def one_tensor(image):
         return post(None, json=request_of(image[None]).inputs[0].model_dump())
 
+    def rounded(image):  # helper session 9: called logits
+        return np.round(post(request_of(image[None]).model_dump_json()), 4)
+
     def said_plain_text(image):  # helper session 8: the server's pydantic text alone
         return post(request_of(image[None]).model_dump_json(), headers={"Content-Type": "text/plain"})
 
@@ -614,7 +617,7 @@ def test_the_request_check_names_what_the_client_did(server, checkpoint):
              (one_tensor, 'The body has no "inputs"'), (times_out, "was sent and no answer came back"),
              (kept_by_shape, "returned the answer it gave for"), (percent, "returned percentages"),
              (mirrored, "the same values in another order"), (half_precision, "float16 probabilities"),
-             (said_plain_text, "said its body is 'text/plain'")]
+             (said_plain_text, "said its body is 'text/plain'"), (rounded, "rounded to 4 decimal(s)")]
     for client, message in cases:
         with pytest.raises(checks.CheckFailed, match=re.escape(message)) as caught:
             checks.remote_classifier(client, checkpoint)
@@ -666,5 +669,44 @@ def test_an_address_typed_into_a_module_level_name_is_refused_at_home_as_in_grad
                        "def classify_remote(image):\n    return requests.post(ADDRESS, json={}).json()\n",
                        store_history=True)
         assert _address_kept_in_a_name(shell.user_ns["classify_remote"]) is None
+        # helper session 9: the hand-typed INFER_URL fixed as the hint says stayed refused until
+        # the kernel restarted (any cell of the history that ever typed it counted)
+        shell.run_cell("INFER_URL = Server.infer_url\n"
+                       "def classify_remote(image):\n    return requests.post(INFER_URL, json={}).json()\n",
+                       store_history=True)
+        assert _address_kept_in_a_name(shell.user_ns["classify_remote"]) is None
     finally:
         InteractiveShell.clear_instance()
+
+
+def test_an_async_client_is_named_before_any_request(checkpoint):
+    # helper session 9: named as "sent no request" with a hint about stored answers
+    async def classify_remote(image):
+        return requests.post(SERVER_URL, json={}, timeout=1)  # noqa: F821 (never run)
+
+    with pytest.raises(checks.CheckFailed, match="written with async def") as failure:
+        checks.remote_classifier(classify_remote, checkpoint)
+    assert "stored answer" not in failure.value.hint
+
+
+def test_a_host_written_with_the_servers_own_port_and_an_address_in_a_message_are_no_written_address():
+    # helper session 9: each was refused as "the address written into it" (0 of 3), though the
+    # port comes from the server, or the address is only text the function shows.
+    from labkit.checks.live import _refuse_a_written_address
+
+    server = type("Server", (), {"ports": {"http_port": 40123}})()
+
+    def from_its_port(image):
+        url = f"http://127.0.0.1:{server.ports['http_port']}/v2/models/tinyvit/infer"
+        answer = requests.post(url, json={}, timeout=60)
+        if answer.status_code != 200:
+            raise RuntimeError(f"the server on localhost answered {answer.status_code}")
+        print("asked the server on 127.0.0.1")
+        return answer
+
+    def typed(image):
+        return requests.post(f"http://localhost:8080/v2/models/{server}/infer", json={}, timeout=60)
+
+    _refuse_a_written_address(from_its_port)
+    with pytest.raises(checks.CheckFailed, match="'localhost:8080' written into it"):
+        _refuse_a_written_address(typed)
