@@ -4,6 +4,8 @@ that point down, torch and timm only where a model runs, no import cycle."""
 import ast
 import json
 import re
+import subprocess
+import sys
 
 from tests.helpers.lab import REPO
 
@@ -21,7 +23,8 @@ FLOORS = {
     "checks": {"base", "client", "model", "serving", "measure", "top"},
     "instructor": {"base", "client", "model", "serving", "measure", "checks", "top"},
 }
-GROUP_OF_MODULE = {"paths": "base", "config": "base", "contract": "base", "client": "client", "images": "client",
+GROUP_OF_MODULE = {"paths": "base", "config": "base", "contract": "base", "faces": "base", "client": "client",
+                   "images": "client",
                    "show": "top", "workspace": "top", "__main__": "top", "__init__": "top"}
 MODEL_LIBRARIES = {"torch", "timm", "torchvision"}
 
@@ -42,9 +45,17 @@ def group(name: str) -> str:
 
 
 def imports(path) -> set:
-    """Every module named by an import statement in ``path``, at any depth (lazy ones too)."""
+    """Every module named by an import statement in ``path``, at any depth (lazy ones too), but
+    not under ``if TYPE_CHECKING:`` (a face names its modules there for readers and mypy; nothing
+    runs them)."""
     named = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    typing_only = {id(inner) for node in ast.walk(tree) if isinstance(node, ast.If)
+                   and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+                   for inner in ast.walk(node)}
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.ImportFrom) and node.module and not node.level:
             named |= {f"{node.module}.{alias.name}" for alias in node.names} | {node.module}
         elif isinstance(node, ast.Import):
@@ -135,6 +146,27 @@ def test_no_test_module_imports_another():
     wrong = [f"{path.name} imports {name}" for path in (REPO / "tests").rglob("test_*.py")
              for name in imports(path) if name.startswith("tests.") and name.rpartition(".")[2].startswith("test_")]
     assert not wrong, wrong
+
+
+FACES = ["labkit.checks", "labkit.serving", "labkit.measure", "labkit.model", "labkit.runtimes", "labkit.instructor"]
+
+
+def test_every_folder_has_a_public_face_whose_names_resolve_and_which_imports_nothing_until_read():
+    # issue "Finish the house": a face (__all__, a docstring that maps the folder) for every
+    # folder; light (a fresh interpreter that imports a lazy face loads none of its modules).
+    import importlib
+
+    folders = {f"labkit.{path.name}" for path in LABKIT.iterdir() if (path / "__init__.py").is_file()}
+    assert folders == set(FACES), folders ^ set(FACES)
+    for face in FACES:
+        module = importlib.import_module(face)
+        assert module.__doc__ and module.__all__, face
+        missing = [name for name in module.__all__ if getattr(module, name, None) is None]
+        assert not missing, f"{face} names {missing}, which do not resolve"
+    code = ("import sys, labkit.serving, labkit.measure, labkit.model, labkit.runtimes, labkit.instructor\n"
+            "print(sorted(name for name in sys.modules if name.startswith('labkit.') and name.count('.') == 2))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]", loaded
 
 
 def test_shared_test_code_is_imported_from_helpers_not_from_conftest():
