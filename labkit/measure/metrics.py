@@ -167,7 +167,17 @@ def plot_under_load(server: ModelServer, seconds: float = 10, concurrency: int =
     while load.is_alive():
         load.join(interval)
         sample()
-    return pd.DataFrame(timeline), outcome.get("result")
+    # A scrape right after the last answers can come before the server has counted them (the
+    # fresh-clone run of this stop: 10 of 12 under adaptive batching): sample again, for at most
+    # 2 s, until the counters hold every answer the load got.
+    result = outcome.get("result")
+    if result is not None:
+        answered = timeline[0]["successes"] + result.summary["requests"] - result.summary["errors"]
+        settled = time.monotonic() + 2
+        while timeline[-1]["successes"] < answered and time.monotonic() < settled:
+            time.sleep(0.1)
+            sample()
+    return pd.DataFrame(timeline), result
 
 
 def plot_reading(server: ModelServer, read: Callable[[pd.DataFrame, pd.DataFrame, float], tuple],
