@@ -56,16 +56,11 @@ def _budget_of_its_own(pick: Callable, seen: list) -> tuple[str, float] | None:
     budgets = [(name, float(value)) for name, value in read
                if isinstance(value, numbers.Real) and not isinstance(value, bool)]
     for name, value in budgets:
-        picks = [_best_within(table, value) for table, _, _ in seen]
+        picks = [_fastest(table[table.p95_ms <= value]) for table, _, _ in seen]
         if (len({budget for _, budget, _ in seen}) > 1 and any(best is not None for best in picks)
                 and all(_is_right(choice, {best}) for (_, _, choice), best in zip(seen, picks))):
             return name, value
     return None
-
-
-def _best_within(results: pd.DataFrame, budget_ms: float) -> object:
-    within = results[results.p95_ms <= budget_ms]
-    return None if within.empty else within.throughput_rps.idxmax()
 
 
 def already_failed(pick: Pick) -> bool:

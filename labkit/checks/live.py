@@ -255,7 +255,8 @@ def _address_kept_in_a_name(function: Callable) -> tuple[str, str] | None:
         assigned = re.compile(rf"^\s*{re.escape(name)}\s*=(.*)$", re.M)
         last = next((found[-1] for cell in reversed(history) if isinstance(cell, str)
                      and (found := assigned.findall(cell))), "")
-        if re.match(r"\s*[fr]?[\"'][^\"'\n]*((localhost|127\.0\.0\.1|0\.0\.0\.0):\d|:80[0-9]{2}\b)", last):
+        literal = re.match(r"\s*[fr]?[\"']([^\"'\n]*)", last)  # text typed, not computed
+        if literal and WRITTEN_ADDRESS.search(literal.group(1)):
             return name, value
     return None
 
