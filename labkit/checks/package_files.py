@@ -380,7 +380,8 @@ def image_folder(context: PathLike) -> None:
                           "The exercise's cell runs MLServer's command that writes a Dockerfile, on the build "
                           "folder the cell before it made.")
     text = dockerfile.read_text()
-    if _lines(text) != _lines(_mlserver_dockerfile()):
+    ours, theirs = _lines(text), _lines(_mlserver_dockerfile())
+    if ours != theirs:
         # helper session 8: a hand-written Dockerfile held the four steps checked as text; an
         # exec-form CMD was taken for none. What MLServer writes is known exactly: any other file
         # is named by the first step it lacks, read as Docker reads it, or by the first line it changes.
@@ -389,7 +390,6 @@ def image_folder(context: PathLike) -> None:
             raise CheckFailed(f"The Dockerfile is not the one MLServer 1.7.1 writes: {', '.join(missing)} "
                               f"{'is' if len(missing) == 1 else 'are'} missing, so the image would not serve the "
                               "model.", "Let MLServer write it, on the build folder.")
-        ours, theirs = _lines(text), _lines(_mlserver_dockerfile())
         line = next((index for index, (mine, its) in enumerate(zip(ours, theirs)) if mine != its),
                     min(len(ours), len(theirs)))
         raise CheckFailed(f"The Dockerfile has the steps of MLServer's, and is not the file MLServer 1.7.1 writes: "
