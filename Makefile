@@ -21,6 +21,14 @@ $(PROXY):
 
 .PHONY: test test-setup system-deps test-fast notebooks release handout grade bench-grading bench bench-starts bench-memory bench-breakdown bench-shared bench-validate peers notebook-memory soak clean
 
+# The tests' random checkpoint and its reference export (tests/helpers/weights.py), made once
+# per installed torch and timm: every session after finds them instead of 12-20 s of export.
+TEST_WEIGHTS := $(LAB_STATE)/test-weights/.made-$(notdir $(STAMP))
+$(TEST_WEIGHTS): $(DEV_STAMP)
+	$(PY) -m tests.helpers.weights
+	rm -f $(LAB_STATE)/test-weights/.made-*
+	touch $@
+
 # Lint, the unit and live-server tests, then every solution notebook under nbval (quick mode),
 # by tools/run_tests.py: it writes the run's record (phases, slowest tests, MLServer starts by
 # kind, the machine's load) to benchmarks/results/test-runs/, also when a phase fails.
@@ -39,13 +47,13 @@ test:
 	@$(MAKE) --no-print-directory -j4 test-setup
 	$(PY) tools/run_tests.py --started $(TEST_STARTED) --start-log $(START_LOG) --state $(LAB_STATE) $(TEST_MODE)
 
-test-setup: $(DEV_STAMP) $(WEIGHTS) $(PROXY) hf-runtime-if-room system-deps
+test-setup: $(DEV_STAMP) $(WEIGHTS) $(TEST_WEIGHTS) $(PROXY) hf-runtime-if-room system-deps
 
 system-deps:
 	tools/system-deps.sh $(SYSTEM_PACKAGES)
 
 # The edit-test loop: lint, type check, then every test that starts no MLServer (under a minute).
-test-fast: $(DEV_STAMP) $(WEIGHTS)
+test-fast: $(DEV_STAMP) $(WEIGHTS) $(TEST_WEIGHTS)
 	$(VENV)/bin/ruff check labkit tests benchmarks tinyvit tools
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -m "not slow" tests

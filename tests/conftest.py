@@ -7,16 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labkit.model import weights
 from labkit.model.reference import InProcessModel
 from labkit.client import CAT, load_image
 from labkit.workspace import lab_service_copy
 from tests.helpers.lab import BATCH_CALLERS, start_server
+from tests.helpers.weights import random_checkpoint
 
 
 @pytest.fixture(scope="session")
-def checkpoint(tmp_path_factory) -> Path:
-    return weights.write_random_checkpoint(tmp_path_factory.mktemp("weights") / "tinyvit.safetensors")
+def checkpoint() -> Path:
+    """A random TinyViT (seed 0), kept in .lab/test-weights/ with its reference export."""
+    return random_checkpoint()
 
 
 @pytest.fixture(scope="session")
