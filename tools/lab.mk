@@ -21,8 +21,10 @@ export NPM_CONFIG_CACHE := $(LAB_STATE)/npm
 # The lab's JupyterLab settings (tools/jupyter): no nbgrader instructor tools, no news prompt,
 # widget state saved with the notebook.
 export JUPYTER_CONFIG_PATH := $(CURDIR)/tools/jupyter
+# ONNX Runtime (1.32) otherwise keeps a device id for its telemetry in ~/.cache/Microsoft.
+export ORT_DISABLE_TELEMETRY := 1
 LAB_ENV_VARS := JUPYTER_CONFIG_DIR JUPYTER_CONFIG_PATH JUPYTER_DATA_DIR JUPYTER_RUNTIME_DIR IPYTHONDIR \
-	MPLCONFIGDIR NPM_CONFIG_CACHE
+	MPLCONFIGDIR NPM_CONFIG_CACHE ORT_DISABLE_TELEMETRY
 
 .PHONY: lab lab-env weights venv onnx hf-runtime hf-runtime-if-room triton
 
