@@ -95,3 +95,15 @@ def test_the_handout_stage_builds_with_the_standard_library_only(tmp_path):
     for needed in ("notebooks", "tools/jupyter", "labkit/model/weights.py", "pyproject.toml"):
         assert (built / needed).exists(), needed
     assert Path(built / "deploy" / "jupyterhub" / "Dockerfile").exists()
+
+
+def test_the_image_sets_the_labs_environment_that_is_not_a_folder():
+    # `make lab` exports these to every kernel and server; a hub's image must set them too
+    # (ORT_DISABLE_TELEMETRY: else ONNX Runtime writes a device id into every student's home).
+    from tests.helpers.jupyterlab import lab_environment
+
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    settings = {name: value for name, value in lab_environment().items() if "/" not in value}
+    assert "ORT_DISABLE_TELEMETRY" in settings
+    for name, value in settings.items():
+        assert re.search(rf"^ENV (.*\\\n)*\s*{name}={re.escape(value)}\b", dockerfile, re.MULTILINE), name
