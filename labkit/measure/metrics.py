@@ -146,9 +146,9 @@ def _ratio(samples: pd.DataFrame, metric: str, model: str) -> float:
 
 
 def plot_under_load(server: ModelServer, seconds: float = 10, concurrency: int = 4, interval: float = 1.0,
-          payload: str = "jpeg") -> tuple[pd.DataFrame, LoadResult | None]:
+          payload: str = "jpeg") -> tuple[pd.DataFrame, LoadResult]:
     """Run a load for ``seconds`` while plotting, live, the requests per second the server's
-    own counters report. Returns (timeline table, load result)."""
+    own counters report. Returns (timeline table, load result); raises the load's error."""
     load, outcome = _load_in_background(server, seconds, concurrency, payload)
     timeline, started = [], time.monotonic()
     show = _live_figure()
@@ -170,22 +170,22 @@ def plot_under_load(server: ModelServer, seconds: float = 10, concurrency: int =
     # A scrape right after the last answers can come before the server has counted them (the
     # fresh-clone run of this stop: 10 of 12 under adaptive batching): sample again, for at most
     # 2 s, until the counters hold every answer the load got.
-    result = outcome.get("result")
-    if result is not None:
-        answered = timeline[0]["successes"] + result.summary["requests"] - result.summary["errors"]
-        settled = time.monotonic() + 2
-        while timeline[-1]["successes"] < answered and time.monotonic() < settled:
-            time.sleep(0.1)
-            sample()
+    result = _result_of(outcome)
+    answered = timeline[0]["successes"] + result.summary["requests"] - result.summary["errors"]
+    settled = time.monotonic() + 2
+    while timeline[-1]["successes"] < answered and time.monotonic() < settled:
+        time.sleep(0.1)
+        sample()
     return pd.DataFrame(timeline), result
 
 
 def plot_reading(server: ModelServer, read: Callable[[pd.DataFrame, pd.DataFrame, float], tuple],
                  seconds: float = 10, concurrency: int = 4, interval: float = 1.0,
-                 payload: str = "jpeg") -> tuple[pd.DataFrame, LoadResult | None]:
+                 payload: str = "jpeg") -> tuple[pd.DataFrame, LoadResult]:
     """Run a load for ``seconds`` while plotting, live, what ``read(before, after, seconds)``
     (the student's own function of two scrapes: requests per second, p95 in ms) makes of each
-    ``interval`` of the server's metrics. Returns (timeline table, load result)."""
+    ``interval`` of the server's metrics. Returns (timeline table, load result); raises the
+    load's error."""
     load, outcome = _load_in_background(server, seconds, concurrency, payload)
     timeline, started = [], time.monotonic()
     show = _live_figure()
@@ -204,7 +204,7 @@ def plot_reading(server: ModelServer, read: Callable[[pd.DataFrame, pd.DataFrame
             show(_reading_plot(pd.DataFrame(timeline)))
         if not load.is_alive():
             break
-    return pd.DataFrame(timeline), outcome.get("result")
+    return pd.DataFrame(timeline), _result_of(outcome)
 
 
 def _load_in_background(server: ModelServer, seconds: float, concurrency: int,
@@ -214,9 +214,22 @@ def _load_in_background(server: ModelServer, seconds: float, concurrency: int,
     from labkit.measure.loadgen import run_load
 
     outcome: dict[str, LoadResult] = {}
-    load = threading.Thread(target=lambda: outcome.update(result=run_load(
-        server.infer_url, concurrency, seconds, payload=payload, progress=False)), daemon=True)
-    return load, outcome
+
+    def run() -> None:
+        try:
+            outcome["result"] = run_load(server.infer_url, concurrency, seconds, payload=payload, progress=False)
+        except BaseException as error:  # raised again by _result_of, in the caller's thread
+            outcome["error"] = error  # type: ignore[assignment]
+
+    return threading.Thread(target=run, daemon=True), outcome
+
+
+def _result_of(outcome: dict) -> LoadResult:
+    """The load's result; its error, raised in the caller's thread, if it failed (a plot of a
+    load that never ran would look like an idle server)."""
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
 def _live_figure() -> Callable:

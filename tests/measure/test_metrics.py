@@ -51,6 +51,15 @@ def test_the_plot_under_load_records_a_timeline_of_the_servers_counters(metrics_
     assert result.summary["errors"] == 0
 
 
+@pytest.mark.parametrize("plot", ["plot_under_load", "plot_reading"])
+def test_a_load_that_fails_raises_its_error_instead_of_an_empty_plot(metrics_server, plot):
+    # The load runs in a thread: its error went to the thread's stderr, and the plot returned
+    # (a timeline of no requests, None) as if the server had been idle.
+    arguments = (metrics_server,) if plot == "plot_under_load" else (metrics_server, lambda *_: (0.0, 0.0))
+    with pytest.raises(ValueError, match="payload must be one of"):
+        getattr(metrics, plot)(*arguments, seconds=1, interval=0.2, payload="nonsense")
+
+
 def test_the_students_reading_is_plotted_for_every_interval_with_requests(metrics_server):
     # Notebook 07: the student's function of two scrapes, applied to each interval of a load.
     seen = []
