@@ -38,19 +38,34 @@ def wait_until_serving(process: subprocess.Popen, ready_url: str, timeout: float
     process's output) if ``process`` exits first, or after ``timeout`` seconds."""
     import requests
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def ready() -> bool:
         if process.poll() is not None:
             log.seek(0)
             raise RuntimeError(f"{name} exited with code {process.returncode}:\n"
                                f"{log.read().decode(errors='replace')[-3000:]}")
         try:
-            if requests.get(ready_url, timeout=2).status_code == 200:
-                return
+            return requests.get(ready_url, timeout=2).status_code == 200
         except requests.RequestException:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"{name} not ready after {timeout:.0f} s")
+            return False
+
+    if not wait_until(ready, timeout, interval=0.25):
+        raise RuntimeError(f"{name} not ready after {timeout:.0f} s")
+
+
+def choose_ports(requested: dict[str, int | None], defaults: dict[str, int],
+                 defaults_allowed: bool = True) -> dict[str, int]:
+    """A port for each key: the one asked for if free; for None the default when allowed and
+    free; otherwise (0, taken, or the default not allowed) a free one; never one port twice."""
+    chosen: dict[str, int] = {}
+    for key, default in defaults.items():
+        port = requested.get(key)
+        if port is None or port == 0 or not port_is_free(port):
+            use_default = port is None and defaults_allowed and port_is_free(default)
+            port = default if use_default else free_port()
+        while port in chosen.values():
+            port = free_port()
+        chosen[key] = port
+    return chosen
 
 
 def free_port() -> int:

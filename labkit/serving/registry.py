@@ -28,6 +28,9 @@ class Server(Protocol):
     @property
     def running(self) -> bool: ...
 
+    @property
+    def http_url(self) -> str: ...
+
     def stop(self) -> None: ...
 
 
@@ -58,6 +61,19 @@ def running_server(model_dir: Path) -> Server | None:
     mine = [server for server in _running if server.model_dir == model_dir and server.running
             and server.options.model_settings is None]
     return max(mine, key=lambda server: server.started_at, default=None)
+
+
+def stop_servers_started_alike(server: Server) -> None:
+    """Stop this process's other servers of the same folder with the same options: re-running
+    a notebook's start cell after an edit must not leave the old server (old code, its memory,
+    its ports) running beside the new one. A server of the same folder with other settings
+    (batching on, say) may run beside it on purpose."""
+    for other in list(_running):
+        if (other is not server and other.running and other.model_dir == server.model_dir
+                and other.options == server.options):
+            print(f"Stopping the server this kernel already runs for {server.model_dir.name}/ "
+                  f"(on {other.http_url}, started with the files as they were then).")
+            other.stop()
 
 
 @atexit.register

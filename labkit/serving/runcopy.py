@@ -11,9 +11,11 @@ as they wrote them; :func:`settings_changes` says what the copy changed.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import shutil
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,6 +116,17 @@ def workers(model_dir: Path, options: ServerOptions) -> int:
     return _folder_server_settings(model_dir, options).get("parallel_workers", 1)
 
 
+def scaling(model_dir: Path, model_settings: dict, options: ServerOptions) -> dict:
+    """What a server of the folder runs with for scaling: ``parallel_workers`` (settings.json,
+    or the option), ``max_batch_size`` and ``max_batch_time`` (model-settings.json, or the options)."""
+    def batching(key: str):
+        override = getattr(options, key)
+        return override if override is not None else model_settings.get(key, 0)
+
+    return {"parallel_workers": workers(model_dir, options),
+            "max_batch_size": batching("max_batch_size"), "max_batch_time": batching("max_batch_time")}
+
+
 def run_model_settings(model_dir: Path, model_settings: dict, options: ServerOptions) -> dict:
     """model-settings.json as the copy has it: batching and weights overridden, the uri
     resolved against the student's folder, and the worker count in ``parameters.extra``."""
@@ -152,6 +165,61 @@ def write_run_copy(model_dir: Path, target: Path, model_settings: dict, options:
     (target / "model-settings.json").write_text(
         json.dumps(run_model_settings(model_dir, model_settings, options), indent=2))
     (target / "settings.json").write_text(json.dumps(run_server_settings(model_dir, options, ports), indent=2))
+
+
+class RunCopy:
+    """One start's copy of a model folder in a temporary folder, with MLServer's log beside it
+    (``server.log``), and the digests of the student's files it was made from: what a
+    server runs, and whether the folder changed since. ``remove()`` deletes the copy and keeps
+    the log's text."""
+
+    def __init__(self, model_dir: Path, name: str):
+        self.model_dir = model_dir
+        self.dir = Path(tempfile.mkdtemp(prefix=f"mlserver-lab-{name}-"))
+        self.folder = self.dir / model_dir.name  # the same name as the original
+        self.started_files: dict[str, str] = {}
+        self._final_log = ""
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / "server.log"
+
+    @property
+    def log(self) -> str:
+        """What the server has printed so far (kept after ``remove()``)."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else self._final_log
+
+    def write(self, model_settings: dict, options: ServerOptions, ports: dict) -> None:
+        """The copy as MLServer will read it (again before a reload), from the folder as it is now."""
+        if self.folder.exists():
+            shutil.rmtree(self.folder)
+        write_run_copy(self.model_dir, self.folder, model_settings, options, ports)
+
+    def remember_files(self, options: ServerOptions) -> None:
+        """The folder's files as the server runs them now (after a start or a reload that worked)."""
+        self.started_files = folder_digests(self.model_dir, options)
+
+    def changed(self, options: ServerOptions) -> list[str]:
+        """The folder's files written since the copy was made: the server still runs the old ones."""
+        now = folder_digests(self.model_dir, options)
+        return sorted(name for name in set(now) | set(self.started_files)
+                      if now.get(name) != self.started_files.get(name))
+
+    def remove(self) -> None:
+        if self.dir.exists():
+            self._final_log = self.log
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def folder_digests(model_dir: Path, options: ServerOptions) -> dict[str, str]:
+    """The sha256 of each of the folder's files a server reads (not caches, hidden files, or
+    files of 1 MB and more, such as weights)."""
+    # Given model settings replace the folder's file: its edits do not make the server stale.
+    ignored = {"model-settings.json"} if options.model_settings is not None else set()
+    return {str(path.relative_to(model_dir)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(model_dir.rglob("*"))
+            if path.is_file() and "__pycache__" not in path.parts and not path.name.startswith(".")
+            and path.stat().st_size < (1 << 20) and str(path.relative_to(model_dir)) not in ignored}
 
 
 # The address settings the lab sets in the run copy, with MLServer 1.7.1's defaults.

@@ -17,27 +17,22 @@ start.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import cast
 
-import requests
-
 from labkit import config
 from labkit.paths import REPO_ROOT, PathLike
 from labkit.serving import registry
-from labkit.serving.processes import (die_with_parent, free_port, group_listens_on, pid_dir, port_is_free,
-                                      remove_pid_file, stop_group, stop_orphans, wait_until, write_pid_file)
-from labkit.serving.runcopy import (MODEL_LEVEL, ServerOptions, folder_model_settings, workers,
-                                    write_run_copy)
-from labkit.serving.startlog import (LOAD_FAILED_MARK, LOADED_MARK, PORT_TAKEN, SETTINGS_REFUSED_MARK, PortTaken,
-                                     ServerStartError, StartInterrupted, first_error_in, last_exception,
+from labkit.serving.addresses import Addresses
+from labkit.serving.processes import (choose_ports, die_with_parent, pid_dir, remove_pid_file, stop_group,
+                                      stop_orphans, write_pid_file)
+from labkit.serving.readiness import load_again, wait_until_model_ready
+from labkit.serving.runcopy import MODEL_LEVEL, RunCopy, ServerOptions, folder_model_settings, scaling
+from labkit.serving.startlog import (PortTaken, ServerStartError, StartInterrupted, last_exception, start_error,
                                      startup_lines)
 
 DEFAULT_PORTS = {"http_port": 8080, "grpc_port": 8081, "metrics_port": 8082}
@@ -45,23 +40,20 @@ FREE_PORTS_ENV = config.FREE_PORTS  # on: never the default ports (grading runs 
 # Seconds MLServer gets to shut down after SIGTERM before its process group is SIGKILLed
 # (labkit.serving.supervisor; MLServer can hang in its own shutdown).
 SHUTDOWN_GRACE = 10
-# Seconds a model may stay not ready after MLServer logged that it loaded it (in the main process,
-# after its workers): longer, and its load() did not return True.
-LOADED_BUT_NOT_READY = 5
 # Imported from here by notebooks (04 catches a failed start and prints its cause).
 __all__ = ["ModelServer", "ServerStartError", "PortTaken", "last_exception", "resolve_model_dir",
            "running_server", "DEFAULT_PORTS", "FREE_PORTS_ENV", "SHUTDOWN_GRACE"]
 
 
-class ModelServer:
+class ModelServer(Addresses):
     """One MLServer process serving one model folder.
 
     The keyword arguments are the three ports (``None``: the default port when free) and
     the options of :class:`labkit.serving.runcopy.ServerOptions` (``None`` keeps the
     folder's own setting), kept as ``server.options``; ``restart()`` and ``reload()`` take the
-    same names. The server runs a copy of the folder (``labkit.serving.runcopy``), reads its
-    start in the log (``labkit.serving.startlog``) and is listed in ``labkit.serving.registry``
-    while it runs.
+    same names. The server runs a :class:`~labkit.serving.runcopy.RunCopy` of the folder, waits
+    for it with :mod:`labkit.serving.readiness`, reads its start in the log
+    (:mod:`labkit.serving.startlog`) and is listed in :mod:`labkit.serving.registry` while it runs.
     """
 
     def __init__(self, model_dir: PathLike = "tinyvit", *, parallel_workers: int | None = None,
@@ -81,41 +73,20 @@ class ModelServer:
         self.ports: dict[str, int | None] = {"http_port": http_port, "grpc_port": grpc_port,
                                              "metrics_port": metrics_port}
         self.process: subprocess.Popen | None = None
-        self.run_dir: Path | None = None
-        self._final_log = ""
-        self._started_files: dict = {}
+        self.copy: RunCopy | None = None  # this start's run copy and log
         self.started_at = 0.0
 
-    # ----------------------------------------------------------- addresses
+    # ----------------------------------------------------------- state
     @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['http_port']}"
-
-    @property
-    def grpc_address(self) -> str:
-        return f"127.0.0.1:{self.ports['grpc_port']}"
-
-    @property
-    def metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['metrics_port']}/metrics"
-
-    @property
-    def model_url(self) -> str:
-        return f"{self.http_url}/v2/models/{self.name}"
-
-    @property
-    def infer_url(self) -> str:
-        return f"{self.model_url}/infer"
-
-    @property
-    def docs_url(self) -> str:
-        return f"{self.http_url}/v2/docs"
+    def run_dir(self) -> Path | None:
+        """The temporary folder of the run copy and the log (None before the first start)."""
+        return self.copy.dir if self.copy else None
 
     @property
     def run_folder(self) -> Path:
         """The copy of the model folder that MLServer runs (same name as the original)."""
-        assert self.run_dir is not None, "no run copy before start()"
-        return self.run_dir / self.model_dir.name
+        assert self.copy is not None, "no run copy before start()"
+        return self.copy.folder
 
     @property
     def running(self) -> bool:
@@ -124,24 +95,19 @@ class ModelServer:
     @property
     def log(self) -> str:
         """Everything the server has printed so far (kept after ``stop()``)."""
-        if self.run_dir is None or not (self.run_dir / "server.log").exists():
-            return self._final_log
-        return (self.run_dir / "server.log").read_text(errors="replace")
+        return self.copy.log if self.copy else ""
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.splitlines()[-lines:])
 
+    def startup_lines(self) -> str:
+        """The lines of MLServer's log that say where it listens and what it loaded."""
+        return startup_lines(self.log)
+
     @property
     def scaling(self) -> dict:
-        """What the server runs with for scaling: ``parallel_workers`` (settings.json, or the
-        override given here), ``max_batch_size`` and ``max_batch_time`` (model-settings.json, or
-        the overrides)."""
-        def batching(key: str):
-            override = getattr(self.options, key)
-            return override if override is not None else self.model_settings.get(key, 0)
-
-        return {"parallel_workers": workers(self.model_dir, self.options),
-                "max_batch_size": batching("max_batch_size"), "max_batch_time": batching("max_batch_time")}
+        """``parallel_workers``, ``max_batch_size`` and ``max_batch_time`` the server runs with."""
+        return scaling(self.model_dir, self.model_settings, self.options)
 
     def __repr__(self) -> str:
         state = f"running on {self.http_url}" if self.running else "stopped"
@@ -151,6 +117,11 @@ class ModelServer:
             scaling = {}
         knobs = ", ".join(f"{key}={value}" for key, value in scaling.items())
         return f"<ModelServer {self.name!r} {state} ({knobs})>"
+
+    def changed_since_start(self) -> list:
+        """Files of the model folder written after this server started: it still runs the
+        old version of them until ``restart()``."""
+        return self.copy.changed(self.options) if self.running and self.copy else []
 
     # ----------------------------------------------------------- lifecycle
     def start(self, timeout: float = 180, progress: bool | None = None) -> "ModelServer":
@@ -162,7 +133,7 @@ class ModelServer:
             return self
         stop_orphans(keep=registry.pids())
         if _in_notebook():
-            self._replace_servers_started_alike()
+            registry.stop_servers_started_alike(self)
         self._read_model_settings()  # the folder as it is now: restart() after an edit uses the edit
         self._choose_ports()
         try:
@@ -177,38 +148,31 @@ class ModelServer:
 
     def _launch(self, timeout: float, progress: bool) -> "ModelServer":
         """Run MLServer on the chosen ports from a fresh run copy; wait until it is ready."""
-        run_dir = self.run_dir = Path(tempfile.mkdtemp(prefix=f"mlserver-lab-{self.name}-"))
-        self._write_run_copy(self.run_folder)
-        self._started_files = self._folder_digests()
-        with open(run_dir / "server.log", "wb") as log_file:  # the child keeps its own copy
+        copy = self.copy = RunCopy(self.model_dir, self.name)
+        copy.write(self.model_settings, self.options, self.ports)
+        copy.remember_files(self.options)
+        env = {key: value for key, value in os.environ.items() if not key.startswith("MLSERVER_")}
+        env.update(self.options.env, PYTHONUNBUFFERED="1")
+        with open(copy.log_path, "wb") as log_file:  # the child keeps its own copy
             self.process = process = subprocess.Popen(
                 [sys.executable, "-m", "labkit.serving.supervisor", "--grace", str(SHUTDOWN_GRACE),
-                 "--run-dir", str(run_dir), "--pid-dir", str(pid_dir()), "--",
-                 *self.command(self.run_folder)],
-                cwd=run_dir, stdout=log_file, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, env=self._environment(),
-                start_new_session=True, preexec_fn=die_with_parent,
-            )
+                 "--run-dir", str(copy.dir), "--pid-dir", str(pid_dir()), "--", *self.command(copy.folder)],
+                cwd=copy.dir, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                start_new_session=True, preexec_fn=die_with_parent)
         registry.add(self)
         self.started_at = time.monotonic()
-        write_pid_file(process.pid, run_dir)
+        write_pid_file(process.pid, copy.dir)
         try:
-            self._wait_until_ready(timeout, progress)
+            wait_until_model_ready(self, timeout, progress)
         except BaseException as error:
-            _count_start(self.name, time.monotonic() - self.started_at, self._kind())  # until it failed
+            _count_start(self.name, time.monotonic() - self.started_at, self.model_settings)  # until it failed
             self.stop()
             if isinstance(error, KeyboardInterrupt) and not isinstance(error, StartInterrupted):
                 # One line in the notebook, not the frames of the loop that waited.
                 raise StartInterrupted(f"the start of {self.name} was interrupted; its server is stopped.") from None
             raise
-        _count_start(self.name, time.monotonic() - self.started_at, self._kind())
+        _count_start(self.name, time.monotonic() - self.started_at, self.model_settings)
         return self
-
-    def _kind(self) -> str:
-        """What the server imports to serve: "engine" (ONNX Runtime or OpenVINO, no torch) or
-        "torch" (every other runtime of the lab); counted per start by ``make test``."""
-        implementation = str((self.model_settings or {}).get("implementation", ""))
-        return "engine" if ".runtimes.engines." in implementation else "torch"
 
     def stop(self, timeout: float = 15) -> None:
         """SIGTERM to the server's process group, SIGKILL after ``timeout`` s."""
@@ -217,9 +181,8 @@ class ModelServer:
             return
         stop_group(self.process.pid, timeout, self.process)
         remove_pid_file(self.process.pid)
-        if self.run_dir is not None and self.run_dir.exists():
-            self._final_log = self.log
-            shutil.rmtree(self.run_dir, ignore_errors=True)
+        if self.copy is not None:
+            self.copy.remove()
 
     def restart(self, **overrides) -> "ModelServer":
         """Stop, apply overrides (same names as the constructor), start again."""
@@ -228,38 +191,25 @@ class ModelServer:
         return self.start()
 
     def reload(self, timeout: float = 120, **overrides) -> "ModelServer":
-        """Load the model folder again inside the running server, with overrides of the
-        model's settings (``max_batch_size``, ``max_batch_time``, ``weights``, ``extra``):
-        MLServer's model repository API unloads the model and loads it from a fresh run
-        copy, which takes seconds where ``restart()`` takes a new process. Overrides only a
-        new process can apply (workers, ports, server settings) are refused: use ``restart()``.
-        A folder whose settings.json or model name changed since the start is restarted."""
+        """Load the folder again in the running server, with overrides of the model's settings
+        (``max_batch_size``, ``max_batch_time``, ``weights``, ``extra``), through MLServer's model
+        repository API: seconds where ``restart()`` takes a new process. Overrides only a new
+        process can apply (workers, ports, server settings) are refused: use ``restart()``. A
+        folder whose settings.json or model name changed since the start is restarted."""
         unknown = set(overrides) - MODEL_LEVEL
         if unknown:
             raise TypeError(f"reload() changes model settings only ({', '.join(sorted(MODEL_LEVEL))}); "
                             f"use restart() for {', '.join(sorted(unknown))}")
         self._apply_overrides(overrides)
-        if not self.running or "settings.json" in self.changed_since_start():
+        if not self.running or self.copy is None or "settings.json" in self.changed_since_start():
             return self.restart()
         name = self.name
         self._read_model_settings()
         if self.name != name:
             return self.restart()
-        shutil.rmtree(self.run_folder)
-        self._write_run_copy(self.run_folder)
-        repository = f"{self.http_url}/v2/repository/models/{self.name}"
-        # Unload, then load: a plain load of a loaded model "reloads" it without setting up
-        # adaptive batching again (MLServer 1.7.1), so new batching settings would be ignored.
-        log_before = len(self.log)
-        unloaded = requests.post(f"{repository}/unload", timeout=timeout)
-        if unloaded.status_code not in (200, 404):  # 404: an earlier reload failed to load it
-            unloaded.raise_for_status()
-        answer = requests.post(f"{repository}/load", timeout=timeout)
-        if answer.status_code != 200:
-            raise self._start_error(f"MLServer could not load model {self.name!r} again "
-                                    f"(HTTP {answer.status_code}: {answer.text[:300]})")
-        self._wait_until_ready(timeout, progress=False, log_from=log_before)
-        self._started_files = self._folder_digests()
+        self.copy.write(self.model_settings, self.options, self.ports)
+        load_again(self, timeout)
+        self.copy.remember_files(self.options)
         return self
 
     def __enter__(self) -> "ModelServer":
@@ -272,23 +222,10 @@ class ModelServer:
         """``mlserver start <folder>``, with the ``mlserver`` of this server's environment."""
         return [str(Path(self.options.python).parent / "mlserver"), "start", str(folder or self.model_dir)]
 
-    def startup_lines(self) -> str:
-        """The lines of MLServer's log that say where it listens and what it loaded."""
-        return startup_lines(self.log)
-
-    def started_version(self) -> str:
-        """A digest of the folder's files as this server started (or reloaded) them: the same
-        files, the same version, whatever server runs them."""
-        return hashlib.sha256(repr(sorted(self._started_files.items())).encode()).hexdigest()[:16]
-
-    def changed_since_start(self) -> list:
-        """Files of the model folder written after this server started: it still runs the
-        old version of them until ``restart()``."""
-        if not self.running:
-            return []
-        now = self._folder_digests()
-        return sorted(name for name in set(now) | set(self._started_files)
-                      if now.get(name) != self._started_files.get(name))
+    def start_error(self, reason: str, settings: bool = False) -> ServerStartError:
+        """A failed start's error: ``reason``, the student's own line first, then the log."""
+        return start_error(reason, self.log, self.run_folder if self.copy else None,
+                           self.model_settings if settings else None)
 
     # ----------------------------------------------------------- internals
     def _apply_overrides(self, overrides: dict) -> None:
@@ -303,131 +240,9 @@ class ModelServer:
         # MLServer names a model without a name after its folder (the run copy's has the same name).
         self.name = self.model_settings.get("name") or self.model_dir.name
 
-    def _folder_digests(self) -> dict:
-        # Given model settings replace the folder's file: its edits do not make the server stale.
-        ignored = {"model-settings.json"} if self.options.model_settings is not None else set()
-        return {str(path.relative_to(self.model_dir)): hashlib.sha256(path.read_bytes()).hexdigest()
-                for path in sorted(self.model_dir.rglob("*"))
-                if path.is_file() and "__pycache__" not in path.parts and not path.name.startswith(".")
-                and path.stat().st_size < (1 << 20) and str(path.relative_to(self.model_dir)) not in ignored}
-
-    def _config(self) -> tuple:
-        """What a start cell asks for: the same folder with the same options."""
-        return self.model_dir, self.options
-
-    def _replace_servers_started_alike(self) -> None:
-        """Re-running a notebook's start cell after an edit must not leave the old server
-        (old code, its memory, its ports) running beside the new one. A server of the same
-        folder with other settings (batching on, say) may run beside it on purpose."""
-        for other in registry.servers():
-            if other is not self and other._config() == self._config() and other.running:
-                print(f"Stopping the server this kernel already runs for {self.model_dir.name}/ "
-                      f"(on {other.http_url}, started with the files as they were then).")
-                other.stop()
-
     def _choose_ports(self) -> None:
-        taken = set()
         # Several graders side by side would race for the same default port: free ports only.
-        defaults_allowed = not config.free_ports_only()
-        for key, default in DEFAULT_PORTS.items():
-            port = self.ports[key]
-            if port is None or port == 0 or not port_is_free(port):
-                use_default = port is None and defaults_allowed and port_is_free(default)
-                port = default if use_default else free_port()
-            while port in taken:
-                port = free_port()
-            taken.add(port)
-            self.ports[key] = port
-
-    def _write_run_copy(self, target: Path) -> None:
-        write_run_copy(self.model_dir, target, self.model_settings, self.options, self.ports)
-
-    def _environment(self) -> dict:
-        env = {key: value for key, value in os.environ.items() if not key.startswith("MLSERVER_")}
-        env.update(self.options.env)
-        env["PYTHONUNBUFFERED"] = "1"
-        return env
-
-    def _wait_until_ready(self, timeout: float, progress: bool, log_from: int = 0) -> None:
-        from tqdm.auto import tqdm
-
-        ready_url = f"{self.model_url}/ready"
-        started = time.monotonic()
-        bar = tqdm(total=int(timeout), desc=f"starting {self.name}", unit="s",
-                   disable=not progress, leave=False,
-                   bar_format="{desc}: {elapsed} (timeout {total}s)")
-
-        loaded = {"count": 0, "since": 0.0}  # the "Loaded model" lines seen, and since when
-        process = self.process
-        assert process is not None, "started by _launch()"
-
-        def ready() -> bool:
-            log = self.log[log_from:]
-            taken = PORT_TAKEN.search(log)
-            if taken:
-                port = taken.group(1) or taken.group(2)
-                raise PortTaken(f"port {port} was taken by another program while {self.name} started")
-            if process.poll() is not None:
-                raise self._start_error(f"MLServer exited with code {process.returncode}")
-            if SETTINGS_REFUSED_MARK in log:
-                # MLServer refused the file and runs on with no model: say so now, not at the timeout.
-                wait_until(lambda: "validation error" in self.log[log_from:].split(SETTINGS_REFUSED_MARK, 1)[-1]
-                           or process.poll() is not None, timeout=3)
-                time.sleep(0.2)  # the rest of the traceback
-                raise self._start_error(f"MLServer refused {self.model_dir.name}/model-settings.json and serves "
-                                        "no model", settings=True)
-            if LOAD_FAILED_MARK in log:
-                # MLServer logs "Couldn't load model" before the traceback that says why.
-                wait_until(lambda: "Traceback" in self.log[log_from:].split(LOAD_FAILED_MARK, 1)[-1]
-                           or process.poll() is not None, timeout=5)
-                time.sleep(0.2)  # the rest of the traceback
-                raise self._start_error(f"MLServer could not load model {self.name!r}")
-            bar.n = min(int(time.monotonic() - started), bar.total)
-            bar.refresh()
-            count = log.count(LOADED_MARK.format(name=self.name))
-            if count != loaded["count"]:
-                loaded.update(count=count, since=time.monotonic())
-            try:
-                if requests.get(ready_url, timeout=2).status_code != 200:
-                    if count and time.monotonic() - loaded["since"] > LOADED_BUT_NOT_READY:
-                        raise self._start_error(
-                            f"MLServer ran load() of model {self.name!r}, but the model is not ready: MLServer "
-                            "serves a model only when its load() returns True, and this one returned "
-                            "something else (False, or nothing)")
-                    return False
-            except requests.RequestException:
-                return False
-            http_port = cast(int, self.ports["http_port"])  # chosen by _choose_ports()
-            if group_listens_on(process.pid, http_port) is False:
-                # Someone else's server answered: same model name, another user's process.
-                raise PortTaken(f"port {self.ports['http_port']} was taken by another server while "
-                                f"{self.name} started (on a shared machine, perhaps another user's)")
-            return True
-
-        try:
-            if not wait_until(ready, timeout, interval=0.25):
-                raise self._start_error(f"model {self.name!r} not ready after {timeout:.0f} s")
-            # A notebook bar closed below its total turns red and stays: mark it complete
-            # so that it disappears.
-            bar.n = bar.total
-        finally:
-            bar.close()
-
-    def _start_error(self, reason: str, settings: bool = False) -> ServerStartError:
-        # The student's own file and line first: the log's last traceback is often MLServer
-        # cleaning up (unloading a model that never loaded), not the cause. For refused
-        # settings, what MLServer refused in the student's terms.
-        if settings:
-            from labkit.serving.mlserver_settings import refused
-
-            yours = "\n  ".join(refused(self.model_settings, "model-settings"))
-            yours = f"\nIn your model-settings.json: {yours}" if yours else ""
-        else:
-            yours = first_error_in(self.log, self.run_folder) if self.run_dir is not None else ""
-            yours = f"\nIn your code: {yours}" if yours else ""
-        cause = last_exception(self.log)
-        cause = f"\nCause: {cause}" if cause else ""
-        return ServerStartError(f"{reason}.{yours}{cause}\nLast lines of the server log:\n{self.log_tail()}")
+        self.ports = dict(choose_ports(self.ports, DEFAULT_PORTS, defaults_allowed=not config.free_ports_only()))
 
 
 def running_server(model_dir: PathLike) -> ModelServer | None:
@@ -454,12 +269,14 @@ def _in_notebook() -> bool:
     return type(get_ipython()).__name__ == "ZMQInteractiveShell"
 
 
-def _count_start(name: str, seconds: float, kind: str) -> None:
-    """One line per MLServer start, with its seconds until ready (or until it failed), in the
-    file ``$LAB_START_LOG`` names (``make test`` sums them up: starts are what makes the suite
-    slow)."""
+def _count_start(name: str, seconds: float, model_settings: dict) -> None:
+    """One line per MLServer start, with its seconds until ready (or until it failed) and its
+    kind, in the file ``$LAB_START_LOG`` names (``make test`` sums them up: starts are what
+    makes the suite slow). The kind is what the server imports to serve: "engine" (ONNX
+    Runtime or OpenVINO, no torch) or "torch" (every other runtime of the lab)."""
     start_log = config.start_log()
     if start_log:
+        kind = "engine" if ".runtimes.engines." in str(model_settings.get("implementation", "")) else "torch"
         # Who started it: the pytest test, else (a notebook's kernel) the working directory.
         caller = os.environ.get("PYTEST_CURRENT_TEST") or os.getcwd()
         with open(start_log, "a") as handle:

@@ -91,3 +91,24 @@ def startup_lines(log: str) -> str:
             seen.add(text)
             shown.append(line)
     return "\n".join(shown)
+
+
+def start_error(reason: str, log: str, run_folder: Path | None, model_settings: dict | None = None,
+                tail: int = 40) -> ServerStartError:
+    """The error of a failed start: ``reason``, then the student's own file and line (for
+    refused settings, given as ``model_settings``: what MLServer refused, in the student's
+    terms), the log's last exception, and the log's last ``tail`` lines."""
+    # The log's last traceback is often MLServer cleaning up (unloading a model that never
+    # loaded), not the cause: the student's own line comes first.
+    if model_settings is not None:
+        from labkit.serving.mlserver_settings import refused
+
+        yours = "\n  ".join(refused(model_settings, "model-settings"))
+        yours = f"\nIn your model-settings.json: {yours}" if yours else ""
+    else:
+        yours = first_error_in(log, run_folder) if run_folder is not None else ""
+        yours = f"\nIn your code: {yours}" if yours else ""
+    cause = last_exception(log)
+    cause = f"\nCause: {cause}" if cause else ""
+    last_lines = "\n".join(log.splitlines()[-tail:])
+    return ServerStartError(f"{reason}.{yours}{cause}\nLast lines of the server log:\n{last_lines}")

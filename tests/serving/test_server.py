@@ -22,7 +22,10 @@ from labkit.measure import metrics
 from labkit.serving import processes, registry, server as server_module
 from labkit.measure.loadgen import payload_body
 from labkit.serving.processes import port_is_free
+from labkit.serving.readiness import wait_until_model_ready
+from labkit.serving.runcopy import write_run_copy
 from labkit.serving.server import ModelServer, ServerStartError
+from labkit.serving.startlog import startup_lines
 from tests.helpers.network import answer_encoding, folder_digest, is_loopback, listening_addresses
 from tests.helpers.lab import FREE_PORTS, REPO, engine_folder
 
@@ -137,8 +140,7 @@ def test_stop_orphans_stops_a_server_whose_parent_is_gone(checkpoint, tmp_path):
     # process): only its pid file can find it.
     run = ModelServer(engine_folder(tmp_path / "folder", checkpoint), parallel_workers=0, **FREE_PORTS)
     run._choose_ports()
-    run.run_dir = tmp_path
-    run._write_run_copy(tmp_path / "model")
+    write_run_copy(run.model_dir, tmp_path / "model", run.model_settings, run.options, run.ports)
     orphan = subprocess.Popen([sys.executable, "-m", "mlserver.cli.main", "start", str(tmp_path / "model")],
                               cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)  # cwd: MLServer writes .metrics/ there
@@ -334,7 +336,7 @@ def test_the_start_progress_bar_ends_complete_so_a_notebook_hides_it(monkeypatch
     server = ModelServer("tinyvit", http_port=port)
     server.process = subprocess.Popen([sys.executable, "-c", answers_ready])
     try:
-        server._wait_until_ready(timeout=20, progress=True)
+        wait_until_model_ready(server, timeout=20, progress=True)
     finally:
         server.process.kill()
     assert bars and bars[-1][0] == bars[-1][1], bars
@@ -429,9 +431,8 @@ def test_the_start_command_says_which_address_settings_the_lab_changed(tmp_path)
 
 def test_the_start_log_shows_each_line_once():
     # MLServer logs "Loaded model" in the worker and again in the main process.
-    server = ModelServer("tinyvit", **FREE_PORTS)
-    server._final_log = ("2026-11-28 10:45:52,434 [mlserver.rest] INFO - HTTP server running on http://127.0.0.1:8080\n"
-                         "2026-11-28 10:46:06,644 [mlserver][t] INFO - Loaded model 't' successfully.\n"
-                         "2026-11-28 10:46:06,646 [mlserver][t] INFO - Loaded model 't' successfully.\n")
-    assert server.startup_lines().count("Loaded model") == 1
-    assert "HTTP server running" in server.startup_lines()
+    log = ("2026-11-28 10:45:52,434 [mlserver.rest] INFO - HTTP server running on http://127.0.0.1:8080\n"
+           "2026-11-28 10:46:06,644 [mlserver][t] INFO - Loaded model 't' successfully.\n"
+           "2026-11-28 10:46:06,646 [mlserver][t] INFO - Loaded model 't' successfully.\n")
+    assert startup_lines(log).count("Loaded model") == 1
+    assert "HTTP server running" in startup_lines(log)
