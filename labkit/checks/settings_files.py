@@ -349,6 +349,13 @@ def _check_own_class(module: str, class_name: str, folder: Path) -> None:
         raise CheckFailed("\"implementation\" names mlserver.MLModel, MLServer's base class: it has no load() "
                           "or predict() of its own to serve.",
                           f"Name the class that the service file of {folder.name}/ defines.")
+    if class_name == "MLModel" and "." not in module:
+        # helper session 10: "serve-model.MLModel" passed, because the file imports MLModel; MLServer
+        # then served the base class, and every service check blamed serve-model.py.
+        raise CheckFailed(f"\"implementation\" names {module}.MLModel: that is MLServer's base class, which "
+                          f"{module}.py imports, not a class of its own. MLServer would serve it with none of your "
+                          "code, and answer every request with an error.",
+                          f"Name the class that the service file of {folder.name}/ defines.")
     if "." in module and first == folder.name:
         # helper session 8: "top5.serve-model.TopFiveModel" was called a class of an installed package
         raise CheckFailed(f"\"implementation\" is {module}.{class_name}: it starts with the folder's name, "

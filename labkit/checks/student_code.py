@@ -160,6 +160,13 @@ def model_class(module: ModuleType, module_name: str, class_name: str) -> type:
     if not (isinstance(cls, type) and issubclass(cls, MLModel)):
         raise CheckFailed(f"{class_name} is not a subclass of mlserver.MLModel: MLServer cannot serve it.",
                           "MLServer serves classes derived from its MLModel.")
+    if cls.__module__.split(".")[0] == "mlserver":
+        # helper session 10: "serve-model.MLModel" passed (the file imports MLModel), and MLServer
+        # then served the base class: every request a 500 NotImplementedError, blamed on the service.
+        raise CheckFailed(f"\"implementation\" names {module_name}.{class_name}, which is MLServer's own "
+                          f"{cls.__module__}.{cls.__name__} that {module_name} imports, not a class it defines: "
+                          "MLServer would serve it with none of your code, and answer every request with an error.",
+                          f"Name the class that {module_name} defines itself.")
     return cls
 
 

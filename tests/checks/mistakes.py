@@ -224,6 +224,9 @@ CATALOGUE = [
           says="a class from an installed package", write=FAIL, note="the lab's runtime (helper session 1)"),
     entry(M01, "wrong value", '{"name": "my-tinyvit", "implementation": "mlserver.MLModel"}',
           says="MLServer's base class", write=FAIL, note="the base class (helper session 1)"),
+    entry(M01, "wrong value", '{"name": "my-tinyvit", "implementation": "serve-model.MLModel"}',
+          says=("serve-model.MLModel", "MLServer's base class", "serve-model.py imports"), hides="TinyViTModel",
+          write=FAIL, note="the base class the file imports (helper session 10)"),
     entry(M01, "correct, written differently", '{"name": "my-tinyvit", "implementation": "serve-model.TinyViTModel", '
           '"max_batch_size": 0, "max_batch_time": 0}', graded=PASS, write=PASS,
           note="batching off, written out (helper session 1)"),
@@ -253,6 +256,9 @@ CATALOGUE = [
           note="the folder in front of the module (helper session 8: called an installed package's class)"),
     entry(M03, "wrong value", '{"name": "top5", "implementation": "serve-model.TinyViTModel"}',
           says="defines no class TinyViTModel", note="01's class"),
+    entry(M03, "wrong value", '{"name": "top5", "implementation": "serve-model.MLModel"}',
+          says="MLServer's base class", hides="TopFiveModel", write=FAIL,
+          note="the base class the file imports (helper session 10: then every top-5 check blamed serve-model.py)"),
     entry(M03, "wrong value", '{"name": "my-tinyvit", "implementation": "serve-model.TopFiveModel"}',
           says="called 'top5'", write=FAIL, note="01's name"),
     entry(M03, "misspelt key", '{"name": "top5", "implementation": "serve-model.TopFiveModel", '
@@ -389,6 +395,9 @@ CATALOGUE = [
           '"max_batch_size": 1, "max_batch_time": 0.01}', says="batching stays off", write=PASS),
     entry(M05, "wrong value", '{"name": "scaled", "implementation": "serve-model.TinyViTModel", '
           '"max_batch_size": 8}', says="does not set ['max_batch_time']", write=PASS),
+    entry(M05, "wrong value", '{"name": "scaled", "implementation": "serve-model.MLModel", '
+          '"max_batch_size": 8, "max_batch_time": 0.01}', says="MLServer's base class", write=FAIL,
+          note="the base class the file imports (helper session 10)"),
     entry(M05, "wrong value", '{"name": "scaled", "implementation": "serve-model.TinyViTModel", '
           '"max_batch_size": 4, "max_batch_time": 0.01}', says="the exercise asks for other values", write=PASS),
     entry(M05, "wrong level", '{"name": "scaled", "implementation": "serve-model.TinyViTModel", '
