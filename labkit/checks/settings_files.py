@@ -588,6 +588,12 @@ def server_settings(folder: PathLike, expected_workers: int | None = None, debug
                           "serves no metrics, and the lab reads the server's own counters there (the batch sizes "
                           "of notebook 05, the monitoring of notebook 07, the checks' count of your requests).",
                           "Leave out the settings the exercise does not ask for.")
+    logging = content.get("logging_settings")
+    if isinstance(logging, str) and not (Path(folder).resolve().parent / logging).is_file():
+        # helper session 10: passed, then `mlserver start` stopped with FileNotFoundError
+        raise CheckFailed(f"settings.json sets logging_settings {logging!r}: MLServer reads that file from the folder "
+                          "it is started in (the notebook's), where there is no such file, so it would stop "
+                          "at its start.", "Leave out the settings the exercise does not ask for.")
     if expected_workers is not None and workers != expected_workers:
         runs = (f"runs {workers} parallel worker(s)" if "parallel_workers" in content else
                 "sets no parallel_workers, so MLServer runs its default, 1 worker")

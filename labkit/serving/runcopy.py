@@ -154,6 +154,10 @@ def run_server_settings(model_dir: Path, options: ServerOptions, ports: dict) ->
     settings.setdefault("debug", False)
     if options.parallel_workers is not None:
         settings["parallel_workers"] = options.parallel_workers
+    if isinstance(settings.get("logging_settings"), str):
+        # MLServer reads it from where it starts: `mlserver start <folder>` runs beside the folder,
+        # the run copy in a temporary folder.
+        settings["logging_settings"] = str(model_dir.parent / settings["logging_settings"])
     return settings
 
 

@@ -74,6 +74,9 @@ N07 = "07 served_rate_and_p95"
 
 CATALOGUE = [
     # ------------------------------------------------------------------ 01 settings.json
+    entry(S01, "wrong path", '{"host": "127.0.0.1", "parallel_workers": 0, "debug": false, '
+          '"logging_settings": "logging.json"}', says=("logging_settings 'logging.json'", "no such file"),
+          write=FAIL, note="a logging file that does not exist (helper session 10: MLServer stopped at its start)"),
     entry(S01, "misspelt key", '{"host": "127.0.0.1", "paralel_workers": 0, "debug": false}',
           says=['"paralel_workers"', 'did you mean "parallel_workers"'], write=FAIL),
     entry(S01, "misspelt key", '{"host": "127.0.0.1", "parallel_worker": 0, "debug": false}',

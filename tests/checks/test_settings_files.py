@@ -260,3 +260,19 @@ def test_03s_class_renamed_in_the_file_is_named_before_any_start_and_spares_the_
     with pytest.raises(checks.CheckFailed, match=r"defines no class TopFiveModel \(it defines \['TopFiveModels'\]\)"):
         live.service_server(folder)
     assert "No server of top5/ runs" not in capsys.readouterr().out  # named before any start
+
+
+def test_a_logging_file_is_read_from_beside_the_folder_as_mlserver_start_reads_it(folder):
+    # helper session 10: a logging_settings file that does not exist passed; one that does, beside the
+    # folder where `mlserver start <folder>` runs, must be found by the run copy (in another folder) too.
+    from labkit.serving.runcopy import ServerOptions, run_server_settings
+
+    path = folder / "settings.json"
+    settings = json.loads(path.read_text())
+    path.write_text(json.dumps({**settings, "logging_settings": "logging.json"}))
+    with pytest.raises(checks.CheckFailed, match="no such file"):
+        checks.server_settings(folder)
+    (folder.parent / "logging.json").write_text('{"version": 1}')
+    checks.server_settings(folder)
+    given = run_server_settings(folder, ServerOptions(), {"http_port": 1})
+    assert given["logging_settings"] == str(folder.parent / "logging.json")
