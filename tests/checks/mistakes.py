@@ -505,6 +505,18 @@ CATALOGUE += [
 # ---------------------------------------------------------------------- 05 pick_configuration
 PICK = "def pick_configuration(results, budget_ms):\n"
 CATALOGUE += [
+    entry(P05, "wrong value",
+          PICK + "    within = results[results.p95_ms <= budget_ms]\n"
+          "    return None if within.empty else within.throughput_rps.round().idxmax()\n",
+          says="serves more requests per second",
+          note="rates rounded to whole requests per second (helper session 9: ticked by chance)"),
+    entry(P05, "wrong value",
+          PICK + "    within = results[results.p95_ms <= budget_ms]\n"
+          "    if within.empty:\n        return None\n"
+          "    close = within[within.throughput_rps >= 0.9 * within.throughput_rps.max()]\n"
+          "    return close.p95_ms.idxmin()\n",
+          says="calls rates within 10 % of the best a tie",
+          note="rates within 10 % a tie, then the lowest p95 (helper session 10: ticked, no drawn row that close)"),
     entry(P05, "correct, written differently",
           PICK + "    within = results[results.p95_ms <= budget_ms]\n"
           "    return None if within.empty else within.throughput_rps.idxmax()\n", graded=PASS, note="the solution"),
