@@ -439,9 +439,11 @@ def service_server(where: ModelServer | PathLike, implementation: str = TOP5_IMP
                           f"service is the class {class_name}.",
                           f"The exercise's class is called {class_name}, upper and lower case included: MLServer "
                           f"looks it up by that name in {module_file}.")
-    print(f"No server of {folder.name}/ runs in this kernel (did its start cell fail?). This check starts "
-          f"{folder.name}/{module_file} itself, with the model name and class the exercise gives: it grades "
-          "your service; model-settings.json is graded by its own check.")
+    # own_only: the caller has said why the kernel's server does not do (helper session 10: "No server
+    # runs" printed under "The server this kernel runs ... does not serve this declaration").
+    why = "" if own_only else f"No server of {folder.name}/ runs in this kernel (did its start cell fail?). "
+    print(f"{why}This check starts {folder.name}/{module_file} itself, with the model name and class the exercise "
+          "gives: it grades your service; model-settings.json is graded by its own check.")
     own = ModelServer(folder, model_settings=given)
     try:
         own.start(progress=False)

@@ -111,6 +111,15 @@ def test_the_check_given_the_folder_uses_the_students_running_server(first_servi
     assert "does not serve this declaration" not in capsys.readouterr().out
 
 
+def test_a_server_started_before_the_declaration_is_named_stale_not_missing(first_service, checkpoint, capsys):
+    # helper session 10: "does not serve this declaration", then "No server of my-tinyvit/ runs in
+    # this kernel" while it ran.
+    reload_with(first_service, settings_with({}))
+    checks.declared_metadata(first_service.model_dir, RIGHT, checkpoint=checkpoint)
+    out = capsys.readouterr().out
+    assert "does not serve this declaration" in out and "No server of" not in out, out
+
+
 def test_a_malformed_declaration_that_mlserver_refuses_to_load_is_named_from_the_file(first_service, tmp_path,
                                                                                      checkpoint):
     # MLServer does check the form: a datatype it does not know fails the model's load, so no
