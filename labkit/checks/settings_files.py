@@ -286,13 +286,17 @@ def hf_model_settings(folder: PathLike) -> None:
             continue
         local = isinstance(value, str) and ((folder / value).exists() or Path(value).exists()
                                             or value.rstrip("/") == folder.name)
-        if isinstance(value, str) and not value.startswith((".", "/")) and not local:
+        # helper session 10: a Windows path and a ~ path were called hub models
+        a_path = isinstance(value, str) and (value.startswith((".", "/", "~")) or re.match(r"[A-Za-z]:[\\/]", value)
+                                             or "\\" in value)
+        if isinstance(value, str) and not a_path and not local:
             raise CheckFailed(f"{where} is {value!r}, a model on the Hugging Face hub: the runtime would "
                               f"download it, and this lab has no internet. TinyViT is already in {folder.name}/.",
                               "Read again, above the exercise, where the runtime finds the model when the "
                               "settings name none.")
-        how = ("an absolute path: it names this machine's folder, which the copy that grading (or a container) "
-               "serves is not" if isinstance(value, str) and value.startswith("/") else
+        absolute = isinstance(value, str) and (value.startswith(("/", "~")) or re.match(r"[A-Za-z]:[\\/]", value))
+        how = ("an absolute path: it names a folder of one machine, which the copy that grading (or a container) "
+               "serves is not" if absolute else
                f"a path the runtime passes to transformers as it is, read from where MLServer runs, not from "
                f"{folder.name}/. It breaks when the server starts elsewhere (when your notebook is graded, in a "
                "container)")

@@ -288,6 +288,12 @@ CATALOGUE = [
           write=FAIL, note="a brace too many"),
 
     # ------------------------------------------------------------------ 04 Hugging Face model-settings.json
+    entry(H04, "wrong path", HF + '"parameters": {"extra": {"task": "image-classification", '
+          '"pretrained_model": "C:\\\\Users\\\\me\\\\tinyvit-hf"}}}', says="an absolute path", hides="hub",
+          note="a Windows path (helper session 10: called a model on the hub)"),
+    entry(H04, "wrong path", HF + '"parameters": {"extra": {"task": "image-classification", '
+          '"pretrained_model": "~/tinyvit-hf"}}}', says="an absolute path", hides="hub",
+          note="a path from the home folder (helper session 10: called a model on the hub)"),
     entry(H04, "misspelt key", HF
           + '"parameters": {"extra": {"tasks": "image-classification"}}}',
           says=["parameters.extra.tasks", 'did you mean "task"']),
