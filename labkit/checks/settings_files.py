@@ -82,7 +82,13 @@ def model_settings(folder: PathLike, batching: tuple[int, float] | None = None, 
     _check_name(content, folder)
     if batching:
         _check_batching_on(content, *batching)
-    module, _, class_name = content["implementation"].rpartition(".")
+    implementation = content["implementation"]
+    if isinstance(implementation, str) and implementation != implementation.strip():
+        # helper session 10: " serve-model..." was "checked once  serve-model.py exists", the space unseen
+        raise CheckFailed(f"\"implementation\" is {implementation!r}, with a space at one end: MLServer imports the "
+                          "name as written, and no file or class has a space in its name.",
+                          "Write the name with nothing around it inside the quotes.")
+    module, _, class_name = implementation.rpartition(".")
     if any(folder.glob("*.py")):  # a service folder (a runtime's folder, 04's top3/, has no code)
         _check_own_class(module, class_name, folder)
     # Not written yet: no file of that name (serve_model.py beside serve-model.py is a misnamed one).

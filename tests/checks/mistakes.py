@@ -227,6 +227,8 @@ CATALOGUE = [
           says="a class from an installed package", write=FAIL, note="the lab's runtime (helper session 1)"),
     entry(M01, "wrong value", '{"name": "my-tinyvit", "implementation": "mlserver.MLModel"}',
           says="MLServer's base class", write=FAIL, note="the base class (helper session 1)"),
+    entry(M01, "format", '{"name": "my-tinyvit", "implementation": " serve-model.TinyViTModel"}',
+          says="with a space at one end", write=FAIL, note="a leading space (helper session 10: unseen in the message)"),
     entry(M01, "wrong value", '{"name": "my-tinyvit", "implementation": "serve-model.MLModel"}',
           says=("serve-model.MLModel", "MLServer's base class", "serve-model.py imports"), hides="TinyViTModel",
           write=FAIL, note="the base class the file imports (helper session 10)"),
