@@ -78,14 +78,20 @@ def test_the_students_reading_is_plotted_for_every_interval_with_requests(metric
 
 LOG_LINE = "            mlserver.log(tinyvit_top1_confidence=float(confidence))"
 CONFIDENCE_MISTAKES = {
-    "forgets to log": ("pass", "did not appear on /metrics after 3 requests\\.$"),
+    "forgets to log": ("pass", "did not appear on /metrics after 3 requests\\. Hint: Log it with mlserver.log from "
+                               "predict\\(\\), once per image\\.$"),
     # Before: told to run with parallel_workers > 0, which the server already does.
     "logs under another name": ("            mlserver.log(top1_confidence=float(confidence))",
                                 r"logged \['top1_confidence'\] instead"),
     "logs once per call": ("            pass\n        mlserver.log(tinyvit_top1_confidence=float(probabilities.max()))",
-                           "observations for 6 images"),
+                           "observations for 7 images.*not one per predict\\(\\) call"),
     "logs a constant": ("            mlserver.log(tinyvit_top1_confidence=0.5)", "not the mean top-1 probability"),
     # Count and sum on /metrics are right: only the values one by one tell.
+    # helper session 10: named as one value per call, 1 + 0 + 2 being the number of calls by chance
+    "skips each call's first image": ("            pass\n"
+                                      "        for confidence in probabilities.max(axis=1)[1:]:\n"
+                                      "            mlserver.log(tinyvit_top1_confidence=float(confidence))",
+                                      "observations for 7 images.*Hint: Log one value per image of the batch: one"),
     "logs the batch's mean once per image": (
         "            mlserver.log(tinyvit_top1_confidence=float(probabilities.max(axis=1).mean()))",
         "are not their top-1 probabilities: all three are the same value"),
@@ -125,7 +131,7 @@ def test_custom_metric_check_passes_the_solution_and_a_different_right_answer(co
     code = confidence_code() if code == "solution" else confidence_code(CONFIDENCE_DIFFERENT)
     checks.custom_metric(reload_with(confidence_server, {"confidence.py": code}), checkpoint=checkpoint)
     out = capsys.readouterr().out
-    assert "one observation per image (6)" in out and "each image's own top-1 probability" in out
+    assert "one observation per image (7)" in out and "each image's own top-1 probability" in out
 
 
 @pytest.mark.parametrize("mistake", CONFIDENCE_MISTAKES)
@@ -134,7 +140,8 @@ def test_custom_metric_check_names_each_mistake(confidence_server, checkpoint, m
     server = reload_with(confidence_server, {"confidence.py": confidence_code(replacement)})
     with pytest.raises(checks.CheckFailed) as failure:
         checks.custom_metric(server, checkpoint=checkpoint)
-    assert re.search(message, failure.value.what), failure.value.what
+    said = f"{failure.value.what} Hint: {failure.value.hint}"
+    assert re.search(message, said), said
     assert "parallel_workers" not in failure.value.hint  # the server runs with a worker
 
 
