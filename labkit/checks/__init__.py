@@ -18,18 +18,18 @@ Every check prints one line per passed step or raises :class:`CheckFailed`, an
 ``AssertionError`` (nbgrader counts it) whose message names the mistake.
 """
 
-from labkit.checks.common import CheckFailed
+from labkit.checks.common import CheckFailed, distinct_images
 from labkit.checks.metadata import declared_metadata
 from labkit.checks.on_write import check_each_write
 from labkit.checks.server_numbers import served_rate_and_p95
 from labkit.checks.package_files import image_folder, requirements
 from labkit.checks.service_calls import metric_file, service, top5_file
 from labkit.checks.settings_files import hf_model_settings, model_settings, server_settings
-from labkit.checks.budget_pick import scaling_choice
+from labkit.checks.budget_pick import scaling_choice, sweep_for_grading
 from labkit.checks.live import (custom_metric, remote_classifier, runtime_top_k, scaling_turned_on, top5_batch,
                                 top5_service, top5_under_batching)
 
 __all__ = ["CheckFailed", "check_each_write", "model_settings", "server_settings", "service", "top5_file",
            "metric_file", "requirements", "image_folder", "remote_classifier", "top5_service", "top5_batch",
            "top5_under_batching", "runtime_top_k", "hf_model_settings", "scaling_turned_on", "scaling_choice",
-           "custom_metric", "declared_metadata", "served_rate_and_p95"]
+           "custom_metric", "declared_metadata", "served_rate_and_p95", "distinct_images", "sweep_for_grading"]

@@ -275,7 +275,7 @@ print(inspect.getsource(MLModel.unload))
 # server runs outside the notebook, on the ports your `settings.json` names.
 
 # %%
-from labkit.serving.terminal import terminal
+from labkit.serving import terminal
 
 server = terminal("mlserver start my-tinyvit")
 
@@ -340,7 +340,7 @@ for path in ["/v2/health/live", "/v2/health/ready", "/v2/models/my-tinyvit/ready
 from IPython.display import display
 
 from labkit.client import load_image
-from labkit.serving.docs_page import ApiDocs
+from labkit.serving import ApiDocs
 
 docs = ApiDocs(server, model="my-tinyvit")
 display(docs)

@@ -20,7 +20,7 @@
 
 # %%
 from labkit import show
-from labkit.serving.server import ModelServer
+from labkit.serving import ModelServer
 
 BATCHING = {"max_batch_size": 6, "max_batch_time": 0.05}
 random_weights = show.weights_banner()
@@ -217,8 +217,8 @@ import time
 import pandas as pd
 
 from labkit.client import encode_jpeg, files_request, request_body
-from labkit.measure.compare import interleaved, side_by_side
-from labkit.measure.machine import OtherLoad
+from labkit.measure import interleaved, side_by_side
+from labkit.measure import OtherLoad
 
 jpeg = encode_jpeg(image)
 payloads = {"pixels (NumPy JSON)": pixels_request([image]), "JPEG bytes (base64)": files_request([jpeg])}
@@ -293,8 +293,8 @@ print(grpc_probabilities.shape, "same top class as REST:", grpc_probabilities[0]
 # %% demo
 from IPython.display import display
 
-from labkit.measure.callers import judge_concurrent_callers, pixels_body
-from labkit.model.reference import reference_model
+from labkit.measure import judge_concurrent_callers, pixels_body
+from labkit.model import reference_model
 
 from labkit import checks
 

@@ -166,7 +166,7 @@ checks.model_settings("top5")
 # server log; all of it is `server.log` (`print(server.log)`).
 
 # %%
-from labkit.serving.terminal import terminal
+from labkit.serving import terminal
 
 server = terminal("mlserver start top5")
 

@@ -48,7 +48,7 @@ random_weights = show.weights_banner()
 # side by side). The server log says how many threads each worker chose:
 
 # %% demo
-from labkit.measure.panel import ScalingLab
+from labkit.measure import ScalingLab
 
 lab = ScalingLab("tinyvit")
 first = lab.run(parallel_workers=2, concurrency=4)
@@ -145,7 +145,7 @@ checks.model_settings("scaled", batching=(8, 0.01))
 # Start it, as in notebook 01:
 
 # %% demo
-from labkit.serving.terminal import terminal
+from labkit.serving import terminal
 
 server = terminal("mlserver start scaled")
 print("\n".join(line for line in server.log.splitlines() if "torch thread" in line))
@@ -170,8 +170,8 @@ checks.scaling_turned_on(server)
 
 # %% demo
 from labkit.config import quick_mode
-from labkit.measure.compare import interleaved, machine_note, scaling_findings, side_by_side
-from labkit.measure.panel import measure
+from labkit.measure import interleaved, machine_note, scaling_findings, side_by_side
+from labkit.measure import measure
 
 transport_rounds = interleaved({"rest": "rest", "grpc": "grpc"},
                                lambda transport: measure(server, concurrency=8, transport=transport),
@@ -190,7 +190,7 @@ transports.round(2)
 import gzip
 
 import requests
-from labkit.measure.loadgen import payload_body
+from labkit.measure import payload_body
 
 answer = requests.post(server.infer_url, data=payload_body("jpeg"), stream=True)
 on_the_wire = answer.raw.read(decode_content=False)  # as the server sent it
@@ -251,7 +251,7 @@ print(f"{len(grid)} configurations measured in {time.monotonic() - started:.0f} 
 results[["configuration", "concurrency", "errors", "throughput_rps", "p50_ms", "p95_ms", "avg_batch"]].round(1)
 
 # %% while grading
-from labkit.checks.budget_pick import sweep_for_grading
+from labkit.checks import sweep_for_grading
 
 results = sweep_for_grading()  # the sweep's table, drawn: the check grades pick_configuration on any table
 
@@ -282,7 +282,8 @@ for line in scaling_findings(results):
 #   images, and one forward pass over a batch can be cheaper than the images one by one; whether
 #   it helps shows in `avg_batch` (batches formed) and throughput. Every request may also wait
 #   up to `max_batch_time` for company, which shows in p95. With a single caller a batch never
-#   forms (avg batch 1.0) and the wait is pure cost.
+#   forms (avg batch 1.0), so the wait can only add latency: if your rows at one caller show
+#   batching ahead, that gap is the machine's (other processes, noise), not batching's.
 # * A row is only comparable with rows measured at the **same concurrency**: 8 callers keep
 #   the server busier than 1, so their throughput is higher and their latency longer whatever
 #   the configuration.
@@ -511,8 +512,8 @@ print("running:", lab.server.running)
 # %% demo
 import pandas as pd
 
-from labkit.model.export import DEFAULT_ONNX
-from labkit.model.weights import labels
+from labkit.model import DEFAULT_ONNX
+from labkit.model import labels
 from labkit.serving import triton
 
 reason = triton.missing()

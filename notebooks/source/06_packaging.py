@@ -92,7 +92,7 @@ checks.requirements("shipped")
 import json
 
 from labkit.serving import packaging
-from labkit.serving.terminal import terminal
+from labkit.serving import terminal
 
 context = packaging.build_context("shipped", dockerfile=False)
 print(sorted(path.name for path in context.iterdir()))

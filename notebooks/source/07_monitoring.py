@@ -14,7 +14,7 @@
 
 # %%
 from labkit import show
-from labkit.serving.server import ModelServer
+from labkit.serving import ModelServer
 
 random_weights = show.weights_banner()
 server = ModelServer("tinyvit", parallel_workers=1, max_batch_size=8, max_batch_time=0.01).start()
