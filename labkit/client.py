@@ -34,7 +34,10 @@ class InferenceFailed(RuntimeError):
 
     def __init__(self, status: int, message: str, protocol: str = "HTTP", code_name: str = ""):
         label = f"gRPC {code_name or status}" if protocol == "gRPC" else f"HTTP {status}"
-        super().__init__(f"{label}: {message}")
+        # helper session 10: a bare "HTTP 500: Internal Server Error" from a notebook's demo cell
+        where = (" (an error inside the server, in the model's code: the server's log says which, "
+                 "<your server>.log_tail())" if protocol == "HTTP" and status >= 500 else "")
+        super().__init__(f"{label}: {message}{where}")
         self.status = status
         self.message = message
         self.protocol = protocol
