@@ -53,7 +53,7 @@ def triton(onnx: Path, max_batch_size: int = 8, max_batch_time: float = 0.004, t
            timeout: float = 120) -> Iterator[Peer]:
     """Triton serving TinyViT's verified ONNX export in OpenVINO, like the lab's OpenVINO runtime;
     its model for JPEG files, the body the load generator sends."""
-    with lab_triton.triton(onnx, max_batch_size, max_batch_time, threads, timeout) as server:
+    with lab_triton.serve(onnx, max_batch_size, max_batch_time, threads, timeout) as server:
         yield Peer("triton", server.infer_url("tinyvit-jpeg"), server.grpc_address, server.pid, model="tinyvit-jpeg")
 
 

@@ -217,3 +217,22 @@ def test_notebooks_import_the_lab_through_its_faces():
             if name.split(".")[1] in folders:
                 inside.append(f"{path.name}: {name}")
     assert not inside, inside
+
+
+def test_each_name_of_a_lazy_face_is_one_thing():
+    # `terminal` the function lived in serving/terminal.py, and the face gave the module for the
+    # name (a module and a function of one name): `from labkit.serving import terminal` in a
+    # notebook got the module ("'module' object is not callable"). A name is a module of the
+    # folder, or a name defined in another module of it, never both.
+    import importlib
+
+    twofold = []
+    for face in FACES:
+        where = getattr(importlib.import_module(face), "_WHERE", {})
+        folder = LABKIT / face.split(".")[1]
+        for name, module in where.items():
+            if module == name:
+                twofold += [f"{face}.{name}"] if hasattr(importlib.import_module(f"{face}.{name}"), name) else []
+            elif (folder / f"{name}.py").exists() or (folder / name).is_dir():
+                twofold.append(f"{face}.{name}")
+    assert not twofold, twofold

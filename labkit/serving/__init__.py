@@ -1,4 +1,4 @@
-"""Running MLServer from a notebook or a test: ``server`` (``ModelServer``), ``terminal`` (the
+"""Running MLServer from a notebook or a test: ``server`` (``ModelServer``), ``commands`` (``terminal``: the
 course text's commands from a cell: ``terminal("mlserver start <folder>")``), ``processes``
 (groups, pid files, ports), ``supervisor`` (the process that stops MLServer when it hangs or its
 kernel dies), ``packaging`` (build folders), ``prometheus``. Light: no torch.
@@ -16,7 +16,7 @@ _WHERE = {
     "ModelServer": "server",
     "ServerStartError": "server",
     "running_server": "server",
-    "terminal": "terminal",
+    "terminal": "commands",
     "ApiDocs": "docs_page",
     "packaging": "packaging",
     "prometheus": "prometheus",
@@ -29,4 +29,4 @@ if TYPE_CHECKING:  # what the names are, for readers and mypy
     from labkit.serving import packaging, prometheus, triton  # noqa: F401 (names of the face)
     from labkit.serving.docs_page import ApiDocs  # noqa: F401 (names of the face)
     from labkit.serving.server import ModelServer, ServerStartError, running_server  # noqa: F401 (names of the face)
-    from labkit.serving.terminal import terminal  # noqa: F401 (names of the face)
+    from labkit.serving.commands import terminal  # noqa: F401 (names of the face)

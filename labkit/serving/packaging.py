@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from labkit.serving.server import resolve_model_dir
-from labkit.serving.terminal import executable
+from labkit.serving.commands import executable
 from labkit.paths import DEFAULT_CHECKPOINT, PathLike
 
 WEIGHTS_NAME = "tinyvit.safetensors"

@@ -46,8 +46,8 @@ def missing() -> str | None:
 
 
 @contextlib.contextmanager
-def triton(onnx: PathLike, max_batch_size: int = 8, max_batch_time: float = 0.004, threads: int = 0,
-           timeout: float = 120) -> Iterator[TritonServer]:
+def serve(onnx: PathLike, max_batch_size: int = 8, max_batch_time: float = 0.004, threads: int = 0,
+          timeout: float = 120) -> Iterator[TritonServer]:
     """Triton serving ``onnx`` (a verified export: ``python -m labkit export``; the script refuses
     any other, and the error says what to run) in OpenVINO, as the lab's OpenVINO runtime does,
     with the tuned MLServer's batching."""

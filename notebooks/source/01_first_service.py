@@ -263,7 +263,7 @@ print(inspect.getsource(MLModel.unload))
 #
 # The cell below runs exactly that command and shows MLServer's own start-up log: where it
 # serves HTTP, gRPC and metrics, and which model it loaded. `terminal` (from
-# `labkit.serving.terminal`) runs a command line as a terminal would. For `mlserver start` it
+# `labkit.serving.commands`) runs a command line as a terminal would. For `mlserver start` it
 # runs MLServer on a copy of your folder (so your files stay as you wrote them), binds it to
 # 127.0.0.1 and moves to free ports when 8080-8082 are taken (another notebook may be running a
 # server), and says under the log which of your settings it changed in the copy; it waits until

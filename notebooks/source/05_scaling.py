@@ -520,7 +520,7 @@ reason = triton.missing()
 if reason:
     print(reason + ", then run this cell again.")
 else:
-    with triton.triton(DEFAULT_ONNX) as triton_server:  # stopped at the end of the block
+    with triton.serve(DEFAULT_ONNX) as triton_server:  # stopped at the end of the block
         answers[("Triton", "REST")] = over_rest(triton_server.infer_url())
         answers[("Triton", "gRPC")] = over_grpc(triton_server.grpc_address)
 names = labels()

@@ -221,7 +221,7 @@ TOP3 = {"name": "top3", "implementation": "labkit.runtimes.timm.TimmClassifier",
      "parameters.extra.torch_threads is 'two'"),
     # helper session 8: the space unseen ("defines no class X (it defines ['X'])"), the module
     # called "not a subclass", an installed package taken for a file still to be written
-    ({"implementation": "labkit.runtimes.timm.TimmClassifier "}, "is 'labkit.runtimes.timm.TimmClassifier ', with a space at one end"),
+    ({"implementation": "labkit.runtimes.timm.TimmClassifier "}, "TimmClassifier ', with a space at one end"),
     ({"implementation": "labkit.runtimes.timm"}, "ends with timm, which is a module (labkit.runtimes.timm)"),
     ({"implementation": "timm.TimmClassifier"}, "MLServer would import the installed package timm instead"),
 ])

@@ -114,5 +114,5 @@ def test_triton_refuses_a_model_the_export_did_not_verify_and_says_what_to_run(t
         pytest.skip(reason)  # an optional extra: not a failure under CI=true
     (tmp_path / "tinyvit.onnx").write_bytes(b"not a model")
     with pytest.raises(RuntimeError, match=r"(?s)exited with code 2:.*no verification record.*make onnx"):
-        with triton.triton(tmp_path / "tinyvit.onnx"):
+        with triton.serve(tmp_path / "tinyvit.onnx"):
             pass

@@ -105,7 +105,7 @@ def test_an_interrupted_start_stops_its_server_and_shows_one_line(tmp_path, monk
 
 
 def test_the_start_command_notes_each_key_mlserver_will_ignore(tmp_path):
-    from labkit.serving.terminal import _ignored_keys
+    from labkit.serving.commands import _ignored_keys
 
     path = folder(tmp_path, {"name": "svc", "implementation": "service.Service",
                              "parameters": {"max_batch_size": 8}})

@@ -1,9 +1,9 @@
-"""labkit.serving.terminal: the course text's commands from a cell; what it refuses, said plainly
+"""labkit.serving.commands: the course text's commands from a cell; what it refuses, said plainly
 (the commands that start servers are tested with them: test_server, test_fail_fast)."""
 
 import pytest
 
-from labkit.serving.terminal import terminal
+from labkit.serving.commands import terminal
 
 
 def test_a_command_given_as_a_list_is_named_not_a_crash_inside_labkit():
