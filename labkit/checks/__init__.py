@@ -8,7 +8,8 @@
 * the ``%%writefile`` hook that checks each file right after a cell writes it (``on_write.py``);
 * notebook 05's pick of a configuration within a latency budget, on the student's table and
   on tables drawn per call (``budget_pick.py``);
-* live (``live.py``): what a running server or a student's function answers; the
+* live (``live.py``): what a running server answers, found and asked by ``students_server.py``;
+  notebook 02's client against a live server (``remote_client.py``); the
   declared inputs and outputs against what the server does (``metadata.py``); the rate and
   p95 a student reads off two scrapes of ``/metrics`` (``server_numbers.py``);
 * common (``common.py``): the feedback (:class:`CheckFailed`), the images the checks draw
@@ -26,8 +27,9 @@ from labkit.checks.package_files import image_folder, requirements
 from labkit.checks.service_calls import metric_file, service, top5_file
 from labkit.checks.settings_files import hf_model_settings, model_settings, server_settings
 from labkit.checks.budget_pick import scaling_choice, sweep_for_grading
-from labkit.checks.live import (custom_metric, remote_classifier, runtime_top_k, scaling_turned_on, top5_batch,
-                                top5_service, top5_under_batching)
+from labkit.checks.live import (custom_metric, runtime_top_k, scaling_turned_on, top5_batch, top5_service,
+                                top5_under_batching)
+from labkit.checks.remote_client import remote_classifier
 
 __all__ = ["CheckFailed", "check_each_write", "model_settings", "server_settings", "service", "top5_file",
            "metric_file", "requirements", "image_folder", "remote_classifier", "top5_service", "top5_batch",

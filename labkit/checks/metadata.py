@@ -23,7 +23,7 @@ import numpy as np
 import requests
 
 from labkit.checks.common import CheckFailed, distinct_images, passed
-from labkit.checks.live import _not_stale, requests_errors, service_server
+from labkit.checks.students_server import not_stale, requests_errors, service_server
 from labkit.checks.settings_files import read_json
 from labkit.client import encode_jpeg
 from labkit.model import weights
@@ -53,7 +53,7 @@ def declared_metadata(where: ModelServer | PathLike, declaration: dict | None = 
             Exercise 1 gives: a mistake costs its own exercise only.
     """
     server = _server_of(where, declaration)
-    _not_stale(server)
+    not_stale(server)
     try:
         metadata = requests.get(server.model_url, timeout=30).json()
     except requests_errors() as error:

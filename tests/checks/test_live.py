@@ -1,5 +1,6 @@
-"""labkit.checks.live: the checks that ask a running server (03's top-5 service in stages, 05's scaling check), on
-real MLServer processes: a correct service passes, a subtly wrong one fails with its own message."""
+"""labkit.checks.live, students_server and remote_client: the checks that ask a running server (03's top-5
+service in stages, 05's scaling check, 02's client), on real MLServer processes: a correct service passes,
+a subtly wrong one fails with its own message."""
 
 import json
 import re
@@ -127,9 +128,9 @@ def test_a_mistake_that_shows_on_some_images_only_gets_one_verdict_and_is_charge
                   "        scores = np.take_along_axis(probabilities, top, axis=1)\n"
                   "        scores = np.sort(scores, axis=0)[::-1]\n")
     server = serve(top5_server, code)
-    from labkit.checks import live
+    from labkit.checks import students_server
 
-    draws = [distinct_images(3, checkpoint, rng=live._draws(server, "a batch"))[1] for _ in range(2)]
+    draws = [distinct_images(3, checkpoint, rng=students_server.draws(server, "a batch"))[1] for _ in range(2)]
     assert all(np.array_equal(first, again) for first, again in zip(*draws)), "one stage, one service: one draw"
     checks.top5_service(server, checkpoint=checkpoint)
     verdicts = []
@@ -201,27 +202,27 @@ def test_a_predict_that_never_returns_is_named_as_such_not_as_a_server_that_is_n
     import socket
     from types import SimpleNamespace
 
-    from labkit.checks import live
+    from labkit.checks import students_server
     from labkit.client import pixels_request
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)  # takes the connection, never answers
-    monkeypatch.setattr(live, "ANSWER_TIMEOUT", 1.0)
+    monkeypatch.setattr(students_server, "ANSWER_TIMEOUT", 1.0)
     server = SimpleNamespace(infer_url=f"http://127.0.0.1:{listener.getsockname()[1]}/v2/models/top5/infer",
                              model_settings={"implementation": "serve-model.TopFiveModel"},
                              model_dir=Path("top5"))
     try:
         with pytest.raises(checks.CheckFailed, match="predict\\(\\) did not return") as caught:
-            live.ask_top5(server, pixels_request([np.zeros((8, 8, 3), np.uint8)]), "one image")
+            students_server.ask_top5(server, pixels_request([np.zeros((8, 8, 3), np.uint8)]), "one image")
         # The next check on the same server does not wait again: its worker is still busy.
         started = time.monotonic()
         with pytest.raises(checks.CheckFailed, match="still busy with an earlier request") as again:
-            live.ask_top5(server, pixels_request([np.zeros((8, 8, 3), np.uint8)]), "a batch")
+            students_server.ask_top5(server, pixels_request([np.zeros((8, 8, 3), np.uint8)]), "a batch")
         assert time.monotonic() - started < 0.5 and again.value.hint == caught.value.hint
     finally:
         listener.close()
-        live._UNANSWERED.clear()
+        students_server._UNANSWERED.clear()
     assert "not running" not in str(caught.value) and "serve-model.py" in caught.value.hint
 
 
@@ -285,9 +286,9 @@ def test_a_settings_mistake_does_not_cost_the_service_checks(tmp_path, checkpoin
         assert out.count("✔") == 4
         assert "TopFiveModel" not in out  # the exercise's answer is not printed
     finally:
-        for server in list(checks.live._started_by_checks.values()):
+        for server in list(checks.students_server._started_by_checks.values()):
             server.stop()
-        checks.live._started_by_checks.clear()
+        checks.students_server._started_by_checks.clear()
 
 
 def test_a_folder_check_names_the_line_where_the_service_fails(tmp_path, checkpoint):
@@ -298,7 +299,7 @@ def test_a_folder_check_names_the_line_where_the_service_fails(tmp_path, checkpo
     failure = r"(?s)did not start in MLServer.*serve-model.py, line \d+: scale = 1 / 0"
     with pytest.raises(checks.CheckFailed, match=failure):
         checks.top5_service(folder, checkpoint=checkpoint)
-    assert not checks.live._started_by_checks
+    assert not checks.students_server._started_by_checks
 
 
 def test_a_check_refuses_a_server_that_runs_older_code(top5_server, checkpoint):
@@ -653,7 +654,7 @@ def test_an_address_typed_into_a_module_level_name_is_refused_at_home_as_in_grad
     # grading on free ports. Found in the kernel's own input history, which grading has too.
     from IPython.core.interactiveshell import InteractiveShell
 
-    from labkit.checks.live import _address_kept_in_a_name
+    from labkit.checks.remote_client import _address_kept_in_a_name
 
     shell = InteractiveShell.instance()
     try:
@@ -692,7 +693,7 @@ def test_an_async_client_is_named_before_any_request(checkpoint):
 def test_a_host_written_with_the_servers_own_port_and_an_address_in_a_message_are_no_written_address():
     # helper session 9: each was refused as "the address written into it" (0 of 3), though the
     # port comes from the server, or the address is only text the function shows.
-    from labkit.checks.live import _refuse_a_written_address
+    from labkit.checks.remote_client import _refuse_a_written_address
 
     server = type("Server", (), {"ports": {"http_port": 40123}})()
 

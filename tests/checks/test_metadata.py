@@ -153,7 +153,7 @@ def test_a_class_name_mistake_of_exercise_1_does_not_cost_the_declaration(tmp_pa
             checks.declared_metadata(folder, checkpoint=checkpoint)
         assert "first-service-check" in str(caught.value) and "Exercise 3" in caught.value.hint
     finally:
-        from labkit.checks import live
+        from labkit.checks import students_server as live
 
         started = live._started_by_checks.pop(folder.resolve(), None)
         if started is not None:

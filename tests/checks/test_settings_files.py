@@ -248,7 +248,7 @@ def test_03s_class_renamed_in_the_file_is_named_before_any_start_and_spares_the_
                                                                                           capsys):
     # helper session 5: `class TopFiveModels` failed top5-settings-check too, and each service check
     # waited 15-20 s for MLServer's "Invalid python path: No module named 'serve-model.TopFiveModel'".
-    from labkit.checks import live
+    from labkit.checks import students_server as live
 
     folder = service_folder(tmp_path / "top5", checkpoint=checkpoint)
     (folder / "model-settings.json").write_text(json.dumps({"name": "top5",
