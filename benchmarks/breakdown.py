@@ -47,7 +47,6 @@ from labkit.model import weights  # noqa: E402
 from labkit.serving.server import ModelServer  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "benchmarks" / "results"
 STAGES = ("decode", "preprocess", "forward", "answer")
 METRIC = "tinyvit_stage_{}_seconds"  # benchmarks/timed_service.py
 BATCH_METRIC = "tinyvit_timed_batch_images"
@@ -180,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="load per row")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--configurations", nargs="+", choices=list(CONFIGURATIONS), default=list(CONFIGURATIONS))
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=record.RESULTS)
     args = parser.parse_args(argv)
     checkpoint = weights.DEFAULT_CHECKPOINT
     if not checkpoint.is_file():

@@ -33,7 +33,6 @@ from labkit.serving.processes import process_tree, total_memory
 from labkit.serving.server import ModelServer
 
 REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "benchmarks" / "results"
 sys.path.insert(0, str(REPO))
 from benchmarks import record  # noqa: E402
 from benchmarks.tuned import TUNED  # noqa: E402
@@ -121,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=20, help="seconds of load per server")
     parser.add_argument("--servers", nargs="*", choices=list(SERVERS), default=list(SERVERS))
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=record.RESULTS)
     args = parser.parse_args(argv)
     if not DEFAULT_CHECKPOINT.is_file():
         parser.error(f"no checkpoint at {DEFAULT_CHECKPOINT}: run `make weights` first")

@@ -28,9 +28,7 @@ from benchmarks import record  # noqa: E402
 
 from labkit.instructor.grading import grade  # noqa: E402
 from labkit.instructor.notebooks import SOLUTIONS  # noqa: E402
-from labkit.paths import REPO_ROOT  # noqa: E402
 
-RESULTS = REPO_ROOT / "benchmarks" / "results"
 CLASS = 30
 
 
@@ -81,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, help="hand-ins graded side by side (default: one per core, as make grade)")
     parser.add_argument("--alone", action="store_true", help="first grade one hand-in alone (jobs 1)")
     parser.add_argument("--run-demonstrations", action="store_true", help="grade as before: every cell runs")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=record.RESULTS)
     args = parser.parse_args(argv)
     cores = len(os.sched_getaffinity(0))
     jobs = args.jobs or cores

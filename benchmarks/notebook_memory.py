@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import shutil
 import subprocess
@@ -31,9 +30,11 @@ from nbclient import NotebookClient
 
 from labkit.serving.processes import process_tree, total_memory
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks.record, run as a script
+from benchmarks import record as bench_record  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 SOLUTIONS = REPO / "notebooks" / "solutions"
-RESULTS = Path(__file__).resolve().parent / "results"
 GB = 1024 ** 3
 
 
@@ -130,9 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"JupyterLab idle: {jupyterlab / GB:.2f} GB; heaviest notebook {heaviest}: "
           f"{results[heaviest]['peak_bytes'] / GB:.2f} GB; per student at most "
           f"{record['per_student_peak_bytes'] / GB:.2f} GB")
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"notebook-memory-{record['date']}.json"
-    out.write_text(json.dumps(record, indent=2) + "\n")
+    out = bench_record.write(bench_record.RESULTS, f"notebook-memory-{record['date']}", record)
     print(f"written: {out.relative_to(REPO)}")
     return 0
 

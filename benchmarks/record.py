@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"  # where every script writes its record (--out)
 
 
 def commit() -> str:

@@ -70,7 +70,6 @@ from labkit.measure.loadgen import payload_body, run_load  # noqa: E402
 from labkit.serving.processes import free_port, process_tree, total_memory, wait_until  # noqa: E402
 from labkit.serving.server import ModelServer  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
 CONCURRENCY = (1, 4, 8, 16)
 QUICK_CONCURRENCY = (1, 8)  # quick mode (CI): every row at one caller and at the targets' eight
 BATCH_SIZES = (1, 2, 4, 8, 16)
@@ -422,7 +421,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="every row, briefly (CI)")
     parser.add_argument("--seconds", type=float, help="load per concurrency level (default 10, quick 1.5)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=record.RESULTS)
     parser.add_argument("--no-compile", action="store_true", help="leave torch.compile out (quick mode does)")
     parser.add_argument("--render", type=Path, metavar="JSON",
                         help="measure nothing: write the markdown of a record again (after a change to its layout)")

@@ -42,7 +42,6 @@ from labkit.serving.server import ModelServer  # noqa: E402
 from labkit.workspace import runtime_folder  # noqa: E402
 
 REPO = record.REPO
-RESULTS = REPO / "benchmarks" / "results"
 HOLDS = 0.25  # the largest change of a ratio under the hog that still carries the same conclusion
 FREE = {"http_port": 0, "grpc_port": 0, "metrics_port": 0}
 SPIN = "while True:\n    pass\n"
@@ -263,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="rounds of each condition")
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds of load per measurement")
     parser.add_argument("--only", nargs="*", help="comparisons whose name starts with these (e.g. 02 '05 REST')")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=record.RESULTS)
     args = parser.parse_args(argv)
     os.environ.setdefault("TQDM_DISABLE", "1")  # the load's progress bars: one line per round says enough
     chosen = {name: comparison for name, comparison in COMPARISONS.items()

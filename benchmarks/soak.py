@@ -32,7 +32,6 @@ from labkit.serving.server import ModelServer
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks, run as a script
 from benchmarks import record  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SETTINGS = {"parallel_workers": 2, "max_batch_size": 4, "max_batch_time": 0.01}
 MAX_IMAGES_PER_REQUEST = 3
 CONCURRENCY = 16
@@ -167,7 +166,7 @@ def soak(checkpoint, seconds: float, concurrency: int = CONCURRENCY, warmup_seco
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=300, help="length of the soak (default 300)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=record.RESULTS)
     args = parser.parse_args(argv)
     checkpoint = weights.DEFAULT_CHECKPOINT
     if not checkpoint.is_file():

@@ -51,7 +51,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks, r
 from benchmarks import record  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "benchmarks" / "results"
 BARE = "bare import"
 # Where the course text's style puts torch: at the top of the service file.
 TOP_IMPORTS = "import timm.data  # noqa: F401 (at the top, as the course text writes it)\nimport torch  # noqa: F401\n"
@@ -183,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rows", nargs="*", help="only these server rows (the bare import always runs)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=record.RESULTS)
     args = parser.parse_args(argv)
     checkpoint = DEFAULT_CHECKPOINT
     if not checkpoint.is_file():
