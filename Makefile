@@ -52,11 +52,12 @@ test-setup: $(DEV_STAMP) $(WEIGHTS) $(TEST_WEIGHTS) $(PROXY) hf-runtime-if-room 
 system-deps:
 	tools/system-deps.sh $(SYSTEM_PACKAGES)
 
-# The edit-test loop: lint, type check, then every test that starts no MLServer (under a minute).
+# The edit-test loop: lint, type check, then every test not marked slow (under a minute). No
+# plugin loads itself (schemathesis, hypothesis, nbval: 3 s of imports none of these tests use).
 test-fast: $(DEV_STAMP) $(WEIGHTS) $(TEST_WEIGHTS)
 	$(VENV)/bin/ruff check labkit tests benchmarks tinyvit tools
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -q -m "not slow" tests
+	PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(PY) -m pytest -q -m "not slow" tests
 
 # Regenerate solution notebooks (with outputs) from notebooks/source/*.py; NB=01_first_service for one.
 notebooks: $(STAMP) $(WEIGHTS)

@@ -4,6 +4,8 @@
 import subprocess
 import sys
 
+import pytest
+
 LIGHT = ["labkit.paths", "labkit.config", "labkit.serving.server", "labkit.client", "labkit.instructor.notebooks",
          "labkit.instructor.grading", "labkit.workspace", "labkit.measure.callers", "labkit.__main__",
          # What every notebook's first check cell imports, and the labels and checkpoint reads:
@@ -11,6 +13,7 @@ LIGHT = ["labkit.paths", "labkit.config", "labkit.serving.server", "labkit.clien
          "labkit.checks", "labkit.model.weights", "labkit.show"]
 
 
+@pytest.mark.slow  # a fresh interpreter per module: 2.5 s
 def test_light_modules_import_no_torch_or_timm():
     code = (f"import sys\nfor name in {LIGHT!r}: __import__(name)\n"
             "print(sorted(name for name in ('torch', 'timm') if name in sys.modules))")

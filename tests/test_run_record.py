@@ -6,6 +6,8 @@ import json
 import os
 import sys
 
+import pytest
+
 from tests.helpers.lab import REPO
 
 
@@ -62,6 +64,7 @@ def test_a_run_writes_its_record_also_when_a_phase_fails(tmp_path, monkeypatch):
     assert 0 <= record["phases"]["lint"]["others_cpu_share"] <= 1 and record["cores"] >= 1
 
 
+@pytest.mark.slow  # two streams of real processes: 3 s
 def test_two_streams_run_side_by_side_and_a_stream_stops_at_its_first_failure(tmp_path, capsys):
     module = run_tests_module()
 

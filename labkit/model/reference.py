@@ -94,13 +94,17 @@ class OnnxReference(Reference):
 
 class ChildReference(Reference):
     """:class:`OnnxReference`'s answers, each asked of a short-lived child process; the rows
-    already answered are kept here, by image (a check asks again for images it sent before)."""
+    already answered are kept here, by image (a check asks again for images it sent before).
+    With ``in_process``, ONNX Runtime answers in this process instead: for a process that runs
+    the checks itself (an isolated check's own child, the tests), which is short-lived or no
+    student's kernel, a child per question would only add half a second to each."""
 
     KEPT_ROWS = 64  # 87 KB each
 
-    def __init__(self, onnx_path: PathLike):
+    def __init__(self, onnx_path: PathLike, in_process: bool = False):
         self.path = Path(onnx_path)
         self._rows: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._here = OnnxReference(self.path) if in_process else None
 
     def probabilities(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """``[N, 21841]`` float32 for a list of uint8 ``[H, W, 3]`` images."""
@@ -112,7 +116,10 @@ class ChildReference(Reference):
         keys = [_image_key(image) for image in images]
         new = {key: image for key, image in zip(keys, images) if key not in self._rows}
         if new:
-            self._rows.update(zip(new, _answers_of_child(self.path, list(new.values()))))
+            asked = list(new.values())
+            answers = (self._here.probabilities(asked).astype(np.float32) if self._here is not None
+                       else _answers_of_child(self.path, asked))
+            self._rows.update(zip(new, answers))
         answer = np.stack([self._rows[key] for key in keys])
         for key in keys:
             self._rows.move_to_end(key)
@@ -143,15 +150,18 @@ def _answers_of_child(onnx_path: Path, images: list[np.ndarray]) -> np.ndarray:
 
 
 def reference_model(checkpoint: PathLike = DEFAULT_CHECKPOINT) -> ChildReference:
-    """The checks' reference for ``checkpoint`` (exported first if need be, in a child process)."""
+    """The checks' reference for ``checkpoint`` (exported first if need be, in a child process);
+    it answers in a child, or in this process where the checks run in it (``LAB_CHECK_IN_PROCESS``)."""
+    from labkit import config
+
     path = Path(checkpoint).resolve()
     stat = path.stat()
-    return _reference(path, stat.st_mtime_ns, stat.st_size)
+    return _reference(path, stat.st_mtime_ns, stat.st_size, config.checks_in_process())
 
 
-@lru_cache(maxsize=2)
-def _reference(checkpoint: Path, mtime_ns: int, size: int) -> ChildReference:
-    return ChildReference(reference_onnx(checkpoint))
+@lru_cache(maxsize=4)
+def _reference(checkpoint: Path, mtime_ns: int, size: int, in_process: bool) -> ChildReference:
+    return ChildReference(reference_onnx(checkpoint), in_process=in_process)
 
 
 def reference_onnx(checkpoint: PathLike = DEFAULT_CHECKPOINT, quiet: bool = False) -> Path:

@@ -243,6 +243,7 @@ def test_a_hand_written_or_misplaced_dockerfile_is_named_and_mlservers_own_passe
     assert outcome == PASS and "the build folder has MLServer's Dockerfile" in message, message
 
 
+@pytest.mark.slow  # each of them 10 times: 9 s (every entry runs once in make test-fast)
 def test_the_mistakes_that_were_ticked_by_chance_fail_every_time(folders):
     # The tables and scrapes are drawn per call: a wrong answer that a draw can miss is a
     # grade by luck. These passed in some runs before the draws were made to tell them apart.

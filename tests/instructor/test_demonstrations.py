@@ -77,7 +77,7 @@ def test_the_demonstrations_that_save_the_most_are_marked():
                             if notebook_cell.metadata.get("lab", {}).get("demonstration")] for source in NOTEBOOKS}
     for notebook, start in [("02_inference_requests", "from IPython.display import display"),
                             ("04_inference_runtimes", "import time"), ("04_inference_runtimes", "engines = "),
-                            ("05_scaling", "from labkit.measure.panel import ScalingLab"),
+                            ("05_scaling", "from labkit.measure import ScalingLab"),
                             ("05_scaling", "import time"), ("07_monitoring", "from labkit.serving import prometheus")]:
         assert any(source.startswith(start) for source in marked[notebook]), (notebook, start)
 

@@ -63,6 +63,7 @@ def recorded_hogs(monkeypatch):
     yield HOGS
 
 
+@pytest.mark.slow  # a real hog through 4 rounds: 3.5 s each
 @pytest.mark.parametrize("hog_ratio, holds", [(2.2, True), (1.2, False)])
 def test_quiet_and_hog_rounds_alternate_and_a_ratio_holds_within_a_quarter(hog_ratio, holds, recorded_hogs):
     comparison = MadeUp(hog_ratio)

@@ -105,3 +105,20 @@ def test_an_image_the_reference_cannot_use_is_a_clear_error_not_a_child_tracebac
     light = reference_model(checkpoint)
     with pytest.raises(ValueError, match=r"image 1 .*\[H, W, 3\] uint8"):
         light.probabilities([np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.float32)])
+
+
+def test_a_process_that_runs_the_checks_itself_asks_onnx_runtime_here_with_the_same_answers(checkpoint, monkeypatch):
+    # LAB_CHECK_IN_PROCESS (an isolated check's child, the tests): no child per question, and
+    # the same rows to the bit, refused images refused alike; a kernel keeps asking a child.
+    from labkit import config
+
+    images = [image for _, image in check_images(np.random.default_rng(3))][:3]
+    monkeypatch.delenv(config.CHECK_IN_PROCESS, raising=False)
+    in_child = reference_model(checkpoint)
+    monkeypatch.setenv(config.CHECK_IN_PROCESS, "1")
+    here = reference_model(checkpoint)
+    assert in_child._here is None and here._here is not None
+    answers = here.probabilities(images)
+    assert answers.dtype == np.float32 and np.array_equal(answers, in_child.probabilities(images))
+    with pytest.raises(ValueError, match="uint8"):
+        here.probabilities([images[0].astype(np.float32)])
