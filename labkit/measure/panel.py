@@ -40,6 +40,16 @@ def default_duration() -> float:
 
 
 class ScalingLab:
+    """Notebook 05's scaling lab: one server of ``model_dir`` (``weights`` and ``server_options``
+    as :class:`~labkit.serving.server.ModelServer` takes them), measured under load for
+    ``duration`` seconds per configuration (the notebook's default when None).
+
+    ``run()`` measures one configuration of workers, batching, callers and payload and adds its
+    row to ``results``; ``sweep()`` runs a grid of them; ``table()`` and ``plot()`` show the
+    rows; ``panel()`` is the same with widgets; ``stop()`` stops the server. A configuration the
+    server cannot start with raises :class:`~labkit.serving.server.ServerStartError`.
+    """
+
     def __init__(self, model_dir: PathLike = "tinyvit", weights: PathLike | None = None,
                  duration: float | None = None, **server_options):
         self.server = ModelServer(model_dir, weights=weights, **server_options)
