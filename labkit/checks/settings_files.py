@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import unicodedata
 from pathlib import Path
 from typing import Callable
 
@@ -83,11 +84,15 @@ def model_settings(folder: PathLike, batching: tuple[int, float] | None = None, 
     if batching:
         _check_batching_on(content, *batching)
     implementation = content["implementation"]
-    if isinstance(implementation, str) and implementation != implementation.strip():
-        # helper session 10: " serve-model..." was "checked once  serve-model.py exists", the space unseen
-        raise CheckFailed(f"\"implementation\" is {implementation!r}, with a space at one end: MLServer imports the "
-                          "name as written, and no file or class has a space in its name.",
-                          "Write the name with nothing around it inside the quotes.")
+    odd = [char for char in str(implementation) if char.isspace() or not char.isascii()]
+    if odd:
+        # helper sessions 10 and 11: a space at an end, a non-breaking hyphen or an en dash was named
+        # as a file that does not exist, beside one that looked the same
+        where = ("with a space at one end" if str(implementation) != str(implementation).strip() else
+                 f"with {unicodedata.name(odd[0], repr(odd[0])).lower()} in it")
+        raise CheckFailed(f"\"implementation\" is {implementation!r}, {where}: MLServer imports the name as "
+                          "written, character for character, and no file or class of the folder has that name.",
+                          "Type the name again with plain letters, digits, hyphens and dots only.")
     module, _, class_name = implementation.rpartition(".")
     if any(folder.glob("*.py")):  # a service folder (a runtime's folder, 04's top3/, has no code)
         _check_own_class(module, class_name, folder)
@@ -293,14 +298,15 @@ def hf_model_settings(folder: PathLike) -> None:
         local = isinstance(value, str) and ((folder / value).exists() or Path(value).exists()
                                             or value.rstrip("/") == folder.name)
         # helper session 10: a Windows path and a ~ path were called hub models
-        a_path = isinstance(value, str) and (value.startswith((".", "/", "~")) or re.match(r"[A-Za-z]:[\\/]", value)
-                                             or "\\" in value)
+        a_path = isinstance(value, str) and (value.startswith((".", "/", "~", "$", "file:"))
+                                             or re.match(r"[A-Za-z]:", value) or "\\" in value)
         if isinstance(value, str) and not a_path and not local:
             raise CheckFailed(f"{where} is {value!r}, a model on the Hugging Face hub: the runtime would "
                               f"download it, and this lab has no internet. TinyViT is already in {folder.name}/.",
                               "Read again, above the exercise, where the runtime finds the model when the "
                               "settings name none.")
-        absolute = isinstance(value, str) and (value.startswith(("/", "~")) or re.match(r"[A-Za-z]:[\\/]", value))
+        absolute = isinstance(value, str) and (value.startswith(("/", "~", "$", "file:"))
+                                               or re.match(r"[A-Za-z]:", value))
         how = ("an absolute path: it names a folder of one machine, which the copy that grading (or a container) "
                "serves is not" if absolute else
                f"a path the runtime passes to transformers as it is, read from where MLServer runs, not from "
@@ -598,12 +604,13 @@ def server_settings(folder: PathLike, expected_workers: int | None = None, debug
                           "serves no metrics, and the lab reads the server's own counters there (the batch sizes "
                           "of notebook 05, the monitoring of notebook 07, the checks' count of your requests).",
                           "Leave out the settings the exercise does not ask for.")
-    logging = content.get("logging_settings")
-    if isinstance(logging, str) and not (Path(folder).resolve().parent / logging).is_file():
-        # helper session 10: passed, then `mlserver start` stopped with FileNotFoundError
-        raise CheckFailed(f"settings.json sets logging_settings {logging!r}: MLServer reads that file from the folder "
-                          "it is started in (the notebook's), where there is no such file, so it would stop "
-                          "at its start.", "Leave out the settings the exercise does not ask for.")
+    # helper sessions 10 and 11: a file that does not exist, a folder, or a file that is no logging
+    # set-up passed, then `mlserver start` stopped
+    problem = (mlserver_settings.logging_problem(content["logging_settings"], Path(folder).resolve().parent)
+               if content.get("logging_settings") is not None else None)
+    if problem:
+        raise CheckFailed(f"settings.json's logging_settings {content['logging_settings']!r} {problem}: MLServer "
+                          "would stop at its start.", "Leave out the settings the exercise does not ask for.")
     if expected_workers is not None and workers != expected_workers:
         runs = (f"runs {workers} parallel worker(s)" if "parallel_workers" in content else
                 "sets no parallel_workers, so MLServer runs its default, 1 worker")

@@ -15,8 +15,10 @@ Light: MLServer's settings models only (pydantic), no runtime.
 from __future__ import annotations
 
 import difflib
+import json
 import functools
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -190,3 +192,42 @@ def _where(loc: tuple) -> str:
         else:
             text += ("." if text else "") + str(part)
     return f"\"{text}\"" if "." not in text and "[" not in text else text
+
+
+# How MLServer (and uvicorn, which it gives the same setting) applies logging_settings: a file's
+# JSON to logging.config.dictConfig, any other file to fileConfig, an object to dictConfig.
+_APPLY_LOGGING = """
+import json, logging.config, sys
+value = json.loads(sys.stdin.read())
+if isinstance(value, dict):
+    logging.config.dictConfig(value)
+elif value.endswith(".json"):
+    with open(value) as settings:
+        logging.config.dictConfig(json.load(settings))
+else:
+    logging.config.fileConfig(value, disable_existing_loggers=False)
+"""
+
+
+def logging_problem(value: object, base: Path) -> str | None:
+    """Why MLServer would fail to start with ``logging_settings`` = ``value`` (a file name read
+    from ``base``, where ``mlserver start`` runs, or an object), or None. Applied in a child
+    Python, as MLServer applies it, so that this process's logging stays as it is."""
+    import subprocess
+    import sys
+
+    if not isinstance(value, (str, dict)):
+        return f"is {value!r}, neither a file name nor an object"
+    if isinstance(value, str):
+        path = base / value
+        if path.is_dir():
+            return "is a folder, not a file"
+        if not path.is_file():
+            return "names no file (MLServer reads it from the folder it is started in, the notebook's)"
+        value = str(path)
+    done = subprocess.run([sys.executable, "-c", _APPLY_LOGGING], input=json.dumps(value), capture_output=True,
+                          text=True, timeout=30)
+    if done.returncode == 0:
+        return None
+    error = (done.stderr.strip().splitlines() or ["it failed"])[-1]
+    return f"does not configure Python's logging ({error})"

@@ -74,8 +74,20 @@ N07 = "07 served_rate_and_p95"
 
 CATALOGUE = [
     # ------------------------------------------------------------------ 01 settings.json
+    entry(S01, "format", '{"host": "127.0.0.1", "parallel_workers": 0, "debug": false, '
+          '"logging_settings": {"handlers": {}}}', says=("does not configure Python's logging", "version"),
+          write=FAIL, note="a logging set-up without its version (helper session 11: MLServer stopped at its start)"),
     entry(S01, "wrong path", '{"host": "127.0.0.1", "parallel_workers": 0, "debug": false, '
-          '"logging_settings": "logging.json"}', says=("logging_settings 'logging.json'", "no such file"),
+          '"logging_settings": "/etc/hostname"}', says="does not configure Python's logging",
+          write=FAIL, note="a file that is no logging set-up (helper session 11)"),
+    entry(S01, "wrong path", '{"host": "127.0.0.1", "parallel_workers": 0, "debug": false, '
+          '"logging_settings": "/tmp"}', says="is a folder, not a file",
+          write=FAIL, note="a folder (helper session 11: named as a file that is not there)"),
+    entry(S01, "correct, written differently", '{"host": "127.0.0.1", "parallel_workers": 0, "debug": false, '
+          '"logging_settings": {"version": 1, "disable_existing_loggers": false}}', graded=PASS, write=PASS,
+          note="a logging set-up of its own that works"),
+    entry(S01, "wrong path", '{"host": "127.0.0.1", "parallel_workers": 0, "debug": false, '
+          '"logging_settings": "logging.json"}', says=("logging_settings 'logging.json'", "names no file"),
           write=FAIL, note="a logging file that does not exist (helper session 10: MLServer stopped at its start)"),
     entry(S01, "misspelt key", '{"host": "127.0.0.1", "paralel_workers": 0, "debug": false}',
           says=['"paralel_workers"', 'did you mean "parallel_workers"'], write=FAIL),
@@ -227,6 +239,11 @@ CATALOGUE = [
           says="a class from an installed package", write=FAIL, note="the lab's runtime (helper session 1)"),
     entry(M01, "wrong value", '{"name": "my-tinyvit", "implementation": "mlserver.MLModel"}',
           says="MLServer's base class", write=FAIL, note="the base class (helper session 1)"),
+    entry(M01, "format", '{"name": "my-tinyvit", "implementation": "serve\u2011model.TinyViTModel"}',
+          says="non-breaking hyphen", write=FAIL,
+          note="a non-breaking hyphen pasted from a document (helper session 11: two names that looked alike)"),
+    entry(M01, "format", '{"name": "my-tinyvit", "implementation": "serve-model .TinyViTModel"}',
+          says="with space in it", write=FAIL, note="a space inside the name (helper session 11)"),
     entry(M01, "format", '{"name": "my-tinyvit", "implementation": " serve-model.TinyViTModel"}',
           says="with a space at one end", write=FAIL,
           note="a leading space (helper session 10: unseen in the message)"),
@@ -294,6 +311,12 @@ CATALOGUE = [
     entry(H04, "wrong path", HF + '"parameters": {"extra": {"task": "image-classification", '
           '"pretrained_model": "C:\\\\Users\\\\me\\\\tinyvit-hf"}}}', says="an absolute path", hides="hub",
           note="a Windows path (helper session 10: called a model on the hub)"),
+    entry(H04, "wrong path", HF + '"parameters": {"extra": {"task": "image-classification", '
+          '"pretrained_model": "$HOME/tinyvit-hf"}}}', says="an absolute path", hides="hub",
+          note="a shell variable (helper session 11: called a model on the hub)"),
+    entry(H04, "wrong path", HF + '"parameters": {"extra": {"task": "image-classification", '
+          '"pretrained_model": "file:///home/me/tinyvit-hf"}}}', says="an absolute path", hides="hub",
+          note="a file URL (helper session 11: called a model on the hub)"),
     entry(H04, "wrong path", HF + '"parameters": {"extra": {"task": "image-classification", '
           '"pretrained_model": "~/tinyvit-hf"}}}', says="an absolute path", hides="hub",
           note="a path from the home folder (helper session 10: called a model on the hub)"),
@@ -514,6 +537,12 @@ CATALOGUE += [
 # ---------------------------------------------------------------------- 05 pick_configuration
 PICK = "def pick_configuration(results, budget_ms):\n"
 CATALOGUE += [
+    entry(P05, "wrong value",
+          PICK + "    within = results[results.p95_ms <= budget_ms]\n"
+          "    if within.empty:\n        return None\n"
+          "    close = within[within.throughput_rps >= 0.995 * within.throughput_rps.max()]\n"
+          "    return close.p95_ms.idxmin()\n", says="serves more requests per second",
+          note="rates within 0.5 % a tie (helper session 11: ticked on 11 draws of 20)"),
     entry(P05, "wrong value",
           PICK + "    within = results[results.p95_ms <= budget_ms]\n"
           "    return None if within.empty else within.throughput_rps.round().idxmax()\n",

@@ -270,7 +270,7 @@ def test_a_logging_file_is_read_from_beside_the_folder_as_mlserver_start_reads_i
     path = folder / "settings.json"
     settings = json.loads(path.read_text())
     path.write_text(json.dumps({**settings, "logging_settings": "logging.json"}))
-    with pytest.raises(checks.CheckFailed, match="no such file"):
+    with pytest.raises(checks.CheckFailed, match="names no file"):
         checks.server_settings(folder)
     (folder.parent / "logging.json").write_text('{"version": 1}')
     checks.server_settings(folder)
