@@ -171,11 +171,8 @@ def plot_under_load(server: ModelServer, seconds: float = 10, concurrency: int =
     # fresh-clone run of this stop: 10 of 12 under adaptive batching): sample again, for at most
     # 2 s, until the counters hold every answer the load got.
     result = _result_of(outcome)
-    answered = timeline[0]["successes"] + result.summary["requests"] - result.summary["errors"]
-    settled = time.monotonic() + 2
-    while timeline[-1]["successes"] < answered and time.monotonic() < settled:
-        time.sleep(0.1)
-        sample()
+    _until_counted(timeline[0]["successes"] + result.summary["requests"] - result.summary["errors"],
+                   lambda: timeline[-1]["successes"], sample)
     return pd.DataFrame(timeline), result
 
 
@@ -189,22 +186,42 @@ def plot_reading(server: ModelServer, read: Callable[[pd.DataFrame, pd.DataFrame
     load, outcome = _load_in_background(server, seconds, concurrency, payload)
     timeline, started = [], time.monotonic()
     show = _live_figure()
-    previous, previous_at = scrape(server.metrics_url), time.monotonic()
-    load.start()
-    while True:
-        load.join(interval)
+    first = previous = scrape(server.metrics_url)
+    previous_at = time.monotonic()
+
+    def successes(samples: pd.DataFrame) -> float:
+        return total(samples, "model_infer_request_success_total", server.name)
+
+    def read_interval() -> None:
+        nonlocal previous, previous_at
         samples, now = scrape(server.metrics_url), time.monotonic()
-        served = (total(samples, "model_infer_request_success_total", server.name)
-                  - total(previous, "model_infer_request_success_total", server.name))
         # An interval in which no request ended has no p95: it joins the next one.
-        if served:
+        if successes(samples) > successes(previous):
             rate, p95 = read(previous, samples, now - previous_at)
             timeline.append({"seconds": now - started, "requests_per_s": float(rate), "p95_ms": float(p95)})
             previous, previous_at = samples, now
             show(_reading_plot(pd.DataFrame(timeline)))
-        if not load.is_alive():
-            break
-    return pd.DataFrame(timeline), _result_of(outcome)
+
+    load.start()
+    while load.is_alive():
+        load.join(interval)
+        read_interval()
+    # As in plot_under_load: the last answers can be counted after the last scrape (the fresh-clone
+    # run of stop 50: 8 of 10 read), so read again, for at most 2 s, until the counters hold them.
+    result = _result_of(outcome)
+    _until_counted(successes(first) + result.summary["requests"] - result.summary["errors"],
+                   lambda: successes(previous), read_interval)
+    return pd.DataFrame(timeline), result
+
+
+def _until_counted(answered: float, counted: Callable[[], float], sample: Callable[[], None],
+                   seconds: float = 2) -> None:
+    """``sample()`` again, for at most ``seconds``, until ``counted()`` reaches ``answered``: the
+    server counts an answer a moment after the client has it."""
+    settled = time.monotonic() + seconds
+    while counted() < answered and time.monotonic() < settled:
+        time.sleep(0.1)
+        sample()
 
 
 def _load_in_background(server: ModelServer, seconds: float, concurrency: int,

@@ -95,7 +95,10 @@ def test_an_interrupted_start_stops_its_server_and_shows_one_line(tmp_path, monk
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(server, "_wait_until_ready", interrupted)
+    from labkit.serving import server as server_module
+
+    assert server_module.wait_until_model_ready  # the wait the start calls (labkit.serving.readiness)
+    monkeypatch.setattr(server_module, "wait_until_model_ready", interrupted)
     with pytest.raises(StartInterrupted) as caught:
         server.start(progress=False)
     assert isinstance(caught.value, KeyboardInterrupt), "a script is still interrupted"
