@@ -19,7 +19,7 @@ $(PROXY):
 		npm install --silent --prefix $(LAB_STATE)/node --no-save --no-package-lock configurable-http-proxy@5.3.0; \
 	else echo "note: no npm, so no configurable-http-proxy; the JupyterHub test will skip." >&2; fi
 
-.PHONY: test test-setup system-deps test-fast notebooks release handout grade bench-grading bench bench-starts bench-memory bench-breakdown bench-shared bench-validate peers notebook-memory soak clean
+.PHONY: test test-setup system-deps test-fast notebooks release handout grade bench-grading bench bench-starts bench-memory bench-breakdown bench-sweep bench-shared bench-validate peers notebook-memory soak clean
 
 # The tests' random checkpoint and its reference export (tests/helpers/weights.py), made once
 # per installed torch and timm: every session after finds them instead of 12-20 s of export.
@@ -113,6 +113,11 @@ $(LITSERVE_STAMP):
 # Where a served request's milliseconds and CPU go, stage by stage (issue 27).
 bench-breakdown: $(STAMP) $(WEIGHTS)
 	$(PY) benchmarks/breakdown.py
+
+# Notebook 05's sweep as a student runs it in full mode, twice, on the lab's service: the numbers
+# Exercise 3's model answer quotes (about 6 minutes; benchmarks/results/sweep-<date>.json and .md).
+bench-sweep: $(STAMP) $(WEIGHTS)
+	$(PY) benchmarks/sweep.py
 
 # Each comparison the notebooks measure (02, 04, 05), quiet and beside a process spinning on one
 # core, in alternating rounds: does the ratio that carries its conclusion hold on a shared CPU?

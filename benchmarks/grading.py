@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import record  # noqa: E402
 
 from labkit.instructor.grading import grade  # noqa: E402
-from labkit.instructor.notebooks import SOLUTIONS  # noqa: E402
+from labkit.instructor.build import SOLUTIONS  # noqa: E402
 
 CLASS = 30
 

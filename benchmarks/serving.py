@@ -219,7 +219,7 @@ def tree_pss_mb(pid: int) -> float:
 
 def kernel_pss_mb() -> float:
     """A notebook kernel's baseline: a Python that imported what the notebooks import."""
-    code = ("import labkit.checks, labkit.measure.panel, labkit.serving.server, labkit.client, psutil; "
+    code = ("import labkit.checks, labkit.measure.scaling, labkit.serving.server, labkit.client, psutil; "
             "print(psutil.Process().memory_full_info().pss)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return round(int(done.stdout.split()[-1]) / 2**20, 1)

@@ -18,7 +18,7 @@ import sys
 
 COMMANDS = {"weights": "labkit.model.weights", "export": "labkit.model.export",
             "reference": "labkit.model.reference",
-            "notebooks": "labkit.instructor.notebooks", "grade": "labkit.instructor.grading",
+            "notebooks": "labkit.instructor.build", "grade": "labkit.instructor.grading",
             "handout": "labkit.instructor.handout"}
 
 

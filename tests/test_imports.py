@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-LIGHT = ["labkit.paths", "labkit.config", "labkit.serving.server", "labkit.client", "labkit.instructor.notebooks",
+LIGHT = ["labkit.paths", "labkit.config", "labkit.serving.server", "labkit.client", "labkit.instructor.build",
          "labkit.instructor.grading", "labkit.workspace", "labkit.measure.callers", "labkit.__main__",
          # What every notebook's first check cell imports, and the labels and checkpoint reads:
          # 06's kernel held 0.77 GB PSS for them (make notebook-memory, 2026-12-03), 0.6 of it torch.

@@ -29,7 +29,8 @@ import pytest
 import requests
 
 from labkit.serving.processes import wait_until
-from labkit.serving.server import DEFAULT_PORTS, FREE_PORTS_ENV
+from labkit import config
+from labkit.serving.server import DEFAULT_PORTS
 from tests.helpers import classhub
 from tests.helpers.lab import REPO, skip_unless_ci
 from tests.helpers.jupyterlab import execute_in_kernel
@@ -229,7 +230,7 @@ def set_up_hub(base: Path) -> tuple[classhub.Hub, dict]:
     # free ports, which test_server covers.)
     environment = {"PATH": f"{classhub.VENV_BIN}:/usr/local/bin:/usr/bin:/bin", "LAB_QUICK": "1",
                    "HF_HUB_OFFLINE": "1", "JUPYTER_CONFIG_PATH": str(REPO / "tools" / "jupyter"),
-                   FREE_PORTS_ENV: "1"}
+                   config.FREE_PORTS: "1"}
     hub = classhub.Hub(base / "hub", USERS, environment)
     for user, account in accounts.items():
         hub.start_log(user).touch()

@@ -12,14 +12,14 @@
   notebook 02's client against a live server (``remote_client.py``); the
   declared inputs and outputs against what the server does (``metadata.py``); the rate and
   p95 a student reads off two scrapes of ``/metrics`` (``server_numbers.py``);
-* common (``common.py``): the feedback (:class:`CheckFailed`), the images the checks draw
+* feedback (``feedback.py``): the feedback (:class:`CheckFailed`), the images the checks draw
   and the row-by-row comparison of top-k answers.
 
 Every check prints one line per passed step or raises :class:`CheckFailed`, an
 ``AssertionError`` (nbgrader counts it) whose message names the mistake.
 """
 
-from labkit.checks.common import CheckFailed, distinct_images
+from labkit.checks.feedback import CheckFailed, distinct_images
 from labkit.checks.metadata import declared_metadata
 from labkit.checks.on_write import check_each_write
 from labkit.checks.server_numbers import served_rate_and_p95

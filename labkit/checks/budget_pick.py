@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from labkit.checks.common import CheckFailed, passed
+from labkit.checks.feedback import CheckFailed, passed
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -492,7 +492,7 @@ def sweep_for_grading(rng: np.random.Generator | None = None) -> pd.DataFrame:
     on it and on the tables it draws, as at home."""
     import pandas as pd
 
-    from labkit.measure.panel import describe
+    from labkit.measure.scaling import describe
 
     rng = rng or np.random.default_rng()
     lowest = float(rng.uniform(150, 250))

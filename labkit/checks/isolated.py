@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from labkit import config
-from labkit.checks.common import CheckFailed
+from labkit.checks.feedback import CheckFailed
 
 OUTCOME = "\x1elabkit-check-outcome "  # after a record separator, which no printed text holds
 CHILD = "import sys; from labkit.checks.isolated import main; sys.exit(main())"

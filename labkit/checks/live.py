@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from labkit.checks.common import (CheckFailed, check_shapes, compare_best_labels, distinct_images,
+from labkit.checks.feedback import (CheckFailed, check_shapes, compare_best_labels, distinct_images,
                                   passed)
 from labkit.checks.service_calls import metric_file
 from labkit.checks.settings_files import BATCHING_KEYS, read_json, read_model_settings
@@ -208,7 +208,7 @@ def scaling_turned_on(server: ModelServer, concurrency: int = 8) -> None:
     """Notebook 05: the student's server runs at least two parallel workers and, under
     ``concurrency`` callers, forms batches: both read off the running server (its log and its
     own batch-size metric), not off the files."""
-    from labkit.measure.panel import measure
+    from labkit.measure.scaling import measure
 
     not_stale(server)
     settings = read_json(server.model_dir / "settings.json")

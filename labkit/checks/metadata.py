@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from labkit.checks.common import CheckFailed, distinct_images, passed
+from labkit.checks.feedback import CheckFailed, distinct_images, passed
 from labkit.checks.students_server import not_stale, requests_errors, service_server
 from labkit.checks.settings_files import read_json
 from labkit.client import encode_jpeg

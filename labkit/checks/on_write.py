@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from labkit.checks.common import CheckFailed
+from labkit.checks.feedback import CheckFailed
 from labkit.checks.package_files import requirements
 from labkit.checks.service_calls import service
 from labkit.checks.settings_files import model_settings, server_settings

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from labkit.checks.common import CheckFailed, passed
+from labkit.checks.feedback import CheckFailed, passed
 from labkit.checks.settings_files import read_json
 from labkit.paths import PathLike
 

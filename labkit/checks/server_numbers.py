@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import pandas as pd
 
-from labkit.checks.common import CheckFailed, passed
+from labkit.checks.feedback import CheckFailed, passed
 from labkit.measure.metrics import INFER_PATH, REST_DURATION, labelled
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from labkit.checks.common import (FLOAT16_LOSS, CheckFailed, check_shapes, compare_best_labels, distinct_images,
+from labkit.checks.feedback import (FLOAT16_LOSS, CheckFailed, check_shapes, compare_best_labels, distinct_images,
                                   TWINS, passed, same_probabilities, same_values_in_another_order,
                                   why_not_probabilities)
 from labkit.checks.isolated import in_child

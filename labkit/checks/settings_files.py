@@ -15,9 +15,9 @@ import unicodedata
 from pathlib import Path
 from typing import Callable
 
-from labkit.checks.common import CheckFailed, passed
+from labkit.checks.feedback import CheckFailed, passed
 from labkit.checks.student_code import installed_elsewhere, resolve_implementation
-from labkit.model.hf_runtime import HF_IMPLEMENTATION
+from labkit.model.hf_service import HF_IMPLEMENTATION
 from labkit.paths import PathLike
 from labkit.serving import mlserver_settings
 

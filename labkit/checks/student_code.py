@@ -21,7 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Coroutine, Iterator
 
-from labkit.checks.common import CheckFailed
+from labkit.checks.feedback import CheckFailed
 from labkit.checks.isolated import in_child
 from labkit.model.service import quiet_mlserver_logs, run_coroutine
 from labkit.paths import PathLike

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from labkit.checks.common import CheckFailed
+from labkit.checks.feedback import CheckFailed
 from labkit.checks.student_code import defined_classes, require_service_file
 from labkit.client import InferenceFailed, files_request, infer_outputs
 from labkit.paths import PathLike

@@ -2,7 +2,7 @@
 panels, the engines' comparison, the export), which no point depends on.
 
 A demonstration is marked in the notebook's source (``# %% demo``, see
-:mod:`labkit.instructor.notebooks`), optionally with a grading form that makes, without
+:mod:`labkit.instructor.build`), optionally with a grading form that makes, without
 measuring, the names later cells read (05's sweep table). Which cells to skip is read from the
 solution notebooks (the assignment's source), never from the hand-in: a cell is skipped only
 when the hand-in holds it under the same id with the source the student was given. A student
@@ -22,7 +22,7 @@ import nbformat
 from nbconvert.preprocessors import Preprocessor
 from traitlets import Bool, Unicode
 
-from labkit.instructor.notebooks import NBVAL_MARKER
+from labkit.instructor.build import NBVAL_MARKER
 
 SKIPPED = "skipped while grading: a demonstration (no points depend on it)"
 _STASH = "lab_skipped_source"

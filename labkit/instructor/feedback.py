@@ -3,7 +3,7 @@ the mistake in general terms; never its code, its data or its own message (which
 the hidden tables' budgets and right rows). nbgrader's feedback renders the autograded
 notebook, in which the hidden tests are back (a known nbgrader complaint):
 :class:`HideHiddenChecks` runs in ``nbgrader generate_feedback`` after the grades are read
-(``labkit.instructor.notebooks.set_up_course`` configures it)."""
+(``labkit.instructor.build.set_up_course`` configures it)."""
 
 from __future__ import annotations
 

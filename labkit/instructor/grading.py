@@ -37,9 +37,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from labkit.paths import PathLike
-from labkit.instructor.notebooks import ASSIGNMENT, NbgraderOverMemory, NbgraderTimeout, run_nbgrader, set_up_course
+from labkit.instructor.build import ASSIGNMENT, NbgraderOverMemory, NbgraderTimeout, run_nbgrader, set_up_course
 from labkit.serving.processes import stop_orphans
-from labkit.serving.server import FREE_PORTS_ENV
+from labkit import config
 
 CELL_TIMEOUT_SECONDS = 300
 # One student's whole hand-in: all seven notebooks in quick mode took 10.6 minutes (2026-12-01) on
@@ -128,7 +128,8 @@ def _autograde(student: str, course: Path, timeout: float, memory_cap: float, th
     try:
         # Free ports for every server: students graded side by side must not race for 8080.
         run_nbgrader(["autograde", ASSIGNMENT, f"--student={student}", "--force"], course,
-                     env={"LAB_QUICK": "1", FREE_PORTS_ENV: "1", **({"OMP_NUM_THREADS": threads} if threads else {})},
+                     env={config.QUICK: "1", config.FREE_PORTS: "1",
+                          **({"OMP_NUM_THREADS": threads} if threads else {})},
                      timeout=timeout, memory_cap=memory_cap,
                      usage=usage)
     except NbgraderOverMemory as error:

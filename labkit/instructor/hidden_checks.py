@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from labkit.model import weights
-from labkit.checks.common import CheckFailed, passed
+from labkit.checks.feedback import CheckFailed, passed
 from labkit.checks.budget_pick import agreeing_columns, already_failed, notebook_data_read
 from labkit.checks.live import top5_under_batching
 from labkit.paths import PathLike

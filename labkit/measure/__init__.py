@@ -1,5 +1,5 @@
 """Measuring a running server: the closed-loop load generator (``loadgen``), ``/metrics``
-(``metrics``), the scaling lab and its panel (``panel``), concurrent callers judged one by
+(``metrics``), the scaling lab and its panel (``scaling``), concurrent callers judged one by
 one (``callers``), the lab's committed benchmark record read back (``record``), how busy the
 machine was meanwhile (``machine``)."""
 
@@ -9,8 +9,8 @@ from labkit.faces import lazy_face
 
 # The face: each name is imported from its module when first read (labkit/faces.py).
 _WHERE = {
-    "ScalingLab": "panel",
-    "measure": "panel",
+    "ScalingLab": "scaling",
+    "measure": "scaling",
     "interleaved": "compare",
     "side_by_side": "compare",
     "machine_note": "compare",
@@ -32,4 +32,4 @@ if TYPE_CHECKING:  # what the names are, for readers and mypy
     from labkit.measure.compare import interleaved, machine_note, scaling_findings, side_by_side  # noqa: F401 (names of the face)
     from labkit.measure.loadgen import payload_body, run_load  # noqa: F401 (names of the face)
     from labkit.measure.machine import OtherLoad  # noqa: F401 (names of the face)
-    from labkit.measure.panel import ScalingLab, measure  # noqa: F401 (names of the face)
+    from labkit.measure.scaling import ScalingLab, measure  # noqa: F401 (names of the face)

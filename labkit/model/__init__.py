@@ -14,13 +14,13 @@ _WHERE = {
     "DEFAULT_ONNX": "export",
     "compare": "export",
     "comparison_batch": "export",
-    "hf_runtime": "hf_runtime",
+    "hf_service": "hf_service",
 }
 __all__ = sorted(_WHERE)
 __getattr__, __dir__ = lazy_face(__name__, _WHERE)
 
 if TYPE_CHECKING:  # what the names are, for readers and mypy
-    from labkit.model import hf_runtime  # noqa: F401 (names of the face)
+    from labkit.model import hf_service  # noqa: F401 (names of the face)
     from labkit.model.export import DEFAULT_ONNX, compare, comparison_batch  # noqa: F401 (names of the face)
     from labkit.model.reference import in_process_model, reference_model  # noqa: F401 (names of the face)
     from labkit.model.weights import labels  # noqa: F401 (names of the face)

@@ -46,7 +46,9 @@ if TYPE_CHECKING:  # imported where used: torch takes seconds to import
     from mlserver import MLModel
 
 DEFAULT_ONNX = REPO_ROOT / "weights" / "tinyvit.onnx"
-INPUT_NAME, OUTPUT_NAME = "pixels", "logits"
+# The exported graph's own tensors (normalized float pixels in, logits out), not the names a
+# request uses: those are labkit.contract.INPUT_NAME and OUTPUT_NAME.
+GRAPH_INPUT, GRAPH_OUTPUT = "pixels", "logits"
 # Measured: the export differs from PyTorch by about 2e-6 in the logits; OpenVINO in
 # bfloat16 (its default on CPUs that have it) by about 0.03.
 MAX_ABS_DIFF = 1e-3
@@ -135,7 +137,7 @@ def onnx_runtime_forward(path: PathLike, threads: int = 0,
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return lambda pixels: session.run([OUTPUT_NAME], {INPUT_NAME: pixels})[0]
+    return lambda pixels: session.run([GRAPH_OUTPUT], {GRAPH_INPUT: pixels})[0]
 
 
 def openvino_forward(path: PathLike, threads: int = 0,
@@ -153,7 +155,7 @@ def openvino_forward(path: PathLike, threads: int = 0,
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
     compiled = openvino.Core().compile_model(str(path), "CPU", config)
-    return lambda pixels: compiled({INPUT_NAME: pixels})[0]
+    return lambda pixels: compiled({GRAPH_INPUT: pixels})[0]
 
 
 def up_to_date(checkpoint: PathLike = DEFAULT_CHECKPOINT, out: PathLike = DEFAULT_ONNX,
@@ -216,7 +218,7 @@ def export_file(model: torch.nn.Module, example: torch.Tensor, path: Path) -> No
         # torch warns that the export sees it assigned. The comparison below is what counts.
         warnings.filterwarnings("ignore", message="The tensor attributes .*attention_bias_cache")
         program = torch.onnx.export(model, (example,), dynamo=True, dynamic_shapes=({0: batch},), verbose=False,
-                                    input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
+                                    input_names=[GRAPH_INPUT], output_names=[GRAPH_OUTPUT])
     program.save(str(path))  # type: ignore[union-attr]  # typed Optional; dynamo=True returns the program
 
 

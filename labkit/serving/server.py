@@ -36,13 +36,12 @@ from labkit.serving.startlog import (PortTaken, ServerStartError, StartInterrupt
                                      startup_lines)
 
 DEFAULT_PORTS = {"http_port": 8080, "grpc_port": 8081, "metrics_port": 8082}
-FREE_PORTS_ENV = config.FREE_PORTS  # on: never the default ports (grading runs side by side)
 # Seconds MLServer gets to shut down after SIGTERM before its process group is SIGKILLed
 # (labkit.serving.supervisor; MLServer can hang in its own shutdown).
 SHUTDOWN_GRACE = 10
 # Imported from here by notebooks (04 catches a failed start and prints its cause).
 __all__ = ["ModelServer", "ServerStartError", "PortTaken", "last_exception", "resolve_model_dir",
-           "running_server", "DEFAULT_PORTS", "FREE_PORTS_ENV", "SHUTDOWN_GRACE"]
+           "running_server", "DEFAULT_PORTS", "SHUTDOWN_GRACE"]
 
 
 class ModelServer(Addresses):

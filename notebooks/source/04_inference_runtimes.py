@@ -47,9 +47,9 @@ random_weights = show.weights_banner()
 
 # %%
 from labkit import checks
-from labkit.model import hf_runtime
+from labkit.model import hf_service
 
-hf_folder = hf_runtime.artifact_folder("tinyvit-hf")
+hf_folder = hf_service.artifact_folder("tinyvit-hf")
 checks.check_each_write(hf_folder, settings_check=checks.hf_model_settings)
 print(sorted(path.name for path in hf_folder.iterdir()))
 
@@ -251,7 +251,7 @@ def seconds_per_request(send, requests_count: int = 3 if quick_mode() else 10) -
 
 _, decoded, files = distinct_images(3, jpeg=True)
 expected = reference_model().best_labels(decoded, k=5)[0]  # TinyViT's answers, as the checks compute them
-hf_ready = hf_runtime.HF_PYTHON.exists()
+hf_ready = hf_service.HF_PYTHON.exists()
 if not hf_ready:
     print("No .venv-hf here: run `make hf-runtime` in a terminal (about 3 minutes, 9.2 GB), then this cell again.")
 else:
@@ -270,13 +270,13 @@ if hf_ready:
     top3_server.stop()  # measured: one TinyViT server at a time from here (memory)
     # Your tinyvit-hf/ as you wrote it, then with Optimum: one server at a time, each the
     # mlserver of .venv-hf.
-    optimum = {"extra": hf_runtime.optimum_options("tinyvit-hf")}  # exported to ONNX once, in .venv-hf
+    optimum = {"extra": hf_service.optimum_options("tinyvit-hf")}  # exported to ONNX once, in .venv-hf
     for engine, overrides in (("PyTorch", {}), ("Optimum + ONNX Runtime", optimum)):
         if overrides:
             print("\nWith Optimum, the lab adds to parameters.extra:", overrides["extra"])
-        hf_server = terminal("mlserver start tinyvit-hf", python=hf_runtime.HF_PYTHON, **overrides)
-        post = lambda: requests.post(hf_server.infer_url, json=hf_runtime.hf_request(files), timeout=120)  # noqa: E731
-        answers = hf_runtime.hf_top_labels(post().json())
+        hf_server = terminal("mlserver start tinyvit-hf", python=hf_service.HF_PYTHON, **overrides)
+        post = lambda: requests.post(hf_server.infer_url, json=hf_service.hf_request(files), timeout=120)  # noqa: E731
+        answers = hf_service.hf_top_labels(post().json())
         rows.append({"served by": f"Hugging Face runtime, {engine}",
                      "top labels as the lab's": all([label for label, _ in row] == list(labels)
                                                     for row, labels in zip(answers, expected)),

@@ -4,7 +4,7 @@ row either way (the reference runs on ONNX Runtime, about 1e-6 from torch); anyt
 import numpy as np
 import pytest
 
-from labkit.checks.common import CheckFailed, compare_best_labels
+from labkit.checks.feedback import CheckFailed, compare_best_labels
 from labkit.model.weights import labels as class_names
 
 NAMES = class_names()[:6]
@@ -58,7 +58,7 @@ def test_another_resize_interpolation_fails_every_draw_and_is_never_taken_for_re
     from PIL import Image
     from timm.data import create_transform, resolve_data_config
 
-    from labkit.checks.common import distinct_images, same_probabilities, same_values_in_another_order
+    from labkit.checks.feedback import distinct_images, same_probabilities, same_values_in_another_order
 
     bilinear = create_transform(**{**resolve_data_config({}, model=reference.model), "interpolation": "bilinear"})
     for seed in range(8):

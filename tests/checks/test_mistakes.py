@@ -52,9 +52,9 @@ def folders(tmp_path_factory, checkpoint) -> dict:
     for grade_id, name in (("scaled-settings", "settings.json"), ("scaled-model-settings", "model-settings.json")):
         (made["05"] / name).write_text(written(solution_cell("05_scaling.ipynb", grade_id)))
     made["06"] = lab_service_copy(root / "06" / "shipped", checkpoint)
-    from labkit.model import hf_runtime
+    from labkit.model import hf_service
 
-    made["04"] = hf_runtime.artifact_folder(root / "04" / "tinyvit-hf", checkpoint)
+    made["04"] = hf_service.artifact_folder(root / "04" / "tinyvit-hf", checkpoint)
     return made
 
 

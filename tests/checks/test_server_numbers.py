@@ -11,7 +11,7 @@ import pytest
 
 from labkit import checks
 from labkit.checks import server_numbers
-from labkit.instructor.notebooks import SOURCES, parse_source
+from labkit.instructor.build import SOURCES, parse_source
 from labkit.measure import metrics
 
 

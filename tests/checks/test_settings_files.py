@@ -137,9 +137,9 @@ def test_a_settings_file_that_does_not_read_stops_the_start_with_its_name_and_a_
 
 @pytest.fixture(scope="module")
 def hf_folder(tmp_path_factory, checkpoint):
-    from labkit.model import hf_runtime
+    from labkit.model import hf_service
 
-    return hf_runtime.artifact_folder(tmp_path_factory.mktemp("04") / "tinyvit-hf", checkpoint)
+    return hf_service.artifact_folder(tmp_path_factory.mktemp("04") / "tinyvit-hf", checkpoint)
 
 
 HF_SETTINGS = written(solution_cell("04_inference_runtimes.ipynb", "hf-settings"))

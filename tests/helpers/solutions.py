@@ -2,7 +2,7 @@
 
 import nbformat
 
-from labkit.instructor.notebooks import SOLUTIONS
+from labkit.instructor.build import SOLUTIONS
 
 
 def solution_cell(notebook: str, grade_id: str) -> str:

@@ -13,7 +13,7 @@ import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 
 from labkit.instructor.demonstrations import SKIPPED, RestoreDemonstrations, SkipDemonstrations, demonstrations
-from labkit.instructor.notebooks import SOURCES, parse_source
+from labkit.instructor.build import SOURCES, parse_source
 
 NOTEBOOKS = sorted(SOURCES.glob("*.py"))
 

@@ -19,7 +19,7 @@ import nbformat
 import pytest
 
 from labkit.instructor.grading import grade
-from labkit.instructor.notebooks import SOLUTIONS, release
+from labkit.instructor.build import SOLUTIONS, release
 from tests.helpers.lab import lab_servers
 
 pytestmark = pytest.mark.slow

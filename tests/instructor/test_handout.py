@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from labkit.instructor import handout
-from labkit.instructor.notebooks import NOTEBOOKS
+from labkit.instructor.build import NOTEBOOKS
 from tests.helpers.lab import REPO
 from tests.helpers.jupyterlab import execute_in_kernel, running_lab
 
@@ -192,7 +192,7 @@ def _resolve(dotted: str) -> bool:
     attributes, or an attribute of the object a notebook's variable of that name holds."""
     import importlib
 
-    from labkit.measure.panel import ScalingLab
+    from labkit.measure.scaling import ScalingLab
     from labkit.serving.server import ModelServer
     from timm.data import ImageNetInfo
 

@@ -13,7 +13,7 @@ import requests
 
 from benchmarks import peers
 from benchmarks.tuned import verified_onnx
-from labkit.checks.common import distinct_images
+from labkit.checks.feedback import distinct_images
 from labkit.client import files_request, infer, pixels_request
 from labkit.measure.loadgen import payload_body, run_load
 from labkit.model.weights import DEFAULT_CHECKPOINT

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import requests
 
-from labkit.checks.common import distinct_images
-from labkit.model import hf_runtime
+from labkit.checks.feedback import distinct_images
+from labkit.model import hf_service
 from labkit.model.reference import in_process_model
 from labkit.serving.server import ModelServer
 from tests.helpers.lab import FREE_PORTS, skip_unless_ci
@@ -22,28 +22,28 @@ pytestmark = pytest.mark.slow
 def hf_environment():
     # make test installs it (make hf-runtime); run alone without it, these tests skip, under CI they
     # fail, unless make test found no room on the disk for this optional extra and said so.
-    if not hf_runtime.HF_PYTHON.exists():
-        if hf_runtime.HF_SKIPPED.is_file():
-            pytest.skip(f"not installed by make test: {hf_runtime.HF_SKIPPED.read_text().strip()}")
+    if not hf_service.HF_PYTHON.exists():
+        if hf_service.HF_SKIPPED.is_file():
+            pytest.skip(f"not installed by make test: {hf_service.HF_SKIPPED.read_text().strip()}")
         skip_unless_ci("no .venv-hf: `make hf-runtime` installs the optional Hugging Face runtime")
 
 
 def test_the_stock_runtime_does_not_import_with_a_transformers_that_reads_timm_folders():
     # Why labkit.runtimes.huggingface exists: mlserver-huggingface 1.7.1 imports a class that
     # transformers removed in 4.42, and only transformers 4.48+ loads a timm config.json.
-    stock = subprocess.run([str(hf_runtime.HF_PYTHON), "-c", "import mlserver_huggingface"],
+    stock = subprocess.run([str(hf_service.HF_PYTHON), "-c", "import mlserver_huggingface"],
                            capture_output=True, text=True, timeout=300)
     assert stock.returncode != 0 and "cannot import name 'Conversation'" in stock.stderr, stock.stderr[-500:]
 
 
 @pytest.mark.parametrize("optimum_model", [False, True])
 def test_the_runtime_serves_tinyvit_from_a_local_folder_like_the_lab(tmp_path, checkpoint, optimum_model):
-    folder = hf_runtime.hf_model_folder(tmp_path / "tinyvit-hf", optimum_model=optimum_model)
+    folder = hf_service.hf_model_folder(tmp_path / "tinyvit-hf", optimum_model=optimum_model)
     _, decoded, files = distinct_images(2, checkpoint, jpeg=True)
-    with ModelServer(folder, python=hf_runtime.HF_PYTHON, **FREE_PORTS) as server:
-        answer = requests.post(server.infer_url, json=hf_runtime.hf_request(files), timeout=120)
+    with ModelServer(folder, python=hf_service.HF_PYTHON, **FREE_PORTS) as server:
+        answer = requests.post(server.infer_url, json=hf_service.hf_request(files), timeout=120)
         assert answer.ok, answer.text
-    rows = hf_runtime.hf_top_labels(answer.json())
+    rows = hf_service.hf_top_labels(answer.json())
     labels, scores = in_process_model(checkpoint).best_labels(decoded, k=5)
     assert len(rows) == 2
     for row, expected_labels, expected_scores in zip(rows, labels, scores):

@@ -63,9 +63,9 @@ def test_top_k_labels_and_scores_match_the_in_process_model(tmp_path, checkpoint
 
 
 def test_hf_model_folder_is_the_course_texts_runtime_on_a_local_artifact(tmp_path, checkpoint):
-    from labkit.model import hf_runtime
+    from labkit.model import hf_service
 
-    folder = hf_runtime.hf_model_folder(tmp_path / "hf")
+    folder = hf_service.hf_model_folder(tmp_path / "hf")
     settings = json.loads((folder / "model-settings.json").read_text())
     assert settings["implementation"] == "labkit.runtimes.huggingface.HuggingFaceRuntime"
     extra = settings["parameters"]["extra"]

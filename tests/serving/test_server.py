@@ -18,6 +18,7 @@ import psutil
 import pytest
 import requests
 
+from labkit import config
 from labkit.measure import metrics
 from labkit.serving import processes, registry, server as server_module
 from labkit.measure.loadgen import payload_body
@@ -343,11 +344,11 @@ def test_the_start_progress_bar_ends_complete_so_a_notebook_hides_it(monkeypatch
 
 
 def test_graders_side_by_side_never_take_the_default_ports(monkeypatch):
-    monkeypatch.setenv(server_module.FREE_PORTS_ENV, "1")
+    monkeypatch.setenv(config.FREE_PORTS, "1")
     server = ModelServer("tinyvit")
     server._choose_ports()
     assert not set(server.ports.values()) & set(server_module.DEFAULT_PORTS.values())
-    monkeypatch.delenv(server_module.FREE_PORTS_ENV)
+    monkeypatch.delenv(config.FREE_PORTS)
     server = ModelServer("tinyvit", http_port=None, grpc_port=0, metrics_port=None)
     server._choose_ports()
     assert server.ports["grpc_port"] != server_module.DEFAULT_PORTS["grpc_port"]

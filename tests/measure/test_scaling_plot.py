@@ -1,9 +1,9 @@
-"""labkit.measure.panel's plot: one bar pair per row of the table (no server needed)."""
+"""labkit.measure.scaling's plot: one bar pair per row of the table (no server needed)."""
 
 import matplotlib
 import pandas as pd
 
-from labkit.measure.panel import plot_rows
+from labkit.measure.scaling import plot_rows
 
 matplotlib.use("Agg")
 

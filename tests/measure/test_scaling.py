@@ -1,10 +1,10 @@
-"""labkit.measure.panel: each run really applies its settings to the server and measures it."""
+"""labkit.measure.scaling: each run really applies its settings to the server and measures it."""
 
 import json
 
 import pytest
 
-from labkit.measure.panel import ScalingLab, describe
+from labkit.measure.scaling import ScalingLab, describe
 from tests.helpers.lab import FREE_PORTS
 
 pytestmark = pytest.mark.slow
