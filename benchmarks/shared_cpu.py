@@ -36,7 +36,7 @@ from benchmarks import record  # noqa: E402
 from benchmarks.tuned import verified_onnx  # noqa: E402
 from labkit.client import encode_jpeg, files_request, infer, load_image, pixels_request  # noqa: E402
 from labkit.measure.machine import OtherLoad, own_cpu_seconds  # noqa: E402
-from labkit.measure.panel import ScalingLab, measure  # noqa: E402
+from labkit.measure.scaling import ScalingLab, measure  # noqa: E402
 from labkit.model import weights  # noqa: E402
 from labkit.serving.server import ModelServer  # noqa: E402
 from labkit.workspace import runtime_folder  # noqa: E402
@@ -166,7 +166,8 @@ class WorkersAndBatching(Comparison):
 
 
 class Transports(Comparison):
-    """05: REST against gRPC on the student's scaled server (two workers, batches of 8 in 10 ms)."""
+    """05: REST against gRPC on the student's scaled server (two workers, batches of 8 in 10 ms,
+    and MLServer's default gzip, which the student's scaled/settings.json leaves on)."""
 
     def __init__(self) -> None:
         super().__init__("05", "gRPC serves more requests per second than REST", "throughput_rps",
@@ -175,7 +176,7 @@ class Transports(Comparison):
     @contextlib.contextmanager
     def running(self, seconds: float):
         with ModelServer(REPO / "tinyvit", parallel_workers=2, max_batch_size=8, max_batch_time=0.01,
-                         **FREE) as server:
+                         server_settings={"gzip_enabled": True}, **FREE) as server:
             yield {"rest": "rest", "grpc": "grpc"}, \
                 lambda transport: measure(server, concurrency=8, duration=seconds, transport=transport)
 
