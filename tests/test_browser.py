@@ -191,7 +191,7 @@ def test_the_offline_api_page_renders_and_sends_a_request_with_the_network_close
     sees a closed network, as on a train); the page still renders from the lab's own Swagger
     UI files, and "Try it out" / "Execute" gets the student's server's answer."""
     from labkit.client import load_image
-    from labkit.serving.docs_page import ApiDocs
+    from labkit.serving import ApiDocs
 
     page = browser_page
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

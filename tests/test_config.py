@@ -3,7 +3,7 @@
 import pytest
 
 from labkit import config
-from labkit.serving.server import ModelServer
+from labkit.serving import ModelServer
 from tests.helpers.lab import REPO
 
 

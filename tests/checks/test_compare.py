@@ -4,8 +4,9 @@ row either way (the reference runs on ONNX Runtime, about 1e-6 from torch); anyt
 import numpy as np
 import pytest
 
-from labkit.checks.feedback import CheckFailed, compare_best_labels
-from labkit.model.weights import labels as class_names
+from labkit.checks import CheckFailed
+from labkit.checks.feedback import compare_best_labels
+from labkit.model import labels as class_names
 
 NAMES = class_names()[:6]
 SCORES = np.array([[0.30, 0.20, 0.10, 0.05, 0.0400000, 0.0399999]])  # the 5th and 6th tie (2.5e-6 apart)
@@ -58,7 +59,8 @@ def test_another_resize_interpolation_fails_every_draw_and_is_never_taken_for_re
     from PIL import Image
     from timm.data import create_transform, resolve_data_config
 
-    from labkit.checks.feedback import distinct_images, same_probabilities, same_values_in_another_order
+    from labkit.checks import distinct_images
+    from labkit.checks.feedback import same_probabilities, same_values_in_another_order
 
     bilinear = create_transform(**{**resolve_data_config({}, model=reference.model), "interpolation": "bilinear"})
     for seed in range(8):

@@ -17,12 +17,12 @@ from mlserver.codecs import NumpyCodec
 from mlserver.types import InferenceRequest, InferenceResponse
 
 from labkit import checks, contract
-from labkit.checks.feedback import distinct_images
+from labkit.checks import distinct_images
 from tests.checks.mistakes import SERVICE_03
 from labkit.instructor import hidden_checks
 from labkit.model import reference
 from labkit.instructor.build import SOLUTIONS
-from labkit.serving.server import ModelServer
+from labkit.serving import ModelServer
 from labkit.workspace import service_folder
 from tests.helpers.lab import FREE_PORTS, reload_with
 from tests.helpers.solutions import mutate
@@ -401,7 +401,7 @@ def test_scaling_check_wants_two_workers(batching_server):
 
 def test_the_function_that_is_not_written_yet_is_named_not_its_caller():
     # 07: predict() is written, the log_confidence() it calls is not.
-    from labkit.checks.feedback import CheckFailed
+    from labkit.checks import CheckFailed
     from labkit.checks.student_code import call
 
     def log_confidence(probabilities):

@@ -12,7 +12,7 @@ import requests
 from labkit import checks
 from labkit.client import load_image
 from labkit.instructor.build import SOLUTIONS
-from labkit.serving.server import ModelServer
+from labkit.serving import ModelServer
 from labkit.workspace import service_folder
 from tests.helpers.lab import FREE_PORTS, reload_with
 

@@ -5,7 +5,7 @@ cells run the service; no point depends on the smoke call)."""
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from labkit.checks.on_write import check_each_write
+from labkit.checks import check_each_write
 
 
 @pytest.fixture

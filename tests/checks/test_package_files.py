@@ -7,7 +7,7 @@ import pytest
 from labkit import checks
 
 from labkit.serving import packaging
-from labkit.serving.commands import terminal
+from labkit.serving import terminal
 from labkit.workspace import lab_service_copy
 from tests.helpers.solutions import solution_cell, written, mutate
 

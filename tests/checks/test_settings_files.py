@@ -121,7 +121,7 @@ def test_a_settings_file_that_does_not_read_stops_the_start_with_its_name_and_a_
     # helper session 5: a trailing comma in settings.json raised a bare JSONDecodeError from the
     # lab's code at the start, and crashed Exercise 4's check, which starts the service itself.
     from labkit.serving.runcopy import ServerOptions, run_server_settings
-    from labkit.serving.server import ModelServer, ServerStartError
+    from labkit.serving import ModelServer, ServerStartError
 
     path = folder / "settings.json"
     path.write_text(mutate(path.read_text(), "\"debug\": false", "\"debug\": false,"))

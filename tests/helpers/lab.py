@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from labkit.serving.server import ModelServer
+from labkit.serving import ModelServer
 
 REPO = Path(__file__).resolve().parents[2]
 FREE_PORTS = {"http_port": 0, "grpc_port": 0, "metrics_port": 0}

@@ -6,7 +6,7 @@ import os
 
 import requests
 
-from labkit.measure.loadgen import payload_body
+from labkit.measure import payload_body
 
 
 def folder_digest(folder):

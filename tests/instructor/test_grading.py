@@ -18,8 +18,9 @@ import shutil
 import nbformat
 import pytest
 
-from labkit.instructor.grading import grade
-from labkit.instructor.build import SOLUTIONS, release
+from labkit.instructor import grade
+from labkit.instructor import release
+from labkit.instructor.build import SOLUTIONS
 from tests.helpers.lab import lab_servers
 
 pytestmark = pytest.mark.slow

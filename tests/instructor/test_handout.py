@@ -192,8 +192,8 @@ def _resolve(dotted: str) -> bool:
     attributes, or an attribute of the object a notebook's variable of that name holds."""
     import importlib
 
-    from labkit.measure.scaling import ScalingLab
-    from labkit.serving.server import ModelServer
+    from labkit.measure import ScalingLab
+    from labkit.serving import ModelServer
     from timm.data import ImageNetInfo
 
     roots = {"server": ModelServer, "lab": ScalingLab, "LABELS": ImageNetInfo}

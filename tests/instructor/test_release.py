@@ -8,7 +8,8 @@ import re
 import nbformat
 import pytest
 
-from labkit.instructor.build import NOTEBOOKS, SOLUTIONS, SOURCES, parse_source, release
+from labkit.instructor import release
+from labkit.instructor.build import NOTEBOOKS, SOLUTIONS, SOURCES, parse_source
 from labkit.paths import REPO_ROOT
 
 SOLUTION_REGION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)

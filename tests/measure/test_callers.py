@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from labkit.client import load_image
-from labkit.measure.callers import judge_concurrent_callers, pixels_body
-from labkit.serving.server import ModelServer
+from labkit.measure import judge_concurrent_callers, pixels_body
+from labkit.serving import ModelServer
 from labkit.workspace import service_folder
 from tests.helpers.lab import FREE_PORTS
 from tests.helpers.solutions import solution_cell, written

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from labkit.measure.compare import interleaved, machine_note, scaling_findings, side_by_side
+from labkit.measure import interleaved, machine_note, scaling_findings, side_by_side
 
 
 def test_rounds_are_taken_in_turn_and_summed_up_by_median_spread_and_ratio():

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from labkit.config import quick_mode
-from labkit.measure.loadgen import payload_body, run_load, summarize
+from labkit.measure import payload_body, run_load
+from labkit.measure.loadgen import summarize
 
 pytestmark = pytest.mark.slow
 

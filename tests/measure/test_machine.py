@@ -6,7 +6,8 @@ import subprocess
 import sys
 import time
 
-from labkit.measure.machine import OtherLoad, own_cpu_seconds
+from labkit.measure import OtherLoad
+from labkit.measure.machine import own_cpu_seconds
 
 # Spins until it has used ``seconds`` of CPU (not of wall time: the machine may be busy).
 SPIN = "import time\nwhile time.process_time() < {seconds}:\n    pass\n"

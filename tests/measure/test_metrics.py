@@ -14,7 +14,7 @@ from labkit import checks
 from labkit.measure import metrics
 from labkit.client import infer, pixels_request
 from labkit.instructor.build import SOLUTIONS
-from labkit.serving.server import ModelServer
+from labkit.serving import ModelServer
 from labkit.workspace import lab_service_copy
 from tests.helpers.lab import FREE_PORTS, reload_with
 

@@ -13,11 +13,11 @@ import requests
 
 from benchmarks import peers
 from benchmarks.tuned import verified_onnx
-from labkit.checks.feedback import distinct_images
+from labkit.checks import distinct_images
 from labkit.client import files_request, infer, pixels_request
-from labkit.measure.loadgen import payload_body, run_load
+from labkit.measure import payload_body, run_load
 from labkit.model.weights import DEFAULT_CHECKPOINT
-from labkit.model.reference import reference_model
+from labkit.model import reference_model
 
 pytestmark = pytest.mark.slow
 

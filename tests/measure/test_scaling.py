@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from labkit.measure.scaling import ScalingLab, describe
+from labkit.measure import ScalingLab
+from labkit.measure.scaling import describe
 from tests.helpers.lab import FREE_PORTS
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,8 @@ from labkit.model import reference as reference_module
 from labkit.model import weights
 from labkit.model.export import sha256
 from labkit.model.pixels import pixels
-from labkit.model.reference import reference_model, reference_onnx
+from labkit.model import reference_model
+from labkit.model.reference import reference_onnx
 
 
 def test_numpy_preprocessing_equals_timms_transform_bit_for_bit(reference):

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from labkit.model import weights
 from labkit.client import infer, pixels_request
-from labkit.serving.server import ModelServer, ServerStartError
+from labkit.serving import ModelServer, ServerStartError
 from tests.helpers.lab import FREE_PORTS, REPO
 from tests.helpers.answers import assert_same
 

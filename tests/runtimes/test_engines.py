@@ -19,8 +19,9 @@ from mlserver.errors import MLServerError
 from labkit.model import export, weights
 from labkit.images import check_images
 from labkit.client import encode_jpeg, files_request, infer_grpc, infer_outputs, load_image, pixels_request
-from labkit.runtimes.engines import ENGINES, engine_model, openvino_forward
-from labkit.serving.server import ModelServer
+from labkit.runtimes import openvino_forward
+from labkit.runtimes.engines import ENGINES, engine_model
+from labkit.serving import ModelServer
 from labkit.model.service import loaded_service
 from tests.helpers.lab import FREE_PORTS, REPO, reload_with
 from tests.helpers.network import answer_encoding

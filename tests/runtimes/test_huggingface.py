@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import requests
 
-from labkit.checks.feedback import distinct_images
+from labkit.checks import distinct_images
 from labkit.model import hf_service
-from labkit.model.reference import in_process_model
-from labkit.serving.server import ModelServer
+from labkit.model import in_process_model
+from labkit.serving import ModelServer
 from tests.helpers.lab import FREE_PORTS, skip_unless_ci
 
 pytestmark = pytest.mark.slow

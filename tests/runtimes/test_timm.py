@@ -9,7 +9,7 @@ import requests
 
 from labkit import checks
 from labkit.client import encode_jpeg, files_request, infer_outputs, pixels_request
-from labkit.serving.server import ModelServer, ServerStartError
+from labkit.serving import ModelServer, ServerStartError
 from labkit.workspace import CHECKPOINT_LINK, link_checkpoint
 from tests.helpers.lab import FREE_PORTS, REPO
 from tests.helpers.answers import decode_jpeg

@@ -3,7 +3,7 @@
 
 import pytest
 
-from labkit.serving.commands import terminal
+from labkit.serving import terminal
 
 
 def test_a_command_given_as_a_list_is_named_not_a_crash_inside_labkit():

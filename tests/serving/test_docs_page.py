@@ -8,7 +8,7 @@ import re
 import pytest
 import requests
 
-from labkit.serving.docs_page import ApiDocs
+from labkit.serving import ApiDocs
 
 pytestmark = pytest.mark.slow
 

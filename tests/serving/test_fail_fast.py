@@ -11,7 +11,7 @@ import time
 import psutil
 import pytest
 
-from labkit.serving.server import ModelServer, ServerStartError
+from labkit.serving import ModelServer, ServerStartError
 from labkit.serving.startlog import StartInterrupted
 from tests.helpers.lab import FREE_PORTS
 

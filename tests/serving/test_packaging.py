@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from labkit.serving import packaging
-from labkit.serving.commands import terminal
+from labkit.serving import terminal
 from tests.helpers.lab import REPO
 from tests.helpers.network import folder_digest
 

@@ -21,11 +21,11 @@ import requests
 from labkit import config
 from labkit.measure import metrics
 from labkit.serving import processes, registry, server as server_module
-from labkit.measure.loadgen import payload_body
+from labkit.measure import payload_body
 from labkit.serving.processes import port_is_free
 from labkit.serving.readiness import wait_until_model_ready
 from labkit.serving.runcopy import write_run_copy
-from labkit.serving.server import ModelServer, ServerStartError
+from labkit.serving import ModelServer, ServerStartError
 from labkit.serving.startlog import startup_lines
 from tests.helpers.network import answer_encoding, folder_digest, is_loopback, listening_addresses
 from tests.helpers.lab import FREE_PORTS, REPO, engine_folder
