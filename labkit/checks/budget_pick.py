@@ -489,7 +489,14 @@ def sweep_for_grading(rng: np.random.Generator | None = None) -> pd.DataFrame:
     callers, with numbers drawn like a measured run's, in which the row that meets the
     notebook's budget (the median p95 rounded up to 50 ms) with the best throughput is neither
     the fastest, nor the lowest p95, nor the best by p50. The check then grades the function
-    on it and on the tables it draws, as at home."""
+    on it and on the tables it draws, as at home.
+
+    Args:
+        rng: draws the numbers (default: a fresh generator).
+
+    Returns:
+        the table, with the sweep cell's columns.
+    """
     import pandas as pd
 
     from labkit.measure.scaling import describe

@@ -51,7 +51,16 @@ def distinct_images(count: int, checkpoint: PathLike = weights.DEFAULT_CHECKPOIN
     makes the last image the first's twin: its size and its border of ``TWIN_EDGE`` pixels, with
     the last image's content inside (an answer kept by the image's size, its first row or its
     corner fails: helper sessions 6 and 7); ``rng`` draws them (default: a fresh generator, new
-    images on every call)."""
+    images on every call).
+
+    Args:
+        count: how many images.
+        checkpoint: the weights of the in-process model that tells their top classes apart.
+        jpeg, same_size, twin, rng: as above.
+
+    Returns:
+        (names, images, JPEG files or []), one entry per image.
+    """
     rng = rng or np.random.default_rng()
     for _ in range(10):
         named = check_images(rng)[:count]

@@ -108,7 +108,15 @@ def top5_service(server: ModelServer | PathLike, checkpoint: PathLike = weights.
     server (the third of the first's size and border), each answered with 5 valid labels and
     their scores, ordered, as the model says (an answer that ignores its image, or repeats an
     earlier one, fails). ``server``: the
-    student's server, or their folder (see :func:`service_server`)."""
+    student's server, or their folder (see :func:`service_server`).
+
+    Args:
+        server: the student's running server, or their folder.
+        checkpoint: the weights of the reference answers.
+
+    Raises:
+        CheckFailed: the first mistake found, named in the student's terms (never its fix).
+    """
     server = service_server(server)
     not_stale(server)
     _say_the_batching_wait(server)
@@ -119,7 +127,15 @@ def top5_service(server: ModelServer | PathLike, checkpoint: PathLike = weights.
 def top5_batch(server: ModelServer | PathLike, checkpoint: PathLike = weights.DEFAULT_CHECKPOINT) -> None:
     """Notebook 03, a batch: 3 different JPEG images of different sizes in one request,
     3 right rows, labels and scores (a first-row-only or a constant answer fails). A service
-    that answers one image per request wrong is charged by :func:`top5_service` only."""
+    that answers one image per request wrong is charged by :func:`top5_service` only.
+
+    Args:
+        server: the student's running server, or their folder.
+        checkpoint: the weights of the reference answers.
+
+    Raises:
+        CheckFailed: the first mistake found, named in the student's terms (never its fix).
+    """
     server = service_server(server)
     not_stale(server)
     _say_the_batching_wait(server)
@@ -137,7 +153,16 @@ def top5_under_batching(server: ModelServer | PathLike, checkpoint: PathLike = w
     with images drawn for it: every caller must get exactly its own rows, labels and scores
     (a service that answers every round as it answered the first, one merged batch, fails
     the second). A service already wrong without batching is charged by the checks of those
-    stages only. Notebook 03's self-check; the hidden check runs it again when grading."""
+    stages only. Notebook 03's self-check; the hidden check runs it again when grading.
+
+    Args:
+        server: the student's running server, or their folder.
+        checkpoint: the weights of the reference answers.
+        callers: concurrent callers per round.
+
+    Raises:
+        CheckFailed: the first mistake found, named in the student's terms (never its fix).
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     server = service_server(server)
@@ -170,7 +195,17 @@ def runtime_top_k(server: ModelServer | PathLike, name: str = "top3", k: int = 3
                   checkpoint: PathLike = weights.DEFAULT_CHECKPOINT) -> None:
     """Notebook 04: a model served by the timm runtime from model-settings.json alone, under
     ``name``, answering the ``k`` best labels of each image of a batch of different images.
-    ``server``: the student's server, or their folder, whose server this kernel runs."""
+    ``server``: the student's server, or their folder, whose server this kernel runs.
+
+    Args:
+        server: the student's running server, or their folder.
+        name: the model's name in the server.
+        k: labels per image.
+        checkpoint: the weights of the reference answers.
+
+    Raises:
+        CheckFailed: the first mistake found, named in the student's terms (never its fix).
+    """
     if not isinstance(server, ModelServer):
         folder = Path(server).resolve()
         running = running_server(folder)
@@ -245,7 +280,16 @@ def custom_metric(server: ModelServer, metric: str = CONFIDENCE_METRIC,
                   checkpoint: PathLike = weights.DEFAULT_CHECKPOINT) -> None:
     """Notebook 07: the service logs ``metric`` once per image it serves, each value that
     image's top-1 probability. Batches of different sizes and different images: a value
-    logged once per call, a constant, or one image's value for all fails."""
+    logged once per call, a constant, or one image's value for all fails.
+
+    Args:
+        server: the student's running server.
+        metric: the metric's name as ``/metrics`` shows it.
+        checkpoint: the weights of the reference answers.
+
+    Raises:
+        CheckFailed: the first mistake found, named in the student's terms (never its fix).
+    """
     from labkit.measure import metrics
 
     not_stale(server)

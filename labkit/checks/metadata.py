@@ -51,6 +51,10 @@ def declared_metadata(where: ModelServer | PathLike, declaration: dict | None = 
             running server does not serve it (its start failed, on a mistake of Exercise 1's
             say), the check starts the folder's service with it and the name and class
             Exercise 1 gives: a mistake costs its own exercise only.
+        checkpoint: the weights of the reference answers.
+
+    Raises:
+        CheckFailed: the first mistake found, named in the student's terms (never its fix).
     """
     server = _server_of(where, declaration)
     not_stale(server)

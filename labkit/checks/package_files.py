@@ -61,7 +61,14 @@ def requirements(folder: PathLike) -> None:
     """Notebook 06: ``requirements.txt`` for ``mlserver build``: any valid pip requirements
     file (comments, index options, extras, markers, any spelling of a name) in which every
     package the service imports admits the version this lab runs and no other release series
-    (``==``, ``~=`` or a ``>=,<`` range), and uvloop admits no 0.22 or later."""
+    (``==``, ``~=`` or a ``>=,<`` range), and uvloop admits no 0.22 or later.
+
+    Args:
+        folder: the service folder whose ``requirements.txt`` is read, beside its service files.
+
+    Raises:
+        CheckFailed: the first mistake found, named in the student's terms (never its fix).
+    """
     from importlib.metadata import version
 
     path = Path(folder) / "requirements.txt"
@@ -361,7 +368,14 @@ def _missing_steps(text: str) -> list[str]:
 
 def image_folder(context: PathLike) -> None:
     """Notebook 06: a build folder that ``mlserver dockerfile`` has run on, and that carries
-    everything the image needs: the weights as a file, the service, its requirements."""
+    everything the image needs: the weights as a file, the service, its requirements.
+
+    Args:
+        context: the build folder (Docker's context) the student prepared for ``mlserver build``.
+
+    Raises:
+        CheckFailed: the first mistake found, named in the student's terms (never its fix).
+    """
     context = Path(context)
     dockerfile = context / "Dockerfile"
     if not dockerfile.is_file():

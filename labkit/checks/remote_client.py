@@ -31,7 +31,15 @@ def remote_classifier(classify_remote: Callable[[np.ndarray], np.ndarray],
                       checkpoint: PathLike = weights.DEFAULT_CHECKPOINT) -> None:
     """Notebook 02: ``classify_remote(image)`` sends one ``[H, W, 3]`` image to the server
     and returns its 21841 probabilities. Called with images the student did not choose;
-    what it sent is recorded to name a mistake."""
+    what it sent is recorded to name a mistake.
+
+    Args:
+        classify_remote: the student's function, called with images drawn for this call.
+        checkpoint: the weights of the reference answers.
+
+    Raises:
+        CheckFailed: the first mistake found, named in the student's terms (never its fix).
+    """
     _refuse_a_written_address(classify_remote)
     import inspect
 

@@ -35,7 +35,16 @@ def service(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
     """Notebook 01: the course text's single-image service answers one ``[H, W, 3]`` image
     (NumpyCodec, no batch axis) with the model's probabilities: one instance, called with two
     images drawn for this run whose answers differ (an answer that ignores its image, or
-    repeats the first, fails)."""
+    repeats the first, fails).
+
+    Args:
+        folder: the student's service folder (``serve-model.py`` and its settings).
+        checkpoint: the weights the reference answers and the service load.
+        implementation: ``module.Class`` of the service, as ``model-settings.json`` names it.
+
+    Raises:
+        CheckFailed: the first mistake found, named in the student's terms (never its fix).
+    """
     import numpy as np
     from mlserver.codecs import NumpyCodec
     from mlserver.types import InferenceRequest, InferenceResponse
@@ -121,7 +130,16 @@ def service(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
 def top5_file(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
               implementation: str = "serve-model.TopFiveModel") -> None:
     """Notebook 03: the top-5 service answers a batch of two different images in this
-    process: ``labels`` and ``scores`` ``[2, 5]``, each row that image's own top 5."""
+    process: ``labels`` and ``scores`` ``[2, 5]``, each row that image's own top 5.
+
+    Args:
+        folder: the student's service folder.
+        checkpoint: the weights the reference answers and the service load.
+        implementation: ``module.Class`` of the top-5 service.
+
+    Raises:
+        CheckFailed: the first mistake found, named in the student's terms (never its fix).
+    """
     import numpy as np
     from mlserver.codecs import NumpyCodec
     from mlserver.types import InferenceRequest
@@ -195,7 +213,17 @@ def metric_file(folder: PathLike, metric: str = CONFIDENCE_METRIC,
     """Notebook 07: the service logs ``metric`` once per image, each value that image's own
     top-1 probability: called in this process on a batch of 3 different images, every value
     it logs is compared with the model's (in any order), so a batch's mean logged once per
-    image, one value per call or one image's value for all fails."""
+    image, one value per call or one image's value for all fails.
+
+    Args:
+        folder: the student's service folder.
+        metric: the name the service passes to ``mlserver.log``.
+        implementation: ``module.Class`` of the service that logs it.
+        checkpoint: the weights the reference answers and the service load.
+
+    Raises:
+        CheckFailed: the first mistake found, named in the student's terms (never its fix).
+    """
     import numpy as np
     from mlserver.codecs import NumpyCodec
     from mlserver.types import InferenceRequest

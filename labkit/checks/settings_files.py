@@ -567,7 +567,17 @@ def _ports_mlserver_can_take(as_read: object) -> None:
 
 def server_settings(folder: PathLike, expected_workers: int | None = None, debug_off: bool = False) -> None:
     """``settings.json``: how the server runs (with ``expected_workers``, the worker count
-    the exercise asks for)."""
+    the exercise asks for).
+
+    Args:
+        folder: the service folder whose ``settings.json`` is read.
+        expected_workers: the ``parallel_workers`` the exercise asks for (None: any count
+            MLServer takes, with 0 or the default 1 named as such).
+        debug_off: also require ``"debug": false`` stated.
+
+    Raises:
+        CheckFailed: the first mistake found, named in the student's terms (never its fix).
+    """
     content = read_json(Path(folder) / "settings.json")
     misplaced = [key for key in BATCHING_KEYS if key in content]
     if misplaced:

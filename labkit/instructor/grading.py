@@ -57,7 +57,19 @@ def grade(submissions: PathLike, out: PathLike, notebooks: list[str] | None = No
           hand_in_memory_gib: float = HAND_IN_MEMORY_GIB) -> list:
     """Grade every student folder in ``submissions``, ``jobs`` students at a time (default:
     one per core), each within ``hand_in_timeout`` seconds, without the demonstrations
-    unless ``run_demonstrations``; return the rows of grades_by_check.csv."""
+    unless ``run_demonstrations``; return the rows of grades_by_check.csv.
+
+    Args:
+        submissions: nbgrader's submitted/ folder, one folder per student.
+        out: where the grades (``grades_by_check.csv``) and feedback pages go.
+        notebooks: the notebooks to grade (default: every released one).
+        cell_timeout: seconds one cell may run.
+        jobs, hand_in_timeout, run_demonstrations: as above.
+        hand_in_memory_gib: memory one hand-in may take before it is stopped (and named).
+
+    Raises:
+        ValueError: ``submissions`` holds no student folder.
+    """
     submissions, out = Path(submissions).resolve(), Path(out).resolve()
     students = sorted(path.name for path in submissions.iterdir() if path.is_dir())
     if not students:

@@ -19,7 +19,13 @@ def judge_concurrent_callers(url: str, bodies: list, expected: np.ndarray) -> "p
     HTTP status, whether the answer is ``right`` (this caller's own probabilities),
     ``wrong`` (a 200 that is not: someone else's row, an empty or malformed output) or
     ``failed`` (an error status), and what ``came back``: the output's name and declared shape,
-    or the server's error message."""
+    or the server's error message.
+
+    Args:
+        url: the model's ``.../infer`` URL.
+        bodies: one request body per caller.
+        expected: row ``i`` is caller ``i``'s right probabilities.
+    """
     import pandas as pd
 
     def call(body: str) -> requests.Response:

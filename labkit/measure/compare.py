@@ -14,7 +14,13 @@ from labkit.measure.machine import describe
 
 def interleaved(candidates: dict, measure_one: Callable[[object], dict], rounds: int) -> pd.DataFrame:
     """``measure_one(candidate)`` for each candidate in turn, ``rounds`` times (A, B, A, B):
-    one row per measurement, with ``round`` and ``candidate`` columns."""
+    one row per measurement, with ``round`` and ``candidate`` columns.
+
+    Args:
+        candidates: label -> what ``measure_one`` takes.
+        measure_one: one measurement's row (a dict of numbers).
+        rounds: how many times each candidate is measured.
+    """
     rows = []
     for round_ in range(rounds):
         for name, candidate in candidates.items():
@@ -26,7 +32,14 @@ def side_by_side(rows: pd.DataFrame, baseline: str, by: str = "candidate",
                  rate: str = "throughput_rps") -> pd.DataFrame:
     """Per candidate: the rounds, the median ``rate`` and its spread (lowest to highest
     round), the median p50 and p95 where measured, and the median rate's ratio to
-    ``baseline``'s."""
+    ``baseline``'s.
+
+    Args:
+        rows: :func:`interleaved`'s rows.
+        baseline: the candidate the ratios divide by.
+        by: the column that names the candidate.
+        rate: the column compared.
+    """
     grouped = rows.groupby(by, sort=False)
     table = pd.DataFrame({"rounds": grouped.size(), rate: grouped[rate].median(),
                           f"{rate} spread": grouped[rate].agg(lambda values: f"{values.min():.1f}-{values.max():.1f}")})
@@ -38,7 +51,11 @@ def side_by_side(rows: pd.DataFrame, baseline: str, by: str = "candidate",
 
 
 def machine_note(rows: pd.DataFrame) -> str:
-    """The sentence on the machine's load over the rounds: the busiest round's share."""
+    """The sentence on the machine's load over the rounds: the busiest round's share.
+
+    Args:
+        rows: measurements with an ``others_cpu_share`` column (None where unknown).
+    """
     if "others_cpu_share" not in rows or rows["others_cpu_share"].isna().all():
         return "how busy the machine was is not known for these rows."
     return describe(float(rows["others_cpu_share"].max())).replace("while this ran", "in the busiest round")
@@ -48,7 +65,16 @@ def scaling_findings(results: pd.DataFrame, concurrency: int = 8) -> list[str]:
     """What a sweep of workers x batching (notebook 05) shows at ``concurrency`` callers, read
     from its own rows: two workers against one (same batching), batching against none (same
     workers), as ratios of throughput, with the batches that formed. The story of the
-    notebook follows these lines, not a number from elsewhere."""
+    notebook follows these lines, not a number from elsewhere.
+
+    Args:
+        results: the sweep's rows (``parallel_workers``, ``max_batch_size``, ``concurrency``,
+            ``throughput_rps``, ``avg_batch``).
+        concurrency: the callers whose rows are read.
+
+    Returns:
+        one sentence per comparison the rows allow (none when they allow none).
+    """
     rows = results[results.concurrency == concurrency]
     if rows.empty or not {"parallel_workers", "max_batch_size"} <= set(rows):
         return []

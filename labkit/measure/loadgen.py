@@ -29,7 +29,15 @@ PAYLOADS = ("jpeg", "numpy")
 
 def payload_body(payload: str = "jpeg", images: list[np.ndarray] | None = None) -> bytes:
     """The JSON body of one request: ``"jpeg"`` (compact BYTES) or ``"numpy"``
-    (the course text's NumpyCodec pixels), for ``images`` (default: the cat)."""
+    (the course text's NumpyCodec pixels), for ``images`` (default: the cat).
+
+    Args:
+        payload: ``"jpeg"`` or ``"numpy"``.
+        images: uint8 ``[H, W, 3]`` images (default: the cat).
+
+    Raises:
+        ValueError: another payload.
+    """
     images = [load_image(CAT)] if images is None else list(images)
     if payload == "jpeg":
         return request_body(files_request([encode_jpeg(image) for image in images]))
@@ -51,7 +59,23 @@ def run_load(url: str, concurrency: int = 4, duration: float = 10, max_requests:
              payload: str = "jpeg", body: bytes | None = None, images_per_request: int = 1,
              timeout: float = 30, progress: bool = True, grpc_model: str | None = None) -> LoadResult:
     """Send load to an ``.../infer`` URL on loopback (or, with ``grpc_model``, to
-    that model on a ``host:port`` gRPC address); see the module docstring."""
+    that model on a ``host:port`` gRPC address); see the module docstring.
+
+    Args:
+        url: the ``.../infer`` URL, or with ``grpc_model`` the gRPC ``host:port``.
+        concurrency: closed-loop callers.
+        duration: seconds of load (with ``max_requests``: stops at whichever comes first).
+        max_requests: stop after this many requests.
+        payload: ``"jpeg"`` or ``"numpy"`` (see :func:`payload_body`), unless ``body`` is given.
+        body: the request body every caller sends.
+        images_per_request: images in each request.
+        timeout: seconds a request may take before it counts as failed.
+        progress: show a progress bar.
+        grpc_model: the model's name, to send over gRPC instead of REST.
+
+    Returns:
+        a :class:`LoadResult`: counts, errors, throughput and latency quantiles.
+    """
     _check_loopback(url if grpc_model is None else f"grpc://{url}")
     if concurrency < 1 or duration <= 0:
         raise ValueError("concurrency must be >= 1 and duration > 0")

@@ -109,7 +109,12 @@ def comparison_batch(service: MLModel) -> torch.Tensor:
 def compare(forward: Callable[[np.ndarray], np.ndarray], model: torch.nn.Module, batch: torch.Tensor,
             limit: float = MAX_ABS_DIFF) -> Comparison:
     """``forward`` (numpy ``[N, 3, H, W]`` -> logits) against the PyTorch ``model`` on ``batch``,
-    as one batch and one image at a time (a wrong dynamic batch axis shows in one of them)."""
+    as one batch and one image at a time (a wrong dynamic batch axis shows in one of them).
+
+    Args:
+        forward, model, batch: as above.
+        limit: the largest difference in logits that counts as the same.
+    """
     import torch
 
     with torch.inference_mode():
@@ -146,7 +151,13 @@ def openvino_forward(path: PathLike, threads: int = 0,
 
     ``precision="f32"`` because OpenVINO's CPU default on processors with bfloat16 support is
     bfloat16: logits off by about 0.03 from PyTorch here (``labkit.model.export.compare`` shows it).
-    ``None`` keeps OpenVINO's default."""
+    ``None`` keeps OpenVINO's default.
+
+    Args:
+        path: the ONNX (or OpenVINO IR) file.
+        threads: inference threads (0: OpenVINO's default).
+        precision: see above.
+    """
     import openvino
 
     config: dict[str, str | int] = {"PERFORMANCE_HINT": "LATENCY"}

@@ -72,6 +72,17 @@ class EngineTinyViT(LabRuntime):
 
 
 class OnnxRuntimeTinyViT(EngineTinyViT):
+    """The TinyViT service on ONNX Runtime (``implementation: labkit.runtimes.engines.OnnxRuntimeTinyViT``).
+
+    Args:
+        settings: MLServer's model settings: ``parameters.uri`` the ONNX export, verified
+            against PyTorch (``make onnx``); ``parameters.extra.torch_threads`` the engine's threads
+            (default: this process's share of the cores).
+
+    Raises:
+        MLServerError: from ``load()``, for an export that was not verified against PyTorch.
+    """
+
     engine = "ONNX Runtime"
 
     def engine_forward(self, path: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -79,6 +90,17 @@ class OnnxRuntimeTinyViT(EngineTinyViT):
 
 
 class OpenVINOTinyViT(EngineTinyViT):
+    """The TinyViT service on OpenVINO (``implementation: labkit.runtimes.engines.OpenVINOTinyViT``).
+
+    Args:
+        settings: MLServer's model settings: ``parameters.uri`` the ONNX export, verified
+            against PyTorch (``make onnx``); ``parameters.extra.torch_threads`` the engine's threads
+            (default: this process's share of the cores).
+
+    Raises:
+        MLServerError: from ``load()``, for an export that was not verified against PyTorch.
+    """
+
     engine = "OpenVINO"
 
     def engine_forward(self, path: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:

@@ -30,6 +30,17 @@ LABEL_SETS = {21841: "imagenet-22k", 1000: "imagenet-1k"}
 
 
 class TimmClassifier(LabRuntime):
+    """Any timm image classifier, served by configuration alone (see the module docstring).
+
+    Args:
+        settings: MLServer's model settings: ``parameters.uri`` the checkpoint (relative to
+            the model's folder), ``parameters.extra`` the timm ``model``, ``top_k`` (default 5)
+            and ``threads``.
+
+    Raises:
+        MLServerError: from ``load()``, without ``parameters.extra.model`` or ``parameters.uri``.
+    """
+
     async def load(self) -> bool:
         # Imported where the model runs: MLServer's main process imports this module only to find
         # the class (as the service's file, tinyvit/serve-model.py, explains).

@@ -53,6 +53,17 @@ class ModelServer(Addresses):
     same names. The server runs a :class:`~labkit.serving.runcopy.RunCopy` of the folder, waits
     for it with :mod:`labkit.serving.readiness`, reads its start in the log
     (:mod:`labkit.serving.startlog`) and is listed in :mod:`labkit.serving.registry` while it runs.
+
+    Args:
+        model_dir: the model folder (``model-settings.json``, the service, ``settings.json``).
+        parallel_workers, max_batch_size, max_batch_time, weights, extra, server_settings, env,
+        python, model_settings: :class:`~labkit.serving.runcopy.ServerOptions`.
+        http_port, grpc_port, metrics_port: ``None`` for MLServer's default when free (a free
+            port otherwise, or always under ``LAB_FREE_PORTS``), 0 for any free port.
+
+    Raises:
+        ServerStartError: from ``start()``: MLServer exited, or never became ready, with the
+            cause read from its log (the first error in the student's own file first).
     """
 
     def __init__(self, model_dir: PathLike = "tinyvit", *, parallel_workers: int | None = None,
