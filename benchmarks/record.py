@@ -22,9 +22,24 @@ def commit() -> str:
     return done.stdout.strip() or "unknown"
 
 
-def write(out: Path, stem: str, report: dict, markdown: Callable[[dict], str] | None = None) -> Path:
+def write(out: Path, stem: str, report: dict, markdown: Callable[[dict], str] | None = None,
+          kind: str | None = None) -> Path:
     """``out/<stem>.json`` (and ``out/<stem>.md`` with ``markdown``); prints the markdown, or
-    the JSON without one. Returns the JSON's path."""
+    the JSON without one. Returns the JSON's path.
+
+    Args:
+        kind: a record the notebooks read back (a key of ``labkit.measure.record.FORMATS``),
+            held to its declared format before anything is written.
+
+    Raises:
+        ValueError: a report of ``kind`` that lacks what the notebooks read.
+    """
+    if kind is not None:
+        from labkit.measure.record import format_problems
+
+        problems = format_problems(kind, report)
+        if problems:
+            raise ValueError(f"this {kind} record lacks what the notebooks read: " + "; ".join(problems))
     out.mkdir(parents=True, exist_ok=True)
     target = out / f"{stem}.json"
     target.write_text(json.dumps(report, indent=2) + "\n")

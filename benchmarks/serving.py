@@ -453,7 +453,7 @@ def main(argv=None) -> int:
         # mode only, it adds three servers).
         report["breakdown"] = breakdown.run(seconds, (1, 8), checkpoint,
                                             ["OpenVINO, tuned", "OpenVINO, tuned, 1 worker", "PyTorch, tuned"])
-    record.write(args.out, today, report, markdown)
+    record.write(args.out, today, report, markdown, kind="serving")
     return 0
 
 

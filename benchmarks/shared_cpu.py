@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
               "load_before": os.getloadavg()[0], "comparisons": results}
     stem = f"shared-cpu-{report['date']}" + ("" if not args.only else "-" + "-".join(
         prefix.replace(" ", "_") for prefix in args.only))
-    record.write(args.out, stem, report, markdown)
+    record.write(args.out, stem, report, markdown, kind="shared-cpu")
     return 0
 
 

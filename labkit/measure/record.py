@@ -31,6 +31,53 @@ STAGES = ("decode", "preprocess", "forward", "answer", "batch wait and hop", "HT
 SHARED_CPU = RESULTS / "shared-cpu-2026-12-07.json"
 
 
+# The declared format of the records this module reads, by kind: the keys it reads, at the
+# top and in each row. benchmarks/record.write() refuses a report of a declared kind that lacks
+# one (a benchmark cannot drift from what the notebooks read), and tests/measure/test_record.py
+# holds the committed records to it.
+FORMATS: dict[str, dict[str, tuple[str, ...]]] = {
+    "serving": {"top": ("date", "mode", "machine", "rows", "memory_pss_mb"),
+                "served row": ("images_per_s", "p50_ms", "cpu_ms_per_image"),
+                "breakdown row": ("configuration", "transport", "concurrency", "images_per_s", "avg_batch",
+                                  "client_mean_ms", "stages_ms")},
+    "shared-cpu": {"top": ("date", "holds_within", "comparisons"),
+                   "comparison": ("notebook", "ratios"),
+                   "ratio": ("quiet", "hog", "change", "holds")},
+}
+
+
+def format_problems(kind: str, report: dict) -> list[str]:
+    """What ``report``, a record of ``kind`` (a key of ``FORMATS``), lacks of what this module
+    reads: one line per missing key, where it is missing; [] when it conforms.
+
+    Raises:
+        KeyError: a kind with no declared format.
+    """
+    declared = FORMATS[kind]
+
+    def lacks(where: str, row: object, part: str) -> list[str]:
+        keys = row.keys() if isinstance(row, dict) else ()
+        return [f"{where} has no {key!r}" for key in declared[part] if key not in keys]
+
+    found = lacks("the record", report, "top")
+    if kind == "serving":
+        limit = report.get("rows", {}).get("limit", {})
+        if "images_per_s_by_backend_and_batch" not in limit:
+            found.append("rows['limit'] has no 'images_per_s_by_backend_and_batch'")
+        for name, levels in report.get("rows", {}).items():
+            if name != "limit":
+                for level, row in levels.items():
+                    found += lacks(f"rows[{name!r}][{level!r}]", row, "served row")
+        for index, row in enumerate(report.get("breakdown", [])):  # full mode only
+            found += lacks(f"breakdown[{index}]", row, "breakdown row")
+    else:
+        for name, comparison in report.get("comparisons", {}).items():
+            found += lacks(f"comparisons[{name!r}]", comparison, "comparison")
+            for label, ratio in comparison.get("ratios", {}).items():
+                found += lacks(f"comparisons[{name!r}].ratios[{label!r}]", ratio, "ratio")
+    return found
+
+
 def shared_cpu_summary(path: PathLike = SHARED_CPU) -> dict | None:
     """What the shared-CPU record found: how many of its ratios held within its bound beside
     the busy core, of how many, and the one that moved most (label, quiet, beside the hog);

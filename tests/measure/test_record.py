@@ -80,3 +80,25 @@ def test_the_peers_table_leaves_out_what_the_record_lacks(tmp_path):
     path = tmp_path / "2026-12-07.json"
     path.write_text(json.dumps(report))
     assert set(record.peers_table(path)["server"]) == {"MLServer, tuned"}
+
+
+def test_the_committed_records_the_notebooks_read_are_of_their_declared_format():
+    # Issue 42: the benchmarks and this module shared the record's format by convention only.
+    assert record.format_problems("serving", json.loads(record.CITED.read_text())) == []
+    assert record.format_problems("shared-cpu", json.loads(record.SHARED_CPU.read_text())) == []
+
+
+def test_a_benchmark_cannot_write_a_record_the_notebooks_cannot_read(tmp_path):
+    from benchmarks import record as writer
+
+    report = json.loads(record.CITED.read_text())
+    del report["rows"]["tuned"]["8"]["p50_ms"]
+    del report["breakdown"][0]["stages_ms"]
+    with pytest.raises(ValueError, match=r"rows\['tuned'\]\['8'\] has no 'p50_ms'.*breakdown\[0\] has no 'stages_ms'"):
+        writer.write(tmp_path, "serving", report, kind="serving")
+    assert not list(tmp_path.iterdir())  # nothing written
+    shared = json.loads(record.SHARED_CPU.read_text())
+    assert writer.write(tmp_path, "shared", shared, kind="shared-cpu").is_file()
+    del next(iter(shared["comparisons"].values()))["notebook"]
+    with pytest.raises(ValueError, match="has no 'notebook'"):
+        writer.write(tmp_path, "shared-2", shared, kind="shared-cpu")
