@@ -295,3 +295,35 @@ def test_every_public_name_of_a_face_documents_its_arguments():
             if not doc or said != arguments:
                 unsaid.append(f"{face}.{name}: {sorted(set(arguments) - set(said)) or 'no docstring'}")
     assert not unsaid, unsaid
+
+
+# Test files that test a behaviour across the modules of their folder, not one module.
+BEHAVIOUR_TESTS = {
+    "checks/test_mistakes.py": "the mistake catalogue, through every check",
+    "serving/test_batching.py": "adaptive batching on a real server",
+    "serving/test_lifecycle.py": "a server's life with real Jupyter kernels",
+    "serving/test_fail_fast.py": "starts that cannot succeed, timed",
+    "measure/test_benchmark.py": "benchmarks/serving.py",
+    "measure/test_peers.py": "benchmarks/peers.py",
+    "measure/test_shared_cpu.py": "benchmarks/shared_cpu.py",
+    "model/test_weights_hub.py": "weights from a stand-in hub",
+    "tinyvit/test_service.py": "tinyvit/serve-model.py served",
+    "tinyvit/test_service_inprocess.py": "tinyvit/serve-model.py in process",
+}
+
+
+def test_each_test_file_is_named_after_the_module_it_tests():
+    # Issue 42: four test files were named after modules that no longer existed. A test file in
+    # tests/<folder>/ is test_<module>.py or test_<module>_<aspect>.py for a module of that folder,
+    # or a behaviour test listed above with what it tests.
+    unmatched = []
+    for path in sorted((REPO / "tests").glob("*/test_*.py")):
+        folder = path.parent.name
+        source = REPO / "tinyvit" if folder == "tinyvit" else LABKIT / folder
+        modules = {module.stem.replace("-", "_") for module in source.glob("*.py")}
+        stem = path.stem.removeprefix("test_")
+        named = any(stem == module or stem.startswith(f"{module}_") for module in modules)
+        if not named and f"{folder}/{path.name}" not in BEHAVIOUR_TESTS:
+            unmatched.append(f"{folder}/{path.name}")
+    assert not unmatched, unmatched
+    assert all((REPO / "tests" / name).is_file() for name in BEHAVIOUR_TESTS)

@@ -167,7 +167,7 @@ TIMM_RUNTIME = "labkit.runtimes.timm.TimmClassifier"
 EXERCISE_CLASSES = {"my-tinyvit": "serve-model.TinyViTModel", "top5": "serve-model.TopFiveModel",
                     "scaled": "serve-model.TinyViTModel"}
 # What the timm runtime reads of parameters.extra: RuntimeOptions (labkit/runtimes/base.py) and
-# tinyvit/cpu_threads.py (tests/runtimes/test_options.py keeps the two in step; helper session 8:
+# tinyvit/cpu_threads.py (tests/runtimes/test_base.py keeps the two in step; helper session 8:
 # the list said "threads", which nothing reads, and refused "torch_threads", which is read).
 TIMM_EXTRA = ("model", "top_k", "torch_threads", "parallel_workers")
 
