@@ -2,7 +2,8 @@
 
 * the files of a service folder: its two JSON files (``settings_files.py``, also notebook
   04's Hugging Face model settings), notebook 06's
-  requirements and build folder (``package_files.py``);
+  requirements (``requirements_file.py``) and build folder (``build_folder.py``, its ignore file read by
+  ``dockerignore.py``);
 * in-process smoke calls of the student's class (``service_calls.py``), imported and run the
   way MLServer does (``student_code.py``);
 * the ``%%writefile`` hook that checks each file right after a cell writes it (``on_write.py``);
@@ -23,7 +24,8 @@ from labkit.checks.feedback import CheckFailed, distinct_images
 from labkit.checks.metadata import declared_metadata
 from labkit.checks.on_write import check_each_write
 from labkit.checks.server_numbers import served_rate_and_p95
-from labkit.checks.package_files import image_folder, requirements
+from labkit.checks.build_folder import image_folder
+from labkit.checks.requirements_file import requirements
 from labkit.checks.service_calls import metric_file, service, top5_file
 from labkit.checks.settings_files import hf_model_settings, model_settings, server_settings
 from labkit.checks.budget_pick import scaling_choice, sweep_for_grading

@@ -106,6 +106,12 @@ def _classes_at_an_end(row: np.ndarray) -> str:
 
 
 def check_shapes(labels: np.ndarray, scores: np.ndarray, images: int, k: int = 5) -> None:
+    """CheckFailed unless labels and scores are ``[images, k]`` each, named by how they differ."""
+    if labels.shape == scores.shape and labels.ndim == 2 and labels.shape[1] == k and len(labels) > images:
+        # helper session 12: rows kept across requests (self.rows) were told to keep the batch axis
+        raise CheckFailed(f"For {images} image(s) the service returned {len(labels)} rows of labels and scores: rows "
+                          "that are not this request's images' (kept from earlier requests?).",
+                          "Each answer holds one row per image of its own request.", kind="rows")
     if labels.shape != (images, k) or scores.shape != (images, k):
         rows_right = labels.ndim == scores.ndim == 2 and len(labels) == len(scores) == images
         raise CheckFailed(f"For {images} image(s) the service returned labels {labels.shape} and scores "
@@ -148,6 +154,9 @@ def why_not_probabilities(row: np.ndarray) -> str | None:
             # helper session 9: probabilities rounded to 4 decimals were called logits
             return (f"each is rounded to {decimals} decimal(s), which most of TinyViT's 21,841 probabilities "
                     "(about 1/21841 each) do not survive")
+    if (row > 0).all() and np.isclose(row.max(), 1, rtol=1e-6):
+        # helper session 12: p / p.max() was called logits (the largest, exactly 1, is not below 1)
+        return "the largest is exactly 1: each divided by the largest (scaled), not one distribution over the classes"
     if ((row > 0) & (row < 1)).all():
         return (f"each lies between 0 and 1, but together they sum to {row.sum():.4g}: a probability per class on "
                 "its own (a sigmoid, say), not one distribution over the classes")

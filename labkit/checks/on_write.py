@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from labkit.checks.feedback import CheckFailed
-from labkit.checks.package_files import requirements
+from labkit.checks.requirements_file import requirements
 from labkit.checks.service_calls import service
 from labkit.checks.settings_files import model_settings, server_settings
 from labkit.paths import PathLike

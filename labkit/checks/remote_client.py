@@ -87,22 +87,34 @@ def remote_classifier(classify_remote: Callable[[np.ndarray], np.ndarray],
                           "(pydantic 2) and will go away.",
                           "pydantic 2 models have their own methods to turn a model into JSON text and to read "
                           "one back.")
+    # helper session 12: an error caught and a made-up answer returned was named by that answer
+    # ("a second softmax", "read as whole numbers?"); the server's refusal is the mistake.
+    refused = next((index for index, exchange in enumerate(exchanges) if exchange[1] != 200), None)
+    hidden = None if refused is None else _diagnose(
+        exchanges[:refused + 1], f"classify_remote returned values although the server answered "
+        f"{exchanges[refused][1] or 'nothing'} to a request it sent: the error was caught and hidden.")
     read_rows = []
     for (name, _), answer in zip(named, answers):
         try:
             row = np.asarray(answer, dtype=np.float64)
         except (TypeError, ValueError):
+            if hidden:
+                raise hidden from None
             raise CheckFailed(f"For {name} classify_remote returned a {type(answer).__name__}, not an array of "
                               "probabilities.",
                               "Return the decoded output, a NumPy array, not the response or its JSON.") from None
         # helper session 8: a column [21841, 1] passed (the values counted, not their shape)
         if row.size != expected.shape[1] or row.shape not in ((expected.shape[1],), (1, expected.shape[1])):
+            if hidden:
+                raise hidden
             raise CheckFailed(f"For {name} classify_remote returned shape {list(row.shape)}; expected "
                               f"{expected.shape[1]} probabilities (shape [21841] or [1, 21841]).",
                               "Decode the answer's first output with the codec that encoded the input; for "
                               "one image it has one row.")
         read_rows.append(row.reshape(-1))
     rows = np.stack(read_rows)
+    if hidden and not same_probabilities(rows, expected):
+        raise hidden
     _sent_other_pixels(exchanges, named)
     if np.allclose(rows, _softmax(expected), rtol=1e-3, atol=1e-7):
         raise CheckFailed("classify_remote returned a softmax of the server's probabilities: the server already "
@@ -364,9 +376,13 @@ def _diagnose(exchanges: list, what: str, reached: bool = False) -> CheckFailed:
     if request_input.get("name") != INPUT_NAME:
         return CheckFailed(f"{what}\nThe request's input is named {request_input.get('name')!r}.",
                            "The model's metadata (GET server.model_url) names the input the service reads.")
-    if len(request_input.get("shape") or []) == 3:
-        return CheckFailed(f"{what}\nThe request's shape is {request_input.get('shape')}: one image without the "
-                           "batch axis.",
+    shape = request_input.get("shape") or []
+    if len(shape) == 3 and shape[-1] not in (3, 4) and shape[0] == 1:
+        # helper session 12: a grayscale image [1, H, W] was told it lacked the batch axis
+        return CheckFailed(f"{what}\nThe request's shape is {shape}: one image with no colour axis (grayscale?).",
+                           "The model's metadata (GET server.model_url) gives the axes the service takes.")
+    if len(shape) == 3:
+        return CheckFailed(f"{what}\nThe request's shape is {shape}: one image without the batch axis.",
                            "The model's metadata (GET server.model_url) gives the axes the service takes.")
     if request_input.get("datatype") != "UINT8":
         return CheckFailed(f"{what}\nThe request's datatype is {request_input.get('datatype')}.",

@@ -215,6 +215,11 @@ def _rate_mistake(rate: float, expected: float, before: pd.DataFrame, after: pd.
     """What the wrong rate looks like (each mistake has its own message)."""
     since_start = _between(after.iloc[0:0], after)[0] / seconds
     everything = _count_all(after) - _count_all(before)
+    for decimals in range(0, 4):
+        if rate != expected and math.isclose(rate, round(expected, decimals), rel_tol=1e-9):
+            # helper session 12: round(rate, 1) was told "another number of ... requests"
+            return (f"It is {expected:.6g} rounded to {decimals} decimal(s): the count is right, and the rate lost "
+                    "its digits (round where you print it, not in what the function returns).")
     if math.isclose(rate, -expected, rel_tol=1e-6):
         return "It is negative: the counts went down from the first scrape to the second, taken the other way round."
     if math.isclose(rate, since_start, rel_tol=1e-6):

@@ -93,6 +93,13 @@ def service(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
         if what:
             raise CheckFailed(f"The values predict() returned do not sum to 1: {what}.",
                               "The network returns logits; probabilities come from a softmax over the classes.")
+        if not same_probabilities(row, reference) and (row == row[0]).all():  # exactly: a second softmax is not
+            # helper session 12: a uniform answer (an error caught and replaced) was told it
+            # "ranks the classes as TinyViT does" (a constant row ties every class).
+            raise CheckFailed(f"For image {number} of {len(images)}, every one of the {row.size:,} values predict() "
+                              f"returned is {row[0]:.3g}: the same for every class, so the answer does not depend on "
+                              "the image (an error caught and replaced by a made-up answer?).",
+                              "Let an error show: the traceback names the line that fails.")
         if not same_probabilities(row, reference):
             earlier = next((index for index, before in enumerate(answered, start=1)
                             if np.allclose(row, before, rtol=1e-6)), None)
@@ -236,18 +243,27 @@ def metric_file(folder: PathLike, metric: str = CONFIDENCE_METRIC,
         model = load_service(folder, implementation)
         request = InferenceRequest(inputs=[NumpyCodec.encode_input(INPUT_NAME, np.stack(images))])
         response = call(model.predict(request), "predict()")
-    try:
-        values = sorted(float(value) for name, value in observations if name == metric)
-    except (TypeError, ValueError):
-        kinds = sorted({type(value).__name__ for name, value in observations if name == metric})
+    logged = [value for name, value in observations if name == metric]
+    # Text parses as a float here and fails in MLServer's histogram (helper session 12: str(c)).
+    kinds = sorted({type(value).__name__ for value in logged if isinstance(value, (str, bytes, bool, np.bool_))
+                    or not isinstance(value, (int, float, np.number))})
+    if kinds:
         raise CheckFailed(f"predict() logged {metric} values of type {kinds}: a histogram observes one number at a "
-                          "time.", "One plain number per image.") from None
+                          "time.", "One plain number per image.")
+    values = sorted(float(value) for value in logged)
     probabilities = reference_model(checkpoint).probabilities(images)
     expected = np.sort(probabilities.max(axis=1))
     others = sorted({name for name, _ in observations} - {metric})
     if not values:
         source = Path(folder) / f"{implementation.rpartition('.')[0]}.py"
         named = source.is_file() and metric in source.read_text(errors="replace")
+        if named and not others and "mlserver.log" not in source.read_text(errors="replace") \
+                and "prometheus_client" in source.read_text(errors="replace"):
+            # helper session 12: a prometheus_client Histogram of its own was told "did not run".
+            raise CheckFailed(f"predict() passed no {metric} to mlserver.log for a batch of 3 images: "
+                              f"{source.name} observes it with prometheus_client itself, on a registry MLServer "
+                              "does not serve on /metrics.",
+                              "Log it with mlserver.log, once per image.")
         if named and not others:
             # The name is in the file, and nothing was logged: the line did not run for these
             # images (helper session 5: a log under `if confidence > 0.5` was told to log the metric).
@@ -266,12 +282,37 @@ def metric_file(folder: PathLike, metric: str = CONFIDENCE_METRIC,
         # helper session 6: named only as "not their top-1 probabilities"
         raise CheckFailed(f"The {len(values)} values predict() logged are the images' top-1 probabilities in percent "
                           "(100 times each).", "A probability is a fraction of 1, as the model gives it.")
+    rounding = _rounding(values, expected)
+    if rounding:
+        # helper session 12: round(c, 2) and int(c * 100) were told "all three are the same value".
+        raise CheckFailed(f"The {len(values)} values predict() logged are the images' top-1 probabilities {rounding}, "
+                          f"which they do not survive (these are {', '.join(f'{value:.3g}' for value in expected)}).",
+                          "Log the probability as the model gives it.")
     if not np.allclose(values, expected, rtol=1e-4, atol=1e-9):
         same = np.allclose(values, values[0], rtol=1e-6)
         raise CheckFailed(f"The {len(values)} values predict() logged for 3 different images are not their top-1 "
                           "probabilities" + (": all three are the same value." if same else "."),
                           "Each image's own value, from its own row of the probabilities.")
     passed(f"{metric}: one value per image, each image's own top-1 probability (a batch of 3, in this process)")
+
+
+def _rounding(values: list[float], expected: np.ndarray) -> str:
+    """How ``values`` are ``expected`` rounded ("rounded to 2 decimals", "in whole percent"), or ""
+    when they are not (or are the values themselves: nothing was lost)."""
+    import numpy as np
+
+    if np.allclose(values, expected, rtol=1e-4, atol=1e-9):
+        return ""
+    # Small probabilities round to 0 at several precisions: name the finest that gives the values.
+    matching = [decimals for decimals in range(5)
+                if np.allclose(values, np.round(expected, decimals), rtol=1e-6, atol=1e-12)]
+    if matching:
+        finest = max(matching)
+        return f"rounded to {finest} decimal{'s' if finest != 1 else ''}" + (" or fewer" if len(matching) > 1 else "")
+    for percent in (np.floor(100 * expected), np.round(100 * expected)):
+        if np.allclose(values, percent, rtol=1e-6, atol=1e-12):
+            return "in whole percent"
+    return ""
 
 
 def _answers_unchanged(response: object, expected: np.ndarray) -> None:

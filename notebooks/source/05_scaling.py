@@ -355,12 +355,16 @@ hidden_checks.pick_configuration_function(pick_configuration, at_8)
 # the same engine: NVIDIA Triton and LitServe); the section below reads part of it.
 
 # %% [markdown] answer id=scaling-justification points=2
-# (A model answer; the numbers come from the student's own table.) The chosen row serves the
-# most requests per second among the rows at 8 callers whose p95 is within the budget; any row
-# with more throughput pays for it with a p95 over the budget (requests waiting for a batch,
-# or queueing behind a slower forward pass). With twice as many cores, each of two or four
-# workers could keep cores of its own, so I would measure parallel_workers 2 and 4 again with
-# the same batching, and keep max_batch_time short enough for the budget.
+# (A model answer, from one run of this notebook's sweep on a quiet 2-core machine, the lab's
+# record `benchmarks/results/sweep-2026-12-07.md`; your answer quotes your own table.) The
+# budget was a p95 of at most 700 ms at 8 callers, and I chose two workers without batching:
+# 22.6 requests/s at a p95 of 686 ms. Of the other rows within budget, one worker without
+# batching served 15.2 requests/s (p95 586 ms) and two workers with batching 13.5 (p95 643 ms),
+# so the choice serves 1.5 and 1.7 times as many. The one row over budget, one worker with
+# batching, was not even faster (17.7 requests/s, p95 1060 ms): its batches of 8 waited for
+# each other's preprocessing and forward pass. With twice as many cores I would measure 2 and 4
+# workers again, each with its share of the cores, with and without batching, and keep
+# max_batch_time short enough for the budget.
 
 # %% [markdown]
 # ## Where a served request's time goes

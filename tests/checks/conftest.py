@@ -21,3 +21,12 @@ def folder(tmp_path, checkpoint):
                            ("first-service", "serve-model.py")):
         (folder / name).write_text(written(solution_cell("01_first_service.ipynb", grade_id)))
     return folder
+
+
+@pytest.fixture
+def shipped(tmp_path):
+    """Notebook 06's shipped/ with the solution's requirements.txt."""
+    folder = tmp_path / "shipped"
+    folder.mkdir()
+    (folder / "requirements.txt").write_text(written(solution_cell("06_packaging.ipynb", "requirements")))
+    return folder

@@ -475,6 +475,8 @@ CATALOGUE += [
           "session 9: ticked, \"each admitting the tested version only\")"),
     entry(R06, "wrong value", SOLUTION_REQUIREMENTS + "torchvision==0.1.0\n", says="does not admit torchvision",
           note="a package the lab has installed, pinned to another version (helper session 9: ticked)"),
+    entry(R06, "wrong value", SOLUTION_REQUIREMENTS + "labkit==0.1.0\n", says="installed here from a folder",
+          note="the lab's own package listed (helper session 12: ticked; pip in the image looks it up on PyPI)"),
     entry(R06, "format", "--extra-index-url\n" + SOLUTION_REQUIREMENTS, says="without an address",
           note="an index option with no address (helper session 8: ticked; pip stops)"),
     entry(R06, "wrong value", requirements("uvloop==0.21.0", "uvloop==0.21.0 ; python_version < '3.10'"),
@@ -765,6 +767,9 @@ CATALOGUE += [
     entry(N07, "unit", read_with("count / seconds", UPPER_BOUND.replace("1000 * ", "")),
           says="right latency in seconds", note="seconds for milliseconds"),
     entry(N07, "unit", read_with("count / seconds / 60"), says="the rate is", note="per minute"),
+    entry(N07, "wrong value", read_with("round(count / seconds, 1)"),
+          says="rounded to 1 decimal(s): the count is right",
+          note="the rate rounded for display (helper session 12: told it counted another number of requests)"),
     entry(N07, "mean for quantile", read_with("count"), says="It is a count, not a rate", note="a total for a rate"),
     entry(N07, "mean for quantile",
           READ + INFER_BUCKETS +
@@ -944,6 +949,12 @@ SERVICE_03 = [
                    ("an answer kept from an earlier request",),
                    note="an answer kept by the request's shape (helper session 8: 5 of 8 points, then blamed on the "
                    "preprocessing by the hidden check)"),
+    ServiceMistake("stale state", "            probabilities = self.model(batch).softmax(dim=-1).numpy()\n",
+                   "            self.rows = getattr(self, 'rows', [])\n"
+                   "            self.rows += list(self.model(batch).softmax(dim=-1).numpy())\n"
+                   "            probabilities = np.stack(self.rows)\n", "top5_service",
+                   ("rows that are not this request's images'",),
+                   note="rows of earlier requests kept in self.rows (helper session 12: told to keep the batch axis)"),
     ServiceMistake("first row", TOP_LINE, "        probabilities.sort(axis=1)\n" + TOP_LINE, "top5_service",
                    ("those of the last 5 classes",),
                    note="sorted in place before the ranking (helper session 8: told to read the request's images)"),

@@ -613,7 +613,35 @@ def test_the_request_check_names_what_the_client_did(server, checkpoint):
     finally:
         free.close()
 
-    cases = [(softmax_again, "a softmax of the server's probabilities"),
+    def hides_the_error(image):  # helper session 12: named "a second softmax" (no batch axis, refused)
+        answer = requests.post(server.infer_url, data=request_of(image).model_dump_json(), timeout=60,
+                               headers={"Content-Type": "application/json"})
+        if not answer.ok:
+            return np.full(21841, 1 / 21841, dtype=np.float32)
+        return NumpyCodec.decode_output(InferenceResponse.model_validate(answer.json()).outputs[0])[0]
+
+    def zeros_on_404(image):  # helper session 12: named "read as whole numbers?"
+        try:
+            answer = requests.post(server.infer_url.replace(server.name, "my-tinyvit"), timeout=60,
+                                   data=request_of(image[None]).model_dump_json())
+            answer.raise_for_status()
+            return NumpyCodec.decode_output(InferenceResponse.model_validate(answer.json()).outputs[0])
+        except Exception:
+            return np.zeros(21841, dtype=np.float32)
+
+    def grayscale(image):  # helper session 12: named "without the batch axis"
+        gray = image.mean(axis=2).astype(np.uint8)
+        return post(request_of(gray[None]).model_dump_json())
+
+    def scaled_by_the_largest(image):  # helper session 12: named "logits"
+        probabilities = post(request_of(image[None]).model_dump_json())
+        return probabilities / probabilities.max()
+
+    cases = [(hides_the_error, "although the server answered 400 to a request it sent: the error was caught and "
+                               "hidden.\nThe request's shape is"),
+             (zeros_on_404, "although the server answered 404"), (grayscale, "no colour axis (grayscale?)"),
+             (scaled_by_the_largest, "the largest is exactly 1: each divided by the largest"),
+             (softmax_again, "a softmax of the server's probabilities"),
              (scaled_pixels, "carried other pixels than the image"), (encoded_twice, "encoded twice"),
              (one_tensor, 'The body has no "inputs"'), (times_out, "was sent and no answer came back"),
              (kept_by_shape, "returned the answer it gave for"), (percent, "returned percentages"),

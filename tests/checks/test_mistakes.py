@@ -221,7 +221,7 @@ def test_a_hand_written_or_misplaced_dockerfile_is_named_and_mlservers_own_passe
     # helper session 8: five hand-written lines with the four steps passed; an exec-form CMD was
     # read as none (and a base image named in a comment as one); a Dockerfile written one folder
     # above the build folder was not found. Only the Dockerfile is looked at up to its verdict.
-    from labkit.checks.package_files import _mlserver_dockerfile
+    from labkit.checks.build_folder import _mlserver_dockerfile
 
     context = tmp_path / "build" / "shipped"
     context.mkdir(parents=True)

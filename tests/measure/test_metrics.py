@@ -224,3 +224,28 @@ def test_the_metric_file_check_names_an_answer_changed_by_the_measuring(tmp_path
     (folder / "confidence.py").write_text(code)
     checks.metric_file(folder, checkpoint=checkpoint)
     assert "✔" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("line, message", [
+    # helper session 12: text passed the write check (float() parses it) and broke MLServer's histogram.
+    (LOG_LINE.replace("float(confidence)", "str(float(confidence))"), r"values of type \['str'\]"),
+    # helper session 12: rounded values were told "all three are the same value".
+    (LOG_LINE.replace("float(confidence)", "round(float(confidence), 2)"), r"rounded to [23] decimals( or fewer)?, "
+                                                                            "which they do not survive"),
+    (LOG_LINE.replace("float(confidence)", "int(confidence * 100)"), r"rounded to \d decimals|in whole percent"),
+    # helper session 12: a prometheus_client Histogram of the service's own was told "did not run".
+    ("            HISTOGRAM.observe(float(confidence))", "observes it with prometheus_client itself"),
+])
+def test_the_metric_file_check_names_text_rounding_and_a_histogram_of_its_own(tmp_path, checkpoint, line, message):
+    folder = lab_service_copy(tmp_path / "confidence", checkpoint=checkpoint)
+    (folder / "model-settings.json").write_text(json.dumps(
+        {"name": "confidence", "implementation": "confidence.ConfidenceModel"}))
+    code = confidence_code(line)
+    if "HISTOGRAM" in line:
+        code = code.replace("import mlserver\n", "import mlserver\nimport prometheus_client\n", 1)
+        assert "import prometheus_client" in code and "mlserver.log" not in code
+        code += ("\n\nHISTOGRAM = prometheus_client.Histogram('tinyvit_top1_confidence', 'top-1',"
+                 " registry=prometheus_client.CollectorRegistry())\n")
+    (folder / "confidence.py").write_text(code)
+    with pytest.raises(checks.CheckFailed, match=message):
+        checks.metric_file(folder, checkpoint=checkpoint)

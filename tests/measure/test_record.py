@@ -85,7 +85,18 @@ def test_the_peers_table_leaves_out_what_the_record_lacks(tmp_path):
 def test_the_committed_records_the_notebooks_read_are_of_their_declared_format():
     # Issue 42: the benchmarks and this module shared the record's format by convention only.
     assert record.format_problems("serving", json.loads(record.CITED.read_text())) == []
-    assert record.format_problems("shared-cpu", json.loads(record.SHARED_CPU.read_text())) == []
+    for path in (record.SHARED_CPU, *record.SHARED_CPU_SINCE):
+        assert record.format_problems("shared-cpu", json.loads(path.read_text())) == [], path
+
+
+def test_the_shared_cpu_summary_takes_the_comparisons_measured_again_since():
+    # 05's REST/gRPC was first measured with gzip off, which the student's server does not have.
+    summary = record.shared_cpu_summary()
+    first = json.loads(record.SHARED_CPU.read_text())["comparisons"]
+    since = json.loads(record.SHARED_CPU_SINCE[0].read_text())["comparisons"]
+    assert set(since) <= set(first) and summary["ratios"] == sum(len(c["ratios"]) for c in first.values()
+                                                                 if c["notebook"][:1].isdigit())
+    assert since["05 REST or gRPC"]["ratios"]["gRPC / REST"]["quiet"] > 1.3  # gzip on: gRPC well ahead
 
 
 def test_a_benchmark_cannot_write_a_record_the_notebooks_cannot_read(tmp_path):
@@ -102,3 +113,17 @@ def test_a_benchmark_cannot_write_a_record_the_notebooks_cannot_read(tmp_path):
     del next(iter(shared["comparisons"].values()))["notebook"]
     with pytest.raises(ValueError, match="has no 'notebook'"):
         writer.write(tmp_path, "shared-2", shared, kind="shared-cpu")
+
+
+def test_05s_model_answer_quotes_the_sweep_record_it_names():
+    # Issue 40: the model answer asked for numbers from the table and quoted none; the numbers it
+    # quotes are a committed run's (make bench-sweep), rounded as the notebook's table shows them.
+    source = (SOURCES / "05_scaling.py").read_text()
+    answer = source[source.index("answer id=scaling-justification"):]
+    answer = answer[:answer.index("\n\n")]
+    named = re.search(r"benchmarks/results/(sweep-[\d-]+)\.md", answer).group(1)
+    report = json.loads((REPO_ROOT / "benchmarks" / "results" / f"{named}.json").read_text())
+    at_8 = {row["configuration"]: row for row in report["rows"] if row["concurrency"] == 8}
+    assert f"{report['budget_ms']:.0f} ms" in answer and report["pick"] == "workers=2 no batching"
+    for row in at_8.values():
+        assert f"{row['throughput_rps']:.1f}" in answer and f"{row['p95_ms']:.0f}" in answer, row

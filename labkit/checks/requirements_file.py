@@ -1,6 +1,5 @@
-"""Notebook 06's files: the service's ``requirements.txt`` (:func:`requirements`: any valid
-pip requirements file that pins what the lab was tested with) and the build folder that
-``mlserver dockerfile`` ran on (:func:`image_folder`)."""
+"""Notebook 06's ``requirements.txt`` (:func:`requirements`): any valid pip requirements file
+that pins what the lab was tested with. The build folder is ``build_folder.py``'s."""
 
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from labkit.checks.feedback import CheckFailed, passed
-from labkit.checks.settings_files import read_json
 from labkit.paths import PathLike
 
 if TYPE_CHECKING:  # imported where used
@@ -134,6 +132,12 @@ def _check_the_other_packages(folder: Path, pins: dict) -> None:
                               "itself: the image gets it with the folder's files, and pip would look for a package "
                               "of that name on PyPI (none, or a stranger's).",
                               "List the packages the service's files import from outside the folder.")
+        if name == "labkit" or _installed_from_a_folder(name):
+            # helper session 12: labkit==0.1.0 passed; pip in the image would look it up on PyPI.
+            raise CheckFailed(f"requirements.txt lists {requirement.name}, which is installed here from a folder "
+                              "on this machine (this lab's own code), not from a package index: pip in the image "
+                              "would look for it on PyPI (none, or a stranger's), and the service does not import it.",
+                              "List the packages the service's files import from outside the folder.")
         if name in SERVICE_DISTRIBUTIONS or name == "uvloop" or not str(requirement.specifier):
             continue
         try:
@@ -145,6 +149,17 @@ def _check_the_other_packages(folder: Path, pins: dict) -> None:
                               "and your service was tested with.",
                               "Pin it to the version installed here, or leave it out: pip installs what the "
                               "service's packages need.")
+
+
+def _installed_from_a_folder(name: str) -> bool:
+    """Whether pip installed ``name`` here from a local folder (PEP 610: ``dir_info``)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        origin = json.loads(distribution(name).read_text("direct_url.json") or "{}")
+    except (PackageNotFoundError, ValueError):
+        return False
+    return "dir_info" in origin
 
 
 # The module each distribution provides, where the two names differ.
@@ -328,101 +343,3 @@ def _check_tested_series(requirement: Requirement, installed: str) -> None:
         raise CheckFailed(f"{requirement} admits {name} {admitted[0]}, a release you have not tested: the image "
                           "could install it.",
                           "Narrow the specifier to the version you tested (or its patch releases).")
-
-
-def _mlserver_dockerfile() -> str:
-    """The Dockerfile ``mlserver dockerfile`` writes, from MLServer's own template."""
-    from mlserver.cli.build import generate_dockerfile
-
-    return generate_dockerfile()
-
-
-def _lines(text: str) -> list[str]:
-    """A Dockerfile's lines as Docker reads them: line endings and trailing spaces do not count."""
-    return [line.rstrip() for line in text.strip().splitlines()]
-
-
-def _missing_steps(text: str) -> list[str]:
-    """The steps of MLServer 1.7.1's Dockerfile a file lacks, read by instruction (comments
-    left out; a CMD in exec form read as its words)."""
-    instructions = []
-    for line in text.replace("\\\n", " ").splitlines():
-        words = line.strip().split(None, 1)
-        if words and not words[0].startswith("#"):
-            instruction, rest = words[0].upper(), (words[1] if len(words) > 1 else "")
-            if instruction in ("CMD", "ENTRYPOINT") and rest.lstrip().startswith("["):
-                try:
-                    rest = " ".join(str(word) for word in json.loads(rest))
-                except ValueError:
-                    pass
-            instructions.append((instruction, " ".join(rest.split())))
-    steps = (("its base image", lambda op, rest: op == "FROM" and rest.split()[0].startswith("seldonio/mlserver:1.7.1")
-              if rest else False),
-             ("its requirements step", lambda op, rest: op in ("RUN", "COPY") and "requirements.tx" in rest),
-             ("the copy of the build folder into the image", lambda op, rest: op in ("COPY", "ADD")
-              and rest.split()[:1] == ["."]),
-             ("the command that starts MLServer on the models", lambda op, rest: op in ("CMD", "ENTRYPOINT", "RUN")
-              and "mlserver start" in rest))
-    return [what for what, holds in steps if not any(holds(op, rest) for op, rest in instructions)]
-
-
-def image_folder(context: PathLike) -> None:
-    """Notebook 06: a build folder that ``mlserver dockerfile`` has run on, and that carries
-    everything the image needs: the weights as a file, the service, its requirements.
-
-    Args:
-        context: the build folder (Docker's context) the student prepared for ``mlserver build``.
-
-    Raises:
-        CheckFailed: the first mistake found, named in the student's terms (never its fix).
-    """
-    context = Path(context)
-    dockerfile = context / "Dockerfile"
-    if not dockerfile.is_file():
-        # The build folder is a copy under the same name elsewhere: named by its path, so that
-        # "shipped/ has no Dockerfile" is not read about the notebook's shipped/ (helper session 5).
-        # helper session 6: `mlserver dockerfile .` writes it next to the notebook itself
-        # helper session 8: `mlserver dockerfile` on the build folder's parent, one folder too high
-        elsewhere = next((folder for folder in (Path(context.name), Path("."), context.parent)
-                          if (folder / "Dockerfile").is_file()), None)
-        there = ("the folder of the notebook" if elsewhere == Path(".") else
-                 f"{elsewhere}, the folder above the build folder" if elsewhere == context.parent else
-                 f"{elsewhere}/ next to the notebook")
-        raise CheckFailed(f"The build folder ({context}) has no Dockerfile"
-                          + (f" (there is one in {there}: MLServer wrote it where the command pointed it)."
-                             if elsewhere else "."),
-                          "The exercise's cell runs MLServer's command that writes a Dockerfile, on the build "
-                          "folder the cell before it made.")
-    text = dockerfile.read_text()
-    ours, theirs = _lines(text), _lines(_mlserver_dockerfile())
-    if ours != theirs:
-        # helper session 8: a hand-written Dockerfile held the four steps checked as text; an
-        # exec-form CMD was taken for none. What MLServer writes is known exactly: any other file
-        # is named by the first step it lacks, read as Docker reads it, or by the first line it changes.
-        missing = _missing_steps(text)
-        if missing:
-            raise CheckFailed(f"The Dockerfile is not the one MLServer 1.7.1 writes: {', '.join(missing)} "
-                              f"{'is' if len(missing) == 1 else 'are'} missing, so the image would not serve the "
-                              "model.", "Let MLServer write it, on the build folder.")
-        line = next((index for index, (mine, its) in enumerate(zip(ours, theirs)) if mine != its),
-                    min(len(ours), len(theirs)))
-        raise CheckFailed(f"The Dockerfile has the steps of MLServer's, and is not the file MLServer 1.7.1 writes: "
-                          f"it differs from line {line + 1} on, so it was written or changed by hand. The exercise "
-                          "is MLServer's command, which writes it.", "Let MLServer write it, on the build folder.")
-    if not (context / "requirements.txt").is_file():
-        if not Path(context.name, "requirements.txt").is_file():
-            # Exercise 1's file is not written (or not where it belongs): its check counts that,
-            # and this one grades the Dockerfile (one mistake costs one exercise).
-            passed(f"not charged here: {context.name}/requirements.txt, Exercise 1's file, does not exist, and "
-                   "Exercise 1's check counts that; the build folder has MLServer's Dockerfile")
-            return
-        raise CheckFailed("The build folder has no requirements.txt, though Exercise 1 wrote one: the folder was "
-                          "built before it, and the image would install nothing for the service.",
-                          "Build the folder again, then let MLServer write its Dockerfile there.")
-    uri = (read_json(context / "model-settings.json").get("parameters") or {}).get("uri", ".")
-    weights = (context / uri).resolve()
-    if not weights.is_file() or (context / uri).is_symlink() or context.resolve() not in weights.parents:
-        raise CheckFailed(f"The model's uri {uri!r} is not a weights file inside the build folder: the image "
-                          "would have no weights.",
-                          "Build from the folder labkit.serving.packaging.build_context made.")
-    passed("the build folder has MLServer's Dockerfile, a requirements file and the weights")

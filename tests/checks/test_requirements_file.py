@@ -1,23 +1,11 @@
-"""labkit.checks.package_files: notebook 06's requirements file and build folder; a right answer passes, each
-plausible mistake fails with a message that names it."""
+"""labkit.checks.requirements_file: notebook 06's requirements file; a right answer passes, each
+plausible mistake fails with a message that names it (the ``shipped`` folder: tests/checks/conftest.py)."""
 
 import re
-import shutil
 import pytest
 from labkit import checks
 
-from labkit.serving import packaging
-from labkit.serving import terminal
-from labkit.workspace import lab_service_copy
-from tests.helpers.solutions import solution_cell, written, mutate
-
-
-@pytest.fixture
-def shipped(tmp_path):
-    folder = tmp_path / "shipped"
-    folder.mkdir()
-    (folder / "requirements.txt").write_text(written(solution_cell("06_packaging.ipynb", "requirements")))
-    return folder
+from tests.helpers.solutions import mutate
 
 
 @pytest.mark.parametrize("old, new, message", [
@@ -77,51 +65,6 @@ def test_requirements_in_any_encoding_pip_reads_pass_and_others_are_named(shippe
     (shipped / "requirements.txt").write_bytes(("# caf\u00e9\n" + text).encode("latin-1"))
     with pytest.raises(checks.CheckFailed, match="is not text pip can read: byte 5 is not utf-8"):
         checks.requirements(shipped)
-
-
-def test_the_image_folder_needs_the_dockerfile_mlserver_writes(shipped, checkpoint, capsys):
-    checks.requirements(shipped)
-    service = lab_service_copy(shipped.parent / "service", checkpoint=checkpoint, with_settings=True)
-    shutil.copy(shipped / "requirements.txt", service / "requirements.txt")
-    context = packaging.build_context(service, target=shipped.parent / "context", checkpoint=checkpoint,
-                                      dockerfile=False)
-    assert not (context / packaging.WEIGHTS_NAME).is_symlink()
-    with pytest.raises(checks.CheckFailed, match="has no Dockerfile"):
-        checks.image_folder(context)
-    terminal(f"mlserver dockerfile {context}")
-    assert "Successfully written Dockerfile" in capsys.readouterr().out
-    checks.image_folder(context)
-    # Exercise 1's mistake costs Exercise 1 only: the build folder is still right.
-    (context / "requirements.txt").write_text("torch\n")
-    checks.image_folder(context)
-    (context / packaging.WEIGHTS_NAME).unlink()
-    with pytest.raises(checks.CheckFailed, match="no weights"):
-        checks.image_folder(context)
-
-
-def test_the_image_folder_check_wants_mlservers_dockerfile_and_spares_exercise_1s_mistake(tmp_path, checkpoint,
-                                                                                         monkeypatch, capsys):
-    # helper session 5: a hand-written Dockerfile with MLServer's base image passed; a requirements
-    # file written to the wrong place cost this check too. As notebook 06: the student's shipped/
-    # next to the notebook, the build folder a copy of it elsewhere, under the same name.
-    notebook = tmp_path / "notebook"
-    service = lab_service_copy(notebook / "shipped", checkpoint=checkpoint, with_settings=True)
-    monkeypatch.chdir(notebook)
-    context = packaging.build_context(service, target=tmp_path / "build" / "shipped", checkpoint=checkpoint,
-                                      dockerfile=False)
-    (context / "Dockerfile").write_text("FROM seldonio/mlserver:1.7.1-slim\nCOPY requirements.txt .\n"
-                                        "RUN pip install -r requirements.txt\n")
-    with pytest.raises(checks.CheckFailed, match="not the one MLServer 1.7.1 writes: the copy of the build folder "
-                       "into the image, the command that starts MLServer on the models are missing"):
-        checks.image_folder(context)
-    (context / "Dockerfile").unlink()
-    terminal(f"mlserver dockerfile {context}")
-    assert not (service / "requirements.txt").exists() and not (context / "requirements.txt").exists()
-    checks.image_folder(context)  # Exercise 1's file was never written: its own check counts it
-    assert "not charged here" in capsys.readouterr().out
-    (service / "requirements.txt").write_text(written(solution_cell("06_packaging.ipynb", "requirements")))
-    with pytest.raises(checks.CheckFailed, match="the folder was built before it"):
-        checks.image_folder(context)
 
 
 def test_the_cpu_build_of_the_tested_torch_passes_and_another_release_does_not(shipped):
