@@ -49,7 +49,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
 from functools import partial
 from pathlib import Path
 
@@ -67,6 +66,7 @@ from labkit.model import reference, weights  # noqa: E402
 from labkit.runtimes.engines import ENGINES, engine_model  # noqa: E402
 from labkit.client import CAT, encode_jpeg, load_image  # noqa: E402
 from labkit.measure.loadgen import payload_body, run_load  # noqa: E402
+from labkit.measure.challenge import in_process_rate  # noqa: E402
 from labkit.serving.processes import free_port, process_tree, total_memory, wait_until  # noqa: E402
 from labkit.serving.server import ModelServer  # noqa: E402
 
@@ -107,7 +107,7 @@ def measure_limit(classify: dict, jpeg: bytes, seconds: float, rounds: int,
     for _ in range(rounds):
         for name, run_batch in classify.items():
             for batch_size in batch_sizes:
-                rate, done = in_process(run_batch, jpeg, batch_size, seconds)
+                rate, done = in_process_rate(run_batch, jpeg, batch_size, seconds)
                 throughput[name][batch_size] = max(throughput[name].get(batch_size, 0.0), rate)
                 if batch_size == 1:
                     batch1_ms[name].extend(done)
@@ -121,19 +121,6 @@ def measure_limit(classify: dict, jpeg: bytes, seconds: float, rounds: int,
             "batch1_p50_ms_by_backend": {name: round(float(np.median(times)), 1) for name, times in batch1_ms.items()}}
 
 
-def in_process(run_batch, jpeg: bytes, batch_size: int, seconds: float) -> tuple[float, list[float]]:
-    """Images per second of ``run_batch`` on batches of ``jpeg`` decoded, for ``seconds``, and the
-    milliseconds of each call."""
-    images, done = 0, []
-    started = time.perf_counter()
-    while time.perf_counter() - started < seconds or not done:
-        begin = time.perf_counter()
-        run_batch([load_image(_file(jpeg)) for _ in range(batch_size)])
-        done.append((time.perf_counter() - begin) * 1000)
-        images += batch_size
-    return images / (time.perf_counter() - started), done
-
-
 def measure_targets(server: ModelServer, limit: dict, classify: dict, engine: str, jpeg: bytes, body: bytes,
                     seconds: float, rounds: int) -> dict:
     """The served best against the limit, in interleaved rounds (this machine's speed drifts by
@@ -144,8 +131,8 @@ def measure_targets(server: ModelServer, limit: dict, classify: dict, engine: st
     batch-1 p50; the medians of the rounds are the targets' figures."""
     each = []
     for _ in range(rounds):
-        limit_rate, _ = in_process(classify[limit["backend"]], jpeg, limit["best_batch"], seconds)
-        _, batch1 = in_process(classify[engine], jpeg, 1, seconds)
+        limit_rate, _ = in_process_rate(classify[limit["backend"]], jpeg, limit["best_batch"], seconds)
+        _, batch1 = in_process_rate(classify[engine], jpeg, 1, seconds)
         served = {concurrency: run_load(server.grpc_address, concurrency, seconds, body=body,
                                         grpc_model=server.name, progress=False).summary for concurrency in (8, 1)}
         if served[8]["errors"] or served[1]["errors"]:

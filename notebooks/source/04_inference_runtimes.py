@@ -207,7 +207,8 @@ checks.runtime_top_k("top3")
 # the median of its rounds, their spread, and its ratio to the custom service; the line above
 # the table says how much of the CPU other processes took meanwhile. Both run the model in
 # MLServer's own process (`parallel_workers: 0`, as `top3/settings.json` says), so that the
-# two fit in a small hub's memory side by side. About a minute (15 s per round).
+# two fit in a small hub's memory side by side. About a minute on a quiet machine (15 s per
+# round), two or three beside other busy programs.
 
 # %% demo
 import pandas as pd
@@ -384,7 +385,8 @@ show.file("runtimes/tinyvit-onnxruntime/model-settings.json")
 # (the PyTorch one about a gigabyte, the engines' about half of that: their runtimes preprocess
 # in NumPy and import no torch), so one runs at a time: each round starts each server in turn
 # (PyTorch, ONNX Runtime, OpenVINO, then again), measures it and stops it, so that the three
-# meet the same disturbances. About two minutes (a start and 15 s of load per server and round).
+# meet the same disturbances. About two minutes on a quiet machine (a start and 15 s of load
+# per server and round), up to five beside other busy programs.
 
 # %% demo
 engines = {"PyTorch (tinyvit/)": "tinyvit", "ONNX Runtime": "runtimes/tinyvit-onnxruntime",

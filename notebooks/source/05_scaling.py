@@ -166,7 +166,8 @@ checks.scaling_turned_on(server)
 # Measure your server at 8 concurrent callers over REST and over gRPC, in interleaved rounds
 # (REST, gRPC, REST, gRPC, ...). Same server, same model, same images (JPEG bytes in the
 # request). Each row gives the median of its rounds, their spread and its ratio to REST; the
-# line above the table says how busy the machine was. About a minute.
+# line above the table says how busy the machine was. About a minute on a quiet machine, two
+# beside other busy programs.
 
 # %% demo
 from labkit.config import quick_mode
