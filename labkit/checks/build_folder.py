@@ -127,8 +127,10 @@ def _check_nothing_needed_is_ignored(context: Path, weights: str) -> None:
               "model-settings.json": "the model's settings", "settings.json": "the server's settings",
               **{path.name: "the service's code" for path in sorted(context.glob("*.py"))}}
     needed = {path: what for path, what in needed.items() if (context / path).is_file()}
-    ignore = ignore_file(context)
-    for path, line in ignored(context, list(needed)).items():
+    left_out = ignored(context, list(needed))
+    if left_out:
+        path, line = next(iter(left_out.items()))
+        ignore = ignore_file(context)
         raise CheckFailed(f"The build folder's {ignore.name if ignore else ''} leaves out {path} (its line "
                           f"{line!r}): Docker would build the image without {needed[path]}.",
                           "A .dockerignore names only what the image does not need.")

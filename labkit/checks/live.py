@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from labkit.checks.feedback import (CheckFailed, check_shapes, compare_best_labels, distinct_images,
-                                  passed)
+                                    passed)
 from labkit.checks.service_calls import metric_file
 from labkit.checks.settings_files import BATCHING_KEYS, read_json, read_model_settings
 from labkit.checks.students_server import (ask_probabilities, ask_top5, draws, log_of, not_stale, scrape,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from labkit.checks.feedback import (FLOAT16_LOSS, CheckFailed, TWINS, distinct_images, passed, same_probabilities,
-                                  why_not_probabilities)
+                                    why_not_probabilities)
 from labkit.contract import INPUT_NAME
 from labkit.model import weights
 from labkit.model.reference import reference_model

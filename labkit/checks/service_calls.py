@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from labkit.checks.feedback import (FLOAT16_LOSS, CheckFailed, check_shapes, compare_best_labels, distinct_images,
-                                  TWINS, passed, same_probabilities, same_values_in_another_order,
-                                  why_not_probabilities)
+                                    TWINS, passed, same_probabilities, same_values_in_another_order,
+                                    why_not_probabilities)
 from labkit.checks.isolated import in_child
 from labkit.checks.student_code import call, load_service
 from labkit.client import decode_output
