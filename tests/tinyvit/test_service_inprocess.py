@@ -92,6 +92,35 @@ def test_threads_are_split_between_workers(service, monkeypatch):
     assert threads.torch_threads({}) == len(cores)
 
 
+@pytest.mark.parametrize("files, cap", [
+    ({"cpu.max": "200000 100000\n"}, 2.0),
+    ({"cpu.max": "150000 100000\n"}, 1.5),
+    ({"cpu.max": "max 100000\n"}, None),
+    ({"cpu/cpu.cfs_quota_us": "50000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 0.5),
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+    ({}, None),
+])
+def test_a_cgroups_cap_on_cpu_time_is_read_as_cores(service, tmp_path, files, cap):
+    # A JupyterHub pod with cpu.limit 2 on a 32-core node saw 32 cores: torch took a thread per
+    # visible core and the pod's quota throttled them all.
+    threads = sys.modules["cpu_threads"]
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert threads.cpu_cap(str(tmp_path)) == cap
+    visible = len(threads.os.sched_getaffinity(0))
+    expected = visible if cap is None else max(1, min(visible, -(-cap // 1)))
+    assert threads.usable_cores(str(tmp_path)) == expected
+
+
+def test_the_threads_follow_the_cgroups_cap(service, tmp_path, monkeypatch):
+    threads = sys.modules["cpu_threads"]
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    (tmp_path / "cpu.max").write_text("100000 100000\n")  # one core's worth of time
+    monkeypatch.setattr(threads, "CGROUP_ROOT", str(tmp_path))
+    assert threads.torch_threads({}) == 1 and threads.torch_threads({"torch_threads": 2}) == 2
+
+
 def test_unload_drops_the_network(service, checkpoint):
     settings = ModelSettings(name="tinyvit", implementation=service.TinyViTModel,
                              parameters=ModelParameters(uri=str(checkpoint)))
