@@ -168,6 +168,17 @@ def _name_p95_misses(misses: list[_P95Miss]) -> CheckFailed:
             return bucket != miss.bucket and _in_bucket(miss.p95, bucket)
         return explained
 
+    def percentile_of_bounds(miss: _P95Miss) -> bool:
+        """The miss is np.percentile over each request put at its bucket's upper bound (the finite
+        ones): it interpolates between two bounds (helper session 10: named by the draw)."""
+        _, buckets = _between(miss.before, miss.after)
+        counts = buckets.diff().fillna(buckets.iloc[0]).clip(lower=0)
+        finite = [(bound, int(round(count))) for bound, count in counts.items() if math.isfinite(bound) and count > 0]
+        if not finite:
+            return False
+        at_bounds = np.repeat([bound for bound, _ in finite], [count for _, count in finite])
+        return math.isclose(miss.p95, 1000 * float(np.percentile(at_bounds, 95)), rel_tol=1e-6)
+
     # Each way of reading the buckets wrong: (what it did, the hint, whether it gives a miss).
     # One number can fit several (helper session 5: a p99 was named as "> for >=", which gives
     # the same bound on the drawn scrapes): named when one or two fit every miss, else none.
@@ -182,6 +193,9 @@ def _name_p95_misses(misses: list[_P95Miss]) -> CheckFailed:
          "multiple of 20 (on these scrapes a bucket ends one request short of it)",
          "The rank is 0.95 times the count as it is; a cumulative count reaches it only at or past it.",
          lambda miss: read_as(miss, floored=True)),
+        ("the 95th percentile of the requests each put at its bucket's upper bound, interpolated between two "
+         "bounds (np.percentile over the bounds repeated by their counts): a value no bucket says",
+         "The p95 lies in the first bucket whose cumulative count reaches 95%.", percentile_of_bounds),
         ("the bound after the one that 95% of the requests reach: one bucket too far",
          "The p95 lies in the first bucket whose cumulative count reaches 95%.",
          lambda miss: read_as(miss, one_past=True)),
@@ -215,7 +229,7 @@ def _rate_mistake(rate: float, expected: float, before: pd.DataFrame, after: pd.
     """What the wrong rate looks like (each mistake has its own message)."""
     since_start = _between(after.iloc[0:0], after)[0] / seconds
     everything = _count_all(after) - _count_all(before)
-    for decimals in range(0, 4):
+    for decimals in range(3, -1, -1):  # the finest rounding that gives it (7.0 is 6.96 to 1 decimal and to 0)
         if rate != expected and math.isclose(rate, round(expected, decimals), rel_tol=1e-9):
             # helper session 12: round(rate, 1) was told "another number of ... requests"
             return (f"It is {expected:.6g} rounded to {decimals} decimal(s): the count is right, and the rate lost "

@@ -12,7 +12,8 @@ import pandas as pd
 from labkit.measure.machine import describe
 
 
-def interleaved(candidates: dict, measure_one: Callable[[object], dict], rounds: int) -> pd.DataFrame:
+def interleaved(candidates: dict, measure_one: Callable[[object], dict], rounds: int,
+                progress: bool = False) -> pd.DataFrame:
     """``measure_one(candidate)`` for each candidate in turn, ``rounds`` times (A, B, A, B):
     one row per measurement, with ``round`` and ``candidate`` columns.
 
@@ -20,11 +21,17 @@ def interleaved(candidates: dict, measure_one: Callable[[object], dict], rounds:
         candidates: label -> what ``measure_one`` takes.
         measure_one: one measurement's row (a dict of numbers).
         rounds: how many times each candidate is measured.
+        progress: a bar that counts the measurements (for calls that show none of their own: a
+            busy machine makes seconds of them).
     """
+    from tqdm.auto import tqdm
+
     rows = []
-    for round_ in range(rounds):
-        for name, candidate in candidates.items():
-            rows.append({"candidate": name, "round": round_ + 1, **measure_one(candidate)})
+    with tqdm(total=rounds * len(candidates), desc="measurements", disable=not progress) as bar:
+        for round_ in range(rounds):
+            for name, candidate in candidates.items():
+                rows.append({"candidate": name, "round": round_ + 1, **measure_one(candidate)})
+                bar.update()
     return pd.DataFrame(rows)
 
 

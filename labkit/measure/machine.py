@@ -106,6 +106,8 @@ def _what_a_busy_core_does() -> str:
     if not record:
         return said
     label, quiet, busy = record["worst"]
-    return (f"{said} In the lab's record ({record['path']}), {record['held']} of the notebooks' {record['ratios']} "
+    again = f", with {' and '.join(record['since'])} measured since" if record.get("since") else ""
+    return (f"{said} In the lab's record ({record['path']}{again}), {record['held']} of the notebooks' "
+            f"{record['ratios']} "
             f"ratios held within {record['within']:.0%} beside one busy core; {label} went from {quiet:.1f} on a "
             f"quiet machine to {busy:.1f}.")

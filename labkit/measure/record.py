@@ -85,8 +85,8 @@ def format_problems(kind: str, report: dict) -> list[str]:
 def shared_cpu_summary(path: PathLike = SHARED_CPU) -> dict | None:
     """What the shared-CPU record found (with the comparisons measured again since, for the
     lab's own record): how many of its ratios held within its bound beside
-    the busy core, of how many, and the one that moved most (label, quiet, beside the hog);
-    None without the record."""
+    the busy core, of how many, and the one that moved most (label, quiet, beside the hog); the
+    records of the comparisons measured again since (``since``); None without the record."""
     try:
         report = json.loads(Path(path).read_text())
         if Path(path) == SHARED_CPU:
@@ -98,7 +98,10 @@ def shared_cpu_summary(path: PathLike = SHARED_CPU) -> dict | None:
               if comparison["notebook"][:1].isdigit()  # the notebooks' own, not the reason given for them
               for label, ratio in comparison["ratios"].items()]
     label, worst = max(ratios, key=lambda item: abs(item[1]["change"]))
-    return {"path": Path(path).relative_to(REPO_ROOT).with_suffix(".md").as_posix(), "ratios": len(ratios),
+    since = [since.relative_to(REPO_ROOT).with_suffix(".md").as_posix() for since in SHARED_CPU_SINCE
+             if Path(path) == SHARED_CPU]
+    return {"path": Path(path).relative_to(REPO_ROOT).with_suffix(".md").as_posix(), "since": since,
+            "ratios": len(ratios),
             "held": sum(ratio["holds"] for _, ratio in ratios), "within": report["holds_within"],
             "worst": (label, worst["quiet"], worst["hog"])}
 

@@ -3,7 +3,8 @@
 #
 # A running MLServer speaks the **Open Inference Protocol** (V2). In this notebook you build
 # requests yourself, send them with `requests`, and read the answers: first NumPy pixels, as
-# the course text does, then two better ways (compact JPEG bytes, gRPC). At the end you break
+# the course text does, then two more compact ones (JPEG bytes, and gRPC's binary messages,
+# whose cost notebook 05 measures). At the end you break
 # your service from notebook 01 on purpose, and see why every request here has a batch axis.
 #
 # The server below runs the lab's full TinyViT service (`../tinyvit/`): the same model as
@@ -209,7 +210,9 @@ print("answer shape: ", infer(server.infer_url, pixels_request(two)).shape)
 # have different sizes. Compare the two side by side: calls taken in turn (pixels, JPEG,
 # pixels, JPEG, ...), so that both meet the same moments of a shared machine; each row gives
 # the request's size, the median of its calls, their spread and its ratio to the pixels. Your
-# numbers will differ; the ratio is what matters.
+# numbers will differ: compare the two rows of this run by their ratio. When the line above
+# the table says other programs were busy, even the ratio may not hold (it says how far it
+# moved in the lab's record). A few seconds on a quiet machine, longer beside busy programs.
 
 # %% demo
 import time
@@ -231,7 +234,7 @@ def one_call(request) -> dict:
 
 
 with OtherLoad() as load:  # how much of the CPU other processes took while the calls ran
-    calls = interleaved(payloads, one_call, rounds=5)
+    calls = interleaved(payloads, one_call, rounds=5, progress=True)
 print(load.sentence())
 comparison = side_by_side(calls, baseline="pixels (NumPy JSON)", rate="latency_ms")
 comparison.insert(0, "request size (KB)", [len(request_body(payloads[name])) / 1024 for name in comparison.index])
@@ -301,6 +304,8 @@ from labkit import checks
 callers_images = [np.roll(image, 60 * caller, axis=1) for caller in range(6)]
 expected = reference_model().probabilities(callers_images)  # TinyViT's answers, as the checks compute them
 server.stop()  # one TinyViT at a time (memory): the lab's server starts again at the end of the cell
+print("Checking your my-tinyvit/ service in a Python process of its own (about 10 s; longer on a busy "
+      "machine)...", flush=True)
 try:
     checks.service("my-tinyvit")  # your notebook 01 service, called once
 except checks.CheckFailed as failure:

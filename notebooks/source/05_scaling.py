@@ -272,7 +272,9 @@ for line in scaling_findings(results):
     print(line)
 
 # %% [markdown]
-# How to read the table (your numbers are what count: compare rows of this run):
+# How to read the table (compare rows of this run with each other; when the line under the
+# sweep says other programs were busy, its ratios may not hold, and the records below say what
+# a quiet machine gives):
 #
 # * **Two workers against one** (same batching): one worker runs the model with both cores'
 #   torch threads; two workers get one core each. Two gain when much of a request's time is
@@ -356,7 +358,8 @@ hidden_checks.pick_configuration_function(pick_configuration, at_8)
 # the same engine: NVIDIA Triton and LitServe); the section below reads part of it.
 
 # %% [markdown] answer id=scaling-justification points=2
-# (A model answer, from one run of this notebook's sweep on a quiet 2-core machine, the lab's
+# (A model answer, from one run of this notebook's sweep on a 2-core machine where other
+# processes took at most 24 % of the CPU in a round, the lab's
 # record `benchmarks/results/sweep-2026-12-07.md`; your answer quotes your own table.) The
 # budget was a p95 of at most 700 ms at 8 callers, and I chose two workers without batching:
 # 22.6 requests/s at a p95 of 686 ms. Of the other rows within budget, one worker without

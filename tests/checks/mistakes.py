@@ -770,6 +770,13 @@ CATALOGUE += [
     entry(N07, "unit", read_with("count / seconds", UPPER_BOUND.replace("1000 * ", "")),
           says="right latency in seconds", note="seconds for milliseconds"),
     entry(N07, "unit", read_with("count / seconds / 60"), says="the rate is", note="per minute"),
+    entry(N07, "mean for quantile", "import numpy as np\n" + read_with(
+          "count / seconds", "    per_bucket = buckets.diff().fillna(buckets.iloc[0])\n"
+          "    finite = [(bound, int(n)) for bound, n in per_bucket.items() if math.isfinite(bound) and n > 0]\n"
+          "    at_bounds = np.repeat([bound for bound, _ in finite], [n for _, n in finite])\n"
+          "    return RATE, 1000 * float(np.percentile(at_bounds, 95))\n"),
+          says="interpolated between two bounds",
+          note="np.percentile over the bounds repeated by their counts (helper session 10: named by the draw)"),
     entry(N07, "wrong value", read_with("round(count / seconds, 1)"),
           says="rounded to 1 decimal(s): the count is right",
           note="the rate rounded for display (helper session 12: told it counted another number of requests)"),

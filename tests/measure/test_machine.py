@@ -53,4 +53,7 @@ def test_a_busy_machine_is_said_with_what_the_shared_cpu_record_found():
     # The record the sentence cites is committed and ships with the hand-out (benchmarks/results).
     assert record and (REPO_ROOT / record["path"]).is_file()
     assert f"{record['held']} of the notebooks' {record['ratios']} ratios held" in busy
+    # hog02: the record cited showed the old row of a comparison measured again since
+    assert all(f"{since} measured since" in busy or since in busy for since in record["since"])
+    assert record["since"] and all((REPO_ROOT / since).is_file() for since in record["since"])
     assert "threads wait for each other" in busy and "Compare the rows measured side by side" not in busy

@@ -125,5 +125,7 @@ def test_05s_model_answer_quotes_the_sweep_record_it_names():
     report = json.loads((REPO_ROOT / "benchmarks" / "results" / f"{named}.json").read_text())
     at_8 = {row["configuration"]: row for row in report["rows"] if row["concurrency"] == 8}
     assert f"{report['budget_ms']:.0f} ms" in answer and report["pick"] == "workers=2 no batching"
+    busiest = max(row["others_cpu_share"] for row in report["every_round"])
+    assert f"at most {100 * busiest:.0f} % of the CPU" in answer  # hog02: it said "a quiet machine"
     for row in at_8.values():
         assert f"{row['throughput_rps']:.1f}" in answer and f"{row['p95_ms']:.0f}" in answer, row
