@@ -98,9 +98,9 @@ def shared_cpu_summary(path: PathLike = SHARED_CPU) -> dict | None:
               if comparison["notebook"][:1].isdigit()  # the notebooks' own, not the reason given for them
               for label, ratio in comparison["ratios"].items()]
     label, worst = max(ratios, key=lambda item: abs(item[1]["change"]))
-    since = [since.relative_to(REPO_ROOT).with_suffix(".md").as_posix() for since in SHARED_CPU_SINCE
-             if Path(path) == SHARED_CPU]
-    return {"path": Path(path).relative_to(REPO_ROOT).with_suffix(".md").as_posix(), "since": since,
+    measured_since = [again.relative_to(REPO_ROOT).with_suffix(".md").as_posix() for again in SHARED_CPU_SINCE
+                      if Path(path) == SHARED_CPU]
+    return {"path": Path(path).relative_to(REPO_ROOT).with_suffix(".md").as_posix(), "since": measured_since,
             "ratios": len(ratios),
             "held": sum(ratio["holds"] for _, ratio in ratios), "within": report["holds_within"],
             "worst": (label, worst["quiet"], worst["hog"])}
