@@ -51,6 +51,15 @@ def resolve_implementation(folder: Path, implementation: str) -> None:
                           f"{module_name}.py: MLServer would import the installed package {module_name} instead, "
                           f"which is not a runtime of this lab.",
                           "Name the module that defines the class by its full dotted path.")
+    if "." not in module_name and module_name.startswith("mlserver"):
+        # helper session 10: mlserver_timm.TimmClassifier was "checked once mlserver_timm.py exists",
+        # a file no student writes: MLServer's runtimes are packages, and none of that name is here.
+        raise CheckFailed(f"\"implementation\" is {implementation!r}: {module_name} reads like one of MLServer's "
+                          "runtime packages (mlserver_sklearn, mlserver_huggingface, ...), and no package or file "
+                          f"of the folder named {module_name} is installed or written here, so MLServer could not "
+                          "import it.",
+                          "The class this folder serves is named by its file and its class, as MLServer imports "
+                          "them.")
     try:
         if "." not in module_name:  # a file of the folder, not written yet (sys.modules may hold another)
             raise ImportError(module_name)
