@@ -104,7 +104,7 @@ def image_folder(context: PathLike) -> None:
                           "Build the folder again, then let MLServer write its Dockerfile there.")
     shipped = Path(context.name, "requirements.txt")
     if shipped.is_file() and shipped.resolve() != (context / "requirements.txt").resolve() \
-            and shipped.read_text() != (context / "requirements.txt").read_text():
+            and _requirement_lines(shipped) != _requirement_lines(context / "requirements.txt"):
         # helper session 12: requirements fixed in the notebook's folder after the build folder was
         # made; the image would install the old list (grading runs the cells in order, a student not).
         raise CheckFailed(f"The build folder's requirements.txt is not {shipped} as it is now: the folder was "
@@ -134,3 +134,13 @@ def _check_nothing_needed_is_ignored(context: Path, weights: str) -> None:
         raise CheckFailed(f"The build folder's {ignore.name if ignore else ''} leaves out {path} (its line "
                           f"{line!r}): Docker would build the image without {needed[path]}.",
                           "A .dockerignore names only what the image does not need.")
+
+
+def _requirement_lines(path: Path) -> list[str]:
+    """A requirements file's lines as pip reads them, in any order: no comments (a ``#`` at a line's
+    start or after a space), no blank lines, no line endings (helper session 13: a comment added
+    after the build was named as an older list)."""
+    import re
+
+    lines = (re.sub(r"(^|\s)#.*$", "", line).strip() for line in path.read_text(errors="replace").splitlines())
+    return sorted(line for line in lines if line)

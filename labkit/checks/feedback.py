@@ -132,14 +132,30 @@ def same_values_in_another_order(values: np.ndarray, expected: np.ndarray) -> bo
     return bool(np.allclose(np.sort(values, axis=-1), np.sort(expected, axis=-1), rtol=2e-5, atol=1e-12))
 
 
-def why_not_probabilities(row: np.ndarray) -> str | None:
+def rounding_of(values: np.ndarray, expected: np.ndarray) -> int | None:
+    """The decimals ``values`` are ``expected`` rounded to (the finest that gives them: 0.0 is
+    0.0002 rounded to 3 decimals and to 0), or None when they are not rounded values of it."""
+    values, expected = np.asarray(values, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    if values.shape != expected.shape or np.allclose(values, expected, rtol=1e-6, atol=1e-12):
+        return None
+    return next((decimals for decimals in range(6, -1, -1)
+                 if np.allclose(values, np.round(expected, decimals), rtol=1e-6, atol=1e-12)), None)
+
+
+def why_not_probabilities(row: np.ndarray, expected: np.ndarray | None = None) -> str | None:
     """Why one image's values are not a distribution over the classes (they do not sum to 1),
-    in the student's terms; None when they sum to 1."""
+    in the student's terms; None when they sum to 1. With ``expected`` (the model's row), values
+    that are it rounded are named so (helper session 13: zeros were "read as whole numbers?")."""
     if np.isclose(row.sum(), 1, atol=1e-3):
         return None
     if (row == 0).all():
-        # helper session 8: an answer decoded as whole numbers was called an answer kept
-        return "every one of them is 0: the numbers were lost on the way (read as whole numbers?)"
+        # helper session 8: an answer decoded as whole numbers was called an answer kept; helper
+        # session 13: probabilities rounded to 3 decimals are zeros too where every one is small
+        return "every one of them is 0: the numbers were lost on the way (rounded, or read as whole numbers?)"
+    decimals = None if expected is None else rounding_of(row, expected)
+    if decimals is not None:
+        return (f"each is rounded to {decimals} decimal(s), which most of TinyViT's 21,841 probabilities "
+                "(about 1/21841 each) do not survive")
     if np.allclose(row, 1):
         return "every one of them is 1: a softmax over an axis of length 1 (the batch axis), not over the classes"
     if (row <= 0).all() and np.isclose(np.exp(row).sum(), 1, atol=1e-3):
@@ -297,6 +313,13 @@ def compare_best_labels(labels: np.ndarray, scores: np.ndarray, expected_labels:
                                       f"{label!r} has score {scores[row, column]:.6g}, the logarithm of the "
                                       f"model's {model[0]:.6g}.", "A score is the probability itself.",
                                       kind="scores")
+                decimals = rounding_of(scores, expected_scores[:, :scores.shape[1]]) \
+                    if scores.shape[1] <= expected_scores.shape[1] else None
+                if decimals is not None:  # helper session 13: told to look at rows and classes
+                    raise CheckFailed(f"The labels are right but the scores are the model's rounded to {decimals} "
+                                      f"decimal(s): in row {row}, {label!r} has score {scores[row, column]:.6g}; "
+                                      f"the model gives it {model[0] if model else float('nan'):.6g}.",
+                                      "A score is the probability as the model gives it.", kind="scores")
                 raise CheckFailed(f"The labels are right but the scores are not: in row {row}, {label!r} has score "
                                   f"{scores[row, column]:.6g}; the model gives it "
                                   f"{model[0] if model else float('nan'):.6g}.",

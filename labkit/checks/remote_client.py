@@ -123,8 +123,8 @@ def remote_classifier(classify_remote: Callable[[np.ndarray], np.ndarray],
     if same_probabilities(rows / 100, expected):
         raise CheckFailed("classify_remote returned percentages (each row sums to 100), not the server's "
                           "probabilities.", "Return the server's answer as it is.")
-    for (name, _), row in zip(named, rows):
-        wrong = why_not_probabilities(row)
+    for (name, _), row, reference in zip(named, rows, expected):
+        wrong = why_not_probabilities(row, reference)
         if wrong:
             # helper session 8: zeros (an answer decoded as uint8) were named as an answer kept,
             # log-probabilities sent the student to the pixels

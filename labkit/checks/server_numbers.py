@@ -23,12 +23,13 @@ import numpy as np
 import pandas as pd
 
 from labkit.checks.feedback import CheckFailed, passed
-from labkit.measure.metrics import INFER_PATH, REST_DURATION, labelled
+from labkit.checks.histogram import (BOUNDS, between, bucket_of, count_all, first_bound, in_bucket,
+                                    infer_buckets, mean_ms)
+from labkit.measure.metrics import INFER_PATH, REST_DURATION
 
 if TYPE_CHECKING:
     from labkit.measure.loadgen import LoadResult
 
-BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, math.inf)
 # A drawn request's seconds, by its bucket (the middle; 15 s past the last bound), for the _sum.
 MIDPOINTS = np.array([(lower + upper) / 2 for lower, upper in zip((0.0,) + BOUNDS[:-2], BOUNDS[:-1])] + [15.0])
 CREATED = 1.7e9  # the _created samples: when the server first counted (a timestamp)
@@ -52,12 +53,12 @@ def served_rate_and_p95(read: Reader, before: pd.DataFrame, after: pd.DataFrame,
         raise _name_p95_misses(misses)
     passed("3 pairs of scrapes drawn for this check: the rate of successful inference requests between them and "
            "their p95, in the right bucket, in milliseconds")
-    count, buckets = _between(before, after)
+    count, buckets = between(before, after)
     if count <= 0:
         raise CheckFailed("The notebook's two scrapes hold no successful inference request between them.",
                           "Run the cells from the load test on: before, the load, after.")
     try:
-        rate, p95 = _compare(read, before, after, seconds, count / seconds, _bucket_of(buckets, 0.95), "your scrapes")
+        rate, p95 = _compare(read, before, after, seconds, count / seconds, bucket_of(buckets, 0.95), "your scrapes")
     except _P95Miss as miss:
         raise _name_p95_misses([miss]) from None
     if load is not None:
@@ -96,12 +97,16 @@ def _compare(read: Reader, before: pd.DataFrame, after: pd.DataFrame, seconds: f
             raise CheckFailed(f"On {what}, the function changed the scrape it was given as {name} (its rows or "
                               "values): the caller's tables are not the function's to change.",
                               "Select from the scrapes into new tables instead of changing them.")
+    if isinstance(answer, (tuple, list)) and any(isinstance(value, (str, bytes)) for value in answer):
+        # helper session 13: f"{rate:.2f}" was named as rounded, text in the p95 as "not two numbers"
+        raise CheckFailed(f"On {what}, the function returned {answer!r}: text, a number formatted for reading.",
+                          "Return the two numbers; format them where you print them.")
     try:
         rate, p95 = (float(value) for value in answer)
     except (TypeError, ValueError):
         raise CheckFailed(f"On {what}, the function returned {answer!r}: not two numbers.",
                           "Return (requests per second, p95 in milliseconds).") from None
-    if math.isclose(p95, expected_rate, rel_tol=1e-6) and _in_bucket(rate, bucket):
+    if math.isclose(p95, expected_rate, rel_tol=1e-6) and in_bucket(rate, bucket):
         raise CheckFailed(f"On {what}, the function returned ({rate:.4g}, {p95:.4g}): the right two numbers, in the "
                           "other order.", "Return (requests per second, p95 in milliseconds).")
     if not math.isclose(rate, expected_rate, rel_tol=1e-6):
@@ -111,7 +116,7 @@ def _compare(read: Reader, before: pd.DataFrame, after: pd.DataFrame, seconds: f
                           "Count successful (200) requests to the inference path only, between the two scrapes, and "
                           "divide by the seconds between them.")
     # The +Inf bucket has no upper bound: Prometheus answers its lower one; anything above it is as right.
-    if not _in_bucket(p95, bucket):
+    if not in_bucket(p95, bucket):
         raise _P95Miss(what, p95, before, after, bucket)
     return rate, p95
 
@@ -137,7 +142,7 @@ def _name_p95_misses(misses: list[_P95Miss]) -> CheckFailed:
         return all(holds(miss) for miss in misses)
 
     def mean_of(miss: _P95Miss) -> float:
-        return _mean_ms(miss.before, miss.after)
+        return mean_ms(miss.before, miss.after)
 
     if every(lambda miss: math.isclose(miss.p95, mean_of(miss), rel_tol=1e-6)
              or math.isclose(1000 * miss.p95, mean_of(miss), rel_tol=1e-6)):
@@ -145,33 +150,33 @@ def _name_p95_misses(misses: list[_P95Miss]) -> CheckFailed:
                            "time 95% of them stayed within.",
                            "A mean hides the slow tail that a p95 is about; the buckets say how many requests "
                            "finished within each bound.")
-    if every(lambda miss: _in_bucket(1000 * miss.p95, miss.bucket) and (math.isfinite(miss.bucket[1])
+    if every(lambda miss: in_bucket(1000 * miss.p95, miss.bucket) and (math.isfinite(miss.bucket[1])
                                                                          or 1000 * miss.p95 <= 10_000 * 10)):
         return CheckFailed(f"{on}: that is the right latency in seconds, and the exercise asks for milliseconds.",
                            "The histogram's bounds (le) are in seconds.")
-    if every(lambda miss: _in_bucket(miss.p95 / 1000, miss.bucket)):
+    if every(lambda miss: in_bucket(miss.p95 / 1000, miss.bucket)):
         return CheckFailed(f"{on}: that is the right latency in microseconds, and the exercise asks for "
                            "milliseconds.", "The histogram's bounds (le) are in seconds.")
     def read_as(miss: _P95Miss, **mistake) -> bool:
         """The miss lies in the bucket that ends at the bound the mistaken reading finds, another
         bucket than the right one (a neighbour's shared bound included: a p50 read inside the
         bucket just below the p95's was left unnamed in 1 run of 5)."""
-        _, buckets = _between(miss.before, miss.after)
-        bound = _first_bound(buckets, **mistake)
+        _, buckets = between(miss.before, miss.after)
+        bound = first_bound(buckets, **mistake)
         lower = max((other for other in BOUNDS if other < bound), default=0.0)
-        return (lower, bound) != tuple(miss.bucket) and _in_bucket(miss.p95, (lower, bound))
+        return (lower, bound) != tuple(miss.bucket) and in_bucket(miss.p95, (lower, bound))
 
     def careless(any_path: bool, any_status: bool) -> Callable[[_P95Miss], bool]:
         def explained(miss: _P95Miss) -> bool:
-            bucket = _bucket_of(_infer_buckets(miss.after, any_path, any_status)
-                                - _infer_buckets(miss.before, any_path, any_status), 0.95)
-            return bucket != miss.bucket and _in_bucket(miss.p95, bucket)
+            bucket = bucket_of(infer_buckets(miss.after, any_path, any_status)
+                                - infer_buckets(miss.before, any_path, any_status), 0.95)
+            return bucket != miss.bucket and in_bucket(miss.p95, bucket)
         return explained
 
     def percentile_of_bounds(miss: _P95Miss) -> bool:
         """The miss is np.percentile over each request put at its bucket's upper bound (the finite
         ones): it interpolates between two bounds (helper session 10: named by the draw)."""
-        _, buckets = _between(miss.before, miss.after)
+        _, buckets = between(miss.before, miss.after)
         counts = buckets.diff().fillna(buckets.iloc[0]).clip(lower=0)
         finite = [(bound, int(round(count))) for bound, count in counts.items() if math.isfinite(bound) and count > 0]
         if not finite:
@@ -205,7 +210,7 @@ def _name_p95_misses(misses: list[_P95Miss]) -> CheckFailed:
         # often ten times apart, so this reading may fit beside a percentile's: both are named.
         ("the latency in hundredths of a second (seconds times 100), not in milliseconds",
          "The histogram's bounds (le) are in seconds; a second has 1000 milliseconds.",
-         lambda miss: _in_bucket(10 * miss.p95, miss.bucket) if math.isfinite(miss.bucket[1])
+         lambda miss: in_bucket(10 * miss.p95, miss.bucket) if math.isfinite(miss.bucket[1])
          else math.isclose(10 * miss.p95, 1000 * miss.bucket[0])),  # +Inf: read at the last bound
         *[(f"the {round(100 * q):g}th percentile of these requests, not the 95th",
            "Read the bound that 95% of the requests reach.", lambda miss, q=q: read_as(miss, quantile=q))
@@ -227,13 +232,22 @@ def _name_p95_misses(misses: list[_P95Miss]) -> CheckFailed:
 
 def _rate_mistake(rate: float, expected: float, before: pd.DataFrame, after: pd.DataFrame, seconds: float) -> str:
     """What the wrong rate looks like (each mistake has its own message)."""
-    since_start = _between(after.iloc[0:0], after)[0] / seconds
-    everything = _count_all(after) - _count_all(before)
-    for decimals in range(3, -1, -1):  # the finest rounding that gives it (7.0 is 6.96 to 1 decimal and to 0)
-        if rate != expected and math.isclose(rate, round(expected, decimals), rel_tol=1e-9):
-            # helper session 12: round(rate, 1) was told "another number of ... requests"
-            return (f"It is {expected:.6g} rounded to {decimals} decimal(s): the count is right, and the rate lost "
-                    "its digits (round where you print it, not in what the function returns).")
+    since_start = between(after.iloc[0:0], after)[0] / seconds
+    everything = count_all(after) - count_all(before)
+    lost = "the count is right, and the rate lost its digits (round where you print it, not in what the function " \
+           "returns)."
+    if rate not in (expected, 0):  # 0: no request found (below), not a rate rounded away
+        # helper sessions 12 and 13: round(rate, 1), round(rate, 4), int(rate) and math.ceil(rate)
+        # were told "another number": every rounding that gives the rate, the finest first
+        # (7.0 is 6.96 rounded to 1 decimal, to 0, and up).
+        finest = next((decimals for decimals in range(6, -1, -1)
+                       if math.isclose(rate, round(expected, decimals), rel_tol=1e-9)), None)
+        readings = [f"rounded to {finest} decimal(s)"] if finest is not None else []
+        readings += [how for how, whole in (("cut to a whole number", math.floor(expected)),
+                                            ("rounded up to a whole number", math.ceil(expected))) if rate == whole]
+        if readings:
+            return (f"It is {expected:.7g} {readings[0]}" + (f" (or {', '.join(readings[1:])})" if readings[1:] else "")
+                    + f": {lost}")
     if math.isclose(rate, -expected, rel_tol=1e-6):
         return "It is negative: the counts went down from the first scrape to the second, taken the other way round."
     if math.isclose(rate, since_start, rel_tol=1e-6):
@@ -247,49 +261,6 @@ def _rate_mistake(rate: float, expected: float, before: pd.DataFrame, after: pd.
         return ("It found no request at all: label values are text (compare with '200', not 200), and the "
                 "requests were sent over REST (MLServer's gRPC metrics count gRPC calls only).")
     return ""
-
-
-def _infer_buckets(samples: pd.DataFrame, any_path: bool = False, any_status: bool = False) -> pd.Series:
-    """Cumulative counts of successful REST inference requests, by upper bound (seconds);
-    with ``any_path`` or ``any_status``, the rows a careless selection keeps too."""
-    table = labelled(samples, f"{REST_DURATION}_bucket")
-    if table.empty:
-        return pd.Series(0.0, index=list(BOUNDS))
-    table = table[((table["path"] == INFER_PATH) | any_path) & ((table["status_code"] == "200") | any_status)]
-    return table.groupby(table["le"].astype(float))["value"].sum().reindex(list(BOUNDS), fill_value=0.0)
-
-
-def _between(before: pd.DataFrame, after: pd.DataFrame) -> tuple[float, pd.Series]:
-    buckets = _infer_buckets(after) - _infer_buckets(before)
-    return float(buckets[math.inf]), buckets
-
-
-def _mean_ms(before: pd.DataFrame, after: pd.DataFrame) -> float:
-    """The mean latency, in ms, of the successful inference requests between two scrapes."""
-    def summed(samples: pd.DataFrame, sample: str) -> float:
-        table = labelled(samples, f"{REST_DURATION}_{sample}")
-        if table.empty:
-            return 0.0
-        return float(table[(table["path"] == INFER_PATH) & (table["status_code"] == "200")]["value"].sum())
-
-    count = summed(after, "count") - summed(before, "count")
-    return 1000 * (summed(after, "sum") - summed(before, "sum")) / count if count > 0 else math.nan
-
-
-def _count_all(samples: pd.DataFrame) -> float:
-    table = labelled(samples, f"{REST_DURATION}_count")
-    return float(table["value"].sum()) if not table.empty else 0.0
-
-
-def _bucket_of(buckets: pd.Series, q: float) -> tuple[float, float]:
-    """(lower, upper) bound, in seconds, of the bucket holding the q-quantile (upper: inf
-    for the +Inf bucket)."""
-    rank = q * buckets[math.inf]
-    bounds = list(buckets.index)
-    for index, bound in enumerate(bounds):
-        if buckets[bound] >= rank:
-            return (bounds[index - 1] if index else 0.0), bound
-    return bounds[-2], math.inf
 
 
 def _drawn_case(rng: np.random.Generator, case: int) -> tuple:
@@ -330,7 +301,9 @@ def _drawn_case(rng: np.random.Generator, case: int) -> tuple:
     else:
         new[slow - 3: slow] = rng.integers(20, 60, 3)
         new[slow - 1] = rng.integers(1, 6)  # few below the tail's bucket, as in case 1
-        new[slow] = rng.integers(3, 12) + new[: slow].sum() * 0.06  # over 5% of all: the p95 falls in it
+        # Over 5% of all, so the p95 falls in it; whole requests, as every real bucket counts them
+        # (helper session 13: 122.36 requests failed int(count), a right answer).
+        new[slow] = rng.integers(3, 12) + np.ceil(new[: slow].sum() * 0.06)
         new[min(slow + 1, finite - 1)] += rng.integers(0, 2)
     old = rng.integers(0, 30, len(BOUNDS)).astype(float)
     seconds = float(rng.uniform(5, 40))
@@ -380,8 +353,8 @@ def _drawn_case(rng: np.random.Generator, case: int) -> tuple:
     before = scrape(old, probes, refused, metadata, unprocessable)
     after = scrape(old + new, probes + 20 * new.sum(), refused + refused_new, metadata + rng.integers(2, 9),
                    unprocessable + rng.integers(1, 6), order=rng)
-    count, buckets = _between(before, after)
-    bucket = _bucket_of(buckets, 0.95)
+    count, buckets = between(before, after)
+    bucket = bucket_of(buckets, 0.95)
     return before, after, seconds, count / seconds, bucket
 
 
@@ -394,39 +367,15 @@ def _drawn_cases(rng: np.random.Generator, tries: int = 500) -> list[tuple]:
         cases = [_drawn_case(rng, case) for case in range(3)]
         misses = {"mean": False, "text order": False, "finite only": False, "strict": False, "floored": False}
         for before, after, _, _, bucket in cases:
-            _, buckets = _between(before, after)
-            for mistake, value in (("mean", _mean_ms(before, after)),
-                                   ("text order", 1000 * _first_bound(buckets, text_order=True)),
-                                   ("finite only", 1000 * _first_bound(buckets, finite_only=True)),
-                                   ("strict", 1000 * _first_bound(buckets, strict=True)),
-                                   ("floored", 1000 * _first_bound(buckets, floored=True))):
-                misses[mistake] |= not _in_bucket(value, bucket)
+            _, buckets = between(before, after)
+            for mistake, value in (("mean", mean_ms(before, after)),
+                                   ("text order", 1000 * first_bound(buckets, text_order=True)),
+                                   ("finite only", 1000 * first_bound(buckets, finite_only=True)),
+                                   ("strict", 1000 * first_bound(buckets, strict=True)),
+                                   ("floored", 1000 * first_bound(buckets, floored=True))):
+                misses[mistake] |= not in_bucket(value, bucket)
         if all(misses.values()):
             return cases
     raise AssertionError(f"no three drawn cases tell every way of reading a p95 apart in {tries} tries")
 
 
-def _first_bound(buckets: pd.Series, text_order: bool = False, finite_only: bool = False,
-                 strict: bool = False, quantile: float = 0.95, one_past: bool = False,
-                 floored: bool = False) -> float:
-    """The upper bound (s) of the first bucket whose cumulative count reaches 95% (or
-    ``quantile``), read the way a student's mistake reads it (10 s when none does); ``strict``:
-    passes it; ``one_past``: the bound after it (helper session 8: named as rows kept carelessly);
-    ``floored``: reaches the rank rounded down to a whole request."""
-    bounds = [bound for bound in buckets.index if math.isfinite(bound)]
-    if text_order:
-        bounds.sort(key=repr)
-    total = buckets[max(bounds)] if finite_only else buckets[math.inf]
-    rank = math.floor(quantile * total) if floored else quantile * total
-    reached = [index for index, bound in enumerate(bounds)
-               if (buckets[bound] > rank if strict else buckets[bound] >= rank)]
-    if not reached:
-        return math.inf if one_past else 10.0  # the +Inf bucket has none after it
-    index = reached[0] + (1 if one_past else 0)
-    return bounds[index] if index < len(bounds) else math.inf
-
-
-def _in_bucket(value_ms: float, bucket: tuple[float, float]) -> bool:
-    """Whether a p95 in ms is accepted for ``bucket`` (its bounds in s): inside it, bounds included."""
-    lower, upper = (1000 * bound for bound in bucket)
-    return lower * (1 - 1e-9) <= value_ms <= upper * (1 + 1e-9) or (math.isinf(upper) and value_ms >= lower)

@@ -89,7 +89,7 @@ def service(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
                               "reads the answer by its shape.",
                               "One row of probabilities per image of the batch, as the network gives them.")
         row = np.asarray(probabilities, dtype=np.float64).reshape(-1)
-        what = why_not_probabilities(row)
+        what = why_not_probabilities(row, reference)
         if what:
             raise CheckFailed(f"The values predict() returned do not sum to 1: {what}.",
                               "The network returns logits; probabilities come from a softmax over the classes.")

@@ -35,7 +35,7 @@ class TimmClassifier(LabRuntime):
     Args:
         settings: MLServer's model settings: ``parameters.uri`` the checkpoint (relative to
             the model's folder), ``parameters.extra`` the timm ``model``, ``top_k`` (default 5)
-            and ``threads``.
+            and ``torch_threads``.
 
     Raises:
         MLServerError: from ``load()``, without ``parameters.extra.model`` or ``parameters.uri``.

@@ -777,8 +777,18 @@ CATALOGUE += [
           "    return RATE, 1000 * float(np.percentile(at_bounds, 95))\n"),
           says="interpolated between two bounds",
           note="np.percentile over the bounds repeated by their counts (helper session 10: named by the draw)"),
+    entry(N07, "correct, written differently", read_with("int(count) / seconds"), graded=PASS,
+          note="the count as a whole number (helper session 13: the check's drawn counts had fractions)"),
+    entry(N07, "wrong value", read_with("round(count / seconds, 4)"), says="rounded to 4 decimal(s)",
+          note="the rate rounded to 4 decimals (helper session 13: told another number of requests)"),
+    entry(N07, "wrong value", read_with("int(count / seconds)"), says="cut to a whole number",
+          note="the rate cut to a whole number (helper session 13)"),
+    entry(N07, "wrong value", read_with("math.ceil(count / seconds)"), says="rounded up to a whole number",
+          note="the rate rounded up (helper session 13)"),
+    entry(N07, "case or type", read_with("f'{count / seconds:.2f}'"), says="text, a number formatted for reading",
+          note="the rate as text (helper session 13: named as rounded)"),
     entry(N07, "wrong value", read_with("round(count / seconds, 1)"),
-          says="rounded to 1 decimal(s): the count is right",
+          says=("rounded to 1 decimal(s)", "the count is right"),
           note="the rate rounded for display (helper session 12: told it counted another number of requests)"),
     entry(N07, "mean for quantile", read_with("count"), says="It is a count, not a rate", note="a total for a rate"),
     entry(N07, "mean for quantile",
@@ -950,6 +960,9 @@ SERVICE_03 = [
                    note="scores sorted across the rows (helper session 3: charged 0, 1 or 2 times)"),
     ServiceMistake("first row", SCORES_LINE, "        scores = probabilities[np.arange(len(images)), top]\n",
                    "top5_batch", ("HTTP 500",), note="an error on every batch (helper session 3: charged twice)"),
+    ServiceMistake("wrong value", SCORES_OUT, 'NumpyCodec.encode_output("scores", np.round(scores, 4))',
+                   "top5_service", ("rounded to 4 decimal(s)",),
+                   note="scores rounded to 4 decimals (helper session 13: told to look at the rows)"),
     ServiceMistake("stale state", "            probabilities = self.model(batch).softmax(dim=-1).numpy()\n",
                    "            key = (len(images), *images[0].shape)\n"
                    "            self.kept = getattr(self, 'kept', {})\n"
@@ -959,6 +972,9 @@ SERVICE_03 = [
                    ("an answer kept from an earlier request",),
                    note="an answer kept by the request's shape (helper session 8: 5 of 8 points, then blamed on the "
                    "preprocessing by the hidden check)"),
+    ServiceMistake("wrong value", SCORES_OUT, 'NumpyCodec.encode_output("scores", np.round(scores, 4))',
+                   "top5_service", ("rounded to 4 decimal(s)",),
+                   note="scores rounded to 4 decimals (helper session 13: told to look at the rows)"),
     ServiceMistake("stale state", "            probabilities = self.model(batch).softmax(dim=-1).numpy()\n",
                    "            self.rows = getattr(self, 'rows', [])\n"
                    "            self.rows += list(self.model(batch).softmax(dim=-1).numpy())\n"

@@ -62,6 +62,11 @@ def test_the_image_folder_check_wants_mlservers_dockerfile_and_spares_exercise_1
         checks.image_folder(context)
     shutil.copy(service / "requirements.txt", context / "requirements.txt")
     checks.image_folder(context)
+    # helper session 13: a comment added, or the lines sorted, after the build is the same list.
+    requirements = (service / "requirements.txt").read_text()
+    (service / "requirements.txt").write_text("# the service's packages\n" + "\n".join(sorted(
+        requirements.splitlines())) + "\n")
+    checks.image_folder(context)
     # helper session 12: requirements fixed in shipped/ after the build folder was made.
     (service / "requirements.txt").write_text((service / "requirements.txt").read_text() + "pandas==2.3.3\n")
     with pytest.raises(checks.CheckFailed, match="is not shipped/requirements.txt as it is now: the folder was built "

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from labkit import checks
-from labkit.checks import server_numbers
+from labkit.checks import histogram, server_numbers
 from labkit.instructor import hidden_checks
 from labkit.workspace import lab_service_copy, service_folder
 from tests.checks.mistakes import CATALOGUE, FAIL, KINDS, PASS, Mistake
@@ -195,7 +195,7 @@ def test_drawn_scrapes_hold_every_sample_a_real_scrape_has():
                    "rest_server_request_duration_seconds_sum", "rest_server_request_duration_seconds_created",
                    "rest_server_requests_total", "rest_server_requests_created"):
         assert sample in samples
-    assert not math.isnan(server_numbers._mean_ms(before, after))
+    assert not math.isnan(histogram.mean_ms(before, after))
 
 
 def test_a_dockerfile_written_into_the_notebooks_own_folder_is_named_as_such(tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from labkit import checks
-from labkit.checks import server_numbers
+from labkit.checks import histogram, server_numbers
 from labkit.instructor.build import SOURCES, parse_source
 from labkit.measure import metrics
 
@@ -86,7 +86,7 @@ def test_each_mistake_is_named(old, new, message):
 
 def test_the_rate_is_compared_with_the_load_generators_count():
     before, after, seconds = scrapes()
-    count = server_numbers._between(before, after)[0]
+    count = histogram.between(before, after)[0]
 
     class Load:
         summary = {"throughput_rps": count / seconds, "seconds": seconds, "p95_ms": 300.0}

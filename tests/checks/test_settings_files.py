@@ -213,6 +213,10 @@ TOP3 = {"name": "top3", "implementation": "labkit.runtimes.timm.TimmClassifier",
      "'tiny_vit_11m_224' is another network"),
     ({"parameters": {**TOP3["parameters"], "extra": {"model": "tiny_vit_5m_224.dist_in22k ", "top_k": 3}}},
      "it has a space at one end"),
+    # helper session 13: named as another network
+    ({"parameters": {**TOP3["parameters"], "extra": {"model": "TINY_VIT_5M_224.DIST_IN22K", "top_k": 3}}},
+     "timm's names are lower case"),
+    ({"implementation": "mlserver_timm.TimmClassifier"}, "reads like one of MLServer's runtime packages"),
     ({"parameters": {**TOP3["parameters"], "uri": "."}}, "parameters.uri is '.', a folder"),
     # helper session 8: "threads" passed (nothing reads it) and torch_threads was refused
     ({"parameters": {**TOP3["parameters"], "extra": {**TOP3["parameters"]["extra"], "threads": 2}}},
