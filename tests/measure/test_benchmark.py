@@ -144,3 +144,30 @@ def test_the_breakdown_accounts_for_a_request_stage_by_stage(tmp_path):
         else:
             assert cpu["main"] > 0 and cpu["worker"] == 0, row
     assert "| rest | 2 |" in (tmp_path / report_file.name.replace(".json", ".md")).read_text()
+
+
+def test_the_sweep_benchmark_runs_the_notebooks_grid_and_pick():
+    # make bench-sweep's record is what 05's model answer quotes: its grid, budget and pick must
+    # be the notebook's own (full mode: 1 and 8 callers).
+    import pandas as pd
+
+    from benchmarks import sweep
+
+    source = (REPO / "notebooks" / "source" / "05_scaling.py").read_text()
+    assert "for workers in (1, 2)" in source and "for size, wait in ((1, 0.0), (8, 0.01))" in source
+    assert "concurrencies = [8] if quick_mode() else [1, 8]" in source
+    assert "budget_ms = float(np.ceil(at_8.p95_ms.median() / 50) * 50)" in source
+    grid = sweep.grid()
+    assert len(grid) == 8 and {(row["parallel_workers"], row["max_batch_size"], row["max_batch_time"],
+                                row["concurrency"]) for row in grid} == {
+        (workers, size, wait, callers) for workers in (1, 2) for size, wait in ((1, 0.0), (8, 0.01))
+        for callers in (1, 8)}
+    table = pd.DataFrame({"throughput_rps": [10.0, 20.0, 30.0], "p95_ms": [100.0, 200.0, 300.0]}, index=[4, 5, 6])
+    assert sweep.pick(table, 250.0) == 5 and sweep.pick(table, 50.0) is None
+    report = {"date": "2026-12-07", "commit": "abc", "cores": 2, "rounds": 2, "seconds": 15.0,
+              "machine": "other processes used 3% of the CPU.", "budget_ms": 250.0, "pick": "workers=2 no batching",
+              "findings": ["At 8 callers in your run, two workers served 1.49x what one worker did."],
+              "rows": [{"configuration": "workers=2 no batching", "concurrency": 8, "throughput_rps": 22.6,
+                        "p50_ms": 395.0, "p95_ms": 686.0, "avg_batch": 1.0, "errors": 0}]}
+    text = sweep.markdown(report)
+    assert "| workers=2 no batching | 8 | 22.6 | 395 | 686 | 1.0 | 0 |" in text and "p95 <= 250 ms" in text
