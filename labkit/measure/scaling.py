@@ -22,7 +22,7 @@ from labkit.contract import BATCH_SIZE_METRIC
 from labkit.measure import metrics
 from labkit.config import quick_mode
 from labkit.measure.loadgen import payload_body, run_load
-from labkit.measure.machine import OtherLoad
+from labkit.measure.machine import BUSY_SHARE, OtherLoad
 from labkit.paths import PathLike
 from labkit.serving.server import ModelServer
 
@@ -87,8 +87,14 @@ class ScalingLab:
     def table(self) -> pd.DataFrame:
         """The results so far, rounded for reading."""
         columns = ["configuration", "concurrency", "payload", "requests", "errors", "throughput_rps",
-                   "p50_ms", "p95_ms", "avg_batch"]
-        return self.results[columns].round(1) if len(self.results) else self.results
+                   "p50_ms", "p95_ms", "avg_batch", "others_cpu_share"]
+        if not len(self.results):
+            return self.results
+        table = self.results[[column for column in columns if column in self.results]].round(1)
+        if "others_cpu_share" in table:  # how busy the machine was for each row, as a percentage
+            table["others_cpu_share"] = (100 * self.results["others_cpu_share"]).round(0)
+            table = table.rename(columns={"others_cpu_share": "others' CPU %"})
+        return table
 
     def plot(self, results: pd.DataFrame | None = None) -> plt.Figure:
         """Throughput and p95 latency per row of the results (bar charts): :func:`plot_rows`."""
@@ -129,8 +135,13 @@ class ScalingLab:
             status.value = "applying the settings and measuring..."
             try:
                 row = self.run(**{name: control.value for name, control in controls.items()})
+                # hog40: the panel's rows said nothing of the machine's load, which run() records
+                share = row["others_cpu_share"]
                 status.value = (f"{row['configuration']}: {row['throughput_rps']:.1f} req/s, "
-                                f"p95 {row['p95_ms']:.0f} ms, {row['errors']} errors")
+                                f"p95 {row['p95_ms']:.0f} ms, {row['errors']} errors; other processes took "
+                                f"{share:.0%} of the CPU meanwhile"
+                                + (" (a busy machine: this row's numbers may not compare with the others')"
+                                   if share > BUSY_SHARE else ""))
             except Exception as error:  # show it in the panel instead of losing it in a log
                 status.value = f"failed: {error}"
             finally:

@@ -1,6 +1,7 @@
 """labkit.measure.scaling: each run really applies its settings to the server and measures it."""
 
 import json
+import re
 
 import pytest
 
@@ -66,6 +67,9 @@ def test_the_panel_button_adds_a_row(lab):
     assert len(lab.results) == rows + 1
     assert lab.results.parallel_workers.iloc[-1] == 0
     assert "req/s" in panel.children[1].value
+    # hog40: the row's load, which run() records, is shown beside it and in the table
+    assert re.search(r"other processes took \d+% of the CPU meanwhile", panel.children[1].value)
+    assert "others' CPU %" in lab.table() and lab.table()["others' CPU %"].between(0, 100).all()
 
 
 def test_describe_names_batching_only_when_it_is_on():
