@@ -103,13 +103,14 @@ def image_folder(context: PathLike) -> None:
                           "built before it, and the image would install nothing for the service.",
                           "Build the folder again, then let MLServer write its Dockerfile there.")
     shipped = Path(context.name, "requirements.txt")
-    if shipped.is_file() and shipped.resolve() != (context / "requirements.txt").resolve() \
-            and _requirement_lines(shipped) != _requirement_lines(context / "requirements.txt"):
+    changed = _what_changed(_requirements(context / "requirements.txt"), _requirements(shipped)) \
+        if shipped.is_file() and shipped.resolve() != (context / "requirements.txt").resolve() else ""
+    if changed:
         # helper session 12: requirements fixed in the notebook's folder after the build folder was
         # made; the image would install the old list (grading runs the cells in order, a student not).
-        raise CheckFailed(f"The build folder's requirements.txt is not {shipped} as it is now: the folder was "
-                          "built before your last change to it, and the image would install the older list.",
-                          "Build the folder again, then let MLServer write its Dockerfile there.")
+        raise CheckFailed(f"The build folder's requirements.txt is not {shipped} as it is now ({changed}): the "
+                          "folder was built before your last change to it, and the image would install the older "
+                          "list.", "Build the folder again, then let MLServer write its Dockerfile there.")
     uri = (read_json(context / "model-settings.json").get("parameters") or {}).get("uri", ".")
     weights = (context / uri).resolve()
     if not weights.is_file() or (context / uri).is_symlink() or context.resolve() not in weights.parents:
@@ -136,11 +137,38 @@ def _check_nothing_needed_is_ignored(context: Path, weights: str) -> None:
                           "A .dockerignore names only what the image does not need.")
 
 
-def _requirement_lines(path: Path) -> list[str]:
-    """A requirements file's lines as pip reads them, in any order: no comments (a ``#`` at a line's
-    start or after a space), no blank lines, no line endings (helper session 13: a comment added
-    after the build was named as an older list)."""
+def _requirements(path: Path) -> dict[str, str]:
+    """A requirements file as pip reads it: {package (canonical name) or option line: what it asks
+    for}; comments, blank lines, spacing, order and the spelling of names do not count (helper
+    sessions 13 and 14: a comment, sorted lines, "Pillow == 13.0.0" and "MLServer" were named as
+    an older list)."""
     import re
 
-    lines = (re.sub(r"(^|\s)#.*$", "", line).strip() for line in path.read_text(errors="replace").splitlines())
-    return sorted(line for line in lines if line)
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    read = {}
+    for line in path.read_text(errors="replace").splitlines():
+        line = re.sub(r"(^|\s)#.*$", "", line).strip()
+        if not line:
+            continue
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:  # an option line (-i, --extra-index-url, ...): its words
+            read[" ".join(line.split())] = ""
+            continue
+        read[canonicalize_name(requirement.name)] = (
+            f"{','.join(sorted(requirement.extras))}|{','.join(sorted(str(spec) for spec in requirement.specifier))}"
+            f"|{requirement.marker or ''}|{requirement.url or ''}")
+    return read
+
+
+def _what_changed(built: dict[str, str], now: dict[str, str]) -> str:
+    """What the notebook's file asks for that the build folder's does not, in a few words ("" when
+    they ask for the same)."""
+    added = sorted(set(now) - set(built))
+    removed = sorted(set(built) - set(now))
+    changed = sorted(name for name in set(now) & set(built) if now[name] != built[name])
+    said = [f"it lacks {', '.join(added)}" if added else "", f"it still has {', '.join(removed)}" if removed else "",
+            f"{', '.join(changed)} asked for otherwise" if changed else ""]
+    return "; ".join(part for part in said if part)

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from labkit.checks.feedback import (FLOAT16_LOSS, CheckFailed, TWINS, distinct_images, passed, same_probabilities,
-                                    why_not_probabilities)
+from labkit.checks.feedback import (FLOAT16_LOSS, CheckFailed, TWINS, distinct_images, how_rounded, passed,
+                                    same_probabilities, why_not_probabilities)
 from labkit.contract import INPUT_NAME
 from labkit.model import weights
 from labkit.model.reference import reference_model
@@ -148,6 +148,11 @@ def remote_classifier(classify_remote: Callable[[np.ndarray], np.ndarray],
                               "though the model tells the two apart.",
                               "Each call must ask the server about the image it is given: a kept answer cannot "
                               "know which image the check passes in.")
+        rounded = None if same_probabilities(row, reference) else how_rounded(row, reference)
+        if rounded:  # helper session 14: named as differing
+            raise CheckFailed(f"For {name} classify_remote returned the server's probabilities {rounded}, which "
+                              "most of TinyViT's 21,841 probabilities (about 1/21841 each) do not survive.",
+                              "Return the server's answer as it is.")
         if not same_probabilities(row, reference):
             raise CheckFailed(f"For {name} the probabilities differ from TinyViT's for that image.",
                               "Send the image's pixels unchanged (uint8, with a batch axis in front) and "

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from labkit.checks.feedback import (FLOAT16_LOSS, CheckFailed, check_shapes, compare_best_labels, distinct_images,
+                                    how_rounded,
                                     TWINS, passed, same_probabilities, same_values_in_another_order,
                                     why_not_probabilities)
 from labkit.checks.isolated import in_child
@@ -90,9 +91,15 @@ def service(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
                               "One row of probabilities per image of the batch, as the network gives them.")
         row = np.asarray(probabilities, dtype=np.float64).reshape(-1)
         what = why_not_probabilities(row, reference)
+        rounded = None if same_probabilities(row, reference) else how_rounded(row, reference)
         if what:
             raise CheckFailed(f"The values predict() returned do not sum to 1: {what}.",
+                              "Return the probabilities as the network computes them." if rounded else
                               "The network returns logits; probabilities come from a softmax over the classes.")
+        if rounded:  # helper session 14: float16, 5 decimals, '.2e' were "changed after the network"
+            raise CheckFailed(f"For image {number} of {len(images)}, predict() returned TinyViT's probabilities "
+                              f"{rounded}, which most of its 21,841 probabilities (about 1/21841 each) do not "
+                              "survive.", "Return the probabilities as the network computes them.")
         if not same_probabilities(row, reference) and (row == row[0]).all():  # exactly: a second softmax is not
             # helper session 12: a uniform answer (an error caught and replaced) was told it
             # "ranks the classes as TinyViT does" (a constant row ties every class).
@@ -282,7 +289,7 @@ def metric_file(folder: PathLike, metric: str = CONFIDENCE_METRIC,
         # helper session 6: named only as "not their top-1 probabilities"
         raise CheckFailed(f"The {len(values)} values predict() logged are the images' top-1 probabilities in percent "
                           "(100 times each).", "A probability is a fraction of 1, as the model gives it.")
-    rounding = _rounding(values, expected)
+    rounding = "" if np.allclose(values, expected, rtol=1e-4, atol=1e-9) else _rounding(values, expected)
     if rounding:
         # helper session 12: round(c, 2) and int(c * 100) were told "all three are the same value".
         raise CheckFailed(f"The {len(values)} values predict() logged are the images' top-1 probabilities {rounding}, "
@@ -297,18 +304,13 @@ def metric_file(folder: PathLike, metric: str = CONFIDENCE_METRIC,
 
 
 def _rounding(values: list[float], expected: np.ndarray) -> str:
-    """How ``values`` are ``expected`` rounded ("rounded to 2 decimals", "in whole percent"), or ""
-    when they are not (or are the values themselves: nothing was lost)."""
+    """How ``values`` are ``expected`` with digits lost (:func:`how_rounded`, or "in whole percent"),
+    or "" when they are not (or are the values themselves: nothing was lost)."""
     import numpy as np
 
-    if np.allclose(values, expected, rtol=1e-4, atol=1e-9):
-        return ""
-    # Small probabilities round to 0 at several precisions: name the finest that gives the values.
-    matching = [decimals for decimals in range(5)
-                if np.allclose(values, np.round(expected, decimals), rtol=1e-6, atol=1e-12)]
-    if matching:
-        finest = max(matching)
-        return f"rounded to {finest} decimal{'s' if finest != 1 else ''}" + (" or fewer" if len(matching) > 1 else "")
+    rounded = how_rounded(values, expected)
+    if rounded:
+        return rounded
     for percent in (np.floor(100 * expected), np.round(100 * expected)):
         if np.allclose(values, percent, rtol=1e-6, atol=1e-12):
             return "in whole percent"

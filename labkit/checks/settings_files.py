@@ -232,9 +232,9 @@ def _timm_model_fits_the_checkpoint(model: object) -> None:
                           "such model.", "The name alone, nothing around it inside the quotes.")
     architecture, _, tag = model.partition(".")
     wanted, _, wanted_tag = ARCHITECTURE.partition(".")
-    if model != model.lower() and model.lower().partition(".")[0] == wanted:  # helper session 13
-        raise CheckFailed(f"parameters.extra.model is {model!r}: timm's names are lower case, and it knows no "
-                          "model of this one's case.", "The model's name as the exercise states it.")
+    if (spelt := model.lower().replace("-", "_")) != model and spelt.startswith(wanted):  # sessions 13, 14
+        raise CheckFailed(f"parameters.extra.model is {model!r}: timm spells its names in lower case with "
+                          "underscores, and knows no model spelt so.", "The model's name as the exercise states it.")
     if architecture != wanted:
         raise CheckFailed(f"parameters.extra.model is {model!r}: {architecture!r} is another network than the one "
                           f"whose weights the uri names ({wanted}), so they would not fit it.",

@@ -770,6 +770,13 @@ CATALOGUE += [
     entry(N07, "unit", read_with("count / seconds", UPPER_BOUND.replace("1000 * ", "")),
           says="right latency in seconds", note="seconds for milliseconds"),
     entry(N07, "unit", read_with("count / seconds / 60"), says="the rate is", note="per minute"),
+    entry(N07, "unit", read_with("60 * count / seconds"), says="It is per minute",
+          note="requests per minute (helper session 14: no reason given)"),
+    entry(N07, "case or type", read_with("float(np.float16(count / seconds))", ).replace(
+          "import math\n", "import math\n\nimport numpy as np\n", 1), says="through float16",
+          note="the rate through float16 (helper session 14: no reason given)"),
+    entry(N07, "correct, written differently", read_with("float(f'{count / seconds:.5f}')"), graded=PASS,
+          note="the rate kept to 5 decimals (helper session 14: failed on 28 draws of 40)"),
     entry(N07, "mean for quantile", "import numpy as np\n" + read_with(
           "count / seconds", "    per_bucket = buckets.diff().fillna(buckets.iloc[0])\n"
           "    finite = [(bound, int(n)) for bound, n in per_bucket.items() if math.isfinite(bound) and n > 0]\n"
@@ -779,8 +786,12 @@ CATALOGUE += [
           note="np.percentile over the bounds repeated by their counts (helper session 10: named by the draw)"),
     entry(N07, "correct, written differently", read_with("int(count) / seconds"), graded=PASS,
           note="the count as a whole number (helper session 13: the check's drawn counts had fractions)"),
-    entry(N07, "wrong value", read_with("round(count / seconds, 4)"), says="rounded to 4 decimal(s)",
-          note="the rate rounded to 4 decimals (helper session 13: told another number of requests)"),
+    entry(N07, "wrong value", read_with("round(count / seconds, 2)"),
+          says=("decimal(s)", "the count is right", "lost its digits"),
+          note="the rate rounded to 2 decimals (helper session 13, at 4 decimals then: told another number)"),
+    entry(N07, "wrong value", read_with("math.floor(100 * count / seconds) / 100"),
+          says=("decimal(s)", "the count is right", "lost its digits"),
+          note="the rate cut to 2 decimals (helper session 14: no reason given)"),
     entry(N07, "wrong value", read_with("int(count / seconds)"), says="cut to a whole number",
           note="the rate cut to a whole number (helper session 13)"),
     entry(N07, "wrong value", read_with("math.ceil(count / seconds)"), says="rounded up to a whole number",
@@ -788,7 +799,7 @@ CATALOGUE += [
     entry(N07, "case or type", read_with("f'{count / seconds:.2f}'"), says="text, a number formatted for reading",
           note="the rate as text (helper session 13: named as rounded)"),
     entry(N07, "wrong value", read_with("round(count / seconds, 1)"),
-          says=("rounded to 1 decimal(s)", "the count is right"),
+          says=("decimal(s)", "the count is right", "lost its digits"),
           note="the rate rounded for display (helper session 12: told it counted another number of requests)"),
     entry(N07, "mean for quantile", read_with("count"), says="It is a count, not a rate", note="a total for a rate"),
     entry(N07, "mean for quantile",
@@ -960,9 +971,6 @@ SERVICE_03 = [
                    note="scores sorted across the rows (helper session 3: charged 0, 1 or 2 times)"),
     ServiceMistake("first row", SCORES_LINE, "        scores = probabilities[np.arange(len(images)), top]\n",
                    "top5_batch", ("HTTP 500",), note="an error on every batch (helper session 3: charged twice)"),
-    ServiceMistake("wrong value", SCORES_OUT, 'NumpyCodec.encode_output("scores", np.round(scores, 4))',
-                   "top5_service", ("rounded to 4 decimal(s)",),
-                   note="scores rounded to 4 decimals (helper session 13: told to look at the rows)"),
     ServiceMistake("stale state", "            probabilities = self.model(batch).softmax(dim=-1).numpy()\n",
                    "            key = (len(images), *images[0].shape)\n"
                    "            self.kept = getattr(self, 'kept', {})\n"

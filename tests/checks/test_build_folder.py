@@ -69,6 +69,14 @@ def test_the_image_folder_check_wants_mlservers_dockerfile_and_spares_exercise_1
     checks.image_folder(context)
     # helper session 12: requirements fixed in shipped/ after the build folder was made.
     (service / "requirements.txt").write_text((service / "requirements.txt").read_text() + "pandas==2.3.3\n")
-    with pytest.raises(checks.CheckFailed, match="is not shipped/requirements.txt as it is now: the folder was built "
-                       "before your last change"):
+    with pytest.raises(checks.CheckFailed, match=r"is not shipped/requirements.txt as it is now \(it lacks pandas\): "
+                       "the folder was built before your last change"):
+        checks.image_folder(context)
+    # helper session 14: the same packages spelt otherwise were named as an older list
+    (service / "requirements.txt").write_text(requirements.replace("pillow==13.0.0", "Pillow == 13.0.0").replace(
+        "mlserver==1.7.1", "MLServer==1.7.1"))
+    assert "Pillow == 13.0.0" in (service / "requirements.txt").read_text()
+    checks.image_folder(context)
+    (service / "requirements.txt").write_text(requirements.replace("pillow==13.0.0", "pillow>=13.0.0"))
+    with pytest.raises(checks.CheckFailed, match=r"\(pillow asked for otherwise\)"):
         checks.image_folder(context)

@@ -46,6 +46,9 @@ def test_a_class_renamed_in_the_service_file_costs_the_service_exercise_only(fol
     # helper session 13: named "read as whole numbers?" alone (random weights: every value rounds to 0)
     ("serve-model.py", ".softmax(dim=-1)", ".softmax(dim=-1).mul(1000).round().div(1000)",
      r"every one of them is 0: the numbers were lost on the way \(rounded"),
+    # helper session 14: told "changed after the network"
+    ("serve-model.py", ".softmax(dim=-1).numpy()", ".softmax(dim=-1).half().float().numpy()",
+     "TinyViT's probabilities through float16"),
     # helper session 12: a uniform answer (an error caught and replaced) was told "changed after the network"
     ("serve-model.py", ".softmax(dim=-1)", ".softmax(dim=-1).mul(0).add(1 / 21841)",
      "the same for every class, so the answer does not depend on the image"),

@@ -215,7 +215,9 @@ TOP3 = {"name": "top3", "implementation": "labkit.runtimes.timm.TimmClassifier",
      "it has a space at one end"),
     # helper session 13: named as another network
     ({"parameters": {**TOP3["parameters"], "extra": {"model": "TINY_VIT_5M_224.DIST_IN22K", "top_k": 3}}},
-     "timm's names are lower case"),
+     "timm spells its names in lower case with underscores"),
+    ({"parameters": {**TOP3["parameters"], "extra": {"model": "tiny-vit-5m-224.dist_in22k", "top_k": 3}}},
+     "timm spells its names in lower case with underscores"),
     ({"implementation": "mlserver_timm.TimmClassifier"}, "reads like one of MLServer's runtime packages"),
     ({"parameters": {**TOP3["parameters"], "uri": "."}}, "parameters.uri is '.', a folder"),
     # helper session 8: "threads" passed (nothing reads it) and torch_threads was refused

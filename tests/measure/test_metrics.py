@@ -230,9 +230,9 @@ def test_the_metric_file_check_names_an_answer_changed_by_the_measuring(tmp_path
     # helper session 12: text passed the write check (float() parses it) and broke MLServer's histogram.
     (LOG_LINE.replace("float(confidence)", "str(float(confidence))"), r"values of type \['str'\]"),
     # helper session 12: rounded values were told "all three are the same value".
-    (LOG_LINE.replace("float(confidence)", "round(float(confidence), 2)"), r"rounded to [23] decimals( or fewer)?, "
-                                                                            "which they do not survive"),
-    (LOG_LINE.replace("float(confidence)", "int(confidence * 100)"), r"rounded to \d decimals|in whole percent"),
+    (LOG_LINE.replace("float(confidence)", "round(float(confidence), 2)"), r"rounded to [23] decimal\(s\), which they "
+                                                                            "do not survive"),
+    (LOG_LINE.replace("float(confidence)", "int(confidence * 100)"), r"rounded to \d decimal\(s\)|in whole percent"),
     # helper session 12: a prometheus_client Histogram of the service's own was told "did not run".
     ("            HISTOGRAM.observe(float(confidence))", "observes it with prometheus_client itself"),
 ])
