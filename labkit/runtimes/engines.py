@@ -37,7 +37,16 @@ from labkit.runtimes.base import LabRuntime, RuntimeOptions, logger
 
 
 class EngineTinyViT(LabRuntime):
-    """The TinyViT service with an engine's forward pass, and no torch."""
+    """The TinyViT service with an engine's forward pass, and no torch.
+
+    Args:
+        settings: MLServer's model settings: ``parameters.uri`` the ONNX export, verified
+            against PyTorch (``make onnx``); ``parameters.extra.torch_threads`` the engine's threads
+            (default: this process's share of the cores).
+
+    Raises:
+        MLServerError: from ``load()``, for an export that was not verified against PyTorch.
+    """
 
     engine = "?"
 
@@ -72,16 +81,8 @@ class EngineTinyViT(LabRuntime):
 
 
 class OnnxRuntimeTinyViT(EngineTinyViT):
-    """The TinyViT service on ONNX Runtime (``implementation: labkit.runtimes.engines.OnnxRuntimeTinyViT``).
-
-    Args:
-        settings: MLServer's model settings: ``parameters.uri`` the ONNX export, verified
-            against PyTorch (``make onnx``); ``parameters.extra.torch_threads`` the engine's threads
-            (default: this process's share of the cores).
-
-    Raises:
-        MLServerError: from ``load()``, for an export that was not verified against PyTorch.
-    """
+    """The TinyViT service on ONNX Runtime (``implementation: labkit.runtimes.engines.OnnxRuntimeTinyViT``): its
+    ``settings`` and errors are :class:`EngineTinyViT`'s."""
 
     engine = "ONNX Runtime"
 
@@ -90,16 +91,8 @@ class OnnxRuntimeTinyViT(EngineTinyViT):
 
 
 class OpenVINOTinyViT(EngineTinyViT):
-    """The TinyViT service on OpenVINO (``implementation: labkit.runtimes.engines.OpenVINOTinyViT``).
-
-    Args:
-        settings: MLServer's model settings: ``parameters.uri`` the ONNX export, verified
-            against PyTorch (``make onnx``); ``parameters.extra.torch_threads`` the engine's threads
-            (default: this process's share of the cores).
-
-    Raises:
-        MLServerError: from ``load()``, for an export that was not verified against PyTorch.
-    """
+    """The TinyViT service on OpenVINO (``implementation: labkit.runtimes.engines.OpenVINOTinyViT``): its
+    ``settings`` and errors are :class:`EngineTinyViT`'s."""
 
     engine = "OpenVINO"
 
