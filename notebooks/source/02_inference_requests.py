@@ -211,8 +211,9 @@ print("answer shape: ", infer(server.infer_url, pixels_request(two)).shape)
 # pixels, JPEG, ...), so that both meet the same moments of a shared machine; each row gives
 # the request's size, the median of its calls, their spread and its ratio to the pixels. Your
 # numbers will differ: compare the two rows of this run by their ratio. When the line above
-# the table says other programs were busy, even the ratio may not hold (it says how far it
-# moved in the lab's record). A few seconds on a quiet machine, longer beside busy programs.
+# the table says other programs were busy, even the ratio may not hold (the line says how
+# many of the notebooks' ratios held beside a busy core in the lab's record). A few seconds on
+# a quiet machine, longer beside busy programs.
 
 # %% demo
 import time
