@@ -61,11 +61,16 @@ def find_input(request: InferenceRequest) -> RequestInput:
 def decode_pixels(request_input: RequestInput) -> np.ndarray:
     """UINT8 ``[N, H, W, 3]`` pixels, checked against their declared shape."""
     shape = list(request_input.shape)
+    if len(shape) == 4 and shape[1] == 3 and shape[3] != 3:
+        # One advice per cause: the batch axis is there, the colours come first (channels-first).
+        raise BadRequest(f"UINT8 input shape {shape} is not [N, H, W, 3]: the colour axis comes "
+                         "first, and the service expects it last (height, width, then RGB).")
+    if len(shape) == 3 and shape[2] == 3:
+        raise BadRequest(f"UINT8 input shape {shape} is not [N, H, W, 3]. Add the leading batch "
+                         "axis (image[None] for one image).")
     if len(shape) != 4 or shape[3] != 3:
-        raise BadRequest(
-            f"UINT8 input shape {shape} is not [N, H, W, 3]. Add the leading batch "
-            "axis (image[None] for one image) and send RGB images."
-        )
+        raise BadRequest(f"UINT8 input shape {shape} is not [N, H, W, 3]: send RGB images "
+                         "(three colour values per pixel, last) with a leading batch axis.")
     n, height, width, _ = shape
     if n < 1:
         raise BadRequest("The batch is empty: send at least one image.")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from labkit.checks.dockerignore import ignore_file, ignored
 from labkit.checks.feedback import CheckFailed, passed
-from labkit.checks.settings_files import read_json
+from labkit.checks.json_file import read_json
 from labkit.paths import PathLike
 
 
@@ -83,6 +83,13 @@ def image_folder(context: PathLike) -> None:
         # exec-form CMD was taken for none. What MLServer writes is known exactly: any other file
         # is named by the first step it lacks, read as Docker reads it, or by the first line it changes.
         missing = _missing_steps(text)
+        bases = [line.split()[1] for line in text.splitlines() if len(line.split()) > 1
+                 and line.split()[0].upper() == "FROM"]
+        if missing and missing[0] == "its base image" and bases:
+            # helper session 15: a hand-written file FROM python:3.11-slim was told its base image is missing
+            raise CheckFailed(f"The Dockerfile is not the one MLServer 1.7.1 writes: it starts FROM {bases[0]}, "
+                              "another base image than MLServer's own, so it was written by hand. The exercise is "
+                              "MLServer's command, which writes it.", "Let MLServer write it, on the build folder.")
         if missing:
             raise CheckFailed(f"The Dockerfile is not the one MLServer 1.7.1 writes: {', '.join(missing)} "
                               f"{'is' if len(missing) == 1 else 'are'} missing, so the image would not serve the "

@@ -242,6 +242,15 @@ def compare_best_labels(labels: np.ndarray, scores: np.ndarray, expected_labels:
         raise CheckFailed(f"The labels carry a definition after the class name ({str(detailed[0])[:60]!r}...).",
                           "A label is the class's short name, as ImageNetInfo gives it by default.", kind="names")
     unknown = [label for label in labels.ravel() if label not in known]
+    if unknown and all(str(label).strip() in known for label in unknown):
+        # helper session 15: a space added at an end was sent back to ImageNetInfo
+        raise CheckFailed(f"{unknown[:3]} are ImageNet-22k class names with a space at an end.",
+                          "A label is the class's name exactly as ImageNetInfo gives it.", kind="names")
+    folded = {str(label).casefold() for label in known}
+    if unknown and all(str(label).casefold() in folded for label in unknown):
+        # helper session 15: names in upper case were sent back to ImageNetInfo
+        raise CheckFailed(f"{unknown[:3]} are ImageNet-22k class names in another case than ImageNetInfo's.",
+                          "A label is the class's name exactly as ImageNetInfo gives it.", kind="names")
     if unknown:
         raise CheckFailed(f"{unknown[:3]} are not ImageNet-22k class names.",
                           "Map each class index to its description with timm's ImageNetInfo('imagenet-22k').",
@@ -333,6 +342,14 @@ def compare_best_labels(labels: np.ndarray, scores: np.ndarray, expected_labels:
                                       f"{label!r} has score {scores[row, column]:.6g}, the logarithm of the "
                                       f"model's {model[0]:.6g}.", "A score is the probability itself.",
                                       kind="scores")
+                top = expected_scores[row][:scores.shape[1]]
+                if np.isclose(scores[row].sum(), 1, atol=1e-4) and np.allclose(
+                        np.sort(scores[row])[::-1], top / top.sum(), rtol=1e-3, atol=1e-9):
+                    # helper session 15: a softmax over the five alone was told "the scores are not"
+                    raise CheckFailed(f"The labels are right but the scores of row {row} sum to 1: they are the "
+                                      f"model's {scores.shape[1]} best divided by their own sum (a softmax over "
+                                      f"those {scores.shape[1]} alone), not their probabilities among all classes.",
+                                      "A score is the probability of its class among all of them.", kind="scores")
                 rounded = how_rounded(scores, expected_scores[:, :scores.shape[1]]) \
                     if scores.shape[1] <= expected_scores.shape[1] else None
                 if rounded is not None:  # helper session 13: told to look at rows and classes

@@ -18,7 +18,8 @@ import numpy as np
 from labkit.checks.feedback import (CheckFailed, check_shapes, compare_best_labels, distinct_images,
                                     passed)
 from labkit.checks.service_calls import metric_file
-from labkit.checks.settings_files import BATCHING_KEYS, read_json, read_model_settings
+from labkit.checks.json_file import read_json
+from labkit.checks.settings_files import BATCHING_KEYS, read_model_settings
 from labkit.checks.students_server import (ask_probabilities, ask_top5, draws, log_of, not_stale, scrape,
                                             service_server)
 from labkit.contract import BATCH_SIZE_METRIC, CONFIDENCE_METRIC, MODEL_LOAD_LINE

@@ -24,7 +24,7 @@ import requests
 
 from labkit.checks.feedback import CheckFailed, distinct_images, passed
 from labkit.checks.students_server import not_stale, requests_errors, service_server
-from labkit.checks.settings_files import read_json
+from labkit.checks.json_file import read_json
 from labkit.client import encode_jpeg
 from labkit.model import weights
 from labkit.paths import PathLike

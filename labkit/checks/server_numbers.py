@@ -113,7 +113,7 @@ def _compare(read: Reader, before: pd.DataFrame, after: pd.DataFrame, seconds: f
         raise CheckFailed(f"On {what}, the function returned ({rate:.4g}, {p95:.4g}): the right two numbers, in the "
                           "other order.", "Return (requests per second, p95 in milliseconds).")
     if not math.isclose(rate, expected_rate, rel_tol=RATE_EXACT):
-        mistake = _rate_mistake(rate, expected_rate, before, after, seconds)
+        mistake = _rate_mistake(rate, expected_rate, before, after, seconds) or _reads_the_notebook(read)
         raise CheckFailed(f"On {what}, the rate is {rate:.4g} requests/s; between the scrapes the server answered "
                           f"another number of successful inference requests per second. {mistake}".rstrip(),
                           "Count successful (200) requests to the inference path only, between the two scrapes, and "
@@ -266,6 +266,16 @@ def _rate_mistake(rate: float, expected: float, before: pd.DataFrame, after: pd.
         return ("It found no request at all: label values are text (compare with '200', not 200), and the "
                 "requests were sent over REST (MLServer's gRPC metrics count gRPC calls only).")
     return ""
+
+
+def _reads_the_notebook(read: Reader) -> str:
+    """Names the notebook's values the function reads instead of its arguments (helper session 15:
+    the seconds of the notebook's own load, right on its scrapes only, were told another count)."""
+    from labkit.checks.budget_pick import notebook_data_read
+
+    names = notebook_data_read(read)
+    return (f"The function reads {', '.join(names)} from the notebook: on scrapes it was not measured with, only "
+            "what the function is given holds, the seconds between them too." if names else "")
 
 
 def _drawn_case(rng: np.random.Generator, case: int) -> tuple:

@@ -295,6 +295,12 @@ def metric_file(folder: PathLike, metric: str = CONFIDENCE_METRIC,
         raise CheckFailed(f"The {len(values)} values predict() logged are the images' top-1 probabilities {rounding}, "
                           f"which they do not survive (these are {', '.join(f'{value:.3g}' for value in expected)}).",
                           "Log the probability as the model gives it.")
+    again = np.exp(probabilities - probabilities.max(axis=1, keepdims=True))
+    if np.allclose(values, np.sort((again / again.sum(axis=1, keepdims=True)).max(axis=1)), rtol=1e-4, atol=1e-12):
+        # helper session 15: a softmax of the probabilities was told "all three are the same value"
+        raise CheckFailed(f"The {len(values)} values predict() logged are each about 1/21841 ({values[0]:.3g}): the "
+                          "probabilities went through a second softmax, which flattens them.",
+                          "The service's probabilities already come out of a softmax.")
     if not np.allclose(values, expected, rtol=1e-4, atol=1e-9):
         same = np.allclose(values, values[0], rtol=1e-6)
         raise CheckFailed(f"The {len(values)} values predict() logged for 3 different images are not their top-1 "

@@ -8,13 +8,12 @@ batching in ``settings.json`` is silently ignored by MLServer), a unit mistake, 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import unicodedata
 from pathlib import Path
-from typing import Callable
 
+from labkit.checks.json_file import read_json
 from labkit.checks.feedback import CheckFailed, passed
 from labkit.checks.student_code import installed_elsewhere, resolve_implementation
 from labkit.model.hf_service import HF_IMPLEMENTATION
@@ -23,48 +22,6 @@ from labkit.serving import mlserver_settings
 
 BATCHING_KEYS = ("max_batch_size", "max_batch_time")
 SERVER_ONLY_KEYS = ("host", "http_port", "grpc_port", "metrics_port", "debug", "gzip_enabled")
-
-
-def read_json(path: Path) -> dict:
-    """The JSON object in ``path``, or CheckFailed that points at the mistake."""
-    if not path.is_file():
-        raise CheckFailed(f"{path.parent.name}/{path.name} does not exist yet.",
-                          f"Write it with a cell that starts with %%writefile {path.parent.name}/{path.name}")
-    text = path.read_text()
-    if not text.strip():
-        raise CheckFailed(f"{path.parent.name}/{path.name} is empty.",
-                          "Write the JSON object on the lines under the %%writefile line, then run the cell.")
-    try:
-        content = json.loads(text, object_pairs_hook=_refuse_duplicates(path.name))
-    except json.JSONDecodeError as error:
-        trailing = re.search(r",\s*[}\]]", text)
-        if trailing:
-            line = text[:trailing.start()].count("\n") + 1
-            raise CheckFailed(f"{path.name} is not valid JSON: a trailing comma on line {line}, before a "
-                              "closing bracket.",
-                              "JSON, unlike Python, allows no comma after the last item (the course text's "
-                              "example has one). MLServer would refuse to start.") from None
-        raise CheckFailed(f"{path.name} is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno}).",
-                          "Keys and strings take double quotes; true/false/null are lower case; "
-                          "no comments.") from None
-    if not isinstance(content, dict):
-        raise CheckFailed(f"{path.name} holds a JSON {type(content).__name__}, not an object.",
-                          "Write one object: { \"key\": value, ... }.")
-    return content
-
-
-def _refuse_duplicates(name: str) -> Callable[[list], dict]:
-    def pairs(items: list) -> dict:
-        keys = [key for key, _ in items]
-        # The same key twice with one value means what was asked (helper session 6: refused);
-        # with two values, the first is silently lost.
-        twice = sorted({key for key in keys if len({json.dumps(value, sort_keys=True)
-                                                     for other, value in items if other == key}) > 1})
-        if twice:
-            raise CheckFailed(f"{name} sets {twice[0]!r} twice: JSON keeps only the last one, so the first has no "
-                              "effect.", "Write each key once.")
-        return dict(items)
-    return pairs
 
 
 # A lone request waits up to max_batch_time for company: more than this is a unit mistake
@@ -290,6 +247,11 @@ def hf_model_settings(folder: PathLike) -> None:
                           "ignores it in silence" + (f" (did you mean \"{near[0]}\"?)." if near else "."),
                           "Its settings are those of mlserver_huggingface's HuggingFaceSettings.")
     task = extra.get("task")
+    if isinstance(task, str) and task != task.strip() and task.strip() == HF_TASK:
+        # helper session 15: a space at an end was told "lower case, words joined by hyphens"
+        raise CheckFailed(f"parameters.extra.task is {task!r}, with a space at one end: transformers looks the "
+                          "task up by its exact name, and knows none with a space.",
+                          "Write the task's name without spaces around it.")
     if task != HF_TASK:
         raise CheckFailed(f"parameters.extra.task is {task!r}: the runtime builds a transformers pipeline for "
                           "that task, and TinyViT classifies images.",
@@ -604,6 +566,11 @@ def server_settings(folder: PathLike, expected_workers: int | None = None, debug
                           "would fail to start.",
                           "host is an IPv4 address (four numbers) or a host name alone: no scheme, no port, no "
                           "spaces.")
+    if isinstance(host, str) and re.fullmatch(r"[0-9.]+", host) and re.search(r"(^|\.)0\d", host):
+        # helper session 15: 127.000.000.001 was called reachable from other machines
+        raise CheckFailed(f"settings.json has host {host!r}, with leading zeros: programs read such an address "
+                          "differently (some refuse it, some read 010 as the octal 8).",
+                          "Write each of the four numbers without leading zeros.")
     if not (isinstance(host, str) and _is_loopback(host)):
         where = ("MLServer listens on 0.0.0.0: every network interface" if content.get("host") in (None, "0.0.0.0")
                  else "MLServer listens on a network interface")

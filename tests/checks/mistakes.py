@@ -74,6 +74,9 @@ N07 = "07 served_rate_and_p95"
 
 CATALOGUE = [
     # ------------------------------------------------------------------ 01 settings.json
+    entry(S01, "format", '{"host": "127.000.000.001", "parallel_workers": 0, "debug": false}',
+          says="with leading zeros", hides="127.0.0.1",
+          note="leading zeros (helper session 15: called reachable from other machines)"),
     entry(S01, "format", '{"host": "127.0.0.1", "parallel_workers": 0, "debug": false, '
           '"logging_settings": {"handlers": {}}}', says=("does not configure Python's logging", "version"),
           write=FAIL, note="a logging set-up without its version (helper session 11: MLServer stopped at its start)"),
@@ -311,6 +314,8 @@ CATALOGUE = [
           write=FAIL, note="a brace too many"),
 
     # ------------------------------------------------------------------ 04 Hugging Face model-settings.json
+    entry(H04, "case or type", HF + '"parameters": {"extra": {"task": "image-classification "}}}',
+          says="with a space at one end", note="a space after the task (helper session 15: told lower case)"),
     entry(H04, "wrong path", HF + '"parameters": {"extra": {"task": "image-classification", '
           '"pretrained_model": "C:\\\\Users\\\\me\\\\tinyvit-hf"}}}', says="an absolute path", hides="hub",
           note="a Windows path (helper session 10: called a model on the hub)"),
@@ -905,6 +910,9 @@ CATALOGUE += [
     entry(N07, "correct, written differently",
           read_with("count / seconds", UPPER_BOUND.replace("cumulative >= 0.95 * count", "cumulative / count >= 0.95")),
           graded=PASS, note="the share of the count compared with 0.95"),
+    entry(N07, "wrong value", "class _Load:\n    summary = {'seconds': 17.3}\n\n\nload = _Load()\n"
+          + read_with("count / load.summary['seconds']"), says=("reads load from the notebook", "the seconds"),
+          note="the notebook's load seconds for the argument (helper session 15: told another count)"),
 ]
 
 

@@ -74,3 +74,24 @@ def test_another_resize_interpolation_fails_every_draw_and_is_never_taken_for_re
         for image, answer, row in zip(images, answers, expected):
             if not torch.equal(bilinear(Image.fromarray(image)), reference.transform(Image.fromarray(image))):
                 assert not same_values_in_another_order(answer, row)
+
+
+@pytest.mark.parametrize("change, named", [
+    (lambda name: name + " ", "with a space at an end"),
+    (lambda name: name.upper(), "in another case than ImageNetInfo's"),
+])
+def test_names_with_a_space_added_or_in_another_case_are_named_so(change, named):
+    # helper session 15: both were sent back to ImageNetInfo, which the student had used
+    scores = np.array([[0.30, 0.20, 0.10, 0.05, 0.03, 0.01]])
+    answer = np.array([[change(name) for name in NAMES[:5]]], dtype=object)
+    with pytest.raises(CheckFailed, match=named) as caught:
+        compare_best_labels(answer, scores[:, :5], *expected(scores), k=5)
+    assert "ImageNetInfo('imagenet-22k')" not in caught.value.hint
+
+
+def test_scores_of_a_softmax_over_the_five_alone_are_named_so():
+    # helper session 15: told only "the scores are not" the model's
+    scores = np.array([[0.30, 0.20, 0.10, 0.05, 0.03, 0.01]])
+    answer = np.array([NAMES[:5]], dtype=object)
+    with pytest.raises(CheckFailed, match="sum to 1: they are the model's 5 best divided by their own sum"):
+        compare_best_labels(answer, scores[:, :5] / scores[:, :5].sum(), *expected(scores), k=5)

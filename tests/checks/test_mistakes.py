@@ -237,6 +237,11 @@ def test_a_hand_written_or_misplaced_dockerfile_is_named_and_mlservers_own_passe
     (context / "Dockerfile").write_text("FROM python:3.10\n# seldonio/mlserver:1.7.1 would be better\nCOPY . .\n"
                                         "RUN pip install -r requirements.txt\nCMD [\"mlserver\", \"start\", \".\"]\n")
     outcome, message = verdict(lambda: checks.image_folder(context))
+    # helper session 15: told "its base image is missing" of a file that names one
+    assert outcome == FAIL and "it starts FROM python:3.10, another base image" in message, message
+    assert "seldonio" not in message
+    (context / "Dockerfile").write_text("COPY . .\nRUN pip install -r requirements.txt\nCMD mlserver start .\n")
+    outcome, message = verdict(lambda: checks.image_folder(context))
     assert outcome == FAIL and "its base image is missing" in message, message
     (context / "Dockerfile").write_text(_mlserver_dockerfile().replace("\n", "\r\n") + "\n\n")
     outcome, message = verdict(lambda: checks.image_folder(context))

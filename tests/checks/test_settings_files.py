@@ -67,6 +67,13 @@ def test_an_empty_settings_file_says_so(folder):
         checks.model_settings(folder)
 
 
+def test_a_settings_file_saved_as_utf16_is_named_not_a_traceback(folder):
+    # helper session 15: a UnicodeDecodeError through labkit (PowerShell 5's Out-File writes UTF-16)
+    (folder / "settings.json").write_bytes('{"host": "127.0.0.1", "parallel_workers": 0}'.encode("utf-16"))
+    with pytest.raises(checks.CheckFailed, match="is not UTF-8 text"):
+        checks.server_settings(folder)
+
+
 def test_settings_written_before_the_code_pass_the_write_check_but_not_the_graded_one(folder, capsys):
     (folder / "serve-model.py").unlink()
     checks.model_settings(folder, require_code=False)

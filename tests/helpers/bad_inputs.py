@@ -24,7 +24,10 @@ def png_bytes(width, height) -> bytes:
 
 
 BAD_INPUTS = {
-    "3-D image without batch axis": (pixels_body([8, 8, 3]), "[N, H, W, 3]"),
+    "3-D image without batch axis": (pixels_body([8, 8, 3]), "Add the leading batch axis"),
+    # helper session 15: told to add a batch axis that was there
+    "channels first": (pixels_body([1, 3, 8, 8]), "the colour axis comes first"),
+    "grayscale": (pixels_body([1, 8, 8]), "send RGB images"),
     "wrong datatype": (pixels_body([1, 8, 8, 3], datatype="FP32"), "datatype FP32"),
     "wrong input name": (pixels_body([1, 8, 8, 3], name="image"), "payload"),
     "shape/data mismatch": (pixels_body([2, 8, 8, 3], data=[7] * 100), "needs 384 values"),

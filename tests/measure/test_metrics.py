@@ -233,6 +233,10 @@ def test_the_metric_file_check_names_an_answer_changed_by_the_measuring(tmp_path
     (LOG_LINE.replace("float(confidence)", "round(float(confidence), 2)"), r"rounded to [23] decimal\(s\), which they "
                                                                             "do not survive"),
     (LOG_LINE.replace("float(confidence)", "int(confidence * 100)"), r"rounded to \d decimal\(s\)|in whole percent"),
+    # helper session 15: a second softmax (every value near 1/21841) was told "all three are the same value".
+    ("            pass\n        again = np.exp(probabilities) / np.exp(probabilities).sum(axis=1, keepdims=True)\n"
+     "        for confidence in again.max(axis=1):\n"
+     "            mlserver.log(tinyvit_top1_confidence=float(confidence))", "a second softmax, which flattens them"),
     # helper session 12: a prometheus_client Histogram of the service's own was told "did not run".
     ("            HISTOGRAM.observe(float(confidence))", "observes it with prometheus_client itself"),
 ])
