@@ -91,16 +91,6 @@ def timed_copy(folder: Path, engine: str) -> Path:
     return folder
 
 
-def rest_infer_seconds(samples) -> tuple[float, float]:
-    """(sum, count) of the REST server's durations of the infer route."""
-    table = metrics.labelled(samples, f"{metrics.REST_DURATION}_sum")
-    counts = metrics.labelled(samples, f"{metrics.REST_DURATION}_count")
-    if table.empty:
-        return 0.0, 0.0
-    return (float(table[table["path"] == metrics.INFER_PATH]["value"].sum()),
-            float(counts[counts["path"] == metrics.INFER_PATH]["value"].sum()))
-
-
 def one_row(server: ModelServer, transport: str, concurrency: int, seconds: float) -> dict:
     """Load at ``concurrency`` over ``transport``; the per-request stages and CPU per image."""
     body = payload_body("jpeg")
@@ -127,8 +117,8 @@ def one_row(server: ModelServer, transport: str, concurrency: int, seconds: floa
     stages = {stage: ms[stage] for stage in STAGES}
     stages["batch wait and hop"] = served - sum(ms.values())
     if transport == "rest":
-        handler_sum = rest_infer_seconds(after)[0] - rest_infer_seconds(before)[0]
-        handler_count = rest_infer_seconds(after)[1] - rest_infer_seconds(before)[1]
+        handler_sum = metrics.rest_infer_seconds(after)[0] - metrics.rest_infer_seconds(before)[0]
+        handler_count = metrics.rest_infer_seconds(after)[1] - metrics.rest_infer_seconds(before)[1]
         handler = 1000 * handler_sum / handler_count
         stages["HTTP handling"] = handler - served
         stages["client and transport"] = client - handler

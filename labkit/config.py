@@ -7,6 +7,8 @@
   instead of a child (the child itself sets it; tests of a check's feedback do too).
 * ``LAB_START_LOG``: a file that gets one line per MLServer start, with its seconds until ready
   (``make test`` sums them up).
+* ``LAB_CHALLENGE_LOCK``, ``LAB_CHALLENGE_THREADS``: set by ``make grade`` (values, not switches):
+  notebook 05's challenge measures one hand-in at a time, with the machine's threads.
 
 A switch is on for ``1``, ``true``, ``yes`` or ``on`` and off for ``0``, ``false``, ``no``,
 ``off`` or unset/empty, in any case; anything else is an error that names the variable
@@ -21,6 +23,10 @@ QUICK = "LAB_QUICK"
 FREE_PORTS = "LAB_FREE_PORTS"
 START_LOG = "LAB_START_LOG"
 CHECK_IN_PROCESS = "LAB_CHECK_IN_PROCESS"
+# Set by `make grade` for each hand-in: a lock file shared by the hand-ins graded side by side, and
+# the threads one process may use when it has the machine (notebook 05's challenge measures alone).
+CHALLENGE_LOCK = "LAB_CHALLENGE_LOCK"
+CHALLENGE_THREADS = "LAB_CHALLENGE_THREADS"
 ON = {"1", "true", "yes", "on"}
 OFF = {"", "0", "false", "no", "off"}
 

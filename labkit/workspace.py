@@ -16,7 +16,9 @@ settings notebook 01 teaches (``SERVER_SETTINGS``) into a folder that lacks a
 ``settings.json``, for an exercise whose lesson is elsewhere (notebook 03): a folder never
 starts from another notebook's files, so it grades the same whether or not that notebook was
 run first, and no starting point answers an exercise.
-``lab_service_copy`` is the lab's whole service folder, for an exercise that extends it.
+``lab_service_copy`` is the lab's whole service folder, for an exercise that extends it;
+``tuning_folder`` is that folder with the verified ONNX export linked in too (``tinyvit.onnx``),
+for notebook 05's challenge, where the student picks the engine.
 """
 
 from __future__ import annotations
@@ -111,6 +113,40 @@ def lab_service_copy(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT
     names = ["serve-model.py"] + (["model-settings.json", "settings.json"] if with_settings else [])
     for name in names:
         _copy_helper(LAB_SERVICE / name, folder / name)
+    return folder
+
+
+ONNX_LINK = "tinyvit.onnx"
+
+
+def tuning_folder(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
+                  onnx: PathLike | None = None) -> Path:
+    """The lab's whole service folder (:func:`lab_service_copy`) with ``tinyvit.onnx`` and its
+    verification record linked in, so that any of the lab's engines can serve from it with
+    ``"uri": "tinyvit.onnx"``.
+
+    Args:
+        folder: the folder, relative to the notebook (``"tuned"``).
+        checkpoint: the weights, linked into the folder as ``tinyvit.safetensors``.
+        onnx: a verified export of ``checkpoint`` (default: the checks' reference export of it,
+            which ``make weights`` made; made here, once, where it is missing).
+
+    Returns:
+        The folder's absolute path.
+    """
+    from labkit.model.export import record_path
+    from labkit.model.reference import reference_onnx
+
+    onnx = Path(onnx).resolve() if onnx else reference_onnx(checkpoint)
+    folder = lab_service_copy(folder, checkpoint)
+    for name, target in ((ONNX_LINK, onnx), (f"{ONNX_LINK}.json", record_path(onnx))):
+        link = folder / name
+        if link.is_symlink() and Path(os.readlink(link)) == target:
+            continue
+        if link.exists() and not link.is_symlink():
+            continue  # a real file the student put there
+        link.unlink(missing_ok=True)
+        link.symlink_to(target)
     return folder
 
 

@@ -20,8 +20,9 @@ FLOORS = {
     "serving": {"base", "client"},                    # running MLServer: light, no torch
     "measure": {"base", "client", "serving"},
     "top": {"base", "client", "model"},               # show, workspace, the command line
-    "checks": {"base", "client", "model", "serving", "measure", "top"},
-    "instructor": {"base", "client", "model", "serving", "measure", "checks", "top"},
+    # the checks compare with the model and its engines run in this process
+    "checks": {"base", "client", "model", "runtimes", "serving", "measure", "top"},
+    "instructor": {"base", "client", "model", "runtimes", "serving", "measure", "checks", "top"},
 }
 GROUP_OF_MODULE = {"paths": "base", "config": "base", "contract": "base", "faces": "base", "client": "client",
                    "images": "client",

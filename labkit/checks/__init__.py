@@ -1,6 +1,6 @@
 """What a student's cell calls: checks with feedback, behind one small face.
 
-* the files of a service folder: its two JSON files (``settings_files.py``, also notebook
+* the files of a service folder: its two JSON files (``settings_files.py``, read by ``json_file.py``; also notebook
   04's Hugging Face model settings), notebook 06's
   requirements (``requirements_file.py``) and build folder (``build_folder.py``, its ignore file read by
   ``dockerignore.py``);
@@ -12,7 +12,8 @@
 * live (``live.py``): what a running server answers, found and asked by ``students_server.py``;
   notebook 02's client against a live server (``remote_client.py``); the
   declared inputs and outputs against what the server does (``metadata.py``); the rate and
-  p95 a student reads off two scrapes of ``/metrics`` (``server_numbers.py``);
+  p95 a student reads off two scrapes of ``/metrics`` (``server_numbers.py``); notebook 05's
+  challenge, the student's tuned server against its engine alone (``tuned.py``);
 * feedback (``feedback.py``): the feedback (:class:`CheckFailed`), the images the checks draw
   and the row-by-row comparison of top-k answers.
 
@@ -32,8 +33,10 @@ from labkit.checks.budget_pick import scaling_choice, sweep_for_grading
 from labkit.checks.live import (custom_metric, runtime_top_k, scaling_turned_on, top5_batch, top5_service,
                                 top5_under_batching)
 from labkit.checks.remote_client import remote_classifier
+from labkit.checks.tuned import tuned_model_settings, tuned_record, tuned_service
 
 __all__ = ["CheckFailed", "check_each_write", "model_settings", "server_settings", "service", "top5_file",
            "metric_file", "requirements", "image_folder", "remote_classifier", "top5_service", "top5_batch",
            "top5_under_batching", "runtime_top_k", "hf_model_settings", "scaling_turned_on", "scaling_choice",
-           "custom_metric", "declared_metadata", "served_rate_and_p95", "distinct_images", "sweep_for_grading"]
+           "custom_metric", "declared_metadata", "served_rate_and_p95", "distinct_images", "sweep_for_grading",
+           "tuned_service", "tuned_model_settings", "tuned_record"]

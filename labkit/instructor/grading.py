@@ -90,9 +90,13 @@ def grade(submissions: PathLike, out: PathLike, notebooks: list[str] | None = No
     # hand-ins graded side by side. A thread per core beside another busy hand-in waits on its
     # slowest thread (03's checks: 5-6 times as long as with one thread there, this session).
     threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, len(os.sched_getaffinity(0)) // side_by_side))
+    # 05's challenge measures one hand-in at a time, with the threads the machine gives one process.
+    challenge = {config.CHALLENGE_LOCK: str((out / ".challenge.lock").resolve()),
+                 config.CHALLENGE_THREADS: os.environ.get("OMP_NUM_THREADS") or str(len(os.sched_getaffinity(0)))}
     with ThreadPoolExecutor(side_by_side) as pool:
         futures = {student: pool.submit(_grade_student, student, courses[student], out / "feedback",
-                                        hand_in_timeout, hand_in_memory_gib * 2**30, threads) for student in order}
+                                        hand_in_timeout, hand_in_memory_gib * 2**30, threads, challenge)
+                   for student in order}
         outcomes, rows = {}, []
         for student in students:  # the gradebook in the students' order
             outcomes[student], student_rows = futures[student].result()
@@ -115,12 +119,12 @@ def _student_course(template: Path, course: Path, student_folder: Path) -> Path:
 
 
 def _grade_student(student: str, course: Path, feedback: Path, timeout: float, memory_cap: float,
-                   threads: str = "") -> tuple:
+                   threads: str = "", challenge: dict | None = None) -> tuple:
     """One student from hand-in to grades: autograde, the feedback pages (into
     ``feedback/<student>/``), the gradebook's export; (the outcome, the rows by check). In the
     student's own thread, so that the next nbgrader commands (about 6 s a student) overlap the
     grading of the others rather than queueing after the whole class."""
-    outcome = _autograde(student, course, timeout, memory_cap, threads)
+    outcome = _autograde(student, course, timeout, memory_cap, threads, challenge or {})
     if outcome["failure"]:
         # nbgrader has no graded notebook to give feedback on: say why instead.
         _write_failure_feedback(feedback, {student: outcome["failure"]}, course)
@@ -131,7 +135,8 @@ def _grade_student(student: str, course: Path, feedback: Path, timeout: float, m
     return outcome, _grades_by_check(course, [student])
 
 
-def _autograde(student: str, course: Path, timeout: float, memory_cap: float, threads: str = "") -> dict:
+def _autograde(student: str, course: Path, timeout: float, memory_cap: float, threads: str = "",
+               challenge: dict | None = None) -> dict:
     """Run nbgrader autograde for one student; a failure (the kernel died, the hand-in ran
     past ``timeout`` or grew past ``memory_cap`` bytes) scores 0."""
     started = time.monotonic()
@@ -140,7 +145,7 @@ def _autograde(student: str, course: Path, timeout: float, memory_cap: float, th
     try:
         # Free ports for every server: students graded side by side must not race for 8080.
         run_nbgrader(["autograde", ASSIGNMENT, f"--student={student}", "--force"], course,
-                     env={config.QUICK: "1", config.FREE_PORTS: "1",
+                     env={config.QUICK: "1", config.FREE_PORTS: "1", **(challenge or {}),
                           **({"OMP_NUM_THREADS": threads} if threads else {})},
                      timeout=timeout, memory_cap=memory_cap,
                      usage=usage)

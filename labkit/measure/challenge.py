@@ -16,8 +16,8 @@ from __future__ import annotations
 import io
 import statistics
 import time
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, Union
 
 from labkit.client import load_image
 from labkit.measure.machine import OtherLoad
@@ -62,6 +62,8 @@ class Round:
     limit_images_per_s: float
     served_images_per_s: float
     others_cpu_share: float
+    # What the two measurements reported besides their rates (a latency, a scrape's means).
+    details: dict = field(default_factory=dict)
 
     @property
     def ratio(self) -> float:
@@ -91,14 +93,23 @@ class AgainstLimit:
         return any(round_.others_cpu_share > BUSY for round_ in self.rounds)
 
 
-def against_limit(limit: Callable[[], float], served: Callable[[], float], rounds: int = 3,
+# A measurement: images per second, or images per second and what else it found out.
+Measured = Union[float, tuple[float, dict]]
+
+
+def _split(measured: Measured) -> tuple[float, dict]:
+    return measured if isinstance(measured, tuple) else (measured, {})
+
+
+def against_limit(limit: Callable[[], Measured], served: Callable[[], Measured], rounds: int = 3,
                   tries: int = 3, load: Callable[[], OtherLoad] = OtherLoad) -> AgainstLimit:
     """``rounds`` rounds of ``limit()`` then ``served()``; a round during which other processes
     took more than ``BUSY`` of the CPU is measured again, up to ``tries`` times in all.
 
     Args:
-        limit: measures the engine alone, in images per second (e.g. with :func:`in_process_rate`).
-        served: measures the server under its load, in images per second.
+        limit: measures the engine alone, in images per second (e.g. with :func:`in_process_rate`),
+            or returns (images per second, details), the details kept in the round's ``details``.
+        served: measures the server under its load, the same way.
         rounds: rounds kept.
         tries: measurements of one round at most, when the machine stays busy.
         load: what reads the others' share of the CPU over a round (:class:`OtherLoad`).
@@ -113,11 +124,11 @@ def against_limit(limit: Callable[[], float], served: Callable[[], float], round
     for _ in range(rounds):
         for attempt in range(tries):
             with load() as others:
-                engine = limit()
-                server = served()
+                engine, limit_details = _split(limit())
+                server, served_details = _split(served())
             if engine <= 0:
                 raise ValueError("the engine alone served no image: nothing to compare the server with")
-            measured = Round(engine, server, others.share)
+            measured = Round(engine, server, others.share, {**limit_details, **served_details})
             if others.share <= BUSY or attempt == tries - 1:
                 break
             again += 1

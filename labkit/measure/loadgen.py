@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from functools import partial
+from typing import Callable
 from urllib.parse import urlparse
 
 import numpy as np
@@ -80,10 +81,7 @@ def run_load(url: str, concurrency: int = 4, duration: float = 10, max_requests:
     if concurrency < 1 or duration <= 0:
         raise ValueError("concurrency must be >= 1 and duration > 0")
     body = payload_body(payload) if body is None else body
-    if grpc_model is None:
-        make_sender = partial(_rest_sender, url, body, timeout)
-    else:
-        make_sender = partial(_grpc_sender, url, grpc_model, body, timeout)
+    make_sender = partial(sender, url, body, grpc_model, timeout)
     records, lock = [], threading.Lock()
     started = time.perf_counter()
     deadline = started + duration
@@ -140,6 +138,23 @@ def summarize(table: pd.DataFrame, elapsed: float, concurrency: int, payload: st
         "p95_ms": percentile(95),
         "p99_ms": percentile(99),
     }
+
+
+def sender(url: str, body: bytes, grpc_model: str | None = None, timeout: float = 30) -> tuple[Callable[[], int],
+                                                                                          Callable[[], None]]:
+    """(send, close) for one caller that sends ``body`` again and again on one connection: ``send()``
+    returns the HTTP status (0: no answer; for gRPC 200, or the gRPC code plus 1000).
+
+    Args:
+        url: the ``.../infer`` URL, or with ``grpc_model`` the gRPC ``host:port``.
+        body: the request's JSON body.
+        grpc_model: the model's name, to send over gRPC instead of REST.
+        timeout: seconds a request may take.
+    """
+    _check_loopback(url if grpc_model is None else f"grpc://{url}")
+    if grpc_model is None:
+        return _rest_sender(url, body, timeout)
+    return _grpc_sender(url, grpc_model, body, timeout)
 
 
 def _rest_sender(url: str, body: bytes, timeout: float):

@@ -86,6 +86,17 @@ def labelled(samples: pd.DataFrame, sample: str) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
+def rest_infer_seconds(samples: pd.DataFrame) -> tuple[float, float]:
+    """(sum, count) of the REST server's durations of the infer route: what MLServer's REST
+    handler took, from reading the request to writing its answer."""
+    table = labelled(samples, f"{REST_DURATION}_sum")
+    counts = labelled(samples, f"{REST_DURATION}_count")
+    if table.empty:
+        return 0.0, 0.0
+    return (float(table[table["path"] == INFER_PATH]["value"].sum()),
+            float(counts[counts["path"] == INFER_PATH]["value"].sum()))
+
+
 def custom_histograms(url: str, timeout: float = 10) -> dict[str, float]:
     """The histograms a service logged itself (``mlserver.log``: labelled ``model_name``,
     where MLServer's own metrics say ``model``), each with its count of observations."""

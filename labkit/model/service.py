@@ -13,11 +13,12 @@ import logging
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
-from typing import TYPE_CHECKING, Coroutine, Iterator
+from typing import TYPE_CHECKING, Callable, Coroutine, Iterator
 
 from labkit.paths import DEFAULT_CHECKPOINT, REPO_ROOT, PathLike
 
 if TYPE_CHECKING:
+    import numpy as np
     from mlserver import MLModel
 
 SERVICE_FOLDER = REPO_ROOT / "tinyvit"
@@ -53,6 +54,27 @@ def loaded_service(checkpoint: PathLike = DEFAULT_CHECKPOINT) -> MLModel:
     with quiet_mlserver_logs():
         run_coroutine(model.load())
     return model
+
+
+def with_threads(classify: Callable[[list], np.ndarray], threads: int) -> Callable[[list], np.ndarray]:
+    """``classify`` run on ``threads`` torch threads, this process's own count restored after each
+    call (notebook 05's challenge measures the engine alone with the threads one server process
+    gets, whatever the kernel's torch was set to).
+
+    Args:
+        classify: a function of the images that runs torch (``TinyViTModel.classify``).
+        threads: torch's intra-op threads for each call.
+    """
+    import torch
+
+    def classify_on_threads(images: list) -> np.ndarray:
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return classify(images)
+        finally:
+            torch.set_num_threads(before)
+    return classify_on_threads
 
 
 def run_coroutine(coroutine: Coroutine) -> object:

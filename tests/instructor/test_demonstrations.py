@@ -46,8 +46,9 @@ def demonstration_names_read_when_graded(notebook: nbformat.NotebookNode) -> lis
             when_graded, read = names(forms[cell.id])
         else:
             at_home, (when_graded, read) = set(), names(cell.source)
+        # A name the cell defines itself (an import at its top) is read from that definition.
         problems += [f"{cell.id} reads {name!r}, which only {only_in_demonstrations[name]} defines"
-                     for name in sorted(read & set(only_in_demonstrations))]
+                     for name in sorted((read - when_graded) & set(only_in_demonstrations))]
         for name in when_graded:
             only_in_demonstrations.pop(name, None)
         for name in at_home - when_graded:
@@ -68,6 +69,13 @@ def test_the_static_rule_catches_a_name_read_after_its_demonstration_was_skipped
                             "# %% while grading\nresults = np.zeros(3)\n# %%\nprint(results, lab)\n")
     assert demonstration_names_read_when_graded(notebook) == ["cell-002 reads 'lab', which only demonstration "
                                                               "cell-001 defines"]
+
+
+def test_a_cell_that_imports_a_name_a_skipped_demonstration_also_imported_reads_its_own():
+    notebook = parse_source("# %% demo\nfrom labkit.serving import terminal\nserver = terminal('a')\n"
+                            "# %%\nfrom labkit.serving import terminal\ntuned = terminal('b')\n# %%\nserver.stop()\n")
+    assert demonstration_names_read_when_graded(notebook) == ["cell-002 reads 'server', which only demonstration "
+                                                              "cell-000 defines"]
 
 
 def test_the_demonstrations_that_save_the_most_are_marked():

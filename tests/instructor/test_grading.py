@@ -21,7 +21,8 @@ import pytest
 from labkit.instructor import grade
 from labkit.instructor import release
 from labkit.instructor.build import SOLUTIONS
-from tests.helpers.lab import lab_servers
+from labkit.measure import challenge
+from tests.helpers.lab import REPO, lab_servers
 
 pytestmark = pytest.mark.slow
 NOTEBOOKS = ["01_first_service", "02_inference_requests", "03_top5_labels", "04_inference_runtimes",
@@ -109,6 +110,15 @@ def correct_but_different() -> dict:
             '    fits = results.query("p95_ms <= @budget_ms and errors == 0")\n'
             "    if len(fits) == 0:\n        return None\n"
             "    return fits.throughput_rps.sort_values(ascending=False).index[0]\n",
+        # 05's challenge: ONNX Runtime (not the lab's OpenVINO), keys in another order, a "./" path,
+        # gzip left on (the client uses gRPC, which it does not touch), 5 ms for 4.
+        ("05_scaling", "tuned-settings"):
+            '%%writefile tuned/settings.json\n{"parallel_workers": 0, "host": "127.0.0.1"}\n',
+        ("05_scaling", "tuned-model-settings"):
+            '%%writefile tuned/model-settings.json\n{"implementation": "labkit.runtimes.engines.OnnxRuntimeTinyViT",\n'
+            ' "name": "tuned", "parameters": {"uri": "./tinyvit.onnx"},\n'
+            ' "max_batch_time": 0.005, "max_batch_size": 8}\n',
+        ("05_scaling", "tuned-transport"): "transport = 'grpc'\n",
         # 07: NumPy on the cumulative counts, the bucket's upper bound as the p95.
         ("07_monitoring", "server-numbers"): SERVER_NUMBERS_HEADER + (
             "    def counts(samples):\n"
@@ -156,6 +166,14 @@ def wrong_a() -> dict:
         ("05_scaling", "scaling-choice"): mutate(solution("05_scaling", "scaling-choice"),
                                                  "return within_budget.throughput_rps.idxmax()",
                                                  "return int(within_budget.throughput_rps.to_numpy().argmax())"),
+        # 05's challenge as the course text sets a server up: the PyTorch service, batching keys in
+        # settings.json (ignored there), REST with MLServer's defaults (gzip on).
+        ("05_scaling", "tuned-settings"):
+            '%%writefile tuned/settings.json\n{"host": "127.0.0.1", "parallel_workers": 1, '
+            '"max_batch_size": 8, "max_batch_time": 0.01}\n',
+        ("05_scaling", "tuned-model-settings"):
+            '%%writefile tuned/model-settings.json\n{"name": "tuned", "implementation": "serve-model.TinyViTModel"}\n',
+        ("05_scaling", "tuned-transport"): 'transport = "rest"\n',
         ("07_monitoring", "server-numbers"): mutate(solution("07_monitoring", "server-numbers"),
                                                     "return count / seconds, 1000 * (lower",
                                                     "return count / seconds, (lower"),
@@ -257,7 +275,26 @@ def wrong_k() -> dict:
         ("05_scaling", "scaled-model-settings"): "%%writefile scaled/model-settings.json\n"
                                                  + catalogued("05 model-settings.json", "wrong level"),
         ("05_scaling", "scaling-choice"): catalogued("05 pick_configuration", "mean for quantile"),
+        ("05_scaling", "tuned-settings"): solution("05_scaling", "tuned-settings"),
+        ("05_scaling", "tuned-model-settings"): '%%writefile tuned/model-settings.json\n{"name": "tuned", '
+                                                '"implementation": "serve-model.TinyViTModel", "max_batch_size": 8, '
+                                                '"max_batch_time": 0.004}\n',
+        ("05_scaling", "tuned-transport"): solution("05_scaling", "tuned-transport"),
     }
+
+
+def fast_and_wrong(notebook):
+    """05's challenge: the lab's service in tuned/ edited to answer every request with the first
+    image's probabilities, computed once (fast, and wrong for every other image)."""
+    ids = [cell.metadata.get("nbgrader", {}).get("grade_id") for cell in notebook.cells]
+    if "tuned-model-settings" not in ids:
+        return
+    service = (REPO / "tinyvit" / "serve-model.py").read_text()
+    service = mutate(service, "        probabilities = self.classify(images)\n",
+                     "        if not hasattr(self, 'kept'):\n            self.kept = self.classify(images[:1])\n"
+                     "        probabilities = np.repeat(self.kept, len(images), axis=0)\n")
+    notebook.cells.insert(ids.index("tuned-model-settings") + 1,
+                          nbformat.v4.new_code_cell("%%writefile tuned/serve-model.py\n" + service))
 
 
 # Each class of the mistake catalogue, and the hand-in and check of this proof that carry a
@@ -326,7 +363,7 @@ def graded(tmp_path_factory, released):
             notebooks=["01_first_service"])
     hand_in(released, submissions / "fay", wrong_c(), notebooks=HANDED_IN["fay"])
     hand_in(released, submissions / "hal", wrong_d(), notebooks=HANDED_IN["hal"])
-    hand_in(released, submissions / "kim", wrong_k(), notebooks=HANDED_IN["kim"])
+    hand_in(released, submissions / "kim", wrong_k(), edit=fast_and_wrong, notebooks=HANDED_IN["kim"])
     # Passed at home: the solution notebooks as nbval ran them, in notebooks/solutions/ on the
     # default ports, 03 on the my-tinyvit/ folder that 01 wrote there; graded in another folder
     # on free ports, they keep every point.
@@ -343,7 +380,8 @@ FULL = {"model-settings-check": 1, "server-settings-check": 1, "first-service-ch
         "remote-classifier-check": 3, "top5-settings-check": 1, "top5-check": 3, "top5-batch-check": 2,
         "top5-batching-check": 2, "hf-settings-check": 1, "runtime-check": 2, "scaled-settings-check": 2,
         "scaled-model-settings-check": 2, "scaling-choice-check": 2, "scaling-function-check": 2,
-        "server-numbers-check": 2, "custom-metric-check": 2, "requirements-check": 2, "dockerfile-check": 1}
+        "server-numbers-check": 2, "custom-metric-check": 2, "requirements-check": 2, "dockerfile-check": 1,
+        "tuned-check": 4}
 ONLY_01 = {check: 0 for check in FULL if check not in ("model-settings-check", "server-settings-check",
                                                         "first-service-check", "metadata-check")}
 OF_03 = ("top5-settings-check", "top5-check", "top5-batch-check", "top5-batching-check")
@@ -361,7 +399,7 @@ EXPECTED = {
               "top5-batch-check": 0, "requirements-check": 0, "runtime-check": 0,
               "hf-settings-check": 0,
               "scaled-settings-check": 0, "scaled-model-settings-check": 0, "scaling-choice-check": 0,
-              "server-numbers-check": 0, "custom-metric-check": 0},
+              "server-numbers-check": 0, "custom-metric-check": 0, "tuned-check": 0},
     # batching keys in settings.json; logits; the lab's output name declared for 01's service;
     # 03's service answers its first request to all (charged by the one-image check only: the
     # batch check and the hidden batching check find the service wrong one image at a time and
@@ -451,6 +489,15 @@ def test_feedback_names_the_mistake(graded):
     assert "running: False False" in dave_07 and "NameError" not in dave_07
     fay = (out / "feedback" / "fay" / "03_top5_labels.html").read_text()
     assert "defines no class Top5Model" in fay and "This check starts top5/serve-model.py itself" in fay
+    # 05's challenge: the course text's server is over the latency budget (its answers are JSON,
+    # compressed); a fast service that answers every image with the first one's rows gets nothing;
+    # a sound configuration other than the lab's earns what its measured ratio earns.
+    assert "ms later than the engine alone, over the budget of 25 ms" in carol_of["05_scaling"]
+    kim_05 = (out / "feedback" / "kim" / "05_scaling.html").read_text()
+    assert "is not the model&#39;s" in kim_05 or "is not the model's" in kim_05
+    alice_05 = (out / "feedback" / "alice" / "05_scaling.html").read_text()
+    ratio = float(re.search(r"Served over the engine alone at 8 callers: ([0-9.]+)", alice_05).group(1))
+    assert read_points(out)[("alice", "tuned-check")] == 4 * challenge.points(ratio)
 
 
 def test_feedback_pages_keep_hidden_checks_hidden(graded):
@@ -506,6 +553,27 @@ def test_grading_again_gives_the_same_grades(graded, tmp_path):
     first = {key: value for key, value in read_points(out).items() if key[0] == "carol" and key[1] in checks_of_06}
     assert read_points(tmp_path / "again") == first == {("carol", "requirements-check"): 0.0,
                                                          ("carol", "dockerfile-check"): 1.0}
+
+
+def test_the_lab_s_tuned_settings_get_every_point_of_the_challenge_also_beside_a_busy_core(tmp_path):
+    # 05's challenge must grade the same on a busy machine: the solution notebook (the lab's tuned
+    # settings: OpenVINO in MLServer's own process, batches of 8 within 4 ms, gRPC) graded while
+    # another program keeps one of the two cores busy gets all 4 points, and says it was busy.
+    import subprocess
+    import sys
+
+    (tmp_path / "submissions" / "gus").mkdir(parents=True)
+    shutil.copy(SOLUTIONS / "05_scaling.ipynb", tmp_path / "submissions" / "gus" / "05_scaling.ipynb")
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        grade(tmp_path / "submissions", tmp_path / "out", notebooks=["05_scaling"], cell_timeout=300, jobs=1)
+    finally:
+        hog.kill()
+        hog.wait()
+    assert read_points(tmp_path / "out")[("gus", "tuned-check")] == 4
+    feedback = (tmp_path / "out" / "feedback" / "gus" / "05_scaling.html").read_text()
+    assert "measured again: other programs took the CPU" in feedback
+    assert lab_servers() == []
 
 
 def test_a_hand_in_that_hangs_costs_its_points_after_the_bound(released, tmp_path):
@@ -580,7 +648,8 @@ def test_a_hand_in_graded_with_its_demonstrations_run_gets_the_same_points(grade
     every_cell = read_points(tmp_path / "out")
     skipped = read_points(out)
     checks_of_05 = [check for (student, check) in every_cell if student == "alice"]
-    assert len(checks_of_05) == 5  # the four autograded cells of 05 and the written answer (0 until a human grades it)
+    # the five autograded cells of 05 and the written answer (0 until a human grades it)
+    assert len(checks_of_05) == 6
     assert {check: every_cell[("alice", check)] for check in checks_of_05} == \
         {check: skipped[("alice", check)] for check in checks_of_05}
     feedback = (tmp_path / "out" / "feedback" / "alice" / "05_scaling.html").read_text()

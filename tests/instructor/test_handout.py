@@ -184,7 +184,7 @@ def test_make_handout_needs_no_virtual_environment():
 
 # `name.attribute` in a notebook's prose, and where the name comes from for the student.
 DOTTED = re.compile(r"`([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)(?:\(\))?`")
-FILE_NAME = re.compile(r"^[\w-]+\.(py|json|txt|yml|yaml|safetensors)$")
+FILE_NAME = re.compile(r"^[\w-]+(\.onnx)?\.(py|json|txt|yml|yaml|safetensors|onnx)$")
 
 
 def _resolve(dotted: str) -> bool:
@@ -236,7 +236,8 @@ def test_every_attribute_and_file_a_notebook_names_exists_where_the_student_is(m
     outside = {"self", "transformers", "parameters", "rows", "tiny_vit_5m_224", "InferenceRequest"}
     # Files the prose names that are not the hand-out's: made by `make weights`, or named as
     # what another tool reads (a hub's model folder, `mlserver build`'s conda file).
-    elsewhere = {"tinyvit.safetensors", "config.json", "environment.yml"}
+    # The ONNX export and its record: made by `make onnx` (04) and linked into 05's challenge folder.
+    elsewhere = {"tinyvit.safetensors", "tinyvit.onnx", "tinyvit.onnx.json", "config.json", "environment.yml"}
     written = set(elsewhere)
     unknown, absent = [], []
     texts = {}

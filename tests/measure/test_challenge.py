@@ -84,3 +84,11 @@ def test_an_engine_that_served_nothing_is_an_error_not_a_division_by_zero():
         challenge.against_limit(lambda: 0.0, lambda: 1.0, rounds=1)
     with pytest.raises(ValueError, match="at least 1"):
         challenge.against_limit(lambda: 1.0, lambda: 1.0, rounds=0)
+
+
+def test_what_the_measurements_report_besides_their_rates_is_kept_with_their_round():
+    served = iter([(8.0, {"p50_ms": 30.0}), (2.0, {"p50_ms": 90.0}), (9.0, {"p50_ms": 31.0})])
+    result = challenge.against_limit(lambda: (10.0, {"one_image_ms": 20.0}), lambda: next(served), rounds=2,
+                                     load=Shares(0.0, 0.9, 0.1))
+    assert [round_.details for round_ in result.rounds] == [{"one_image_ms": 20.0, "p50_ms": 30.0},
+                                                            {"one_image_ms": 20.0, "p50_ms": 31.0}]

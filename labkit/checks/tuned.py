@@ -1,0 +1,463 @@
+"""Notebook 05's challenge (issue 41): the student's own tuned server against its engine alone.
+
+The student starts a service of their own (any of the lab's three ways to run TinyViT:
+PyTorch, ONNX Runtime, OpenVINO) with settings of their own, and names the transport their
+client uses. The check
+
+1. asks it for the drawn images, 8 callers at once, and compares every answer, row by row, with
+   the same engine run here on the same image (a fast server that answers wrong earns nothing);
+2. measures it in rounds, each side by side with the engine alone in this process: the engine at
+   a batch of ``CALLERS`` images against the server under ``CALLERS`` callers, and the engine on
+   one image against the server's median latency for one caller (``labkit.measure.challenge``:
+   a round during which other programs took the CPU is measured again);
+3. gives the points of the median ratio (``challenge.points``), none when the median latency at
+   one caller is over the budget (the engine's own time for one image plus ``ALLOWANCE_MS``);
+4. keeps a record of the run next to the notebook: JSON and the plot of where a request's time
+   went on the student's own server (``tuned-records/``).
+
+The measurement takes the same time at home and while grading (quick mode does not shorten it):
+the points must be the same in both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import platform
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from labkit.checks.feedback import CheckFailed, distinct_images, how_rounded, passed, same_probabilities
+from labkit.checks.students_server import (did_not_answer, error_answer, log_of, not_stale, requests_errors,
+                                           scrape)
+from labkit import config
+from labkit.client import InferenceFailed, encode_jpeg, files_request, infer, infer_grpc, load_image, CAT
+from labkit.contract import OUTPUT_NAME
+from labkit.measure import challenge
+from labkit.model import weights
+from labkit.serving.server import ModelServer
+
+CALLERS = 8
+POINTS = 4.0
+# The latency budget: the median answer to one caller at most the engine's own time for one
+# image in this process plus this much (the lab's tuned server added 8 ms: its 4 ms batch window,
+# the request's handling; benchmarks/results/2026-12-06.md), with a band for the rounds' spread.
+ALLOWANCE_MS = 25.0
+LATENCY_BAND_MS = 5.0
+ROUNDS = 3
+# Tries of a round at most when other programs took the CPU meanwhile (make grade grades two
+# hand-ins side by side: each is the other's "other program", so a third try seldom finds it quiet).
+TRIES = 2
+# Seconds of each measurement in a round: long enough that rounds of one server agree within a
+# few percent (tests/checks/test_tuned.py), short enough for a minute per hand-in in all.
+LIMIT_SECONDS, SERVED_SECONDS, ONE_SECONDS = 2.5, 3.0, 1.5
+# implementation -> the engine it runs (labkit.runtimes.engines.ENGINES, or the lab's PyTorch service)
+ENGINE_OF = {"labkit.runtimes.engines.OpenVINOTinyViT": "openvino",
+             "labkit.runtimes.engines.OnnxRuntimeTinyViT": "onnxruntime",
+             "serve-model.TinyViTModel": "pytorch"}
+ENGINE_NAMES = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime", "pytorch": "PyTorch"}
+TRANSPORTS = ("rest", "grpc")
+RECORDS = "tuned-records"
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def tuned_service(server: ModelServer, transport: str, points: float = POINTS,
+                  record_folder: str | Path | None = RECORDS) -> float:
+    """The challenge's check: the points ``server`` earns (see the module docstring).
+
+    Args:
+        server: the student's running server (``terminal("mlserver start ...")``).
+        transport: what the student's client uses: ``"rest"`` or ``"grpc"``.
+        points: the exercise's points.
+        record_folder: where the record of the run is written (relative to the notebook), or None.
+
+    Returns:
+        The points earned (nbgrader reads a test cell's number as partial credit).
+
+    Raises:
+        CheckFailed: a wrong answer, an unknown transport or engine, a server over the latency
+            budget or below the first threshold: no points.
+    """
+    if transport not in TRANSPORTS:
+        raise CheckFailed(f"transport is {transport!r}: the check sends the requests your client would, over "
+                          "\"rest\" or \"grpc\".", "Set transport to the one your client uses.")
+    not_stale(server)
+    with the_machine(server) as threads:
+        engine, classify = reference(server, threads)
+        ask = asker(server, transport)
+        same_answers(server, ask, classify)
+        jpeg = encode_jpeg(load_image(CAT))
+        print(f"Measuring {server.name} ({ENGINE_NAMES[engine]}, {transport}) against {ENGINE_NAMES[engine]} alone "
+              f"in this process ({threads} thread(s)), {ROUNDS} rounds of about "
+              f"{LIMIT_SECONDS + SERVED_SECONDS + 2 * ONE_SECONDS:.0f} s:", flush=True)
+        result = challenge.against_limit(lambda: _engine_alone(classify, jpeg),
+                                         lambda: _served(server, transport, classify, jpeg), rounds=ROUNDS,
+                                         tries=TRIES)
+    report = summary(server, engine, transport, result)
+    for line in report["lines"]:
+        print(line)
+    if record_folder is not None:
+        where = write_record(Path(record_folder), report, result)
+        print(f"Your record: {where} (and .png)")
+    return verdict(report, points)
+
+
+def tuned_model_settings(folder: str | Path) -> None:
+    """The challenge's ``model-settings.json``, right after a cell writes it: MLServer would read
+    it, the model is the folder's, and it runs one of the lab's three ways to run TinyViT (an
+    engine runtime with a verified export to load).
+
+    Args:
+        folder: the challenge's folder (``tuned/``).
+
+    Raises:
+        CheckFailed: what MLServer or the challenge could not use.
+    """
+    from labkit.checks.settings_files import model_settings, read_model_settings
+    from labkit.model.export import NotVerified, verified_record
+
+    folder = Path(folder).resolve()
+    content = read_model_settings(folder)
+    implementation = content["implementation"]
+    engine = ENGINE_OF.get(implementation)
+    if engine is None:
+        raise _unknown_engine(content["name"], implementation)
+    if engine == "pytorch":
+        model_settings(folder)  # the folder's own class: imported and checked as MLServer would
+        return
+    if content["name"] != folder.name:
+        model_settings(folder)  # names the mismatch as every other exercise does
+    uri = (content.get("parameters") or {}).get("uri")
+    if not uri:
+        raise _no_file(content["name"], engine)
+    try:
+        verified_record(folder / uri)
+    except NotVerified as error:
+        raise CheckFailed(f"{ENGINE_NAMES[engine]} would not load parameters.uri {uri!r}: {error}",
+                          "An engine runtime loads an ONNX export that was compared with PyTorch; the lab put "
+                          f"one into {folder.name}/.") from None
+    passed(f"model-settings.json: model {content['name']!r} on {ENGINE_NAMES[engine]}, from {uri}")
+
+
+def _unknown_engine(name: str, implementation: str) -> CheckFailed:
+    return CheckFailed(f"{name} runs {implementation!r}: the challenge measures the lab's TinyViT service or one of "
+                       f"its engines ({', '.join(ENGINE_OF)}), whose answer is every class's probability.",
+                       "Pick one of these as the implementation.")
+
+
+def _no_file(name: str, engine: str) -> CheckFailed:
+    return CheckFailed(f"{name}'s model settings name no file for {ENGINE_NAMES[engine]} to load.",
+                       "An engine runtime loads the ONNX file that its parameters' uri names, relative to the folder.")
+
+
+@contextlib.contextmanager
+def the_machine(server: ModelServer) -> Iterator[int]:
+    """The threads the engine alone gets here: those one process of the server gets (the cores
+    this process may use, at most ``OMP_NUM_THREADS``). While grading (``make grade`` sets
+    ``LAB_CHALLENGE_LOCK``), hand-ins graded side by side share the cores, one thread each: the
+    challenge then waits for the other hand-ins' challenges, starts the student's server again with
+    the machine's threads (``LAB_CHALLENGE_THREADS``), as at home, and measures it alone."""
+    import fcntl
+
+    lock = os.environ.get(config.CHALLENGE_LOCK)
+    if not lock:
+        from labkit.runtimes.base import torch_threads
+
+        yield torch_threads({})
+        return
+    threads = int(os.environ.get(config.CHALLENGE_THREADS) or len(os.sched_getaffinity(0)))
+    with open(lock, "w") as handle:
+        print(f"While grading: one hand-in at a time measures this challenge; your server starts again with "
+              f"{threads} thread(s) per process, as on a machine of its own.", flush=True)
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            server.restart(env={**server.options.env, "OMP_NUM_THREADS": str(threads)})
+            yield threads
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def reference(server: ModelServer, threads: int) -> tuple[str, Callable[[list], np.ndarray]]:
+    """The engine ``server`` runs, and the same engine loaded here with ``threads`` threads (the
+    lab's code, not a copy the student may have changed), on the file the server's settings name."""
+    settings = server.model_settings
+    implementation = str(settings.get("implementation", ""))
+    engine = ENGINE_OF.get(implementation)
+    if engine is None:
+        raise _unknown_engine(server.name, implementation)
+    if engine == "pytorch":
+        from labkit.model.service import loaded_service, with_threads
+
+        return engine, with_threads(loaded_service(weights.DEFAULT_CHECKPOINT).classify, threads)
+    from labkit.runtimes.engines import engine_model
+
+    uri = (settings.get("parameters") or {}).get("uri")
+    if not uri:
+        raise _no_file(server.name, engine)
+    return engine, engine_model(engine, (server.model_dir / uri).resolve(), torch_threads=threads).classify
+
+
+def asker(server: ModelServer, transport: str) -> Callable[[bytes], np.ndarray]:
+    """One request with one JPEG image over ``transport``, its ``probabilities`` output."""
+    if transport == "grpc":
+        return lambda jpeg: infer_grpc(server.grpc_address, server.name, files_request([jpeg]), OUTPUT_NAME)
+    return lambda jpeg: infer(server.infer_url, files_request([jpeg]), OUTPUT_NAME)
+
+
+def same_answers(server: ModelServer, ask: Callable[[bytes], np.ndarray],
+                 classify: Callable[[list], np.ndarray]) -> None:
+    """Drawn images, each asked twice by ``CALLERS`` callers at once (so that a batch merges
+    them), and every answer compared with the engine's here."""
+    names, images, files = distinct_images(CALLERS // 2, jpeg=True)
+    expected = classify(images)
+    order = list(range(len(files))) * 2
+    try:
+        with ThreadPoolExecutor(CALLERS) as pool:
+            answers = list(pool.map(lambda index: ask(files[index]), order))
+    except requests_errors() as error:
+        raise did_not_answer(error) from None
+    except InferenceFailed as error:
+        raise error_answer(server, error) from None
+    except KeyError as error:
+        raise CheckFailed(f"The answer has no {OUTPUT_NAME!r} output ({error}).",
+                          "The challenge's service answers every class's probability, as the lab's does.") from None
+    for index, answer in zip(order, answers):
+        row = np.asarray(answer, dtype=np.float64)
+        if row.shape != (1, expected.shape[1]):
+            raise CheckFailed(f"The answer for one image ({names[index]}) has the shape {row.shape}, not "
+                              f"(1, {expected.shape[1]}): one row of every class's probability.",
+                              f"Read the service's answer yourself; the traceback, if any, is in {log_of(server)}.")
+        if not same_probabilities(row[0], expected[index]):
+            rounded = how_rounded(row[0], expected[index])
+            why = f": {rounded}" if rounded else ""
+            raise CheckFailed(f"The answer for {names[index]}, asked by {CALLERS} callers at once, is not the "
+                              f"model's (largest difference {np.abs(row[0] - expected[index]).max():.3g}){why}. "
+                              "A fast answer counts only when it is right.",
+                              "Ask your server for one image at a time, then for several at once, and compare "
+                              "with the model in the notebook.")
+    passed(f"{len(answers)} answers to {CALLERS} callers at once, each the model's for its own image")
+
+
+def _engine_alone(classify: Callable[[list], np.ndarray], jpeg: bytes) -> tuple[float, dict]:
+    rate, _ = challenge.in_process_rate(classify, jpeg, CALLERS, LIMIT_SECONDS)
+    _, batch = challenge.in_process_rate(classify, jpeg, CALLERS, 0.0)  # one call: the plot's batch time
+    return rate, {"engine_batch_ms": batch[0]}
+
+
+def _served(server: ModelServer, transport: str, classify: Callable[[list], np.ndarray],
+            jpeg: bytes) -> tuple[float, dict]:
+    """The server's rate under ``CALLERS`` callers, then one caller's requests, each paired with
+    the engine on the same image in this process right before it (a busy machine moves both of
+    a pair alike: the pairs' differences hold where the two medians apart would not)."""
+    from labkit.measure import metrics
+    from labkit.measure.loadgen import payload_body, run_load, sender
+
+    body = payload_body("jpeg")
+    target: dict[str, Any] = ({"url": server.grpc_address, "grpc_model": server.name} if transport == "grpc"
+                              else {"url": server.infer_url})
+    run_load(**target, concurrency=CALLERS, duration=30, max_requests=CALLERS, body=body, progress=False)
+    before = scrape(server)
+    load = run_load(**target, concurrency=CALLERS, duration=SERVED_SECONDS, body=body, progress=False)
+    after = scrape(server)
+    failed = load.summary["errors"]
+    send, close = sender(target["url"], body, target.get("grpc_model"))
+    pairs: list[tuple[float, float]] = []
+    try:
+        send()  # warm-up of the connection
+        one_before = scrape(server)
+        started = time.perf_counter()
+        while time.perf_counter() - started < 2 * ONE_SECONDS or len(pairs) < 3:
+            _, engine = challenge.in_process_rate(classify, jpeg, 1, 0.0)
+            begin = time.perf_counter()
+            status = send()
+            pairs.append((engine[0], (time.perf_counter() - begin) * 1000))
+            failed += status != 200
+        one_after = scrape(server)
+    finally:
+        close()
+    if failed:
+        raise CheckFailed(f"{failed} of {load.summary['requests'] + len(pairs)} requests failed.",
+                          f"The tracebacks are in {log_of(server)}.")
+    served_ms = [served for _, served in pairs]
+    details: dict[str, Any] = {"engine_one_image_ms": float(np.median([engine for engine, _ in pairs])),
+               "extra_ms": float(np.median([served - engine for engine, served in pairs]))}
+    for key, (first, last, latencies) in {f"c{CALLERS}": (before, after, load.table.latency_ms),
+                                          "c1": (one_before, one_after, pd.Series(served_ms))}.items():
+        details[key] = {"p50_ms": float(latencies.median()), "client_mean_ms": float(latencies.mean()),
+                        "model_ms": 1000 * metrics.histogram_mean(first, last, "model_infer_request_duration",
+                                                                  server.name),
+                        "http_ms": 1000 * _rest_handler_mean(first, last)}
+    return load.summary["images_per_s"], details
+
+
+def _rest_handler_mean(before: pd.DataFrame, after: pd.DataFrame) -> float:
+    """Mean seconds of MLServer's REST handler on the infer route (NaN over gRPC: none)."""
+    from labkit.measure.metrics import rest_infer_seconds
+
+    (sum_before, count_before), (sum_after, count_after) = rest_infer_seconds(before), rest_infer_seconds(after)
+    count = count_after - count_before
+    return (sum_after - sum_before) / count if count > 0 else float("nan")
+
+
+def summary(server: ModelServer, engine: str, transport: str, result: challenge.AgainstLimit) -> dict:
+    """The run's figures and the lines the student reads."""
+    extra = statistics.median(round_.details["extra_ms"] for round_ in result.rounds)
+    low, high = result.spread
+    lines = [f"  round {number}: {round_.served_images_per_s:.1f} images/s served, "
+             f"{round_.limit_images_per_s:.1f} by the engine alone: {round_.ratio:.2f}; one caller "
+             f"{round_.details['c1']['p50_ms']:.0f} ms, the engine alone {round_.details['engine_one_image_ms']:.0f} ms"
+             f"{'  (the machine was busy)' if round_.others_cpu_share > challenge.BUSY else ''}"
+             for number, round_ in enumerate(result.rounds, 1)]
+    lines.append(f"Served over the engine alone at {CALLERS} callers: {result.ratio:.2f} (median; rounds "
+                 f"{low:.2f}-{high:.2f}); at one caller your server took {extra:+.0f} ms over the engine's own time "
+                 f"(budget {ALLOWANCE_MS:.0f} ms).")
+    if result.measured_again:
+        lines.append(f"{result.measured_again} round(s) measured again: other programs took the CPU meanwhile.")
+    if result.busy:
+        lines.append("The machine stayed busy through every try of a round: the ratio holds better than the "
+                     "numbers (both sides met the same load), but run the check again when it is quiet.")
+    return {"server": server.name, "engine": engine, "transport": transport, "ratio": round(result.ratio, 3),
+            "spread": [round(low, 3), round(high, 3)], "extra_ms_at_one_caller": round(extra, 1),
+            "busy": result.busy, "measured_again": result.measured_again,
+            "settings": {"settings.json": _json(server.model_dir / "settings.json"),
+                         "model-settings.json": _json(server.model_dir / "model-settings.json")},
+            "lines": lines}
+
+
+def verdict(report: dict, points: float) -> float:
+    ratio, extra = report["ratio"], report["extra_ms_at_one_caller"]
+    if extra > ALLOWANCE_MS + LATENCY_BAND_MS:
+        raise CheckFailed(f"At one caller your server answered {extra:.0f} ms later than the engine alone, over the "
+                          f"budget of {ALLOWANCE_MS:.0f} ms: what the server does around the model costs a lone "
+                          "caller that much.",
+                          "Read where the time went in your record's plot; a setting that helps many callers "
+                          "may cost a single one.")
+    share = challenge.points(ratio)
+    if share == 0:
+        first = challenge.THRESHOLDS[0][0]
+        raise CheckFailed(f"Your server served {ratio:.2f} of what the engine does alone, below {first:.2f} "
+                          f"({first - challenge.BAND:.2f} with the band): no points yet.",
+                          "Read where the time went in your record's plot, change one setting, start the "
+                          "server again and measure again.")
+    earned = share * points
+    top = challenge.THRESHOLDS[-1][0]
+    more = "" if share == 1 else f"; {top:.2f} ({top - challenge.BAND:.2f} with the band) earns all {points:g}"
+    passed(f"{ratio:.2f} of the engine alone, within the latency budget: {earned:g} of {points:g} points{more}")
+    return earned
+
+
+def latest_record(folder: str | Path = RECORDS) -> Path:
+    """The newest record :func:`tuned_service` wrote into ``folder`` (its ``.json``; the plot is
+    the ``.png`` beside it).
+
+    Raises:
+        FileNotFoundError: none yet (the check has not run here).
+    """
+    found = sorted(Path(folder).glob("*.json"))
+    if not found:
+        raise FileNotFoundError(f"No record in {folder}/ yet: run the challenge's check first.")
+    return found[-1]
+
+
+def tuned_record(folder: str | Path = RECORDS) -> object:
+    """The newest record's plot, after one sentence per bar on what it is (for the notebook).
+
+    Args:
+        folder: where :func:`tuned_service` keeps its records.
+
+    Raises:
+        FileNotFoundError: no record yet.
+    """
+    from IPython.display import Image
+
+    path = latest_record(folder)
+    print(f"{path}:")
+    for stage, meaning in STAGE_MEANINGS.items():
+        print(f"* {stage}: {meaning}.")
+    return Image(str(path.with_suffix(".png")))
+
+
+def write_record(folder: Path, report: dict, result: challenge.AgainstLimit) -> Path:
+    """``folder/<date>T<time>.json`` and ``.png``: the machine, the figures, the settings, the plot."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y-%m-%dT%H%M%S")
+    path = folder / f"{stamp}.json"
+    last = result.rounds[-1].details
+    data = {key: value for key, value in report.items() if key != "lines"}
+    data.update({"date": stamp, "machine": {"cores": len(os.sched_getaffinity(0)), "cpu": platform.processor()
+                                            or platform.machine()},
+                 "limit_images_per_s": round(statistics.median(r.limit_images_per_s for r in result.rounds), 2),
+                 "served_images_per_s": round(statistics.median(r.served_images_per_s for r in result.rounds), 2),
+                 "stages_ms": stages(last, report["transport"], report["settings"]["model-settings.json"])})
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    figure = plot_stages(data["stages_ms"], f"{report['server']} ({ENGINE_NAMES[report['engine']]}, "
+                                             f"{report['transport']})")
+    figure.savefig(path.with_suffix(".png"), dpi=100, bbox_inches="tight")
+    return path
+
+
+# What each bar of the plot is, one sentence each (the notebook prints them under the plot).
+STAGE_MEANINGS = {
+    "engine's own work": "decoding, preprocessing and the forward pass of the images the request's call held, "
+                         "as the engine alone takes for them here (an estimate from its batch of one and of 8)",
+    "batch wait and queue": "waiting for a batch to fill or for the model to be free, and with workers the trip to "
+                            "a worker and back",
+    "HTTP handling": "REST only: reading the request's JSON and writing the answer's",
+    "client and transport": "sending and receiving, in the client and the network stack, and gRPC's own handling",
+}
+
+
+def stages(details: dict, transport: str, model_settings: dict | None) -> dict:
+    """Mean milliseconds per request by stage, at 1 caller and at ``CALLERS``."""
+    one, batch = details["engine_one_image_ms"], details["engine_batch_ms"]
+    size = int((model_settings or {}).get("max_batch_size") or 1)
+    out = {}
+    for key, callers in (("c1", 1), (f"c{CALLERS}", CALLERS)):
+        row = details[key]
+        images = min(size, callers)  # what one call holds at most under this many callers
+        work = one + (batch - one) * (images - 1) / (CALLERS - 1)
+        model = row["model_ms"] if np.isfinite(row["model_ms"]) else work
+        handler = row["http_ms"] if transport == "rest" and np.isfinite(row["http_ms"]) else model
+        out[f"{callers} caller{'s' if callers > 1 else ''}"] = {
+            "engine's own work": round(min(work, model), 1),
+            "batch wait and queue": round(max(0.0, model - work), 1),
+            "HTTP handling": round(max(0.0, handler - model), 1) if transport == "rest" else 0.0,
+            "client and transport": round(max(0.0, row["client_mean_ms"] - handler), 1)}
+    return out
+
+
+def plot_stages(stages_ms: dict, title: str) -> Figure:
+    """Stacked bars of ``stages()``, one per number of callers."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(9, 2.6))
+    rows = list(stages_ms)
+    left = np.zeros(len(rows))
+    for stage, color in zip(STAGE_MEANINGS, plt.get_cmap("tab10").colors):  # type: ignore[attr-defined]
+        width = np.array([stages_ms[row][stage] for row in rows])
+        axes.barh(rows, width, left=left, label=stage, color=color)
+        left += width
+    axes.invert_yaxis()
+    axes.set_xlabel("milliseconds per request (mean)")
+    axes.set_title(f"Where a request's time went on your server: {title}")
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=4, fontsize="small")
+    figure.tight_layout()
+    plt.close(figure)
+    return figure
+
+
+def _json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,164 @@
+"""labkit.checks.tuned: notebook 05's challenge, in process (the live check through `make grade`
+is tests/instructor/test_grading.py's): the answers compared row by row, the points and the
+latency budget, the model settings written for it, the breakdown of a request's time, the record."""
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from labkit.checks import CheckFailed, tuned_model_settings
+from labkit.checks import tuned
+from labkit.client import load_image
+from labkit.workspace import tuning_folder
+
+
+def fake_classify(images):
+    """A deterministic stand-in for an engine: every class's probability, from the image's mean
+    colour, so that different images get different rows (the real engines: test_engines.py)."""
+    rows = []
+    for image in images:
+        logits = np.sin(np.arange(21841) * (1 + np.asarray(image, dtype=np.float64).mean(axis=(0, 1)).sum() / 100))
+        rows.append(np.exp(logits) / np.exp(logits).sum())
+    return np.array(rows, dtype=np.float32)
+
+
+class Server:
+    name = "tuned"
+    log = ""
+    model_dir = Path("tuned")
+
+
+def answering(change=lambda index, row: row):
+    calls = []
+
+    def ask(jpeg):
+        calls.append(jpeg)
+        return change(len(calls) - 1, fake_classify([load_image(io.BytesIO(jpeg))]))
+    return ask
+
+
+def test_right_answers_to_8_callers_at_once_pass(capsys):
+    tuned.same_answers(Server(), answering(), fake_classify)
+    assert "8 answers to 8 callers at once" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("change, named", [
+    (lambda index, row: row if index == 0 else FIRST[0], "is not the model's"),  # the first answer kept
+    (lambda index, row: row[:, :5], "has the shape (1, 5)"),
+    (lambda index, row: row[0], "has the shape (21841,)"),
+    (lambda index, row: np.round(row, 6), "is not the model's"),
+])
+def test_a_wrong_answer_to_one_of_8_callers_is_named(change, named):
+    FIRST.clear()
+
+    def keep_first(index, row):
+        if not FIRST:
+            FIRST.append(row)
+        return change(index, row)
+    with pytest.raises(CheckFailed) as failure:
+        tuned.same_answers(Server(), answering(keep_first), fake_classify)
+    assert named in failure.value.what
+
+
+FIRST: list = []
+
+
+def report(ratio, extra):
+    return {"ratio": ratio, "extra_ms_at_one_caller": extra}
+
+
+@pytest.mark.parametrize("ratio, extra, points", [(0.9, 4.0, 4.0), (0.72, 24.0, 4.0), (0.6, 29.0, 2.0),
+                                                  (0.46, 0.0, 2.0)])
+def test_points_by_the_ratio_within_the_latency_budget_and_its_band(ratio, extra, points, capsys):
+    assert tuned.verdict(report(ratio, extra), 4.0) == points
+    out = capsys.readouterr().out
+    assert f"{points:g} of 4 points" in out and ("earns all 4" in out) == (points < 4)
+
+
+def test_over_the_latency_budget_or_below_the_first_threshold_earns_nothing_and_says_why():
+    with pytest.raises(CheckFailed) as failure:
+        tuned.verdict(report(0.95, 31.0), 4.0)
+    assert "31 ms later than the engine alone" in failure.value.what and "budget of 25 ms" in failure.value.what
+    with pytest.raises(CheckFailed) as failure:
+        tuned.verdict(report(0.44, 3.0), 4.0)
+    assert "0.44 of what the engine does alone, below 0.50" in failure.value.what
+
+
+def test_an_unknown_transport_is_named_before_anything_is_asked():
+    with pytest.raises(CheckFailed) as failure:
+        tuned.tuned_service(Server(), "http")
+    assert "'http'" in failure.value.what and "\"rest\" or \"grpc\"" in failure.value.what
+
+
+def test_the_stages_of_a_request_add_up_to_what_the_client_waited():
+    details = {"engine_one_image_ms": 30.0, "engine_batch_ms": 170.0,
+               "c1": {"client_mean_ms": 50.0, "model_ms": 38.0, "http_ms": 45.0},
+               "c8": {"client_mean_ms": 260.0, "model_ms": 200.0, "http_ms": 230.0}}
+    rest = tuned.stages(details, "rest", {"max_batch_size": 8})
+    assert rest["1 caller"] == {"engine's own work": 30.0, "batch wait and queue": 8.0, "HTTP handling": 7.0,
+                                "client and transport": 5.0}
+    assert rest["8 callers"] == {"engine's own work": 170.0, "batch wait and queue": 30.0, "HTTP handling": 30.0,
+                                 "client and transport": 30.0}
+    grpc = tuned.stages(details, "grpc", None)  # no batching: each call holds one image
+    assert grpc["8 callers"] == {"engine's own work": 30.0, "batch wait and queue": 170.0, "HTTP handling": 0.0,
+                                 "client and transport": 60.0}
+    assert all(sum(row.values()) == pytest.approx(details[key]["client_mean_ms"])
+               for row, key in ((rest["1 caller"], "c1"), (rest["8 callers"], "c8"), (grpc["8 callers"], "c8")))
+
+
+def test_the_record_is_json_and_a_plot_and_the_newest_is_found(tmp_path):
+    from labkit.measure.challenge import AgainstLimit, Round
+
+    details = {"engine_one_image_ms": 30.0, "engine_batch_ms": 170.0,
+               "c1": {"client_mean_ms": 50.0, "model_ms": 38.0, "http_ms": float("nan")},
+               "c8": {"client_mean_ms": 260.0, "model_ms": 200.0, "http_ms": float("nan")}}
+    result = AgainstLimit((Round(40.0, 36.0, 0.0, details),), 0)
+    data = {"server": "tuned", "engine": "openvino", "transport": "grpc", "ratio": 0.9, "spread": [0.9, 0.9],
+            "extra_ms_at_one_caller": 2.0, "busy": False, "measured_again": 0,
+            "settings": {"settings.json": {}, "model-settings.json": {"max_batch_size": 8}}, "lines": []}
+    path = tuned.write_record(tmp_path / "records", data, result)
+    assert tuned.latest_record(tmp_path / "records") == path and path.with_suffix(".png").stat().st_size > 1000
+    kept = json.loads(path.read_text())
+    assert kept["ratio"] == 0.9 and kept["limit_images_per_s"] == 40.0 and "lines" not in kept
+    assert kept["stages_ms"]["8 callers"]["engine's own work"] == 170.0 and kept["machine"]["cores"] >= 1
+    with pytest.raises(FileNotFoundError, match="run the challenge's check first"):
+        tuned.latest_record(tmp_path / "none")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, checkpoint):
+    from labkit.model.reference import reference_onnx
+
+    return tuning_folder(tmp_path_factory.mktemp("nb") / "tuned", checkpoint, reference_onnx(checkpoint, quiet=True))
+
+
+def write(folder, content):
+    (folder / "model-settings.json").write_text(json.dumps(content))
+
+
+def test_the_folder_links_a_verified_export_an_engine_loads(folder, capsys):
+    write(folder, {"name": "tuned", "implementation": "labkit.runtimes.engines.OpenVINOTinyViT",
+                   "parameters": {"uri": "tinyvit.onnx"}, "max_batch_size": 8, "max_batch_time": 0.004})
+    tuned_model_settings(folder)
+    assert "on OpenVINO, from tinyvit.onnx" in capsys.readouterr().out
+    assert (folder / "serve-model.py").is_file() and (folder / "tinyvit.onnx.json").is_file()
+
+
+@pytest.mark.parametrize("content, named", [
+    ({"name": "tuned", "implementation": "labkit.runtimes.timm.TimmClassifier"}, "measures the lab's TinyViT"),
+    ({"name": "tuned", "implementation": "labkit.runtimes.engines.OnnxRuntimeTinyViT"}, "name no file"),
+    ({"name": "tuned", "implementation": "labkit.runtimes.engines.OnnxRuntimeTinyViT",
+      "parameters": {"uri": "tinyvit.safetensors"}}, "would not load"),
+    ({"name": "tuned", "implementation": "labkit.runtimes.engines.OpenVINOTinyViT",
+      "parameters": {"uri": "tinyvit.onnx"}, "max_batch_time": 4}, "reads it in seconds"),
+    ({"name": "fast", "implementation": "labkit.runtimes.engines.OpenVINOTinyViT",
+      "parameters": {"uri": "tinyvit.onnx"}}, "names the model 'fast'"),
+])
+def test_model_settings_the_challenge_cannot_use_are_named(folder, content, named):
+    write(folder, content)
+    with pytest.raises(CheckFailed) as failure:
+        tuned_model_settings(folder)
+    assert named in failure.value.what
