@@ -161,19 +161,28 @@ def top5_file(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
     from labkit.model.reference import reference_model
 
     model = load_service(folder, implementation)
-    _, images, _ = distinct_images(2, checkpoint, same_size=True)
-    request = InferenceRequest(inputs=[NumpyCodec.encode_input(INPUT_NAME, np.stack(images))])
-    response = call(model.predict(request), "predict()")
-    outputs = {output.name: output for output in getattr(response, "outputs", None) or []}
-    if not {"labels", "scores"} <= set(outputs):  # more outputs are fine: a client reads the two it needs
-        raise CheckFailed(f"predict() returned outputs {sorted(outputs)}; a client reads two, 'labels' and "
-                          "'scores'.", "Return an InferenceResponse with an output of each of those names.")
-    labels = _decoded(outputs["labels"])
-    scores = _decoded(outputs["scores"])
-    check_shapes(labels, scores, images=2)
-    compare_best_labels(labels, scores, *reference_model(checkpoint).best_labels(images, 6),
-                        what="images of the batch", k=5)
-    passed("serve-model.py answers a batch of 2 different images with each image's own top 5, labels and scores")
+    _, drawn, _ = distinct_images(4, checkpoint, same_size=True)
+    first: np.ndarray | None = None
+    # Two calls with two other images each (helper session 15: a service that keeps its first
+    # answer for every later call passed one call, and failed only the graded check).
+    for call_number, images in enumerate((drawn[:2], drawn[2:4]), 1):
+        request = InferenceRequest(inputs=[NumpyCodec.encode_input(INPUT_NAME, np.stack(images))])
+        response = call(model.predict(request), "predict()")
+        outputs = {output.name: output for output in getattr(response, "outputs", None) or []}
+        if not {"labels", "scores"} <= set(outputs):  # more outputs are fine: a client reads the two it needs
+            raise CheckFailed(f"predict() returned outputs {sorted(outputs)}; a client reads two, 'labels' and "
+                              "'scores'.", "Return an InferenceResponse with an output of each of those names.")
+        labels = _decoded(outputs["labels"])
+        scores = _decoded(outputs["scores"])
+        check_shapes(labels, scores, images=2)
+        if first is not None and labels.shape == first.shape and (labels == first).all():
+            raise CheckFailed("predict() answered a second call, with 2 other images, with the labels of the first "
+                              "call: an answer kept from an earlier call.",
+                              "Each call's answer comes from the images of the request it is given.")
+        compare_best_labels(labels, scores, *reference_model(checkpoint).best_labels(images, 6),
+                            what=f"images of call {call_number}", k=5)
+        first = labels
+    passed("serve-model.py answers two batches of 2 different images with each image's own top 5, labels and scores")
 
 
 def _same_order(row: object, reference: object) -> bool:

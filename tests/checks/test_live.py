@@ -332,8 +332,11 @@ LABELS_LINE = "        labels = np.vectorize(LABELS.index_to_description, otypes
      "labels are right but the scores"),
     ("probabilities = self.model(batch).softmax(dim=-1).numpy()", "probabilities = self.model(batch).numpy()",
      "labels are right but the scores"),
-    (LABELS_LINE, LABELS_LINE + "        labels = labels[::-1]\n", "Row 0 of the images of the batch holds labels "
+    (LABELS_LINE, LABELS_LINE + "        labels = labels[::-1]\n", "Row 0 of the images of call 1 holds labels "
      "that are not image 0's 5 best (they are image 1's)"),
+    # helper session 15: the first call's answer kept for every later call passed the one call made
+    ("        return InferenceResponse(\n", "        if getattr(self, 'kept', None) is not None:\n"
+     "            return self.kept\n        self.kept = InferenceResponse(\n", "with the labels of the first call"),
     # helper session 3: each named by what it did (before: "not image 0's 5 best", "not class names", and a
     # hint to keep the batch axis for six columns)
     (TOP, '        top = np.repeat(probabilities.argmax(axis=1)[:, None], 5, axis=1)\n', "times: its 5 labels are 5"),
@@ -342,8 +345,11 @@ LABELS_LINE = "        labels = np.vectorize(LABELS.index_to_description, otypes
     (TOP, '        top = np.argsort(-probabilities, axis=1, kind="stable")[:, :6]\n', "no more and no fewer"),
 ])
 def test_the_top5_smoke_call_names_each_mistake(tmp_path, checkpoint, old, new, message):
-
-    folder = top5_folder(tmp_path, checkpoint, mutate(solution_service_code(), old, new))
+    code = mutate(solution_service_code(), old, new)
+    if "self.kept = " in code:
+        end = "        )\n        ### END SOLUTION"
+        code = mutate(code, end, end.replace(")\n", ")\n        return self.kept\n"))
+    folder = top5_folder(tmp_path, checkpoint, code)
     with pytest.raises(checks.CheckFailed, match=re.escape(message)):
         checks.top5_file(folder, checkpoint)
 
