@@ -57,8 +57,9 @@ ROUNDS = 3
 # hand-ins side by side: each is the other's "other program", so a third try seldom finds it quiet).
 TRIES = 2
 # Seconds of each measurement in a round: long enough that rounds of one server agree within a
-# few percent (tests/checks/test_tuned.py), short enough for a minute per hand-in in all.
-LIMIT_SECONDS, SERVED_SECONDS, ONE_SECONDS = 2.5, 3.0, 1.5
+# few percent on a quiet machine (0.89-0.90 for the solution's settings, docs/checks.md), short
+# enough for well under a minute per hand-in in all (grading's budget, issue 39).
+LIMIT_SECONDS, SERVED_SECONDS, ONE_SECONDS = 2.0, 2.0, 1.0
 # implementation -> the engine it runs (labkit.runtimes.engines.ENGINES, or the lab's PyTorch service)
 ENGINE_OF = {"labkit.runtimes.engines.OpenVINOTinyViT": "openvino",
              "labkit.runtimes.engines.OnnxRuntimeTinyViT": "onnxruntime",
@@ -102,7 +103,8 @@ def tuned_service(server: ModelServer, transport: str, points: float = POINTS,
               f"{LIMIT_SECONDS + SERVED_SECONDS + 2 * ONE_SECONDS:.0f} s:", flush=True)
         result = challenge.against_limit(lambda: _engine_alone(classify, jpeg),
                                          lambda: _served(server, transport, classify, jpeg), rounds=ROUNDS,
-                                         tries=TRIES)
+                                         tries=TRIES, on_round=lambda number, round_: print(
+                                             round_line(number, round_), flush=True))
     report = summary(server, engine, transport, result)
     for line in report["lines"]:
         print(line)
@@ -309,18 +311,21 @@ def _rest_handler_mean(before: pd.DataFrame, after: pd.DataFrame) -> float:
     return (sum_after - sum_before) / count if count > 0 else float("nan")
 
 
+def round_line(number: int, round_: challenge.Round) -> str:
+    """What one kept round measured, as the student reads it while the check runs."""
+    busy = "  (the machine was busy)" if round_.others_cpu_share > challenge.BUSY else ""
+    return (f"  round {number}: {round_.served_images_per_s:.1f} images/s served, {round_.limit_images_per_s:.1f} "
+            f"by the engine alone: {round_.ratio:.2f}; one caller {round_.details['c1']['p50_ms']:.0f} ms, the "
+            f"engine alone {round_.details['engine_one_image_ms']:.0f} ms{busy}")
+
+
 def summary(server: ModelServer, engine: str, transport: str, result: challenge.AgainstLimit) -> dict:
     """The run's figures and the lines the student reads."""
     extra = statistics.median(round_.details["extra_ms"] for round_ in result.rounds)
     low, high = result.spread
-    lines = [f"  round {number}: {round_.served_images_per_s:.1f} images/s served, "
-             f"{round_.limit_images_per_s:.1f} by the engine alone: {round_.ratio:.2f}; one caller "
-             f"{round_.details['c1']['p50_ms']:.0f} ms, the engine alone {round_.details['engine_one_image_ms']:.0f} ms"
-             f"{'  (the machine was busy)' if round_.others_cpu_share > challenge.BUSY else ''}"
-             for number, round_ in enumerate(result.rounds, 1)]
-    lines.append(f"Served over the engine alone at {CALLERS} callers: {result.ratio:.2f} (median; rounds "
-                 f"{low:.2f}-{high:.2f}); at one caller your server took {extra:+.0f} ms over the engine's own time "
-                 f"(budget {ALLOWANCE_MS:.0f} ms).")
+    lines = [f"Served over the engine alone at {CALLERS} callers: {result.ratio:.2f} (median; rounds "
+             f"{low:.2f}-{high:.2f}); at one caller your server took {extra:+.0f} ms over the engine's own time "
+             f"(budget {ALLOWANCE_MS:.0f} ms)."]
     if result.measured_again:
         lines.append(f"{result.measured_again} round(s) measured again: other programs took the CPU meanwhile.")
     if result.busy:

@@ -102,7 +102,8 @@ def _split(measured: Measured) -> tuple[float, dict]:
 
 
 def against_limit(limit: Callable[[], Measured], served: Callable[[], Measured], rounds: int = 3,
-                  tries: int = 3, load: Callable[[], OtherLoad] = OtherLoad) -> AgainstLimit:
+                  tries: int = 3, load: Callable[[], OtherLoad] = OtherLoad,
+                  on_round: Callable[[int, Round], None] | None = None) -> AgainstLimit:
     """``rounds`` rounds of ``limit()`` then ``served()``; a round during which other processes
     took more than ``BUSY`` of the CPU is measured again, up to ``tries`` times in all.
 
@@ -113,6 +114,8 @@ def against_limit(limit: Callable[[], Measured], served: Callable[[], Measured],
         rounds: rounds kept.
         tries: measurements of one round at most, when the machine stays busy.
         load: what reads the others' share of the CPU over a round (:class:`OtherLoad`).
+        on_round: called with each kept round's number (from 1) and the round, as it is kept (a
+            notebook shows progress with it).
 
     Raises:
         ValueError: ``rounds`` or ``tries`` below 1, or a measurement of 0 images per second by
@@ -133,6 +136,8 @@ def against_limit(limit: Callable[[], Measured], served: Callable[[], Measured],
                 break
             again += 1
         kept.append(measured)
+        if on_round is not None:
+            on_round(len(kept), measured)
     return AgainstLimit(tuple(kept), again)
 
 

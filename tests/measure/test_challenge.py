@@ -92,3 +92,11 @@ def test_what_the_measurements_report_besides_their_rates_is_kept_with_their_rou
                                      load=Shares(0.0, 0.9, 0.1))
     assert [round_.details for round_ in result.rounds] == [{"one_image_ms": 20.0, "p50_ms": 30.0},
                                                             {"one_image_ms": 20.0, "p50_ms": 31.0}]
+
+
+def test_each_kept_round_is_reported_as_it_is_kept_not_the_busy_tries():
+    served = iter([8.0, 2.0, 9.0])
+    seen = []
+    challenge.against_limit(lambda: 10.0, lambda: next(served), rounds=2, load=Shares(0.0, 0.9, 0.1),
+                            on_round=lambda number, round_: seen.append((number, round_.served_images_per_s)))
+    assert seen == [(1, 8.0), (2, 9.0)]
