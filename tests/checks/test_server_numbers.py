@@ -136,3 +136,15 @@ def test_a_p95_over_probes_or_refused_requests_is_named(unfiltered, rows):
     for _ in range(10):
         with pytest.raises(checks.CheckFailed, match=f"the 95th percentile of {rows}"):
             checks.served_rate_and_p95(read, *scrapes())
+
+
+def test_a_rate_through_float16_is_named_so_also_where_it_is_a_rounding_too():
+    # CI, stop 52: on one draw the rate through float16 (1.875) was 1.874762 rounded to 3 decimals
+    # as well, and the message named the rounding only (the catalogue's float16 entry failed).
+    import numpy as np
+
+    from labkit.checks.server_numbers import _drawn_case, _rate_mistake
+
+    before, after, seconds, _, _ = _drawn_case(np.random.default_rng(7), 0)
+    said = _rate_mistake(float(np.float16(1.874762)), 1.874762, before, after, seconds)
+    assert "rounded to 3 decimal(s)" in said and "through float16" in said
