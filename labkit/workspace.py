@@ -86,12 +86,16 @@ def runtime_folder(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
 def link_checkpoint(folder: Path, checkpoint: PathLike = DEFAULT_CHECKPOINT) -> None:
     """``folder/tinyvit.safetensors`` -> ``checkpoint`` (absolute, so copies of the folder
     that keep links still find it)."""
-    link = folder / CHECKPOINT_LINK
-    target = Path(checkpoint).resolve()
+    _link(folder / CHECKPOINT_LINK, Path(checkpoint).resolve())
+
+
+def _link(link: Path, target: Path) -> None:
+    """``link`` -> ``target``, unless it already points there or is a real file (one the student
+    put there is theirs)."""
     if link.is_symlink() and Path(os.readlink(link)) == target:
         return
     if link.exists() and not link.is_symlink():
-        return  # a real checkpoint file the student put there
+        return
     link.unlink(missing_ok=True)
     link.symlink_to(target)
 
@@ -139,14 +143,8 @@ def tuning_folder(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
 
     onnx = Path(onnx).resolve() if onnx else reference_onnx(checkpoint)
     folder = lab_service_copy(folder, checkpoint)
-    for name, target in ((ONNX_LINK, onnx), (f"{ONNX_LINK}.json", record_path(onnx))):
-        link = folder / name
-        if link.is_symlink() and Path(os.readlink(link)) == target:
-            continue
-        if link.exists() and not link.is_symlink():
-            continue  # a real file the student put there
-        link.unlink(missing_ok=True)
-        link.symlink_to(target)
+    _link(folder / ONNX_LINK, onnx)
+    _link(folder / f"{ONNX_LINK}.json", record_path(onnx))
     return folder
 
 
