@@ -19,7 +19,7 @@ $(PROXY):
 		npm install --silent --prefix $(LAB_STATE)/node --no-save --no-package-lock configurable-http-proxy@5.3.0; \
 	else echo "note: no npm, so no configurable-http-proxy; the JupyterHub test will skip." >&2; fi
 
-.PHONY: test test-setup system-deps test-fast notebooks release handout grade bench-grading bench bench-starts bench-memory bench-breakdown bench-sweep bench-shared bench-validate peers notebook-memory soak clean
+.PHONY: test test-setup types-early system-deps test-fast notebooks release handout grade bench-grading bench bench-starts bench-memory bench-breakdown bench-sweep bench-shared bench-validate peers notebook-memory soak clean
 
 # The tests' random checkpoint and its reference export (tests/helpers/weights.py), made once
 # per installed torch and timm: every session after finds them instead of 12-20 s of export.
@@ -34,7 +34,7 @@ $(TEST_WEIGHTS): $(DEV_STAMP)
 # kind, the machine's load) to benchmarks/results/test-runs/, also when a phase fails.
 START_LOG := $(LAB_STATE)/mlserver-starts.log
 TEST_STARTED := $(shell date +%s.%N)
-# The optional Hugging Face runtime's environment too (make hf-runtime, once: about 3 minutes and
+# The optional Hugging Face runtime's environment too (make hf-runtime, once: about 2.4 minutes and
 # 9.2 GB on a fresh machine), so that its tests and notebook 04's cells that use it run; on a
 # machine without the disk for it, they skip and say why (hf-runtime-if-room).
 # The tests in two streams side by side (docs/testing.md); `make test TEST_MODE=--serial` runs
@@ -44,8 +44,17 @@ TEST_MODE ?=
 # download and install at once; .venv-hf after .venv, when the disk still has room for it (the
 # two at once need about 20 GB at their peak: a run here ran out of disk).
 test:
-	@$(MAKE) --no-print-directory -j4 test-setup
-	$(PY) tools/run_tests.py --started $(TEST_STARTED) --start-log $(START_LOG) --state $(LAB_STATE) $(TEST_MODE)
+	@$(MAKE) --no-print-directory -j4 test-setup types-early
+	$(PY) tools/run_tests.py --started $(TEST_STARTED) --start-log $(START_LOG) --state $(LAB_STATE) \
+		--types-from $(TYPES_EARLY) $(TEST_MODE)
+
+# mypy during make test's set-up, as soon as the tests' tools are in: it runs on the core that the
+# set-up's longest step (the Hugging Face environment, after .venv) leaves idle, instead of half
+# a minute of a test stream; tools/run_tests.py reports its phase and fails the run at its end
+# when it failed.
+TYPES_EARLY := $(LAB_STATE)/types-early.json
+types-early: $(DEV_STAMP)
+	$(PY) tools/run_tests.py --types-to $(TYPES_EARLY) --state $(LAB_STATE)
 
 test-setup: $(DEV_STAMP) $(WEIGHTS) $(TEST_WEIGHTS) $(PROXY) hf-runtime-if-room system-deps
 

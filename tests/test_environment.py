@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,8 +84,9 @@ def test_make_lab_says_what_it_will_download_and_shows_pips_progress():
     assert plan.index("GB to download") < plan.index("-r requirements.txt")  # said before it starts
 
 
-def _install_hf_runtime_with(tmp_path: Path, pip_says: str):
-    """`make hf-runtime-if-room` with a pip that fails saying `pip_says`, in tmp_path."""
+def _install_hf_runtime_with(tmp_path: Path, pip_says: str, failing: str = "pip"):
+    """`make hf-runtime-if-room` in tmp_path, with a pip (which installs uv, then the lab) or a uv
+    (which installs the packages) that fails saying `pip_says`, the other one doing nothing."""
     import subprocess
 
     stamp = tmp_path / "main-venv-stamp"
@@ -92,21 +94,27 @@ def _install_hf_runtime_with(tmp_path: Path, pip_says: str):
     venv = tmp_path / "venv-hf"
     (venv / "lib").mkdir(parents=True)  # what a pip that ran out of disk left behind
     (venv / "lib" / "half-installed").write_text("x" * 1000)
-    pip = tmp_path / "pip.sh"
-    pip.write_text(f"echo '{pip_says}' >&2\nexit 1\n")
+    tools = {}
+    for tool in ("pip", "uv"):
+        tools[tool] = tmp_path / f"{tool}.sh"
+        tools[tool].write_text(f"echo '{pip_says}' >&2\nexit 1\n" if tool == failing else "exit 0\n")
     done = subprocess.run(
         ["make", "--no-print-directory", "-f", "tools/lab.mk", "hf-runtime-if-room", f"STAMP={stamp}",
-         f"HF_VENV={venv}", f"HF_PIP=sh {pip}", f"HF_LOG={tmp_path / 'install.log'}",
+         f"HF_VENV={venv}", f"HF_PIP=sh {tools['pip']}", f"HF_UV=sh {tools['uv']}",
+         f"HF_LOG={tmp_path / 'install.log'}",
          f"HF_SKIPPED={tmp_path / 'skipped'}", "HF_DISK_GB=0", "PYTHON=true"],
         cwd=REPO, capture_output=True, text=True, timeout=60)
     return done, venv, tmp_path / "skipped"
 
 
-def test_a_disk_that_fills_while_the_optional_runtime_installs_skips_it_loudly(tmp_path):
+@pytest.mark.parametrize("failing, says", [
+    ("pip", "ERROR: Could not install packages due to an OSError: [Errno 28] No space left on device"),
+    ("uv", "error: Failed to install: torch-2.8.0-cp311-cp311-manylinux_2_28_x86_64.whl (torch==2.8.0)\n"
+           "  Caused by: failed to write to file: No space left on device (os error 28)")])
+def test_a_disk_that_fills_while_the_optional_runtime_installs_skips_it_loudly(tmp_path, failing, says):
     # Before: the free disk read before the install was enough, pip then ran out of it
     # ("[Errno 28] No space left on device") and make test failed at its setup, in CI.
-    done, venv, skipped = _install_hf_runtime_with(
-        tmp_path, "ERROR: Could not install packages due to an OSError: [Errno 28] No space left on device")
+    done, venv, skipped = _install_hf_runtime_with(tmp_path, says, failing)
     assert done.returncode == 0, done.stderr
     assert not venv.exists()  # removed: a half-built one would be finished next time, and fail again
     assert "ran out of disk while it installed" in skipped.read_text()
@@ -114,9 +122,10 @@ def test_a_disk_that_fills_while_the_optional_runtime_installs_skips_it_loudly(t
     assert "No space left on device" in done.stderr  # pip's own words, shown
 
 
-def test_any_other_failure_of_the_optional_runtimes_install_fails_make(tmp_path):
+@pytest.mark.parametrize("failing", ["pip", "uv"])
+def test_any_other_failure_of_the_optional_runtimes_install_fails_make(tmp_path, failing):
     done, venv, skipped = _install_hf_runtime_with(
-        tmp_path, "ERROR: Could not find a version that satisfies the requirement torch==2.8.0")
+        tmp_path, "ERROR: Could not find a version that satisfies the requirement torch==2.8.0", failing)
     assert done.returncode != 0
     assert "satisfies the requirement" in done.stderr
     assert venv.exists() and not skipped.exists()

@@ -86,3 +86,46 @@ def test_two_streams_run_side_by_side_and_a_stream_stops_at_its_first_failure(tm
     assert span["beside"][0] < span["first"][1] and span["first"][0] < span["beside"][1], "not side by side"
     assert (tmp_path / "logs" / "broken.log").read_text().startswith("hello 3 ")
     assert "hello 3" in capsys.readouterr().out  # each command's output is shown when it ends
+
+
+def test_mypy_during_the_set_up_writes_its_phase_and_the_run_shows_its_output(tmp_path, monkeypatch, capsys):
+    module = run_tests_module()
+
+    def mypy(command, cwd, stdout, stderr):
+        assert command[0].endswith("mypy")
+        stdout.write("labkit/x.py:1: error: a type error\n")
+        return 1
+
+    monkeypatch.setattr(module.subprocess, "call", mypy)
+    target = tmp_path / "types-early.json"
+    assert module.types_early(target, tmp_path / "state") == 0  # the set-up goes on: the tests run
+    phase = json.loads(target.read_text())
+    assert phase["exit_code"] == 1 and phase["during"] == "setup" and phase["seconds"] >= 0
+    assert module.read_types(target) == phase
+    assert "a type error" in capsys.readouterr().out
+    assert module.read_types(tmp_path / "missing.json") is None and module.read_types(None) is None
+
+
+def test_a_run_with_mypy_done_in_the_set_up_leaves_it_out_of_the_streams_and_fails_at_its_end(tmp_path, monkeypatch):
+    module = run_tests_module()
+    monkeypatch.setattr(module, "RECORDS", tmp_path / "records")
+    monkeypatch.setattr(module.subprocess, "call", lambda command, cwd, env: 0)  # lint
+    streams = {}
+
+    def run_streams(given, logs):
+        streams.update(given)
+        return {"tests": {"seconds": 1.0, "exit_code": 0}}
+
+    monkeypatch.setattr(module, "run_streams", run_streams)
+    early = tmp_path / "types-early.json"
+    early.write_text(json.dumps({"seconds": 29.0, "exit_code": 1, "during": "setup"}))
+    code = module.main(["--started", "0", "--state", str(tmp_path / "state"), "--types-from", str(early)])
+    assert code == 1
+    assert [name for name, _, _ in streams["1"]] == ["pytest-grading", "nbval"]
+    record = json.loads(next((tmp_path / "records").glob("*.json")).read_text())
+    assert record["phases"]["types"]["exit_code"] == 1
+    # Without it, the first stream runs mypy at its end.
+    early.unlink()
+    streams.clear()
+    assert module.main(["--started", "0", "--state", str(tmp_path / "state"), "--types-from", str(early)]) == 0
+    assert [name for name, _, _ in streams["1"]] == ["pytest-grading", "nbval", "types"]

@@ -7,7 +7,7 @@ load: how much of the CPU other processes took while each phase ran). Exits with
 failure.
 
 Stream 1: the grading proof, the class on JupyterHub and what the lab writes (kernels running
-notebooks), then nbval, then mypy (types). Stream 2: every other test, its servers on free ports only, in a temp
+notebooks), then nbval. Stream 2: every other test, its servers on free ports only, in a temp
 dir of its own (TMPDIR), so that a test of stream 1 that checks what the lab writes to the
 system's temp dir sees stream 1's writes only.
 
@@ -168,13 +168,45 @@ def _stream_env(env: dict, stream: str, name: str) -> dict:
     return {**env, **extra}
 
 
+def types_early(target: Path, state: Path) -> int:
+    """mypy alone, its output in the state folder's test logs and its phase in ``target`` (written
+    last: a run cut short leaves no file, and the streams then run mypy themselves)."""
+    target.unlink(missing_ok=True)
+    logs = state / "test-logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    started, busy, ours = time.monotonic(), busy_cpu_seconds(), children_cpu_seconds()
+    with (logs / "types.log").open("w") as log:
+        code = subprocess.call([str(Path(sys.executable).parent / "mypy")], cwd=ROOT, stdout=log, stderr=log)
+    phase = {**_measured(started, busy, ours, code), "during": "setup", "log": str(logs / "types.log")}
+    target.write_text(json.dumps(phase) + "\n")
+    return 0  # its exit code is the record's: the tests run, and the run fails at its end
+
+
+def read_types(path: Path | None) -> dict | None:
+    """mypy's phase as :func:`types_early` wrote it, its output shown; None when there is none."""
+    if path is None or not path.exists():
+        return None
+    phase = json.loads(path.read_text())
+    print(f"== types (mypy, during the set-up): exit code {phase['exit_code']}, {phase['seconds']} s", flush=True)
+    log = Path(phase.get("log", ""))
+    if log.is_file():
+        print(log.read_text(), end="", flush=True)
+    return phase
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--started", type=float, help="when `make test` began (epoch seconds): its set-up phase")
     parser.add_argument("--start-log", type=Path)
     parser.add_argument("--state", type=Path, default=ROOT / ".lab")
     parser.add_argument("--serial", action="store_true", help="one stream: every command one after the other")
+    parser.add_argument("--types-to", type=Path, help="only run mypy, and write its phase (seconds, exit code) "
+                        "to this file: `make test` does it during its set-up")
+    parser.add_argument("--types-from", type=Path, help="mypy's phase as --types-to wrote it: the streams "
+                        "leave mypy out when it is there")
     args = parser.parse_args(argv)
+    if args.types_to:
+        return types_early(args.types_to, args.state)
     env = dict(os.environ)
     # Two streams keep both cores busy: a torch process with a thread per core waits on its
     # slowest thread beside the other stream (03's checks took 5-6 times as long with two threads
@@ -198,10 +230,15 @@ def main(argv: list[str] | None = None) -> int:
         pytest = [python, "-m", "pytest", "-p", "no:cacheprovider", "--durations=12"]
         nbval = ("nbval", [python, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider",
                            f"--junitxml={xml['nbval']}", "notebooks/solutions"])
-        # mypy (pyproject's [tool.mypy]) last in the shorter stream: half a minute of one core that
-        # the lint step would keep both streams waiting for; `make test-fast` runs it first.
-        types = ("types", [str(Path(python).parent / "mypy")])
-        first = [("pytest-grading", [*pytest, f"--junitxml={xml['pytest-grading']}", *FIRST_STREAM]), nbval, types]
+        # mypy (pyproject's [tool.mypy]): during the set-up when `make test` ran it there, while
+        # the Hugging Face environment still installs (half a minute of the core that step leaves
+        # idle); else last in the first stream.
+        early = read_types(args.types_from)
+        types = [] if early else [("types", [str(Path(python).parent / "mypy")])]
+        if early:
+            phases["types"] = early
+        first = [("pytest-grading", [*pytest, f"--junitxml={xml['pytest-grading']}", *FIRST_STREAM]), nbval,
+                 *types]
         second = [("pytest", [*pytest, f"--junitxml={xml['pytest']}", "tests",
                               *[f"--ignore={path}" for path in FIRST_STREAM]])]
         streams = {"1": [(name, command, _stream_env(env, "1", name)) for name, command in first],

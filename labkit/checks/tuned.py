@@ -99,12 +99,12 @@ def tuned_service(server: ModelServer, transport: str, points: float = POINTS,
         same_answers(server, ask, classify)
         jpeg = encode_jpeg(load_image(CAT))
         print(f"Measuring {server.name} ({ENGINE_NAMES[engine]}, {transport}) against {ENGINE_NAMES[engine]} alone "
-              f"in this process ({threads} thread(s)), {ROUNDS} rounds of about "
+              f"in this process ({threads} thread(s)), up to {ROUNDS} rounds of about "
               f"{LIMIT_SECONDS + SERVED_SECONDS + 2 * ONE_SECONDS:.0f} s:", flush=True)
         result = challenge.against_limit(lambda: _engine_alone(classify, jpeg),
                                          lambda: _served(server, transport, classify, jpeg), rounds=ROUNDS,
                                          tries=TRIES, on_round=lambda number, round_: print(
-                                             round_line(number, round_), flush=True))
+                                             round_line(number, round_), flush=True), verdict=round_verdict)
     report = summary(server, engine, transport, result)
     for line in report["lines"]:
         print(line)
@@ -311,6 +311,13 @@ def _rest_handler_mean(before: pd.DataFrame, after: pd.DataFrame) -> float:
     return (sum_after - sum_before) / count if count > 0 else float("nan")
 
 
+def round_verdict(round_: challenge.Round) -> tuple[float, bool]:
+    """What one round's numbers decide: the share of the points its ratio earns, and whether it is
+    over the latency budget (the rounds stop once most of them agree on both: the median of all
+    of them would say the same)."""
+    return challenge.points(round_.ratio), round_.details["extra_ms"] > ALLOWANCE_MS + LATENCY_BAND_MS
+
+
 def round_line(number: int, round_: challenge.Round) -> str:
     """What one kept round measured, as the student reads it while the check runs."""
     busy = "  (the machine was busy)" if round_.others_cpu_share > challenge.BUSY else ""
@@ -326,6 +333,9 @@ def summary(server: ModelServer, engine: str, transport: str, result: challenge.
     lines = [f"Served over the engine alone at {CALLERS} callers: {result.ratio:.2f} (median; rounds "
              f"{low:.2f}-{high:.2f}); at one caller your server took {extra:+.0f} ms over the engine's own time "
              f"(budget {ALLOWANCE_MS:.0f} ms)."]
+    if len(result.rounds) < ROUNDS:
+        lines.append(f"{len(result.rounds)} rounds: they agree on the points, which the median of {ROUNDS} would "
+                     "give whatever another round measured.")
     if result.measured_again:
         lines.append(f"{result.measured_again} round(s) measured again: other programs took the CPU meanwhile.")
     if result.busy:

@@ -16,8 +16,9 @@ from __future__ import annotations
 import io
 import statistics
 import time
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Union
+from typing import Callable, Hashable, Union
 
 from labkit.client import load_image
 from labkit.measure.machine import OtherLoad
@@ -103,9 +104,14 @@ def _split(measured: Measured) -> tuple[float, dict]:
 
 def against_limit(limit: Callable[[], Measured], served: Callable[[], Measured], rounds: int = 3,
                   tries: int = 3, load: Callable[[], OtherLoad] = OtherLoad,
-                  on_round: Callable[[int, Round], None] | None = None) -> AgainstLimit:
+                  on_round: Callable[[int, Round], None] | None = None,
+                  verdict: Callable[[Round], Hashable] | None = None) -> AgainstLimit:
     """``rounds`` rounds of ``limit()`` then ``served()``; a round during which other processes
-    took more than ``BUSY`` of the CPU is measured again, up to ``tries`` times in all.
+    took more than ``BUSY`` of the CPU is measured again, up to ``tries`` times in all. With
+    ``verdict``, the rounds stop as soon as more than half of ``rounds`` give one verdict (the
+    points a round's numbers earn): the median of all the rounds would give it whatever the rest
+    measured, and the median of the rounds kept gives it too when the verdict comes from numbers
+    read against thresholds (each side of a threshold is an interval).
 
     Args:
         limit: measures the engine alone, in images per second (e.g. with :func:`in_process_rate`),
@@ -116,6 +122,8 @@ def against_limit(limit: Callable[[], Measured], served: Callable[[], Measured],
         load: what reads the others' share of the CPU over a round (:class:`OtherLoad`).
         on_round: called with each kept round's number (from 1) and the round, as it is kept (a
             notebook shows progress with it).
+        verdict: what a round's numbers decide, each of them read against its own thresholds
+            and monotone in it (a tuple of bands, one per number), or None to measure every round.
 
     Raises:
         ValueError: ``rounds`` or ``tries`` below 1, or a measurement of 0 images per second by
@@ -138,7 +146,20 @@ def against_limit(limit: Callable[[], Measured], served: Callable[[], Measured],
         kept.append(measured)
         if on_round is not None:
             on_round(len(kept), measured)
+        if verdict is not None and decided(kept, rounds, verdict):
+            break
     return AgainstLimit(tuple(kept), again)
+
+
+def decided(kept: list[Round], rounds: int, verdict: Callable[[Round], Hashable]) -> bool:
+    """Whether every number of ``verdict`` has one band in more than half of ``rounds`` rounds
+    among ``kept``: the median of ``rounds`` lies in the band that more than half of them share,
+    so the rounds not measured yet cannot move it."""
+    majority = rounds // 2 + 1
+    verdicts = [verdict(round_) for round_ in kept]
+    if len(verdicts) < majority:
+        return False
+    return all(max(Counter(bands).values()) >= majority for bands in zip(*verdicts))
 
 
 def points(ratio: float, thresholds: tuple[tuple[float, float], ...] = THRESHOLDS, band: float = BAND) -> float:

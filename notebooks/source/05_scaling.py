@@ -557,8 +557,8 @@ pd.DataFrame([{"server": server, "transport": transport, "shape": str(answer.sha
 #
 # **How it is measured, and graded.** The check below first asks your server for drawn images, 8
 # callers at once, and compares every answer, row by row, with the same engine run in the
-# notebook: a fast answer counts only when it is right. Then it measures, in 3 rounds of about
-# 6 s, each side by side:
+# notebook: a fast answer counts only when it is right. Then it measures, in up to 3 rounds of
+# about 6 s (a third only when the first two disagree on the points), each side by side:
 #
 # * **the ratio**: the images per second your server serves to 8 callers, over what the same
 #   engine does alone in the notebook's own process on batches of 8 (decoding, preprocessing and

@@ -87,6 +87,28 @@ def test_over_the_latency_budget_or_below_the_first_threshold_earns_nothing_and_
     assert "0.44 of what the engine does alone, below 0.50" in failure.value.what
 
 
+def test_a_round_decides_its_points_and_whether_it_is_over_the_latency_budget():
+    from labkit.measure.challenge import Round
+
+    def round_(served, extra):
+        return Round(10.0, served, 0.0, {"extra_ms": extra})
+
+    assert tuned.round_verdict(round_(9.0, 8.0)) == (1.0, False)
+    assert tuned.round_verdict(round_(6.0, 30.0)) == (0.5, False)  # the latency band
+    assert tuned.round_verdict(round_(4.0, 31.0)) == (0.0, True)
+
+
+def test_two_rounds_that_agree_say_why_there_is_no_third():
+    from labkit.measure.challenge import AgainstLimit, Round
+
+    details = {"extra_ms": 8.0}
+    two = AgainstLimit((Round(10.0, 9.0, 0.0, details), Round(10.0, 8.8, 0.0, details)), 0)
+    lines = tuned.summary(Server(), "openvino", "grpc", two)["lines"]
+    assert "0.89 (median; rounds 0.88-0.90)" in lines[0]
+    assert lines[1] == ("2 rounds: they agree on the points, which the median of 3 would give whatever another "
+                        "round measured.")
+
+
 def test_an_unknown_transport_is_named_before_anything_is_asked():
     with pytest.raises(CheckFailed) as failure:
         tuned.tuned_service(Server(), "http")

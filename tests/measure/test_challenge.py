@@ -100,3 +100,49 @@ def test_each_kept_round_is_reported_as_it_is_kept_not_the_busy_tries():
     challenge.against_limit(lambda: 10.0, lambda: next(served), rounds=2, load=Shares(0.0, 0.9, 0.1),
                             on_round=lambda number, round_: seen.append((number, round_.served_images_per_s)))
     assert seen == [(1, 8.0), (2, 9.0)]
+
+
+def _verdict(round_):
+    return (challenge.points(round_.ratio),)
+
+
+def test_the_rounds_stop_once_most_of_them_agree_on_the_points():
+    # Two rounds in the band of all the points: the median of three is there whatever the third
+    # measures, so it is not measured.
+    served = iter([9.0, 8.0, 1.0])
+    result = challenge.against_limit(lambda: 10.0, lambda: next(served), rounds=3, load=Shares(0.0, 0.0, 0.0),
+                                     verdict=_verdict)
+    assert [round_.served_images_per_s for round_ in result.rounds] == [9.0, 8.0]
+    assert challenge.points(result.ratio) == 1.0
+
+
+def test_rounds_that_disagree_on_the_points_are_all_measured():
+    served = iter([9.0, 6.0, 8.0])
+    result = challenge.against_limit(lambda: 10.0, lambda: next(served), rounds=3, load=Shares(0.0, 0.0, 0.0),
+                                     verdict=_verdict)
+    assert len(result.rounds) == 3 and result.ratio == pytest.approx(0.8)
+
+
+def test_every_number_of_the_verdict_needs_its_majority():
+    # The ratio agrees after two rounds, the latency verdict does not: a third round.
+    rounds = [challenge.Round(10.0, 9.0, 0.0, {"slow": slow}) for slow in (False, True, True)]
+    by_both = lambda round_: (challenge.points(round_.ratio), round_.details["slow"])  # noqa: E731
+    assert not challenge.decided(rounds[:2], 3, by_both) and challenge.decided(rounds, 3, by_both)
+    assert challenge.decided(rounds[1:], 3, by_both)
+    assert not challenge.decided(rounds[:1], 1 + 2, by_both) and challenge.decided(rounds[:1], 1, by_both)
+
+
+def test_stopping_early_gives_the_points_that_every_round_would():
+    # Drawn rounds around the thresholds: the points of the median of the rounds kept are the
+    # points of the median of all of them, for 3 and for 5 rounds.
+    rng = np.random.default_rng(41)
+    stopped = 0
+    for rounds in [3, 5] * 200:
+        rates = list(rng.uniform(3.0, 9.0, rounds))
+        every = challenge.against_limit(lambda: 10.0, iter(rates).__next__, rounds=rounds,
+                                        load=Shares(*[0.0] * rounds))
+        early = challenge.against_limit(lambda: 10.0, iter(rates).__next__, rounds=rounds,
+                                        load=Shares(*[0.0] * rounds), verdict=_verdict)
+        assert challenge.points(early.ratio) == challenge.points(every.ratio)
+        stopped += len(early.rounds) < rounds
+    assert stopped > 50  # the draws stop early often enough to prove something

@@ -1,5 +1,5 @@
 """MLServer's Hugging Face runtime of the course text (notebook 04), in its own environment
-(``make hf-runtime``: .venv-hf, 9.2 GB, 2.4 to 3.4 minutes to install): TinyViT from a local
+(``make hf-runtime``: .venv-hf, 9.2 GB, about 2.4 minutes to install): TinyViT from a local
 folder, with ``optimum_model`` false and true, answers the same top 5 as the lab's model on
 the same images. An optional extra for students; `make test` installs it, so CI runs these."""
 
