@@ -41,6 +41,12 @@ class InferenceFailed(RuntimeError):
         self.status = status
         self.message = message
         self.protocol = protocol
+        self.label = label  # "HTTP 500", "gRPC INTERNAL"
+
+    @property
+    def inside_the_server(self) -> bool:
+        """An error of the model's code (HTTP 5xx; gRPC INTERNAL or UNKNOWN), not of the request."""
+        return self.status >= 500 if self.protocol == "HTTP" else self.status in (2, 13)
 
 
 def load_image(path: PathLike | io.BytesIO = CAT, size: tuple[int, int] | None = None) -> np.ndarray:

@@ -27,7 +27,7 @@ from labkit.checks.on_write import check_each_write
 from labkit.checks.server_numbers import served_rate_and_p95
 from labkit.checks.build_folder import image_folder
 from labkit.checks.requirements_file import requirements
-from labkit.checks.service_calls import metric_file, service, top5_file
+from labkit.checks.service_calls import lab_service, metric_file, service, top5_file
 from labkit.checks.settings_files import hf_model_settings, model_settings, server_settings
 from labkit.checks.budget_pick import scaling_choice, sweep_for_grading
 from labkit.checks.live import (custom_metric, runtime_top_k, scaling_turned_on, top5_batch, top5_service,
@@ -36,7 +36,8 @@ from labkit.checks.remote_client import remote_classifier
 from labkit.checks.tuned import tuned_model_settings, tuned_record, tuned_service
 
 __all__ = ["CheckFailed", "check_each_write", "model_settings", "server_settings", "service", "top5_file",
-           "metric_file", "requirements", "image_folder", "remote_classifier", "top5_service", "top5_batch",
+           "lab_service", "metric_file", "requirements", "image_folder", "remote_classifier", "top5_service",
+           "top5_batch",
            "top5_under_batching", "runtime_top_k", "hf_model_settings", "scaling_turned_on", "scaling_choice",
            "custom_metric", "declared_metadata", "served_rate_and_p95", "distinct_images", "sweep_for_grading",
            "tuned_service", "tuned_model_settings", "tuned_record"]

@@ -6,6 +6,7 @@ the notebook's kernel:
 
 * :func:`service`: notebook 01's single-image service (its probabilities);
 * :func:`top5_file`: notebook 03's top-5 service (labels and scores of each row);
+* :func:`lab_service`: the lab's own service in notebook 05's folders (probabilities of a batch);
 * :func:`metric_file`: notebook 07's custom metric (each value it logs per image)."""
 
 from __future__ import annotations
@@ -183,6 +184,51 @@ def top5_file(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
                             what=f"images of call {call_number}", k=5)
         first = labels
     passed("serve-model.py answers two batches of 2 different images with each image's own top 5, labels and scores")
+
+
+@in_child
+def lab_service(folder: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
+                implementation: str = "serve-model.TinyViTModel") -> None:
+    """Notebook 05's folders: the lab's own service (``tinyvit/serve-model.py``, copied there, or
+    the student's change of it) answers a batch of pixels ``[N, H, W, 3]`` with each image's
+    probabilities, as the lab's clients call it (helper session 16: 01's check of a single
+    ``[H, W, 3]`` image called the lab's unchanged file wrong, and told the student to fix it).
+
+    Args:
+        folder: the folder with the service.
+        checkpoint: the weights the reference answers and the service load.
+        implementation: ``module.Class`` of the service.
+
+    Raises:
+        CheckFailed: the first mistake found.
+    """
+    import numpy as np
+    from mlserver.codecs import NumpyCodec
+    from mlserver.types import InferenceRequest
+
+    from labkit.contract import OUTPUT_NAME
+    from labkit.model.reference import reference_model
+
+    _, images, _ = distinct_images(2, checkpoint, same_size=True)
+    request = InferenceRequest(inputs=[NumpyCodec.encode_input(INPUT_NAME, np.stack(images))])
+    with recorded_metrics([]):  # the lab's service logs each batch's size, as MLServer's metric
+        model = load_service(folder, implementation)
+        response = call(model.predict(request), "predict()")
+    outputs = {output.name: output for output in getattr(response, "outputs", None) or []}
+    if OUTPUT_NAME not in outputs:
+        raise CheckFailed(f"predict() returned outputs {sorted(outputs)}; the lab's clients read "
+                          f"{OUTPUT_NAME!r}.", "The lab's service answers every class's probability.")
+    rows = np.asarray(_decoded(outputs[OUTPUT_NAME]), dtype=np.float64)
+    expected = reference_model(checkpoint).probabilities(images)
+    if rows.shape != expected.shape:
+        raise CheckFailed(f"predict() answered a batch of 2 images with shape {list(rows.shape)}; the model's "
+                          f"answer has {list(expected.shape)}: one row per image.",
+                          "The lab's service answers one row of probabilities per image.")
+    for number, (row, reference) in enumerate(zip(rows, expected), start=1):
+        if not same_probabilities(row, reference):
+            raise CheckFailed(f"Row {number} of predict()'s answer for a batch of 2 images is not TinyViT's "
+                              "probabilities for that image.", "Compare it with the lab's tinyvit/serve-model.py.")
+    passed(f"{Path(folder).name}/serve-model.py answers a batch of 2 images with each image's probabilities")
 
 
 def _same_order(row: object, reference: object) -> bool:

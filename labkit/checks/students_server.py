@@ -204,7 +204,7 @@ def did_not_answer(error: Exception, what: str = "", who: str = "The server") ->
 def error_answer(server: ModelServer, error: InferenceFailed, what: str = "") -> CheckFailed:
     """What a check says when the service answers ``what`` with an error: the status, the
     server's message, and for an error inside the service the last exception of its log."""
-    cause = last_exception(server.log) if error.status >= 500 else ""
+    cause = last_exception(server.log) if error.inside_the_server else ""
     if re.search(r"Cannot handle this data type: \(1, 1\), [<|>]?[USO]", f"{error.message} {cause}"):
         # helper session 8: a service that decodes the request itself handed PIL the JPEG bytes
         # as text; PIL's words about a NumPy type did not say so
@@ -212,7 +212,8 @@ def error_answer(server: ModelServer, error: InferenceFailed, what: str = "") ->
                   "files, JPEG bytes, which predict() must decode into pixels before it makes images of them)")
     cause = f"\nThe server log ends with: {cause}" if cause else ""
     asked = f" {what} with" if what else ""
-    return CheckFailed(f"The service answered{asked} HTTP {error.status}: {error.message}{cause}",
+    # helper session 16: gRPC's INTERNAL (13) was said as "HTTP 13", without the log's exception
+    return CheckFailed(f"The service answered{asked} {error.label}: {error.message}{cause}",
                        f"The traceback is in {log_of(server)}; fix {service_file(server)}, "
                        "then start the server again.")
 

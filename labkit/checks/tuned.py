@@ -10,8 +10,9 @@ client uses. The check
    a batch of ``CALLERS`` images against the server under ``CALLERS`` callers, and the engine on
    one image against the server's median latency for one caller (``labkit.measure.challenge``:
    a round during which other programs took the CPU is measured again);
-3. gives the points of the median ratio (``challenge.points``), none when the median latency at
-   one caller is over the budget (the engine's own time for one image plus ``ALLOWANCE_MS``);
+3. gives the points of the median ratio (``challenge.points``), none when the latency the server
+   adds at one caller is over the budget (``ALLOWANCE_MS``, or ``ALLOWANCE_SHARE`` of the engine's
+   own time for one image where that is more), in the median of the rounds;
 4. keeps a record of the run next to the notebook: JSON and the plot of where a request's time
    went on the student's own server (``tuned-records/``).
 
@@ -51,6 +52,11 @@ POINTS = 4.0
 # image in this process plus this much (the lab's tuned server added 8 ms: its 4 ms batch window,
 # the request's handling; benchmarks/results/2026-12-06.md), with a band for the rounds' spread.
 ALLOWANCE_MS = 25.0
+# ... or this share of the engine's own time for one image, where that is more: on a slow or busy
+# machine what the server does around the model slows too (helper session 16: a correct service
+# with the engine at 330-1040 ms for one image, all its rounds busy, went over 25 ms by 7 ms and
+# swung from 2 points to 0 between two runs).
+ALLOWANCE_SHARE = 0.1
 LATENCY_BAND_MS = 5.0
 ROUNDS = 3
 # Tries of a round at most when other programs took the CPU meanwhile (make grade grades two
@@ -93,6 +99,7 @@ def tuned_service(server: ModelServer, transport: str, points: float = POINTS,
         raise CheckFailed(f"transport is {transport!r}: the check sends the requests your client would, over "
                           "\"rest\" or \"grpc\".", "Set transport to the one your client uses.")
     not_stale(server)
+    metrics_on(server)
     with the_machine(server) as threads:
         engine, classify = reference(server, threads)
         ask = asker(server, transport)
@@ -104,7 +111,9 @@ def tuned_service(server: ModelServer, transport: str, points: float = POINTS,
         result = challenge.against_limit(lambda: _engine_alone(classify, jpeg),
                                          lambda: _served(server, transport, classify, jpeg), rounds=ROUNDS,
                                          tries=TRIES, on_round=lambda number, round_: print(
-                                             round_line(number, round_), flush=True), verdict=round_verdict)
+                                             round_line(number, round_), flush=True), verdict=round_verdict,
+                                         on_again=lambda number, round_: print(again_line(number, round_),
+                                                                               flush=True))
     report = summary(server, engine, transport, result)
     for line in report["lines"]:
         print(line)
@@ -134,12 +143,18 @@ def tuned_model_settings(folder: str | Path) -> None:
     engine = ENGINE_OF.get(implementation)
     if engine is None:
         raise _unknown_engine(content["name"], implementation)
+    uri = (content.get("parameters") or {}).get("uri")
     if engine == "pytorch":
         model_settings(folder)  # the folder's own class: imported and checked as MLServer would
+        if uri and Path(str(uri)).suffix.lower() == ".onnx":
+            # helper session 16: ticked here, then torch's "weights_only" advice at the start
+            raise CheckFailed(f"{content['name']} runs the PyTorch service ({implementation}) on parameters.uri "
+                              f"{uri!r}, an ONNX export: the PyTorch service loads a checkpoint of weights, and "
+                              "an ONNX file is what the engine runtimes load.",
+                              "Decide which of the lab's ways to run TinyViT this server uses; its file follows.")
         return
-    if content["name"] != folder.name:
-        model_settings(folder)  # names the mismatch as every other exercise does
-    uri = (content.get("parameters") or {}).get("uri")
+    # Any name: the check asks the server for the model it serves (helper session 16: "fast" was
+    # refused here "as the cells below address it by that name", which none of them does).
     if not uri:
         raise _no_file(content["name"], engine)
     try:
@@ -250,6 +265,16 @@ def same_answers(server: ModelServer, ask: Callable[[bytes], np.ndarray],
     passed(f"{len(answers)} answers to {CALLERS} callers at once, each the model's for its own image")
 
 
+def metrics_on(server: ModelServer) -> None:
+    """The check reads where a request's time went from the server's own metrics: settings that
+    turn them off are named (helper session 16: "/metrics did not answer: it is not running")."""
+    settings = _json(server.model_dir / "settings.json") or {}
+    if "metrics_endpoint" in settings and not settings["metrics_endpoint"]:
+        raise CheckFailed(f"settings.json sets metrics_endpoint to {settings['metrics_endpoint']!r}: MLServer then "
+                          "keeps no metrics, and the challenge reads where your requests' time went from your "
+                          "server's own metrics.", "The challenge measures a server that serves its metrics.")
+
+
 def _engine_alone(classify: Callable[[list], np.ndarray], jpeg: bytes) -> tuple[float, dict]:
     rate, _ = challenge.in_process_rate(classify, jpeg, CALLERS, LIMIT_SECONDS)
     _, batch = challenge.in_process_rate(classify, jpeg, CALLERS, 0.0)  # one call: the plot's batch time
@@ -311,11 +336,28 @@ def _rest_handler_mean(before: pd.DataFrame, after: pd.DataFrame) -> float:
     return (sum_after - sum_before) / count if count > 0 else float("nan")
 
 
+def latency_budget_ms(engine_one_image_ms: float) -> float:
+    """The milliseconds a server may add at one caller, beside an engine that takes this long for
+    one image."""
+    return max(ALLOWANCE_MS, ALLOWANCE_SHARE * engine_one_image_ms)
+
+
+def over_budget_ms(round_: challenge.Round) -> float:
+    """How far past its latency budget a round's server was at one caller (negative: within it)."""
+    return round_.details["extra_ms"] - latency_budget_ms(round_.details["engine_one_image_ms"])
+
+
 def round_verdict(round_: challenge.Round) -> tuple[float, bool]:
     """What one round's numbers decide: the share of the points its ratio earns, and whether it is
     over the latency budget (the rounds stop once most of them agree on both: the median of all
     of them would say the same)."""
-    return challenge.points(round_.ratio), round_.details["extra_ms"] > ALLOWANCE_MS + LATENCY_BAND_MS
+    return challenge.points(round_.ratio), over_budget_ms(round_) > LATENCY_BAND_MS
+
+
+def again_line(number: int, round_: challenge.Round) -> str:
+    """Said when a round is measured again (its try took seconds and is not kept)."""
+    return (f"  round {number}: other programs took {round_.others_cpu_share:.0%} of the CPU meanwhile; "
+            "measuring it again")
 
 
 def round_line(number: int, round_: challenge.Round) -> str:
@@ -329,10 +371,12 @@ def round_line(number: int, round_: challenge.Round) -> str:
 def summary(server: ModelServer, engine: str, transport: str, result: challenge.AgainstLimit) -> dict:
     """The run's figures and the lines the student reads."""
     extra = statistics.median(round_.details["extra_ms"] for round_ in result.rounds)
+    over = statistics.median(over_budget_ms(round_) for round_ in result.rounds)
+    budget = extra - over  # the budget of the rounds' median (each round's follows its engine's time)
     low, high = result.spread
     lines = [f"Served over the engine alone at {CALLERS} callers: {result.ratio:.2f} (median; rounds "
              f"{low:.2f}-{high:.2f}); at one caller your server took {extra:+.0f} ms over the engine's own time "
-             f"(budget {ALLOWANCE_MS:.0f} ms)."]
+             f"(budget {budget:.0f} ms)."]
     if len(result.rounds) < ROUNDS:
         lines.append(f"{len(result.rounds)} rounds: they agree on the points, which the median of {ROUNDS} would "
                      "give whatever another round measured.")
@@ -343,6 +387,7 @@ def summary(server: ModelServer, engine: str, transport: str, result: challenge.
                      "numbers (both sides met the same load), but run the check again when it is quiet.")
     return {"server": server.name, "engine": engine, "transport": transport, "ratio": round(result.ratio, 3),
             "spread": [round(low, 3), round(high, 3)], "extra_ms_at_one_caller": round(extra, 1),
+            "latency_budget_ms": round(budget, 1), "over_budget_ms": round(over, 1),
             "busy": result.busy, "measured_again": result.measured_again,
             "settings": {"settings.json": _json(server.model_dir / "settings.json"),
                          "model-settings.json": _json(server.model_dir / "model-settings.json")},
@@ -351,10 +396,10 @@ def summary(server: ModelServer, engine: str, transport: str, result: challenge.
 
 def verdict(report: dict, points: float) -> float:
     ratio, extra = report["ratio"], report["extra_ms_at_one_caller"]
-    if extra > ALLOWANCE_MS + LATENCY_BAND_MS:
+    if report["over_budget_ms"] > LATENCY_BAND_MS:
         raise CheckFailed(f"At one caller your server answered {extra:.0f} ms later than the engine alone, over the "
-                          f"budget of {ALLOWANCE_MS:.0f} ms: what the server does around the model costs a lone "
-                          "caller that much.",
+                          f"budget of {report['latency_budget_ms']:.0f} ms: what the server does around the model "
+                          "costs a lone caller that much.",
                           "Read where the time went in your record's plot; a setting that helps many callers "
                           "may cost a single one.")
     share = challenge.points(ratio)

@@ -105,7 +105,8 @@ def _split(measured: Measured) -> tuple[float, dict]:
 def against_limit(limit: Callable[[], Measured], served: Callable[[], Measured], rounds: int = 3,
                   tries: int = 3, load: Callable[[], OtherLoad] = OtherLoad,
                   on_round: Callable[[int, Round], None] | None = None,
-                  verdict: Callable[[Round], Hashable] | None = None) -> AgainstLimit:
+                  verdict: Callable[[Round], Hashable] | None = None,
+                  on_again: Callable[[int, Round], None] | None = None) -> AgainstLimit:
     """``rounds`` rounds of ``limit()`` then ``served()``; a round during which other processes
     took more than ``BUSY`` of the CPU is measured again, up to ``tries`` times in all. With
     ``verdict``, the rounds stop as soon as more than half of ``rounds`` give one verdict (the
@@ -122,6 +123,8 @@ def against_limit(limit: Callable[[], Measured], served: Callable[[], Measured],
         load: what reads the others' share of the CPU over a round (:class:`OtherLoad`).
         on_round: called with each kept round's number (from 1) and the round, as it is kept (a
             notebook shows progress with it).
+        on_again: called with the round's number and the try that is not kept, before it is
+            measured again (seconds of a notebook's cell otherwise without a sign of life).
         verdict: what a round's numbers decide, each of them read against its own thresholds
             and monotone in it (a tuple of bands, one per number), or None to measure every round.
 
@@ -131,7 +134,8 @@ def against_limit(limit: Callable[[], Measured], served: Callable[[], Measured],
     """
     if rounds < 1 or tries < 1:
         raise ValueError("rounds and tries are at least 1")
-    kept, again = [], 0
+    kept: list[Round] = []
+    again = 0
     for _ in range(rounds):
         for attempt in range(tries):
             with load() as others:
@@ -143,6 +147,8 @@ def against_limit(limit: Callable[[], Measured], served: Callable[[], Measured],
             if others.share <= BUSY or attempt == tries - 1:
                 break
             again += 1
+            if on_again is not None:
+                on_again(len(kept) + 1, measured)
         kept.append(measured)
         if on_round is not None:
             on_round(len(kept), measured)

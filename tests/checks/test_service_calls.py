@@ -3,6 +3,7 @@ mistake fails with a message that names it, and costs the service exercise only.
 
 import pytest
 from labkit import checks
+from tests.helpers.lab import REPO
 from tests.helpers.solutions import mutate
 
 
@@ -132,3 +133,25 @@ def test_an_untouched_service_says_it_is_not_written(folder, checkpoint):
     (folder / "serve-model.py").write_text(code[:start] + "        raise NotImplementedError()" + code[end:])
     with pytest.raises(checks.CheckFailed, match="not written yet"):
         checks.service(folder, checkpoint)
+
+
+def test_the_lab_s_own_service_in_05_s_folders_passes_its_check_and_a_wrong_change_of_it_fails(tmp_path, checkpoint,
+                                                                                                capsys):
+    # helper session 16: the lab's unchanged serve-model.py written again into tuned/ was checked
+    # as 01's single-image service ("UINT8 input shape [294, 429, 3] is not [N, H, W, 3]"), and
+    # the student was told to fix the code.
+    from labkit.workspace import lab_service_copy
+
+    folder = lab_service_copy(tmp_path / "tuned", checkpoint)
+    with pytest.raises(checks.CheckFailed, match=r"is not \[N, H, W, 3\]"):
+        checks.service(folder, checkpoint)  # 01's check: the wrong one for this file
+    checks.lab_service(folder, checkpoint)
+    assert "tuned/serve-model.py answers a batch of 2 images with each image's probabilities" in \
+        capsys.readouterr().out
+    path = folder / "serve-model.py"
+    path.unlink()  # a copy of the lab's file (lab_service_copy may link it)
+    path.write_text(mutate((REPO / "tinyvit" / "serve-model.py").read_text(),
+                           "        probabilities = self.classify(images)",
+                           "        probabilities = self.classify(images[:1] * len(images))"))
+    with pytest.raises(checks.CheckFailed, match="Row 2 of predict"):
+        checks.lab_service(folder, checkpoint)

@@ -102,6 +102,15 @@ def test_each_kept_round_is_reported_as_it_is_kept_not_the_busy_tries():
     assert seen == [(1, 8.0), (2, 9.0)]
 
 
+def test_a_round_measured_again_is_said_before_it_is_measured_again():
+    served = iter([8.0, 2.0, 9.0])
+    said = []
+    challenge.against_limit(lambda: 10.0, lambda: next(served), rounds=2, load=Shares(0.0, 0.9, 0.1),
+                            on_round=lambda number, round_: said.append(("kept", number)),
+                            on_again=lambda number, round_: said.append(("again", number, round_.others_cpu_share)))
+    assert said == [("kept", 1), ("again", 2, 0.9), ("kept", 2)]
+
+
 def _verdict(round_):
     return (challenge.points(round_.ratio),)
 
