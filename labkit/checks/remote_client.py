@@ -27,6 +27,22 @@ if TYPE_CHECKING:
     import requests
 
 
+def _unchanged(given: np.ndarray, image: np.ndarray, name: str) -> None:
+    """The caller's array as it was before the call (helper session 17: a function that set
+    ``image.shape`` to add the batch axis, or swapped its channels in place, passed here, and the
+    notebook's next cells then met a changed image)."""
+    if given.shape != image.shape:
+        raise CheckFailed(f"classify_remote({name}) changed the shape of the array it was given, from "
+                          f"{image.shape} to {given.shape}: the caller's image is not the one it had.",
+                          "A function that sends an image leaves its argument as it found it; make the request "
+                          "from a new array.")
+    if not np.array_equal(given, image):
+        raise CheckFailed(f"classify_remote({name}) changed the pixels of the array it was given: the caller's "
+                          "image is not the one it had after the call.",
+                          "A function that sends an image leaves its argument as it found it; make the request "
+                          "from a new array.")
+
+
 def remote_classifier(classify_remote: Callable[[np.ndarray], np.ndarray],
                       checkpoint: PathLike = weights.DEFAULT_CHECKPOINT) -> None:
     """Notebook 02: ``classify_remote(image)`` sends one ``[H, W, 3]`` image to the server
@@ -57,8 +73,12 @@ def remote_classifier(classify_remote: Callable[[np.ndarray], np.ndarray],
     with _recording_http(exchanges), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for name, image in named:
+            given = image.copy()
             try:
-                answers.append(classify_remote(image.copy()))
+                answers.append(classify_remote(given))
+                _unchanged(given, image, name)
+            except CheckFailed:
+                raise
             except Exception as error:
                 what = f"classify_remote({name}) raised {type(error).__name__}: {error}"
                 diagnosis = _grpc_diagnosis(error, what) or _urllib_diagnosis(error, what)

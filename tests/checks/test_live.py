@@ -495,6 +495,22 @@ def test_the_request_check(server, checkpoint, cat, capsys):
 
     with pytest.raises(checks.CheckFailed, match=r"the answer it gave for .*\(an image of the same size, whose border"):
         checks.remote_classifier(by_first_row, checkpoint)
+    # helper session 17: a client that changed the caller's array passed (the check gave it a copy)
+
+    def batch_axis_in_place(image):
+        image.shape = (1, *image.shape)
+        return right(image[0])
+
+    def channels_swapped_after(image):
+        answer = right(image)
+        image[...] = image[..., ::-1]
+        return answer
+
+    with pytest.raises(checks.CheckFailed, match=r"changed the shape of the array it was given, from \(\d+, \d+, 3\) "
+                                                 r"to \(1, \d+, \d+, 3\)"):
+        checks.remote_classifier(batch_axis_in_place, checkpoint)
+    with pytest.raises(checks.CheckFailed, match="changed the pixels of the array it was given"):
+        checks.remote_classifier(channels_swapped_after, checkpoint)
 
 
 @pytest.mark.slow
