@@ -131,7 +131,13 @@ def run_model_settings(model_dir: Path, model_settings: dict, options: ServerOpt
     """model-settings.json as the copy has it: batching and weights overridden, the uri
     resolved against the student's folder, and the worker count in ``parameters.extra``."""
     settings = dict(model_settings)
-    parameters = dict(settings.get("parameters") or {})
+    given = settings.get("parameters") or {}
+    if not isinstance(given, dict) or not isinstance(given.get("extra") or {}, dict) \
+            or not isinstance(given.get("uri") or "", str):
+        # MLServer refuses such a file, by its field, and the start says so (helper session 17: the
+        # lab's own TypeError on "extra" as text came first, a traceback through labkit)
+        return settings
+    parameters = dict(given)
     uri = options.weights or parameters.get("uri")
     if uri:
         # Resolve against the student's folder, not the run copy.

@@ -59,6 +59,17 @@ def test_settings_mlserver_refuses_fail_at_once_with_the_field_first(tmp_path):
     assert "MLServer refused svc/model-settings.json" in message
 
 
+@pytest.mark.parametrize("parameters, says", [
+    ({"extra": '{"top_k": 3}'}, "parameters.extra is"), ({"extra": [["top_k", 3]]}, "parameters.extra is"),
+    ("tinyvit.safetensors", "\"parameters\" is"), ([{"uri": "x"}], "\"parameters\" is")])
+def test_parameters_or_extra_not_an_object_fail_at_once_by_their_field(tmp_path, parameters, says):
+    # helper session 17: the lab's own copy of the settings raised TypeError ("'str' object is not
+    # a mapping") from labkit/serving/runcopy.py before MLServer could refuse the field
+    path = folder(tmp_path, {"name": "svc", "implementation": "service.Service", "parameters": parameters})
+    message = fails_fast(path, f"In your model-settings.json: {says}")
+    assert "runcopy.py" not in message and "TypeError" not in message
+
+
 def test_a_load_that_returns_false_fails_at_once_and_says_so(tmp_path):
     path = folder(tmp_path, {"name": "svc", "implementation": "service.Service"}, SERVICE.format(returns="False"))
     fails_fast(path, "only when its load() returns True")
