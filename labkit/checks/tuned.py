@@ -40,7 +40,8 @@ from labkit.checks.feedback import CheckFailed, distinct_images, how_rounded, pa
 from labkit.checks.students_server import (did_not_answer, error_answer, log_of, not_stale, requests_errors,
                                            scrape)
 from labkit import config
-from labkit.client import InferenceFailed, encode_jpeg, files_request, infer, infer_grpc, load_image, CAT
+from labkit.client import InferenceFailed, encode_jpeg, files_request, infer, infer_grpc, load_image, request_body, CAT
+from labkit.measure.loadgen import Bodies
 from labkit.contract import OUTPUT_NAME
 from labkit.measure import challenge
 from labkit.model import weights
@@ -59,6 +60,10 @@ ALLOWANCE_MS = 25.0
 ALLOWANCE_SHARE = 0.1
 LATENCY_BAND_MS = 5.0
 ROUNDS = 3
+# Different images the measurement sends, in turn (about 2 ms each to make): more than the rounds
+# send on a quiet machine (about 350 requests a round for the lab's tuned settings), so that no
+# two requests of a check are alike.
+VARIED = 1024
 # Tries of a round at most when other programs took the CPU meanwhile (make grade grades two
 # hand-ins side by side: each is the other's "other program", so a third try seldom finds it quiet).
 TRIES = 2
@@ -105,11 +110,12 @@ def tuned_service(server: ModelServer, transport: str, points: float = POINTS,
         ask = asker(server, transport)
         same_answers(server, ask, classify)
         jpeg = encode_jpeg(load_image(CAT))
+        bodies = varied_bodies(load_image(CAT), VARIED)
         print(f"Measuring {server.name} ({ENGINE_NAMES[engine]}, {transport}) against {ENGINE_NAMES[engine]} alone "
               f"in this process ({threads} thread(s)), up to {ROUNDS} rounds of about "
               f"{LIMIT_SECONDS + SERVED_SECONDS + 2 * ONE_SECONDS:.0f} s:", flush=True)
         result = challenge.against_limit(lambda: _engine_alone(classify, jpeg),
-                                         lambda: _served(server, transport, classify, jpeg), rounds=ROUNDS,
+                                         lambda: _served(server, transport, classify, jpeg, bodies), rounds=ROUNDS,
                                          tries=TRIES, on_round=lambda number, round_: print(
                                              round_line(number, round_), flush=True), verdict=round_verdict,
                                          on_again=lambda number, round_: print(again_line(number, round_),
@@ -281,15 +287,26 @@ def _engine_alone(classify: Callable[[list], np.ndarray], jpeg: bytes) -> tuple[
     return rate, {"engine_batch_ms": batch[0]}
 
 
+def varied_bodies(image: np.ndarray, count: int, seed: int | None = None) -> Bodies:
+    """``count`` request bodies of one JPEG image each, every one with a row of pixels of its own:
+    the image the engine decodes alone, but no two requests alike (helper session 16: a server
+    that kept each image's answer served one repeated image at 116 times its engine's rate)."""
+    rng = np.random.default_rng(seed)
+    bodies = []
+    for _ in range(count):
+        varied = image.copy()
+        varied[rng.integers(image.shape[0])] = rng.integers(0, 256, image.shape[1:], dtype=np.uint8)
+        bodies.append(request_body(files_request([encode_jpeg(varied)])))
+    return Bodies(bodies)
+
+
 def _served(server: ModelServer, transport: str, classify: Callable[[list], np.ndarray],
-            jpeg: bytes) -> tuple[float, dict]:
+            jpeg: bytes, body: Bodies) -> tuple[float, dict]:
     """The server's rate under ``CALLERS`` callers, then one caller's requests, each paired with
     the engine on the same image in this process right before it (a busy machine moves both of
     a pair alike: the pairs' differences hold where the two medians apart would not)."""
     from labkit.measure import metrics
-    from labkit.measure.loadgen import payload_body, run_load, sender
-
-    body = payload_body("jpeg")
+    from labkit.measure.loadgen import run_load, sender
     target: dict[str, Any] = ({"url": server.grpc_address, "grpc_model": server.name} if transport == "grpc"
                               else {"url": server.infer_url})
     run_load(**target, concurrency=CALLERS, duration=30, max_requests=CALLERS, body=body, progress=False)

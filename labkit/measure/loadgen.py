@@ -10,11 +10,12 @@ latency, errors). Loopback only: the lab never sends load elsewhere.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
+from typing import Callable, Sequence, Union
 from urllib.parse import urlparse
 
 import numpy as np
@@ -25,6 +26,43 @@ from tqdm.auto import tqdm
 from labkit.client import CAT, encode_jpeg, files_request, load_image, pixels_request, request_body
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+# One body sent again and again, or bodies that every caller takes in turn.
+Body = Union[bytes, Sequence[bytes], "Bodies"]
+
+
+class Bodies:
+    """Request bodies that every caller of one load takes in turn, so that no two requests are
+    alike until the list wraps around (05's challenge: a server that kept each image's answer
+    served one repeated image 116 times as fast as its engine, helper session 16)."""
+
+    def __init__(self, bodies: bytes | Sequence[bytes]):
+        self.items = [bytes(bodies)] if isinstance(bodies, (bytes, bytearray)) else [bytes(body) for body in bodies]
+        if not self.items:
+            raise ValueError("no request body")
+        self._turn = itertools.count()  # next() of a count is atomic under the GIL: callers share it
+        self._grpc: dict[str, list] = {}
+
+    def take(self) -> int:
+        """The index of the next body to send."""
+        return next(self._turn) % len(self.items)
+
+    def grpc_messages(self, model: str) -> list:
+        """The bodies as gRPC ``ModelInferRequest`` messages for ``model`` (made once)."""
+        if model not in self._grpc:
+            from mlserver.grpc.converters import ModelInferRequestConverter
+            from mlserver.types import InferenceRequest
+
+            from labkit.client import bytes_for_grpc
+
+            self._grpc[model] = [ModelInferRequestConverter.from_types(
+                bytes_for_grpc(InferenceRequest.model_validate_json(body)), model_name=model, model_version=None)
+                for body in self.items]
+        return self._grpc[model]
+
+
+def as_bodies(body: Body) -> Bodies:
+    return body if isinstance(body, Bodies) else Bodies(body)
+
 PAYLOADS = ("jpeg", "numpy")
 
 
@@ -57,7 +95,7 @@ class LoadResult:
 
 
 def run_load(url: str, concurrency: int = 4, duration: float = 10, max_requests: int | None = None,
-             payload: str = "jpeg", body: bytes | None = None, images_per_request: int = 1,
+             payload: str = "jpeg", body: Body | None = None, images_per_request: int = 1,
              timeout: float = 30, progress: bool = True, grpc_model: str | None = None) -> LoadResult:
     """Send load to an ``.../infer`` URL on loopback (or, with ``grpc_model``, to
     that model on a ``host:port`` gRPC address); see the module docstring.
@@ -68,7 +106,7 @@ def run_load(url: str, concurrency: int = 4, duration: float = 10, max_requests:
         duration: seconds of load (with ``max_requests``: stops at whichever comes first).
         max_requests: stop after this many requests.
         payload: ``"jpeg"`` or ``"numpy"`` (see :func:`payload_body`), unless ``body`` is given.
-        body: the request body every caller sends.
+        body: the request body every caller sends, or bodies the callers take in turn.
         images_per_request: images in each request.
         timeout: seconds a request may take before it counts as failed.
         progress: show a progress bar.
@@ -80,8 +118,8 @@ def run_load(url: str, concurrency: int = 4, duration: float = 10, max_requests:
     _check_loopback(url if grpc_model is None else f"grpc://{url}")
     if concurrency < 1 or duration <= 0:
         raise ValueError("concurrency must be >= 1 and duration > 0")
-    body = payload_body(payload) if body is None else body
-    make_sender = partial(sender, url, body, grpc_model, timeout)
+    bodies = as_bodies(payload_body(payload) if body is None else body)
+    make_sender = partial(sender, url, bodies, grpc_model, timeout)
     records, lock = [], threading.Lock()
     started = time.perf_counter()
     deadline = started + duration
@@ -140,30 +178,32 @@ def summarize(table: pd.DataFrame, elapsed: float, concurrency: int, payload: st
     }
 
 
-def sender(url: str, body: bytes, grpc_model: str | None = None, timeout: float = 30) -> tuple[Callable[[], int],
-                                                                                          Callable[[], None]]:
-    """(send, close) for one caller that sends ``body`` again and again on one connection: ``send()``
-    returns the HTTP status (0: no answer; for gRPC 200, or the gRPC code plus 1000).
+def sender(url: str, body: Body, grpc_model: str | None = None, timeout: float = 30) -> tuple[Callable[[], int],
+                                                                                        Callable[[], None]]:
+    """(send, close) for one caller that sends ``body`` again and again on one connection (or the
+    next of its bodies each time): ``send()`` returns the HTTP status (0: no answer; for gRPC 200,
+    or the gRPC code plus 1000).
 
     Args:
         url: the ``.../infer`` URL, or with ``grpc_model`` the gRPC ``host:port``.
-        body: the request's JSON body.
+        body: the request's JSON body, or bodies (a :class:`Bodies` shared with other callers).
         grpc_model: the model's name, to send over gRPC instead of REST.
         timeout: seconds a request may take.
     """
     _check_loopback(url if grpc_model is None else f"grpc://{url}")
+    bodies = as_bodies(body)
     if grpc_model is None:
-        return _rest_sender(url, body, timeout)
-    return _grpc_sender(url, grpc_model, body, timeout)
+        return _rest_sender(url, bodies, timeout)
+    return _grpc_sender(url, grpc_model, bodies, timeout)
 
 
-def _rest_sender(url: str, body: bytes, timeout: float):
-    """(send, close) for one thread: POST ``body``, return the HTTP status (0: no answer)."""
+def _rest_sender(url: str, bodies: Bodies, timeout: float):
+    """(send, close) for one thread: POST the next body, return the HTTP status (0: no answer)."""
     session = requests.Session()
 
     def send() -> int:
         try:
-            return session.post(url, data=body, timeout=timeout,
+            return session.post(url, data=bodies.items[bodies.take()], timeout=timeout,
                                 headers={"Content-Type": "application/json"}).status_code
         except requests.RequestException:
             return 0
@@ -171,24 +211,19 @@ def _rest_sender(url: str, body: bytes, timeout: float):
     return send, session.close
 
 
-def _grpc_sender(address: str, model: str, body: bytes, timeout: float):
-    """(send, close) for one thread: the same request over gRPC; 200 when it succeeds,
+def _grpc_sender(address: str, model: str, bodies: Bodies, timeout: float):
+    """(send, close) for one thread: the same requests over gRPC; 200 when it succeeds,
     else the gRPC status code plus 1000 (so it never looks like HTTP success)."""
     import grpc
     from mlserver.grpc import dataplane_pb2_grpc
-    from mlserver.grpc.converters import ModelInferRequestConverter
-    from mlserver.types import InferenceRequest
 
-    from labkit.client import bytes_for_grpc
-
-    request = bytes_for_grpc(InferenceRequest.model_validate_json(body))
-    message = ModelInferRequestConverter.from_types(request, model_name=model, model_version=None)
+    messages = bodies.grpc_messages(model)
     channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 << 20)])
     stub = dataplane_pb2_grpc.GRPCInferenceServiceStub(channel)
 
     def send() -> int:
         try:
-            stub.ModelInfer(message, timeout=timeout)
+            stub.ModelInfer(messages[bodies.take()], timeout=timeout)
             return 200
         except grpc.RpcError as error:
             return 1000 + error.code().value[0]

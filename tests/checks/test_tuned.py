@@ -147,6 +147,24 @@ def test_two_rounds_that_agree_say_why_there_is_no_third():
                         "round measured.")
 
 
+def test_the_measurement_sends_images_that_differ_from_each_other_by_a_row_of_pixels():
+    import base64
+    import hashlib
+
+    from labkit.client import CAT
+
+    cat = load_image(CAT)
+    bodies = tuned.varied_bodies(cat, 64, seed=1)
+    seen = set()
+    for body in bodies.items:
+        jpeg = base64.b64decode(json.loads(body)["inputs"][0]["data"][0])
+        image = load_image(io.BytesIO(jpeg))
+        assert image.shape == cat.shape
+        seen.add(hashlib.sha1(image.tobytes()).hexdigest())
+    assert len(seen) == 64 and tuned.VARIED >= 1000
+    assert [bodies.take() for _ in range(66)][-3:] == [63, 0, 1]  # in turn, then again
+
+
 def test_an_unknown_transport_is_named_before_anything_is_asked():
     with pytest.raises(CheckFailed) as failure:
         tuned.tuned_service(Server(), "http")

@@ -73,3 +73,18 @@ def test_summary_of_a_known_table():
     summary = summarize(table, elapsed=2.0, concurrency=2, payload="jpeg")
     assert summary["errors"] == 1 and summary["throughput_rps"] == 1.5
     assert summary["p50_ms"] == 20.0
+
+
+@pytest.mark.parametrize("transport", ["rest", "grpc"])
+def test_callers_take_the_bodies_in_turn(load_server, transport):
+    # 05's challenge sends different images in turn (helper session 16: a server that kept each
+    # image's answer was measured on one image sent again and again, at 116 times its engine).
+    from labkit.measure.loadgen import Bodies
+
+    good = payload_body("jpeg")
+    bad = b'{"inputs": [{"name": "payload", "shape": [8, 8, 3], "datatype": "UINT8", "data": [0]}]}'
+    target = ({"url": load_server.grpc_address, "grpc_model": "tinyvit"} if transport == "grpc"
+              else {"url": load_server.infer_url})
+    result = run_load(**target, concurrency=3, duration=60, max_requests=8, body=Bodies([good, bad]),
+                      progress=False)
+    assert result.summary["requests"] == 8 and result.summary["errors"] == 4
