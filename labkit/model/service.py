@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import importlib.util
 import logging
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Callable, Coroutine, Iterator
 
@@ -25,15 +27,51 @@ SERVICE_FOLDER = REPO_ROOT / "tinyvit"
 MODULE_NAME = "serve-model"
 
 
+# The name the lab's file takes when a student's own serve-model.py already holds "serve-model"
+# in this process (MLServer imported it, and it imports labkit.runtimes).
+PRIVATE_NAME = "labkit_lab_serve_model"
+
+
 def service_module() -> ModuleType:
     """``tinyvit/serve-model.py`` (imported once; its helper modules come with it)."""
-    if MODULE_NAME not in sys.modules:
-        sys.path.insert(0, str(SERVICE_FOLDER))
-        try:
-            importlib.import_module(MODULE_NAME)
-        finally:
-            sys.path.remove(str(SERVICE_FOLDER))
+    known = sys.modules.get(MODULE_NAME)
+    if known is not None and _is_the_labs(known):
+        return known
+    if known is not None:
+        # helper session 16: a student's serve-model.py that imports labkit.runtimes (a class on
+        # the lab's engine runtime) got its own half-imported module back here, and MLServer
+        # said "partially initialized module 'serve-model'" about the student's line 1.
+        return _private_copy()
+    sys.path.insert(0, str(SERVICE_FOLDER))
+    try:
+        importlib.import_module(MODULE_NAME)
+    finally:
+        sys.path.remove(str(SERVICE_FOLDER))
     return sys.modules[MODULE_NAME]
+
+
+def _is_the_labs(module: ModuleType) -> bool:
+    file = getattr(module, "__file__", None)
+    return file is not None and Path(file).resolve() == (SERVICE_FOLDER / f"{MODULE_NAME}.py").resolve()
+
+
+def _private_copy() -> ModuleType:
+    """The lab's file under :data:`PRIVATE_NAME`, its helper modules from the lab's folder."""
+    if PRIVATE_NAME in sys.modules:
+        return sys.modules[PRIVATE_NAME]
+    spec = importlib.util.spec_from_file_location(PRIVATE_NAME, SERVICE_FOLDER / f"{MODULE_NAME}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PRIVATE_NAME] = module
+    sys.path.insert(0, str(SERVICE_FOLDER))
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[PRIVATE_NAME]
+        raise
+    finally:
+        sys.path.remove(str(SERVICE_FOLDER))
+    return module
 
 
 def helper(name: str) -> ModuleType:

@@ -250,3 +250,11 @@ def test_model_settings_the_challenge_cannot_use_are_named(folder, content, name
     with pytest.raises(CheckFailed) as failure:
         tuned_model_settings(folder)
     assert named in failure.value.what
+
+
+def test_a_service_file_on_an_engine_runtime_is_measured_against_that_engine(tmp_path, folder):
+    assert tuned._engine_of_the_file(folder / "serve-model.py") == "pytorch"
+    path = tmp_path / "serve-model.py"
+    path.write_text("from labkit.runtimes.engines import OpenVINOTinyViT\n\n\n"
+                    "class TinyViTModel(OpenVINOTinyViT):\n    pass\n")
+    assert tuned._engine_of_the_file(path) == "openvino"
