@@ -314,6 +314,10 @@ CATALOGUE = [
           write=FAIL, note="a brace too many"),
 
     # ------------------------------------------------------------------ 04 Hugging Face model-settings.json
+    entry(H04, "correct, written differently",
+          '{"name": "tinyvit-hf", "implementation": "labkit.runtimes.huggingface.HuggingFaceRuntime ", '
+          '"parameters": {"extra": {"task": "image-classification"}}}', graded=PASS,
+          note="a space after an installed module's class, which MLServer strips (helper session 17: a point lost)"),
     entry(H04, "case or type", HF + '"parameters": {"extra": {"task": "image-classification "}}}',
           says="with a space at one end", note="a space after the task (helper session 15: told lower case)"),
     entry(H04, "wrong path", HF + '"parameters": {"extra": {"task": "image-classification", '
