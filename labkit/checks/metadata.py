@@ -132,6 +132,11 @@ def _server_of(where: ModelServer | PathLike, declaration: dict | None) -> Model
     if declaration is not None:
         try:  # as the cell writes it into model-settings.json: a tuple becomes a list
             declaration = json.loads(json.dumps(declaration))
+            for part in ("inputs", "outputs"):
+                tensors = declaration.get(part) if isinstance(declaration, dict) else None
+                for tensor in tensors if isinstance(tensors, list) else []:
+                    if isinstance(tensor, dict) and "shape" in tensor:
+                        tensor["shape"] = as_mlserver_reads(tensor["shape"])
         except (TypeError, ValueError) as error:
             raise CheckFailed(f"The declaration cannot be written as JSON: {error}.",
                               "Use plain Python values: strings, whole numbers, lists and dicts.") from None
@@ -159,7 +164,7 @@ def _check_form(field: str, tensor: object) -> None:
     if not isinstance(tensor, dict):
         raise CheckFailed(f"{field} is {tensor!r}, not a tensor's description.",
                           "Each tensor is an object with \"name\", \"datatype\" and \"shape\".")
-    name, datatype, shape = tensor.get("name"), tensor.get("datatype"), tensor.get("shape")
+    name, datatype, shape = tensor.get("name"), tensor.get("datatype"), as_mlserver_reads(tensor.get("shape"))
     if not isinstance(name, str) or not name:
         raise CheckFailed(f"{field} has no \"name\".", "A client addresses a tensor by its name.")
     if datatype not in DATATYPES:
@@ -169,6 +174,21 @@ def _check_form(field: str, tensor: object) -> None:
                                                        and (n == -1 or n > 0) for n in shape)):
         raise CheckFailed(f"{field}.shape is {shape!r}: a shape is a list of axis lengths, -1 for an axis whose "
                           "length varies.", "One whole number per axis, -1 where requests differ.")
+
+
+def as_mlserver_reads(shape: object) -> object:
+    """``shape`` as MLServer's own model reads it: axis lengths written as text ("-1") or as whole
+    floats (21841.0) are the numbers (helper session 17: refused here, while the server they
+    started served the solution's metadata); anything it refuses stays as written."""
+    from mlserver.types import MetadataTensor
+    from pydantic import ValidationError
+
+    if not isinstance(shape, list) or any(isinstance(length, bool) for length in shape):
+        return shape
+    try:
+        return MetadataTensor(name="x", datatype="FP32", shape=shape).shape
+    except ValidationError:
+        return shape
 
 
 def _describe(tensors: list) -> str:

@@ -111,6 +111,18 @@ def test_the_check_given_the_folder_uses_the_students_running_server(first_servi
     assert "does not serve this declaration" not in capsys.readouterr().out
 
 
+def test_axis_lengths_mlserver_reads_as_numbers_pass_as_written(first_service, checkpoint, capsys):
+    # helper session 17: ["-1", "-1", "3"] and [1, 21841.0] were refused ("a shape is a list of axis
+    # lengths"), while the server they started served the solution's metadata.
+    written = {"inputs": [{**RIGHT["inputs"][0], "shape": ["-1", "-1", "3"]}],
+               "outputs": [{**RIGHT["outputs"][0], "shape": [1, 21841.0]}]}
+    reload_with(first_service, settings_with(written))
+    checks.declared_metadata(first_service.model_dir, written, checkpoint=checkpoint)
+    out = capsys.readouterr().out
+    assert "does not serve this declaration" not in out and "requests built from that metadata alone" in out
+    assert written["inputs"][0]["shape"] == ["-1", "-1", "3"]  # the student's dict as it was
+
+
 def test_a_server_started_before_the_declaration_is_named_stale_not_missing(first_service, checkpoint, capsys):
     # helper session 10: "does not serve this declaration", then "No server of my-tinyvit/ runs in
     # this kernel" while it ran.
