@@ -78,6 +78,11 @@ ENGINE_OF = {"labkit.runtimes.engines.OpenVINOTinyViT": "openvino",
 ENGINE_NAMES = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime", "pytorch": "PyTorch"}
 TRANSPORTS = ("rest", "grpc")
 RECORDS = "tuned-records"
+TUNED_FOLDER = "tuned"  # the challenge's folder (workspace.tuning_folder)
+# Seconds a request of the measurement may take; the statuses of one that got no answer in time
+# (loadgen: 0 over REST, gRPC's DEADLINE_EXCEEDED plus 1000).
+ANSWER_LIMIT_S = 30.0
+NO_ANSWER = (0, 1004)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -104,8 +109,12 @@ def tuned_service(server: ModelServer, transport: str, points: float = POINTS,
         raise CheckFailed(f"transport is {transport!r}: the check sends the requests your client would, over "
                           "\"rest\" or \"grpc\".", "Set transport to the one your client uses.")
     not_stale(server)
+    the_challenges_folder(server)
     metrics_on(server)
     with the_machine(server) as threads:
+        # seconds before the first answer (torch's import, the engine's load): say what runs
+        print(f"Loading the engine {server.name} runs into this notebook, then asking {server.name} for "
+              f"{CALLERS} drawn images at once, each answer compared with it...", flush=True)
         engine, classify = reference(server, threads)
         ask = asker(server, transport)
         same_answers(server, ask, classify)
@@ -163,6 +172,11 @@ def tuned_model_settings(folder: str | Path) -> None:
     # refused here "as the cells below address it by that name", which none of them does).
     if not uri:
         raise _no_file(content["name"], engine)
+    if str(uri).endswith(".onnx.json"):
+        # helper session 16: "No ONNX model at ...json. Run make onnx", a wrong fix
+        raise CheckFailed(f"parameters.uri is {uri!r}: that is the export's record (who compared it with PyTorch, "
+                          f"and when), not a model {ENGINE_NAMES[engine]} can load.",
+                          "The record sits beside the file an engine runtime loads.")
     try:
         verified_record(folder / uri)
     except NotVerified as error:
@@ -287,6 +301,15 @@ def same_answers(server: ModelServer, ask: Callable[[bytes], np.ndarray],
     passed(f"{len(answers)} answers to {CALLERS} callers at once, each the model's for its own image")
 
 
+def the_challenges_folder(server: ModelServer) -> None:
+    """The server of the challenge's folder (helper session 16: the lab's own tinyvit/, started
+    instead, was measured and graded as the student's settings)."""
+    if Path(server.model_dir).name != TUNED_FOLDER:
+        raise CheckFailed(f"This server serves {Path(server.model_dir).name}/, not {TUNED_FOLDER}/: the challenge "
+                          f"measures the server of your own settings, in {TUNED_FOLDER}/.",
+                          f"Start the server of {TUNED_FOLDER}/ and pass it to the check.")
+
+
 def metrics_on(server: ModelServer) -> None:
     """The check reads where a request's time went from the server's own metrics: settings that
     turn them off are named (helper session 16: "/metrics did not answer: it is not running")."""
@@ -325,11 +348,14 @@ def _served(server: ModelServer, transport: str, classify: Callable[[list], np.n
     from labkit.measure.loadgen import run_load, sender
     target: dict[str, Any] = ({"url": server.grpc_address, "grpc_model": server.name} if transport == "grpc"
                               else {"url": server.infer_url})
-    run_load(**target, concurrency=CALLERS, duration=30, max_requests=CALLERS, body=body, progress=False)
+    run_load(**target, concurrency=CALLERS, duration=30, max_requests=CALLERS, body=body, progress=False,
+             timeout=ANSWER_LIMIT_S)
     before = scrape(server)
-    load = run_load(**target, concurrency=CALLERS, duration=SERVED_SECONDS, body=body, progress=False)
+    load = run_load(**target, concurrency=CALLERS, duration=SERVED_SECONDS, body=body, progress=False,
+                    timeout=ANSWER_LIMIT_S)
     after = scrape(server)
     failed = load.summary["errors"]
+    unanswered = int(load.table.status.isin(NO_ANSWER).sum())
     send, close = sender(target["url"], body, target.get("grpc_model"))
     pairs: list[tuple[float, float]] = []
     try:
@@ -345,6 +371,12 @@ def _served(server: ModelServer, transport: str, classify: Callable[[list], np.n
         one_after = scrape(server)
     finally:
         close()
+    if unanswered:
+        # helper session 16: a request past the load generator's time limit was "failed", "the
+        # tracebacks are in its log", where there was none
+        raise CheckFailed(f"{unanswered} of {load.summary['requests']} requests of {CALLERS} callers got no answer "
+                          f"within {ANSWER_LIMIT_S:.0f} s: the server kept them waiting that long.",
+                          f"Read where a request's time went in {log_of(server)} and in your settings.")
     if failed:
         raise CheckFailed(f"{failed} of {load.summary['requests'] + len(pairs)} requests failed.",
                           f"The tracebacks are in {log_of(server)}.")

@@ -11,7 +11,7 @@ import pytest
 
 from labkit.checks import CheckFailed, tuned_model_settings
 from labkit.checks import tuned
-from labkit.client import load_image
+from labkit.client import CAT, encode_jpeg, load_image
 from labkit.workspace import tuning_folder
 
 
@@ -29,6 +29,7 @@ class Server:
     name = "tuned"
     log = ""
     model_dir = Path("tuned")
+    infer_url = "http://127.0.0.1:1/v2/models/tuned/infer"  # never reached: the tests stand in for the load
 
 
 def answering(change=lambda index, row: row):
@@ -258,3 +259,43 @@ def test_a_service_file_on_an_engine_runtime_is_measured_against_that_engine(tmp
     path.write_text("from labkit.runtimes.engines import OpenVINOTinyViT\n\n\n"
                     "class TinyViTModel(OpenVINOTinyViT):\n    pass\n")
     assert tuned._engine_of_the_file(path) == "openvino"
+
+
+def test_a_server_of_another_folder_is_not_graded_as_the_challenge_s():
+    # helper session 16: `terminal("mlserver start tinyvit")` was measured and graded as tuned/'s
+    class Other(Server):
+        model_dir = Path("notebooks/tinyvit")
+
+    with pytest.raises(CheckFailed) as failure:
+        tuned.the_challenges_folder(Other())
+    assert "serves tinyvit/, not tuned/" in failure.value.what
+    tuned.the_challenges_folder(Server())
+
+
+def test_the_export_s_record_named_as_the_model_is_named(folder):
+    write(folder, {"name": "tuned", "implementation": "labkit.runtimes.engines.OpenVINOTinyViT",
+                   "parameters": {"uri": "tinyvit.onnx.json"}})
+    with pytest.raises(CheckFailed) as failure:
+        tuned_model_settings(folder)
+    assert "the export's record" in failure.value.what and "make onnx" not in str(failure.value)
+
+
+def test_requests_with_no_answer_in_time_are_named_as_such_not_as_failures(monkeypatch):
+    # helper session 16: "1 of 12 requests failed. The tracebacks are in its log" (there were none:
+    # the request had waited past the load generator's 30 s)
+    import pandas as pd
+
+    from labkit.measure import loadgen
+
+    def run_load(**kwargs):
+        table = pd.DataFrame({"sent_s": [0.0, 0.1], "latency_ms": [5.0, 30000.0], "status": [200, 0]})
+        return loadgen.LoadResult(table, loadgen.summarize(table, 2.0, 8, "jpeg"))
+
+    monkeypatch.setattr(loadgen, "run_load", run_load)
+    monkeypatch.setattr(loadgen, "sender", lambda *args, **kwargs: (lambda: 200, lambda: None))
+    monkeypatch.setattr(tuned, "scrape", lambda server: None)
+    monkeypatch.setattr(tuned, "ONE_SECONDS", 0.01)
+    with pytest.raises(CheckFailed) as failure:
+        tuned._served(Server(), "rest", fake_classify, encode_jpeg(load_image(CAT)), loadgen.Bodies([b"{}"]))
+    assert "1 of 2 requests of 8 callers got no answer within 30 s" in failure.value.what
+    assert "traceback" not in str(failure.value)
