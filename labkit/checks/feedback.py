@@ -207,6 +207,43 @@ def same_probabilities(values: ArrayLike, expected: ArrayLike) -> bool:
     return bool(np.allclose(values, expected, rtol=1e-3, atol=1e-9))
 
 
+def _cut_short(labels: np.ndarray, expected: np.ndarray) -> tuple[str, str] | None:
+    """(a label, the name it starts) when every label that differs from the reference's at its
+    place is the start of that name."""
+    pairs = [(str(given), str(name)) for given, name in zip(labels.ravel(), expected[:, :labels.shape[1]].ravel())
+             if str(given) != str(name)] if labels.shape[0] == expected.shape[0] else []
+    if pairs and all(given and name.startswith(given) for given, name in pairs):
+        return pairs[0]
+    return None
+
+
+def _scores_right_names_wrong(labels: np.ndarray, scores: np.ndarray, expected_labels: np.ndarray,
+                              expected_scores: np.ndarray) -> str:
+    """When the scores are the reference's top scores row by row and the labels are other classes'
+    names: what the names are instead (", each the name of the class 1 after its own"), or "" (the
+    labels fit, or the scores differ too)."""
+    columns = labels.shape[1] if labels.ndim == 2 else 0
+    if labels.shape != scores.shape or labels.shape[0] != expected_scores.shape[0] or columns == 0:
+        return ""
+    if not np.allclose(scores, expected_scores[:, :columns], rtol=1e-3, atol=1e-6):
+        return ""
+    if all(set(labels[row]) == set(expected_labels[row][:columns]) for row in range(len(labels))):
+        return ""
+    index = {name: position for position, name in reversed(list(enumerate(weights.labels())))}
+    shifts = {index[str(given)] - index[str(name)] for given, name in
+              zip(labels.ravel(), expected_labels[:, :columns].ravel()) if str(given) in index and str(name) in index}
+    if len(shifts) == 1 and 0 not in shifts:
+        shift = shifts.pop()
+        return f", each the name of the class {abs(shift)} {'after' if shift > 0 else 'before'} its own in the list"
+    wrong = [(row, str(label)) for row in range(len(labels)) for label in labels[row]
+             if str(label) not in {str(name) for name in expected_labels[row][:columns]}]
+    if all(any(label in {str(name) for name in expected_labels[other][:columns]}
+               for other in range(len(labels)) if other != row) for row, label in wrong):
+        # helper session 17: labels.T.reshape(N, 5) mixed the rows of a batch
+        return f", some of them names of another image's {columns} best (row {wrong[0][0]} holds {wrong[0][1]!r})"
+    return ", each another class's name"
+
+
 def compare_best_labels(labels: np.ndarray, scores: np.ndarray, expected_labels: np.ndarray,
                         expected_scores: np.ndarray, what: str = "images of the request", k: int | None = None) -> None:
     """Row by row, the labels and the scores of a top-k answer against the reference
@@ -251,10 +288,24 @@ def compare_best_labels(labels: np.ndarray, scores: np.ndarray, expected_labels:
         # helper session 15: names in upper case were sent back to ImageNetInfo
         raise CheckFailed(f"{unknown[:3]} are ImageNet-22k class names in another case than ImageNetInfo's.",
                           "A label is the class's name exactly as ImageNetInfo gives it.", kind="names")
+    cut = _cut_short(labels, expected_labels)
+    if unknown and cut:
+        # helper session 17: a fixed-width string type, or the first synonym only, was called "not
+        # class names" and sent back to ImageNetInfo, which the student had used
+        raise CheckFailed(f"The labels are the right classes' names cut short: {cut[0]!r} is the start of "
+                          f"{cut[1]!r}.", "A label is the class's whole name, as ImageNetInfo gives it.",
+                          kind="names")
     if unknown:
         raise CheckFailed(f"{unknown[:3]} are not ImageNet-22k class names.",
                           "Map each class index to its description with timm's ImageNetInfo('imagenet-22k').",
                           kind="names")
+    renamed = _scores_right_names_wrong(labels, scores, expected_labels, expected_scores)
+    if renamed:
+        # helper session 17: names of the class next to each one (index + 1), or of another class
+        # list, were blamed on the preprocessing or the ranking, which the scores show right
+        raise CheckFailed(f"The scores are each image's {k} best probabilities, best first, but the labels are not "
+                          f"those classes' names{renamed}.",
+                          "A label is the name of the class whose probability is its score.", kind="names")
     for row in range(len(labels)):
         repeated = [label for label in set(labels[row]) if list(labels[row]).count(label) > 1]
         if repeated and len(set(expected_labels[row])) == len(expected_labels[row]):

@@ -354,6 +354,40 @@ def call(coroutine: Coroutine, what: str) -> object:
         raise CheckFailed(f"{raising} is not written yet (it raises NotImplementedError).",
                           "Replace the placeholder lines with your code.") from None
     except Exception as error:
-        raise CheckFailed(f"{what} raised {type(error).__name__}: {error}",
+        named = _named_error(error, what)
+        if named is not None:
+            raise named from None
+        raise CheckFailed(f"{what} raised {type(error).__name__}: {error}{_where_in_own_code(error)}",
                           "MLServer would answer this request with an error; fix the code and "
                           "write the file again.") from None
+
+
+def _named_error(error: Exception, what: str) -> CheckFailed | None:
+    """Errors whose own words say the opposite of the mistake, or nothing of it (helper session 17)."""
+    from labkit.contract import INPUT_NAME
+
+    text = str(error)
+    if isinstance(error, TypeError) and "can't be used in 'await' expression" in text and what == "predict()":
+        return CheckFailed("predict() is a plain function (def) and returned its answer, and MLServer awaits what "
+                           "predict() returns: it must be a coroutine function.",
+                           "The template's predict() is written with async def.")
+    found = re.search(r"Input '([^']+)' was not found\. Available inputs are '([^']*)'", text)
+    if found and what == "predict()":
+        argument = next((name for name in found.groups() if name != INPUT_NAME), found.group(2))
+        return CheckFailed(f"predict()'s argument is named {argument!r}: @decode_args hands predict() the request's "
+                           f"input of the same name, and the requests carry {INPUT_NAME!r}.",
+                           "A client names the input it sends; predict() asks for it by its argument's name.")
+    return None
+
+
+def _where_in_own_code(error: BaseException) -> str:
+    """The last line of the student's own files that the error passed through."""
+    import sysconfig
+
+    stdlib = sysconfig.get_paths()["stdlib"]
+    own = [frame for frame in traceback.extract_tb(error.__traceback__)
+           if "site-packages" not in frame.filename and "/labkit/" not in frame.filename
+           and frame.filename.endswith(".py") and not frame.filename.startswith((stdlib, "<"))]
+    if not own:
+        return ""
+    return f"\nIn your code: {Path(own[-1].filename).name}, line {own[-1].lineno}: {own[-1].line}"

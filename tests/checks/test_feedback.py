@@ -95,3 +95,41 @@ def test_scores_of_a_softmax_over_the_five_alone_are_named_so():
     answer = np.array([NAMES[:5]], dtype=object)
     with pytest.raises(CheckFailed, match="sum to 1: they are the model's 5 best divided by their own sum"):
         compare_best_labels(answer, scores[:, :5] / scores[:, :5].sum(), *expected(scores), k=5)
+
+
+ALL = class_names()
+
+
+@pytest.mark.parametrize("answer, named", [
+    # helper session 17: each blamed on the preprocessing or the ranking, which the scores show right
+    ([ALL[1:6]], "each the name of the class 1 after its own in the list"),
+    ([[ALL[20], ALL[30], ALL[40], ALL[50], ALL[60]]], "each another class's name"),
+])
+def test_labels_of_other_classes_beside_the_model_s_scores_are_named_as_the_labels(answer, named):
+    scores = np.array([[0.30, 0.20, 0.10, 0.05, 0.03, 0.01]])
+    with pytest.raises(CheckFailed, match="The scores are each image's 5 best probabilities, best first, but the "
+                                          "labels are not those classes' names") as caught:
+        compare_best_labels(np.array(answer, dtype=object), scores[:, :5], *expected(scores), k=5)
+    assert named in caught.value.what and caught.value.kind == "names"
+
+
+def test_labels_mixed_across_the_rows_of_a_batch_are_named_so():
+    # helper session 17: labels.T.reshape(N, 5) was told "take each class once"
+    rows = np.array([ALL[0:6], ALL[10:16]], dtype=object)
+    scores = np.array([[0.30, 0.20, 0.10, 0.05, 0.03, 0.01], [0.4, 0.3, 0.1, 0.05, 0.02, 0.01]])
+    mixed = np.array([[ALL[0], ALL[1], ALL[12], ALL[3], ALL[4]], [ALL[10], ALL[11], ALL[2], ALL[13], ALL[14]]],
+                     dtype=object)
+    with pytest.raises(CheckFailed, match="some of them names of another image's 5 best"):
+        compare_best_labels(mixed, scores[:, :5], rows, scores, k=5)
+
+
+@pytest.mark.parametrize("cut", [lambda name: name[:12], lambda name: name.split(",")[0]])
+def test_names_cut_short_are_named_so(cut):
+    # helper session 17: a fixed-width string type, or the first synonym only: "not ImageNet-22k
+    # class names", and the hint named ImageNetInfo, which the student had used
+    names = [name for name in ALL if "," in name and len(name) > 14][:6]
+    scores = np.array([[0.30, 0.20, 0.10, 0.05, 0.03, 0.01]])
+    answer = np.array([[cut(name) for name in names[:5]]], dtype=object)
+    with pytest.raises(CheckFailed, match="the right classes' names cut short") as caught:
+        compare_best_labels(answer, scores[:, :5], np.array([names], dtype=object), scores, k=5)
+    assert "ImageNetInfo('imagenet-22k')" not in caught.value.hint

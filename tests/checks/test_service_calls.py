@@ -103,6 +103,16 @@ def test_a_class_renamed_in_the_service_file_costs_the_service_exercise_only(fol
      "1 of them are not 0"),
     # helper session 6: only Python's words about the request
     ("serve-model.py", "    @decode_args\n", "", "was given MLServer's InferenceRequest itself"),
+    # helper session 17: MLServer's words read backwards, Python's words, and no line of the file
+    ("serve-model.py", "    async def predict(self, payload: np.ndarray) -> np.ndarray:\n",
+     "    async def predict(self, image: np.ndarray) -> np.ndarray:\n        payload = image\n",
+     "predict\\(\\)'s argument is named 'image': @decode_args hands predict\\(\\) the request's input of the same "
+     "name, and the requests carry 'payload'"),
+    ("serve-model.py", "    async def predict(self, payload: np.ndarray) -> np.ndarray:",
+     "    def predict(self, payload: np.ndarray) -> np.ndarray:",
+     r"predict\(\) is a plain function \(def\) and returned its answer"),
+    ("serve-model.py", "Image.fromarray(payload))[None]", "Image.fromarray(payload).convert('RGBA'))[None]",
+     r"In your code: serve-model.py, line \d+: batch = self.transform\(Image.fromarray\(payload\).convert"),
     # helper session 6: told to check the import lines
     ("serve-model.py", "async def predict(self, payload: np.ndarray) -> np.ndarray:",
      "async def predict(self, payload: np.ndarray) -> list:", r"failed on line \d+ \(@decode_args\): MLServer's "
