@@ -408,6 +408,18 @@ def compare_best_labels(labels: np.ndarray, scores: np.ndarray, expected_labels:
                                       f"{row}, {label!r} has score {scores[row, column]:.6g}; "
                                       f"the model gives it {model[0] if model else float('nan'):.6g}.",
                                       "A score is the probability as the model gives it.", kind="scores")
+                columns = scores.shape[1]
+                if columns <= expected_scores.shape[1] and np.allclose(
+                        scores, expected_scores[:, :columns], rtol=0.05, atol=0) and (~np.isclose(
+                        scores, expected_scores[:, :columns], rtol=1e-5, atol=1e-9)).mean() > 0.8:
+                    # helper session 17: an image squashed to 224x224 before the transform was sent to
+                    # how a label's score is taken
+                    raise CheckFailed(f"The labels are right but every score is a little off the model's: in row "
+                                      f"{row}, {label!r} has score {scores[row, column]:.6g}; the model gives it "
+                                      f"{model[0] if model else float('nan'):.6g}. The network saw an image a "
+                                      "little unlike the one the request carries.",
+                                      "What reaches the network is the image after the model's own transform, "
+                                      "and nothing else.", kind="scores")
                 raise CheckFailed(f"The labels are right but the scores are not: in row {row}, {label!r} has score "
                                   f"{scores[row, column]:.6g}; the model gives it "
                                   f"{model[0] if model else float('nan'):.6g}.",

@@ -133,3 +133,15 @@ def test_names_cut_short_are_named_so(cut):
     with pytest.raises(CheckFailed, match="the right classes' names cut short") as caught:
         compare_best_labels(answer, scores[:, :5], np.array([names], dtype=object), scores, k=5)
     assert "ImageNetInfo('imagenet-22k')" not in caught.value.hint
+
+
+def test_scores_a_little_off_in_every_column_are_named_as_another_image_not_as_the_scores():
+    # helper session 17: an image squashed to 224x224 before the transform ("a score is the softmax
+    # probability of its label's class")
+    scores = np.array([[0.30, 0.20, 0.10, 0.05, 0.03, 0.01]])
+    answer = np.array([NAMES[:5]], dtype=object)
+    with pytest.raises(CheckFailed, match="every score is a little off the model's") as caught:
+        compare_best_labels(answer, scores[:, :5] * 1.002, *expected(scores), k=5)
+    assert "image a little unlike" in caught.value.what
+    with pytest.raises(CheckFailed, match="the scores are not"):  # one score wrong: still the scores
+        compare_best_labels(answer, np.array([[0.30, 0.20, 0.10, 0.05, 0.02]]), *expected(scores), k=5)
