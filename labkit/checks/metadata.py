@@ -15,6 +15,7 @@ declaration's form when it loads the model (a datatype it does not know fails th
 from __future__ import annotations
 
 import base64
+import difflib
 import json
 import re
 from pathlib import Path
@@ -107,6 +108,13 @@ def _check_declared(declaration: object, where: str) -> None:
                           "\"outputs\".", "Give both fields, each a list of tensors.")
     for part in ("inputs", "outputs"):
         tensors = declaration.get(part)
+        near = difflib.get_close_matches(part, [str(key) for key in declaration if key not in ("inputs", "outputs")],
+                                         n=1, cutoff=0.75)
+        if not tensors and near:
+            # helper session 17: "input" was told "lists no inputs", and the hint named the key
+            raise CheckFailed(f"The declaration's {near[0]!r}: MLServer has no such field and ignores it, so {where} "
+                              f"lists no {part}.", "MLServer reads the fields of a model's metadata by their exact "
+                              "names, as the Open Inference Protocol spells them.")
         if not tensors:
             raise CheckFailed(f"{where} lists no {part}: a client reading the metadata does not learn what to "
                               "send or what comes back.",

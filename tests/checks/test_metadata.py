@@ -111,6 +111,16 @@ def test_the_check_given_the_folder_uses_the_students_running_server(first_servi
     assert "does not serve this declaration" not in capsys.readouterr().out
 
 
+def test_a_part_under_a_key_mlserver_ignores_is_named_by_that_key():
+    # helper session 17: "input" was told "lists no inputs", and the hint handed over the key
+    from labkit.checks.metadata import _check_declared
+
+    with pytest.raises(checks.CheckFailed) as failure:
+        _check_declared({"input": RIGHT["inputs"], "outputs": RIGHT["outputs"]}, "The declaration")
+    assert "The declaration's 'input': MLServer has no such field and ignores it" in failure.value.what
+    assert '"inputs"' not in str(failure.value)
+
+
 def test_axis_lengths_mlserver_reads_as_numbers_pass_as_written(first_service, checkpoint, capsys):
     # helper session 17: ["-1", "-1", "3"] and [1, 21841.0] were refused ("a shape is a list of axis
     # lengths"), while the server they started served the solution's metadata.
