@@ -185,13 +185,13 @@ def _check_timm_parameters(content: dict, folder: Path) -> None:
     k = extra.get("top_k")
     if k is not None and not _counts(k):
         raise CheckFailed(f"parameters.extra.top_k is {k!r}: the runtime takes a whole number of labels (1 or "
-                          "more), and refuses anything else when it starts.", "Write the number without quotes or "
-                          "decimals.")
+                          "more), and refuses anything else when it starts.", "top_k is how many labels each row of the "
+                          "answer gets.")
     for key in ("torch_threads", "parallel_workers"):
         value = extra.get(key)
         if value is not None and not _counts(value):
             raise CheckFailed(f"parameters.extra.{key} is {value!r}: the runtime takes a whole number (1 or more) "
-                              "and fails to load on anything else.", "Write the number without quotes or decimals.")
+                              "and fails to load on anything else.", "It counts threads or processes: a count.")
 
 
 def _timm_model_fits_the_checkpoint(model: object) -> None:
@@ -320,7 +320,7 @@ def hf_model_settings(folder: PathLike) -> None:
         # pydantic does ("2" and 2.0 are 2; "two", 2.5 and a list fail when the runtime loads)
         if value is not None and not _pydantic_whole(value):
             raise CheckFailed(f"parameters.extra.{key} is {value!r}: the runtime reads a whole number of threads "
-                              "and fails to load on this.", "Write the number without quotes or decimals.")
+                              "and fails to load on this.", "It counts threads: a count.")
     framework = extra.get("framework")
     if framework not in (None, "pt"):
         raise CheckFailed(f"parameters.extra.framework is {framework!r}; TinyViT's weights here are PyTorch's.",
@@ -444,7 +444,7 @@ def read_model_settings(folder: Path) -> dict:
                           f"Name a file inside {folder.name}/ (the lab put the checkpoint there), relative to it.")
     if uri and not (folder / uri).exists():
         raise CheckFailed(f"parameters.uri is {uri!r}, which does not exist (relative to {folder.name}/).",
-                          "The lab put the checkpoint into the folder, as tinyvit.safetensors."
+                          "The lab put the checkpoint into the folder: list it to see the file's name."
                           if (folder / "tinyvit.safetensors").exists() else
                           f"MLServer reads a uri relative to the folder of model-settings.json, {folder.name}/.")
     return content
