@@ -185,8 +185,8 @@ def _check_timm_parameters(content: dict, folder: Path) -> None:
     k = extra.get("top_k")
     if k is not None and not _counts(k):
         raise CheckFailed(f"parameters.extra.top_k is {k!r}: the runtime takes a whole number of labels (1 or "
-                          "more), and refuses anything else when it starts.", "top_k is how many labels each row of the "
-                          "answer gets.")
+                          "more), and refuses anything else when it starts.",
+                          "top_k is how many labels each row of the answer gets.")
     for key in ("torch_threads", "parallel_workers"):
         value = extra.get(key)
         if value is not None and not _counts(value):
