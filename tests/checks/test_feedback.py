@@ -145,3 +145,11 @@ def test_scores_a_little_off_in_every_column_are_named_as_another_image_not_as_t
     assert "image a little unlike" in caught.value.what
     with pytest.raises(CheckFailed, match="the scores are not"):  # one score wrong: still the scores
         compare_best_labels(answer, np.array([[0.30, 0.20, 0.10, 0.05, 0.02]]), *expected(scores), k=5)
+
+
+def test_whole_rows_of_other_images_are_left_to_the_rows_message():
+    rows = np.array([ALL[0:6], ALL[10:16]], dtype=object)
+    scores = np.array([[0.30, 0.20, 0.10, 0.05, 0.03, 0.01], [0.30, 0.20, 0.10, 0.05, 0.03, 0.01]])
+    with pytest.raises(CheckFailed) as caught:
+        compare_best_labels(rows[::-1, :5].copy(), scores[:, :5], rows, scores, k=5)
+    assert "those classes' names" not in caught.value.what
