@@ -230,6 +230,8 @@ def _scores_right_names_wrong(labels: np.ndarray, scores: np.ndarray, expected_l
     if all(any(set(labels[row]) == set(expected_labels[other][:columns]) for other in range(len(labels)))
            for row in range(len(labels))):
         return ""  # each row whole, its own or another image's: named by the rows' own messages below
+    if all(_classes_at_an_end(labels[row]) for row in range(len(labels))):
+        return ""  # positions of a sorted row: named below, with the ranking
     index = {name: position for position, name in reversed(list(enumerate(weights.labels())))}
     shifts = {index[str(given)] - index[str(name)] for given, name in
               zip(labels.ravel(), expected_labels[:, :columns].ravel()) if str(given) in index and str(name) in index}
