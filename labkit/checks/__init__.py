@@ -33,7 +33,8 @@ from labkit.checks.budget_pick import scaling_choice, sweep_for_grading
 from labkit.checks.live import (custom_metric, runtime_top_k, scaling_turned_on, top5_batch, top5_service,
                                 top5_under_batching)
 from labkit.checks.remote_client import remote_classifier
-from labkit.checks.tuned import tuned_model_settings, tuned_record, tuned_service
+from labkit.checks.tuned import tuned_model_settings, tuned_service
+from labkit.checks.tuned_records import tuned_record
 
 __all__ = ["CheckFailed", "check_each_write", "model_settings", "server_settings", "service", "top5_file",
            "lab_service", "metric_file", "requirements", "image_folder", "remote_classifier", "top5_service",

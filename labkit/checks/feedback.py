@@ -8,6 +8,7 @@ import io
 import numpy as np
 from numpy.typing import ArrayLike
 
+from labkit.checks.label_names import classes_at_an_end, cut_short, scores_right_names_wrong
 from labkit.client import encode_jpeg, load_image
 from labkit.images import check_images
 from labkit.model import weights
@@ -91,18 +92,6 @@ def _twin(first: np.ndarray, inside: np.ndarray) -> np.ndarray:
     twin[TWIN_EDGE:, TWIN_EDGE:] = tiled[:height - TWIN_EDGE, :width - TWIN_EDGE]
     return twin
 
-
-def _classes_at_an_end(row: np.ndarray) -> str:
-    """"first 5" or "last 5" when the row's labels are the names of the first or the last classes
-    of the list (in any order), else ""."""
-    from labkit.model.weights import labels as class_names
-
-    names = class_names()
-    k = len(row)
-    for where, end in (("first", names[:k]), ("last", names[-k:])):
-        if sorted(map(str, row)) == sorted(end):
-            return f"{where} {k}"
-    return ""
 
 
 def check_shapes(labels: np.ndarray, scores: np.ndarray, images: int, k: int = 5) -> None:
@@ -207,46 +196,6 @@ def same_probabilities(values: ArrayLike, expected: ArrayLike) -> bool:
     return bool(np.allclose(values, expected, rtol=1e-3, atol=1e-9))
 
 
-def _cut_short(labels: np.ndarray, expected: np.ndarray) -> tuple[str, str] | None:
-    """(a label, the name it starts) when every label that differs from the reference's at its
-    place is the start of that name."""
-    pairs = [(str(given), str(name)) for given, name in zip(labels.ravel(), expected[:, :labels.shape[1]].ravel())
-             if str(given) != str(name)] if labels.shape[0] == expected.shape[0] else []
-    if pairs and all(given and name.startswith(given) for given, name in pairs):
-        return pairs[0]
-    return None
-
-
-def _scores_right_names_wrong(labels: np.ndarray, scores: np.ndarray, expected_labels: np.ndarray,
-                              expected_scores: np.ndarray) -> str:
-    """When the scores are the reference's top scores row by row and the labels are other classes'
-    names: what the names are instead (", each the name of the class 1 after its own"), or "" (the
-    labels fit, or the scores differ too)."""
-    columns = labels.shape[1] if labels.ndim == 2 else 0
-    if labels.shape != scores.shape or labels.shape[0] != expected_scores.shape[0] or columns == 0:
-        return ""
-    if not np.allclose(scores, expected_scores[:, :columns], rtol=1e-3, atol=1e-6):
-        return ""
-    if all(any(set(labels[row]) == set(expected_labels[other][:columns]) for other in range(len(labels)))
-           for row in range(len(labels))):
-        return ""  # each row whole, its own or another image's: named by the rows' own messages below
-    if all(_classes_at_an_end(labels[row]) for row in range(len(labels))):
-        return ""  # positions of a sorted row: named below, with the ranking
-    index = {name: position for position, name in reversed(list(enumerate(weights.labels())))}
-    shifts = {index[str(given)] - index[str(name)] for given, name in
-              zip(labels.ravel(), expected_labels[:, :columns].ravel()) if str(given) in index and str(name) in index}
-    if len(shifts) == 1 and 0 not in shifts:
-        shift = shifts.pop()
-        return f", each the name of the class {abs(shift)} {'after' if shift > 0 else 'before'} its own in the list"
-    wrong = [(row, str(label)) for row in range(len(labels)) for label in labels[row]
-             if str(label) not in {str(name) for name in expected_labels[row][:columns]}]
-    if all(any(label in {str(name) for name in expected_labels[other][:columns]}
-               for other in range(len(labels)) if other != row) for row, label in wrong):
-        # helper session 17: labels.T.reshape(N, 5) mixed the rows of a batch
-        return f", some of them names of another image's {columns} best (row {wrong[0][0]} holds {wrong[0][1]!r})"
-    return ", each another class's name"
-
-
 def compare_best_labels(labels: np.ndarray, scores: np.ndarray, expected_labels: np.ndarray,
                         expected_scores: np.ndarray, what: str = "images of the request", k: int | None = None) -> None:
     """Row by row, the labels and the scores of a top-k answer against the reference
@@ -291,7 +240,7 @@ def compare_best_labels(labels: np.ndarray, scores: np.ndarray, expected_labels:
         # helper session 15: names in upper case were sent back to ImageNetInfo
         raise CheckFailed(f"{unknown[:3]} are ImageNet-22k class names in another case than ImageNetInfo's.",
                           "A label is the class's name exactly as ImageNetInfo gives it.", kind="names")
-    cut = _cut_short(labels, expected_labels)
+    cut = cut_short(labels, expected_labels)
     if unknown and cut:
         # helper session 17: a fixed-width string type, or the first synonym only, was called "not
         # class names" and sent back to ImageNetInfo, which the student had used
@@ -302,7 +251,7 @@ def compare_best_labels(labels: np.ndarray, scores: np.ndarray, expected_labels:
         raise CheckFailed(f"{unknown[:3]} are not ImageNet-22k class names.",
                           "Map each class index to its description with timm's ImageNetInfo('imagenet-22k').",
                           kind="names")
-    renamed = _scores_right_names_wrong(labels, scores, expected_labels, expected_scores)
+    renamed = scores_right_names_wrong(labels, scores, expected_labels, expected_scores)
     if renamed:
         # helper session 17: names of the class next to each one (index + 1), or of another class
         # list, were blamed on the preprocessing or the ranking, which the scores show right
@@ -317,7 +266,7 @@ def compare_best_labels(labels: np.ndarray, scores: np.ndarray, expected_labels:
                               f"Take the {k} most probable classes of each row, each once.", kind="rows")
     if len(labels) > 1 and (labels == labels[0]).all() and not (expected_labels == expected_labels[0]).all():
         separate = what == "requests"  # one image per request: the answer ignores the request it is given
-        edge = _classes_at_an_end(labels[0])
+        edge = classes_at_an_end(labels[0])
         if edge:
             # helper session 8: probabilities sorted in place before the ranking were sent to the request
             raise CheckFailed(f"All {len(labels)} {what} got the same labels, those of the {edge} classes of the "

@@ -31,16 +31,11 @@ def _unchanged(given: np.ndarray, image: np.ndarray, name: str) -> None:
     """The caller's array as it was before the call (helper session 17: a function that set
     ``image.shape`` to add the batch axis, or swapped its channels in place, passed here, and the
     notebook's next cells then met a changed image)."""
-    if given.shape != image.shape:
-        raise CheckFailed(f"classify_remote({name}) changed the shape of the array it was given, from "
-                          f"{image.shape} to {given.shape}: the caller's image is not the one it had.",
-                          "A function that sends an image leaves its argument as it found it; make the request "
-                          "from a new array.")
-    if not np.array_equal(given, image):
-        raise CheckFailed(f"classify_remote({name}) changed the pixels of the array it was given: the caller's "
-                          "image is not the one it had after the call.",
-                          "A function that sends an image leaves its argument as it found it; make the request "
-                          "from a new array.")
+    what = (f"the shape of the array it was given, from {image.shape} to {given.shape}" if given.shape != image.shape
+            else "the pixels of the array it was given" if not np.array_equal(given, image) else "")
+    if what:
+        raise CheckFailed(f"classify_remote({name}) changed {what}: the caller's image is not the one it had.",
+                          "A function that sends an image leaves its argument as it found it.")
 
 
 def remote_classifier(classify_remote: Callable[[np.ndarray], np.ndarray],

@@ -23,15 +23,13 @@ the points must be the same in both.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import os
-import platform
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -40,14 +38,14 @@ from labkit.checks.feedback import CheckFailed, distinct_images, how_rounded, pa
 from labkit.checks.students_server import (did_not_answer, error_answer, log_of, not_stale, requests_errors,
                                            scrape)
 from labkit import config
-from labkit.client import InferenceFailed, encode_jpeg, files_request, infer, infer_grpc, load_image, request_body, CAT
-from labkit.measure.loadgen import Bodies
+from labkit.client import InferenceFailed, encode_jpeg, files_request, infer, infer_grpc, load_image, CAT
+from labkit.measure.loadgen import Bodies, varied_bodies
 from labkit.contract import OUTPUT_NAME
 from labkit.measure import challenge
+from labkit.checks.tuned_records import CALLERS, ENGINE_NAMES, RECORDS, write_record
 from labkit.model import weights
 from labkit.serving.server import ModelServer
 
-CALLERS = 8
 POINTS = 4.0
 # The latency budget: the median answer to one caller at most the engine's own time for one
 # image in this process plus this much (the lab's tuned server added 8 ms: its 4 ms batch window,
@@ -75,17 +73,12 @@ LIMIT_SECONDS, SERVED_SECONDS, ONE_SECONDS = 2.0, 2.0, 1.0
 ENGINE_OF = {"labkit.runtimes.engines.OpenVINOTinyViT": "openvino",
              "labkit.runtimes.engines.OnnxRuntimeTinyViT": "onnxruntime",
              "serve-model.TinyViTModel": "pytorch"}
-ENGINE_NAMES = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime", "pytorch": "PyTorch"}
 TRANSPORTS = ("rest", "grpc")
-RECORDS = "tuned-records"
 TUNED_FOLDER = "tuned"  # the challenge's folder (workspace.tuning_folder)
 # Seconds a request of the measurement may take; the statuses of one that got no answer in time
 # (loadgen: 0 over REST, gRPC's DEADLINE_EXCEEDED plus 1000).
 ANSWER_LIMIT_S = 30.0
 NO_ANSWER = (0, 1004)
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 
 def tuned_service(server: ModelServer, transport: str, points: float = POINTS,
@@ -326,19 +319,6 @@ def _engine_alone(classify: Callable[[list], np.ndarray], jpeg: bytes) -> tuple[
     return rate, {"engine_batch_ms": batch[0]}
 
 
-def varied_bodies(image: np.ndarray, count: int, seed: int | None = None) -> Bodies:
-    """``count`` request bodies of one JPEG image each, every one with a row of pixels of its own:
-    the image the engine decodes alone, but no two requests alike (helper session 16: a server
-    that kept each image's answer served one repeated image at 116 times its engine's rate)."""
-    rng = np.random.default_rng(seed)
-    bodies = []
-    for _ in range(count):
-        varied = image.copy()
-        varied[rng.integers(image.shape[0])] = rng.integers(0, 256, image.shape[1:], dtype=np.uint8)
-        bodies.append(request_body(files_request([encode_jpeg(varied)])))
-    return Bodies(bodies)
-
-
 def _served(server: ModelServer, transport: str, classify: Callable[[list], np.ndarray],
             jpeg: bytes, body: Bodies) -> tuple[float, dict]:
     """The server's rate under ``CALLERS`` callers, then one caller's requests, each paired with
@@ -479,106 +459,6 @@ def verdict(report: dict, points: float) -> float:
     more = "" if share == 1 else f"; {top:.2f} ({top - challenge.BAND:.2f} with the band) earns all {points:g}"
     passed(f"{ratio:.2f} of the engine alone, within the latency budget: {earned:g} of {points:g} points{more}")
     return earned
-
-
-def latest_record(folder: str | Path = RECORDS) -> Path:
-    """The newest record :func:`tuned_service` wrote into ``folder`` (its ``.json``; the plot is
-    the ``.png`` beside it).
-
-    Raises:
-        FileNotFoundError: none yet (the check has not run here).
-    """
-    found = sorted(Path(folder).glob("*.json"))
-    if not found:
-        raise FileNotFoundError(f"No record in {folder}/ yet: run the challenge's check first.")
-    return found[-1]
-
-
-def tuned_record(folder: str | Path = RECORDS) -> object:
-    """The newest record's plot, after one sentence per bar on what it is (for the notebook).
-
-    Args:
-        folder: where :func:`tuned_service` keeps its records.
-
-    Raises:
-        FileNotFoundError: no record yet.
-    """
-    from IPython.display import Image
-
-    path = latest_record(folder)
-    print(f"{path}:")
-    for stage, meaning in STAGE_MEANINGS.items():
-        print(f"* {stage}: {meaning}.")
-    return Image(str(path.with_suffix(".png")))
-
-
-def write_record(folder: Path, report: dict, result: challenge.AgainstLimit) -> Path:
-    """``folder/<date>T<time>.json`` and ``.png``: the machine, the figures, the settings, the plot."""
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y-%m-%dT%H%M%S")
-    path = folder / f"{stamp}.json"
-    last = result.rounds[-1].details
-    data = {key: value for key, value in report.items() if key != "lines"}
-    data.update({"date": stamp, "machine": {"cores": len(os.sched_getaffinity(0)), "cpu": platform.processor()
-                                            or platform.machine()},
-                 "limit_images_per_s": round(statistics.median(r.limit_images_per_s for r in result.rounds), 2),
-                 "served_images_per_s": round(statistics.median(r.served_images_per_s for r in result.rounds), 2),
-                 "stages_ms": stages(last, report["transport"], report["settings"]["model-settings.json"])})
-    path.write_text(json.dumps(data, indent=2) + "\n")
-    figure = plot_stages(data["stages_ms"], f"{report['server']} ({ENGINE_NAMES[report['engine']]}, "
-                                             f"{report['transport']})")
-    figure.savefig(path.with_suffix(".png"), dpi=100, bbox_inches="tight")
-    return path
-
-
-# What each bar of the plot is, one sentence each (the notebook prints them under the plot).
-STAGE_MEANINGS = {
-    "engine's own work": "decoding, preprocessing and the forward pass of the images the request's call held, "
-                         "as the engine alone takes for them here (an estimate from its batch of one and of 8)",
-    "batch wait and queue": "waiting for a batch to fill or for the model to be free, and with workers the trip to "
-                            "a worker and back",
-    "HTTP handling": "REST only: reading the request's JSON and writing the answer's",
-    "client and transport": "sending and receiving, in the client and the network stack, and gRPC's own handling",
-}
-
-
-def stages(details: dict, transport: str, model_settings: dict | None) -> dict:
-    """Mean milliseconds per request by stage, at 1 caller and at ``CALLERS``."""
-    one, batch = details["engine_one_image_ms"], details["engine_batch_ms"]
-    size = int((model_settings or {}).get("max_batch_size") or 1)
-    out = {}
-    for key, callers in (("c1", 1), (f"c{CALLERS}", CALLERS)):
-        row = details[key]
-        images = min(size, callers)  # what one call holds at most under this many callers
-        work = one + (batch - one) * (images - 1) / (CALLERS - 1)
-        model = row["model_ms"] if np.isfinite(row["model_ms"]) else work
-        handler = row["http_ms"] if transport == "rest" and np.isfinite(row["http_ms"]) else model
-        out[f"{callers} caller{'s' if callers > 1 else ''}"] = {
-            "engine's own work": round(min(work, model), 1),
-            "batch wait and queue": round(max(0.0, model - work), 1),
-            "HTTP handling": round(max(0.0, handler - model), 1) if transport == "rest" else 0.0,
-            "client and transport": round(max(0.0, row["client_mean_ms"] - handler), 1)}
-    return out
-
-
-def plot_stages(stages_ms: dict, title: str) -> Figure:
-    """Stacked bars of ``stages()``, one per number of callers."""
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(9, 2.6))
-    rows = list(stages_ms)
-    left = np.zeros(len(rows))
-    for stage, color in zip(STAGE_MEANINGS, plt.get_cmap("tab10").colors):  # type: ignore[attr-defined]
-        width = np.array([stages_ms[row][stage] for row in rows])
-        axes.barh(rows, width, left=left, label=stage, color=color)
-        left += width
-    axes.invert_yaxis()
-    axes.set_xlabel("milliseconds per request (mean)")
-    axes.set_title(f"Where a request's time went on your server: {title}")
-    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=4, fontsize="small")
-    figure.tight_layout()
-    plt.close(figure)
-    return figure
 
 
 def _json(path: Path) -> dict | None:

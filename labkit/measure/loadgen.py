@@ -60,6 +60,19 @@ class Bodies:
         return self._grpc[model]
 
 
+def varied_bodies(image: np.ndarray, count: int, seed: int | None = None) -> Bodies:
+    """``count`` request bodies of one JPEG image each, every one with a row of pixels of its own:
+    the image the engine decodes alone, but no two requests alike (helper session 16: a server
+    that kept each image's answer served one repeated image at 116 times its engine's rate)."""
+    rng = np.random.default_rng(seed)
+    bodies = []
+    for _ in range(count):
+        varied = image.copy()
+        varied[rng.integers(image.shape[0])] = rng.integers(0, 256, image.shape[1:], dtype=np.uint8)
+        bodies.append(request_body(files_request([encode_jpeg(varied)])))
+    return Bodies(bodies)
+
+
 def as_bodies(body: Body) -> Bodies:
     return body if isinstance(body, Bodies) else Bodies(body)
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from labkit.checks import CheckFailed, tuned_model_settings
-from labkit.checks import tuned
+from labkit.checks import tuned, tuned_records
 from labkit.client import CAT, encode_jpeg, load_image
 from labkit.workspace import tuning_folder
 
@@ -155,7 +155,9 @@ def test_the_measurement_sends_images_that_differ_from_each_other_by_a_row_of_pi
     from labkit.client import CAT
 
     cat = load_image(CAT)
-    bodies = tuned.varied_bodies(cat, 64, seed=1)
+    from labkit.measure.loadgen import varied_bodies
+
+    bodies = varied_bodies(cat, 64, seed=1)
     seen = set()
     for body in bodies.items:
         jpeg = base64.b64decode(json.loads(body)["inputs"][0]["data"][0])
@@ -176,12 +178,12 @@ def test_the_stages_of_a_request_add_up_to_what_the_client_waited():
     details = {"engine_one_image_ms": 30.0, "engine_batch_ms": 170.0,
                "c1": {"client_mean_ms": 50.0, "model_ms": 38.0, "http_ms": 45.0},
                "c8": {"client_mean_ms": 260.0, "model_ms": 200.0, "http_ms": 230.0}}
-    rest = tuned.stages(details, "rest", {"max_batch_size": 8})
+    rest = tuned_records.stages(details, "rest", {"max_batch_size": 8})
     assert rest["1 caller"] == {"engine's own work": 30.0, "batch wait and queue": 8.0, "HTTP handling": 7.0,
                                 "client and transport": 5.0}
     assert rest["8 callers"] == {"engine's own work": 170.0, "batch wait and queue": 30.0, "HTTP handling": 30.0,
                                  "client and transport": 30.0}
-    grpc = tuned.stages(details, "grpc", None)  # no batching: each call holds one image
+    grpc = tuned_records.stages(details, "grpc", None)  # no batching: each call holds one image
     assert grpc["8 callers"] == {"engine's own work": 30.0, "batch wait and queue": 170.0, "HTTP handling": 0.0,
                                  "client and transport": 60.0}
     assert all(sum(row.values()) == pytest.approx(details[key]["client_mean_ms"])
@@ -198,13 +200,13 @@ def test_the_record_is_json_and_a_plot_and_the_newest_is_found(tmp_path):
     data = {"server": "tuned", "engine": "openvino", "transport": "grpc", "ratio": 0.9, "spread": [0.9, 0.9],
             "extra_ms_at_one_caller": 2.0, "busy": False, "measured_again": 0,
             "settings": {"settings.json": {}, "model-settings.json": {"max_batch_size": 8}}, "lines": []}
-    path = tuned.write_record(tmp_path / "records", data, result)
-    assert tuned.latest_record(tmp_path / "records") == path and path.with_suffix(".png").stat().st_size > 1000
+    path = tuned_records.write_record(tmp_path / "records", data, result)
+    assert tuned_records.latest_record(tmp_path / "records") == path and path.with_suffix(".png").stat().st_size > 1000
     kept = json.loads(path.read_text())
     assert kept["ratio"] == 0.9 and kept["limit_images_per_s"] == 40.0 and "lines" not in kept
     assert kept["stages_ms"]["8 callers"]["engine's own work"] == 170.0 and kept["machine"]["cores"] >= 1
     with pytest.raises(FileNotFoundError, match="run the challenge's check first"):
-        tuned.latest_record(tmp_path / "none")
+        tuned_records.latest_record(tmp_path / "none")
 
 
 @pytest.fixture(scope="module")
