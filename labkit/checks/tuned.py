@@ -54,8 +54,10 @@ ALLOWANCE_MS = 25.0
 # ... or this share of the engine's own time for one image, where that is more: on a slow or busy
 # machine what the server does around the model slows too (helper session 16: a correct service
 # with the engine at 330-1040 ms for one image, all its rounds busy, went over 25 ms by 7 ms and
-# swung from 2 points to 0 between two runs).
-ALLOWANCE_SHARE = 0.1
+# swung from 2 points to 0 between two runs; make test's grading proof, 2026-12-08: ONNX Runtime
+# at 148-176 ms for one image beside the other stream, ten times its quiet time, its server +34 ms,
+# about four times its quiet +8 ms; the course text's setup there +273 ms beside 311 ms).
+ALLOWANCE_SHARE = 0.3
 LATENCY_BAND_MS = 5.0
 ROUNDS = 3
 # Different images the measurement sends, in turn (about 2 ms each to make): more than the rounds

@@ -565,8 +565,8 @@ pd.DataFrame([{"server": server, "transport": transport, "shape": str(answer.sha
 #   the forward pass, nothing a server adds). Measured side by side on the same machine, it
 #   holds on a fast laptop and on a busy hub alike, where images per second do not;
 # * **the latency budget**: the median answer to a single caller may take at most **25 ms** more
-#   than the engine alone takes for one image (or a tenth of the engine's own time, where that is
-#   more: on a slow or busy machine, what the server does around the model slows too).
+#   than the engine alone takes for one image (or three tenths of the engine's own time, where that
+#   is more: on a slow or busy machine, what the server does around the model slows too).
 #
 # Points, from the median of the rounds' ratios, within the latency budget: **2 points from
 # 0.5, all 4 from 0.75**. A ratio up to 0.05 below a threshold still reaches it, so that the same

@@ -101,8 +101,12 @@ def test_a_round_decides_its_points_and_whether_it_is_over_the_latency_budget():
     # On a slow or busy machine, a tenth of the engine's own time (helper session 16: +31 ms
     # beside an engine at 900 ms for one image was 0 points for a correct service).
     assert tuned.round_verdict(round_(8.0, 31.0, engine=900.0)) == (1.0, False)
-    assert tuned.round_verdict(round_(8.0, 96.0, engine=900.0)) == (1.0, True)
-    assert tuned.latency_budget_ms(100.0) == 25.0 and tuned.latency_budget_ms(400.0) == 40.0
+    assert tuned.round_verdict(round_(8.0, 276.0, engine=900.0)) == (1.0, True)
+    # make test's grading proof beside the other stream: ONNX Runtime at 161 ms, its server +34 ms;
+    # the course text's setup +273 ms beside 311 ms
+    assert tuned.round_verdict(round_(9.0, 34.0, engine=161.0)) == (1.0, False)
+    assert tuned.round_verdict(round_(4.8, 273.0, engine=311.0)) == (0.5, True)
+    assert tuned.latency_budget_ms(80.0) == 25.0 and tuned.latency_budget_ms(400.0) == 120.0
 
 
 def test_the_budget_said_is_that_of_the_rounds_median():
@@ -111,8 +115,8 @@ def test_the_budget_said_is_that_of_the_rounds_median():
     rounds = tuple(Round(10.0, 9.0, 0.5, {"extra_ms": extra, "engine_one_image_ms": engine})
                    for extra, engine in ((31.0, 900.0), (40.0, 1000.0), (20.0, 300.0)))
     data = tuned.summary(Server(), "pytorch", "grpc", AgainstLimit(rounds, 1))
-    assert data["extra_ms_at_one_caller"] == 31.0 and data["over_budget_ms"] == -59.0
-    assert data["latency_budget_ms"] == 90.0 and "(budget 90 ms)" in data["lines"][0]
+    assert data["extra_ms_at_one_caller"] == 31.0 and data["over_budget_ms"] == -239.0
+    assert data["latency_budget_ms"] == 270.0 and "(budget 270 ms)" in data["lines"][0]
     assert tuned.verdict(data, 4.0) == 4.0
 
 
