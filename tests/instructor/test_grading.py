@@ -492,7 +492,8 @@ def test_feedback_names_the_mistake(graded):
     # 05's challenge: the course text's server is over the latency budget (its answers are JSON,
     # compressed); a fast service that answers every image with the first one's rows gets nothing;
     # a sound configuration other than the lab's earns what its measured ratio earns.
-    assert "ms later than the engine alone, over the budget of 25 ms" in carol_of["05_scaling"]
+    # (the budget: 25 ms, or three tenths of the engine's own time for one image on a busy machine)
+    assert re.search(r"ms later than the engine alone, over the budget of \d+ ms", carol_of["05_scaling"])
     kim_05 = (out / "feedback" / "kim" / "05_scaling.html").read_text()
     assert "is not the model&#39;s" in kim_05 or "is not the model's" in kim_05
     alice_05 = (out / "feedback" / "alice" / "05_scaling.html").read_text()
