@@ -113,8 +113,8 @@ def tuned_service(server: ModelServer, transport: str, points: float = POINTS,
         engine, classify = reference(server, threads)
         ask = asker(server, transport)
         same_answers(server, ask, classify)
-        jpeg = encode_jpeg(load_image(CAT))
-        bodies = varied_bodies(load_image(CAT), VARIED)
+        cat = load_image(CAT)
+        jpeg, bodies = encode_jpeg(cat), varied_bodies(cat, VARIED)
         print(f"Measuring {server.name} ({ENGINE_NAMES[engine]}, {transport}) against {ENGINE_NAMES[engine]} alone "
               f"in this process ({threads} thread(s)), up to {ROUNDS} rounds of about "
               f"{LIMIT_SECONDS + SERVED_SECONDS + 2 * ONE_SECONDS:.0f} s:", flush=True)
